@@ -1,0 +1,466 @@
+/* common.c - option parsing, JSON report, live-byte accounting, block
+ * fill/check and the dladdr check shared by every workload. See common.h. */
+#include "common.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static wl_spec *g_spec;
+
+static const char *workload_name(void)
+{
+    return g_spec ? g_spec->name : "workload";
+}
+
+static _Noreturn void die(int code, const char *prefix, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: %s", workload_name(), prefix);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+void wl_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    die(2, "", fmt, ap);
+}
+
+void wl_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    die(1, "", fmt, ap);
+}
+
+void wl_corrupted(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    die(3, "corrupted block ", fmt, ap);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+/* Compare an option name with user text of length n, '_' matching '-'. */
+static bool name_matches(const char *name, const char *text, size_t n)
+{
+    if (strlen(name) != n)
+        return false;
+    for (size_t k = 0; k < n; k++) {
+        char c = text[k] == '_' ? '-' : text[k];
+        if (c != name[k])
+            return false;
+    }
+    return true;
+}
+
+static wl_opt *find_n(wl_spec *spec, const char *text, size_t n)
+{
+    for (wl_opt *o = spec->opts; o->name; o++)
+        if (name_matches(o->name, text, n))
+            return o;
+    return NULL;
+}
+
+wl_opt *wl_opt_find(wl_spec *spec, const char *name)
+{
+    wl_opt *o = find_n(spec, name, strlen(name));
+    if (!o)
+        wl_fatal("internal error: no option '%s'", name);
+    return o;
+}
+
+int64_t wl_int(wl_spec *spec, const char *name)
+{
+    return wl_opt_find(spec, name)->i;
+}
+
+double wl_real(wl_spec *spec, const char *name)
+{
+    return wl_opt_find(spec, name)->d;
+}
+
+static void print_value(FILE *f, const wl_opt *o, double v)
+{
+    if (o->kind == WL_REAL)
+        fprintf(f, "%g", v);
+    else
+        fprintf(f, "%" PRId64, (int64_t)v);
+}
+
+static _Noreturn void print_help(const wl_spec *spec)
+{
+    printf("usage: %s [options]\n", spec->name);
+    if (spec->positional) {
+        printf("   or: %s", spec->name);
+        for (const char *const *p = spec->positional; *p; p++)
+            printf(" %s", *p);
+        printf("\n");
+    }
+    printf("%s\n\noptions (--name N or --name=N; integers accept k/m/g suffixes):\n",
+           spec->summary);
+    for (const wl_opt *o = spec->opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", o->name,
+                 o->kind == WL_FLAG ? "" : o->kind == WL_REAL ? " X" : " N");
+        printf("  %-24s %s", left, o->help);
+        if (o->kind == WL_FLAG) {
+            printf(" (flag, default off)\n");
+        } else {
+            printf(" (default ");
+            print_value(stdout, o, o->def);
+            printf(", range ");
+            print_value(stdout, o, o->min);
+            printf("..");
+            print_value(stdout, o, o->max);
+            printf(")\n");
+        }
+    }
+    printf("  %-24s %s\n", "--help", "this text");
+    printf("\nThe last line of output is one JSON object (see workloads/README.md).\n");
+    exit(0);
+}
+
+static void set_value(wl_opt *o, const char *text)
+{
+    char *end;
+    if (o->kind == WL_FLAG) {
+        if (strcmp(text, "0") == 0)
+            o->i = 0;
+        else if (strcmp(text, "1") == 0)
+            o->i = 1;
+        else
+            wl_usage_error("--%s is a flag; it takes no value or =0/=1, got '%s'",
+                           o->name, text);
+        return;
+    }
+    if (*text == '\0')
+        wl_usage_error("--%s needs a number, got an empty string", o->name);
+    errno = 0;
+    double v;
+    if (o->kind == WL_INT) {
+        long long n = strtoll(text, &end, 10);
+        if (end == text || (*end && end[1]) ||
+            (*end && !strchr("kKmMgG", *end)))
+            wl_usage_error("--%s needs an integer, got '%s'", o->name, text);
+        if (errno == ERANGE)
+            wl_usage_error("--%s: '%s' is out of range", o->name, text);
+        int shift = 0;
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: break;
+        }
+        if (shift && (n > (INT64_MAX >> shift) || n < -(INT64_MAX >> shift)))
+            wl_usage_error("--%s: '%s' is out of range", o->name, text);
+        o->i = (int64_t)n * ((int64_t)1 << shift);
+        v = (double)o->i;
+    } else {
+        v = strtod(text, &end);
+        if (end == text || *end)
+            wl_usage_error("--%s needs a number, got '%s'", o->name, text);
+        if (errno == ERANGE || !isfinite(v))
+            wl_usage_error("--%s: '%s' is out of range", o->name, text);
+        o->d = v;
+    }
+    if (v < o->min || v > o->max) {
+        char lo[40], hi[40];
+        if (o->kind == WL_REAL) {
+            snprintf(lo, sizeof lo, "%g", o->min);
+            snprintf(hi, sizeof hi, "%g", o->max);
+        } else {
+            snprintf(lo, sizeof lo, "%" PRId64, (int64_t)o->min);
+            snprintf(hi, sizeof hi, "%" PRId64, (int64_t)o->max);
+        }
+        wl_usage_error("--%s must be between %s and %s, got '%s'", o->name, lo, hi, text);
+    }
+}
+
+void wl_parse(wl_spec *spec, int argc, char **argv)
+{
+    g_spec = spec;
+    for (wl_opt *o = spec->opts; o->name; o++) {
+        o->i = (int64_t)o->def;
+        o->d = o->def;
+    }
+    const char *pos[16];
+    int npos = 0;
+    for (int k = 1; k < argc; k++) {
+        const char *a = argv[k];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            print_help(spec);
+        if (a[0] == '-' && a[1] == '-') {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t n = eq ? (size_t)(eq - name) : strlen(name);
+            wl_opt *o = find_n(spec, name, n);
+            if (!o)
+                wl_usage_error("unknown option '%.*s' (see --help)", (int)(n + 2), a);
+            if (eq)
+                set_value(o, eq + 1);
+            else if (o->kind == WL_FLAG)
+                o->i = 1;
+            else if (k + 1 < argc)
+                set_value(o, argv[++k]);
+            else
+                wl_usage_error("--%s needs a value", o->name);
+        } else if (a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9')) {
+            wl_usage_error("unknown option '%s' (see --help)", a);
+        } else {
+            if (!spec->positional)
+                wl_usage_error("unexpected argument '%s' (options are --name N; see --help)", a);
+            if (npos == (int)(sizeof pos / sizeof pos[0]))
+                wl_usage_error("too many arguments");
+            pos[npos++] = a;
+        }
+    }
+    if (npos > 0) {
+        int want = 0;
+        while (spec->positional[want])
+            want++;
+        if (npos != want) {
+            char names[256] = "";
+            for (int k = 0; k < want; k++) {
+                strncat(names, spec->positional[k], sizeof names - strlen(names) - 2);
+                if (k + 1 < want)
+                    strncat(names, " ", sizeof names - strlen(names) - 1);
+            }
+            wl_usage_error("expected %d positional arguments (%s), got %d", want, names, npos);
+        }
+        for (int k = 0; k < npos; k++)
+            set_value(wl_opt_find(spec, spec->positional[k]), pos[k]);
+    }
+}
+
+/* ---- random ----------------------------------------------------------- */
+
+uint64_t wl_log_range(wl_rng *r, uint64_t lo, uint64_t hi)
+{
+    if (lo >= hi)
+        return lo;
+    double l = log((double)lo), h = log((double)hi + 1.0);
+    uint64_t v = (uint64_t)exp(l + (h - l) * wl_unit(r));
+    if (v < lo)
+        v = lo;
+    if (v > hi)
+        v = hi;
+    return v;
+}
+
+/* ---- checksums -------------------------------------------------------- */
+
+uint64_t wl_hash_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t w;
+        memcpy(&w, b + k, 8);
+        h = wl_fold(h, w);
+    }
+    uint64_t w = 0;
+    for (; k < n; k++)
+        w = (w << 8) | b[k];
+    return wl_fold(h, w ^ ((uint64_t)n << 56));
+}
+
+/* ---- blocks ----------------------------------------------------------- */
+
+static inline unsigned char tag_byte(uint64_t tag, size_t k)
+{
+    return k < 8 ? (unsigned char)(tag >> (8 * k)) : (unsigned char)(tag >> 56);
+}
+
+void wl_block_fill(void *p, size_t n, uint64_t tag)
+{
+    unsigned char *b = p;
+    if (n >= 8) {
+        memcpy(b, &tag, 8); /* little-endian: byte k = tag >> 8k */
+        memset(b + 8, (int)tag_byte(tag, 8), n - 8);
+    } else {
+        for (size_t k = 0; k < n; k++)
+            b[k] = tag_byte(tag, k);
+    }
+}
+
+void wl_block_fill_range(void *p, size_t from, size_t to, uint64_t tag)
+{
+    unsigned char *b = p;
+    size_t k = from;
+    for (; k < to && k < 8; k++)
+        b[k] = tag_byte(tag, k);
+    if (k < to)
+        memset(b + k, (int)tag_byte(tag, 8), to - k);
+}
+
+void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what)
+{
+    const unsigned char *b = p;
+    size_t head = n < 8 ? n : 8;
+    for (size_t k = 0; k < head; k++)
+        if (b[k] != tag_byte(tag, k))
+            wl_corrupted("(%s, %zu bytes): byte %zu is 0x%02x, expected 0x%02x",
+                         what, n, k, b[k], tag_byte(tag, k));
+    if (n <= 8)
+        return;
+    unsigned char fb = tag_byte(tag, 8);
+    uint64_t want = 0x0101010101010101ULL * fb;
+    size_t k = 8;
+    for (; k + 32 <= n; k += 32) {
+        uint64_t w[4];
+        memcpy(w, b + k, 32);
+        if (((w[0] ^ want) | (w[1] ^ want) | (w[2] ^ want) | (w[3] ^ want)) != 0)
+            break;
+    }
+    for (; k < n; k++)
+        if (b[k] != fb)
+            wl_corrupted("(%s, %zu bytes): byte %zu is 0x%02x, expected 0x%02x",
+                         what, n, k, b[k], fb);
+}
+
+/* ---- live bytes ------------------------------------------------------- */
+
+void wl_live_flush(wl_live *l)
+{
+    if (!l->shared || l->pending == 0)
+        return;
+    int64_t cur = atomic_fetch_add_explicit(&l->shared->cur, l->pending,
+                                            memory_order_relaxed) + l->pending;
+    l->pending = 0;
+    int64_t peak = atomic_load_explicit(&l->shared->peak, memory_order_relaxed);
+    while (cur > peak &&
+           !atomic_compare_exchange_weak_explicit(&l->shared->peak, &peak, cur,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+void *wl_malloc(wl_live *l, size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        wl_fatal("out of memory: malloc(%zu) returned NULL", n);
+    wl_live_add(l, (int64_t)n);
+    return p;
+}
+
+void *wl_realloc(wl_live *l, void *p, size_t old_n, size_t new_n)
+{
+    void *q = realloc(p, new_n);
+    if (!q)
+        wl_fatal("out of memory: realloc(%zu -> %zu) returned NULL", old_n, new_n);
+    wl_live_add(l, (int64_t)new_n - (int64_t)old_n);
+    return q;
+}
+
+void wl_free(wl_live *l, void *p, size_t n)
+{
+    free(p);
+    wl_live_add(l, -(int64_t)n);
+}
+
+/* ---- timing ----------------------------------------------------------- */
+
+double wl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ---- report ----------------------------------------------------------- */
+
+const char *wl_malloc_from(void)
+{
+    void *sym = dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info info;
+    if (sym && dladdr(sym, &info) && info.dli_fname && info.dli_fname[0])
+        return info.dli_fname;
+    return "unknown";
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_number(FILE *f, double v)
+{
+    if (!isfinite(v))
+        v = 0;
+    fprintf(f, "%.6g", v);
+}
+
+void wl_report_print(const wl_report *r)
+{
+    const wl_spec *spec = g_spec;
+    double secs = r->seconds > 0 ? r->seconds : 1e-9;
+    double ns_per_op = r->ops ? secs * 1e9 / (double)r->ops : 0;
+    double ops_per_sec = (double)r->ops / secs;
+    const char *from = wl_malloc_from();
+
+    printf("%s: %" PRIu64 " ops (%s) in %.3f s, %.2f ns/op, peak live %" PRId64
+           " bytes, malloc from %s\n",
+           spec->name, r->ops, r->op_unit, r->seconds, ns_per_op,
+           r->peak_live_bytes, from);
+
+    printf("{\"workload\":");
+    json_string(stdout, spec->name);
+    printf(",\"params\":{");
+    bool first = true;
+    for (const wl_opt *o = spec->opts; o->name; o++) {
+        printf("%s", first ? "" : ",");
+        first = false;
+        json_string(stdout, o->name);
+        if (o->kind == WL_FLAG)
+            printf(":%s", o->i ? "true" : "false");
+        else if (o->kind == WL_REAL)
+            printf(":%.9g", o->d);
+        else
+            printf(":%" PRId64, o->i);
+    }
+    printf("},\"seed\":%" PRId64, wl_opt_find(g_spec, "seed")->i);
+    printf(",\"threads\":%" PRId64, r->threads);
+    printf(",\"ops\":%" PRIu64 ",\"op_unit\":", r->ops);
+    json_string(stdout, r->op_unit);
+    printf(",\"seconds\":");
+    json_number(stdout, r->seconds);
+    printf(",\"ns_per_op\":");
+    json_number(stdout, ns_per_op);
+    printf(",\"ops_per_sec\":");
+    json_number(stdout, ops_per_sec);
+    printf(",\"peak_live_bytes\":%" PRId64 ",\"final_live_bytes\":%" PRId64,
+           r->peak_live_bytes, r->final_live_bytes);
+    printf(",\"checksum\":\"%016" PRIx64 "\"", r->checksum);
+    for (size_t k = 0; k < sizeof r->extra / sizeof r->extra[0] && r->extra[k].name; k++) {
+        printf(",");
+        json_string(stdout, r->extra[k].name);
+        printf(":");
+        json_number(stdout, r->extra[k].value);
+    }
+    printf(",\"malloc_from\":");
+    json_string(stdout, from);
+    printf("}\n");
+    fflush(stdout);
+}

@@ -1,0 +1,129 @@
+/* small_batches.h - the batch loop shared by tiny and tiny_mt.
+ *
+ * One batch: allocate `batch` blocks (sizes from a precomputed table, so the
+ * random generator stays out of the timed path), fill each completely, then
+ * check and free them: even batches in LIFO order, odd batches in one of a
+ * few precomputed random orders. A final partial batch is freed LIFO.
+ * The checksum folds sizes and tags once per batch; it depends only on the
+ * stream's seed and the parameters. */
+#ifndef WL_SMALL_BATCHES_H
+#define WL_SMALL_BATCHES_H
+
+#include "common.h"
+
+#include <stdlib.h>
+
+#define SB_SIZES 4096 /* power of two */
+#define SB_ORDERS 16
+
+typedef struct sb_params {
+    int64_t pairs, batch, min_size, max_size;
+} sb_params;
+
+typedef struct sb_state {
+    uint32_t sizes[SB_SIZES];
+    uint16_t *orders;   /* SB_ORDERS permutations of [0, batch) */
+    void **ptrs;
+    uint64_t tag_base;
+    wl_live live;
+    uint64_t checksum;
+} sb_state;
+
+/* Set up a stream's tables (outside the timed part). */
+static void sb_init(sb_state *st, const sb_params *p, uint64_t seed, uint64_t stream,
+                    wl_live_shared *shared)
+{
+    wl_rng r = wl_rng_stream(seed, stream);
+    for (int k = 0; k < SB_SIZES; k++)
+        st->sizes[k] = (uint32_t)wl_range(&r, (uint64_t)p->min_size, (uint64_t)p->max_size);
+    size_t b = (size_t)p->batch;
+    st->orders = malloc(sizeof(uint16_t) * b * SB_ORDERS);
+    st->ptrs = malloc(sizeof(void *) * b);
+    if (!st->orders || !st->ptrs)
+        wl_fatal("out of memory setting up batches");
+    for (int o = 0; o < SB_ORDERS; o++) {
+        uint16_t *perm = st->orders + (size_t)o * b;
+        for (size_t k = 0; k < b; k++)
+            perm[k] = (uint16_t)k;
+        for (size_t k = b - 1; k > 0; k--) {
+            size_t j = (size_t)wl_below(&r, k + 1);
+            uint16_t t = perm[k];
+            perm[k] = perm[j];
+            perm[j] = t;
+        }
+    }
+    st->tag_base = wl_next(&r);
+    st->live = (wl_live){ .shared = shared };
+    st->checksum = wl_fold(0, (uint64_t)stream);
+}
+
+static void sb_done(sb_state *st)
+{
+    free(st->orders);
+    free(st->ptrs);
+}
+
+static inline uint64_t sb_tag(const sb_state *st, uint64_t n)
+{
+    return st->tag_base + n * 0x9e3779b97f4a7c15ULL;
+}
+
+static inline void sb_release(sb_state *st, uint64_t first, size_t i, uint64_t *acc)
+{
+    uint64_t n = first + i;
+    size_t s = st->sizes[n & (SB_SIZES - 1)];
+    uint64_t tag = sb_tag(st, n);
+    wl_block_check(st->ptrs[i], s, tag, "small batch");
+    free(st->ptrs[i]);
+    wl_live_add(&st->live, -(int64_t)s);
+    *acc += (uint64_t)s ^ tag;
+}
+
+/* Run p->pairs malloc+free pairs. */
+static void sb_run(sb_state *st, const sb_params *p)
+{
+    uint64_t n = 0, batch_no = 0;
+    size_t b = (size_t)p->batch;
+    while (n < (uint64_t)p->pairs) {
+        size_t cnt = b;
+        if ((uint64_t)p->pairs - n < cnt)
+            cnt = (size_t)((uint64_t)p->pairs - n);
+        uint64_t acc = 0;
+        for (size_t i = 0; i < cnt; i++) {
+            uint64_t k = n + i;
+            size_t s = st->sizes[k & (SB_SIZES - 1)];
+            void *q = malloc(s);
+            if (!q)
+                wl_fatal("out of memory: malloc(%zu) returned NULL", s);
+            wl_block_fill(q, s, sb_tag(st, k));
+            wl_live_add(&st->live, (int64_t)s);
+            st->ptrs[i] = q;
+        }
+        if ((batch_no & 1) == 0 || cnt < b) {
+            for (size_t i = cnt; i-- > 0;)
+                sb_release(st, n, i, &acc);
+        } else {
+            const uint16_t *perm = st->orders + ((batch_no >> 1) % SB_ORDERS) * b;
+            for (size_t j = 0; j < cnt; j++)
+                sb_release(st, n, perm[j], &acc);
+        }
+        st->checksum = wl_fold(st->checksum, acc);
+        n += cnt;
+        batch_no++;
+    }
+    wl_live_flush(&st->live);
+}
+
+/* The options common to tiny and tiny_mt (pairs default differs). */
+static void sb_read_params(wl_spec *spec, sb_params *p)
+{
+    p->pairs = wl_int(spec, "pairs");
+    p->batch = wl_int(spec, "batch");
+    p->min_size = wl_int(spec, "min-size");
+    p->max_size = wl_int(spec, "max-size");
+    if (p->min_size > p->max_size)
+        wl_usage_error("--min-size (%lld) is larger than --max-size (%lld)",
+                       (long long)p->min_size, (long long)p->max_size);
+}
+
+#endif /* WL_SMALL_BATCHES_H */

@@ -1,0 +1,92 @@
+/* tiny_mt - tiny on N threads: each thread runs the same batch loop on its
+ * own random stream. The threads' working sets are independent and run
+ * side by side, so peak_live_bytes is the sum of the per-thread peaks (each
+ * exact). ns_per_pair is wall seconds x threads / total pairs,
+ * the per-thread cost of one pair, comparable with tiny's. */
+#include "common.h"
+#include "small_batches.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static wl_opt opts[] = {
+    { "threads", WL_INT, 2, 1, 256, "threads", 0, 0 },
+    { "pairs", WL_INT, 20000000, 1, 1e12, "malloc+free pairs per thread", 0, 0 },
+    { "batch", WL_INT, 64, 1, 65535, "blocks allocated before they are freed", 0, 0 },
+    { "min-size", WL_INT, 8, 1, 1 << 20, "smallest block in bytes", 0, 0 },
+    { "max-size", WL_INT, 128, 1, 1 << 20, "largest block in bytes (inclusive)", 0, 0 },
+    { "seed", WL_INT, 1, 0, 9.2e18, "random seed", 0, 0 },
+    { NULL, WL_INT, 0, 0, 0, NULL, 0, 0 },
+};
+
+static wl_spec spec = {
+    "tiny_mt", "tiny on N threads: small-block alloc/free batches, LIFO and random order.",
+    opts, NULL,
+};
+
+typedef struct worker {
+    pthread_t th;
+    sb_state st;
+} worker;
+
+static sb_params g_params;
+static pthread_barrier_t g_start;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(&g_start);
+    sb_run(&w->st, &g_params);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    wl_parse(&spec, argc, argv);
+    sb_read_params(&spec, &g_params);
+    int nt = (int)wl_int(&spec, "threads");
+    uint64_t seed = (uint64_t)wl_int(&spec, "seed");
+
+    worker *ws = calloc((size_t)nt, sizeof *ws);
+    if (!ws)
+        wl_fatal("out of memory");
+    for (int t = 0; t < nt; t++)
+        sb_init(&ws[t].st, &g_params, seed, (uint64_t)t, NULL);
+    pthread_barrier_init(&g_start, NULL, (unsigned)nt + 1);
+    for (int t = 0; t < nt; t++) {
+        int e = pthread_create(&ws[t].th, NULL, worker_main, &ws[t]);
+        if (e)
+            wl_fatal("pthread_create: %s", strerror(e));
+    }
+    pthread_barrier_wait(&g_start);
+    double t0 = wl_now();
+    for (int t = 0; t < nt; t++)
+        pthread_join(ws[t].th, NULL);
+    double secs = wl_now() - t0;
+
+    uint64_t sum = 0;
+    int64_t final_live = 0, peak_live = 0;
+    for (int t = 0; t < nt; t++) {
+        sum = wl_fold(sum, ws[t].st.checksum);
+        final_live += ws[t].st.live.cur;
+        peak_live += ws[t].st.live.peak;
+        sb_done(&ws[t].st);
+    }
+    uint64_t total_pairs = (uint64_t)g_params.pairs * (uint64_t)nt;
+    wl_report r = {
+        .threads = nt,
+        .ops = 2 * total_pairs,
+        .op_unit = "malloc or free",
+        .seconds = secs,
+        .peak_live_bytes = peak_live,
+        .final_live_bytes = final_live,
+        .checksum = sum,
+    };
+    r.extra[0].name = "ns_per_pair";
+    r.extra[0].value = secs * 1e9 * nt / (double)total_pairs;
+    free(ws);
+    pthread_barrier_destroy(&g_start);
+    wl_report_print(&r);
+    return 0;
+}
