@@ -409,7 +409,10 @@ static void json_number(FILE *f, double v)
 {
     if (!isfinite(v))
         v = 0;
-    fprintf(f, "%.6g", v);
+    if (v == floor(v) && fabs(v) < 1e15)
+        fprintf(f, "%.0f", v);
+    else
+        fprintf(f, "%.9g", v);
 }
 
 void wl_report_print(const wl_report *r)

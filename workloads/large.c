@@ -1,0 +1,100 @@
+/* large - large blocks from 64 KiB to 32 MiB (log-uniform) in a few slots;
+ * each step picks a slot: an empty slot gets a new block; a full one is
+ * grown with realloc (two times in three; by 1.25x to 2x, capped at the
+ * maximum) or freed. After a realloc the old prefix is checked and the new
+ * tail written, so every byte asked for is touched. */
+#include "common.h"
+
+#include <stdlib.h>
+
+static wl_opt opts[] = {
+    { "steps", WL_INT, 1500, 1, 1e12, "steps (one malloc, realloc or free each)", 0, 0 },
+    { "slots", WL_INT, 8, 1, 1 << 20, "number of slots", 0, 0 },
+    { "min-size", WL_INT, 65536, 1, 1LL << 40, "smallest new block in bytes", 0, 0 },
+    { "max-size", WL_INT, 33554432, 1, 1LL << 40, "largest block in bytes (inclusive)", 0, 0 },
+    { "seed", WL_INT, 1, 0, 9.2e18, "random seed", 0, 0 },
+    { NULL, WL_INT, 0, 0, 0, NULL, 0, 0 },
+};
+
+static wl_spec spec = {
+    "large", "Large blocks (64 KiB to 32 MiB) allocated, grown with realloc and freed.",
+    opts, NULL,
+};
+
+typedef struct slot {
+    void *p;
+    size_t size;
+    uint64_t tag;
+} slot;
+
+static uint64_t release(wl_live *live, slot *s, uint64_t h)
+{
+    wl_block_check(s->p, s->size, s->tag, "large block");
+    wl_free(live, s->p, s->size);
+    s->p = NULL;
+    return wl_fold(h, s->tag ^ s->size);
+}
+
+int main(int argc, char **argv)
+{
+    wl_parse(&spec, argc, argv);
+    uint64_t steps = (uint64_t)wl_int(&spec, "steps");
+    uint64_t nslots = (uint64_t)wl_int(&spec, "slots");
+    uint64_t lo = (uint64_t)wl_int(&spec, "min-size"), hi = (uint64_t)wl_int(&spec, "max-size");
+    if (lo > hi)
+        wl_usage_error("--min-size (%llu) is larger than --max-size (%llu)",
+                       (unsigned long long)lo, (unsigned long long)hi);
+    wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
+    slot *slots = calloc(nslots, sizeof *slots);
+    if (!slots)
+        wl_fatal("out of memory for %llu slots", (unsigned long long)nslots);
+    wl_live live = { 0 };
+    uint64_t h = 0, tag_base = wl_next(&r), grows = 0;
+
+    double t0 = wl_now();
+    for (uint64_t k = 0; k < steps; k++) {
+        slot *s = &slots[wl_below(&r, nslots)];
+        uint64_t action = wl_below(&r, 3);
+        if (!s->p) {
+            s->size = (size_t)wl_log_range(&r, lo, hi);
+            s->tag = tag_base + k * 0x9e3779b97f4a7c15ULL;
+            s->p = wl_malloc(&live, s->size);
+            wl_block_fill(s->p, s->size, s->tag);
+        } else if (action < 2 && s->size < hi) {
+            size_t old = s->size;
+            size_t grown = (size_t)((double)old * (1.25 + 0.75 * wl_unit(&r)));
+            if (grown <= old)
+                grown = old + 1;
+            if (grown > hi)
+                grown = (size_t)hi;
+            s->p = wl_realloc(&live, s->p, old, grown);
+            wl_block_check(s->p, old, s->tag, "large block after realloc");
+            wl_block_fill_range(s->p, old, grown, s->tag);
+            s->size = grown;
+            h = wl_fold(h, grown);
+            grows++;
+        } else {
+            h = release(&live, s, h);
+        }
+    }
+    double secs = wl_now() - t0;
+    int64_t final_live = live.cur;
+    for (uint64_t k = 0; k < nslots; k++)
+        if (slots[k].p)
+            h = release(&live, &slots[k], h);
+    free(slots);
+
+    wl_report rep = {
+        .threads = 1,
+        .ops = steps,
+        .op_unit = "malloc, realloc or free",
+        .seconds = secs,
+        .peak_live_bytes = live.peak,
+        .final_live_bytes = final_live,
+        .checksum = h,
+    };
+    rep.extra[0].name = "reallocs";
+    rep.extra[0].value = (double)grows;
+    wl_report_print(&rep);
+    return 0;
+}
