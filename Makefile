@@ -1,0 +1,82 @@
+# hakmem — one allocator core, several build-time variants, and the harness that
+# compares them with glibc, jemalloc, mimalloc and tcmalloc.
+#
+#   make                     build every variant: build/<variant>/libhakmem.{so,a}
+#   make VARIANT=<name>      build one variant
+#   make test                build and run the whole test suite, for every variant
+#   make bench [VARIANT=..]  the main job: deps, build, benchmark, report
+#   make help                this text and the documented make variables
+#
+# Documented make variables (the only build-time knobs):
+#   VARIANT   which variant to build / benchmark (see VARIANTS below)
+#   CC        C compiler (default: cc)
+#   OPT       optimisation flags for the library (default: -O2)
+#   QUICK=1   shorter benchmark runs (make bench)
+
+VARIANTS := mini_magazine
+
+CC      ?= cc
+OPT     ?= -O2
+PY      := /usr/bin/python3
+BUILD   := build
+
+ifneq ($(origin VARIANT),undefined)
+ifeq ($(filter $(VARIANT),$(VARIANTS)),)
+$(error unknown VARIANT '$(VARIANT)'; valid variants: $(VARIANTS))
+endif
+BUILD_VARIANTS := $(VARIANT)
+else
+BUILD_VARIANTS := $(VARIANTS)
+# The flagship is the default for `make bench`; until it exists, the first variant.
+VARIANT := $(firstword $(filter hybrid,$(VARIANTS)) $(VARIANTS))
+endif
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g
+# Library flags: PIC, hidden by default (exports are marked), initial-exec TLS,
+# no builtin assumptions about malloc (we are malloc).
+LIB_CFLAGS := $(BASE_CFLAGS) $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+              -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+              -fno-stack-protector -fno-plt -Icore -I.
+LIB_LDLIBS := -lpthread
+
+CORE_SRCS := $(sort $(wildcard core/*.c))
+CORE_HDRS := $(wildcard core/*.h) $(wildcard variants/*.h)
+
+.PHONY: all lib help test deps deps-bench clean $(VARIANTS)
+all: lib
+lib: $(foreach v,$(BUILD_VARIANTS),$(BUILD)/$(v)/libhakmem.so $(BUILD)/$(v)/libhakmem.a)
+
+# Per-variant build: objects in build/<v>/obj, flags remembered in build/<v>/cflags
+# so that a change of flags rebuilds (no stale objects across variants or flags).
+define variant_rules
+$(BUILD)/$(1)/cflags: FORCE
+	@mkdir -p $$(@D)
+	@echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(1)' | cmp -s - $$@ || echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(1)' > $$@
+$(BUILD)/$(1)/obj/%.o: core/%.c $(CORE_HDRS) variants/$(1).h $(BUILD)/$(1)/cflags
+	@mkdir -p $$(@D)
+	$$(CC) $$(LIB_CFLAGS) -DHAK_VARIANT=$(1) -DHAK_VARIANT_HEADER='"variants/$(1).h"' -c $$< -o $$@
+$(BUILD)/$(1)/libhakmem.so: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
+	$$(CC) -shared -Wl,-z,nodelete -Wl,--version-script=core/exports.map -o $$@ $$^ $$(LIB_LDLIBS)
+$(BUILD)/$(1)/libhakmem.a: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
+	rm -f $$@ && ar rcs $$@ $$^
+$(1): $(BUILD)/$(1)/libhakmem.so $(BUILD)/$(1)/libhakmem.a
+endef
+$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+FORCE:
+
+deps:
+	@scripts/install-deps.sh test
+deps-bench:
+	@scripts/install-deps.sh bench
+
+-include tests/tests.mk
+-include workloads/workloads.mk
+-include harness/harness.mk
+
+help:
+	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+	@echo "variants: $(VARIANTS)"
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,62 @@
+/* hakmem.h — the public interface of the hakmem allocator.
+ *
+ * Every function here is exported under its hak_ name; the libhakmem.so built
+ * by `make` also exports the standard malloc names (malloc, free, ...) so that
+ * it can replace the system allocator through LD_PRELOAD. A build with
+ * HAK_PREFIX_ONLY defined (used by the sanitizer tests) exports only these. */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAK_VERSION_STRING "0.1.0"
+
+void  *hak_malloc(size_t size);
+void   hak_free(void *p);
+void  *hak_calloc(size_t count, size_t size);
+void  *hak_realloc(void *p, size_t size);
+void  *hak_reallocarray(void *p, size_t count, size_t size);
+int    hak_posix_memalign(void **out, size_t alignment, size_t size);
+void  *hak_aligned_alloc(size_t alignment, size_t size);
+void  *hak_memalign(size_t alignment, size_t size);
+void  *hak_valloc(size_t size);
+void  *hak_pvalloc(size_t size);
+size_t hak_malloc_usable_size(const void *p);
+
+/* What this library is: "0.1.0" and the variant name it was built as. */
+const char *hak_version(void);
+const char *hak_variant(void);
+
+/* Return the calling thread's cached blocks, empty slabs, free medium pages and
+ * cached large mappings to the OS, as far as the variant's policy allows. */
+void hak_flush(void);
+
+/* Process-wide statistics (bytes are exact; counts are summed over threads). */
+typedef struct hak_stats_s {
+  size_t mapped_bytes;       /* address space currently mapped from the OS        */
+  size_t committed_slab_bytes; /* slab memory currently mapped and not decommitted */
+  size_t slab_count;         /* slabs currently owned, abandoned or pooled         */
+  size_t pooled_slab_count;  /* empty slabs kept for reuse                          */
+  size_t medium_chunk_count; /* medium chunks mapped                                */
+  size_t large_count;        /* live large/huge direct mappings                     */
+  size_t large_cached_bytes; /* bytes held in the large-mapping cache               */
+  size_t os_map_calls;       /* mmap calls so far                                   */
+  size_t os_unmap_calls;     /* munmap calls so far                                 */
+  size_t os_decommit_calls;  /* madvise(MADV_DONTNEED) calls so far                 */
+} hak_stats_t;
+
+void hak_stats_get(hak_stats_t *out);
+/* Prints the statistics as text, or as one JSON object when json != 0. */
+void hak_stats_print(FILE *out, int json);
+/* Prints the run-time option table (name, value, default, env var, meaning). */
+void hak_options_print(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,327 @@
+/* heap.c — per-thread heaps: magazines, the slabs a thread owns, remote free,
+ * thread exit (abandonment) and adoption.
+ *
+ * A heap is created on a thread's first small allocation and reached through
+ * one initial-exec TLS pointer, which starts at hak_heap_empty (all magazines
+ * empty, capacity 0) so the fast paths need no NULL test. The fast paths
+ * (malloc_api.c) touch only the calling thread's magazine; this file is the
+ * slow path: refill a magazine from the class's slabs, flush half of a full
+ * one back to them, hand a block to another thread's slab, and at thread exit
+ * give the heap's slabs to the abandoned lists, from which any heap that needs
+ * a slab of that class adopts them.
+ *
+ * Locks: hak_heap_list_lock (all heaps, for stats and fork) and
+ * hak_abandoned_lock (abandoned slabs per class); see internal.h for order. */
+#include <string.h>
+
+#include "internal.h"
+#include "remote_free.h"
+
+hak_heap_t hak_heap_empty;
+hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
+
+static pthread_mutex_t hak_heap_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t hak_abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_heap_t *heap_list;
+static hak_slab_t *abandoned[HAK_CLASS_COUNT];
+static _Atomic size_t abandoned_count;
+static hak_heap_stats_t exited_stats; /* stats of heaps gone, under the list lock */
+static pthread_key_t heap_key;
+
+/* ---- class lists ----------------------------------------------------------- */
+static void list_push(hak_slab_t **head, hak_slab_t *s) {
+  s->prev = NULL;
+  s->next = *head;
+  if (*head != NULL) (*head)->prev = s;
+  *head = s;
+}
+
+static void list_remove(hak_slab_t **head, hak_slab_t *s) {
+  if (s->prev != NULL) s->prev->next = s->next;
+  else *head = s->next;
+  if (s->next != NULL) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+static void slab_to_partial(hak_heap_t *h, hak_slab_t *s) {
+  hak_class_slabs_t *cs = &h->slabs[s->cls];
+  list_remove(&cs->full, s);
+  s->in_full = 0;
+  list_push(&cs->partial, s);
+}
+
+/* An owned slab whose blocks are all back: keep it if it is the class's only
+ * slab with free blocks, else give it to the pool. */
+static void slab_maybe_release(hak_heap_t *h, hak_slab_t *s) {
+  hak_class_slabs_t *cs = &h->slabs[s->cls];
+  if (s->in_full) slab_to_partial(h, s);
+  if (cs->partial == s && s->next == NULL) return;
+  list_remove(&cs->partial, s);
+  hak_slab_release(s);
+}
+
+/* ---- heap creation and teardown -------------------------------------------- */
+static size_t heap_items_total(void) {
+  size_t n = 0;
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) n += hak_class_mag_cap[c] + 1u;
+  return n;
+}
+
+static hak_heap_t *heap_create(void) {
+  if (hak_init_state != 2) hak_init_slow();
+  size_t bytes = hak_align_up(sizeof(hak_heap_t) + heap_items_total() * sizeof(void *), HAK_UNIT_SIZE);
+  hak_heap_t *h = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
+  if (h == NULL) return NULL;
+  h->map_bytes = bytes;
+  void **items = (void **)(h + 1);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    h->mag[c].cap = hak_class_mag_cap[c];
+    h->mag[c].items = items + 1; /* items[-1] is the sentinel */
+    items += hak_class_mag_cap[c] + 1u;
+  }
+  h->thread = pthread_self();
+  pthread_mutex_lock(&hak_heap_list_lock);
+  h->next = heap_list;
+  if (heap_list) heap_list->prev = h;
+  heap_list = h;
+  pthread_mutex_unlock(&hak_heap_list_lock);
+  hak_tls_heap = h;
+  pthread_setspecific(heap_key, h);
+  return h;
+}
+
+/* Returns items[0..n) of magazine c to their slabs. */
+static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
+  hak_mag_t *m = &h->mag[c];
+  for (uint32_t i = 0; i < n; i++) {
+    hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(m->items[i]);
+    hak_slab_put(s, m->items[i], "free()");
+    if (s->in_full) slab_to_partial(h, s);
+    if (s->used == 0) slab_maybe_release(h, s);
+  }
+  memmove(m->items, m->items + n, (m->count - n) * sizeof(void *));
+  m->count -= n;
+  h->stats.flushes++;
+}
+
+/* Gives every slab of h away: empty ones to the pool, others to the
+ * abandoned lists. Flushes the magazines first. */
+static void heap_abandon_slabs(hak_heap_t *h) {
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+    hak_slab_t *lists[2] = {h->slabs[c].partial, h->slabs[c].full};
+    h->slabs[c].partial = h->slabs[c].full = NULL;
+    for (int l = 0; l < 2; l++) {
+      hak_slab_t *s = lists[l];
+      while (s != NULL) {
+        hak_slab_t *next = s->next;
+        hak_slab_collect(s);
+        s->in_full = 0;
+        s->next = s->prev = NULL;
+        if (s->used == 0) {
+          hak_slab_release(s);
+        } else {
+          atomic_store_explicit(&s->owner, NULL, memory_order_release);
+          pthread_mutex_lock(&hak_abandoned_lock);
+          s->next = abandoned[c];
+          abandoned[c] = s;
+          pthread_mutex_unlock(&hak_abandoned_lock);
+          atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
+        }
+        s = next;
+      }
+    }
+  }
+}
+
+static void heap_unlink_and_unmap(hak_heap_t *h, bool lock) {
+  if (lock) pthread_mutex_lock(&hak_heap_list_lock);
+  if (h->prev) h->prev->next = h->next;
+  else heap_list = h->next;
+  if (h->next) h->next->prev = h->prev;
+  uint64_t *dst = (uint64_t *)&exited_stats, *src = (uint64_t *)&h->stats;
+  for (size_t i = 0; i < sizeof(hak_heap_stats_t) / sizeof(uint64_t); i++) dst[i] += src[i];
+  if (lock) pthread_mutex_unlock(&hak_heap_list_lock);
+  hak_os_unmap(h, h->map_bytes);
+}
+
+/* pthread key destructor: the thread is exiting. */
+static void heap_thread_exit(void *arg) {
+  hak_heap_t *h = arg;
+  if (h == NULL || h == &hak_heap_empty) return;
+  hak_tls_heap = &hak_heap_empty;
+  heap_abandon_slabs(h);
+  heap_unlink_and_unmap(h, true);
+}
+
+void hak_heap_init(void) {
+  pthread_key_create(&heap_key, heap_thread_exit);
+}
+
+/* ---- refill -------------------------------------------------------------- */
+static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
+  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return NULL;
+  pthread_mutex_lock(&hak_abandoned_lock);
+  hak_slab_t *s = abandoned[c];
+  if (s != NULL) {
+    abandoned[c] = s->next;
+    atomic_store_explicit(&s->owner, h, memory_order_release);
+  }
+  pthread_mutex_unlock(&hak_abandoned_lock);
+  if (s == NULL) return NULL;
+  atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+  s->next = s->prev = NULL;
+  hak_slab_collect(s);
+  h->stats.slabs_adopted++;
+  return s;
+}
+
+/* Fills magazine c with up to half its capacity; returns false when out of memory. */
+static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
+  hak_mag_t *m = &h->mag[c];
+  hak_class_slabs_t *cs = &h->slabs[c];
+  unsigned want = m->cap / 2 ? m->cap / 2 : 1;
+  h->stats.refills++;
+  for (int pass = 0; pass < 2; pass++) {
+    hak_slab_t *s;
+    while ((s = cs->partial) != NULL) {
+      if (s->free == NULL) h->stats.remote_collected += hak_slab_collect(s);
+      unsigned got = hak_slab_take(s, m->items + m->count, want);
+      m->count += got;
+      if (got == want) return true;
+      list_remove(&cs->partial, s); /* drained: park it on the full list */
+      s->in_full = 1;
+      list_push(&cs->full, s);
+      if (got) return true;
+    }
+    if (pass == 0) {
+      /* Full slabs that received remote frees become partial again. */
+      hak_slab_t *next;
+      bool any = false;
+      for (s = cs->full; s != NULL; s = next) {
+        next = s->next;
+        if (atomic_load_explicit(&s->xfree, memory_order_relaxed) != NULL) {
+          slab_to_partial(h, s);
+          any = true;
+        }
+      }
+      if (!any) break;
+    }
+  }
+  hak_slab_t *s = adopt_abandoned(h, c);
+  if (s == NULL) {
+    s = hak_slab_new(c, h);
+    if (s == NULL) return false;
+    h->stats.slabs_new++;
+  }
+  list_push(&cs->partial, s);
+  m->count += hak_slab_take(s, m->items + m->count, want);
+  return m->count > 0;
+}
+
+void *hak_heap_alloc_slow(size_t size) {
+  if (hak_init_state != 2) hak_init_slow();
+  bool zeroed;
+  if (size > HAK_SMALL_MAX) {
+    if (size <= HAK_MEDIUM_MAX) return hak_medium_alloc(size, 0, &zeroed);
+    return hak_large_alloc(size, 0, &zeroed);
+  }
+  hak_heap_t *h = hak_tls_heap;
+  if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
+  unsigned c = hak_size_class(size);
+  hak_mag_t *m = &h->mag[c];
+  if (m->count == 0 && !mag_refill(h, c)) return NULL;
+  return m->items[--m->count];
+}
+
+void hak_remote_free(hak_slab_t *s, void *p) {
+  hak_slab_check_block(s, p, "free()");
+  hak_xfree_push(&s->xfree, (hak_block_t *)p);
+  hak_heap_t *h = hak_tls_heap;
+  if (h != &hak_heap_empty) h->stats.remote_frees++;
+}
+
+void hak_heap_free_slow(void *p, hak_span_t *span) {
+  if (span == NULL) {
+    if (p == NULL) return;
+    hak_fatal("free()", "invalid pointer", p);
+  }
+  switch (span->kind) {
+  case HAK_SPAN_MEDIUM: hak_medium_free((hak_chunk_t *)span, p, "free()"); return;
+  case HAK_SPAN_LARGE: hak_large_free((hak_large_t *)span, p, "free()"); return;
+  default: break;
+  }
+  hak_slab_t *s = (hak_slab_t *)span;
+  hak_heap_t *h = hak_tls_heap;
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h) {
+    hak_remote_free(s, p);
+    return;
+  }
+  hak_mag_t *m = &h->mag[s->cls];
+  if (m->count > 0 && m->items[m->count - 1] == p) hak_fatal("free()", "double free", p);
+  hak_slab_check_block(s, p, "free()");
+  if (m->count == m->cap) mag_flush(h, s->cls, m->cap / 2);
+  m->items[m->count++] = p;
+}
+
+/* Returns the calling thread's magazines to its slabs and its empty slabs to the pool. */
+void hak_heap_flush_thread(void) {
+  hak_heap_t *h = hak_tls_heap;
+  if (h == &hak_heap_empty) return;
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+    hak_slab_t *s, *next;
+    for (s = h->slabs[c].full; s != NULL; s = next) {
+      next = s->next;
+      if (hak_slab_collect(s)) slab_to_partial(h, s);
+    }
+    for (s = h->slabs[c].partial; s != NULL; s = next) {
+      next = s->next;
+      hak_slab_collect(s);
+      if (s->used == 0) {
+        list_remove(&h->slabs[c].partial, s);
+        hak_slab_release(s);
+      }
+    }
+  }
+}
+
+void hak_heap_stats_sum(hak_heap_stats_t *out) {
+  pthread_mutex_lock(&hak_heap_list_lock);
+  *out = exited_stats;
+  uint64_t *dst = (uint64_t *)out;
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
+    uint64_t *src = (uint64_t *)&h->stats;
+    for (size_t i = 0; i < sizeof(hak_heap_stats_t) / sizeof(uint64_t); i++) dst[i] += src[i];
+  }
+  pthread_mutex_unlock(&hak_heap_list_lock);
+}
+
+/* ---- fork ------------------------------------------------------------------- */
+void hak_heap_fork_prepare(void) {
+  pthread_mutex_lock(&hak_heap_list_lock);
+  pthread_mutex_lock(&hak_abandoned_lock);
+}
+
+void hak_heap_fork_parent(void) {
+  pthread_mutex_unlock(&hak_abandoned_lock);
+  pthread_mutex_unlock(&hak_heap_list_lock);
+}
+
+/* In the child only the forking thread exists: give away every other heap's
+ * slabs, as if those threads had exited. Called with all locks re-initialised. */
+void hak_heap_fork_child(void) {
+  pthread_mutex_init(&hak_abandoned_lock, NULL);
+  pthread_mutex_init(&hak_heap_list_lock, NULL);
+  hak_heap_t *me = hak_tls_heap, *h, *next;
+  for (h = heap_list; h != NULL; h = next) {
+    next = h->next;
+    if (h == me) continue;
+    /* Claim the dead heap's slabs so that flushing them counts as local. */
+    hak_tls_heap = h;
+    heap_abandon_slabs(h);
+    hak_tls_heap = me;
+    heap_unlink_and_unmap(h, false);
+  }
+  if (me != &hak_heap_empty) me->thread = pthread_self();
+}

@@ -1,0 +1,133 @@
+/* internal.h — declarations shared between core files, grouped by the file
+ * that defines them, and the small inline helpers of the hot paths.
+ *
+ * Lock order (a thread may take a lock only if it holds none listed after it):
+ *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
+ *   2. hak_abandoned_lock   (heap.c)   abandoned slabs, per class
+ *   3. hak_pool_lock        (slab.c)   empty-slab pool
+ *   4. hak_medium_lock      (medium.c) medium chunks
+ *   5. hak_large_lock       (large.c)  large-mapping cache
+ *   6. hak_meta_lock        (meta.c)   descriptor arena
+ * The page map and the OS layer take no locks. fork() takes all of them in this
+ * order (malloc_api.c). */
+#ifndef HAK_INTERNAL_H
+#define HAK_INTERNAL_H
+
+#include "size_class.h"
+#include "types.h"
+
+#define hak_likely(x)   __builtin_expect(!!(x), 1)
+#define hak_unlikely(x) __builtin_expect(!!(x), 0)
+#define hak_noinline    __attribute__((noinline))
+#define hak_cold        __attribute__((cold, noinline))
+#define hak_tls         __thread __attribute__((tls_model("initial-exec")))
+
+/* Policy constants of the variant, as typed constants so every path
+ * type-checks whatever the variant (STYLE: config_* over #ifdef). */
+static const size_t config_pool_max_bytes = HAK_CONFIG_POOL_MAX_BYTES;
+static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
+static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
+static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
+
+static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline bool hak_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+/* ---- os.c: the one place that talks to the OS about memory ---------------- */
+void *hak_os_map_aligned(size_t size, size_t align); /* whole units, zeroed */
+void  hak_os_unmap(void *p, size_t size);
+void  hak_os_decommit(void *p, size_t size);       /* MADV_DONTNEED: leaves RSS now */
+bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
+void  hak_os_shrink(void *p, size_t old_size, size_t new_size);
+typedef struct hak_os_counters_s {
+  _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls;
+} hak_os_counters_t;
+extern hak_os_counters_t hak_os_counters;
+
+/* ---- pagemap.c: unit -> span ----------------------------------------------- */
+#define HAK_PM_LEAF_BITS 16
+#define HAK_PM_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - HAK_PM_LEAF_BITS)
+extern _Atomic(hak_span_t *) *_Atomic hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
+void hak_pagemap_set(void *base, size_t size, hak_span_t *span); /* span or NULL */
+
+/* Span owning p, or NULL when hakmem does not own p. Lock-free, two loads. */
+static inline hak_span_t *hak_pagemap_lookup(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  _Atomic(hak_span_t *) *leaf = atomic_load_explicit(
+      &hak_pagemap_root[(a >> (HAK_UNIT_SHIFT + HAK_PM_LEAF_BITS)) & ((1u << HAK_PM_ROOT_BITS) - 1)],
+      memory_order_acquire);
+  if (hak_unlikely(leaf == NULL)) return NULL;
+  return atomic_load_explicit(&leaf[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_PM_LEAF_BITS) - 1)],
+                              memory_order_acquire);
+}
+
+/* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
+void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; never fails silently */
+void  hak_meta_free(void *p, size_t size);
+
+/* ---- slab.c ---------------------------------------------------------------- */
+hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner); /* from pool or OS */
+void hak_slab_init(hak_slab_t *s, unsigned cls);
+unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
+void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
+unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
+void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
+void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call);
+void hak_pool_trim(size_t keep_bytes);
+extern pthread_mutex_t hak_pool_lock;
+size_t hak_pool_count(void);
+/* Validator: checks I1 and the free lists of a slab; returns NULL when sound,
+ * or a static string naming the broken invariant. Owner (or quiescent) only. */
+const char *hak_slab_validate(hak_slab_t *s);
+extern _Atomic size_t hak_slab_total;
+
+/* ---- heap.c ---------------------------------------------------------------- */
+extern hak_tls hak_heap_t *hak_tls_heap;
+extern hak_heap_t hak_heap_empty;
+void *hak_heap_alloc_slow(size_t size);
+void  hak_heap_free_slow(void *p, hak_span_t *span);
+void  hak_heap_flush_thread(void);
+void  hak_heap_init(void);
+void  hak_heap_fork_prepare(void);
+void  hak_heap_fork_parent(void);
+void  hak_heap_fork_child(void);
+void  hak_heap_stats_sum(hak_heap_stats_t *out);
+void  hak_remote_free(hak_slab_t *s, void *p);
+
+/* ---- medium.c -------------------------------------------------------------- */
+void  *hak_medium_alloc(size_t size, size_t align, bool *zeroed);
+void   hak_medium_free(hak_chunk_t *c, void *p, const char *call);
+size_t hak_medium_usable(hak_chunk_t *c, const void *p);
+bool   hak_medium_resize_in_place(hak_chunk_t *c, void *p, size_t size);
+void   hak_medium_purge(void);
+size_t hak_medium_chunk_count(void);
+const char *hak_medium_validate(void);
+extern pthread_mutex_t hak_medium_lock;
+
+/* ---- large.c --------------------------------------------------------------- */
+void  *hak_large_alloc(size_t size, size_t align, bool *zeroed);
+void   hak_large_free(hak_large_t *l, void *p, const char *call);
+size_t hak_large_usable(hak_large_t *l, const void *p);
+bool   hak_large_resize_in_place(hak_large_t *l, void *p, size_t size);
+void   hak_large_cache_clear(void);
+void   hak_large_counts(size_t *live, size_t *cached_bytes);
+extern pthread_mutex_t hak_large_lock;
+
+/* ---- meta.c lock ---------------------------------------------------------- */
+extern pthread_mutex_t hak_meta_lock;
+
+/* ---- options.c ------------------------------------------------------------- */
+typedef enum hak_option_e {
+  HAK_OPT_STATS_AT_EXIT,   /* print statistics to stderr at exit        */
+  HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
+  HAK_OPT_COUNT
+} hak_option_t;
+long hak_option(hak_option_t o);
+void hak_options_init(void);
+
+/* ---- malloc_api.c ---------------------------------------------------------- */
+/* Stops the program with "hakmem: <call>: <what> <p>". */
+_Noreturn void hak_fatal(const char *call, const char *what, const void *p);
+void hak_init_slow(void);
+extern _Atomic int hak_init_state; /* 0 none, 1 in progress, 2 ready */
+
+#endif

@@ -1,0 +1,59 @@
+/* meta.c — memory for descriptors (slab descriptors, medium chunks, large
+ * descriptors, heaps), taken from the OS and never from the blocks we serve.
+ * Size-segregated free lists over 64-byte granules; blocks above 4 KiB get
+ * their own mapping. One lock (hak_meta_lock), last in the lock order. */
+#include <string.h>
+
+#include "internal.h"
+
+#define META_GRANULE 64
+#define META_SMALL_MAX 4096
+#define META_AREA (HAK_UNIT_SIZE * 4)
+
+pthread_mutex_t hak_meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *meta_free[META_SMALL_MAX / META_GRANULE + 1];
+static char *meta_bump, *meta_end;
+
+void *hak_meta_alloc(size_t size) {
+  size = hak_align_up(size ? size : 1, META_GRANULE);
+  if (size > META_SMALL_MAX) {
+    void *p = hak_os_map_aligned(hak_align_up(size, HAK_UNIT_SIZE), HAK_UNIT_SIZE);
+    if (p == NULL) hak_fatal("meta", "out of memory for metadata of size", (void *)size);
+    return p;
+  }
+  size_t k = size / META_GRANULE;
+  pthread_mutex_lock(&hak_meta_lock);
+  void *p = meta_free[k];
+  if (p != NULL) {
+    meta_free[k] = *(void **)p;
+    pthread_mutex_unlock(&hak_meta_lock);
+    memset(p, 0, size);
+    return p;
+  }
+  if (meta_bump == NULL || (size_t)(meta_end - meta_bump) < size) {
+    char *area = hak_os_map_aligned(META_AREA, HAK_UNIT_SIZE);
+    if (area == NULL) {
+      pthread_mutex_unlock(&hak_meta_lock);
+      hak_fatal("meta", "out of memory for metadata of size", (void *)size);
+    }
+    meta_bump = area;
+    meta_end = area + META_AREA;
+  }
+  p = meta_bump;
+  meta_bump += size;
+  pthread_mutex_unlock(&hak_meta_lock);
+  return p; /* fresh from the OS: already zero */
+}
+
+void hak_meta_free(void *p, size_t size) {
+  size = hak_align_up(size ? size : 1, META_GRANULE);
+  if (size > META_SMALL_MAX) {
+    hak_os_unmap(p, hak_align_up(size, HAK_UNIT_SIZE));
+    return;
+  }
+  size_t k = size / META_GRANULE;
+  pthread_mutex_lock(&hak_meta_lock);
+  *(void **)p = meta_free[k];
+  meta_free[k] = p;
+  pthread_mutex_unlock(&hak_meta_lock);
+}

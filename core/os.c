@@ -1,0 +1,79 @@
+/* os.c — the OS layer: the only file that maps, unmaps or advises memory.
+ *
+ * Every mapping is a whole number of 64 KiB units aligned to at least a unit.
+ * An aligned mapping first tries the address just past the previous one (the
+ * kernel usually grants it, already aligned); otherwise it over-maps by the
+ * alignment and trims both ends. Memory returned with hak_os_decommit leaves
+ * RSS at once (MADV_DONTNEED), never lingering as LazyFree. */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+hak_os_counters_t hak_os_counters;
+static _Atomic uintptr_t os_hint;
+
+static void *os_mmap(void *hint, size_t size) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  atomic_fetch_add_explicit(&hak_os_counters.map_calls, 1, memory_order_relaxed);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void os_munmap_raw(void *p, size_t size) {
+  if (size == 0) return;
+  munmap(p, size);
+  atomic_fetch_add_explicit(&hak_os_counters.unmap_calls, 1, memory_order_relaxed);
+}
+
+void *hak_os_map_aligned(size_t size, size_t align) {
+  if (align < HAK_UNIT_SIZE) align = HAK_UNIT_SIZE;
+  if (size == 0 || size > HAK_MAX_REQUEST || size + align < size) return NULL;
+  int saved = errno;
+  uintptr_t hint = atomic_load_explicit(&os_hint, memory_order_relaxed);
+  char *p = hint ? os_mmap((void *)hint, size) : NULL;
+  if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
+    os_munmap_raw(p, size);
+    p = NULL;
+  }
+  if (p == NULL) {
+    char *raw = os_mmap(NULL, size + align);
+    if (raw == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    p = (char *)hak_align_up((uintptr_t)raw, align);
+    os_munmap_raw(raw, (size_t)(p - raw));
+    os_munmap_raw(p + size, (size_t)(raw + size + align - (p + size)));
+  }
+  atomic_store_explicit(&os_hint, (uintptr_t)(p + size), memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
+  errno = saved;
+  return p;
+}
+
+void hak_os_unmap(void *p, size_t size) {
+  os_munmap_raw(p, size);
+  atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
+}
+
+void hak_os_decommit(void *p, size_t size) {
+  if (size == 0) return;
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  atomic_fetch_add_explicit(&hak_os_counters.decommit_calls, 1, memory_order_relaxed);
+  errno = saved;
+}
+
+/* Grows a mapping in place (never moves it); false when the next addresses are taken. */
+bool hak_os_grow_in_place(void *p, size_t old_size, size_t new_size) {
+  int saved = errno;
+  void *r = mremap(p, old_size, new_size, 0);
+  errno = saved;
+  if (r == MAP_FAILED) return false;
+  atomic_fetch_add_explicit(&hak_os_counters.mapped_bytes, new_size - old_size, memory_order_relaxed);
+  return true;
+}
+
+void hak_os_shrink(void *p, size_t old_size, size_t new_size) {
+  hak_os_unmap((char *)p + new_size, old_size - new_size);
+}

@@ -1,0 +1,161 @@
+/* types.h — hakmem's data structures, constants and invariants.
+ *
+ * Glossary
+ *   unit        64 KiB of address space, aligned to 64 KiB. Every mapping hakmem
+ *               makes is a whole number of units, so a unit never holds anything
+ *               but hakmem memory of one span.
+ *   span        anything that owns units: a slab, a medium chunk or a large
+ *               mapping. Every span starts with a hak_span_t header naming its kind.
+ *   page map    two-level radix table from unit number to span (pagemap.c); the
+ *               O(1), lock-free way from any pointer to its span, and the test
+ *               of whether hakmem owns a pointer at all.
+ *   size class  one of HAK_CLASS_COUNT block sizes for small objects
+ *               (size_class.h); 16-byte steps up to 1 KiB, four per doubling
+ *               above, up to HAK_SMALL_MAX.
+ *   slab        1 or 4 units holding blocks of one size class (slab.c). Its
+ *               descriptor lives outside the blocks, so block i sits at
+ *               base + i * size and a power-of-two-multiple size is naturally
+ *               aligned.
+ *   heap        one per thread that allocates (heap.c): a magazine per class
+ *               and the slabs the thread owns.
+ *   magazine    a bounded array stack of free blocks of one class, private to a
+ *               heap: the fast path pops and pushes here and nothing else.
+ *   remote free a free by a thread that does not own the block's slab: the block
+ *               is pushed on the slab's lock-free xfree stack (remote_free.h),
+ *               and the owner takes the whole stack at once when it refills.
+ *   abandoned   a slab whose owning thread exited while blocks were still live;
+ *               any heap that needs a slab of that class adopts it.
+ *   pool        empty slabs kept for reuse by any size class, up to a bound; past
+ *               it they go back to the OS.
+ *   medium      sizes above HAK_SMALL_MAX up to HAK_MEDIUM_MAX: runs of 4 KiB
+ *               pages inside 4 MiB chunks, coalesced on free (medium.c).
+ *   large       sizes above HAK_MEDIUM_MAX, and alignments above
+ *               HAK_MEDIUM_MAX_ALIGN: their own mapping, with a small bounded
+ *               cache of freed mappings (large.c).
+ *
+ * Invariants
+ *   I1  For a slab s: s->used + (blocks on s->free) + (capacity - s->bump)
+ *       == s->capacity. used counts blocks held by the program, by magazines
+ *       and on s->xfree (a remote free cannot touch used; the owner subtracts
+ *       when it collects). hak_slab_validate() checks this.
+ *   I2  Only the owning heap touches s->free, s->bump, s->used and the slab's
+ *       list links; other threads touch only s->xfree (atomic push).
+ *   I3  s->owner changes only from NULL to a heap (adoption, under the
+ *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
+ *       the owner). So "s->owner == me" is stable for the thread that asks.
+ *   I4  A block sits in at most one of: the program, one magazine, s->free,
+ *       s->xfree. A block in a magazine belongs to a slab the heap owns.
+ *   I5  Page-map entries of a span are set before any of its memory is handed
+ *       out and cleared only after all of it has been returned.
+ */
+#ifndef HAK_TYPES_H
+#define HAK_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include HAK_VARIANT_HEADER
+
+#define HAK_UNIT_SHIFT     16
+#define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT)          /* 64 KiB */
+#define HAK_PAGE_SIZE      ((size_t)4096)
+#define HAK_ADDR_BITS      47
+
+#define HAK_SMALL_MAX      ((size_t)32768)      /* largest small (slab) size   */
+#define HAK_MEDIUM_MAX     ((size_t)512 * 1024) /* largest medium (run) size   */
+#define HAK_MEDIUM_MAX_ALIGN HAK_UNIT_SIZE      /* medium runs align up to this */
+#define HAK_CHUNK_SIZE     ((size_t)4 << 20)    /* a medium chunk              */
+#define HAK_CHUNK_PAGES    (HAK_CHUNK_SIZE / HAK_PAGE_SIZE)
+#define HAK_MAX_REQUEST    (((size_t)1 << HAK_ADDR_BITS) - HAK_UNIT_SIZE * 2)
+
+#define HAK_CLASS_COUNT    85
+
+_Static_assert((HAK_UNIT_SIZE & (HAK_UNIT_SIZE - 1)) == 0, "unit is a power of two");
+_Static_assert(HAK_CHUNK_SIZE % HAK_UNIT_SIZE == 0, "chunk is whole units");
+_Static_assert(HAK_MEDIUM_MAX * 4 <= HAK_CHUNK_SIZE, "a chunk holds at least four of the largest medium runs");
+_Static_assert(HAK_SMALL_MAX < HAK_MEDIUM_MAX, "tiers are ordered");
+_Static_assert(HAK_CHUNK_PAGES <= 0x7ff, "page-run lengths fit the 11-bit field of medium.c");
+
+typedef enum hak_span_kind_e {
+  HAK_SPAN_SLAB = 1,
+  HAK_SPAN_MEDIUM = 2,
+  HAK_SPAN_LARGE = 3,
+} hak_span_kind_t;
+
+struct hak_heap_s;
+
+typedef struct hak_span_s {
+  uint8_t kind;                       /* hak_span_kind_t                       */
+} hak_span_t;
+
+/* A block on a free list or on the xfree stack stores the link in its first word. */
+typedef struct hak_block_s {
+  struct hak_block_s *next;
+} hak_block_t;
+
+typedef struct hak_slab_s {
+  hak_span_t span;                    /* kind == HAK_SPAN_SLAB; must be first  */
+  uint8_t  units;                     /* 1 or 4 units                          */
+  uint8_t  in_full;                   /* on the owner's full list              */
+  uint8_t  cls;                       /* size class                            */
+  uint32_t block_size;                /* class size in bytes                   */
+  uint32_t capacity;                  /* blocks that fit                       */
+  uint32_t used;                      /* blocks out of the slab (I1)           */
+  uint32_t bump;                      /* blocks never handed out start here    */
+  char    *base;                      /* first byte; 64 KiB aligned            */
+  hak_block_t *free;                  /* owner-only LIFO free list             */
+  _Atomic(hak_block_t *) xfree;       /* remote frees (remote_free.h)          */
+  _Atomic(struct hak_heap_s *) owner; /* NULL when abandoned or pooled (I3)    */
+  struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
+} hak_slab_t;
+
+/* A magazine: items[0..count) are free blocks of one class; items[-1] is a
+ * sentinel slot so that the double-free check can read items[count-1]. */
+typedef struct hak_mag_s {
+  uint32_t count;
+  uint32_t cap;
+  void   **items;
+} hak_mag_t;
+
+typedef struct hak_class_slabs_s {
+  hak_slab_t *partial;                /* slabs that may have free blocks       */
+  hak_slab_t *full;                   /* slabs with none, as far as we knew    */
+} hak_class_slabs_t;
+
+typedef struct hak_heap_stats_s {
+  uint64_t refills, flushes, slabs_new, slabs_adopted, remote_frees, remote_collected;
+} hak_heap_stats_t;
+
+typedef struct hak_heap_s {
+  hak_mag_t mag[HAK_CLASS_COUNT];     /* first: the fast path's only data       */
+  hak_class_slabs_t slabs[HAK_CLASS_COUNT];
+  hak_heap_stats_t stats;             /* batched per thread; summed on request  */
+  pthread_t thread;
+  struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */
+  size_t   map_bytes;                 /* size of this heap's own mapping       */
+} hak_heap_t;
+
+/* Medium chunk: 1024 pages; pg[] holds run boundary tags (medium.c). */
+typedef struct hak_chunk_s {
+  hak_span_t span;                    /* kind == HAK_SPAN_MEDIUM               */
+  char      *base;
+  uint32_t   free_pages;
+  uint32_t   dirty_pages;             /* free pages not yet decommitted        */
+  struct hak_chunk_s *next, *prev;
+  uint16_t   pg[HAK_CHUNK_PAGES];
+} hak_chunk_t;
+
+/* Large mapping descriptor. */
+typedef struct hak_large_s {
+  hak_span_t span;                    /* kind == HAK_SPAN_LARGE                */
+  uint8_t    cached;                  /* in the large cache, not live          */
+  char      *base;                    /* mapping start == user pointer         */
+  size_t     map_bytes;               /* mapping length (whole units)          */
+  size_t     request;                 /* size last asked for                   */
+  struct hak_large_s *next;           /* cache / descriptor free list          */
+} hak_large_t;
+
+#endif

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hakmem's build, tests and benchmarks need.
+# Usage: scripts/install-deps.sh [test|bench]
+#   test  - what `make test` needs (compiler, sanitizer runtimes, python3, gcc, sqlite3)
+#   bench - also the reference allocators and matplotlib for the report
+# Installs only what is missing; needs root (or prints what to install and fails).
+set -euo pipefail
+mode=${1:-test}
+pkgs=(build-essential python3 coreutils)
+if [ "$mode" = bench ]; then
+  pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev google-perftools python3-matplotlib valgrind)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "hakmem: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install -y ${missing[*]})" >&2
+  exit 1
+fi
+echo "hakmem: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}"; }

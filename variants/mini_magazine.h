@@ -1,0 +1,22 @@
+/* variants/mini_magazine.h — the mini-magazine variant.
+ *
+ * Idea: a per-thread magazine (array stack per size class) in front; behind it
+ * each slab keeps an intrusive LIFO free list (its mini-magazine) that refills
+ * the thread magazine in batches. Slabs are mapped individually (1 or 4 units
+ * each); empty slabs go to a bounded shared pool, then back to the OS.
+ *
+ * A variant header only sets policy constants; the mechanisms live in core/. */
+#ifndef HAK_VARIANT_MINI_MAGAZINE_H
+#define HAK_VARIANT_MINI_MAGAZINE_H
+
+#define HAK_VARIANT_NAME "mini_magazine"
+
+/* Empty slabs kept in the shared pool before they are unmapped. */
+#define HAK_CONFIG_POOL_MAX_BYTES ((size_t)8 << 20)
+/* Free medium pages kept dirty (committed) before all are decommitted. */
+#define HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES ((size_t)8 << 20)
+/* Large mappings cached after free: count and total bytes. */
+#define HAK_CONFIG_LARGE_CACHE_ENTRIES 8
+#define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)32 << 20)
+
+#endif
