@@ -1,0 +1,144 @@
+/*
+ * hakbench — the benchmark runner: runs workloads under allocators and
+ * records one JSON row per run.
+ *
+ * Glossary
+ *   allocator  a name plus a shared library injected with LD_PRELOAD, or
+ *              "system" (no preload: glibc's malloc).
+ *   suite      a text file of runs: `label workload args...` per line.
+ *   run        one fresh process: one suite line under one allocator, one
+ *              repetition. It ends as ok, failed (signal, exit status,
+ *              timeout) or invalid (the intended allocator did not serve it,
+ *              or the workload printed no result line).
+ *   raw.jsonl  the only output: a context row, one row per run (appended as
+ *              soon as the run ends), and an end row. Reports are derived
+ *              from it by the Python scripts in scripts/.
+ *
+ * Files
+ *   main.c     command line, allocator and suite files, the matrix loop
+ *   run.c      one run: fork/exec, pipe, smaps_rollup sampling, wait4,
+ *              classification, the row
+ *   context.c  machine/build context and the allocator probe
+ *   json.c     a small JSON writer and a validating reader
+ */
+#ifndef HAKBENCH_H
+#define HAKBENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HB_SCHEMA "hakmem-bench/1"
+
+/* ---- json.c ------------------------------------------------------------ */
+
+/* A growable text buffer for writing JSON. Objects and arrays are closed with
+ * jb_close, which drops a trailing comma, so every element writer may simply
+ * append "value," without tracking position. */
+typedef struct hb_jbuf {
+    char *p;
+    size_t len, cap;
+} hb_jbuf;
+
+void jb_init(hb_jbuf *b);
+void jb_free(hb_jbuf *b);
+void jb_raw(hb_jbuf *b, const char *s, size_t n);
+void jb_rawz(hb_jbuf *b, const char *s);
+void jb_open(hb_jbuf *b, const char *key, char bracket); /* key may be NULL */
+void jb_close(hb_jbuf *b, char bracket);
+void jb_str(hb_jbuf *b, const char *key, const char *val); /* NULL -> null */
+void jb_strn(hb_jbuf *b, const char *key, const char *val, size_t n);
+void jb_int(hb_jbuf *b, const char *key, long long v);
+void jb_num(hb_jbuf *b, const char *key, double v); /* non-finite -> null */
+void jb_bool(hb_jbuf *b, const char *key, bool v);
+void jb_null(hb_jbuf *b, const char *key);
+void jb_rawval(hb_jbuf *b, const char *key, const char *json, size_t n);
+/* Ends the buffer: removes a trailing comma, appends '\n', NUL-terminates. */
+void jb_finish_line(hb_jbuf *b);
+
+/* Reader: json_object_valid checks that [s, s+n) is exactly one JSON object
+ * (surrounding whitespace allowed). json_get finds a top-level member of such
+ * an object and returns its raw value span. */
+bool json_object_valid(const char *s, size_t n);
+bool json_get(const char *s, size_t n, const char *key, const char **val, size_t *vlen);
+bool json_get_num(const char *s, size_t n, const char *key, double *out);
+/* Copies a string member, unescaped, into out (truncated to cap-1). */
+bool json_get_str(const char *s, size_t n, const char *key, char *out, size_t cap);
+
+/* ---- allocators and suites (main.c) ------------------------------------- */
+
+typedef enum { HB_KIND_REFERENCE, HB_KIND_HAKMEM } hb_kind;
+
+typedef struct hb_alloc {
+    char name[64];
+    char lib[4096];      /* as written: path or "system" */
+    char real[4096];     /* realpath of the library; libc's for system */
+    char desc[256];
+    hb_kind kind;
+    bool system;
+    bool available;
+    char skip_reason[256];
+    char version[128];   /* from the probe / package manager, may be empty */
+    char served_by[4096];/* what the probe saw serving malloc under this preload */
+    bool preload_ok;     /* served_by is the intended library */
+    char cflags[1024];   /* hakmem variants: build/<v>/cflags */
+} hb_alloc;
+
+#define HB_MAX_ARGS 48
+typedef struct hb_case {
+    char label[64];
+    char workload[64];
+    char *argv[HB_MAX_ARGS + 2]; /* argv[0] = workload path; NULL-terminated */
+    int argc;
+} hb_case;
+
+/* ---- run.c -------------------------------------------------------------- */
+
+typedef struct hb_opts {
+    const char *out_dir;
+    const char *suite_name;
+    double timeout_s;
+    int sample_ms;
+    int reps;
+    bool quiet;
+} hb_opts;
+
+typedef struct hb_tally {
+    int ok, failed, invalid;
+} hb_tally;
+
+/* Runs one case under one allocator and appends its row to raw_fd. Returns
+ * false only when the runner itself was interrupted (SIGINT/SIGTERM). */
+bool hb_run_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
+                int rep, int seq, hb_tally *t);
+
+/* Set by the SIGINT/SIGTERM handler. */
+extern volatile int hb_interrupted;
+
+/* Runs one case under callgrind and appends an "instructions" row. */
+void hb_callgrind_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
+                      int seq, hb_tally *t);
+
+/* ---- context.c ---------------------------------------------------------- */
+
+/* Fills version (and checks that the preload takes) by running this binary
+ * as `hakbench probe` under the allocator. */
+void hb_probe_alloc(hb_alloc *a, const char *self);
+int hb_probe_main(void);
+/* Writes the context row. */
+void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
+                      const hb_alloc *allocs, int nalloc, const hb_case *cases, int ncase,
+                      const char *callgrind_suite);
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted);
+
+/* ---- shared helpers (main.c) --------------------------------------------- */
+double hb_now(void); /* CLOCK_MONOTONIC seconds */
+bool hb_write_all(int fd, const char *p, size_t n);
+/* Reads a small file into buf (NUL-terminated); returns bytes or -1. */
+long hb_read_file(const char *path, char *buf, size_t cap);
+/* Runs a shell command and returns its first line of output (may be ""). */
+void hb_cmd_line(const char *cmd, char *out, size_t cap);
+/* realpath of the library serving malloc in this process (libc). */
+const char *hb_libc_path(void);
+
+#endif

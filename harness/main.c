@@ -1,0 +1,469 @@
+/*
+ * main.c — hakbench's command line, the allocator and suite files, and the
+ * matrix loop: repetitions outermost, then suite cases, then allocators
+ * (rotated by one each repetition), so that drift on a noisy machine hits
+ * every allocator alike.
+ */
+#include "hakbench.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: hakbench run --suite FILE [options]    run a suite, write <out>/raw.jsonl\n"
+    "       hakbench list [--allocators FILE] [--hakmem LIST]   show allocators\n"
+    "       hakbench --help\n"
+    "\n"
+    "run options:\n"
+    "  --suite FILE          suite file: one `label workload args...` per line\n"
+    "  --out DIR             result directory (default results/<timestamp>-<name>);\n"
+    "                        must not already hold a raw.jsonl\n"
+    "  --name NAME           run name used in the default directory (default: suite name)\n"
+    "  --allocators FILE     allocator table (default harness/allocators.tsv)\n"
+    "  --hakmem LIST|all     add hakmem variants from <build>/<v>/libhakmem.so\n"
+    "  --build-dir DIR       where hakmem variants are built (default build)\n"
+    "  --alloc LIST          only these allocators (comma-separated names)\n"
+    "  --workload-dir DIR    workload binaries (default build/workloads)\n"
+    "  --reps N              repetitions (default 5)\n"
+    "  --timeout SEC         per-run time limit (default 60)\n"
+    "  --sample-ms N         smaps_rollup sampling interval (default 5)\n"
+    "  --callgrind FILE      after the repetitions, run each case of this suite once\n"
+    "                        per allocator under valgrind --tool=callgrind\n"
+    "                        (instructions per op; use small parameters)\n"
+    "  --callgrind-only      skip the timed repetitions (needs --callgrind)\n"
+    "  --quiet               no per-run progress lines\n"
+    "\n"
+    "Rows are appended to raw.jsonl as soon as each run ends; exit status is 0 when\n"
+    "the matrix completed (failed and invalid runs are recorded, not fatal), 2 for\n"
+    "bad arguments, 130 when interrupted.\n";
+
+static void die_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "hakbench: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see hakbench --help)\n");
+    exit(2);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+double hb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+bool hb_write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+long hb_read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (long)got;
+}
+
+void hb_cmd_line(const char *cmd, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *p = popen(cmd, "re");
+    if (!p) return;
+    if (fgets(out, (int)cap, p)) out[strcspn(out, "\n")] = '\0';
+    char sink[256];
+    while (fgets(sink, sizeof sink, p)) { }
+    pclose(p);
+}
+
+const char *hb_libc_path(void)
+{
+    static char path[PATH_MAX];
+    if (!path[0]) {
+        Dl_info info;
+        void *sym = dlsym(RTLD_DEFAULT, "malloc");
+        if (sym && dladdr(sym, &info) && info.dli_fname && realpath(info.dli_fname, path)) { }
+        else snprintf(path, sizeof path, "libc.so.6");
+    }
+    return path;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+    return s;
+}
+
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; ) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        p = e ? e + 1 : NULL;
+    }
+    return false;
+}
+
+/* ---- allocators ---------------------------------------------------------- */
+
+#define MAX_ALLOCS 64
+static hb_alloc allocs[MAX_ALLOCS];
+static int nalloc;
+
+static hb_alloc *add_alloc(const char *name, const char *lib, const char *desc, hb_kind kind)
+{
+    if (nalloc == MAX_ALLOCS) die_usage("too many allocators (max 64)%s", "");
+    for (int i = 0; i < nalloc; i++)
+        if (strcmp(allocs[i].name, name) == 0) die_usage("allocator '%s' is listed twice", name);
+    hb_alloc *a = &allocs[nalloc++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->lib, sizeof a->lib, "%s", lib);
+    snprintf(a->desc, sizeof a->desc, "%s", desc);
+    a->kind = kind;
+    a->system = strcmp(lib, "system") == 0;
+    return a;
+}
+
+static void load_allocators(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) { fprintf(stderr, "hakbench: cannot open allocator table %s: %s\n", path, strerror(errno)); exit(2); }
+    char line[8192];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *l = trim(line);
+        if (!*l || *l == '#') continue;
+        char *name = strtok(l, " \t");
+        char *lib = strtok(NULL, " \t");
+        char *desc = strtok(NULL, "");
+        if (!name || !lib) {
+            fprintf(stderr, "hakbench: %s:%d: expected `name<TAB>library|system<TAB>description`\n", path, lineno);
+            exit(2);
+        }
+        add_alloc(name, lib, desc ? trim(desc) : "", HB_KIND_REFERENCE);
+    }
+    fclose(f);
+}
+
+static void add_hakmem(const char *list, const char *build)
+{
+    char lib[PATH_MAX], name[64], desc[128];
+    if (strcmp(list, "all") == 0) {
+        DIR *d = opendir(build);
+        struct dirent *e;
+        char *names[MAX_ALLOCS];
+        int n = 0;
+        while (d && (e = readdir(d)) && n < MAX_ALLOCS) {
+            snprintf(lib, sizeof lib, "%s/%s/libhakmem.so", build, e->d_name);
+            if (e->d_name[0] != '.' && access(lib, R_OK) == 0) names[n++] = strdup(e->d_name);
+        }
+        if (d) closedir(d);
+        for (int i = 0; i < n; i++) /* stable order */
+            for (int j = i + 1; j < n; j++)
+                if (strcmp(names[j], names[i]) < 0) { char *t = names[i]; names[i] = names[j]; names[j] = t; }
+        for (int i = 0; i < n; i++) {
+            snprintf(lib, sizeof lib, "%s/%s/libhakmem.so", build, names[i]);
+            snprintf(name, sizeof name, "hakmem-%s", names[i]);
+            snprintf(desc, sizeof desc, "hakmem, variant %s", names[i]);
+            add_alloc(name, lib, desc, HB_KIND_HAKMEM);
+            free(names[i]);
+        }
+        return;
+    }
+    char *copy = strdup(list);
+    for (char *v = strtok(copy, ","); v; v = strtok(NULL, ",")) {
+        snprintf(lib, sizeof lib, "%s/%s/libhakmem.so", build, v);
+        snprintf(name, sizeof name, "hakmem-%s", v);
+        snprintf(desc, sizeof desc, "hakmem, variant %s", v);
+        add_alloc(name, lib, desc, HB_KIND_HAKMEM);
+    }
+    free(copy);
+}
+
+/* Moves hakmem variants first, keeps file order otherwise. */
+static void order_allocs(void)
+{
+    hb_alloc tmp[MAX_ALLOCS];
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nalloc; i++)
+            if ((allocs[i].kind == HB_KIND_HAKMEM) == (pass == 0)) tmp[k++] = allocs[i];
+    memcpy(allocs, tmp, sizeof(hb_alloc) * (size_t)nalloc);
+}
+
+/* ---- suites -------------------------------------------------------------- */
+
+#define MAX_CASES 256
+static hb_case cases[MAX_CASES];
+static int ncase;
+
+static hb_case cg_cases[MAX_CASES];
+static int ncg;
+
+static int load_suite(const char *path, const char *wdir, hb_case *cases, int max)
+{
+    int ncase = 0;
+    FILE *f = fopen(path, "re");
+    if (!f) { fprintf(stderr, "hakbench: cannot open suite %s: %s\n", path, strerror(errno)); exit(2); }
+    char line[8192];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char *l = trim(line);
+        if (!*l || *l == '#') continue;
+        if (ncase == max) { fprintf(stderr, "hakbench: %s: more than %d cases\n", path, max); exit(2); }
+        hb_case *c = &cases[ncase];
+        memset(c, 0, sizeof *c);
+        char *label = strtok(l, " \t"), *wl = strtok(NULL, " \t");
+        if (!label || !wl) {
+            fprintf(stderr, "hakbench: %s:%d: expected `label workload args...`\n", path, lineno);
+            exit(2);
+        }
+        for (int i = 0; i < ncase; i++)
+            if (strcmp(cases[i].label, label) == 0) {
+                fprintf(stderr, "hakbench: %s:%d: label '%s' used twice\n", path, lineno, label);
+                exit(2);
+            }
+        snprintf(c->label, sizeof c->label, "%s", label);
+        snprintf(c->workload, sizeof c->workload, "%s", wl);
+        char bin[PATH_MAX];
+        snprintf(bin, sizeof bin, "%s/%s", wdir, wl);
+        if (access(bin, X_OK) != 0) {
+            fprintf(stderr, "hakbench: %s:%d: workload '%s' not found as %s (run `make workloads`)\n",
+                    path, lineno, wl, bin);
+            exit(2);
+        }
+        char rp[PATH_MAX];
+        c->argv[c->argc++] = strdup(realpath(bin, rp) ? rp : bin);
+        for (char *arg = strtok(NULL, " \t"); arg; arg = strtok(NULL, " \t")) {
+            if (c->argc == HB_MAX_ARGS) { fprintf(stderr, "hakbench: %s:%d: too many arguments\n", path, lineno); exit(2); }
+            c->argv[c->argc++] = strdup(arg);
+        }
+        c->argv[c->argc] = NULL;
+        ncase++;
+    }
+    fclose(f);
+    if (ncase == 0) { fprintf(stderr, "hakbench: suite %s has no cases\n", path); exit(2); }
+    return ncase;
+}
+
+/* ---- commands ------------------------------------------------------------ */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    hb_interrupted = 1;
+}
+
+static long parse_long(const char *opt, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "hakbench: %s needs an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
+static void mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "hakbench: cannot create %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+}
+
+static const char *self_exe(void)
+{
+    static char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    return self;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { fputs(usage, stderr); return 2; }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "probe") == 0) return hb_probe_main();
+    bool is_run = strcmp(cmd, "run") == 0, is_list = strcmp(cmd, "list") == 0;
+    if (!is_run && !is_list) die_usage("unknown command '%s'; commands: run, list", cmd);
+
+    const char *suite = NULL, *out = NULL, *name = NULL, *table = "harness/allocators.tsv",
+               *hakmem = NULL, *build = "build", *only = NULL, *wdir = "build/workloads";
+    hb_opts o = { .timeout_s = 60, .sample_ms = 5, .reps = 5 };
+    const char *cgsuite = NULL;
+    bool callgrind_only = false;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV() do { if (!v) die_usage("option %s needs a value", a); i++; } while (0)
+        if (strcmp(a, "--suite") == 0) { NEEDV(); suite = v; }
+        else if (strcmp(a, "--out") == 0) { NEEDV(); out = v; }
+        else if (strcmp(a, "--name") == 0) { NEEDV(); name = v; }
+        else if (strcmp(a, "--allocators") == 0) { NEEDV(); table = v; }
+        else if (strcmp(a, "--hakmem") == 0) { NEEDV(); hakmem = v; }
+        else if (strcmp(a, "--build-dir") == 0) { NEEDV(); build = v; }
+        else if (strcmp(a, "--alloc") == 0) { NEEDV(); only = v; }
+        else if (strcmp(a, "--workload-dir") == 0) { NEEDV(); wdir = v; }
+        else if (strcmp(a, "--reps") == 0) { NEEDV(); o.reps = (int)parse_long(a, v, 1, 1000); }
+        else if (strcmp(a, "--timeout") == 0) { NEEDV(); o.timeout_s = (double)parse_long(a, v, 1, 86400); }
+        else if (strcmp(a, "--sample-ms") == 0) { NEEDV(); o.sample_ms = (int)parse_long(a, v, 1, 1000); }
+        else if (strcmp(a, "--callgrind") == 0) { NEEDV(); cgsuite = v; }
+        else if (strcmp(a, "--callgrind-only") == 0) callgrind_only = true;
+        else if (strcmp(a, "--quiet") == 0) o.quiet = true;
+        else die_usage("unknown option '%s'", a);
+#undef NEEDV
+    }
+
+    load_allocators(table);
+    if (hakmem) add_hakmem(hakmem, build);
+    order_allocs();
+    if (only) {
+        char *copy = strdup(only);
+        for (char *n = strtok(copy, ","); n; n = strtok(NULL, ",")) {
+            bool found = false;
+            for (int i = 0; i < nalloc; i++) found |= strcmp(allocs[i].name, n) == 0;
+            if (!found) {
+                fprintf(stderr, "hakbench: unknown allocator '%s'; known:", n);
+                for (int i = 0; i < nalloc; i++) fprintf(stderr, " %s", allocs[i].name);
+                fprintf(stderr, "\n");
+                return 2;
+            }
+        }
+        free(copy);
+        int k = 0;
+        for (int i = 0; i < nalloc; i++)
+            if (in_list(only, allocs[i].name)) allocs[k++] = allocs[i];
+        nalloc = k;
+    }
+    const char *self = self_exe();
+    for (int i = 0; i < nalloc; i++) hb_probe_alloc(&allocs[i], self);
+
+    if (is_list) {
+        for (int i = 0; i < nalloc; i++) {
+            const hb_alloc *a = &allocs[i];
+            printf("%-22s %-9s %-10s %s%s%s\n", a->name, a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference",
+                   a->available ? (a->preload_ok ? "ok" : "NOT-TAKING") : "skipped",
+                   a->system ? "system" : a->lib, a->version[0] ? "  " : "", a->version);
+            if (!a->available) printf("%22s   (%s)\n", "", a->skip_reason);
+        }
+        return 0;
+    }
+
+    if (callgrind_only && !cgsuite) die_usage("--callgrind-only needs --callgrind FILE%s", "");
+    if (!suite && !callgrind_only) die_usage("run needs --suite FILE%s", "");
+    if (suite) ncase = load_suite(suite, wdir, cases, MAX_CASES);
+    else suite = cgsuite;
+    if (cgsuite) ncg = load_suite(cgsuite, wdir, cg_cases, MAX_CASES);
+    bool callgrind = cgsuite != NULL;
+    char suite_name[128];
+    {
+        const char *b = strrchr(suite, '/');
+        snprintf(suite_name, sizeof suite_name, "%s", b ? b + 1 : suite);
+        char *dot = strrchr(suite_name, '.');
+        if (dot) *dot = '\0';
+    }
+    o.suite_name = suite_name;
+    char outbuf[PATH_MAX];
+    if (!out) {
+        char ts[32];
+        time_t now = time(NULL);
+        strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(outbuf, sizeof outbuf, "results/%s-%s", ts, name ? name : suite_name);
+        out = outbuf;
+    }
+    o.out_dir = out;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/raw.jsonl", out);
+    if (access(path, F_OK) == 0) die_usage("%s already exists; choose a new --out directory", path);
+    snprintf(path, sizeof path, "%s/logs", out);
+    mkdirs(path);
+    snprintf(path, sizeof path, "%s/raw.jsonl", out);
+    int raw = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (raw < 0) { fprintf(stderr, "hakbench: cannot create %s: %s\n", path, strerror(errno)); return 2; }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    hb_write_context(raw, &o, suite, allocs, nalloc, cases, ncase, cgsuite);
+    int navail = 0;
+    for (int i = 0; i < nalloc; i++) {
+        if (allocs[i].available) navail++;
+        else fprintf(stderr, "hakbench: skipping %s: %s\n", allocs[i].name, allocs[i].skip_reason);
+    }
+    int total = (callgrind_only ? 0 : o.reps * ncase * navail) + ncg * navail;
+    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n", total, ncase, navail,
+            callgrind_only ? 0 : o.reps, callgrind ? " + callgrind" : "", out);
+
+    hb_tally t = { 0, 0, 0 };
+    double t0 = hb_now();
+    int seq = 0;
+    bool stop = false;
+    for (int rep = 0; rep < o.reps && !callgrind_only && !stop; rep++)
+        for (int c = 0; c < ncase && !stop; c++)
+            for (int k = 0; k < nalloc && !stop; k++) {
+                const hb_alloc *a = &allocs[(k + rep) % nalloc];
+                if (!a->available) continue;
+                stop = !hb_run_one(&o, raw, &cases[c], a, rep, ++seq, &t);
+            }
+    for (int c = 0; c < ncg && !stop; c++)
+        for (int k = 0; k < nalloc && !stop; k++) {
+            if (!allocs[k].available) continue;
+            hb_callgrind_one(&o, raw, &cg_cases[c], &allocs[k], ++seq, &t);
+            stop = hb_interrupted;
+        }
+    hb_write_end(raw, &t, hb_now() - t0, stop);
+    close(raw);
+    fprintf(stderr, "hakbench: %d ok, %d failed, %d invalid in %.0f s%s\n", t.ok, t.failed, t.invalid,
+            hb_now() - t0, stop ? " (interrupted)" : "");
+    printf("%s\n", out);
+    return stop ? 130 : 0;
+}
