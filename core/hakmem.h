@@ -39,7 +39,6 @@ void hak_flush(void);
 /* Process-wide statistics (bytes are exact; counts are summed over threads). */
 typedef struct hak_stats_s {
   size_t mapped_bytes;       /* address space currently mapped from the OS        */
-  size_t committed_slab_bytes; /* slab memory currently mapped and not decommitted */
   size_t slab_count;         /* slabs currently owned, abandoned or pooled         */
   size_t pooled_slab_count;  /* empty slabs kept for reuse                          */
   size_t medium_chunk_count; /* medium chunks mapped                                */
@@ -48,6 +47,14 @@ typedef struct hak_stats_s {
   size_t os_map_calls;       /* mmap calls so far                                   */
   size_t os_unmap_calls;     /* munmap calls so far                                 */
   size_t os_decommit_calls;  /* madvise(MADV_DONTNEED) calls so far                 */
+  struct {                   /* per-thread counters, summed over live and exited threads */
+    unsigned long long refills;          /* magazine refills from slabs             */
+    unsigned long long flushes;          /* magazine flushes back to slabs          */
+    unsigned long long slabs_new;        /* slabs taken from the pool or the OS     */
+    unsigned long long slabs_adopted;    /* slabs of exited threads adopted         */
+    unsigned long long remote_frees;     /* frees pushed to another thread's slab   */
+    unsigned long long remote_collected; /* remote frees collected by owners        */
+  } heap;
 } hak_stats_t;
 
 void hak_stats_get(hak_stats_t *out);

@@ -28,6 +28,17 @@ static _Atomic size_t abandoned_count;
 static hak_heap_stats_t exited_stats; /* stats of heaps gone, under the list lock */
 static pthread_key_t heap_key;
 
+/* Adds the counters of src to dst. src may be another thread's live heap: its
+ * counters are read with relaxed atomic loads (each written only by its own
+ * thread, with HAK_STAT_ADD). */
+static void stats_add(hak_heap_stats_t *dst, hak_heap_stats_t *src) {
+  _Atomic uint64_t *d = (_Atomic uint64_t *)dst, *s = (_Atomic uint64_t *)src;
+  for (size_t i = 0; i < sizeof(hak_heap_stats_t) / sizeof(uint64_t); i++)
+    atomic_store_explicit(&d[i], atomic_load_explicit(&d[i], memory_order_relaxed) +
+                                     atomic_load_explicit(&s[i], memory_order_relaxed),
+                          memory_order_relaxed);
+}
+
 /* ---- class lists ----------------------------------------------------------- */
 static void list_push(hak_slab_t **head, hak_slab_t *s) {
   s->prev = NULL;
@@ -101,7 +112,7 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
   }
   memmove(m->items, m->items + n, (m->count - n) * sizeof(void *));
   m->count -= n;
-  h->stats.flushes++;
+  HAK_STAT_ADD(h, flushes, 1);
 }
 
 /* Gives every slab of h away: empty ones to the pool, others to the
@@ -139,8 +150,7 @@ static void heap_unlink_and_unmap(hak_heap_t *h, bool lock) {
   if (h->prev) h->prev->next = h->next;
   else heap_list = h->next;
   if (h->next) h->next->prev = h->prev;
-  uint64_t *dst = (uint64_t *)&exited_stats, *src = (uint64_t *)&h->stats;
-  for (size_t i = 0; i < sizeof(hak_heap_stats_t) / sizeof(uint64_t); i++) dst[i] += src[i];
+  stats_add(&exited_stats, &h->stats);
   if (lock) pthread_mutex_unlock(&hak_heap_list_lock);
   hak_os_unmap(h, h->map_bytes);
 }
@@ -172,7 +182,7 @@ static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
   atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
   s->next = s->prev = NULL;
   hak_slab_collect(s);
-  h->stats.slabs_adopted++;
+  HAK_STAT_ADD(h, slabs_adopted, 1);
   return s;
 }
 
@@ -181,11 +191,11 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   hak_mag_t *m = &h->mag[c];
   hak_class_slabs_t *cs = &h->slabs[c];
   unsigned want = m->cap / 2 ? m->cap / 2 : 1;
-  h->stats.refills++;
+  HAK_STAT_ADD(h, refills, 1);
   for (int pass = 0; pass < 2; pass++) {
     hak_slab_t *s;
     while ((s = cs->partial) != NULL) {
-      if (s->free == NULL) h->stats.remote_collected += hak_slab_collect(s);
+      if (s->free == NULL) HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
       unsigned got = hak_slab_take(s, m->items + m->count, want);
       m->count += got;
       if (got == want) return true;
@@ -212,7 +222,7 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   if (s == NULL) {
     s = hak_slab_new(c, h);
     if (s == NULL) return false;
-    h->stats.slabs_new++;
+    HAK_STAT_ADD(h, slabs_new, 1);
   }
   list_push(&cs->partial, s);
   m->count += hak_slab_take(s, m->items + m->count, want);
@@ -235,10 +245,10 @@ void *hak_heap_alloc_slow(size_t size) {
 }
 
 void hak_remote_free(hak_slab_t *s, void *p) {
-  hak_slab_check_block(s, p, "free()");
+  hak_slab_check_remote(s, p, "free()");
   hak_xfree_push(&s->xfree, (hak_block_t *)p);
   hak_heap_t *h = hak_tls_heap;
-  if (h != &hak_heap_empty) h->stats.remote_frees++;
+  if (h != &hak_heap_empty) HAK_STAT_ADD(h, remote_frees, 1);
 }
 
 void hak_heap_free_slow(void *p, hak_span_t *span) {
@@ -288,12 +298,9 @@ void hak_heap_flush_thread(void) {
 
 void hak_heap_stats_sum(hak_heap_stats_t *out) {
   pthread_mutex_lock(&hak_heap_list_lock);
-  *out = exited_stats;
-  uint64_t *dst = (uint64_t *)out;
-  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
-    uint64_t *src = (uint64_t *)&h->stats;
-    for (size_t i = 0; i < sizeof(hak_heap_stats_t) / sizeof(uint64_t); i++) dst[i] += src[i];
-  }
+  memset(out, 0, sizeof(*out));
+  stats_add(out, &exited_stats);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) stats_add(out, &h->stats);
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 

@@ -71,7 +71,8 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only 
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
-void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call);
+void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
+void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
 void hak_pool_trim(size_t keep_bytes);
 extern pthread_mutex_t hak_pool_lock;
 size_t hak_pool_count(void);
@@ -123,6 +124,9 @@ typedef enum hak_option_e {
 } hak_option_t;
 long hak_option(hak_option_t o);
 void hak_options_init(void);
+
+/* ---- stats.c --------------------------------------------------------------- */
+void hak_stats_at_exit(void);   /* atexit handler when HAKMEM_STATS is set */
 
 /* ---- malloc_api.c ---------------------------------------------------------- */
 /* Stops the program with "hakmem: <call>: <what> <p>". */

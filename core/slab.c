@@ -144,6 +144,15 @@ void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call) {
     hak_fatal(call, "invalid pointer", p);
 }
 
+/* The same check for a thread that does not own s: it may not read s->bump
+ * (the owner moves it), so it checks against the capacity. */
+void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call) {
+  size_t off = (size_t)((const char *)p - s->base);
+  if (s->cls == HAK_CLASS_POOLED) hak_fatal(call, "double free or invalid pointer", p);
+  if (off % s->block_size != 0 || off / s->block_size >= s->capacity)
+    hak_fatal(call, "invalid pointer", p);
+}
+
 void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
   hak_slab_check_block(s, p, call);
   if (hak_unlikely(s->used == 0)) hak_fatal(call, "double free", p);

@@ -125,9 +125,15 @@ typedef struct hak_class_slabs_s {
   hak_slab_t *full;                   /* slabs with none, as far as we knew    */
 } hak_class_slabs_t;
 
+/* Per-thread counters: written only by the heap's thread (HAK_STAT_ADD, a
+ * relaxed load and store, no read-modify-write), read by anyone summing them. */
 typedef struct hak_heap_stats_s {
-  uint64_t refills, flushes, slabs_new, slabs_adopted, remote_frees, remote_collected;
+  _Atomic uint64_t refills, flushes, slabs_new, slabs_adopted, remote_frees, remote_collected;
 } hak_heap_stats_t;
+#define HAK_STAT_ADD(h, field, n)                                                     \
+  atomic_store_explicit(&(h)->stats.field,                                          \
+                        atomic_load_explicit(&(h)->stats.field, memory_order_relaxed) + (n), \
+                        memory_order_relaxed)
 
 typedef struct hak_heap_s {
   hak_mag_t mag[HAK_CLASS_COUNT];     /* first: the fast path's only data       */

@@ -1,0 +1,162 @@
+/* large.c — large and huge objects (above HAK_MEDIUM_MAX, or aligned beyond
+ * HAK_MEDIUM_MAX_ALIGN): one mapping each, straight from the OS.
+ *
+ * The user pointer is the start of the mapping, so a mapping's descriptor is
+ * found through the page map like any span. Freed mappings up to a bound go
+ * into a small cache (config_large_cache_entries mappings,
+ * config_large_cache_max bytes together) from which a later request of about
+ * the same size is served without a system call; the oldest entry leaves
+ * first. Growth tries mremap in place; shrinking unmaps the tail.
+ *
+ * One lock, hak_large_lock, protects the cache and the live count. */
+#include <string.h>
+
+#include "internal.h"
+
+pthread_mutex_t hak_large_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_large_t *cache_head;   /* newest first */
+static size_t cache_entries, cache_bytes, live_count;
+
+static void large_release(hak_large_t *l) {
+  hak_pagemap_set(l->base, l->map_bytes, NULL);
+  hak_os_unmap(l->base, l->map_bytes);
+  hak_meta_free(l, sizeof(hak_large_t));
+}
+
+/* A cached mapping of need..need*5/4 bytes aligned to align, or NULL. */
+static hak_large_t *cache_take(size_t need, size_t align) {
+  hak_large_t **link, *l;
+  for (link = &cache_head; (l = *link) != NULL; link = &l->next) {
+    if (l->map_bytes >= need && l->map_bytes - need <= need / 4 &&
+        ((uintptr_t)l->base & (align - 1)) == 0) {
+      *link = l->next;
+      cache_entries--;
+      cache_bytes -= l->map_bytes;
+      return l;
+    }
+  }
+  return NULL;
+}
+
+void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
+  if (size > HAK_MAX_REQUEST) return NULL;
+  if (align < HAK_UNIT_SIZE) align = HAK_UNIT_SIZE;
+  size_t need = hak_align_up(size ? size : 1, HAK_UNIT_SIZE);
+  pthread_mutex_lock(&hak_large_lock);
+  hak_large_t *l = cache_head != NULL ? cache_take(need, align) : NULL;
+  if (l != NULL) {
+    l->cached = 0;
+    l->request = size;
+    live_count++;
+    pthread_mutex_unlock(&hak_large_lock);
+    *zeroed = false;
+    return l->base;
+  }
+  pthread_mutex_unlock(&hak_large_lock);
+  char *base = hak_os_map_aligned(need, align);
+  if (base == NULL) return NULL;
+  l = hak_meta_alloc(sizeof(hak_large_t));
+  l->span.kind = HAK_SPAN_LARGE;
+  l->base = base;
+  l->map_bytes = need;
+  l->request = size;
+  hak_pagemap_set(base, need, &l->span);
+  pthread_mutex_lock(&hak_large_lock);
+  live_count++;
+  pthread_mutex_unlock(&hak_large_lock);
+  *zeroed = true;
+  return base;
+}
+
+static void check_live(hak_large_t *l, const void *p, const char *call) {
+  if (p != l->base) hak_fatal(call, "invalid pointer", p);
+  if (l->cached) hak_fatal(call, "double free", p);
+}
+
+void hak_large_free(hak_large_t *l, void *p, const char *call) {
+  pthread_mutex_lock(&hak_large_lock);
+  if (p != l->base || l->cached) {
+    pthread_mutex_unlock(&hak_large_lock);
+    check_live(l, p, call);
+  }
+  live_count--;
+  hak_large_t *evict = NULL;
+  if (l->map_bytes <= config_large_cache_max / 4 && config_large_cache_entries > 0) {
+    l->cached = 1;
+    l->next = cache_head;
+    cache_head = l;
+    cache_entries++;
+    cache_bytes += l->map_bytes;
+    /* Over a bound: cut the list after the newest entries that fit. */
+    size_t n = 0, bytes = 0;
+    for (hak_large_t *e = cache_head; e != NULL; e = e->next) {
+      n++;
+      bytes += e->map_bytes;
+      if (e->next != NULL && (n + 1 > config_large_cache_entries ||
+                              bytes + e->next->map_bytes > config_large_cache_max)) {
+        evict = e->next;
+        e->next = NULL;
+        break;
+      }
+    }
+    for (hak_large_t *e = evict; e != NULL; e = e->next) {
+      cache_entries--;
+      cache_bytes -= e->map_bytes;
+    }
+    l = NULL;
+  }
+  pthread_mutex_unlock(&hak_large_lock);
+  if (l != NULL) large_release(l);
+  while (evict != NULL) {
+    hak_large_t *next = evict->next;
+    large_release(evict);
+    evict = next;
+  }
+}
+
+size_t hak_large_usable(hak_large_t *l, const void *p) {
+  check_live(l, p, "malloc_usable_size()");
+  return l->map_bytes;
+}
+
+/* Resizes the mapping at p to hold size bytes without moving it, if it can:
+ * shrinks by unmapping the tail (when at least half would go), grows by
+ * extending the mapping when the addresses after it are free. */
+bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
+  check_live(l, p, "realloc()");
+  size_t need = hak_align_up(size ? size : 1, HAK_UNIT_SIZE);
+  if (need <= l->map_bytes) {
+    if (need <= l->map_bytes / 2) {
+      hak_pagemap_set(l->base + need, l->map_bytes - need, NULL);
+      hak_os_shrink(l->base, l->map_bytes, need);
+      l->map_bytes = need;
+    }
+    l->request = size;
+    return true;
+  }
+  if (size > HAK_MAX_REQUEST || !hak_os_grow_in_place(l->base, l->map_bytes, need)) return false;
+  hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span);
+  l->map_bytes = need;
+  l->request = size;
+  return true;
+}
+
+void hak_large_cache_clear(void) {
+  pthread_mutex_lock(&hak_large_lock);
+  hak_large_t *l = cache_head;
+  cache_head = NULL;
+  cache_entries = cache_bytes = 0;
+  pthread_mutex_unlock(&hak_large_lock);
+  while (l != NULL) {
+    hak_large_t *next = l->next;
+    large_release(l);
+    l = next;
+  }
+}
+
+void hak_large_counts(size_t *live, size_t *cached_bytes) {
+  pthread_mutex_lock(&hak_large_lock);
+  *live = live_count;
+  *cached_bytes = cache_bytes;
+  pthread_mutex_unlock(&hak_large_lock);
+}

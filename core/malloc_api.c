@@ -1,0 +1,335 @@
+/* malloc_api.c — the exported malloc API, its fast paths, initialisation,
+ * fork handling and the fatal-error report.
+ *
+ * Fast paths (everything else is out of line in heap.c, medium.c, large.c):
+ *   malloc: size <= HAK_SMALL_MAX -> class (arithmetic) -> pop the calling
+ *           thread's magazine. No lock, no atomic, no call.
+ *   free:   page-map lookup (two loads) -> a slab owned by the calling thread
+ *           whose magazine has room, and p is not the block on top (the cheap
+ *           double-free check) -> push. No lock, no atomic, no call.
+ * A thread that has not allocated yet points at hak_heap_empty, whose
+ * magazines are empty with capacity 0, so both fast paths fail over to the
+ * slow path without a NULL test.
+ *
+ * Every function is defined under its hak_ name and exported; unless built
+ * with HAK_PREFIX_ONLY, the standard names are exported as aliases of the same
+ * code, so LD_PRELOAD replaces the system allocator. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "internal.h"
+
+#define HAK_API __attribute__((visibility("default")))
+
+_Atomic int hak_init_state;
+static hak_tls int hak_in_init;
+
+/* ---- fatal errors ------------------------------------------------------------- */
+static size_t fmt_hex(char *out, uintptr_t v) {
+  char tmp[2 * sizeof(v)];
+  size_t n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  out[0] = '0';
+  out[1] = 'x';
+  for (size_t i = 0; i < n; i++) out[2 + i] = tmp[n - 1 - i];
+  return n + 2;
+}
+
+static size_t fmt_str(char *out, size_t room, const char *s) {
+  size_t n = strlen(s);
+  if (n > room) n = room;
+  memcpy(out, s, n);
+  return n;
+}
+
+_Noreturn hak_cold void hak_fatal(const char *call, const char *what, const void *p) {
+  char buf[256];
+  size_t n = 0;
+  n += fmt_str(buf + n, 64, "hakmem: ");
+  n += fmt_str(buf + n, 64, call);
+  n += fmt_str(buf + n, 4, ": ");
+  n += fmt_str(buf + n, 96, what);
+  buf[n++] = ' ';
+  n += fmt_hex(buf + n, (uintptr_t)p);
+  buf[n++] = '\n';
+  ssize_t w = write(STDERR_FILENO, buf, n);
+  (void)w;
+  abort();
+}
+
+/* ---- initialisation and fork --------------------------------------------------- */
+static void fork_prepare(void) {
+  if (hak_init_state != 2) return;
+  hak_heap_fork_prepare();              /* heap list, abandoned */
+  pthread_mutex_lock(&hak_pool_lock);
+  pthread_mutex_lock(&hak_medium_lock);
+  pthread_mutex_lock(&hak_large_lock);
+  pthread_mutex_lock(&hak_meta_lock);
+}
+
+static void fork_parent(void) {
+  if (hak_init_state != 2) return;
+  pthread_mutex_unlock(&hak_meta_lock);
+  pthread_mutex_unlock(&hak_large_lock);
+  pthread_mutex_unlock(&hak_medium_lock);
+  pthread_mutex_unlock(&hak_pool_lock);
+  hak_heap_fork_parent();
+}
+
+static void fork_child(void) {
+  if (hak_init_state != 2) return;
+  pthread_mutex_init(&hak_meta_lock, NULL);
+  pthread_mutex_init(&hak_large_lock, NULL);
+  pthread_mutex_init(&hak_medium_lock, NULL);
+  pthread_mutex_init(&hak_pool_lock, NULL);
+  hak_heap_fork_child();
+}
+
+/* Runs once, from the library constructor or the first allocation, whichever
+ * comes first. pthread_atfork may allocate: that allocation re-enters here on
+ * the same thread (hak_in_init) and proceeds without waiting. Other threads
+ * wait until initialisation is complete. */
+hak_cold void hak_init_slow(void) {
+  if (hak_init_state == 2 || hak_in_init) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&hak_init_state, &expected, 1)) {
+    while (atomic_load(&hak_init_state) != 2) sched_yield();
+    return;
+  }
+  hak_in_init = 1;
+  hak_options_init();
+  hak_heap_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (hak_option(HAK_OPT_STATS_AT_EXIT)) atexit(hak_stats_at_exit);
+  if (hak_option(HAK_OPT_VERBOSE)) {
+    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_VARIANT_NAME);
+    hak_options_print(stderr);
+  }
+  hak_in_init = 0;
+  atomic_store(&hak_init_state, 2);
+}
+
+__attribute__((constructor)) static void hak_constructor(void) { hak_init_slow(); }
+
+/* ---- allocation ------------------------------------------------------------------ */
+static hak_noinline void *alloc_slow(size_t size) {
+  void *p = hak_heap_alloc_slow(size);
+  if (hak_unlikely(p == NULL)) errno = ENOMEM;
+  return p;
+}
+
+static inline void *alloc_inline(size_t size) {
+  if (hak_likely(size <= HAK_SMALL_MAX)) {
+    hak_mag_t *m = &hak_tls_heap->mag[hak_size_class(size)];
+    if (hak_likely(m->count != 0)) return m->items[--m->count];
+  }
+  return alloc_slow(size);
+}
+
+/* Memory of at least size bytes, zeroed. Medium and large memory fresh from
+ * the OS is known to be zero and is not cleared again. */
+static hak_noinline void *alloc_zeroed(size_t size) {
+  if (size <= HAK_SMALL_MAX) {
+    void *p = alloc_inline(size);
+    if (p != NULL) memset(p, 0, size);
+    return p;
+  }
+  if (hak_init_state != 2) hak_init_slow();
+  bool zeroed = false;
+  void *p = size <= HAK_MEDIUM_MAX ? hak_medium_alloc(size, 0, &zeroed) : hak_large_alloc(size, 0, &zeroed);
+  if (p == NULL) errno = ENOMEM;
+  else if (!zeroed) memset(p, 0, size);
+  return p;
+}
+
+/* Memory of size bytes aligned to align (a power of two). Small: the first
+ * class at least as large whose size is a multiple of align (blocks sit at
+ * multiples of their size from a unit-aligned base). Medium: an aligned page
+ * run. Otherwise a large mapping aligned as asked. */
+static hak_noinline void *alloc_aligned(size_t align, size_t size) {
+  if (align <= 16) return alloc_inline(size);
+  if (size > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = size < align ? align : size;
+  if (n <= HAK_SMALL_MAX) {
+    for (unsigned c = hak_size_class(n); c < HAK_CLASS_COUNT; c++)
+      if (hak_class_size[c] % align == 0) return alloc_inline(hak_class_size[c]);
+  }
+  if (hak_init_state != 2) hak_init_slow();
+  bool zeroed;
+  void *p;
+  if (align <= HAK_MEDIUM_MAX_ALIGN && size <= HAK_MEDIUM_MAX)
+    p = hak_medium_alloc(size > HAK_SMALL_MAX ? size : HAK_SMALL_MAX + 1, align, &zeroed);
+  else
+    p = hak_large_alloc(size, align, &zeroed);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+HAK_API void *hak_malloc(size_t size) { return alloc_inline(size); }
+
+/* ---- free ------------------------------------------------------------------------ */
+static hak_noinline void free_slow(void *p, hak_span_t *span) {
+  int saved = errno;
+  hak_heap_free_slow(p, span);
+  errno = saved;
+}
+
+HAK_API void hak_free(void *p) {
+  hak_span_t *span = hak_pagemap_lookup(p);
+  hak_slab_t *s = (hak_slab_t *)span;
+  hak_heap_t *h = hak_tls_heap;
+  if (hak_likely(span != NULL && span->kind == HAK_SPAN_SLAB &&
+                 atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+    hak_mag_t *m = &h->mag[s->cls];
+    if (hak_likely(m->count < m->cap && m->items[(int32_t)m->count - 1] != p &&
+                   ((uintptr_t)p & 15) == 0)) {
+      m->items[m->count++] = p;
+      return;
+    }
+  }
+  free_slow(p, span);
+}
+
+/* ---- the rest of the API ----------------------------------------------------------- */
+HAK_API void *hak_calloc(size_t count, size_t size) {
+  size_t n;
+  if (hak_unlikely(__builtin_mul_overflow(count, size, &n))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_zeroed(n);
+}
+
+static size_t usable_size(const void *p, hak_span_t *span, const char *call) {
+  if (span == NULL) hak_fatal(call, "invalid pointer", p);
+  switch (span->kind) {
+  case HAK_SPAN_SLAB: {
+    hak_slab_t *s = (hak_slab_t *)span;
+    if (s->cls >= HAK_CLASS_COUNT || (size_t)((const char *)p - s->base) % s->block_size != 0)
+      hak_fatal(call, "invalid pointer", p);
+    return s->block_size;
+  }
+  case HAK_SPAN_MEDIUM: return hak_medium_usable((hak_chunk_t *)span, p);
+  case HAK_SPAN_LARGE: return hak_large_usable((hak_large_t *)span, p);
+  default: hak_fatal(call, "invalid pointer", p);
+  }
+}
+
+HAK_API size_t hak_malloc_usable_size(const void *p) {
+  if (p == NULL) return 0;
+  return usable_size(p, hak_pagemap_lookup(p), "malloc_usable_size()");
+}
+
+/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+HAK_API void *hak_realloc(void *p, size_t size) {
+  if (p == NULL) return alloc_inline(size);
+  if (size == 0) {
+    hak_free(p);
+    return NULL;
+  }
+  hak_span_t *span = hak_pagemap_lookup(p);
+  size_t old = usable_size(p, span, "realloc()");
+  switch (span->kind) {
+  case HAK_SPAN_SLAB:
+    /* Same block when it fits and would not waste more than half. */
+    if (size <= old && (size > old / 2 || old <= 16)) return p;
+    break;
+  case HAK_SPAN_MEDIUM:
+    if (size > HAK_SMALL_MAX && size <= HAK_MEDIUM_MAX &&
+        hak_medium_resize_in_place((hak_chunk_t *)span, p, size))
+      return p;
+    break;
+  case HAK_SPAN_LARGE:
+    if (size > HAK_MEDIUM_MAX && hak_large_resize_in_place((hak_large_t *)span, p, size)) return p;
+    break;
+  default: break;
+  }
+  void *q = alloc_inline(size);
+  if (q == NULL) return NULL; /* p is untouched; errno is ENOMEM */
+  memcpy(q, p, old < size ? old : size);
+  hak_free(p);
+  return q;
+}
+
+HAK_API void *hak_reallocarray(void *p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hak_realloc(p, n);
+}
+
+HAK_API int hak_posix_memalign(void **out, size_t align, size_t size) {
+  if (!hak_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = alloc_aligned(align, size);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+/* memalign and aligned_alloc as glibc 2.36: an alignment that is not a power
+ * of two is rounded up to one; one beyond any possible request fails. */
+HAK_API void *hak_memalign(size_t align, size_t size) {
+  if (!hak_is_pow2(align)) {
+    if (align > ((size_t)1 << 62)) {
+      errno = EINVAL;
+      return NULL;
+    }
+    size_t a = 1;
+    while (a < align) a <<= 1;
+    align = a;
+  }
+  return alloc_aligned(align, size);
+}
+
+HAK_API void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
+
+HAK_API void *hak_valloc(size_t size) { return alloc_aligned(HAK_PAGE_SIZE, size); }
+
+HAK_API void *hak_pvalloc(size_t size) {
+  if (size > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_aligned(HAK_PAGE_SIZE, size ? hak_align_up(size, HAK_PAGE_SIZE) : HAK_PAGE_SIZE);
+}
+
+HAK_API const char *hak_version(void) { return HAK_VERSION_STRING; }
+HAK_API const char *hak_variant(void) { return HAK_VARIANT_NAME; }
+
+HAK_API void hak_flush(void) {
+  if (hak_init_state != 2) hak_init_slow();
+  hak_heap_flush_thread();
+  hak_pool_trim(0);
+  hak_medium_purge();
+  hak_large_cache_clear();
+}
+
+/* ---- the standard names ---------------------------------------------------------- */
+#ifndef HAK_PREFIX_ONLY
+#define HAK_ALIAS(name, target) __typeof__(target) name __attribute__((alias(#target), visibility("default")))
+HAK_ALIAS(malloc, hak_malloc);
+HAK_ALIAS(free, hak_free);
+HAK_ALIAS(calloc, hak_calloc);
+HAK_ALIAS(realloc, hak_realloc);
+HAK_ALIAS(reallocarray, hak_reallocarray);
+HAK_ALIAS(posix_memalign, hak_posix_memalign);
+HAK_ALIAS(aligned_alloc, hak_aligned_alloc);
+HAK_ALIAS(memalign, hak_memalign);
+HAK_ALIAS(valloc, hak_valloc);
+HAK_ALIAS(pvalloc, hak_pvalloc);
+HAK_ALIAS(malloc_usable_size, hak_malloc_usable_size);
+#endif
