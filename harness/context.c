@@ -54,7 +54,7 @@ static void package_version(const char *real, char *out, size_t cap)
     snprintf(cmd, sizeof cmd, "dpkg-query -W -f='${Version}' '%s' 2>/dev/null", pkg);
     char ver[128];
     hb_cmd_line(cmd, ver, sizeof ver);
-    if (ver[0]) snprintf(out, cap, "%s %s", pkg, ver);
+    if (ver[0]) hb_fmt(out, cap, "%s %s", pkg, ver);
 }
 
 void hb_probe_alloc(hb_alloc *a, const char *self)
@@ -69,7 +69,7 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
     }
     if (access(a->lib, R_OK) != 0 || !realpath(a->lib, a->real)) {
         a->available = false;
-        snprintf(a->skip_reason, sizeof a->skip_reason, "library not found: %s%s", a->lib,
+        hb_fmt(a->skip_reason, sizeof a->skip_reason, "library not found: %s%s", a->lib,
                  a->kind == HB_KIND_HAKMEM ? " (build it with make VARIANT=...)" : " (make deps-bench installs it)");
         return;
     }
@@ -193,12 +193,30 @@ void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
         jb_open(&b, NULL, '{');
         jb_str(&b, "label", cases[i].label);
         jb_str(&b, "workload", cases[i].workload);
+        jb_bool(&b, "missing", cases[i].missing);
         jb_open(&b, "args", '[');
         for (int k = 1; k < cases[i].argc; k++) jb_str(&b, NULL, cases[i].argv[k]);
         jb_close(&b, ']');
         jb_close(&b, '}');
     }
     jb_close(&b, ']');
+    jb_close(&b, '}');
+    jb_finish_line(&b);
+    hb_write_all(fd, b.p, b.len);
+    jb_free(&b);
+}
+
+void hb_write_skip(int fd, const hb_case *c, const char *mode)
+{
+    hb_jbuf b;
+    jb_init(&b);
+    jb_open(&b, NULL, '{');
+    jb_str(&b, "type", "skip");
+    jb_str(&b, "schema", HB_SCHEMA);
+    jb_str(&b, "mode", mode);
+    jb_str(&b, "label", c->label);
+    jb_str(&b, "workload", c->workload);
+    jb_str(&b, "reason", c->missing_reason);
     jb_close(&b, '}');
     jb_finish_line(&b);
     hb_write_all(fd, b.p, b.len);

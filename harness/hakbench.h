@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #define HB_SCHEMA "hakmem-bench/1"
@@ -90,6 +91,8 @@ typedef struct hb_case {
     char workload[64];
     char *argv[HB_MAX_ARGS + 2]; /* argv[0] = workload path; NULL-terminated */
     int argc;
+    bool missing;        /* the workload binary does not exist: runs skipped */
+    char missing_reason[PATH_MAX + 64];
 } hb_case;
 
 /* ---- run.c -------------------------------------------------------------- */
@@ -129,10 +132,16 @@ int hb_probe_main(void);
 void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
                       const hb_alloc *allocs, int nalloc, const hb_case *cases, int ncase,
                       const char *callgrind_suite);
+/* Writes a `skip` row for a case whose workload binary is missing. */
+void hb_write_skip(int fd, const hb_case *c, const char *mode);
 void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted);
 
 /* ---- shared helpers (main.c) --------------------------------------------- */
 double hb_now(void); /* CLOCK_MONOTONIC seconds */
+/* snprintf that may truncate on purpose (messages, bounded paths); returns
+ * false when it did. Not the builtin, so -Wformat-truncation stays quiet. */
+__attribute__((format(printf, 3, 4)))
+bool hb_fmt(char *dst, size_t cap, const char *fmt, ...);
 bool hb_write_all(int fd, const char *p, size_t n);
 /* Reads a small file into buf (NUL-terminated); returns bytes or -1. */
 long hb_read_file(const char *path, char *buf, size_t cap);

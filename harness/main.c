@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@ static const char usage[] =
     "  --workload-dir DIR    workload binaries (default build/workloads)\n"
     "  --reps N              repetitions (default 5)\n"
     "  --timeout SEC         per-run time limit (default 60)\n"
-    "  --sample-ms N         smaps_rollup sampling interval (default 5)\n"
+    "  --sample-ms N         smaps_rollup sampling interval (default 10)\n"
     "  --callgrind FILE      after the repetitions, run each case of this suite once\n"
     "                        per allocator under valgrind --tool=callgrind\n"
     "                        (instructions per op; use small parameters)\n"
@@ -62,6 +63,15 @@ double hb_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+bool hb_fmt(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < cap;
 }
 
 bool hb_write_all(int fd, const char *p, size_t n)
@@ -233,9 +243,11 @@ static int ncase;
 static hb_case cg_cases[MAX_CASES];
 static int ncg;
 
-static int load_suite(const char *path, const char *wdir, hb_case *cases, int max)
+/* A case whose workload binary does not exist is kept and marked missing:
+ * the matrix runs without it and the context row and one `skip` row say so. */
+static int load_suite(const char *path, const char *wdir, hb_case *out, int max)
 {
-    int ncase = 0;
+    int n = 0;
     FILE *f = fopen(path, "re");
     if (!f) { fprintf(stderr, "hakbench: cannot open suite %s: %s\n", path, strerror(errno)); exit(2); }
     char line[8192];
@@ -244,40 +256,44 @@ static int load_suite(const char *path, const char *wdir, hb_case *cases, int ma
         lineno++;
         char *l = trim(line);
         if (!*l || *l == '#') continue;
-        if (ncase == max) { fprintf(stderr, "hakbench: %s: more than %d cases\n", path, max); exit(2); }
-        hb_case *c = &cases[ncase];
+        if (n == max) { fprintf(stderr, "hakbench: %s: more than %d cases\n", path, max); exit(2); }
+        hb_case *c = &out[n];
         memset(c, 0, sizeof *c);
         char *label = strtok(l, " \t"), *wl = strtok(NULL, " \t");
         if (!label || !wl) {
             fprintf(stderr, "hakbench: %s:%d: expected `label workload args...`\n", path, lineno);
             exit(2);
         }
-        for (int i = 0; i < ncase; i++)
-            if (strcmp(cases[i].label, label) == 0) {
+        if (strlen(label) >= sizeof c->label || strlen(wl) >= sizeof c->workload || strchr(wl, '/')) {
+            fprintf(stderr, "hakbench: %s:%d: bad label or workload name (max 63 characters, no '/')\n", path, lineno);
+            exit(2);
+        }
+        for (int i = 0; i < n; i++)
+            if (strcmp(out[i].label, label) == 0) {
                 fprintf(stderr, "hakbench: %s:%d: label '%s' used twice\n", path, lineno, label);
                 exit(2);
             }
-        snprintf(c->label, sizeof c->label, "%s", label);
-        snprintf(c->workload, sizeof c->workload, "%s", wl);
-        char bin[PATH_MAX];
-        snprintf(bin, sizeof bin, "%s/%s", wdir, wl);
+        hb_fmt(c->label, sizeof c->label, "%s", label);
+        hb_fmt(c->workload, sizeof c->workload, "%s", wl);
+        char bin[PATH_MAX], rp[PATH_MAX];
+        if (!hb_fmt(bin, sizeof bin, "%s/%s", wdir, wl)) { fprintf(stderr, "hakbench: workload path too long\n"); exit(2); }
         if (access(bin, X_OK) != 0) {
-            fprintf(stderr, "hakbench: %s:%d: workload '%s' not found as %s (run `make workloads`)\n",
-                    path, lineno, wl, bin);
-            exit(2);
+            c->missing = true;
+            hb_fmt(c->missing_reason, sizeof c->missing_reason,
+                   "workload binary %s not found (make workloads builds it)", bin);
+            fprintf(stderr, "hakbench: %s:%d: %s; its runs are skipped\n", path, lineno, c->missing_reason);
         }
-        char rp[PATH_MAX];
         c->argv[c->argc++] = strdup(realpath(bin, rp) ? rp : bin);
         for (char *arg = strtok(NULL, " \t"); arg; arg = strtok(NULL, " \t")) {
             if (c->argc == HB_MAX_ARGS) { fprintf(stderr, "hakbench: %s:%d: too many arguments\n", path, lineno); exit(2); }
             c->argv[c->argc++] = strdup(arg);
         }
         c->argv[c->argc] = NULL;
-        ncase++;
+        n++;
     }
     fclose(f);
-    if (ncase == 0) { fprintf(stderr, "hakbench: suite %s has no cases\n", path); exit(2); }
-    return ncase;
+    if (n == 0) { fprintf(stderr, "hakbench: suite %s has no cases\n", path); exit(2); }
+    return n;
 }
 
 /* ---- commands ------------------------------------------------------------ */
@@ -334,7 +350,7 @@ int main(int argc, char **argv)
 
     const char *suite = NULL, *out = NULL, *name = NULL, *table = "harness/allocators.tsv",
                *hakmem = NULL, *build = "build", *only = NULL, *wdir = "build/workloads";
-    hb_opts o = { .timeout_s = 60, .sample_ms = 5, .reps = 5 };
+    hb_opts o = { .timeout_s = 60, .sample_ms = 10, .reps = 5 };
     const char *cgsuite = NULL;
     bool callgrind_only = false;
     for (int i = 2; i < argc; i++) {
@@ -403,7 +419,7 @@ int main(int argc, char **argv)
     char suite_name[128];
     {
         const char *b = strrchr(suite, '/');
-        snprintf(suite_name, sizeof suite_name, "%s", b ? b + 1 : suite);
+        hb_fmt(suite_name, sizeof suite_name, "%s", b ? b + 1 : suite);
         char *dot = strrchr(suite_name, '.');
         if (dot) *dot = '\0';
     }
@@ -413,16 +429,17 @@ int main(int argc, char **argv)
         char ts[32];
         time_t now = time(NULL);
         strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
-        snprintf(outbuf, sizeof outbuf, "results/%s-%s", ts, name ? name : suite_name);
+        hb_fmt(outbuf, sizeof outbuf, "results/%s-%s", ts, name ? name : suite_name);
         out = outbuf;
     }
+    if (strlen(out) > PATH_MAX - 256) die_usage("--out path too long: %s", out);
     o.out_dir = out;
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/raw.jsonl", out);
+    hb_fmt(path, sizeof path, "%s/raw.jsonl", out);
     if (access(path, F_OK) == 0) die_usage("%s already exists; choose a new --out directory", path);
-    snprintf(path, sizeof path, "%s/logs", out);
+    hb_fmt(path, sizeof path, "%s/logs", out);
     mkdirs(path);
-    snprintf(path, sizeof path, "%s/raw.jsonl", out);
+    hb_fmt(path, sizeof path, "%s/raw.jsonl", out);
     int raw = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (raw < 0) { fprintf(stderr, "hakbench: cannot create %s: %s\n", path, strerror(errno)); return 2; }
 
@@ -434,13 +451,22 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     hb_write_context(raw, &o, suite, allocs, nalloc, cases, ncase, cgsuite);
-    int navail = 0;
+    int nrun = 0, ncgrun = 0;
+    for (int c = 0; c < ncase; c++) {
+        if (cases[c].missing) hb_write_skip(raw, &cases[c], "measure");
+        else nrun++;
+    }
+    for (int c = 0; c < ncg; c++) {
+        if (cg_cases[c].missing) hb_write_skip(raw, &cg_cases[c], "callgrind");
+        else ncgrun++;
+    }
+    int navail = 0, avail[MAX_ALLOCS];
     for (int i = 0; i < nalloc; i++) {
-        if (allocs[i].available) navail++;
+        if (allocs[i].available) avail[navail++] = i;
         else fprintf(stderr, "hakbench: skipping %s: %s\n", allocs[i].name, allocs[i].skip_reason);
     }
-    int total = (callgrind_only ? 0 : o.reps * ncase * navail) + ncg * navail;
-    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n", total, ncase, navail,
+    int total = (callgrind_only ? 0 : o.reps * nrun * navail) + ncgrun * navail;
+    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n", total, nrun, navail,
             callgrind_only ? 0 : o.reps, callgrind ? " + callgrind" : "", out);
 
     hb_tally t = { 0, 0, 0 };
@@ -449,14 +475,14 @@ int main(int argc, char **argv)
     bool stop = false;
     for (int rep = 0; rep < o.reps && !callgrind_only && !stop; rep++)
         for (int c = 0; c < ncase && !stop; c++)
-            for (int k = 0; k < nalloc && !stop; k++) {
-                const hb_alloc *a = &allocs[(k + rep) % nalloc];
-                if (!a->available) continue;
+            for (int k = 0; k < navail && !stop; k++) {
+                const hb_alloc *a = &allocs[avail[(k + rep) % navail]];
+                if (cases[c].missing) continue;
                 stop = !hb_run_one(&o, raw, &cases[c], a, rep, ++seq, &t);
             }
     for (int c = 0; c < ncg && !stop; c++)
         for (int k = 0; k < nalloc && !stop; k++) {
-            if (!allocs[k].available) continue;
+            if (!allocs[k].available || cg_cases[c].missing) continue;
             hb_callgrind_one(&o, raw, &cg_cases[c], &allocs[k], ++seq, &t);
             stop = hb_interrupted;
         }

@@ -340,9 +340,9 @@ static bool run_common(const hb_opts *o, int raw_fd, const hb_case *c, const hb_
     sanitize(label, sizeof label, c->label);
     sanitize(aname, sizeof aname, a->name);
     snprintf(base, sizeof base, "logs/%04d-%s-%s-r%d%s", seq, label, aname, rep, callgrind ? "-callgrind" : "");
-    snprintf(outpath, sizeof outpath, "%s/%s.out", o->out_dir, base);
-    snprintf(errpath, sizeof errpath, "%s/%s.err", o->out_dir, base);
-    snprintf(cgpath, sizeof cgpath, "%s/%s.callgrind", o->out_dir, base);
+    hb_fmt(outpath, sizeof outpath, "%s/%s.out", o->out_dir, base);
+    hb_fmt(errpath, sizeof errpath, "%s/%s.err", o->out_dir, base);
+    hb_fmt(cgpath, sizeof cgpath, "%s/%s.callgrind", o->out_dir, base);
 
     /* argv: optionally valgrind in front */
     char *argv[HB_MAX_ARGS + 8];
@@ -453,23 +453,23 @@ static bool run_common(const hb_opts *o, int raw_fd, const hb_case *c, const hb_
     int sig = 0, code = -1;
     if (exec_errno) {
         status_s = "failed";
-        snprintf(reason, sizeof reason, "cannot execute %s: %s", argv[0], strerror(exec_errno));
+        hb_fmt(reason, sizeof reason, "cannot execute %s: %s", argv[0], strerror(exec_errno));
     } else if (timed_out) {
         status_s = "failed";
         sig = SIGKILL;
-        snprintf(reason, sizeof reason, "timeout: killed after %.1f s", timeout);
+        hb_fmt(reason, sizeof reason, "timeout: killed after %.1f s", timeout);
     } else if (WIFSIGNALED(status)) {
         status_s = "failed";
         sig = WTERMSIG(status);
-        snprintf(reason, sizeof reason, "killed by signal %d (SIG%s%s)%s", sig,
+        hb_fmt(reason, sizeof reason, "killed by signal %d (SIG%s%s)%s", sig,
                  sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", "",
                  WCOREDUMP(status) ? ", core dumped" : "");
     } else if (WEXITSTATUS(status) != 0) {
         code = WEXITSTATUS(status);
         status_s = "failed";
-        if (code == 2) snprintf(reason, sizeof reason, "exit 2: the workload rejected its arguments");
-        else if (code == 3) snprintf(reason, sizeof reason, "exit 3: the workload detected heap corruption");
-        else snprintf(reason, sizeof reason, "exit status %d", code);
+        if (code == 2) hb_fmt(reason, sizeof reason, "exit 2: the workload rejected its arguments");
+        else if (code == 3) hb_fmt(reason, sizeof reason, "exit 3: the workload detected heap corruption");
+        else hb_fmt(reason, sizeof reason, "exit status %d", code);
     } else {
         code = 0;
     }
@@ -485,23 +485,25 @@ static bool run_common(const hb_opts *o, int raw_fd, const hb_case *c, const hb_
     if (strcmp(status_s, "ok") == 0) {
         if (!have_result) {
             status_s = "invalid";
-            snprintf(reason, sizeof reason, "no JSON result object on the last stdout line");
+            hb_fmt(reason, sizeof reason, "no JSON result object on the last stdout line");
         } else if (!malloc_from[0]) {
             status_s = "invalid";
-            snprintf(reason, sizeof reason, "the result has no malloc_from: cannot prove which allocator ran");
+            hb_fmt(reason, sizeof reason, "the result has no malloc_from: cannot prove which allocator ran");
         } else if (!verified) {
             status_s = "invalid";
-            snprintf(reason, sizeof reason, "malloc was served by %s, expected %s", malloc_real, expected);
+            hb_fmt(reason, sizeof reason, "malloc was served by %s, expected %s", malloc_real, expected);
         } else if (!a->system && !callgrind && !s.maps_seen && s.nsamples > 0 && s.maps_tries > 0) {
             status_s = "invalid";
-            snprintf(reason, sizeof reason, "%s never appeared in /proc/<pid>/maps", a->real);
+            hb_fmt(reason, sizeof reason, "%s never appeared in /proc/<pid>/maps", a->real);
         }
     }
     long long instructions = -1;
     if (callgrind && strcmp(status_s, "ok") == 0) {
         const char *err = callgrind_total(cgpath, &instructions);
-        if (err) { status_s = "failed"; snprintf(reason, sizeof reason, "%s", err); }
+        if (err) { status_s = "failed"; hb_fmt(reason, sizeof reason, "%s", err); }
     }
+
+    long peak_rss = s.peak.v[F_RSS] > ru.ru_maxrss ? s.peak.v[F_RSS] : ru.ru_maxrss;
 
     /* ---- the row ---- */
     hb_jbuf b;
@@ -538,9 +540,13 @@ static bool run_common(const hb_opts *o, int raw_fd, const hb_case *c, const hb_
         if (have_result && json_get_num(s.result, s.resultlen, numkeys[i], &v)) jb_num(&b, numkeys[i], v);
         else jb_null(&b, numkeys[i]);
     }
+    /* Peak RSS: the larger of the sampled peak and the kernel's high-water
+     * mark (sampling can miss a short spike; a run shorter than one interval
+     * has no sample at all). Fragmentation is measured against it. */
+    jb_int(&b, "peak_rss_kib", peak_rss);
     double live = 0;
-    if (have_result && json_get_num(s.result, s.resultlen, "peak_live_bytes", &live) && live > 0 && s.peak.v[F_RSS] > 0)
-        jb_num(&b, "fragmentation", (double)s.peak.v[F_RSS] * 1024.0 / live);
+    if (have_result && json_get_num(s.result, s.resultlen, "peak_live_bytes", &live) && live > 0 && peak_rss > 0)
+        jb_num(&b, "fragmentation", (double)peak_rss * 1024.0 / live);
     else
         jb_null(&b, "fragmentation");
     if (callgrind) {
@@ -610,7 +616,7 @@ static bool run_common(const hb_opts *o, int raw_fd, const hb_case *c, const hb_
             if (have_result && json_get_num(s.result, s.resultlen, "ops", &ops) && ops > 0)
                 snprintf(fig, sizeof fig, "%.1f instr/op", (double)instructions / ops);
         } else if (have_result && json_get_num(s.result, s.resultlen, "ns_per_op", &nsop)) {
-            snprintf(fig, sizeof fig, "%8.2f ns/op  peak %7.1f MiB", nsop, s.peak.v[F_RSS] / 1024.0);
+            snprintf(fig, sizeof fig, "%8.2f ns/op  peak %7.1f MiB", nsop, peak_rss / 1024.0);
         }
         fprintf(stderr, "  [%4d] r%d %-18s %-22s %-7s %6.2fs %s%s%s\n", seq, rep, c->label, a->name,
                 status_s, wall, fig, reason[0] ? "  " : "", reason);
