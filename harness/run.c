@@ -124,7 +124,7 @@ static void take_sample(runstate *s)
 {
     rollup r;
     double t = hb_now() - s->t0;
-    if (!read_rollup(s->pid, &r)) return;
+    if (!read_rollup(s->pid, &r) || r.v[F_RSS] == 0) return; /* not yet (or no longer) mapped */
     long nolazy = r.v[F_RSS] - r.v[F_LAZYFREE];
     for (int f = 0; f < F_N; f++)
         if (r.v[f] > s->peak.v[f]) s->peak.v[f] = r.v[f];
