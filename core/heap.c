@@ -218,15 +218,24 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
       if (!any) break;
     }
   }
-  hak_slab_t *s = adopt_abandoned(h, c);
-  if (s == NULL) {
-    s = hak_slab_new(c, h);
-    if (s == NULL) return false;
-    HAK_STAT_ADD(h, slabs_new, 1);
+  /* An adopted slab may have no free block yet (all its blocks still live):
+   * keep it on the full list and try the next one, then a new slab. */
+  for (;;) {
+    hak_slab_t *s = adopt_abandoned(h, c);
+    if (s == NULL) {
+      s = hak_slab_new(c, h);
+      if (s == NULL) return false;
+      HAK_STAT_ADD(h, slabs_new, 1);
+    }
+    unsigned got = hak_slab_take(s, m->items + m->count, want);
+    m->count += got;
+    if (got > 0) {
+      list_push(&cs->partial, s);
+      return true;
+    }
+    s->in_full = 1;
+    list_push(&cs->full, s);
   }
-  list_push(&cs->partial, s);
-  m->count += hak_slab_take(s, m->items + m->count, want);
-  return m->count > 0;
 }
 
 void *hak_heap_alloc_slow(size_t size) {
@@ -272,6 +281,35 @@ void hak_heap_free_slow(void *p, hak_span_t *span) {
   hak_slab_check_block(s, p, "free()");
   if (m->count == m->cap) mag_flush(h, s->cls, m->cap / 2);
   m->items[m->count++] = p;
+}
+
+/* Releases abandoned slabs whose blocks have all come back (through remote
+ * frees) to the pool. Holding the abandoned lock makes the caller their owner. */
+void hak_abandoned_sweep(void) {
+  if (atomic_load_explicit(&abandoned_count, memory_order_relaxed) == 0) return;
+  hak_slab_t *empty = NULL;
+  pthread_mutex_lock(&hak_abandoned_lock);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    hak_slab_t **link = &abandoned[c], *s;
+    while ((s = *link) != NULL) {
+      hak_slab_collect(s);
+      if (s->used == 0) {
+        *link = s->next;
+        s->next = empty;
+        empty = s;
+        atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
+      } else {
+        link = &s->next;
+      }
+    }
+  }
+  pthread_mutex_unlock(&hak_abandoned_lock);
+  while (empty != NULL) {
+    hak_slab_t *next = empty->next;
+    empty->next = NULL;
+    hak_slab_release(empty);
+    empty = next;
+  }
 }
 
 /* Returns the calling thread's magazines to its slabs and its empty slabs to the pool. */

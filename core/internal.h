@@ -87,6 +87,7 @@ extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_slow(size_t size);
 void  hak_heap_free_slow(void *p, hak_span_t *span);
 void  hak_heap_flush_thread(void);
+void  hak_abandoned_sweep(void);   /* abandoned slabs now empty -> pool */
 void  hak_heap_init(void);
 void  hak_heap_fork_prepare(void);
 void  hak_heap_fork_parent(void);

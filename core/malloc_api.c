@@ -313,6 +313,7 @@ HAK_API const char *hak_variant(void) { return HAK_VARIANT_NAME; }
 HAK_API void hak_flush(void) {
   if (hak_init_state != 2) hak_init_slow();
   hak_heap_flush_thread();
+  hak_abandoned_sweep();
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();

@@ -1,0 +1,182 @@
+/* unit.c — unit tests of the core's parts, linked with the core's sources
+ * (prefixed API only): size classes, slab bookkeeping and its validator, the
+ * remote-free stack under concurrent producers, medium runs and their
+ * validator, large mappings, the page map. */
+#include <pthread.h>
+#include <string.h>
+
+#include "check.h"
+#include "hakmem.h"
+#include "internal.h"
+#include "remote_free.h"
+
+static void test_size_classes(void) {
+  CHECK(hak_size_class(0) == 0, "malloc(0) has its own class");
+  unsigned prev = 0;
+  for (size_t n = 1; n <= HAK_SMALL_MAX; n++) {
+    unsigned c = hak_size_class(n);
+    if (c != HAK_CLASS_OF(n) || c >= HAK_CLASS_COUNT || hak_class_size[c] < n ||
+        (c > 1 && hak_class_size[c - 1] >= n) || c < prev) {
+      CHECK(0, "size %zu maps to class %u (size %u)", n, c, c < HAK_CLASS_COUNT ? hak_class_size[c] : 0);
+      return;
+    }
+    if (n <= 1024) CHECK(hak_class_size[c] - n < 16, "size %zu: class %u wastes >= 16 bytes", n, c);
+    else CHECK((hak_class_size[c] - n) * 4 < n, "size %zu: class %u wastes 25%% or more", n, c);
+    prev = c;
+  }
+  CHECK(hak_size_class(HAK_SMALL_MAX) == HAK_CLASS_COUNT - 1, "last class");
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    CHECK(hak_class_mag_cap[c] >= 8 && hak_class_mag_cap[c] <= 256, "class %u magazine capacity", c);
+    CHECK(hak_class_units[c] * HAK_UNIT_SIZE / hak_class_size[c] >= 7, "class %u slab holds 7 blocks", c);
+  }
+}
+
+static void test_slab(void) {
+  unsigned cls = hak_size_class(48);
+  hak_slab_t *s = hak_slab_new(cls, NULL);
+  CHECK(s != NULL, "new slab");
+  if (s == NULL) return;
+  CHECK(hak_slab_validate(s) == NULL, "fresh slab: %s", hak_slab_validate(s));
+  CHECK(hak_pagemap_lookup(s->base + 100) == &s->span, "page map finds the slab from an interior pointer");
+  void *blocks[600];
+  unsigned got = hak_slab_take(s, blocks, 600);
+  CHECK(got == 600 && s->used == 600 && s->bump == 600, "take 600 fresh blocks: got %u used %u", got, s->used);
+  CHECK(hak_slab_validate(s) == NULL, "after take: %s", hak_slab_validate(s));
+  for (unsigned i = 0; i < got; i++)
+    CHECK((char *)blocks[i] == s->base + (size_t)i * 48, "block %u is at base + i*size", i);
+  for (unsigned i = 0; i < 300; i++) hak_slab_put(s, blocks[i], "test");
+  CHECK(s->used == 300 && hak_slab_validate(s) == NULL, "after 300 puts: used %u, %s", s->used,
+        hak_slab_validate(s));
+  /* Remote frees: pushed on xfree, still counted in used until collected (I1). */
+  for (unsigned i = 300; i < 400; i++) hak_xfree_push(&s->xfree, blocks[i]);
+  CHECK(s->used == 300 && hak_slab_validate(s) == NULL, "remote frees pending: %s", hak_slab_validate(s));
+  CHECK(hak_slab_collect(s) == 100 && s->used == 200, "collect takes the 100 remote frees");
+  CHECK(hak_slab_validate(s) == NULL, "after collect: %s", hak_slab_validate(s));
+  /* The taken blocks come back LIFO from the free list before fresh ones. */
+  void *again[10];
+  CHECK(hak_slab_take(s, again, 10) == 10 && again[0] == blocks[399], "collected remote frees are reused first, newest first");
+  /* The validator must catch broken bookkeeping. */
+  s->used += 1;
+  CHECK(hak_slab_validate(s) != NULL, "validator catches a wrong used count");
+  s->used -= 1;
+  hak_block_t *saved = s->free;
+  s->free = (hak_block_t *)(s->base + 7); /* misaligned block on the free list */
+  ((hak_block_t *)(s->base + 7))->next = NULL;
+  CHECK(hak_slab_validate(s) != NULL, "validator catches a misaligned free block");
+  s->free = saved;
+  CHECK(hak_slab_validate(s) == NULL, "restored: %s", hak_slab_validate(s));
+  /* Return everything, release to the pool, reuse it for another class. */
+  for (unsigned i = 0; i < 10; i++) hak_slab_put(s, again[i], "test");
+  for (unsigned i = 400; i < 600; i++) hak_slab_put(s, blocks[i], "test");
+  CHECK(s->used == 0 && hak_slab_validate(s) == NULL, "all back: used %u", s->used);
+  size_t pooled = hak_pool_count();
+  hak_slab_release(s);
+  CHECK(hak_pool_count() == pooled + 1, "empty slab goes to the pool");
+  hak_slab_t *t = hak_slab_new(hak_size_class(1000), NULL);
+  CHECK(t == s && t->block_size == 1008 && hak_slab_validate(t) == NULL, "pooled slab reused by another class");
+  hak_slab_release(t);
+  hak_pool_trim(0);
+  CHECK(hak_pool_count() == 0, "pool trimmed to zero");
+}
+
+/* Remote-free stack: producers push concurrently, one consumer takes all. */
+#define RF_PRODUCERS 4
+#define RF_BLOCKS 20000
+static _Atomic(hak_block_t *) rf_head;
+static _Atomic int rf_finished;
+static hak_block_t rf_blocks[RF_PRODUCERS][RF_BLOCKS];
+
+static void *rf_producer(void *arg) {
+  hak_block_t *mine = arg;
+  for (int i = 0; i < RF_BLOCKS; i++) {
+    if (i % 3 == 2) { /* a chain of two with one CAS */
+      mine[i - 1].next = &mine[i];
+      hak_xfree_push_chain(&rf_head, &mine[i - 1], &mine[i]);
+    } else if (i % 3 == 0) {
+      hak_xfree_push(&rf_head, &mine[i]);
+    }
+  }
+  atomic_fetch_add(&rf_finished, 1);
+  return NULL;
+}
+
+static void test_remote_free_stack(void) {
+  static unsigned char seen[RF_PRODUCERS][RF_BLOCKS];
+  pthread_t t[RF_PRODUCERS];
+  for (int i = 0; i < RF_PRODUCERS; i++) pthread_create(&t[i], NULL, rf_producer, rf_blocks[i]);
+  size_t taken = 0, dup = 0, bad = 0;
+  for (;;) {
+    int finished = atomic_load(&rf_finished) == RF_PRODUCERS; /* read before taking */
+    for (hak_block_t *b = hak_xfree_take_all(&rf_head); b != NULL; b = b->next) {
+      size_t k = (size_t)(b - &rf_blocks[0][0]);
+      if (k >= RF_PRODUCERS * RF_BLOCKS) { bad++; break; }
+      if (seen[k / RF_BLOCKS][k % RF_BLOCKS]++) dup++;
+      taken++;
+    }
+    if (finished) break;
+  }
+  for (int i = 0; i < RF_PRODUCERS; i++) pthread_join(t[i], NULL);
+  size_t expect = 0;
+  for (int i = 0; i < RF_BLOCKS; i++) expect += i % 3 != 1 || i + 1 < RF_BLOCKS ? 1 : 0;
+  CHECK(bad == 0 && dup == 0, "remote stack: %zu foreign, %zu duplicate blocks", bad, dup);
+  CHECK(taken == (size_t)RF_PRODUCERS * expect, "remote stack: took %zu of %zu pushed", taken,
+        (size_t)RF_PRODUCERS * expect);
+}
+
+static void test_medium(void) {
+  unsigned long long seed = 42;
+  void *p[200] = {0};
+  size_t sz[200] = {0};
+  for (int round = 0; round < 4000; round++) {
+    int i = (int)(test_rand(&seed) % 200);
+    if (p[i] != NULL) {
+      CHECK(((unsigned char *)p[i])[sz[i] - 1] == (unsigned char)i, "medium block %d intact", i);
+      hak_free(p[i]);
+      p[i] = NULL;
+    } else {
+      sz[i] = HAK_SMALL_MAX + 1 + test_rand(&seed) % (HAK_MEDIUM_MAX - HAK_SMALL_MAX);
+      p[i] = hak_malloc(sz[i]);
+      CHECK(p[i] != NULL && hak_pagemap_lookup(p[i])->kind == HAK_SPAN_MEDIUM, "medium alloc");
+      CHECK(hak_malloc_usable_size(p[i]) >= sz[i], "medium usable size");
+      memset(p[i], i, sz[i]);
+    }
+    if (round % 500 == 0) CHECK(hak_medium_validate() == NULL, "medium runs: %s", hak_medium_validate());
+  }
+  for (int i = 0; i < 200; i++) hak_free(p[i]);
+  CHECK(hak_medium_validate() == NULL, "medium runs after freeing all: %s", hak_medium_validate());
+  hak_medium_purge();
+  CHECK(hak_medium_chunk_count() == 0, "purge unmaps empty chunks: %zu left", hak_medium_chunk_count());
+}
+
+static void test_large(void) {
+  size_t live0, cached0;
+  hak_large_counts(&live0, &cached0);
+  char *p = hak_malloc(3u << 20);
+  CHECK(p != NULL && hak_pagemap_lookup(p)->kind == HAK_SPAN_LARGE, "large alloc");
+  CHECK(hak_pagemap_lookup(p + (3u << 20) - 1) == hak_pagemap_lookup(p), "page map covers the whole mapping");
+  memset(p, 7, 3u << 20);
+  char *q = hak_realloc(p, 12u << 20);
+  CHECK(q != NULL && q[0] == 7 && q[(3u << 20) - 1] == 7, "large realloc keeps contents");
+  CHECK(hak_malloc_usable_size(q) >= (12u << 20), "usable after growth");
+  q = hak_realloc(q, 1u << 20);
+  CHECK(q != NULL && q[0] == 7, "large shrink keeps contents");
+  hak_free(q);
+  size_t live, cached;
+  hak_large_counts(&live, &cached);
+  CHECK(live == live0, "live large count back to %zu (is %zu)", live0, live);
+  hak_large_cache_clear();
+  hak_large_counts(&live, &cached);
+  CHECK(cached == 0, "cache cleared");
+  CHECK(hak_pagemap_lookup(q) == NULL, "unmapped large block leaves the page map");
+}
+
+int main(void) {
+  test_size_classes();
+  test_slab();
+  test_remote_free_stack();
+  test_medium();
+  test_large();
+  int x;
+  CHECK(hak_pagemap_lookup(&x) == NULL && hak_pagemap_lookup(main) == NULL, "foreign pointers are not ours");
+  return check_report("unit");
+}
