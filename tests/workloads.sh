@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# tests/workloads.sh - short runs of every workload under the system malloc.
+#
+# For each workload: a short run must exit 0 and end with one JSON line that
+# has every required key, names the workload, reports malloc_from, and has
+# the checksum recorded below for its fixed seed (checksums depend only on
+# seed and parameters, never on the allocator or timing); --help must list
+# every parameter; bad arguments must exit 2 with one line on stderr.
+#
+# Output: one line per check, "PASS workloads/<name>: <what>" or
+# "FAIL workloads/<name>: <what>", then "workloads: N passed, M failed".
+# Exit 1 if any check failed. Runs in a few seconds on 2 cores.
+#
+#   tests/workloads.sh              binaries from build/workloads
+#   WL_BIN=dir tests/workloads.sh   binaries from dir
+#   WL_PRINT=1 tests/workloads.sh   also print each run's checksum (to
+#                                   record new constants after a change)
+set -u
+cd "$(dirname "$0")/.."
+BIN=${WL_BIN:-build/workloads}
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+unset LD_PRELOAD
+
+pass=0
+fail=0
+ok()  { echo "PASS workloads/$1: $2"; pass=$((pass + 1)); }
+bad() { echo "FAIL workloads/$1: $2"; fail=$((fail + 1)); }
+
+# Validate the last stdout line of a run; prints "ok <checksum>" or a reason.
+check_json() { # name file
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+if not lines:
+    print("no output"); sys.exit()
+try:
+    j = json.loads(lines[-1])
+except ValueError as e:
+    print("last line is not JSON (%s)" % e); sys.exit()
+need = {"workload": str, "params": dict, "seed": int, "threads": int, "ops": int,
+        "op_unit": str, "seconds": (int, float), "ns_per_op": (int, float),
+        "ops_per_sec": (int, float), "peak_live_bytes": int,
+        "final_live_bytes": int, "checksum": str, "malloc_from": str}
+for k, t in need.items():
+    if k not in j:
+        print("missing key %s" % k); sys.exit()
+    if not isinstance(j[k], t) or isinstance(j[k], bool):
+        print("key %s has type %s" % (k, type(j[k]).__name__)); sys.exit()
+if j["workload"] != name:
+    print("workload is %r" % j["workload"]); sys.exit()
+if j["ops"] <= 0 or j["threads"] <= 0 or j["seconds"] < 0:
+    print("ops/threads/seconds out of range"); sys.exit()
+if j["ns_per_op"] > 0 and abs(j["ns_per_op"] * j["ops"] / 1e9 - j["seconds"]) > 1e-3 * max(j["seconds"], 1e-3):
+    print("ns_per_op does not match seconds/ops"); sys.exit()
+if j["peak_live_bytes"] < j["final_live_bytes"] or j["final_live_bytes"] < 0:
+    print("live bytes inconsistent"); sys.exit()
+if "libc" not in j["malloc_from"]:
+    print("malloc_from is %r, expected glibc" % j["malloc_from"]); sys.exit()
+if len(j["checksum"]) != 16 or any(c not in "0123456789abcdef" for c in j["checksum"]):
+    print("checksum %r is not 16 hex digits" % j["checksum"]); sys.exit()
+print("ok", j["checksum"])
+EOF
+}
+
+# A short run: exit 0, valid JSON line, known checksum.
+run() { # name want_checksum label args...
+    local name=$1 want=$2 label=$3
+    shift 3
+    local out=$TMP/out err=$TMP/err rc res
+    timeout 60 "$BIN/$name" "$@" >"$out" 2>"$err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        bad "$name" "$label: exit code $rc ($(head -c 200 "$err"))"
+        return
+    fi
+    res=$(check_json "$name" "$out")
+    case $res in
+    ok\ *)
+        ok "$name" "$label: JSON line has the required keys"
+        local sum=${res#ok }
+        [ -n "${WL_PRINT:-}" ] && echo "     $name $label checksum $sum"
+        if [ "$sum" = "$want" ]; then
+            ok "$name" "$label: checksum $sum"
+        else
+            bad "$name" "$label: checksum $sum, expected $want"
+        fi
+        ;;
+    *) bad "$name" "$label: $res" ;;
+    esac
+    cp "$out" "$TMP/last"
+}
+
+# Bad input: exit 2, exactly one line on stderr naming the workload, no JSON.
+reject() { # name label args...
+    local name=$1 label=$2
+    shift 2
+    local out=$TMP/out err=$TMP/err rc
+    timeout 20 "$BIN/$name" "$@" >"$out" 2>"$err"
+    rc=$?
+    if [ $rc -ge 128 ] || [ $rc -eq 124 ]; then
+        bad "$name" "rejects $label: crashed or hung (exit $rc)"
+    elif [ $rc -ne 2 ]; then
+        bad "$name" "rejects $label: exit code $rc, expected 2"
+    elif [ "$(wc -l <"$err")" -ne 1 ] || ! grep -q "^$name: " "$err"; then
+        bad "$name" "rejects $label: stderr is not one '$name: ...' line"
+    elif grep -q '^{' "$out"; then
+        bad "$name" "rejects $label: printed a JSON report"
+    else
+        ok "$name" "rejects $label ($(cat "$err"))"
+    fi
+}
+
+# --help exits 0 and names every parameter of the JSON params object.
+help_lists_params() { # name args-for-a-run... (uses $TMP/last from the run)
+    local name=$1 h=$TMP/help missing
+    if ! timeout 10 "$BIN/$name" --help >"$h" 2>&1; then
+        bad "$name" "--help exits 0"
+        return
+    fi
+    missing=$("$PY" -c '
+import json, sys
+j = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+h = open(sys.argv[2]).read()
+print(" ".join(k for k in j["params"] if "--" + k not in h))' "$TMP/last" "$h" 2>&1)
+    if [ -z "$missing" ] && grep -q default "$h"; then
+        ok "$name" "--help lists every parameter with its default"
+    else
+        bad "$name" "--help does not list: $missing"
+    fi
+}
+
+common_rejects() { # name
+    reject "$1" "an unknown flag" --no-such-flag
+    reject "$1" "a non-number" --seed abc
+    reject "$1" "a number with junk" --seed 12x
+}
+
+if [ ! -d "$BIN" ]; then
+    echo "FAIL workloads: no binaries in $BIN (run make workloads)"
+    echo "workloads: 0 passed, 1 failed"
+    exit 1
+fi
+
+# ---- larson ----
+run larson c4abed097c527f27 "generation mode" --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
+help_lists_params larson
+run larson ecde28646ec1f2da "time mode, positional args" 0.2 8 1000 2000 10 4141 2
+if grep -Eq '^Throughput = [0-9]+ operations per second, relative time: [0-9.]+s\.$' "$TMP/last"; then
+    ok larson "prints the classic Throughput line"
+else
+    bad larson "prints the classic Throughput line"
+fi
+common_rejects larson
+reject larson "min >= max" --min-size 100 --max-size 10
+reject larson "zero threads" --threads 0
+reject larson "zero threads (positional)" 1 8 1000 5000 100 4141 0
+reject larson "too few positional args" 5 8 1000
+
+# ---- json ----
+run json 32fbb26cdf6af5c0 "documents" --docs 40 --doc-bytes 8k --keep 4
+help_lists_params json
+run json 97d71bc52ddc9a07 "--classic" --classic --classic-iters 50
+common_rejects json
+reject json "zero documents" --docs 0
+reject json "a value for a flag" --classic=yes
+
+# ---- mir ----
+run mir 184923e1b99d26bc "functions" --functions 300 --passes 4
+help_lists_params mir
+run mir d98810386b95e7fe "--classic" --classic --classic-iters 10
+common_rejects mir
+reject mir "zero functions" --functions 0
+reject mir "zero blocks" --blocks 0
+
+# ---- tiny ----
+run tiny 6ba096b88f79b851 "pairs" --pairs 200k
+help_lists_params tiny
+common_rejects tiny
+reject tiny "min > max" --min-size 200 --max-size 100
+
+# ---- tiny_mt ----
+run tiny_mt 107ef4e82ef3729c "2 threads" --threads 2 --pairs 100k
+help_lists_params tiny_mt
+common_rejects tiny_mt
+reject tiny_mt "min > max" --min-size 200 --max-size 100
+reject tiny_mt "zero threads" --threads 0
+
+# ---- random_mixed ----
+run random_mixed 6319c8348f473fac "steps" --steps 200k --slots 1024
+help_lists_params random_mixed
+common_rejects random_mixed
+reject random_mixed "min > max" --min-size 2000 --max-size 1000
+
+# ---- frag ----
+run frag 1045d98f44e3a04e "rounds" --blocks 5000 --rounds 3
+help_lists_params frag
+common_rejects frag
+reject frag "min > max" --min-size 9000 --max-size 8192
+
+# ---- xthread ----
+run xthread c393bd2ea3487c85 "2 producers, 1 consumer" --producers 2 --consumers 1 --blocks 20k
+help_lists_params xthread
+common_rejects xthread
+reject xthread "min > max" --min-size 600 --max-size 512
+reject xthread "zero producers" --producers 0
+reject xthread "zero consumers" --consumers 0
+
+# ---- burst_idle ----
+run burst_idle 3c230eaac7324fd7 "burst" --bytes 4m --idle-seconds 0.1
+if [ "$(grep -c '^@phase ' "$TMP/last")" -eq 5 ]; then
+    ok burst_idle "prints the five @phase markers"
+else
+    bad burst_idle "prints the five @phase markers"
+fi
+help_lists_params burst_idle
+common_rejects burst_idle
+reject burst_idle "min > max" --min-size 300 --max-size 256
+
+# ---- large ----
+run large e5f3b0ad90d876e4 "steps" --steps 100 --max-size 4m
+help_lists_params large
+common_rejects large
+reject large "min > max" --min-size 64m --max-size 32m
+
+echo "workloads: $pass passed, $fail failed"
+[ $fail -eq 0 ]
