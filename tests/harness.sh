@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# tests/harness.sh — tests of the benchmark runner (build/harness/hakbench),
+# the report scripts and larson.sh, on a small matrix of fake parts:
+#   build/harness/fakewl            a workload that follows the contract
+#   build/harness/libcrashalloc.so  an allocator that aborts after N mallocs
+#   build/harness/libnoalloc.so     a preload that replaces nothing
+#   tests/harness/fixture-raw.jsonl a fixed raw file for the report
+# Prints `PASS harness: <what>` / `FAIL harness: <what>` per check and a
+# final count; exits 1 on any failure. `make test-harness` builds the parts
+# and runs it. Takes about 15 s.
+set -u
+unset CRASHALLOC_AFTER LD_PRELOAD
+cd "$(dirname "$0")/.."
+
+HB=build/harness/hakbench
+PY=/usr/bin/python3
+pass=0; fail=0
+check() { # check "<what>" command...
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then echo "PASS harness: $what"; pass=$((pass + 1))
+  else echo "FAIL harness: $what"; fail=$((fail + 1)); fi
+}
+for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so; do
+  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make harness harness-testbins)"; echo "harness: 0 passed, 1 failed"; exit 1; }
+done
+
+tmp=$(mktemp -d /tmp/hakmem-harness.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/wl"
+ln -s "$PWD/build/harness/fakewl" "$tmp/wl/fakewl"
+
+cat > "$tmp/alloc.tsv" <<EOF
+# test allocators
+glibc	system	glibc malloc
+crash	build/harness/libcrashalloc.so	aborts after CRASHALLOC_AFTER mallocs
+noalloc	build/harness/libnoalloc.so	a preload that replaces nothing
+absent	$tmp/no-such-lib.so	a library that does not exist
+EOF
+# many: 30000 mallocs (crash aborts after 20000); few: 1000 (crash survives);
+# phases: @phase markers and an idle period; ghost: a workload binary that
+# does not exist.
+cat > "$tmp/small.suite" <<EOF
+# label workload args
+many    fakewl --ops 30000
+few     fakewl --ops 1000 --phases --sleep-ms 150
+ghost   nosuchworkload --x 1
+EOF
+
+# ---- bad arguments -----------------------------------------------------------
+rejects() { # rejects <cmd...>: exit status 2 and a message on stderr
+  local err=$tmp/err; "$@" >/dev/null 2>"$err"; local st=$?
+  [ "$st" -eq 2 ] && [ -s "$err" ]
+}
+check "no arguments rejected" rejects $HB
+check "unknown command rejected" rejects $HB frobnicate
+check "run without --suite rejected" rejects $HB run --allocators "$tmp/alloc.tsv"
+check "unknown option rejected" rejects $HB run --suite "$tmp/small.suite" --bogus
+check "--reps 0 rejected" rejects $HB run --suite "$tmp/small.suite" --reps 0 --out "$tmp/x1"
+check "non-numeric --timeout rejected" rejects $HB run --suite "$tmp/small.suite" --timeout soon --out "$tmp/x2"
+check "missing suite file rejected" rejects $HB run --suite "$tmp/none.suite" --out "$tmp/x3"
+check "unknown allocator name rejected" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --alloc glibc,nosuch --out "$tmp/x4"
+printf 'onlylabel\n' > "$tmp/bad.suite"
+check "malformed suite line rejected" rejects $HB run --suite "$tmp/bad.suite" --out "$tmp/x5"
+check "larson.sh unknown profile rejected with the list" \
+  bash -c "./larson.sh nosuchprofile 2>&1 >/dev/null | grep -q '^server'; [ \${PIPESTATUS[0]} -ne 0 ]"
+check "larson.sh --list names every profile" \
+  bash -c "out=\$(./larson.sh --list) && for p in quick server tiny mid scaling; do grep -q \"^\$p \" <<<\"\$out\" || exit 1; done"
+check "report.py without a run directory rejected" rejects $PY scripts/report.py "$tmp/nothing"
+check "compare with one run rejected" rejects $PY scripts/compare tests/harness
+check "no result directory left by rejected runs" bash -c "! ls -d $tmp/x? 2>/dev/null"
+
+# ---- a small matrix ------------------------------------------------------------
+out=$tmp/run
+$HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" \
+  --reps 2 --timeout 20 --out "$out" --quiet >"$tmp/run.stdout" 2>"$tmp/run.stderr"
+st=$?
+check "matrix completes with exit 0 despite crashes and invalid runs" test "$st" -eq 0
+check "runner prints the result directory" grep -qx "$out" "$tmp/run.stdout"
+check "missing workload reported on stderr" grep -q "nosuchworkload.*not found" "$tmp/run.stderr"
+
+cat > "$tmp/check.py" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+what = sys.argv[2]
+ctx = rows[0]
+runs = [r for r in rows if r.get("type") == "run"]
+def by(label, alloc): return [r for r in runs if r["label"] == label and r["allocator"] == alloc]
+if what == "context":
+    assert ctx["type"] == "context" and ctx["schema"] == "hakmem-bench/1"
+    for k in ("cpu_model", "cores", "kernel", "thp_enabled", "compiler", "git_commit", "started", "runner",
+              "allocators", "cases", "glibc", "mem_total_kib"):
+        assert k in ctx, k
+    for a in ctx["allocators"]:
+        for k in ("name", "kind", "library", "realpath", "status", "version"):
+            assert k in a, (a["name"], k)
+elif what == "count":
+    # 2 real cases x 3 available allocators x 2 reps
+    assert len(runs) == 12, len(runs)
+elif what == "fields":
+    need = ("schema", "mode", "seq", "rep", "label", "workload", "args", "allocator", "status", "reason",
+            "exit_code", "signal", "wall_s", "user_s", "sys_s", "maxrss_kib", "minflt", "majflt", "ops",
+            "seconds", "ns_per_op", "ops_per_sec", "peak_live_bytes", "final_live_bytes", "peak_rss_kib",
+            "fragmentation", "mem", "phases", "timeline", "verify", "log", "result")
+    for r in runs:
+        assert r["schema"] == "hakmem-bench/1"
+        for k in need:
+            assert k in r, (r["seq"], k)
+        for k in ("rss_kib", "pss_kib", "private_dirty_kib", "anonymous_kib", "anon_huge_kib", "lazyfree_kib",
+                  "rss_nolazy_kib"):
+            assert k in r["mem"]["peak"] and k in r["mem"]["final"], k
+elif what == "glibc-ok":
+    rs = by("many", "glibc") + by("few", "glibc")
+    assert len(rs) == 4 and all(r["status"] == "ok" and r["ns_per_op"] > 0 and r["ops"] == (60000 if r["label"] == "many" else 2000) for r in rs)
+    assert all(r["verify"]["malloc_from_ok"] for r in rs)
+    assert all(r["peak_rss_kib"] > 0 for r in rs)
+elif what == "crash-failed":
+    rs = by("many", "crash")
+    assert len(rs) == 2 and all(r["status"] == "failed" and r["signal"] == 6 and "SIGABRT" in r["reason"] for r in rs), rs
+elif what == "crash-survivor":
+    rs = by("few", "crash")
+    assert len(rs) == 2 and all(r["status"] == "ok" and r["verify"]["maps_has_lib"] is not False for r in rs)
+elif what == "noalloc-invalid":
+    rs = by("many", "noalloc") + by("few", "noalloc")
+    assert len(rs) == 4 and all(r["status"] == "invalid" and "served by" in r["reason"] for r in rs)
+elif what == "absent-skipped":
+    a = [a for a in ctx["allocators"] if a["name"] == "absent"][0]
+    assert a["status"] == "skipped" and "not found" in a["skip_reason"]
+    assert not by("many", "absent")
+elif what == "ghost-skipped":
+    sk = [r for r in rows if r.get("type") == "skip"]
+    assert len(sk) == 1 and sk[0]["label"] == "ghost" and "not found" in sk[0]["reason"]
+elif what == "phases":
+    for r in by("few", "glibc"):
+        names = [p["name"] for p in r["phases"]]
+        assert names == ["start", "idle_start", "idle_end"], names
+        assert r["idle"]["rss_at_idle_end_kib"] > 0
+elif what == "rotation":
+    first = [r["allocator"] for r in runs if r["label"] == "many"]
+    assert first[0] != first[3], first  # rep 0 and rep 1 start with different allocators
+elif what == "end":
+    e = rows[-1]
+    assert e["type"] == "end" and e["interrupted"] is False and e["ok"] + e["failed"] + e["invalid"] == 12
+elif what == "timeout":
+    rs = [r for r in runs if r["label"] == "slow"]
+    assert len(rs) == 1 and rs[0]["status"] == "failed" and "timeout" in rs[0]["reason"] and rs[0]["signal"] == 9
+    assert [r for r in runs if r["label"] == "quick"][0]["status"] == "ok"
+elif what == "interrupted":
+    e = rows[-1]
+    assert e["type"] == "end" and e["interrupted"] is True
+    assert all(r["status"] in ("ok", "failed", "invalid") for r in runs)
+elif what == "nolines":
+    rs = [r for r in runs if r["label"] == "silent"]
+    assert rs and all(r["status"] == "invalid" and "no JSON" in r["reason"] for r in rs)
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+rowcheck() { $PY "$tmp/check.py" "$out/raw.jsonl" "$1"; }
+check "context row with machine, build and allocator fields" rowcheck context
+check "one row per run (cases x allocators x reps)" rowcheck count
+check "every row has the schema's fields" rowcheck fields
+check "glibc runs ok, verified, with ops and peak RSS" rowcheck glibc-ok
+check "crashing allocator recorded as failed (SIGABRT)" rowcheck crash-failed
+check "crashing allocator's short runs still complete" rowcheck crash-survivor
+check "preload that does not take recorded as invalid" rowcheck noalloc-invalid
+check "missing allocator recorded as skipped" rowcheck absent-skipped
+check "missing workload recorded as a skip row" rowcheck ghost-skipped
+check "phase markers and idle RSS recorded" rowcheck phases
+check "allocators rotated between repetitions" rowcheck rotation
+check "end row closes the file" rowcheck end
+check "per-run logs written" bash -c "ls $out/logs/*.out $out/logs/*.err >/dev/null"
+check "existing raw.jsonl is not overwritten" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" --out "$out"
+
+# ---- time limit and a workload without a result line --------------------------
+cat > "$tmp/slow.suite" <<EOF
+slow    fakewl --ops 10 --sleep-ms 10000
+quick   fakewl --ops 10
+silent  fakewl --ops 10 --no-result
+EOF
+out=$tmp/slow
+$HB run --suite "$tmp/slow.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+  --reps 1 --timeout 1 --out "$out" --quiet >/dev/null 2>&1
+check "run past its time limit killed and recorded as failed; matrix continues" rowcheck timeout
+check "workload without a JSON result line recorded as invalid" rowcheck nolines
+
+# ---- interruption keeps finished rows ------------------------------------------
+out=$tmp/intr
+$HB run --suite "$tmp/slow.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+  --reps 1 --timeout 30 --out "$out" --quiet >/dev/null 2>&1 &
+pid=$!
+sleep 0.7
+kill -INT "$pid"
+wait "$pid"; st=$?
+check "SIGINT stops the runner with status 130" test "$st" -eq 130
+check "interrupted run ends with an end row marked interrupted" rowcheck interrupted
+
+# ---- callgrind (only when valgrind is installed) --------------------------------
+if command -v valgrind >/dev/null; then
+  printf 'cg fakewl --ops 20000\n' > "$tmp/cg.suite"
+  out=$tmp/cg
+  $HB run --callgrind "$tmp/cg.suite" --callgrind-only --allocators "$tmp/alloc.tsv" --alloc glibc \
+    --workload-dir "$tmp/wl" --out "$out" --quiet >/dev/null 2>&1
+  check "callgrind mode records instructions per op" \
+    $PY -c "import json,sys; r=[json.loads(l) for l in open('$out/raw.jsonl')][1]; assert r['mode']=='callgrind' and r['status']=='ok' and r['instr_per_op']>10"
+else
+  echo "PASS harness: callgrind check skipped (valgrind not installed)"; pass=$((pass + 1))
+fi
+
+# ---- report from the fixed raw file ---------------------------------------------
+rep=$tmp/report
+mkdir -p "$rep" && cp tests/harness/fixture-raw.jsonl "$rep/raw.jsonl"
+check "report.py renders the fixed raw file" $PY scripts/report.py "$rep"
+md=$rep/report.md
+has() { grep -qF -- "$1" "$md"; }
+check "report: ns/op row with best in bold, MAD and ratios" \
+  has "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) |"
+check "report: burst_idle ns/op row" has "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) |"
+check "report: geomean row" has "| geomean ratio | 1.18× | 1.36× | 1.00× |"
+check "report: peak RSS row" has "| tiny | 2.0 (±0%, 1.33×) | **1.5** (±0%, 1.00×) | 4.0 (±0%, 2.67×) |"
+check "report: idle RSS row" has "| burst_idle | 4.0 (±0%, 2.00×) | **2.0** (±0%, 1.00×) | 70.0 (±0%, 35.00×) |"
+check "report: fragmentation only where live bytes are meaningful" \
+  bash -c "grep -A4 '^### fragmentation' '$md' | grep -qF '| burst_idle | **1.07**' && ! grep -A4 '^### fragmentation' '$md' | grep -q '^| tiny'"
+check "report: machine and noise stated" bash -c "grep -q 'Fixture CPU (2 cores)' '$md' && grep -q 'median relative MAD' '$md'"
+check "report: skipped allocator listed" has "- skipped: allocator mimalloc: library not found"
+check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
+check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
+check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "summary.json has median/min/max/MAD, ratios and geomeans" \
+  $PY -c "
+import json; s=json.load(open('$rep/summary.json'))
+c=s['cells']['tiny']['glibc']['ns_per_op']
+assert (c['median'],c['min'],c['max'],c['mad'],c['n'])==(11,10,12,1,3), c
+assert abs(c['ratio_to_best_reference']-11/9)<1e-9
+assert s['best_reference']['tiny']['ns_per_op']['allocator']=='jemalloc'
+assert abs(s['geomean']['jemalloc']['ns_per_op']['geomean_ratio']-1)<1e-9
+assert s['counts']=={'ok':16,'failed':1,'invalid':1}, s['counts']"
+check "report.html is self-contained (no external references)" \
+  bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
+if $PY -c "import matplotlib" 2>/dev/null; then
+  check "report.html embeds the plots as PNG" grep -q "data:image/png;base64," "$rep/report.html"
+fi
+check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
+check "compare shows a run against itself as within noise" \
+  bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
+
+echo "harness: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
