@@ -60,8 +60,8 @@ static void test_slab(void) {
   CHECK(hak_slab_validate(s) != NULL, "validator catches a wrong used count");
   s->used -= 1;
   hak_block_t *saved = s->free;
-  s->free = (hak_block_t *)(s->base + 7); /* misaligned block on the free list */
-  ((hak_block_t *)(s->base + 7))->next = NULL;
+  s->free = (hak_block_t *)(s->base + 8); /* not at a block boundary */
+  ((hak_block_t *)(s->base + 8))->next = NULL;
   CHECK(hak_slab_validate(s) != NULL, "validator catches a misaligned free block");
   s->free = saved;
   CHECK(hak_slab_validate(s) == NULL, "restored: %s", hak_slab_validate(s));

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# programs.sh LIB — real programs under LD_PRELOAD=LIB, each checked against
+# the same program's output under the system malloc: python3 allocating
+# heavily, sort on a large file, a C compile with gcc (and running the result),
+# git, and sqlite3 when installed. Prints PASS/FAIL/SKIP lines.
+set -u
+lib=$(realpath "$1")
+name=${2:-programs}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+result() { # result <ok?> <what>
+  if [ "$1" = 0 ]; then echo "PASS $name: $2"; pass=$((pass + 1))
+  else echo "FAIL $name: $2"; fail=$((fail + 1)); fi
+}
+# same_output <what> <command...>: run with and without the preload, compare stdout and status
+same_output() {
+  local what=$1; shift
+  "$@" >"$tmp/ref.out" 2>"$tmp/ref.err"; local rs=$?
+  LD_PRELOAD=$lib "$@" >"$tmp/hak.out" 2>"$tmp/hak.err"; local hs=$?
+  if [ $rs = $hs ] && cmp -s "$tmp/ref.out" "$tmp/hak.out" && [ -s "$tmp/hak.out" ]; then result 0 "$what"
+  else result 1 "$what (status $hs vs $rs; stderr: $(head -c 300 "$tmp/hak.err"))"; fi
+}
+
+# The preload must really take: hakmem's hak_variant is visible to the program.
+LD_PRELOAD=$lib python3 -c 'import ctypes; print(ctypes.CDLL(None).hak_variant)' >/dev/null 2>&1
+result $? "python3 sees hakmem's symbols under LD_PRELOAD"
+
+cat >"$tmp/heavy.py" <<'PY'
+import json, random
+random.seed(7)
+d = {}
+for i in range(200000):
+    d["k%d" % i] = [random.random(), str(i) * (i % 13), {"x": i}]
+for i in range(0, 200000, 2):
+    del d["k%d" % i]
+s = json.dumps(d, sort_keys=True)
+t = json.loads(s)
+l = sorted((len(v[1]), k) for k, v in t.items())
+print(len(s), len(t), l[:3], l[-3:], sum(len(x) for x in s.split(",")))
+PY
+same_output "python3 heavy dict/json/sort script" python3 "$tmp/heavy.py"
+
+seq 1 400000 | awk '{ srand($1); printf "%d %s line-%x\n", int(rand() * 1e9), substr("abcdefghijklmnopqrstuvwxyz", 1 + $1 % 26), $1 * 7919 }' >"$tmp/big.txt"
+same_output "sort on a $(du -h "$tmp/big.txt" | cut -f1) file" sort -S 64M "$tmp/big.txt"
+same_output "sort -n -r -k1 (numeric keys)" sort -n -r -k1,1 "$tmp/big.txt"
+
+cat >"$tmp/prog.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+struct node { struct node *next; char name[40]; };
+int main(void) {
+  struct node *head = NULL;
+  for (int i = 0; i < 100000; i++) {
+    struct node *n = malloc(sizeof *n);
+    snprintf(n->name, sizeof n->name, "node-%d", i);
+    n->next = head;
+    head = n;
+  }
+  unsigned long sum = 0;
+  while (head) { struct node *n = head; sum += strlen(n->name); head = n->next; free(n); }
+  printf("%lu\n", sum);
+  return 0;
+}
+C
+if LD_PRELOAD=$lib gcc -O2 -Wall -o "$tmp/prog" "$tmp/prog.c" 2>"$tmp/gcc.err"; then
+  result 0 "gcc compiles a C program"
+  same_output "the compiled program runs" "$tmp/prog"
+else
+  result 1 "gcc compiles a C program ($(head -c 300 "$tmp/gcc.err"))"
+fi
+
+if command -v git >/dev/null; then
+  (
+    cd "$tmp" && mkdir repo && cd repo && git init -q . && git config user.email t@t && git config user.name t &&
+      cp "$tmp/prog.c" . && cp "$tmp/heavy.py" . && git add . && git commit -qm one &&
+      seq 1 1000 >>prog.c && git commit -qam two
+  ) >/dev/null 2>&1
+  same_output "git log --stat and git diff" git -C "$tmp/repo" log --stat -p
+else
+  echo "SKIP $name: git is not installed"
+fi
+
+if command -v sqlite3 >/dev/null; then
+  same_output "sqlite3 builds and queries a table" sqlite3 :memory: \
+    "create table t(a,b); with recursive c(x) as (select 1 union all select x+1 from c where x<200000) insert into t select x, hex(randomblob(16)) from c; select count(*), sum(a), count(distinct b) > 199990 from t;"
+else
+  echo "SKIP $name: sqlite3 is not installed"
+fi
+
+echo "$name: $pass passed, $fail failed"
+[ $fail = 0 ]

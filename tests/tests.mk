@@ -1,0 +1,51 @@
+# tests/tests.mk — the allocator's tests, included by the top-level Makefile.
+#
+#   make test        install missing packages (as root), build everything, run
+#                    every suite: core (for every variant), workloads, harness
+#   make test-core   only the allocator's tests, for every variant (or VARIANT=)
+#
+# Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
+# API, UBSan), stress-tsan and stress-ubsan (the stress test on hak_malloc...
+# under ThreadSanitizer and UBSan). Variant-independent programs that run under
+# LD_PRELOAD of each variant's libhakmem.so live in build/tests/.
+
+TEST_DIR    := $(BUILD)/tests
+TEST_CFLAGS := $(BASE_CFLAGS) -O2 -fno-builtin -Itests -Icore
+TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR)/libbroken_malloc.so
+SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
+               -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
+
+.PHONY: test test-core test-bins
+test: deps test-core test-workloads
+
+$(TEST_DIR)/api: tests/api.c tests/check.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -o $@ $< -ldl
+$(TEST_DIR)/stress: tests/stress.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread
+$(TEST_DIR)/threads: tests/threads.c tests/check.h core/hakmem.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread -ldl
+$(TEST_DIR)/libbroken_malloc.so: tests/broken_malloc.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $< -ldl
+
+define test_variant_rules
+$(BUILD)/$(1)/tests/unit: tests/unit.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(call SAN_CFLAGS,$(1)) -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/unit.c $(CORE_SRCS) -lpthread
+$(BUILD)/$(1)/tests/stress-tsan: tests/stress.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(call SAN_CFLAGS,$(1)) -DSTRESS_PREFIX -fsanitize=thread -o $$@ tests/stress.c $(CORE_SRCS) -lpthread
+$(BUILD)/$(1)/tests/stress-ubsan: tests/stress.c $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(call SAN_CFLAGS,$(1)) -DSTRESS_PREFIX -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/stress.c $(CORE_SRCS) -lpthread
+endef
+$(foreach v,$(VARIANTS),$(eval $(call test_variant_rules,$(v))))
+
+test-bins: lib $(TEST_PROGS) \
+  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit stress-tsan stress-ubsan))
+
+test-core: test-bins
+	@tests/core.sh $(BUILD_VARIANTS)
