@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hakmem's build, tests and benchmarks need.
 # Usage: scripts/install-deps.sh [test|bench]
-#   test  - what `make test` needs (compiler, sanitizer runtimes, python3, gcc, sqlite3)
+#   test  - what `make test` needs: compiler and sanitizer runtimes, python3 with
+#           matplotlib (report tests), time, and git and sqlite3 (programs run under hakmem)
 #   bench - also the reference allocators and matplotlib for the report
 # Installs only what is missing; needs root (or prints what to install and fails).
 set -euo pipefail
 mode=${1:-test}
-pkgs=(build-essential python3 coreutils)
+pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3)
 if [ "$mode" = bench ]; then
-  pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev google-perftools python3-matplotlib valgrind)
+  pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev google-perftools valgrind)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
