@@ -11,7 +11,10 @@
 #   VARIANT   which variant to build / benchmark (see VARIANTS below)
 #   CC        C compiler (default: cc)
 #   OPT       optimisation flags for the library (default: -O2)
-#   QUICK=1   shorter benchmark runs (make bench)
+#   QUICK=1   shorter benchmark runs (make bench, make ablation)
+#   REPS=n    repetitions per benchmark (default 5, QUICK=1: 3)
+#   CALLGRIND=1  also count instructions per op under valgrind (make bench)
+#   RUN=dir   the result directory for `make report`
 
 VARIANTS := mini_magazine
 
