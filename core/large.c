@@ -5,8 +5,8 @@
  * found through the page map like any span. Freed mappings up to a bound go
  * into a small cache (config_large_cache_entries mappings,
  * config_large_cache_max bytes together) from which a later request of about
- * the same size is served without a system call; the oldest entry leaves
- * first. Growth tries mremap in place; shrinking unmaps the tail.
+ * a smaller size is served from the best fit (its excess tail unmapped), so
+ * its pages need not fault in again; the oldest entry leaves first. Growth tries mremap in place; shrinking unmaps the tail.
  *
  * One lock, hak_large_lock, protects the cache and the live count. */
 #include <string.h>
@@ -23,19 +23,20 @@ static void large_release(hak_large_t *l) {
   hak_meta_free(l, sizeof(hak_large_t));
 }
 
-/* A cached mapping of need..need*5/4 bytes aligned to align, or NULL. */
+/* The smallest cached mapping of at least need bytes aligned to align, or
+ * NULL. Lock held. */
 static hak_large_t *cache_take(size_t need, size_t align) {
-  hak_large_t **link, *l;
-  for (link = &cache_head; (l = *link) != NULL; link = &l->next) {
-    if (l->map_bytes >= need && l->map_bytes - need <= need / 4 &&
-        ((uintptr_t)l->base & (align - 1)) == 0) {
-      *link = l->next;
-      cache_entries--;
-      cache_bytes -= l->map_bytes;
-      return l;
-    }
-  }
-  return NULL;
+  hak_large_t **link, *l, **best = NULL;
+  for (link = &cache_head; (l = *link) != NULL; link = &l->next)
+    if (l->map_bytes >= need && ((uintptr_t)l->base & (align - 1)) == 0 &&
+        (best == NULL || l->map_bytes < (*best)->map_bytes))
+      best = link;
+  if (best == NULL) return NULL;
+  l = *best;
+  *best = l->next;
+  cache_entries--;
+  cache_bytes -= l->map_bytes;
+  return l;
 }
 
 void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
@@ -49,6 +50,11 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
     l->request = size;
     live_count++;
     pthread_mutex_unlock(&hak_large_lock);
+    if (l->map_bytes - need > need / 4) { /* too big: give the tail back */
+      hak_pagemap_set(l->base + need, l->map_bytes - need, NULL);
+      hak_os_shrink(l->base, l->map_bytes, need);
+      l->map_bytes = need;
+    }
     *zeroed = false;
     return l->base;
   }

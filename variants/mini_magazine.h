@@ -14,9 +14,9 @@
 /* Empty slabs kept in the shared pool before they are unmapped. */
 #define HAK_CONFIG_POOL_MAX_BYTES ((size_t)8 << 20)
 /* Free medium pages kept dirty (committed) before all are decommitted. */
-#define HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES ((size_t)8 << 20)
+#define HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES ((size_t)16 << 20)
 /* Large mappings cached after free: count and total bytes. */
-#define HAK_CONFIG_LARGE_CACHE_ENTRIES 8
-#define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)32 << 20)
+#define HAK_CONFIG_LARGE_CACHE_ENTRIES 32
+#define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)
 
 #endif
