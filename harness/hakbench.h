@@ -147,7 +147,7 @@ bool hb_write_all(int fd, const char *p, size_t n);
 long hb_read_file(const char *path, char *buf, size_t cap);
 /* Runs a shell command and returns its first line of output (may be ""). */
 void hb_cmd_line(const char *cmd, char *out, size_t cap);
-/* realpath of the library serving malloc in this process (libc). */
+/* realpath of libc (what serves malloc for the "system" allocator). */
 const char *hb_libc_path(void);
 
 #endif

@@ -118,7 +118,9 @@ const char *hb_libc_path(void)
     static char path[PATH_MAX];
     if (!path[0]) {
         Dl_info info;
-        void *sym = dlsym(RTLD_DEFAULT, "malloc");
+        /* A symbol only libc has: the answer stays libc even when the runner
+         * itself runs under a preload. */
+        void *sym = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
         if (sym && dladdr(sym, &info) && info.dli_fname && realpath(info.dli_fname, path)) { }
         else snprintf(path, sizeof path, "libc.so.6");
     }
