@@ -195,7 +195,7 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   for (int pass = 0; pass < 2; pass++) {
     hak_slab_t *s;
     while ((s = cs->partial) != NULL) {
-      if (s->free == NULL) HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
+      if (!hak_slab_has_local_free(s)) HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
       unsigned got = hak_slab_take(s, m->items + m->count, want);
       m->count += got;
       if (got == want) return true;

@@ -24,6 +24,9 @@
 
 /* Policy constants of the variant, as typed constants so every path
  * type-checks whatever the variant (STYLE: config_* over #ifdef). */
+static const bool config_slab_bitmap = HAK_CONFIG_SLAB_BITMAP;
+static const bool config_superslab = HAK_CONFIG_SUPERSLAB;
+static const bool config_dynamic_flush = HAK_CONFIG_DYNAMIC_FLUSH;
 static const size_t config_pool_max_bytes = HAK_CONFIG_POOL_MAX_BYTES;
 static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
@@ -70,6 +73,7 @@ void hak_slab_init(hak_slab_t *s, unsigned cls);
 unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
+bool hak_slab_has_local_free(const hak_slab_t *s);                /* owner */
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
@@ -80,6 +84,11 @@ size_t hak_pool_count(void);
  * or a static string naming the broken invariant. Owner (or quiescent) only. */
 const char *hak_slab_validate(hak_slab_t *s);
 extern _Atomic size_t hak_slab_total;
+
+/* ---- superslab.c (pool lock held) ------------------------------------------ */
+hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
+void hak_superslab_put(hak_slab_t *s);          /* units back; empty SuperSlab unmapped */
+size_t hak_superslab_count(void);
 
 /* ---- heap.c ---------------------------------------------------------------- */
 extern hak_tls hak_heap_t *hak_tls_heap;

@@ -1,14 +1,23 @@
 /* slab.c — slabs: runs of 1 or 4 units holding blocks of one size class.
  *
- * Free-block bookkeeping of this core is the mini-magazine: each slab keeps an
- * intrusive LIFO free list (s->free) that refills thread magazines in batches,
- * plus a bump index over blocks never handed out, so a fresh slab touches only
- * the pages it hands out. Remote frees wait on s->xfree (remote_free.h) until
- * the owner collects them.
+ * Two ways to keep a slab's free blocks, chosen by the variant
+ * (config_slab_bitmap):
+ *   list    the mini-magazine: an intrusive LIFO free list (s->free) that
+ *           refills thread magazines in batches, plus a bump index over blocks
+ *           never handed out, so a fresh slab touches only what it hands out.
+ *   bitmap  a two-tier bitmap: bit i of s->bits set when block i is free, a
+ *           summary word with bit w set when s->bits[w] is not empty, and a hint
+ *           (the word the last scan ended in) where the next scan starts. A
+ *           refill is a batch scan; a free sets a bit (and catches a double
+ *           free exactly); free blocks are never written to.
+ * Either way remote frees wait on s->xfree (remote_free.h) until the owner
+ * collects them.
  *
- * Empty slabs go to a shared pool (one list per slab length), reused by any
- * size class; past config_pool_max_bytes they are unmapped. The pool lock
- * (hak_pool_lock) protects the pool lists and nothing else. */
+ * Two places slabs come from (config_superslab): their own mapping, or units
+ * of a 2 MiB SuperSlab (superslab.c). Empty slabs go to a shared pool (one list
+ * per slab length), reused by any size class; past config_pool_max_bytes they
+ * are unmapped (or their units go back to their SuperSlab). The pool lock
+ * (hak_pool_lock) protects the pool lists and the SuperSlabs. */
 #include <string.h>
 
 #include "internal.h"
@@ -27,11 +36,63 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->block_size = hak_class_size[cls];
   s->capacity = (uint32_t)(s->units * HAK_UNIT_SIZE / s->block_size);
   s->used = 0;
-  s->bump = 0;
   s->free = NULL;
   s->in_full = 0;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->xfree, NULL, memory_order_relaxed);
+  if (config_slab_bitmap) {
+    /* every block free; the bump index is not used (all blocks count as issued) */
+    s->bump = s->capacity;
+    s->hint = 0;
+    s->summary = 0;
+    memset(s->bits, 0, sizeof(s->bits));
+    for (uint32_t w = 0; w * 64 < s->capacity; w++) {
+      uint32_t left = s->capacity - w * 64;
+      s->bits[w] = left >= 64 ? ~0ull : (1ull << left) - 1;
+      s->summary |= 1ull << w;
+    }
+  } else {
+    s->bump = 0;
+  }
+}
+
+/* Memory and a descriptor for a slab of `units` units, registered in the page
+ * map; NULL when the OS refuses. */
+static hak_slab_t *slab_map(unsigned units) {
+  if (config_superslab) {
+    pthread_mutex_lock(&hak_pool_lock);
+    hak_slab_t *s = hak_superslab_take(units);
+    pthread_mutex_unlock(&hak_pool_lock);
+    if (s == NULL) return NULL;
+    hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span);
+    atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
+    return s;
+  }
+  size_t bytes = units * HAK_UNIT_SIZE;
+  char *base = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
+  if (base == NULL) return NULL;
+  hak_slab_t *s = hak_meta_alloc(sizeof(hak_slab_t));
+  s->units = (uint8_t)units;
+  s->base = base;
+  hak_pagemap_set(base, bytes, &s->span);
+  atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
+  return s;
+}
+
+/* Gives a slab's memory back: unmapped, or decommitted into its SuperSlab
+ * (which is unmapped when it becomes empty). */
+static void slab_unmap(hak_slab_t *s) {
+  size_t bytes = s->units * HAK_UNIT_SIZE;
+  hak_pagemap_set(s->base, bytes, NULL);
+  atomic_fetch_sub_explicit(&hak_slab_total, 1, memory_order_relaxed);
+  if (config_superslab) {
+    pthread_mutex_lock(&hak_pool_lock);
+    hak_superslab_put(s);
+    pthread_mutex_unlock(&hak_pool_lock);
+    return;
+  }
+  hak_os_unmap(s->base, bytes);
+  hak_meta_free(s, sizeof(hak_slab_t));
 }
 
 hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner) {
@@ -47,25 +108,14 @@ hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner) {
     pool_count--;
   }
   pthread_mutex_unlock(&hak_pool_lock);
-  if (s == NULL) {
-    char *base = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
-    if (base == NULL) return NULL;
-    s = hak_meta_alloc(sizeof(hak_slab_t));
-    s->units = (uint8_t)units;
-    s->base = base;
-    hak_slab_init(s, cls);
-    atomic_store_explicit(&s->owner, owner, memory_order_relaxed);
-    hak_pagemap_set(base, bytes, &s->span);
-    atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
-    return s;
-  }
+  if (s == NULL && (s = slab_map(units)) == NULL) return NULL;
   hak_slab_init(s, cls);
   atomic_store_explicit(&s->owner, owner, memory_order_release);
   return s;
 }
 
-/* Gives an empty slab (used == 0, no owner list) to the pool, or to the OS
- * when the pool is at its bound. */
+/* Gives an empty slab (used == 0, no owner list) to the pool, or back to the
+ * OS when the pool is at its bound. */
 void hak_slab_release(hak_slab_t *s) {
   size_t bytes = s->units * HAK_UNIT_SIZE;
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
@@ -81,10 +131,7 @@ void hak_slab_release(hak_slab_t *s) {
     return;
   }
   pthread_mutex_unlock(&hak_pool_lock);
-  hak_pagemap_set(s->base, bytes, NULL);
-  hak_os_unmap(s->base, bytes);
-  hak_meta_free(s, sizeof(hak_slab_t));
-  atomic_fetch_sub_explicit(&hak_slab_total, 1, memory_order_relaxed);
+  slab_unmap(s);
 }
 
 /* Unmaps pooled slabs until at most keep_bytes remain. */
@@ -101,11 +148,7 @@ void hak_pool_trim(size_t keep_bytes) {
     }
     pthread_mutex_unlock(&hak_pool_lock);
     if (s == NULL) return;
-    size_t bytes = s->units * HAK_UNIT_SIZE;
-    hak_pagemap_set(s->base, bytes, NULL);
-    hak_os_unmap(s->base, bytes);
-    hak_meta_free(s, sizeof(hak_slab_t));
-    atomic_fetch_sub_explicit(&hak_slab_total, 1, memory_order_relaxed);
+    slab_unmap(s);
   }
 }
 
@@ -117,7 +160,7 @@ size_t hak_pool_count(void) {
 }
 
 /* Takes up to `want` free blocks: the free list first, then fresh blocks. */
-unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
+static unsigned list_take(hak_slab_t *s, void **out, unsigned want) {
   unsigned n = 0;
   hak_block_t *b = s->free;
   while (n < want && b != NULL) {
@@ -132,8 +175,46 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
     for (unsigned i = 0; i < fresh; i++, p += s->block_size) out[n++] = p;
     s->bump += fresh;
   }
+  return n;
+}
+
+/* Batch scan: words from the hint on (then from the start), lowest bits first. */
+static unsigned bitmap_take(hak_slab_t *s, void **out, unsigned want) {
+  unsigned n = 0;
+  while (n < want && s->summary != 0) {
+    uint64_t from_hint = s->summary & (~0ull << s->hint);
+    unsigned w = (unsigned)__builtin_ctzll(from_hint ? from_hint : s->summary);
+    uint64_t bits = s->bits[w];
+    char *base = s->base + (size_t)w * 64 * s->block_size;
+    while (n < want && bits != 0) {
+      unsigned b = (unsigned)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      out[n++] = base + (size_t)b * s->block_size;
+    }
+    s->bits[w] = bits;
+    if (bits == 0) s->summary &= ~(1ull << w);
+    s->hint = w;
+  }
+  return n;
+}
+
+unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
+  unsigned n = config_slab_bitmap ? bitmap_take(s, out, want) : list_take(s, out, want);
   s->used += n;
   return n;
+}
+
+bool hak_slab_has_local_free(const hak_slab_t *s) {
+  return config_slab_bitmap ? s->summary != 0 : s->free != NULL;
+}
+
+/* Marks block p of s free in the bitmap; a block already free is a double free. */
+static void bitmap_put(hak_slab_t *s, void *p, const char *call) {
+  size_t i = (size_t)((char *)p - s->base) / s->block_size;
+  uint64_t bit = 1ull << (i % 64);
+  if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free", p);
+  s->bits[i / 64] |= bit;
+  s->summary |= 1ull << (i / 64);
 }
 
 /* Checks that p is the start of a block of s that is out of the slab. */
@@ -156,26 +237,38 @@ void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call) {
 void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
   hak_slab_check_block(s, p, call);
   if (hak_unlikely(s->used == 0)) hak_fatal(call, "double free", p);
-  hak_block_t *b = p;
-  b->next = s->free;
-  s->free = b;
+  if (config_slab_bitmap) {
+    bitmap_put(s, p, call);
+  } else {
+    hak_block_t *b = p;
+    b->next = s->free;
+    s->free = b;
+  }
   s->used--;
 }
 
-/* Moves the remote frees onto the local free list; returns how many. */
+/* Moves the remote frees onto the local free list (or bitmap); returns how many. */
 unsigned hak_slab_collect(hak_slab_t *s) {
   hak_block_t *b = hak_xfree_take_all(&s->xfree);
   if (b == NULL) return 0;
   unsigned n = 0;
-  hak_block_t *last = b;
-  for (;;) {
-    n++;
-    if (last->next == NULL) break;
-    last = last->next;
+  if (config_slab_bitmap) {
+    for (hak_block_t *next; b != NULL; b = next, n++) {
+      next = b->next;
+      bitmap_put(s, b, "free()");
+    }
+    if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
+  } else {
+    hak_block_t *last = b;
+    for (;;) {
+      n++;
+      if (last->next == NULL) break;
+      last = last->next;
+    }
+    if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
+    last->next = s->free;
+    s->free = b;
   }
-  if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
-  last->next = s->free;
-  s->free = b;
   s->used -= n;
   return n;
 }
@@ -191,6 +284,16 @@ const char *hak_slab_validate(hak_slab_t *s) {
   for (size_t u = 0; u < s->units; u++)
     if (hak_pagemap_lookup(s->base + u * HAK_UNIT_SIZE) != &s->span) return "page map does not point at slab";
   size_t nfree = 0;
+  if (config_slab_bitmap) {
+    for (unsigned w = 0; w < HAK_SLAB_BITMAP_WORDS; w++) {
+      if ((s->bits[w] != 0) != ((s->summary >> w) & 1)) return "summary bit does not match its bitmap word";
+      if (w * 64 >= s->capacity ? s->bits[w] != 0
+                                : s->capacity - w * 64 < 64 && (s->bits[w] >> (s->capacity - w * 64)) != 0)
+        return "bitmap marks a block past the capacity";
+      nfree += (size_t)__builtin_popcountll(s->bits[w]);
+    }
+    if (s->free != NULL) return "bitmap slab has a free list";
+  }
   for (hak_block_t *b = s->free; b != NULL; b = b->next) {
     size_t off = (size_t)((char *)b - s->base);
     if ((char *)b < s->base || off % s->block_size != 0) return "free list holds a misaligned block";

@@ -96,6 +96,13 @@ typedef struct hak_block_s {
   struct hak_block_s *next;
 } hak_block_t;
 
+/* Bitmap words of a slab descriptor: 64 words cover the largest capacity
+ * (64 KiB of 16-byte blocks); one unused word when the variant keeps lists. */
+#define HAK_SLAB_BITMAP_WORDS (HAK_CONFIG_SLAB_BITMAP ? 64 : 1)
+#define HAK_SUPERSLAB_SIZE    ((size_t)2 << 20)
+#define HAK_SUPERSLAB_UNITS   ((unsigned)(HAK_SUPERSLAB_SIZE / HAK_UNIT_SIZE))
+struct hak_superslab_s;
+
 typedef struct hak_slab_s {
   hak_span_t span;                    /* kind == HAK_SPAN_SLAB; must be first  */
   uint8_t  units;                     /* 1 or 4 units                          */
@@ -110,7 +117,24 @@ typedef struct hak_slab_s {
   _Atomic(hak_block_t *) xfree;       /* remote frees (remote_free.h)          */
   _Atomic(struct hak_heap_s *) owner; /* NULL when abandoned or pooled (I3)    */
   struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
+  struct hak_superslab_s *ss;         /* superslab holding it (superslab variants) */
+  /* Bitmap variants: bit i of bits[] set = block i is free in the slab; bit w
+   * of summary set = bits[w] != 0; hint = the word the last scan ended in. */
+  uint32_t hint;
+  uint64_t summary;
+  uint64_t bits[HAK_SLAB_BITMAP_WORDS];
 } hak_slab_t;
+_Static_assert(HAK_SLAB_BITMAP_WORDS == 1 || HAK_SLAB_BITMAP_WORDS * 64 >= HAK_UNIT_SIZE / 16,
+               "the bitmap covers the largest slab capacity");
+
+/* A SuperSlab: 2 MiB, 2 MiB-aligned, carved into 1- and 4-unit slabs whose
+ * descriptors live in this header (superslab.c). */
+typedef struct hak_superslab_s {
+  char    *base;
+  uint32_t free_units;                /* bit u set = unit u is not in a slab     */
+  struct hak_superslab_s *next, *prev;
+  hak_slab_t slabs[HAK_SUPERSLAB_UNITS]; /* slabs[u]: the slab starting at unit u */
+} hak_superslab_t;
 
 /* A magazine: items[0..count) are free blocks of one class; items[-1] is a
  * sentinel slot so that the double-free check can read items[count-1]. */

@@ -40,7 +40,8 @@ static void test_slab(void) {
   CHECK(hak_pagemap_lookup(s->base + 100) == &s->span, "page map finds the slab from an interior pointer");
   void *blocks[600];
   unsigned got = hak_slab_take(s, blocks, 600);
-  CHECK(got == 600 && s->used == 600 && s->bump == 600, "take 600 fresh blocks: got %u used %u", got, s->used);
+  CHECK(got == 600 && s->used == 600 && s->bump == (config_slab_bitmap ? s->capacity : 600),
+        "take 600 fresh blocks: got %u used %u", got, s->used);
   CHECK(hak_slab_validate(s) == NULL, "after take: %s", hak_slab_validate(s));
   for (unsigned i = 0; i < got; i++)
     CHECK((char *)blocks[i] == s->base + (size_t)i * 48, "block %u is at base + i*size", i);
@@ -52,16 +53,26 @@ static void test_slab(void) {
   CHECK(s->used == 300 && hak_slab_validate(s) == NULL, "remote frees pending: %s", hak_slab_validate(s));
   CHECK(hak_slab_collect(s) == 100 && s->used == 200, "collect takes the 100 remote frees");
   CHECK(hak_slab_validate(s) == NULL, "after collect: %s", hak_slab_validate(s));
-  /* The taken blocks come back LIFO from the free list before fresh ones. */
+  /* Lists give back the newest free block first (the collected remote frees);
+   * bitmaps scan from the hint (the word the last scan ended in: block 600). */
   void *again[10];
-  CHECK(hak_slab_take(s, again, 10) == 10 && again[0] == blocks[399], "collected remote frees are reused first, newest first");
+  CHECK(hak_slab_take(s, again, 10) == 10 &&
+            again[0] == (config_slab_bitmap ? (void *)(s->base + 600 * 48) : blocks[399]),
+        "the free block expected first comes first");
+  CHECK(hak_slab_validate(s) == NULL, "after the second take: %s", hak_slab_validate(s));
+  if (config_slab_bitmap) {
+    s->bits[63] |= 1ull << 63; /* block 4095 does not exist in a 48-byte slab */
+    CHECK(hak_slab_validate(s) != NULL, "validator catches a bitmap bit past the capacity");
+    s->bits[63] = 0;
+  }
   /* The validator must catch broken bookkeeping. */
   s->used += 1;
   CHECK(hak_slab_validate(s) != NULL, "validator catches a wrong used count");
   s->used -= 1;
   hak_block_t *saved = s->free;
-  s->free = (hak_block_t *)(s->base + 8); /* not at a block boundary */
-  ((hak_block_t *)(s->base + 8))->next = NULL;
+  char *stray = (char *)again[5] + 8; /* inside a block that is in use, not at a block boundary */
+  s->free = (hak_block_t *)stray;
+  ((hak_block_t *)stray)->next = NULL;
   CHECK(hak_slab_validate(s) != NULL, "validator catches a misaligned free block");
   s->free = saved;
   CHECK(hak_slab_validate(s) == NULL, "restored: %s", hak_slab_validate(s));

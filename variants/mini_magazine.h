@@ -11,6 +11,13 @@
 
 #define HAK_VARIANT_NAME "mini_magazine"
 
+/* Free blocks of a slab: intrusive LIFO list (0) or two-tier bitmap (1). */
+#define HAK_CONFIG_SLAB_BITMAP 0
+/* Slabs mapped one by one (0) or carved from 2 MiB SuperSlabs (1). */
+#define HAK_CONFIG_SUPERSLAB 0
+/* Background scavenger and adaptive caches (dynamic flush): off (0). */
+#define HAK_CONFIG_DYNAMIC_FLUSH 0
+
 /* Empty slabs kept in the shared pool before they are unmapped. */
 #define HAK_CONFIG_POOL_MAX_BYTES ((size_t)8 << 20)
 /* Free medium pages kept dirty (committed) before all are decommitted. */

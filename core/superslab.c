@@ -1,0 +1,87 @@
+/* superslab.c — SuperSlabs: 2 MiB-aligned regions of 32 units from which
+ * slabs of 1 or 4 units are carved (variants with config_superslab).
+ *
+ * The descriptors of a SuperSlab's slabs live in its header (slabs[u] is the
+ * slab that starts at unit u), so the slabs of one region share one metadata
+ * block and a pointer's slab is found from the region base and the unit index.
+ * A slab given back returns its units to the SuperSlab, decommitted
+ * (MADV_DONTNEED) so they leave RSS; a SuperSlab whose units are all free is
+ * unmapped. One mmap serves 32 one-unit slabs instead of one.
+ *
+ * Called with hak_pool_lock held (slab.c). */
+#include "internal.h"
+
+static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free unit */
+static hak_superslab_t *ss_full;  /* SuperSlabs with none */
+static size_t ss_count;
+
+static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
+  if (ss->prev) ss->prev->next = ss->next;
+  else *head = ss->next;
+  if (ss->next) ss->next->prev = ss->prev;
+  ss->next = ss->prev = NULL;
+}
+
+static void ss_push(hak_superslab_t **head, hak_superslab_t *ss) {
+  ss->prev = NULL;
+  ss->next = *head;
+  if (*head) (*head)->prev = ss;
+  *head = ss;
+}
+
+static const uint32_t ALL_UNITS = HAK_SUPERSLAB_UNITS == 32 ? 0xffffffffu : (1u << HAK_SUPERSLAB_UNITS) - 1;
+_Static_assert(HAK_SUPERSLAB_UNITS <= 32, "a SuperSlab's free-unit mask is 32 bits");
+
+/* First run of `units` free units at a multiple of `units`, or -1. */
+static int ss_find(const hak_superslab_t *ss, unsigned units) {
+  uint32_t want = units == 32 ? ALL_UNITS : (1u << units) - 1;
+  for (unsigned u = 0; u + units <= HAK_SUPERSLAB_UNITS; u += units)
+    if (((ss->free_units >> u) & want) == want) return (int)u;
+  return -1;
+}
+
+hak_slab_t *hak_superslab_take(unsigned units) {
+  hak_superslab_t *ss;
+  int u = -1;
+  for (ss = ss_list; ss != NULL; ss = ss->next)
+    if ((u = ss_find(ss, units)) >= 0) break;
+  if (ss == NULL) {
+    char *base = hak_os_map_aligned(HAK_SUPERSLAB_SIZE, HAK_SUPERSLAB_SIZE);
+    if (base == NULL) return NULL;
+    ss = hak_meta_alloc(sizeof(hak_superslab_t));
+    ss->base = base;
+    ss->free_units = ALL_UNITS;
+    ss_push(&ss_list, ss);
+    ss_count++;
+    u = 0;
+  }
+  ss->free_units &= ~(((units == 32 ? ALL_UNITS : (1u << units) - 1)) << u);
+  if (ss->free_units == 0) {
+    ss_unlink(&ss_list, ss);
+    ss_push(&ss_full, ss);
+  }
+  hak_slab_t *s = &ss->slabs[u];
+  s->ss = ss;
+  s->units = (uint8_t)units;
+  s->base = ss->base + (size_t)u * HAK_UNIT_SIZE;
+  return s;
+}
+
+void hak_superslab_put(hak_slab_t *s) {
+  hak_superslab_t *ss = s->ss;
+  unsigned u = (unsigned)((size_t)(s->base - ss->base) / HAK_UNIT_SIZE);
+  hak_os_decommit(s->base, s->units * HAK_UNIT_SIZE);
+  if (ss->free_units == 0) {
+    ss_unlink(&ss_full, ss);
+    ss_push(&ss_list, ss);
+  }
+  ss->free_units |= (s->units == 32 ? ALL_UNITS : (1u << s->units) - 1) << u;
+  if (ss->free_units == ALL_UNITS) {
+    ss_unlink(&ss_list, ss);
+    ss_count--;
+    hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
+    hak_meta_free(ss, sizeof(hak_superslab_t));
+  }
+}
+
+size_t hak_superslab_count(void) { return ss_count; }
