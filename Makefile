@@ -16,7 +16,7 @@
 #   CALLGRIND=1  also count instructions per op under valgrind (make bench)
 #   RUN=dir   the result directory for `make report`
 
-VARIANTS := mini_magazine bitmap superslab
+VARIANTS := mini_magazine bitmap superslab dynamic_flush hybrid
 
 CC      ?= cc
 OPT     ?= -O2

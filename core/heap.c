@@ -28,6 +28,17 @@ static _Atomic size_t abandoned_count;
 static hak_heap_stats_t exited_stats; /* stats of heaps gone, under the list lock */
 static pthread_key_t heap_key;
 
+/* The heap lock (dynamic-flush variants): held by the owner while it moves
+ * blocks between its magazines and its slabs, and by the scavenger while it
+ * collects remote frees and decommits free pages of the heap's slabs. The
+ * fast paths never take it: they touch only magazines. */
+static inline void heap_lock(hak_heap_t *h) {
+  if (config_dynamic_flush) pthread_mutex_lock(&h->lock);
+}
+static inline void heap_unlock(hak_heap_t *h) {
+  if (config_dynamic_flush) pthread_mutex_unlock(&h->lock);
+}
+
 /* Adds the counters of src to dst. src may be another thread's live heap: its
  * counters are read with relaxed atomic loads (each written only by its own
  * thread, with HAK_STAT_ADD). */
@@ -86,11 +97,12 @@ static hak_heap_t *heap_create(void) {
   h->map_bytes = bytes;
   void **items = (void **)(h + 1);
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    h->mag[c].cap = hak_class_mag_cap[c];
+    h->mag[c].cap = config_dynamic_flush ? (hak_class_mag_cap[c] + 3u) / 4u : hak_class_mag_cap[c];
     h->mag[c].items = items + 1; /* items[-1] is the sentinel */
     items += hak_class_mag_cap[c] + 1u;
   }
   h->thread = pthread_self();
+  pthread_mutex_init(&h->lock, NULL);
   pthread_mutex_lock(&hak_heap_list_lock);
   h->next = heap_list;
   if (heap_list) heap_list->prev = h;
@@ -160,7 +172,9 @@ static void heap_thread_exit(void *arg) {
   hak_heap_t *h = arg;
   if (h == NULL || h == &hak_heap_empty) return;
   hak_tls_heap = &hak_heap_empty;
+  heap_lock(h);
   heap_abandon_slabs(h);
+  heap_unlock(h);
   heap_unlink_and_unmap(h, true);
 }
 
@@ -238,8 +252,26 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   }
 }
 
+/* Dynamic flush: a class's magazine capacity doubles when it needs a second
+ * refill within one scavenger tick (heavy allocation) and halves when a second
+ * or more has passed since its last refill (the rate fell). Called with the
+ * magazine empty, so a smaller capacity never strands blocks. */
+static void mag_adapt(hak_heap_t *h, unsigned c) {
+  hak_mag_t *m = &h->mag[c];
+  uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
+  uint32_t last = h->mag_tick[c], max = hak_class_mag_cap[c];
+  uint32_t min = max / 8 < 8 ? (max < 8 ? max : 8) : max / 8;
+  h->mag_tick[c] = now;
+  if (now == last) {
+    if (m->cap < max) m->cap = m->cap * 2 < max ? m->cap * 2 : max;
+  } else if (now - last >= HAK_TICKS_PER_SECOND && m->cap > min) {
+    m->cap = m->cap / 2 > min ? m->cap / 2 : min;
+  }
+}
+
 void *hak_heap_alloc_slow(size_t size) {
   if (hak_init_state != 2) hak_init_slow();
+  if (config_dynamic_flush) hak_scavenger_start();
   bool zeroed;
   if (size > HAK_SMALL_MAX) {
     if (size <= HAK_MEDIUM_MAX) return hak_medium_alloc(size, 0, &zeroed);
@@ -249,7 +281,13 @@ void *hak_heap_alloc_slow(size_t size) {
   if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
   unsigned c = hak_size_class(size);
   hak_mag_t *m = &h->mag[c];
-  if (m->count == 0 && !mag_refill(h, c)) return NULL;
+  if (m->count == 0) {
+    if (config_dynamic_flush) mag_adapt(h, c);
+    heap_lock(h);
+    bool ok = mag_refill(h, c);
+    heap_unlock(h);
+    if (!ok) return NULL;
+  }
   return m->items[--m->count];
 }
 
@@ -279,7 +317,11 @@ void hak_heap_free_slow(void *p, hak_span_t *span) {
   hak_mag_t *m = &h->mag[s->cls];
   if (m->count > 0 && m->items[m->count - 1] == p) hak_fatal("free()", "double free", p);
   hak_slab_check_block(s, p, "free()");
-  if (m->count == m->cap) mag_flush(h, s->cls, m->cap / 2);
+  if (m->count >= m->cap) {
+    heap_lock(h);
+    mag_flush(h, s->cls, m->count - m->cap / 2);
+    heap_unlock(h);
+  }
   m->items[m->count++] = p;
 }
 
@@ -312,12 +354,23 @@ void hak_abandoned_sweep(void) {
   }
 }
 
+static void heap_release_empty(hak_heap_t *h);
+
 /* Returns the calling thread's magazines to its slabs and its empty slabs to the pool. */
 void hak_heap_flush_thread(void) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty) return;
-  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+  heap_lock(h);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
     if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+  heap_release_empty(h);
+  heap_unlock(h);
+}
+
+/* Collects every slab's remote frees and gives the empty slabs to the pool
+ * (all of them: also the one a class keeps for its next refill). Heap lock held. */
+static void heap_release_empty(hak_heap_t *h) {
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
     hak_slab_t *s, *next;
     for (s = h->slabs[c].full; s != NULL; s = next) {
       next = s->next;
@@ -332,6 +385,36 @@ void hak_heap_flush_thread(void) {
       }
     }
   }
+}
+
+/* The scavenger's pass over every heap: remote frees collected, empty slabs
+ * to the pool, free pages of partly used slabs decommitted. Magazines are the
+ * owner's and are left alone. Returns the slow-path activity of all heaps
+ * (refills + flushes), by which the scavenger tells idle from busy. */
+uint64_t hak_heaps_activity(void) {
+  pthread_mutex_lock(&hak_heap_list_lock);
+  uint64_t n = 0;
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
+    n += atomic_load_explicit(&h->stats.refills, memory_order_relaxed) +
+         atomic_load_explicit(&h->stats.flushes, memory_order_relaxed);
+  pthread_mutex_unlock(&hak_heap_list_lock);
+  return n;
+}
+
+size_t hak_heaps_scavenge(void) {
+  size_t pages = 0;
+  pthread_mutex_lock(&hak_heap_list_lock);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
+    heap_lock(h);
+    heap_release_empty(h);
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+      for (hak_slab_t *s = h->slabs[c].partial; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+      for (hak_slab_t *s = h->slabs[c].full; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+    }
+    heap_unlock(h);
+  }
+  pthread_mutex_unlock(&hak_heap_list_lock);
+  return pages;
 }
 
 void hak_heap_stats_sum(hak_heap_stats_t *out) {
@@ -361,6 +444,7 @@ void hak_heap_fork_child(void) {
   hak_heap_t *me = hak_tls_heap, *h, *next;
   for (h = heap_list; h != NULL; h = next) {
     next = h->next;
+    if (config_dynamic_flush) pthread_mutex_init(&h->lock, NULL);
     if (h == me) continue;
     /* Claim the dead heap's slabs so that flushing them counts as local. */
     hak_tls_heap = h;

@@ -3,6 +3,7 @@
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
  *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
+ *   1b. h->lock             (heap.c)   one heap's slabs (dynamic-flush variants)
  *   2. hak_abandoned_lock   (heap.c)   abandoned slabs, per class
  *   3. hak_pool_lock        (slab.c)   empty-slab pool
  *   4. hak_medium_lock      (medium.c) medium chunks
@@ -74,6 +75,8 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only 
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 bool hak_slab_has_local_free(const hak_slab_t *s);                /* owner */
+size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
+size_t hak_pool_bytes(void);
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
@@ -97,6 +100,8 @@ void *hak_heap_alloc_slow(size_t size);
 void  hak_heap_free_slow(void *p, hak_span_t *span);
 void  hak_heap_flush_thread(void);
 void  hak_abandoned_sweep(void);   /* abandoned slabs now empty -> pool */
+uint64_t hak_heaps_activity(void);  /* refills + flushes of all heaps */
+size_t hak_heaps_scavenge(void);    /* collect, release empty slabs, decommit free pages */
 void  hak_heap_init(void);
 void  hak_heap_fork_prepare(void);
 void  hak_heap_fork_parent(void);
@@ -111,6 +116,7 @@ size_t hak_medium_usable(hak_chunk_t *c, const void *p);
 bool   hak_medium_resize_in_place(hak_chunk_t *c, void *p, size_t size);
 void   hak_medium_purge(void);
 size_t hak_medium_chunk_count(void);
+uint64_t hak_medium_activity(void);  /* allocations + frees so far */
 const char *hak_medium_validate(void);
 extern pthread_mutex_t hak_medium_lock;
 
@@ -120,16 +126,26 @@ void   hak_large_free(hak_large_t *l, void *p, const char *call);
 size_t hak_large_usable(hak_large_t *l, const void *p);
 bool   hak_large_resize_in_place(hak_large_t *l, void *p, size_t size);
 void   hak_large_cache_clear(void);
+void   hak_large_cache_trim(size_t keep_bytes);
 void   hak_large_counts(size_t *live, size_t *cached_bytes);
+uint64_t hak_large_activity(void);   /* allocations + frees so far */
 extern pthread_mutex_t hak_large_lock;
 
 /* ---- meta.c lock ---------------------------------------------------------- */
 extern pthread_mutex_t hak_meta_lock;
 
+/* ---- scavenger.c (dynamic-flush variants) ---------------------------------- */
+#define HAK_TICKS_PER_SECOND 10
+extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
+void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
+void hak_scavenger_fork_child(void);
+void hak_scavenge_idle(void);             /* everything free back to the OS */
+
 /* ---- options.c ------------------------------------------------------------- */
 typedef enum hak_option_e {
   HAK_OPT_STATS_AT_EXIT,   /* print statistics to stderr at exit        */
   HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
+  HAK_OPT_IDLE_MS,         /* dynamic flush: idle time before memory goes back */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);

@@ -16,6 +16,14 @@
 pthread_mutex_t hak_large_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_large_t *cache_head;   /* newest first */
 static size_t cache_entries, cache_bytes, live_count;
+static _Atomic uint64_t activity; /* written under the lock, read without it */
+
+static void count_activity(void) {
+  atomic_store_explicit(&activity, atomic_load_explicit(&activity, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
+uint64_t hak_large_activity(void) { return atomic_load_explicit(&activity, memory_order_relaxed); }
 
 static void large_release(hak_large_t *l) {
   hak_pagemap_set(l->base, l->map_bytes, NULL);
@@ -44,6 +52,7 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   if (align < HAK_UNIT_SIZE) align = HAK_UNIT_SIZE;
   size_t need = hak_align_up(size ? size : 1, HAK_UNIT_SIZE);
   pthread_mutex_lock(&hak_large_lock);
+  count_activity();
   hak_large_t *l = cache_head != NULL ? cache_take(need, align) : NULL;
   if (l != NULL) {
     l->cached = 0;
@@ -81,6 +90,7 @@ static void check_live(hak_large_t *l, const void *p, const char *call) {
 
 void hak_large_free(hak_large_t *l, void *p, const char *call) {
   pthread_mutex_lock(&hak_large_lock);
+  count_activity();
   if (p != l->base || l->cached) {
     pthread_mutex_unlock(&hak_large_lock);
     check_live(l, p, call);
@@ -147,11 +157,22 @@ bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
   return true;
 }
 
-void hak_large_cache_clear(void) {
+void hak_large_cache_clear(void) { hak_large_cache_trim(0); }
+
+/* Unmaps the oldest cached mappings until at most keep_bytes stay cached. */
+void hak_large_cache_trim(size_t keep_bytes) {
   pthread_mutex_lock(&hak_large_lock);
-  hak_large_t *l = cache_head;
-  cache_head = NULL;
-  cache_entries = cache_bytes = 0;
+  hak_large_t **link = &cache_head, *l;
+  size_t kept = 0;
+  while ((l = *link) != NULL && kept + l->map_bytes <= keep_bytes) {
+    kept += l->map_bytes;
+    link = &l->next;
+  }
+  *link = NULL;
+  for (hak_large_t *e = l; e != NULL; e = e->next) {
+    cache_entries--;
+    cache_bytes -= e->map_bytes;
+  }
   pthread_mutex_unlock(&hak_large_lock);
   while (l != NULL) {
     hak_large_t *next = l->next;

@@ -90,6 +90,7 @@ static void fork_child(void) {
   pthread_mutex_init(&hak_medium_lock, NULL);
   pthread_mutex_init(&hak_pool_lock, NULL);
   hak_heap_fork_child();
+  if (config_dynamic_flush) hak_scavenger_fork_child();
 }
 
 /* Runs once, from the library constructor or the first allocation, whichever

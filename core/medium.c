@@ -26,6 +26,14 @@
 pthread_mutex_t hak_medium_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_chunk_t *chunks;
 static size_t chunk_count, dirty_pages_total;
+static _Atomic uint64_t activity; /* written under the lock, read without it */
+
+static void count_activity(void) {
+  atomic_store_explicit(&activity, atomic_load_explicit(&activity, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
+uint64_t hak_medium_activity(void) { return atomic_load_explicit(&activity, memory_order_relaxed); }
 
 static void run_mark(hak_chunk_t *c, size_t i, size_t len, unsigned flags) {
   c->pg[i] = (uint16_t)(len | flags | PG_HEAD | (len == 1 ? PG_TAIL : 0));
@@ -117,6 +125,7 @@ void *hak_medium_alloc(size_t size, size_t align, bool *zeroed) {
   size_t npages = hak_align_up(size, HAK_PAGE_SIZE) / HAK_PAGE_SIZE;
   size_t align_pages = align > HAK_PAGE_SIZE ? align / HAK_PAGE_SIZE : 1;
   pthread_mutex_lock(&hak_medium_lock);
+  count_activity();
   hak_chunk_t *c;
   long at = -1;
   for (c = chunks; c != NULL; c = c->next)
@@ -163,6 +172,7 @@ static void purge_locked(void) {
 
 void hak_medium_free(hak_chunk_t *c, void *p, const char *call) {
   pthread_mutex_lock(&hak_medium_lock);
+  count_activity();
   size_t i = run_of(c, p, call);
   size_t len = c->pg[i] & PG_LEN;
   run_clear(c, i, len);

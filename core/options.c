@@ -21,6 +21,8 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
                              "print statistics to stderr at exit (1 text, 2 JSON)"},
   [HAK_OPT_VERBOSE]       = {"verbose", 0, 0, 1, "HAKMEM_VERBOSE",
                              "print the version, variant and this table at start-up"},
+  [HAK_OPT_IDLE_MS]       = {"idle_ms", 200, 10, 600000, "HAKMEM_IDLE_MS",
+                             "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS"},
 };
 
 static long option_value[HAK_OPT_COUNT];

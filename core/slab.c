@@ -152,6 +152,13 @@ void hak_pool_trim(size_t keep_bytes) {
   }
 }
 
+size_t hak_pool_bytes(void) {
+  pthread_mutex_lock(&hak_pool_lock);
+  size_t n = pool_bytes;
+  pthread_mutex_unlock(&hak_pool_lock);
+  return n;
+}
+
 size_t hak_pool_count(void) {
   pthread_mutex_lock(&hak_pool_lock);
   size_t n = pool_count;
@@ -215,6 +222,38 @@ static void bitmap_put(hak_slab_t *s, void *p, const char *call) {
   if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free", p);
   s->bits[i / 64] |= bit;
   s->summary |= 1ull << (i / 64);
+}
+
+/* True when blocks first..last of s are all free in the bitmap (blocks past
+ * the capacity count as free). */
+static bool bitmap_all_free(const hak_slab_t *s, size_t first, size_t last) {
+  if (last >= s->capacity) last = s->capacity - 1;
+  for (size_t i = first; i <= last && i < s->capacity; i++)
+    if (!(s->bits[i / 64] >> (i % 64) & 1)) return false;
+  return true;
+}
+
+/* Bitmap slabs: decommits (MADV_DONTNEED) every page whose blocks are all
+ * free in the bitmap. Free blocks hold no data in a bitmap slab, so nothing
+ * is lost; a page decommitted and later handed out again reads as zeros. The
+ * caller owns the slab (owner, or the scavenger holding the heap lock), so no
+ * block of such a page can be handed out meanwhile. Returns pages decommitted. */
+size_t hak_slab_decommit_free(hak_slab_t *s) {
+  if (!config_slab_bitmap || s->summary == 0) return 0;
+  size_t npages = s->units * HAK_UNIT_SIZE / HAK_PAGE_SIZE, done = 0, run = 0;
+  for (size_t pg = 0; pg <= npages; pg++) {
+    bool free_page = pg < npages &&
+                     bitmap_all_free(s, pg * HAK_PAGE_SIZE / s->block_size,
+                                     ((pg + 1) * HAK_PAGE_SIZE - 1) / s->block_size);
+    if (free_page) {
+      run++;
+    } else if (run > 0) {
+      hak_os_decommit(s->base + (pg - run) * HAK_PAGE_SIZE, run * HAK_PAGE_SIZE);
+      done += run;
+      run = 0;
+    }
+  }
+  return done;
 }
 
 /* Checks that p is the start of a block of s that is out of the slab. */

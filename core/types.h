@@ -164,6 +164,8 @@ typedef struct hak_heap_s {
   hak_class_slabs_t slabs[HAK_CLASS_COUNT];
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
   pthread_t thread;
+  pthread_mutex_t lock;               /* dynamic flush: owner vs scavenger     */
+  uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */
   size_t   map_bytes;                 /* size of this heap's own mapping       */
 } hak_heap_t;

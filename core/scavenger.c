@@ -1,0 +1,84 @@
+/* scavenger.c — dynamic flush: a background thread that gives free memory
+ * back to the OS when the process stops allocating (variants with
+ * config_dynamic_flush).
+ *
+ * Started lazily by the first slow-path allocation, and again in a forked
+ * child. Every tick (100 ms) it advances hak_clock_tick (the time base of the
+ * adaptive magazine capacities in heap.c) and compares the allocator's
+ * slow-path activity (refills and flushes of every heap, medium and large
+ * operations) with the previous tick:
+ *   - busy: once a second it shrinks the caches gradually: the empty-slab pool
+ *     and the large-mapping cache to half their size;
+ *   - idle for idle_ms (option HAKMEM_IDLE_MS): once per idle period, it
+ *     returns everything it can: empty abandoned slabs, empty slabs of every
+ *     heap, free pages of partly used bitmap slabs (heap.c, slab.c), the pool,
+ *     free medium pages, the large cache. Memory leaves RSS (MADV_DONTNEED or
+ *     munmap), never lingering as LazyFree.
+ * Thread magazines belong to their threads and stay as they are. */
+#include <signal.h>
+#include <time.h>
+
+#include "internal.h"
+
+_Atomic uint32_t hak_clock_tick;
+static _Atomic int scavenger_started;
+
+void hak_scavenge_idle(void) {
+  hak_abandoned_sweep();
+  hak_heaps_scavenge();
+  hak_pool_trim(0);
+  hak_medium_purge();
+  hak_large_cache_clear();
+}
+
+static void *scavenger_main(void *arg) {
+  (void)arg;
+  const struct timespec tick = {0, 1000000000L / HAK_TICKS_PER_SECOND};
+  uint64_t last = (uint64_t)-1;
+  unsigned idle_ticks = 0, busy_ticks = 0;
+  bool scavenged = false;
+  for (;;) {
+    nanosleep(&tick, NULL);
+    atomic_fetch_add_explicit(&hak_clock_tick, 1, memory_order_relaxed);
+    uint64_t now = hak_heaps_activity() + hak_medium_activity() + hak_large_activity();
+    if (now != last) {
+      last = now;
+      idle_ticks = 0;
+      scavenged = false;
+      if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) {
+        hak_pool_trim(hak_pool_bytes() / 2);
+        size_t live, cached;
+        hak_large_counts(&live, &cached);
+        hak_large_cache_trim(cached / 2);
+      }
+      continue;
+    }
+    busy_ticks = 0;
+    idle_ticks++;
+    if (!scavenged && idle_ticks * (1000u / HAK_TICKS_PER_SECOND) >= (unsigned long)hak_option(HAK_OPT_IDLE_MS)) {
+      hak_scavenge_idle();
+      scavenged = true;
+    }
+  }
+  return NULL;
+}
+
+void hak_scavenger_start(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&scavenger_started, &expected, 1)) return;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  /* The scavenger takes no signals meant for the program. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  if (pthread_create(&t, &attr, scavenger_main, NULL) != 0) atomic_store(&scavenger_started, 0);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+}
+
+/* The child of fork has no scavenger thread: the next slow path starts one. */
+void hak_scavenger_fork_child(void) { atomic_store(&scavenger_started, 0); }
