@@ -64,6 +64,7 @@ static void *scavenger_main(void *arg) {
 }
 
 void hak_scavenger_start(void) {
+  if (hak_likely(atomic_load_explicit(&scavenger_started, memory_order_relaxed))) return;
   int expected = 0;
   if (!atomic_compare_exchange_strong(&scavenger_started, &expected, 1)) return;
   pthread_attr_t attr;

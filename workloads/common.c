@@ -467,3 +467,16 @@ void wl_report_print(const wl_report *r)
     printf("}\n");
     fflush(stdout);
 }
+
+void *wl_calloc_lines(size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes) || bytes > SIZE_MAX - WL_LINE)
+        wl_fatal("per-thread state of %zu x %zu bytes is too large", n, size);
+    bytes = (bytes + WL_LINE - 1) / WL_LINE * WL_LINE;
+    void *p = aligned_alloc(WL_LINE, bytes ? bytes : WL_LINE);
+    if (p == NULL)
+        wl_fatal("out of memory for per-thread state");
+    memset(p, 0, bytes);
+    return p;
+}

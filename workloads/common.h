@@ -169,6 +169,14 @@ static inline void wl_live_add(wl_live *l, int64_t n)
 /* ---- allocation helpers (exit 1 on NULL; count live bytes) ------------ */
 
 void *wl_malloc(wl_live *l, size_t n);
+
+/* n zeroed elements of size bytes starting on a cache line, for per-thread
+ * state that each thread writes on every step (declare the struct with
+ * _Alignas(WL_LINE) on its first member so elements never share a line:
+ * false sharing would measure the workload, not the allocator). Fatal on
+ * overflow or out of memory. */
+#define WL_LINE 64
+void *wl_calloc_lines(size_t n, size_t size);
 void *wl_realloc(wl_live *l, void *p, size_t old_n, size_t new_n);
 void wl_free(wl_live *l, void *p, size_t n);
 

@@ -48,15 +48,17 @@ typedef struct batch {
     item items[];
 } batch;
 
+/* Queues and roles are each written by their own threads: one cache line
+ * apart (wl_calloc_lines). */
 typedef struct queue {
-    pthread_mutex_t mu;
+    _Alignas(WL_LINE) pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
     batch **ring;  /* NULL entries are end markers */
     uint32_t cap, head, count;
 } queue;
 
 typedef struct role {
-    pthread_t th;
+    _Alignas(WL_LINE) pthread_t th;
     uint32_t index;
     wl_live live;
     uint64_t sum;      /* sum of mix(tag ^ size) produced or consumed */
@@ -172,10 +174,8 @@ int main(int argc, char **argv)
         wl_usage_error("--min-size (%" PRIu64 ") is larger than --max-size (%" PRIu64 ")",
                        g_min, g_max);
 
-    g_queues = calloc(g_ncons, sizeof *g_queues);
-    role *roles = calloc((size_t)g_nprod + g_ncons, sizeof *roles);
-    if (!g_queues || !roles)
-        wl_fatal("out of memory");
+    g_queues = wl_calloc_lines(g_ncons, sizeof *g_queues);
+    role *roles = wl_calloc_lines((size_t)g_nprod + g_ncons, sizeof *roles);
     for (uint32_t c = 0; c < g_ncons; c++) {
         queue *q = &g_queues[c];
         pthread_mutex_init(&q->mu, NULL);
