@@ -209,7 +209,10 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   for (int pass = 0; pass < 2; pass++) {
     hak_slab_t *s;
     while ((s = cs->partial) != NULL) {
-      if (!hak_slab_has_local_free(s)) HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
+      /* Blocks freed by other threads first: reusing them keeps the
+       * slab's touched pages few (fresh blocks would touch new pages). */
+      if (atomic_load_explicit(&s->xfree, memory_order_relaxed) != NULL)
+        HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
       unsigned got = hak_slab_take(s, m->items + m->count, want);
       m->count += got;
       if (got == want) return true;

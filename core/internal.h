@@ -74,7 +74,6 @@ void hak_slab_init(hak_slab_t *s, unsigned cls);
 unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
-bool hak_slab_has_local_free(const hak_slab_t *s);                /* owner */
 size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
 size_t hak_pool_bytes(void);
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */

@@ -7,7 +7,7 @@
  *           never handed out, so a fresh slab touches only what it hands out.
  *   bitmap  a two-tier bitmap: bit i of s->bits set when block i is free, a
  *           summary word with bit w set when s->bits[w] is not empty, and a hint
- *           (the word the last scan ended in) where the next scan starts. A
+ *           (the lowest word that may hold a free block) where scans start. A
  *           refill is a batch scan; a free sets a bit (and catches a double
  *           free exactly); free blocks are never written to.
  * Either way remote frees wait on s->xfree (remote_free.h) until the owner
@@ -185,7 +185,9 @@ static unsigned list_take(hak_slab_t *s, void **out, unsigned want) {
   return n;
 }
 
-/* Batch scan: words from the hint on (then from the start), lowest bits first. */
+/* Batch scan from the hint, lowest bits first: the hint is the lowest word
+ * that may hold a free block (a free below it moves it down), so blocks are
+ * handed out in address order, reusing freed blocks before untouched ones. */
 static unsigned bitmap_take(hak_slab_t *s, void **out, unsigned want) {
   unsigned n = 0;
   while (n < want && s->summary != 0) {
@@ -211,10 +213,6 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
   return n;
 }
 
-bool hak_slab_has_local_free(const hak_slab_t *s) {
-  return config_slab_bitmap ? s->summary != 0 : s->free != NULL;
-}
-
 /* Marks block p of s free in the bitmap; a block already free is a double free. */
 static void bitmap_put(hak_slab_t *s, void *p, const char *call) {
   size_t i = (size_t)((char *)p - s->base) / s->block_size;
@@ -222,6 +220,7 @@ static void bitmap_put(hak_slab_t *s, void *p, const char *call) {
   if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free", p);
   s->bits[i / 64] |= bit;
   s->summary |= 1ull << (i / 64);
+  if (i / 64 < s->hint) s->hint = (uint32_t)(i / 64);
 }
 
 /* True when blocks first..last of s are all free in the bitmap (blocks past

@@ -119,7 +119,7 @@ typedef struct hak_slab_s {
   struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
   struct hak_superslab_s *ss;         /* superslab holding it (superslab variants) */
   /* Bitmap variants: bit i of bits[] set = block i is free in the slab; bit w
-   * of summary set = bits[w] != 0; hint = the word the last scan ended in. */
+   * of summary set = bits[w] != 0; hint = lowest word that may be non-empty. */
   uint32_t hint;
   uint64_t summary;
   uint64_t bits[HAK_SLAB_BITMAP_WORDS];
