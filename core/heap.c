@@ -404,6 +404,33 @@ uint64_t hak_heaps_activity(void) {
   return n;
 }
 
+/* Heaps whose thread has not refilled or flushed since the previous call
+ * (an idle thread, like a main thread waiting for its workers) get the
+ * treatment of hak_heaps_scavenge: their slabs' remote frees are collected,
+ * empty slabs go to the pool for busy threads to reuse, free pages are
+ * decommitted. Busy heaps are left alone. */
+size_t hak_heaps_reclaim_idle(void) {
+  size_t pages = 0;
+  pthread_mutex_lock(&hak_heap_list_lock);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
+    uint64_t act = atomic_load_explicit(&h->stats.refills, memory_order_relaxed) +
+                   atomic_load_explicit(&h->stats.flushes, memory_order_relaxed);
+    if (act != h->scavenger_seen) {
+      h->scavenger_seen = act;
+      continue;
+    }
+    heap_lock(h);
+    heap_release_empty(h);
+    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+      for (hak_slab_t *s = h->slabs[c].partial; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+      for (hak_slab_t *s = h->slabs[c].full; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+    }
+    heap_unlock(h);
+  }
+  pthread_mutex_unlock(&hak_heap_list_lock);
+  return pages;
+}
+
 size_t hak_heaps_scavenge(void) {
   size_t pages = 0;
   pthread_mutex_lock(&hak_heap_list_lock);

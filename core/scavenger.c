@@ -7,8 +7,12 @@
  * adaptive magazine capacities in heap.c) and compares the allocator's
  * slow-path activity (refills and flushes of every heap, medium and large
  * operations) with the previous tick:
- *   - busy: once a second it shrinks the caches gradually: the empty-slab pool
- *     and the large-mapping cache to half their size;
+ *   - busy: every tick, heaps whose threads have been idle for a tick give
+ *     back what their slabs hold free (remote frees collected, empty slabs to
+ *     the pool, free pages decommitted), so that a thread that allocated and
+ *     then only waits (a main thread) does not pin memory the busy threads
+ *     have freed; once a second the empty-slab pool and the large-mapping
+ *     cache shrink to half their size;
  *   - idle for idle_ms (option HAKMEM_IDLE_MS): once per idle period, it
  *     returns everything it can: empty abandoned slabs, empty slabs of every
  *     heap, free pages of partly used bitmap slabs (heap.c, slab.c), the pool,
@@ -45,6 +49,7 @@ static void *scavenger_main(void *arg) {
       last = now;
       idle_ticks = 0;
       scavenged = false;
+      hak_heaps_reclaim_idle();
       if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) {
         hak_pool_trim(hak_pool_bytes() / 2);
         size_t live, cached;

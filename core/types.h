@@ -166,6 +166,7 @@ typedef struct hak_heap_s {
   pthread_t thread;
   pthread_mutex_t lock;               /* dynamic flush: owner vs scavenger     */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
+  uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */
   struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */
   size_t   map_bytes;                 /* size of this heap's own mapping       */
 } hak_heap_t;
