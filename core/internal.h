@@ -64,6 +64,17 @@ static inline hak_span_t *hak_pagemap_lookup(const void *p) {
                               memory_order_acquire);
 }
 
+/* Index of the block of s that p points into: the offset times a reciprocal
+ * instead of a division. Exact: offsets are below 2^18 and sizes at most 2^15,
+ * so the reciprocal's error (under 2^-22 after the shift) never crosses an
+ * integer (fractions of offset/size are at most 1 - 2^-15). */
+#define HAK_RECIP_SHIFT 40
+static inline size_t hak_slab_index(const hak_slab_t *s, const void *p) {
+  return (size_t)(((uint64_t)((const char *)p - s->base) * s->recip) >> HAK_RECIP_SHIFT);
+}
+_Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size_t)1 << 15),
+               "slab offsets and block sizes fit the reciprocal's exactness bound");
+
 /* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
 void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; never fails silently */
 void  hak_meta_free(void *p, size_t size);

@@ -216,7 +216,7 @@ static size_t usable_size(const void *p, hak_span_t *span, const char *call) {
   switch (span->kind) {
   case HAK_SPAN_SLAB: {
     hak_slab_t *s = (hak_slab_t *)span;
-    if (s->cls >= HAK_CLASS_COUNT || (size_t)((const char *)p - s->base) % s->block_size != 0)
+    if (s->cls >= HAK_CLASS_COUNT || s->base + hak_slab_index(s, p) * s->block_size != (const char *)p)
       hak_fatal(call, "invalid pointer", p);
     return s->block_size;
   }

@@ -34,6 +34,7 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->span.kind = HAK_SPAN_SLAB;
   s->cls = (uint8_t)cls;
   s->block_size = hak_class_size[cls];
+  s->recip = ((uint64_t)1 << HAK_RECIP_SHIFT) / s->block_size + 1;
   s->capacity = (uint32_t)(s->units * HAK_UNIT_SIZE / s->block_size);
   s->used = 0;
   s->free = NULL;
@@ -213,9 +214,18 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
   return n;
 }
 
-/* Marks block p of s free in the bitmap; a block already free is a double free. */
-static void bitmap_put(hak_slab_t *s, void *p, const char *call) {
-  size_t i = (size_t)((char *)p - s->base) / s->block_size;
+/* Index of the block that starts at p, which must be below limit (the bump
+ * index for the owner, the capacity for others); stops the program otherwise. */
+static size_t block_index(const hak_slab_t *s, const void *p, size_t limit, const char *call) {
+  if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", p);
+  size_t i = hak_slab_index(s, p);
+  if (hak_unlikely(s->base + i * s->block_size != (const char *)p || i >= limit))
+    hak_fatal(call, "invalid pointer", p);
+  return i;
+}
+
+/* Marks block i of s free in the bitmap; a block already free is a double free. */
+static void bitmap_put(hak_slab_t *s, size_t i, const void *p, const char *call) {
   uint64_t bit = 1ull << (i % 64);
   if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free", p);
   s->bits[i / 64] |= bit;
@@ -255,28 +265,22 @@ size_t hak_slab_decommit_free(hak_slab_t *s) {
   return done;
 }
 
-/* Checks that p is the start of a block of s that is out of the slab. */
+/* Checks that p is the start of a block of s that is out of the slab (owner). */
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call) {
-  size_t off = (size_t)((const char *)p - s->base);
-  if (s->cls == HAK_CLASS_POOLED) hak_fatal(call, "double free or invalid pointer", p);
-  if (off % s->block_size != 0 || off / s->block_size >= s->bump)
-    hak_fatal(call, "invalid pointer", p);
+  (void)block_index(s, p, s->bump, call);
 }
 
 /* The same check for a thread that does not own s: it may not read s->bump
  * (the owner moves it), so it checks against the capacity. */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call) {
-  size_t off = (size_t)((const char *)p - s->base);
-  if (s->cls == HAK_CLASS_POOLED) hak_fatal(call, "double free or invalid pointer", p);
-  if (off % s->block_size != 0 || off / s->block_size >= s->capacity)
-    hak_fatal(call, "invalid pointer", p);
+  (void)block_index(s, p, s->capacity, call);
 }
 
 void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
-  hak_slab_check_block(s, p, call);
+  size_t i = block_index(s, p, s->bump, call);
   if (hak_unlikely(s->used == 0)) hak_fatal(call, "double free", p);
   if (config_slab_bitmap) {
-    bitmap_put(s, p, call);
+    bitmap_put(s, i, p, call);
   } else {
     hak_block_t *b = p;
     b->next = s->free;
@@ -293,7 +297,7 @@ unsigned hak_slab_collect(hak_slab_t *s) {
   if (config_slab_bitmap) {
     for (hak_block_t *next; b != NULL; b = next, n++) {
       next = b->next;
-      bitmap_put(s, b, "free()");
+      bitmap_put(s, block_index(s, b, s->capacity, "free()"), b, "free()");
     }
     if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
   } else {

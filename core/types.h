@@ -109,6 +109,7 @@ typedef struct hak_slab_s {
   uint8_t  in_full;                   /* on the owner's full list              */
   uint8_t  cls;                       /* size class                            */
   uint32_t block_size;                /* class size in bytes                   */
+  uint64_t recip;                     /* 2^40 / block_size + 1: index by multiply */
   uint32_t capacity;                  /* blocks that fit                       */
   uint32_t used;                      /* blocks out of the slab (I1)           */
   uint32_t bump;                      /* blocks never handed out start here    */

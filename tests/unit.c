@@ -26,7 +26,7 @@ static void test_size_classes(void) {
   }
   CHECK(hak_size_class(HAK_SMALL_MAX) == HAK_CLASS_COUNT - 1, "last class");
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    CHECK(hak_class_mag_cap[c] >= 8 && hak_class_mag_cap[c] <= 128, "class %u magazine capacity", c);
+    CHECK(hak_class_mag_cap[c] >= 8 && hak_class_mag_cap[c] <= 256, "class %u magazine capacity", c);
     CHECK(hak_class_units[c] * HAK_UNIT_SIZE / hak_class_size[c] >= 7, "class %u slab holds 7 blocks", c);
   }
 }
