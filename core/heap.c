@@ -390,58 +390,51 @@ static void heap_release_empty(hak_heap_t *h) {
   }
 }
 
-/* The scavenger's pass over every heap: remote frees collected, empty slabs
- * to the pool, free pages of partly used slabs decommitted. Magazines are the
- * owner's and are left alone. Returns the slow-path activity of all heaps
- * (refills + flushes), by which the scavenger tells idle from busy. */
+/* Slow-path activity of one heap: its refills and flushes so far. */
+static uint64_t heap_activity(hak_heap_t *h) {
+  return atomic_load_explicit(&h->stats.refills, memory_order_relaxed) +
+         atomic_load_explicit(&h->stats.flushes, memory_order_relaxed);
+}
+
+/* Activity of all heaps, by which the scavenger tells idle from busy. */
 uint64_t hak_heaps_activity(void) {
   pthread_mutex_lock(&hak_heap_list_lock);
   uint64_t n = 0;
-  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
-    n += atomic_load_explicit(&h->stats.refills, memory_order_relaxed) +
-         atomic_load_explicit(&h->stats.flushes, memory_order_relaxed);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) n += heap_activity(h);
   pthread_mutex_unlock(&hak_heap_list_lock);
   return n;
 }
 
-/* Heaps whose thread has not refilled or flushed since the previous call
- * (an idle thread, like a main thread waiting for its workers) get the
- * treatment of hak_heaps_scavenge: their slabs' remote frees are collected,
- * empty slabs go to the pool for busy threads to reuse, free pages are
- * decommitted. Busy heaps are left alone. */
-size_t hak_heaps_reclaim_idle(void) {
+/* The scavenger's pass over one heap: remote frees collected, empty slabs to
+ * the pool, free pages of partly used slabs decommitted. The magazines are
+ * the owner's and are left alone. Returns the pages decommitted. */
+static size_t heap_scavenge(hak_heap_t *h) {
   size_t pages = 0;
-  pthread_mutex_lock(&hak_heap_list_lock);
-  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
-    uint64_t act = atomic_load_explicit(&h->stats.refills, memory_order_relaxed) +
-                   atomic_load_explicit(&h->stats.flushes, memory_order_relaxed);
-    if (act != h->scavenger_seen) {
-      h->scavenger_seen = act;
-      continue;
-    }
-    heap_lock(h);
-    heap_release_empty(h);
-    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-      for (hak_slab_t *s = h->slabs[c].partial; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
-      for (hak_slab_t *s = h->slabs[c].full; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
-    }
-    heap_unlock(h);
+  heap_lock(h);
+  heap_release_empty(h);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    for (hak_slab_t *s = h->slabs[c].partial; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+    for (hak_slab_t *s = h->slabs[c].full; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
   }
-  pthread_mutex_unlock(&hak_heap_list_lock);
+  heap_unlock(h);
   return pages;
 }
 
-size_t hak_heaps_scavenge(void) {
+/* Every heap, or (idle_only) only the heaps whose thread has not refilled or
+ * flushed since the previous idle_only call: an idle thread, like a main
+ * thread waiting for its workers, then stops pinning memory that the busy
+ * threads freed. */
+size_t hak_heaps_scavenge(bool idle_only) {
   size_t pages = 0;
   pthread_mutex_lock(&hak_heap_list_lock);
   for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
-    heap_lock(h);
-    heap_release_empty(h);
-    for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-      for (hak_slab_t *s = h->slabs[c].partial; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
-      for (hak_slab_t *s = h->slabs[c].full; s != NULL; s = s->next) pages += hak_slab_decommit_free(s);
+    if (idle_only) {
+      uint64_t act = heap_activity(h);
+      bool busy = act != h->scavenger_seen;
+      h->scavenger_seen = act;
+      if (busy) continue;
     }
-    heap_unlock(h);
+    pages += heap_scavenge(h);
   }
   pthread_mutex_unlock(&hak_heap_list_lock);
   return pages;

@@ -111,8 +111,7 @@ void  hak_heap_free_slow(void *p, hak_span_t *span);
 void  hak_heap_flush_thread(void);
 void  hak_abandoned_sweep(void);   /* abandoned slabs now empty -> pool */
 uint64_t hak_heaps_activity(void);  /* refills + flushes of all heaps */
-size_t hak_heaps_scavenge(void);    /* collect, release empty slabs, decommit free pages */
-size_t hak_heaps_reclaim_idle(void); /* the same for heaps idle since the last call */
+size_t hak_heaps_scavenge(bool idle_only); /* collect, release empty slabs, decommit free pages */
 void  hak_heap_init(void);
 void  hak_heap_fork_prepare(void);
 void  hak_heap_fork_parent(void);

@@ -29,7 +29,7 @@ static _Atomic int scavenger_started;
 
 void hak_scavenge_idle(void) {
   hak_abandoned_sweep();
-  hak_heaps_scavenge();
+  hak_heaps_scavenge(false);
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();
@@ -49,7 +49,7 @@ static void *scavenger_main(void *arg) {
       last = now;
       idle_ticks = 0;
       scavenged = false;
-      hak_heaps_reclaim_idle();
+      hak_heaps_scavenge(true);
       if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) {
         hak_pool_trim(hak_pool_bytes() / 2);
         size_t live, cached;

@@ -57,7 +57,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include HAK_VARIANT_HEADER
+#include "variant.h"
 
 #define HAK_UNIT_SHIFT     16
 #define HAK_UNIT_SIZE      ((size_t)1 << HAK_UNIT_SHIFT)          /* 64 KiB */

@@ -1,0 +1,45 @@
+/* variant.h — the interface between the core and a variant.
+ *
+ * A variant is one header in variants/ (built with `make VARIANT=<name>`),
+ * included here. It names itself and chooses policy; the mechanisms are all
+ * in core/, selected by these constants (tested as ordinary typed constants,
+ * config_* in internal.h, so every path compiles whatever the variant):
+ *
+ *   HAK_VARIANT_NAME                   its name, returned by hak_variant()
+ *   HAK_CONFIG_SLAB_BITMAP    (must)   free blocks of a slab: intrusive LIFO
+ *                                      list (0) or two-tier bitmap (1)
+ *   HAK_CONFIG_SUPERSLAB      (must)   slabs mapped one by one (0) or carved
+ *                                      from 2 MiB SuperSlabs (1)
+ *   HAK_CONFIG_DYNAMIC_FLUSH  (must)   background scavenger, idle release and
+ *                                      adaptive magazine capacity (1) or not (0)
+ *   HAK_CONFIG_POOL_MAX_BYTES          empty slabs kept for reuse before they go
+ *                                      back to the OS (default 8 MiB)
+ *   HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES  free medium pages kept committed before
+ *                                      they are decommitted (default 16 MiB)
+ *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large mappings cached (default 32)
+ *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB)
+ */
+#ifndef HAK_VARIANT_H
+#define HAK_VARIANT_H
+
+#include HAK_VARIANT_HEADER
+
+#if !defined(HAK_VARIANT_NAME) || !defined(HAK_CONFIG_SLAB_BITMAP) || \
+    !defined(HAK_CONFIG_SUPERSLAB) || !defined(HAK_CONFIG_DYNAMIC_FLUSH)
+#error "a variant must define HAK_VARIANT_NAME, HAK_CONFIG_SLAB_BITMAP, HAK_CONFIG_SUPERSLAB and HAK_CONFIG_DYNAMIC_FLUSH"
+#endif
+
+#ifndef HAK_CONFIG_POOL_MAX_BYTES
+#define HAK_CONFIG_POOL_MAX_BYTES ((size_t)8 << 20)
+#endif
+#ifndef HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES
+#define HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES ((size_t)16 << 20)
+#endif
+#ifndef HAK_CONFIG_LARGE_CACHE_ENTRIES
+#define HAK_CONFIG_LARGE_CACHE_ENTRIES 32
+#endif
+#ifndef HAK_CONFIG_LARGE_CACHE_MAX_BYTES
+#define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)
+#endif
+
+#endif
