@@ -4,6 +4,7 @@
  * at start-up. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hakmem.h"
 #include "internal.h"
@@ -29,7 +30,25 @@ static long option_value[HAK_OPT_COUNT];
 
 long hak_option(hak_option_t o) { return option_value[o]; }
 
+extern char **environ;
+
+/* A HAKMEM_ variable that names no option is a typo: say so, with the list. */
+static void check_unknown(void) {
+  for (char **e = environ; e != NULL && *e != NULL; e++) {
+    if (strncmp(*e, "HAKMEM_", 7) != 0) continue;
+    size_t len = strcspn(*e, "=");
+    bool known = false;
+    for (int i = 0; i < HAK_OPT_COUNT && !known; i++)
+      known = strlen(option_table[i].env) == len && strncmp(*e, option_table[i].env, len) == 0;
+    if (known) continue;
+    fprintf(stderr, "hakmem: unknown option %.*s (ignored); options:", (int)len, *e);
+    for (int i = 0; i < HAK_OPT_COUNT; i++) fprintf(stderr, " %s", option_table[i].env);
+    fputc('\n', stderr);
+  }
+}
+
 void hak_options_init(void) {
+  check_unknown();
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_desc_t *d = &option_table[i];
     option_value[i] = d->def;
