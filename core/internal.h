@@ -30,6 +30,7 @@ static const bool config_superslab = HAK_CONFIG_SUPERSLAB;
 static const bool config_dynamic_flush = HAK_CONFIG_DYNAMIC_FLUSH;
 static const size_t config_pool_max_bytes = HAK_CONFIG_POOL_MAX_BYTES;
 static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
+static const size_t config_superslab_dirty_max = HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES;
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
 
@@ -100,7 +101,8 @@ extern _Atomic size_t hak_slab_total;
 
 /* ---- superslab.c (pool lock held) ------------------------------------------ */
 hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
-void hak_superslab_put(hak_slab_t *s);          /* units back; empty SuperSlab unmapped */
+void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty SuperSlab unmapped */
+void hak_superslab_purge(void);                 /* decommit every dirty free unit */
 size_t hak_superslab_count(void);
 
 /* ---- heap.c ---------------------------------------------------------------- */

@@ -135,7 +135,8 @@ void hak_slab_release(hak_slab_t *s) {
   slab_unmap(s);
 }
 
-/* Unmaps pooled slabs until at most keep_bytes remain. */
+/* Unmaps pooled slabs until at most keep_bytes remain; with nothing to keep,
+ * also decommits the SuperSlabs' dirty free units. */
 void hak_pool_trim(size_t keep_bytes) {
   for (;;) {
     hak_slab_t *s = NULL;
@@ -148,8 +149,13 @@ void hak_pool_trim(size_t keep_bytes) {
       pool_count--;
     }
     pthread_mutex_unlock(&hak_pool_lock);
-    if (s == NULL) return;
+    if (s == NULL) break;
     slab_unmap(s);
+  }
+  if (config_superslab && keep_bytes == 0) { /* nothing kept: no dirty units either */
+    pthread_mutex_lock(&hak_pool_lock);
+    hak_superslab_purge();
+    pthread_mutex_unlock(&hak_pool_lock);
   }
 }
 

@@ -4,9 +4,13 @@
  * The descriptors of a SuperSlab's slabs live in its header (slabs[u] is the
  * slab that starts at unit u), so the slabs of one region share one metadata
  * block and a pointer's slab is found from the region base and the unit index.
- * A slab given back returns its units to the SuperSlab, decommitted
- * (MADV_DONTNEED) so they leave RSS; a SuperSlab whose units are all free is
- * unmapped. One mmap serves 32 one-unit slabs instead of one.
+ * A slab given back returns its units to the SuperSlab as dirty (still
+ * committed): a SuperSlab whose units are all free is unmapped with one
+ * munmap, and when the dirty units of all SuperSlabs pass
+ * config_superslab_dirty_max they are decommitted (MADV_DONTNEED, in runs) at
+ * once, as is everything dirty on hak_superslab_purge() (hak_flush, the idle
+ * scavenger). A program freeing a burst in allocation order thus returns it
+ * one SuperSlab (32 slabs) per system call. One mmap serves 32 slabs.
  *
  * Called with hak_pool_lock held (slab.c). */
 #include "internal.h"
@@ -14,6 +18,7 @@
 static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free unit */
 static hak_superslab_t *ss_full;  /* SuperSlabs with none */
 static size_t ss_count;
+static size_t dirty_units;        /* free units still committed, all SuperSlabs */
 
 static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
   if (ss->prev) ss->prev->next = ss->next;
@@ -55,7 +60,10 @@ hak_slab_t *hak_superslab_take(unsigned units) {
     ss_count++;
     u = 0;
   }
-  ss->free_units &= ~(((units == 32 ? ALL_UNITS : (1u << units) - 1)) << u);
+  uint32_t mask = (units == 32 ? ALL_UNITS : (1u << units) - 1) << u;
+  dirty_units -= (size_t)__builtin_popcount(ss->dirty_units & mask);
+  ss->dirty_units &= ~mask;
+  ss->free_units &= ~mask;
   if (ss->free_units == 0) {
     ss_unlink(&ss_list, ss);
     ss_push(&ss_full, ss);
@@ -67,20 +75,42 @@ hak_slab_t *hak_superslab_take(unsigned units) {
   return s;
 }
 
+/* Decommits the dirty units of ss, one madvise per run of adjacent units. */
+static void ss_decommit(hak_superslab_t *ss) {
+  uint32_t d = ss->dirty_units;
+  while (d != 0) {
+    unsigned first = (unsigned)__builtin_ctz(d), len = 0;
+    while (first + len < HAK_SUPERSLAB_UNITS && (d >> (first + len) & 1)) len++;
+    hak_os_decommit(ss->base + (size_t)first * HAK_UNIT_SIZE, (size_t)len * HAK_UNIT_SIZE);
+    d &= ~((len == 32 ? ALL_UNITS : (1u << len) - 1) << first);
+  }
+  dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
+  ss->dirty_units = 0;
+}
+
+void hak_superslab_purge(void) {
+  for (hak_superslab_t *ss = ss_list; ss != NULL; ss = ss->next) ss_decommit(ss);
+}
+
 void hak_superslab_put(hak_slab_t *s) {
   hak_superslab_t *ss = s->ss;
   unsigned u = (unsigned)((size_t)(s->base - ss->base) / HAK_UNIT_SIZE);
-  hak_os_decommit(s->base, s->units * HAK_UNIT_SIZE);
+  uint32_t mask = (s->units == 32 ? ALL_UNITS : (1u << s->units) - 1) << u;
   if (ss->free_units == 0) {
     ss_unlink(&ss_full, ss);
     ss_push(&ss_list, ss);
   }
-  ss->free_units |= (s->units == 32 ? ALL_UNITS : (1u << s->units) - 1) << u;
+  ss->free_units |= mask;
+  ss->dirty_units |= mask;
+  dirty_units += s->units;
   if (ss->free_units == ALL_UNITS) {
     ss_unlink(&ss_list, ss);
     ss_count--;
+    dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
     hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
     hak_meta_free(ss, sizeof(hak_superslab_t));
+  } else if (dirty_units * HAK_UNIT_SIZE > config_superslab_dirty_max) {
+    hak_superslab_purge();
   }
 }
 

@@ -133,6 +133,7 @@ _Static_assert(HAK_SLAB_BITMAP_WORDS == 1 || HAK_SLAB_BITMAP_WORDS * 64 >= HAK_U
 typedef struct hak_superslab_s {
   char    *base;
   uint32_t free_units;                /* bit u set = unit u is not in a slab     */
+  uint32_t dirty_units;               /* free units not yet decommitted          */
   struct hak_superslab_s *next, *prev;
   hak_slab_t slabs[HAK_SUPERSLAB_UNITS]; /* slabs[u]: the slab starting at unit u */
 } hak_superslab_t;

@@ -16,6 +16,8 @@
  *                                      back to the OS (default 8 MiB)
  *   HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES  free medium pages kept committed before
  *                                      they are decommitted (default 16 MiB)
+ *   HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES  free SuperSlab units kept committed
+ *                                      before they are decommitted (default 16 MiB)
  *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large mappings cached (default 32)
  *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB)
  */
@@ -34,6 +36,9 @@
 #endif
 #ifndef HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES
 #define HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES ((size_t)16 << 20)
+#endif
+#ifndef HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES
+#define HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES ((size_t)16 << 20)
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_ENTRIES
 #define HAK_CONFIG_LARGE_CACHE_ENTRIES 32
