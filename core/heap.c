@@ -144,7 +144,7 @@ static void heap_abandon_slabs(hak_heap_t *h) {
         if (s->used == 0) {
           hak_slab_release(s);
         } else {
-          atomic_store_explicit(&s->owner, NULL, memory_order_release);
+          atomic_store_explicit(&s->span.owner, NULL, memory_order_release);
           pthread_mutex_lock(&hak_abandoned_lock);
           s->next = abandoned[c];
           abandoned[c] = s;
@@ -189,7 +189,7 @@ static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
   hak_slab_t *s = abandoned[c];
   if (s != NULL) {
     abandoned[c] = s->next;
-    atomic_store_explicit(&s->owner, h, memory_order_release);
+    atomic_store_explicit(&s->span.owner, h, memory_order_release);
   }
   pthread_mutex_unlock(&hak_abandoned_lock);
   if (s == NULL) return NULL;
@@ -313,7 +313,7 @@ void hak_heap_free_slow(void *p, hak_span_t *span) {
   }
   hak_slab_t *s = (hak_slab_t *)span;
   hak_heap_t *h = hak_tls_heap;
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) != h) {
+  if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h) {
     hak_remote_free(s, p);
     return;
   }

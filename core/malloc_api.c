@@ -127,10 +127,14 @@ static hak_noinline void *alloc_slow(size_t size) {
 }
 
 static inline void *alloc_inline(size_t size) {
-  if (hak_likely(size <= HAK_SMALL_MAX)) {
-    hak_mag_t *m = &hak_tls_heap->mag[hak_size_class(size)];
-    if (hak_likely(m->count != 0)) return m->items[--m->count];
-  }
+  hak_mag_t *m;
+  if (hak_likely(size <= 1024)) /* the common case: a shift, no table */
+    m = &hak_tls_heap->mag[(size + 15) >> 4];
+  else if (size <= HAK_SMALL_MAX)
+    m = &hak_tls_heap->mag[hak_size_class(size)];
+  else
+    return alloc_slow(size);
+  if (hak_likely(m->count != 0)) return m->items[--m->count];
   return alloc_slow(size);
 }
 
@@ -187,14 +191,13 @@ static hak_noinline void free_slow(void *p, hak_span_t *span) {
 
 HAK_API void hak_free(void *p) {
   hak_span_t *span = hak_pagemap_lookup(p);
-  hak_slab_t *s = (hak_slab_t *)span;
   hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(span != NULL && span->kind == HAK_SPAN_SLAB &&
-                 atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
-    hak_mag_t *m = &h->mag[s->cls];
-    if (hak_likely(m->count < m->cap && m->items[(int32_t)m->count - 1] != p &&
-                   ((uintptr_t)p & 15) == 0)) {
-      m->items[m->count++] = p;
+  if (hak_likely(span != NULL && atomic_load_explicit(&span->owner, memory_order_relaxed) == h)) {
+    hak_mag_t *m = &h->mag[((hak_slab_t *)span)->cls];
+    void **top = m->items + m->count;
+    if (hak_likely(m->count < m->cap && top[-1] != p && ((uintptr_t)p & 15) == 0)) {
+      *top = p;
+      m->count++;
       return;
     }
   }

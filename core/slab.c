@@ -111,7 +111,7 @@ hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner) {
   pthread_mutex_unlock(&hak_pool_lock);
   if (s == NULL && (s = slab_map(units)) == NULL) return NULL;
   hak_slab_init(s, cls);
-  atomic_store_explicit(&s->owner, owner, memory_order_release);
+  atomic_store_explicit(&s->span.owner, owner, memory_order_release);
   return s;
 }
 
@@ -119,7 +119,7 @@ hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner) {
  * OS when the pool is at its bound. */
 void hak_slab_release(hak_slab_t *s) {
   size_t bytes = s->units * HAK_UNIT_SIZE;
-  atomic_store_explicit(&s->owner, NULL, memory_order_release);
+  atomic_store_explicit(&s->span.owner, NULL, memory_order_release);
   s->cls = HAK_CLASS_POOLED;
   pthread_mutex_lock(&hak_pool_lock);
   if (pool_bytes + bytes <= config_pool_max_bytes) {

@@ -87,8 +87,12 @@ typedef enum hak_span_kind_e {
 
 struct hak_heap_s;
 
+/* Every span starts with this header. owner is the heap owning a slab (I3);
+ * it is NULL for every other span, so "span->owner == my heap" alone tells
+ * the free fast path that p is in a slab it owns. */
 typedef struct hak_span_s {
   uint8_t kind;                       /* hak_span_kind_t                       */
+  _Atomic(struct hak_heap_s *) owner; /* slabs: owning heap or NULL; else NULL */
 } hak_span_t;
 
 /* A block on a free list or on the xfree stack stores the link in its first word. */
@@ -116,7 +120,6 @@ typedef struct hak_slab_s {
   char    *base;                      /* first byte; 64 KiB aligned            */
   hak_block_t *free;                  /* owner-only LIFO free list             */
   _Atomic(hak_block_t *) xfree;       /* remote frees (remote_free.h)          */
-  _Atomic(struct hak_heap_s *) owner; /* NULL when abandoned or pooled (I3)    */
   struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
   struct hak_superslab_s *ss;         /* superslab holding it (superslab variants) */
   /* Bitmap variants: bit i of bits[] set = block i is free in the slab; bit w
