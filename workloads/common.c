@@ -480,3 +480,32 @@ void *wl_calloc_lines(size_t n, size_t size)
     memset(p, 0, bytes);
     return p;
 }
+
+int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
+                   const char *op_unit)
+{
+    int64_t iters = wl_int(spec, "classic-iters");
+    wl_rng r = wl_rng_stream((uint64_t)wl_int(spec, "seed"), 1);
+    uint64_t tag_base = wl_next(&r), h = 0;
+    double t0 = wl_now();
+    for (int64_t i = 0; i < iters; i++) {
+        uint64_t tag = tag_base + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
+        char *p = wl_malloc(live, size);
+        wl_block_fill(p, size, tag);
+        wl_block_check(p, size, tag, what);
+        wl_free(live, p, size);
+        h = wl_fold(h, tag);
+    }
+    double secs = wl_now() - t0;
+    wl_report rep = {
+        .threads = 1,
+        .ops = (uint64_t)iters,
+        .op_unit = op_unit,
+        .seconds = secs,
+        .peak_live_bytes = live->peak,
+        .final_live_bytes = live->cur,
+        .checksum = h,
+    };
+    wl_report_print(&rep);
+    return 0;
+}

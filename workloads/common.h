@@ -204,4 +204,11 @@ const char *wl_malloc_from(void);
 /* Print the final JSON line (last line of stdout) and flush. */
 void wl_report_print(const wl_report *r);
 
+/* The --classic mode of json and mir, the shape of earlier published
+ * figures: spec's "classic-iters" times, allocate one block of `size` bytes,
+ * touch and check every byte, free it; prints the report. `what` names the
+ * block in a corruption message, `op_unit` the op in the report. */
+int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
+                   const char *op_unit);
+
 #endif /* WL_COMMON_H */

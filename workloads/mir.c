@@ -487,40 +487,11 @@ static uint64_t free_symbols(uint64_t h)
 
 /* ---- driver ------------------------------------------------------------ */
 
-static int run_classic(void)
-{
-    int64_t iters = wl_int(&spec, "classic-iters");
-    wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 1);
-    uint64_t tag_base = wl_next(&r), h = 0;
-    const size_t size = 256 * 1024;
-    double t0 = wl_now();
-    for (int64_t k = 0; k < iters; k++) {
-        uint64_t tag = tag_base + (uint64_t)k * 0x9e3779b97f4a7c15ULL;
-        char *p = wl_malloc(&g_live, size);
-        wl_block_fill(p, size, tag);
-        wl_block_check(p, size, tag, "mir classic block");
-        wl_free(&g_live, p, size);
-        h = wl_fold(h, tag);
-    }
-    double secs = wl_now() - t0;
-    wl_report rep = {
-        .threads = 1,
-        .ops = (uint64_t)iters,
-        .op_unit = "256 KiB malloc+touch+free cycle",
-        .seconds = secs,
-        .peak_live_bytes = g_live.peak,
-        .final_live_bytes = g_live.cur,
-        .checksum = h,
-    };
-    wl_report_print(&rep);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     wl_parse(&spec, argc, argv);
     if (wl_int(&spec, "classic"))
-        return run_classic();
+        return wl_run_classic(&spec, &g_live, 256 * 1024, "mir classic block", "256 KiB malloc+touch+free cycle");
     int64_t nfuncs = wl_int(&spec, "functions");
     uint32_t mean_blocks = (uint32_t)wl_int(&spec, "blocks");
     uint32_t mean_insns = (uint32_t)wl_int(&spec, "insns");
