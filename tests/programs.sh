@@ -2,7 +2,8 @@
 # programs.sh LIB — real programs under LD_PRELOAD=LIB, each checked against
 # the same program's output under the system malloc: python3 allocating
 # heavily, sort on a large file, a C compile with gcc (and running the result),
-# git, and sqlite3 when installed. Prints PASS/FAIL/SKIP lines.
+# a multi-threaded HTTP server, a bash pipeline, git, and sqlite3 when
+# installed. Prints PASS/FAIL/SKIP lines.
 set -u
 lib=$(realpath "$1")
 name=${2:-programs}
@@ -71,6 +72,33 @@ if LD_PRELOAD=$lib gcc -O2 -Wall -o "$tmp/prog" "$tmp/prog.c" 2>"$tmp/gcc.err"; 
 else
   result 1 "gcc compiles a C program ($(head -c 300 "$tmp/gcc.err"))"
 fi
+
+# A multi-threaded server: python3's ThreadingHTTPServer answering 16 client
+# threads at once (each request allocates on a server thread that then exits).
+cat >"$tmp/server.py" <<'PY'
+import hashlib, http.server, threading, urllib.request
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        n = int(self.path.strip("/"))
+        body = ("".join(str(i * n) for i in range(2000)) * 8).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+out = [None] * 64
+def client(k):
+    for j in range(4):
+        i = k * 4 + j
+        with urllib.request.urlopen("http://127.0.0.1:%d/%d" % (srv.server_address[1], i + 1)) as r:
+            out[i] = hashlib.sha256(r.read()).hexdigest()
+ts = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+[t.start() for t in ts]; [t.join() for t in ts]
+srv.shutdown()
+print(hashlib.sha256("".join(out).encode()).hexdigest())
+PY
+same_output "multi-threaded HTTP server (python3, 16 clients, 64 requests)" python3 "$tmp/server.py"
+same_output "bash pipeline with fork and exec" bash -c 'for i in $(seq 300); do echo "$i $((i * 7919 % 1000))"; done | sort -k2,2n -k1,1n | awk "{s += \$1 * NR} END {print s}"'
 
 if command -v git >/dev/null; then
   (
