@@ -2,7 +2,8 @@
  * LD_PRELOAD=build/<variant>/libhakmem.so: every function and its edge cases,
  * alignments from 1 to 1 MiB, usable sizes, errno on failure, and the
  * one-line fatal report for invalid and double frees.
- * Usage: api <variant>   (checks that hakmem of that variant is the malloc). */
+ * Usage: api <variant>   (checks that hakmem of that variant is the malloc).
+ * Also linked statically with libhakmem.a (and -rdynamic) as api-static. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -22,15 +23,20 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v) {
   return 1;
 }
 
+/* hakmem of the expected variant serves malloc: malloc and hak_variant come
+ * from the same object (libhakmem.so under LD_PRELOAD, or the executable
+ * when linked with libhakmem.a). */
 static void test_identity(const char *variant) {
-  Dl_info info;
+  Dl_info mi, vi;
   void *m = dlsym(RTLD_DEFAULT, "malloc");
-  CHECK(m != NULL && dladdr(m, &info) && strstr(info.dli_fname, "libhakmem") != NULL,
-        "malloc resolves to %s", m && dladdr(m, &info) ? info.dli_fname : "?");
   name_fn v = (name_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
   name_fn ver = (name_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "hak_version");
   CHECK(v != NULL && strcmp(v(), variant) == 0, "hak_variant() is %s", v ? v() : "(missing)");
   CHECK(ver != NULL && strlen(ver()) > 0, "hak_version() exists");
+  CHECK(m != NULL && v != NULL && dladdr(m, &mi) && dladdr((void *)(uintptr_t)v, &vi) &&
+            strcmp(mi.dli_fname, vi.dli_fname) == 0,
+        "malloc comes from %s, hakmem from %s", m && dladdr(m, &mi) ? mi.dli_fname : "?",
+        v && dladdr((void *)(uintptr_t)v, &vi) ? vi.dli_fname : "?");
 }
 
 static void test_malloc_free(void) {

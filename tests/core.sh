@@ -23,6 +23,7 @@ for v in "$@"; do
   if [ ! -f "$lib" ]; then result 1 "$v: $lib exists"; continue; fi
   run "$v/unit: size classes, slabs, remote-free stack, medium, large (UBSan)" $B/$v/tests/unit
   run "$v/api: malloc API conformance under LD_PRELOAD" env LD_PRELOAD=$lib $B/tests/api "$v"
+  run "$v/api-static: the same, linked with libhakmem.a" $B/$v/tests/api-static "$v"
   run "$v/threads: thread exit with live blocks, fork in a threaded program" env LD_PRELOAD=$lib $B/tests/threads
   # The stress test under hakmem and under glibc in the same run: time and peak RSS.
   for who in hakmem glibc; do

@@ -5,8 +5,9 @@
 #   make test-core   only the allocator's tests, for every variant (or VARIANT=)
 #
 # Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
-# API, UBSan), stress-tsan and stress-ubsan (the stress test on hak_malloc...
-# under ThreadSanitizer and UBSan). Variant-independent programs that run under
+# API, UBSan), api-static (the API test linked with libhakmem.a), stress-tsan
+# and stress-ubsan (the stress test on hak_malloc... under ThreadSanitizer and
+# UBSan). Variant-independent programs that run under
 # LD_PRELOAD of each variant's libhakmem.so live in build/tests/.
 
 TEST_DIR    := $(BUILD)/tests
@@ -35,6 +36,9 @@ define test_variant_rules
 $(BUILD)/$(1)/tests/unit: tests/unit.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(call SAN_CFLAGS,$(1)) -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/unit.c $(CORE_SRCS) -lpthread
+$(BUILD)/$(1)/tests/api-static: tests/api.c tests/check.h $(BUILD)/$(1)/libhakmem.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(TEST_CFLAGS) -Wno-alloc-size-larger-than -rdynamic -o $$@ tests/api.c $(BUILD)/$(1)/libhakmem.a -ldl -lpthread
 $(BUILD)/$(1)/tests/stress-tsan: tests/stress.c $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(call SAN_CFLAGS,$(1)) -DSTRESS_PREFIX -fsanitize=thread -o $$@ tests/stress.c $(CORE_SRCS) -lpthread
@@ -45,7 +49,7 @@ endef
 $(foreach v,$(VARIANTS),$(eval $(call test_variant_rules,$(v))))
 
 test-bins: lib $(TEST_PROGS) \
-  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit stress-tsan stress-ubsan))
+  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit api-static stress-tsan stress-ubsan))
 
 test-core: test-bins
 	@tests/core.sh $(BUILD_VARIANTS)
