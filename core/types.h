@@ -40,9 +40,9 @@
  *       when it collects). hak_slab_validate() checks this.
  *   I2  Only the owning heap touches s->free, s->bump, s->used and the slab's
  *       list links; other threads touch only s->xfree (atomic push).
- *   I3  s->owner changes only from NULL to a heap (adoption, under the
+ *   I3  s->span.owner changes only from NULL to a heap (adoption, under the
  *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
- *       the owner). So "s->owner == me" is stable for the thread that asks.
+ *       the owner). So "s->span.owner == me" is stable for the thread that asks.
  *   I4  A block sits in at most one of: the program, one magazine, s->free,
  *       s->xfree. A block in a magazine belongs to a slab the heap owns.
  *   I5  Page-map entries of a span are set before any of its memory is handed
