@@ -38,8 +38,10 @@
  *       == s->capacity. used counts blocks held by the program, by magazines
  *       and on s->xfree (a remote free cannot touch used; the owner subtracts
  *       when it collects). hak_slab_validate() checks this.
- *   I2  Only the owning heap touches s->free, s->bump, s->used and the slab's
- *       list links; other threads touch only s->xfree (atomic push).
+ *   I2  Only the owning heap touches s->free, s->bump, s->used, the bitmap and
+ *       the slab's list links (in dynamic-flush variants also the scavenger,
+ *       holding that heap's lock, which the owner takes for the same work);
+ *       other threads touch only s->xfree (atomic push).
  *   I3  s->span.owner changes only from NULL to a heap (adoption, under the
  *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
  *       the owner). So "s->span.owner == me" is stable for the thread that asks.
