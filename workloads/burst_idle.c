@@ -49,11 +49,9 @@ int main(int argc, char **argv)
 {
     wl_parse(&spec, argc, argv);
     uint64_t total = (uint64_t)wl_int(&spec, "bytes");
-    uint64_t lo = (uint64_t)wl_int(&spec, "min-size"), hi = (uint64_t)wl_int(&spec, "max-size");
+    uint64_t lo, hi;
+    wl_size_range(&spec, &lo, &hi);
     double idle = wl_real(&spec, "idle-seconds");
-    if (lo > hi)
-        wl_usage_error("--min-size (%llu) is larger than --max-size (%llu)",
-                       (unsigned long long)lo, (unsigned long long)hi);
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
     uint64_t tag_base = wl_next(&r);
 

@@ -509,3 +509,12 @@ int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
     wl_report_print(&rep);
     return 0;
 }
+
+void wl_size_range(wl_spec *spec, uint64_t *lo, uint64_t *hi)
+{
+    *lo = (uint64_t)wl_int(spec, "min-size");
+    *hi = (uint64_t)wl_int(spec, "max-size");
+    if (*lo > *hi)
+        wl_usage_error("--min-size (%llu) is larger than --max-size (%llu)",
+                       (unsigned long long)*lo, (unsigned long long)*hi);
+}

@@ -57,6 +57,9 @@ typedef struct wl_spec {
 void wl_parse(wl_spec *spec, int argc, char **argv);
 wl_opt *wl_opt_find(wl_spec *spec, const char *name);
 int64_t wl_int(wl_spec *spec, const char *name);
+/* The --min-size and --max-size options (inclusive range); exits with a usage
+ * error when min is larger than max. */
+void wl_size_range(wl_spec *spec, uint64_t *lo, uint64_t *hi);
 double wl_real(wl_spec *spec, const char *name);
 
 /* "<workload>: <message>" on stderr, exit 2 (bad input). */

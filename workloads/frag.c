@@ -45,10 +45,8 @@ int main(int argc, char **argv)
     wl_parse(&spec, argc, argv);
     uint64_t n = (uint64_t)wl_int(&spec, "blocks");
     int64_t rounds = wl_int(&spec, "rounds");
-    uint64_t lo = (uint64_t)wl_int(&spec, "min-size"), hi = (uint64_t)wl_int(&spec, "max-size");
-    if (lo > hi)
-        wl_usage_error("--min-size (%llu) is larger than --max-size (%llu)",
-                       (unsigned long long)lo, (unsigned long long)hi);
+    uint64_t lo, hi;
+    wl_size_range(&spec, &lo, &hi);
     if (hi > UINT32_MAX)
         wl_usage_error("--max-size must be below 4 GiB");
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);

@@ -40,10 +40,8 @@ int main(int argc, char **argv)
     wl_parse(&spec, argc, argv);
     uint64_t steps = (uint64_t)wl_int(&spec, "steps");
     uint64_t nslots = (uint64_t)wl_int(&spec, "slots");
-    uint64_t lo = (uint64_t)wl_int(&spec, "min-size"), hi = (uint64_t)wl_int(&spec, "max-size");
-    if (lo > hi)
-        wl_usage_error("--min-size (%llu) is larger than --max-size (%llu)",
-                       (unsigned long long)lo, (unsigned long long)hi);
+    uint64_t lo, hi;
+    wl_size_range(&spec, &lo, &hi);
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
     slot *slots = calloc(nslots, sizeof *slots);
     if (!slots)

@@ -17,7 +17,8 @@
 #define SB_ORDERS 16
 
 typedef struct sb_params {
-    int64_t pairs, batch, min_size, max_size;
+    int64_t pairs, batch;
+    uint64_t min_size, max_size;
 } sb_params;
 
 typedef struct sb_state {
@@ -35,7 +36,7 @@ static void sb_init(sb_state *st, const sb_params *p, uint64_t seed, uint64_t st
 {
     wl_rng r = wl_rng_stream(seed, stream);
     for (int k = 0; k < SB_SIZES; k++)
-        st->sizes[k] = (uint32_t)wl_range(&r, (uint64_t)p->min_size, (uint64_t)p->max_size);
+        st->sizes[k] = (uint32_t)wl_range(&r, p->min_size, p->max_size);
     size_t b = (size_t)p->batch;
     st->orders = malloc(sizeof(uint16_t) * b * SB_ORDERS);
     st->ptrs = malloc(sizeof(void *) * b);
@@ -119,11 +120,7 @@ static void sb_read_params(wl_spec *spec, sb_params *p)
 {
     p->pairs = wl_int(spec, "pairs");
     p->batch = wl_int(spec, "batch");
-    p->min_size = wl_int(spec, "min-size");
-    p->max_size = wl_int(spec, "max-size");
-    if (p->min_size > p->max_size)
-        wl_usage_error("--min-size (%lld) is larger than --max-size (%lld)",
-                       (long long)p->min_size, (long long)p->max_size);
+    wl_size_range(spec, &p->min_size, &p->max_size);
 }
 
 #endif /* WL_SMALL_BATCHES_H */

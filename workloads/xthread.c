@@ -166,13 +166,9 @@ int main(int argc, char **argv)
     g_ncons = (uint32_t)wl_int(&spec, "consumers");
     g_blocks = (uint64_t)wl_int(&spec, "blocks");
     g_batch = (uint64_t)wl_int(&spec, "batch");
-    g_min = (uint64_t)wl_int(&spec, "min-size");
-    g_max = (uint64_t)wl_int(&spec, "max-size");
+    wl_size_range(&spec, &g_min, &g_max);
     g_seed = (uint64_t)wl_int(&spec, "seed");
     uint32_t qcap = (uint32_t)wl_int(&spec, "queue");
-    if (g_min > g_max)
-        wl_usage_error("--min-size (%" PRIu64 ") is larger than --max-size (%" PRIu64 ")",
-                       g_min, g_max);
 
     g_queues = wl_calloc_lines(g_ncons, sizeof *g_queues);
     role *roles = wl_calloc_lines((size_t)g_nprod + g_ncons, sizeof *roles);
