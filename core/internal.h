@@ -103,7 +103,6 @@ extern _Atomic size_t hak_slab_total;
 hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
 void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty SuperSlab unmapped */
 void hak_superslab_purge(void);                 /* decommit every dirty free unit */
-size_t hak_superslab_count(void);
 
 /* ---- heap.c ---------------------------------------------------------------- */
 extern hak_tls hak_heap_t *hak_tls_heap;

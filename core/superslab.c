@@ -17,7 +17,6 @@
 
 static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free unit */
 static hak_superslab_t *ss_full;  /* SuperSlabs with none */
-static size_t ss_count;
 static size_t dirty_units;        /* free units still committed, all SuperSlabs */
 
 static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
@@ -57,7 +56,6 @@ hak_slab_t *hak_superslab_take(unsigned units) {
     ss->base = base;
     ss->free_units = ALL_UNITS;
     ss_push(&ss_list, ss);
-    ss_count++;
     u = 0;
   }
   uint32_t mask = (units == 32 ? ALL_UNITS : (1u << units) - 1) << u;
@@ -105,7 +103,6 @@ void hak_superslab_put(hak_slab_t *s) {
   dirty_units += s->units;
   if (ss->free_units == ALL_UNITS) {
     ss_unlink(&ss_list, ss);
-    ss_count--;
     dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
     hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
     hak_meta_free(ss, sizeof(hak_superslab_t));
@@ -114,4 +111,3 @@ void hak_superslab_put(hak_slab_t *s) {
   }
 }
 
-size_t hak_superslab_count(void) { return ss_count; }
