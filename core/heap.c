@@ -23,6 +23,7 @@ hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
 static pthread_mutex_t hak_heap_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t hak_abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_heap_t *heap_list;
+static hak_heap_t *orphans; /* forked child: heaps never used again (fork below) */
 static hak_slab_t *abandoned[HAK_CLASS_COUNT];
 static _Atomic size_t abandoned_count;
 static hak_heap_stats_t exited_stats; /* stats of heaps gone, under the list lock */
@@ -37,6 +38,20 @@ static inline void heap_lock(hak_heap_t *h) {
 }
 static inline void heap_unlock(hak_heap_t *h) {
   if (config_dynamic_flush) pthread_mutex_unlock(&h->lock);
+}
+
+/* The owner's bracket around every change to its slabs (I6): the flag, then
+ * the heap lock. Setting the flag with an acquire exchange keeps the slab
+ * stores that follow after it; the release store that clears it keeps them
+ * before it. A forked child sees each other thread's stores up to some point
+ * in program order, so a clear flag means the heap's slabs are consistent. */
+static inline void owner_enter(hak_heap_t *h) {
+  (void)atomic_exchange_explicit(&h->in_slabs, 1, memory_order_acquire);
+  heap_lock(h);
+}
+static inline void owner_leave(hak_heap_t *h) {
+  heap_unlock(h);
+  atomic_store_explicit(&h->in_slabs, 0, memory_order_release);
 }
 
 /* Adds the counters of src to dst. src may be another thread's live heap: its
@@ -101,7 +116,6 @@ static hak_heap_t *heap_create(void) {
     h->mag[c].items = items + 1; /* items[-1] is the sentinel */
     items += hak_class_mag_cap[c] + 1u;
   }
-  h->thread = pthread_self();
   pthread_mutex_init(&h->lock, NULL);
   pthread_mutex_lock(&hak_heap_list_lock);
   h->next = heap_list;
@@ -128,10 +142,12 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
 }
 
 /* Gives every slab of h away: empty ones to the pool, others to the
- * abandoned lists. Flushes the magazines first. */
-static void heap_abandon_slabs(hak_heap_t *h) {
+ * abandoned lists. flush_mags: return the magazines' blocks to their slabs
+ * first; otherwise (a dead thread's heap in a forked child) those blocks stay
+ * counted as in use and are never handed out again. */
+static void heap_abandon_slabs(hak_heap_t *h, bool flush_mags) {
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+    if (flush_mags && h->mag[c].count) mag_flush(h, c, h->mag[c].count);
     hak_slab_t *lists[2] = {h->slabs[c].partial, h->slabs[c].full};
     h->slabs[c].partial = h->slabs[c].full = NULL;
     for (int l = 0; l < 2; l++) {
@@ -172,9 +188,9 @@ static void heap_thread_exit(void *arg) {
   hak_heap_t *h = arg;
   if (h == NULL || h == &hak_heap_empty) return;
   hak_tls_heap = &hak_heap_empty;
-  heap_lock(h);
-  heap_abandon_slabs(h);
-  heap_unlock(h);
+  owner_enter(h);
+  heap_abandon_slabs(h, true);
+  owner_leave(h);
   heap_unlink_and_unmap(h, true);
 }
 
@@ -286,9 +302,9 @@ void *hak_heap_alloc_slow(size_t size) {
   hak_mag_t *m = &h->mag[c];
   if (m->count == 0) {
     if (config_dynamic_flush) mag_adapt(h, c);
-    heap_lock(h);
+    owner_enter(h);
     bool ok = mag_refill(h, c);
-    heap_unlock(h);
+    owner_leave(h);
     if (!ok) return NULL;
   }
   return m->items[--m->count];
@@ -321,9 +337,9 @@ void hak_heap_free_slow(void *p, hak_span_t *span) {
   if (m->count > 0 && m->items[m->count - 1] == p) hak_fatal("free()", "double free", p);
   hak_slab_check_block(s, p, "free()");
   if (m->count >= m->cap) {
-    heap_lock(h);
+    owner_enter(h);
     mag_flush(h, s->cls, m->count - m->cap / 2);
-    heap_unlock(h);
+    owner_leave(h);
   }
   m->items[m->count++] = p;
 }
@@ -363,11 +379,11 @@ static void heap_release_empty(hak_heap_t *h);
 void hak_heap_flush_thread(void) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty) return;
-  heap_lock(h);
+  owner_enter(h);
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
     if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
   heap_release_empty(h);
-  heap_unlock(h);
+  owner_leave(h);
 }
 
 /* Collects every slab's remote frees and gives the empty slabs to the pool
@@ -459,21 +475,43 @@ void hak_heap_fork_parent(void) {
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 
-/* In the child only the forking thread exists: give away every other heap's
- * slabs, as if those threads had exited. Called with all locks re-initialised. */
+/* In the child only the forking thread exists. Every other heap belongs to a
+ * thread that is gone, which may have been anywhere in its code at the fork.
+ * The global structures are consistent (fork_prepare holds their locks) and
+ * so are the remote-free stacks (single atomic steps), but a dead thread's
+ * magazines may be half-updated (the fast paths write them without any
+ * flag), and its slabs too if it was in the middle of a slab operation. So:
+ *   - a magazine of a dead thread is never read: its blocks stay counted as
+ *     in use in their slabs and are never handed out again (at most one
+ *     magazine's worth per class and dead thread);
+ *   - a dead heap whose owner was not changing its slabs (I6) has consistent
+ *     slabs: they are abandoned, as at thread exit, for live threads to
+ *     adopt, and the heap is unmapped;
+ *   - a dead heap whose owner was in a slab operation is an orphan: its slabs
+ *     keep it as owner, so frees into them are remote frees that nobody
+ *     collects, and nothing reads it again. Its memory stays mapped.
+ * Called with all locks re-initialised, before the child runs anything. */
 void hak_heap_fork_child(void) {
   pthread_mutex_init(&hak_abandoned_lock, NULL);
   pthread_mutex_init(&hak_heap_list_lock, NULL);
   hak_heap_t *me = hak_tls_heap, *h, *next;
   for (h = heap_list; h != NULL; h = next) {
     next = h->next;
-    if (config_dynamic_flush) pthread_mutex_init(&h->lock, NULL);
-    if (h == me) continue;
-    /* Claim the dead heap's slabs so that flushing them counts as local. */
-    hak_tls_heap = h;
-    heap_abandon_slabs(h);
-    hak_tls_heap = me;
+    if (h == me) {
+      if (config_dynamic_flush) pthread_mutex_init(&h->lock, NULL);
+      continue;
+    }
+    if (atomic_load_explicit(&h->in_slabs, memory_order_acquire)) {
+      if (h->prev) h->prev->next = h->next;
+      else heap_list = h->next;
+      if (h->next) h->next->prev = h->prev;
+      stats_add(&exited_stats, &h->stats);
+      h->prev = NULL;
+      h->next = orphans;
+      orphans = h;
+      continue;
+    }
+    heap_abandon_slabs(h, false);
     heap_unlink_and_unmap(h, false);
   }
-  if (me != &hak_heap_empty) me->thread = pthread_self();
 }

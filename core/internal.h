@@ -9,8 +9,29 @@
  *   4. hak_medium_lock      (medium.c) medium chunks
  *   5. hak_large_lock       (large.c)  large-mapping cache
  *   6. hak_meta_lock        (meta.c)   descriptor arena
- * The page map and the OS layer take no locks. fork() takes all of them in this
- * order (malloc_api.c). */
+ * The page map and the OS layer take no locks.
+ *
+ * fork(): the prepare handler (malloc_api.c) takes 1, 2, 3, 4, 5, 6 in this
+ * order, so that in the child every global structure (heap list, abandoned
+ * lists, pool and SuperSlabs, medium chunks, large cache, descriptor arena) is
+ * as some thread left it when it released the lock; parent and child release
+ * them (the child re-initialises them). Taking the heap list lock also waits
+ * for the scavenger's pass over the heaps, which holds it. The heap locks (1b)
+ * are not taken: the child does not use other threads' heaps as they are.
+ * What the child relies on besides the locks:
+ *   - its own heap (the forking thread's) is consistent: that thread is in
+ *     fork(), not in the allocator;
+ *   - remote-free stacks are changed by single atomic steps, so every push
+ *     either happened or did not;
+ *   - each other heap's in_slabs flag (I6) tells whether its slabs are
+ *     consistent: if clear, the slabs are abandoned for adoption; if set, the
+ *     heap becomes an orphan (types.h) and is never touched again;
+ *   - no other thread's magazine is read (the fast paths change magazines
+ *     without any flag); their blocks stay in use, never handed out again;
+ *   - blocks or spans a dead thread held between two locked steps (a slab
+ *     taken from the pool but not yet on its lists, a large mapping not yet
+ *     registered) are leaked in the child, never handed out twice.
+ * heap.c (hak_heap_fork_child) carries this out. */
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
 

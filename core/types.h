@@ -25,6 +25,9 @@
  *               and the owner takes the whole stack at once when it refills.
  *   abandoned   a slab whose owning thread exited while blocks were still live;
  *               any heap that needs a slab of that class adopts it.
+ *   orphan      in a forked child, the heap of a thread that does not exist in
+ *               the child and was changing its slabs at the fork (I6): its
+ *               slabs and blocks are never used again in the child.
  *   pool        empty slabs kept for reuse by any size class, up to a bound; past
  *               it they go back to the OS.
  *   medium      sizes above HAK_SMALL_MAX up to HAK_MEDIUM_MAX: runs of 4 KiB
@@ -49,6 +52,12 @@
  *       s->xfree. A block in a magazine belongs to a slab the heap owns.
  *   I5  Page-map entries of a span are set before any of its memory is handed
  *       out and cleared only after all of it has been returned.
+ *   I6  A heap's owner sets h->in_slabs before it changes any slab of the heap
+ *       or the heap's slab lists and clears it after (release order), so that
+ *       after fork() the child can tell, for each heap of a thread that does
+ *       not exist in it, whether that heap's slabs are consistent. Magazines
+ *       are changed by the fast paths without it, so a child never trusts a
+ *       dead thread's magazine (heap.c, fork).
  */
 #ifndef HAK_TYPES_H
 #define HAK_TYPES_H
@@ -170,7 +179,7 @@ typedef struct hak_heap_s {
   hak_mag_t mag[HAK_CLASS_COUNT];     /* first: the fast path's only data       */
   hak_class_slabs_t slabs[HAK_CLASS_COUNT];
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
-  pthread_t thread;
+  _Atomic uint8_t in_slabs;           /* owner is changing its slabs (fork: I6) */
   pthread_mutex_t lock;               /* dynamic flush: owner vs scavenger     */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */

@@ -25,6 +25,8 @@ for v in "$@"; do
   run "$v/api: malloc API conformance under LD_PRELOAD" env LD_PRELOAD=$lib $B/tests/api "$v"
   run "$v/api-static: the same, linked with libhakmem.a" $B/$v/tests/api-static "$v"
   run "$v/threads: thread exit with live blocks, fork in a threaded program" env LD_PRELOAD=$lib $B/tests/threads
+  run "$v/fork: 400 forks while 3 threads churn, fork from a thread, nested fork, system, posix_spawn: no child lost" \
+    env LD_PRELOAD=$lib $B/tests/fork --forks 400
   # The stress test under hakmem and under glibc in the same run: time and peak RSS.
   for who in hakmem glibc; do
     pre=$([ $who = hakmem ] && echo "$lib" || echo "")

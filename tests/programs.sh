@@ -2,7 +2,8 @@
 # programs.sh LIB — real programs under LD_PRELOAD=LIB, each checked against
 # the same program's output under the system malloc: python3 allocating
 # heavily, sort on a large file, a C compile with gcc (and running the result),
-# a multi-threaded HTTP server, a bash pipeline, git, and sqlite3 when
+# a multi-threaded HTTP server, python3 starting subprocesses from worker
+# threads while others allocate, a bash pipeline, git, and sqlite3 when
 # installed. Prints PASS/FAIL/SKIP lines.
 set -u
 lib=$(realpath "$1")
@@ -98,6 +99,30 @@ srv.shutdown()
 print(hashlib.sha256("".join(out).encode()).hexdigest())
 PY
 same_output "multi-threaded HTTP server (python3, 16 clients, 64 requests)" python3 "$tmp/server.py"
+# Subprocesses started from worker threads while other threads allocate: the
+# children of a threaded program must find the allocator consistent.
+cat >"$tmp/subproc.py" <<'PY'
+import subprocess, sys, threading
+stop = False
+def churn(k):
+    while not stop:
+        l = [bytes(48) * (i % 7 + 1) for i in range(600)]
+        d = {i: str(i) * (i % 5) for i in range(300)}
+        del l, d
+out = []
+def spawner(k):
+    for i in range(25):
+        r = subprocess.run([sys.executable, "-c", "import json; print(sum(len(json.dumps(list(range(n)))) for n in range(%d)))" % (200 + i)],
+                           capture_output=True, text=True, check=True)
+        out.append((k, i, r.stdout.strip()))
+cs = [threading.Thread(target=churn, args=(k,)) for k in range(2)]
+[t.start() for t in cs]
+ss = [threading.Thread(target=spawner, args=(k,)) for k in range(2)]
+[t.start() for t in ss]; [t.join() for t in ss]
+stop = True; [t.join() for t in cs]
+print(len(out), sorted(out)[:2], sorted(out)[-1])
+PY
+same_output "python3 subprocess from 2 worker threads while 2 threads allocate (50 children)" python3 "$tmp/subproc.py"
 same_output "bash pipeline with fork and exec" bash -c 'for i in $(seq 300); do echo "$i $((i * 7919 % 1000))"; done | sort -k2,2n -k1,1n | awk "{s += \$1 * NR} END {print s}"'
 
 if command -v git >/dev/null; then
