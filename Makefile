@@ -9,6 +9,9 @@
 #
 # Documented make variables (the only build-time knobs):
 #   VARIANT   which variant to build / benchmark (see VARIANTS below)
+#   CHECK=1   the checked build of the variant(s): build/<variant>-check/, every
+#             free and allocation verified (README, "Misuse"); `make bench
+#             CHECK=1` benchmarks hakmem-<variant>-check beside the release build
 #   CC        C compiler (default: cc)
 #   OPT       optimisation flags for the library (default: -O2)
 #   QUICK=1   shorter benchmark runs (make bench, make ablation)
@@ -33,6 +36,13 @@ BUILD_VARIANTS := $(VARIANTS)
 # The flagship is the default for `make bench`; until it exists, the first variant.
 VARIANT := $(firstword $(filter hybrid,$(VARIANTS)) $(VARIANTS))
 endif
+CHECK ?= 0
+ifeq ($(filter 0 1,$(CHECK)),)
+$(error CHECK must be 0 or 1, not '$(CHECK)')
+endif
+# A build is a variant, or a variant's checked build <variant>-check.
+CHECKED_BUILDS := $(addsuffix -check,$(VARIANTS))
+LIB_BUILDS := $(if $(filter 1,$(CHECK)),$(addsuffix -check,$(BUILD_VARIANTS)),$(BUILD_VARIANTS))
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g
@@ -46,26 +56,29 @@ LIB_LDLIBS := -lpthread
 CORE_SRCS := $(sort $(wildcard core/*.c))
 CORE_HDRS := $(wildcard core/*.h) $(wildcard variants/*.h)
 
-.PHONY: all lib help test deps deps-bench clean $(VARIANTS)
+.PHONY: all lib help test deps deps-bench clean $(VARIANTS) $(CHECKED_BUILDS)
 all: lib
-lib: $(foreach v,$(BUILD_VARIANTS),$(BUILD)/$(v)/libhakmem.so $(BUILD)/$(v)/libhakmem.a)
+lib: $(foreach b,$(LIB_BUILDS),$(BUILD)/$(b)/libhakmem.so $(BUILD)/$(b)/libhakmem.a)
 
-# Per-variant build: objects in build/<v>/obj, flags remembered in build/<v>/cflags
-# so that a change of flags rebuilds (no stale objects across variants or flags).
-define variant_rules
+# Per-build rules: $(1) the build's name (its directory), $(2) its variant,
+# $(3) its extra flags. Objects in build/<name>/obj, flags remembered in
+# build/<name>/cflags so that a change of flags rebuilds (no stale objects
+# across variants or flags).
+define build_rules
 $(BUILD)/$(1)/cflags: FORCE
 	@mkdir -p $$(@D)
-	@echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(1)' | cmp -s - $$@ || echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(1)' > $$@
-$(BUILD)/$(1)/obj/%.o: core/%.c $(CORE_HDRS) variants/$(1).h $(BUILD)/$(1)/cflags
+	@echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(2) $(3)' | cmp -s - $$@ || echo '$$(LIB_CFLAGS) -DHAK_VARIANT=$(2) $(3)' > $$@
+$(BUILD)/$(1)/obj/%.o: core/%.c $(CORE_HDRS) variants/$(2).h $(BUILD)/$(1)/cflags
 	@mkdir -p $$(@D)
-	$$(CC) $$(LIB_CFLAGS) -DHAK_VARIANT=$(1) -DHAK_VARIANT_HEADER='"variants/$(1).h"' -c $$< -o $$@
+	$$(CC) $$(LIB_CFLAGS) -DHAK_VARIANT=$(2) -DHAK_VARIANT_HEADER='"variants/$(2).h"' $(3) -c $$< -o $$@
 $(BUILD)/$(1)/libhakmem.so: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
 	$$(CC) -shared -Wl,-z,nodelete -Wl,--version-script=core/exports.map -o $$@ $$^ $$(LIB_LDLIBS)
 $(BUILD)/$(1)/libhakmem.a: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
 	rm -f $$@ && ar rcs $$@ $$^
 $(1): $(BUILD)/$(1)/libhakmem.so $(BUILD)/$(1)/libhakmem.a
 endef
-$(foreach v,$(VARIANTS),$(eval $(call variant_rules,$(v))))
+$(foreach v,$(VARIANTS),$(eval $(call build_rules,$(v),$(v),)))
+$(foreach v,$(VARIANTS),$(eval $(call build_rules,$(v)-check,$(v),-DHAK_CHECK=1)))
 FORCE:
 
 deps:
@@ -79,7 +92,7 @@ deps-bench:
 
 help:
 	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
-	@echo "variants: $(VARIANTS)"
+	@echo "variants: $(VARIANTS) (checked builds: <variant>-check)"
 
 clean:
 	rm -rf $(BUILD)

@@ -60,6 +60,11 @@ typedef struct hak_stats_s {
 void hak_stats_get(hak_stats_t *out);
 /* Prints the statistics as text, or as one JSON object when json != 0. */
 void hak_stats_print(FILE *out, int json);
+/* Walks every structure of the allocator (heaps, magazines, slabs, the pool,
+ * SuperSlabs, medium chunks, the large cache) and checks its invariants.
+ * Returns NULL when all hold, else a static string naming the first broken
+ * one. Other threads must not allocate or free while it runs. */
+const char *hak_validate(void);
 /* Prints the run-time option table (name, value, default, env var, meaning). */
 void hak_options_print(FILE *out);
 

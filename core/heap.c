@@ -105,7 +105,6 @@ static size_t heap_items_total(void) {
 }
 
 static hak_heap_t *heap_create(void) {
-  if (hak_init_state != 2) hak_init_slow();
   size_t bytes = hak_align_up(sizeof(hak_heap_t) + heap_items_total() * sizeof(void *), HAK_UNIT_SIZE);
   hak_heap_t *h = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
   if (h == NULL) return NULL;
@@ -288,17 +287,11 @@ static void mag_adapt(hak_heap_t *h, unsigned c) {
   }
 }
 
-void *hak_heap_alloc_slow(size_t size) {
-  if (hak_init_state != 2) hak_init_slow();
-  if (config_dynamic_flush) hak_scavenger_start();
-  bool zeroed;
-  if (size > HAK_SMALL_MAX) {
-    if (size <= HAK_MEDIUM_MAX) return hak_medium_alloc(size, 0, &zeroed);
-    return hak_large_alloc(size, 0, &zeroed);
-  }
+/* A block of class c for the calling thread, whose magazine for c is empty
+ * (or which has no heap yet); NULL when out of memory. */
+void *hak_heap_alloc_small(unsigned c) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
-  unsigned c = hak_size_class(size);
   hak_mag_t *m = &h->mag[c];
   if (m->count == 0) {
     if (config_dynamic_flush) mag_adapt(h, c);
@@ -317,17 +310,10 @@ void hak_remote_free(hak_slab_t *s, void *p) {
   if (h != &hak_heap_empty) HAK_STAT_ADD(h, remote_frees, 1);
 }
 
-void hak_heap_free_slow(void *p, hak_span_t *span) {
-  if (span == NULL) {
-    if (p == NULL) return;
-    hak_fatal("free()", "invalid pointer", p);
-  }
-  switch (span->kind) {
-  case HAK_SPAN_MEDIUM: hak_medium_free((hak_chunk_t *)span, p, "free()"); return;
-  case HAK_SPAN_LARGE: hak_large_free((hak_large_t *)span, p, "free()"); return;
-  default: break;
-  }
-  hak_slab_t *s = (hak_slab_t *)span;
+/* Frees block p of slab s when the fast path could not: s belongs to another
+ * heap (a remote free), the magazine is full, p is on its top (a double free),
+ * or p is not the start of a block (fatal). */
+void hak_heap_free_small(void *p, hak_slab_t *s) {
   hak_heap_t *h = hak_tls_heap;
   if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h) {
     hak_remote_free(s, p);
@@ -514,4 +500,120 @@ void hak_heap_fork_child(void) {
     heap_abandon_slabs(h, false);
     heap_unlink_and_unmap(h, false);
   }
+}
+
+/* ---- validation ---------------------------------------------------------------- */
+/* Sorts a few pointers (a magazine's) in place. */
+static void sort_ptrs(void **a, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    void *v = a[i];
+    uint32_t j = i;
+    for (; j > 0 && (uintptr_t)a[j - 1] > (uintptr_t)v; j--) a[j] = a[j - 1];
+    a[j] = v;
+  }
+}
+
+static bool sorted_contains(void *const *a, uint32_t n, const void *p) {
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if ((uintptr_t)a[mid] < (uintptr_t)p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < n && a[lo] == p;
+}
+
+/* Checks one class list of h: links, owner, class, in_full flag, and each
+ * slab's own invariants; with a list variant, also that no block of the
+ * slab's free list is in the magazine (sorted mag[0..nmag)). */
+static const char *validate_list(hak_heap_t *h, unsigned c, hak_slab_t *head, bool full, void *const *mag,
+                                 uint32_t nmag) {
+  hak_slab_t *prev = NULL;
+  size_t n = 0, limit = atomic_load_explicit(&hak_slab_total, memory_order_relaxed) + 1;
+  for (hak_slab_t *s = head; s != NULL; prev = s, s = s->next) {
+    if (++n > limit) return "a heap's slab list is cyclic";
+    if (s->prev != prev) return "a heap's slab list has a broken back link";
+    if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h)
+      return "a slab on a heap's list is not owned by that heap (I3)";
+    if (s->cls != c) return "a slab is on the list of another size class";
+    if (s->in_full != full) return "a slab's in_full flag does not match its list";
+    const char *err = hak_slab_validate(s);
+    if (err != NULL) return err;
+    for (hak_block_t *b = s->free; b != NULL; b = b->next)
+      if (sorted_contains(mag, nmag, b)) return "a block is both in a magazine and on its slab's free list (I4)";
+  }
+  return NULL;
+}
+
+/* Checks heap h: its magazines (each block in a slab the heap owns, of the
+ * magazine's class, handed out by the slab, not free in its bitmap, not held
+ * by the program in a checked build, no block twice) and its slab lists. The
+ * caller is h's owner, or h's owner is quiescent. */
+static const char *heap_validate(hak_heap_t *h) {
+  void *sorted[256];
+  _Static_assert(sizeof sorted / sizeof sorted[0] >= 256, "room for the largest magazine");
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    hak_mag_t *m = &h->mag[c];
+    if (m->cap > hak_class_mag_cap[c] || m->count > m->cap) return "a magazine's count or capacity is out of range";
+    for (uint32_t i = 0; i < m->count; i++) {
+      void *p = m->items[i];
+      hak_span_t *span = hak_pagemap_lookup(p);
+      if (span == NULL || span->kind != HAK_SPAN_SLAB) return "a magazine holds a pointer that is not in a slab";
+      hak_slab_t *s = (hak_slab_t *)span;
+      if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h)
+        return "a magazine holds a block of a slab its heap does not own (I4)";
+      if (s->cls != c) return "a magazine holds a block of another size class";
+      size_t k = hak_slab_index(s, p);
+      if (!hak_slab_is_block_start(s, p) || k >= s->bump) return "a magazine holds a pointer that is not a handed-out block";
+      if (config_slab_bitmap && (s->bits[k / 64] >> (k % 64) & 1)) return "a magazine holds a block its slab's bitmap marks free (I4)";
+      if (config_check && hak_check_is_live(s, k)) return "a magazine holds a block the program holds";
+      sorted[i] = p;
+    }
+    sort_ptrs(sorted, m->count);
+    for (uint32_t i = 1; i < m->count; i++)
+      if (sorted[i] == sorted[i - 1]) return "a magazine holds a block twice (I4)";
+    const char *err = validate_list(h, c, h->slabs[c].partial, false, sorted, m->count);
+    if (err == NULL) err = validate_list(h, c, h->slabs[c].full, true, sorted, m->count);
+    if (err != NULL) return err;
+  }
+  return NULL;
+}
+
+/* The calling thread's heap (checked builds run this periodically). */
+const char *hak_heap_validate_own(void) {
+  hak_heap_t *h = hak_tls_heap;
+  if (h == &hak_heap_empty) return NULL;
+  owner_enter(h);
+  const char *err = heap_validate(h);
+  owner_leave(h);
+  return err;
+}
+
+/* Every heap and the abandoned lists. Other threads must not be allocating
+ * or freeing meanwhile (their magazines are read); the scavenger may run. */
+const char *hak_heaps_validate(void) {
+  const char *err = NULL;
+  pthread_mutex_lock(&hak_heap_list_lock);
+  hak_heap_t *prev = NULL;
+  for (hak_heap_t *h = heap_list; h != NULL && err == NULL; prev = h, h = h->next) {
+    if (h->prev != prev) err = "the heap list has a broken back link";
+    heap_lock(h);
+    if (err == NULL) err = heap_validate(h);
+    heap_unlock(h);
+  }
+  pthread_mutex_unlock(&hak_heap_list_lock);
+  if (err != NULL) return err;
+  size_t count = 0;
+  pthread_mutex_lock(&hak_abandoned_lock);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT && err == NULL; c++)
+    for (hak_slab_t *s = abandoned[c]; s != NULL && err == NULL; s = s->next) {
+      count++;
+      if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != NULL) err = "an abandoned slab has an owner (I3)";
+      else if (s->cls != c) err = "an abandoned slab is on the list of another size class";
+      else err = hak_slab_validate(s);
+    }
+  if (err == NULL && count != atomic_load_explicit(&abandoned_count, memory_order_relaxed))
+    err = "the abandoned-slab count does not match the lists";
+  pthread_mutex_unlock(&hak_abandoned_lock);
+  return err;
 }

@@ -54,6 +54,7 @@ static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
 static const size_t config_superslab_dirty_max = HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES;
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
+static const bool config_check = HAK_CHECK;
 
 static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool hak_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
@@ -86,16 +87,28 @@ static inline hak_span_t *hak_pagemap_lookup(const void *p) {
                               memory_order_acquire);
 }
 
-/* Index of the block of s that p points into: the offset times a reciprocal
- * instead of a division. Exact: offsets are below 2^18 and sizes at most 2^15,
- * so the reciprocal's error (under 2^-22 after the shift) never crosses an
- * integer (fractions of offset/size are at most 1 - 2^-15). */
-#define HAK_RECIP_SHIFT 40
+/* Block arithmetic by a 64-bit reciprocal instead of a division. With
+ * recip = floor((2^64 - 1) / size) + 1 = 2^64 / size + e, 0 <= e <= 1, the
+ * product of an offset off = i * size + r (0 <= r < size) and recip is
+ *   off * recip = i * 2^64 + r * 2^64 / size + off * e,
+ * where off * e < off < 2^18 and r * 2^64 / size is 0 for r == 0 and at least
+ * 2^64 / 2^15 = 2^49 otherwise. So the high 64 bits of the product are the
+ * index i, and the low 64 bits are below 2^18 exactly when p is the start of
+ * a block: the free fast path tests that with one multiply and one shift. */
+static inline uint64_t hak_recip_of(uint32_t size) { return UINT64_MAX / size + 1; }
+/* Low word of (p - base) * recip: below 2^32 iff p starts a block of s. */
+static inline uint64_t hak_slab_frac(const hak_slab_t *s, const void *p) {
+  return (uint64_t)((const char *)p - s->base) * s->recip;
+}
+static inline bool hak_slab_is_block_start(const hak_slab_t *s, const void *p) {
+  return (hak_slab_frac(s, p) >> 32) == 0;
+}
+/* Index of the block of s that p points into. */
 static inline size_t hak_slab_index(const hak_slab_t *s, const void *p) {
-  return (size_t)(((uint64_t)((const char *)p - s->base) * s->recip) >> HAK_RECIP_SHIFT);
+  return (size_t)(((unsigned __int128)(uint64_t)((const char *)p - s->base) * s->recip) >> 64);
 }
 _Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size_t)1 << 15),
-               "slab offsets and block sizes fit the reciprocal's exactness bound");
+               "slab offsets (< 2^18) and block sizes (<= 2^15) keep the reciprocal exact");
 
 /* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
 void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; never fails silently */
@@ -118,18 +131,20 @@ size_t hak_pool_count(void);
 /* Validator: checks I1 and the free lists of a slab; returns NULL when sound,
  * or a static string naming the broken invariant. Owner (or quiescent) only. */
 const char *hak_slab_validate(hak_slab_t *s);
+const char *hak_pool_validate(void);         /* takes the pool lock; SuperSlabs too */
 extern _Atomic size_t hak_slab_total;
 
 /* ---- superslab.c (pool lock held) ------------------------------------------ */
 hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
 void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty SuperSlab unmapped */
 void hak_superslab_purge(void);                 /* decommit every dirty free unit */
+const char *hak_superslab_validate(void);       /* unit maps, lists, dirty counts */
 
 /* ---- heap.c ---------------------------------------------------------------- */
 extern hak_tls hak_heap_t *hak_tls_heap;
 extern hak_heap_t hak_heap_empty;
-void *hak_heap_alloc_slow(size_t size);
-void  hak_heap_free_slow(void *p, hak_span_t *span);
+void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
+void  hak_heap_free_small(void *p, hak_slab_t *s);  /* the fast path could not */
 void  hak_heap_flush_thread(void);
 void  hak_abandoned_sweep(void);   /* abandoned slabs now empty -> pool */
 uint64_t hak_heaps_activity(void);  /* refills + flushes of all heaps */
@@ -140,11 +155,13 @@ void  hak_heap_fork_parent(void);
 void  hak_heap_fork_child(void);
 void  hak_heap_stats_sum(hak_heap_stats_t *out);
 void  hak_remote_free(hak_slab_t *s, void *p);
+const char *hak_heap_validate_own(void);  /* the calling thread's heap */
+const char *hak_heaps_validate(void);     /* every heap, abandoned slabs; others quiescent */
 
 /* ---- medium.c -------------------------------------------------------------- */
 void  *hak_medium_alloc(size_t size, size_t align, bool *zeroed);
 void   hak_medium_free(hak_chunk_t *c, void *p, const char *call);
-size_t hak_medium_usable(hak_chunk_t *c, const void *p);
+size_t hak_medium_usable(hak_chunk_t *c, const void *p, const char *call);
 bool   hak_medium_resize_in_place(hak_chunk_t *c, void *p, size_t size);
 void   hak_medium_purge(void);
 size_t hak_medium_chunk_count(void);
@@ -155,12 +172,13 @@ extern pthread_mutex_t hak_medium_lock;
 /* ---- large.c --------------------------------------------------------------- */
 void  *hak_large_alloc(size_t size, size_t align, bool *zeroed);
 void   hak_large_free(hak_large_t *l, void *p, const char *call);
-size_t hak_large_usable(hak_large_t *l, const void *p);
+size_t hak_large_usable(hak_large_t *l, const void *p, const char *call);
 bool   hak_large_resize_in_place(hak_large_t *l, void *p, size_t size);
 void   hak_large_cache_clear(void);
 void   hak_large_cache_trim(size_t keep_bytes);
 void   hak_large_counts(size_t *live, size_t *cached_bytes);
 uint64_t hak_large_activity(void);   /* allocations + frees so far */
+const char *hak_large_validate(void);
 extern pthread_mutex_t hak_large_lock;
 
 /* ---- meta.c lock ---------------------------------------------------------- */
@@ -172,6 +190,21 @@ extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
 void hak_scavenge_idle(void);             /* everything free back to the OS */
+
+/* ---- check.c: the checked build (config_check) -------------------------------
+ * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes
+ * of its usable space hold the requested size (twice, once scrambled), the
+ * bytes between the request and them hold a canary. */
+#define HAK_CHECK_TAIL 16
+void  *hak_check_on_alloc(void *p, size_t req, const char *call); /* NULL stays NULL */
+void   hak_check_on_free(void *p, const char *call);   /* before the block is freed */
+size_t hak_check_requested(const void *p, const char *call); /* live block's size asked for */
+void   hak_check_unpoison(hak_slab_t *s, size_t first, size_t last); /* blocks decommitted */
+void   hak_check_slab_reset(hak_slab_t *s);                /* a slab (re)initialised */
+bool   hak_check_is_live(hak_slab_t *s, size_t i);
+
+/* ---- validate.c: every validator, in lock order -------------------------------- */
+const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, large */
 
 /* ---- options.c ------------------------------------------------------------- */
 typedef enum hak_option_e {

@@ -85,7 +85,7 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
 
 static void check_live(hak_large_t *l, const void *p, const char *call) {
   if (p != l->base) hak_fatal(call, "invalid pointer", p);
-  if (l->cached) hak_fatal(call, "double free", p);
+  if (l->cached) hak_fatal(call, strcmp(call, "free()") == 0 ? "double free" : "freed block", p);
 }
 
 void hak_large_free(hak_large_t *l, void *p, const char *call) {
@@ -130,8 +130,8 @@ void hak_large_free(hak_large_t *l, void *p, const char *call) {
   }
 }
 
-size_t hak_large_usable(hak_large_t *l, const void *p) {
-  check_live(l, p, "malloc_usable_size()");
+size_t hak_large_usable(hak_large_t *l, const void *p, const char *call) {
+  check_live(l, p, call);
   return l->map_bytes;
 }
 
@@ -186,4 +186,23 @@ void hak_large_counts(size_t *live, size_t *cached_bytes) {
   *live = live_count;
   *cached_bytes = cache_bytes;
   pthread_mutex_unlock(&hak_large_lock);
+}
+
+/* Validator: every cached mapping is marked cached and in the page map, and
+ * the cache's counts match its list and stay within the variant's bounds. */
+const char *hak_large_validate(void) {
+  const char *err = NULL;
+  size_t n = 0, bytes = 0;
+  pthread_mutex_lock(&hak_large_lock);
+  for (hak_large_t *l = cache_head; l != NULL && err == NULL; l = l->next) {
+    if (++n > cache_entries) err = "the large cache holds more mappings than it counts";
+    else if (!l->cached) err = "a mapping in the large cache is not marked cached";
+    else if (hak_pagemap_lookup(l->base) != &l->span) err = "the page map does not point at a cached large mapping";
+    bytes += l->map_bytes;
+  }
+  if (err == NULL && (n != cache_entries || bytes != cache_bytes)) err = "the large cache's counts do not match its list";
+  if (err == NULL && (n > config_large_cache_entries || bytes > config_large_cache_max))
+    err = "the large cache is over its bounds";
+  pthread_mutex_unlock(&hak_large_lock);
+  return err;
 }

@@ -5,8 +5,9 @@
  *   malloc: size <= HAK_SMALL_MAX -> class (arithmetic) -> pop the calling
  *           thread's magazine. No lock, no atomic, no call.
  *   free:   page-map lookup (two loads) -> a slab owned by the calling thread
- *           whose magazine has room, and p is not the block on top (the cheap
- *           double-free check) -> push. No lock, no atomic, no call.
+ *           whose magazine has room, p is not the block on top (the cheap
+ *           double-free check) and p is the start of a block (one multiply,
+ *           internal.h) -> push. No lock, no atomic, no call.
  * A thread that has not allocated yet points at hak_heap_empty, whose
  * magazines are empty with capacity 0, so both fast paths fail over to the
  * slow path without a NULL test.
@@ -56,8 +57,10 @@ _Noreturn hak_cold void hak_fatal(const char *call, const char *what, const void
   n += fmt_str(buf + n, 64, call);
   n += fmt_str(buf + n, 4, ": ");
   n += fmt_str(buf + n, 96, what);
-  buf[n++] = ' ';
-  n += fmt_hex(buf + n, (uintptr_t)p);
+  if (p != NULL) {
+    buf[n++] = ' ';
+    n += fmt_hex(buf + n, (uintptr_t)p);
+  }
   buf[n++] = '\n';
   ssize_t w = write(STDERR_FILENO, buf, n);
   (void)w;
@@ -110,7 +113,7 @@ hak_cold void hak_init_slow(void) {
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (hak_option(HAK_OPT_STATS_AT_EXIT)) atexit(hak_stats_at_exit);
   if (hak_option(HAK_OPT_VERBOSE)) {
-    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_VARIANT_NAME);
+    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
     hak_options_print(stderr);
   }
   hak_in_init = 0;
@@ -120,8 +123,21 @@ hak_cold void hak_init_slow(void) {
 __attribute__((constructor)) static void hak_constructor(void) { hak_init_slow(); }
 
 /* ---- allocation ------------------------------------------------------------------ */
+/* The tier router: the one place that decides small, medium or large, for
+ * every request the fast path does not serve. Requests beyond any possible
+ * mapping fail here, before anything is initialised or mapped. */
 static hak_noinline void *alloc_slow(size_t size) {
-  void *p = hak_heap_alloc_slow(size);
+  if (hak_unlikely(size > HAK_MAX_REQUEST)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (hak_init_state != 2) hak_init_slow();
+  if (config_dynamic_flush) hak_scavenger_start();
+  bool zeroed;
+  void *p;
+  if (size <= HAK_SMALL_MAX) p = hak_heap_alloc_small(hak_size_class(size));
+  else if (size <= HAK_MEDIUM_MAX) p = hak_medium_alloc(size, 0, &zeroed);
+  else p = hak_large_alloc(size, 0, &zeroed);
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
@@ -145,6 +161,10 @@ static hak_noinline void *alloc_zeroed(size_t size) {
     void *p = alloc_inline(size);
     if (p != NULL) memset(p, 0, size);
     return p;
+  }
+  if (size > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
   }
   if (hak_init_state != 2) hak_init_slow();
   bool zeroed = false;
@@ -180,22 +200,50 @@ static hak_noinline void *alloc_aligned(size_t align, size_t size) {
   return p;
 }
 
-HAK_API void *hak_malloc(size_t size) { return alloc_inline(size); }
+/* ---- the checked build (check.c) ------------------------------------------------- */
+/* In a checked build every allocation asks for HAK_CHECK_TAIL more bytes (its
+ * canary and trailer) and is registered by hak_check_on_alloc. */
+static hak_noinline void *checked_alloc(size_t align, size_t size, bool zero, const char *call) {
+  if (size > HAK_MAX_REQUEST) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t n = size + HAK_CHECK_TAIL;
+  void *p = hak_check_on_alloc(align > 16 ? alloc_aligned(align, n) : alloc_inline(n), size, call);
+  if (zero && p != NULL) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
+  return p;
+}
+
+HAK_API void *hak_malloc(size_t size) {
+  if (config_check) return checked_alloc(16, size, false, "malloc()");
+  return alloc_inline(size);
+}
 
 /* ---- free ------------------------------------------------------------------------ */
 static hak_noinline void free_slow(void *p, hak_span_t *span) {
+  if (span == NULL) {
+    if (p == NULL) return;
+    hak_fatal("free()", "invalid pointer", p);
+  }
   int saved = errno;
-  hak_heap_free_slow(p, span);
+  switch (span->kind) {
+  case HAK_SPAN_SLAB: hak_heap_free_small(p, (hak_slab_t *)span); break;
+  case HAK_SPAN_MEDIUM: hak_medium_free((hak_chunk_t *)span, p, "free()"); break;
+  case HAK_SPAN_LARGE: hak_large_free((hak_large_t *)span, p, "free()"); break;
+  default: hak_fatal("free()", "invalid pointer", p);
+  }
   errno = saved;
 }
 
 HAK_API void hak_free(void *p) {
+  if (config_check && p != NULL) hak_check_on_free(p, "free()");
   hak_span_t *span = hak_pagemap_lookup(p);
   hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(span != NULL && atomic_load_explicit(&span->owner, memory_order_relaxed) == h)) {
+  if (hak_likely(span != NULL && atomic_load_explicit(&span->owner, memory_order_relaxed) == h &&
+                 hak_slab_is_block_start((hak_slab_t *)span, p))) {
     hak_mag_t *m = &h->mag[((hak_slab_t *)span)->cls];
     void **top = m->items + m->count;
-    if (hak_likely(m->count < m->cap && top[-1] != p && ((uintptr_t)p & 15) == 0)) {
+    if (hak_likely(m->count < m->cap && top[-1] != p)) {
       *top = p;
       m->count++;
       return;
@@ -211,20 +259,24 @@ HAK_API void *hak_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  if (config_check) return checked_alloc(16, n, true, "calloc()");
   return alloc_zeroed(n);
 }
 
+/* Usable size of block p, which must be the start of a live block. In a
+ * checked build, the size that was asked for. */
 static size_t usable_size(const void *p, hak_span_t *span, const char *call) {
+  if (config_check) return hak_check_requested(p, call);
   if (span == NULL) hak_fatal(call, "invalid pointer", p);
   switch (span->kind) {
   case HAK_SPAN_SLAB: {
     hak_slab_t *s = (hak_slab_t *)span;
-    if (s->cls >= HAK_CLASS_COUNT || s->base + hak_slab_index(s, p) * s->block_size != (const char *)p)
+    if (s->cls >= HAK_CLASS_COUNT || !hak_slab_is_block_start(s, p))
       hak_fatal(call, "invalid pointer", p);
     return s->block_size;
   }
-  case HAK_SPAN_MEDIUM: return hak_medium_usable((hak_chunk_t *)span, p);
-  case HAK_SPAN_LARGE: return hak_large_usable((hak_large_t *)span, p);
+  case HAK_SPAN_MEDIUM: return hak_medium_usable((hak_chunk_t *)span, p, call);
+  case HAK_SPAN_LARGE: return hak_large_usable((hak_large_t *)span, p, call);
   default: hak_fatal(call, "invalid pointer", p);
   }
 }
@@ -234,31 +286,32 @@ HAK_API size_t hak_malloc_usable_size(const void *p) {
   return usable_size(p, hak_pagemap_lookup(p), "malloc_usable_size()");
 }
 
-/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+/* Resizes p in place when its tier can; false when it must move. */
+static bool resize_in_place(void *p, hak_span_t *span, size_t old, size_t size) {
+  switch (span->kind) {
+  case HAK_SPAN_SLAB: /* same block when it fits and would not waste more than half */
+    return size <= old && (size > old / 2 || old <= 16);
+  case HAK_SPAN_MEDIUM:
+    return size > HAK_SMALL_MAX && size <= HAK_MEDIUM_MAX &&
+           hak_medium_resize_in_place((hak_chunk_t *)span, p, size);
+  case HAK_SPAN_LARGE:
+    return size > HAK_MEDIUM_MAX && hak_large_resize_in_place((hak_large_t *)span, p, size);
+  default: return false;
+  }
+}
+
+/* realloc(p, 0) frees p and returns NULL, as glibc does. A checked build
+ * always moves the block, so that a stale pointer to the old one is caught. */
 HAK_API void *hak_realloc(void *p, size_t size) {
-  if (p == NULL) return alloc_inline(size);
+  if (p == NULL) return hak_malloc(size);
   if (size == 0) {
     hak_free(p);
     return NULL;
   }
   hak_span_t *span = hak_pagemap_lookup(p);
   size_t old = usable_size(p, span, "realloc()");
-  switch (span->kind) {
-  case HAK_SPAN_SLAB:
-    /* Same block when it fits and would not waste more than half. */
-    if (size <= old && (size > old / 2 || old <= 16)) return p;
-    break;
-  case HAK_SPAN_MEDIUM:
-    if (size > HAK_SMALL_MAX && size <= HAK_MEDIUM_MAX &&
-        hak_medium_resize_in_place((hak_chunk_t *)span, p, size))
-      return p;
-    break;
-  case HAK_SPAN_LARGE:
-    if (size > HAK_MEDIUM_MAX && hak_large_resize_in_place((hak_large_t *)span, p, size)) return p;
-    break;
-  default: break;
-  }
-  void *q = alloc_inline(size);
+  if (!config_check && resize_in_place(p, span, old, size)) return p;
+  void *q = hak_malloc(size);
   if (q == NULL) return NULL; /* p is untouched; errno is ENOMEM */
   memcpy(q, p, old < size ? old : size);
   hak_free(p);
@@ -274,10 +327,15 @@ HAK_API void *hak_reallocarray(void *p, size_t count, size_t size) {
   return hak_realloc(p, n);
 }
 
+static void *aligned_api(size_t align, size_t size, const char *call) {
+  if (config_check) return checked_alloc(align, size, false, call);
+  return alloc_aligned(align, size);
+}
+
 HAK_API int hak_posix_memalign(void **out, size_t align, size_t size) {
   if (!hak_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int saved = errno;
-  void *p = alloc_aligned(align, size);
+  void *p = aligned_api(align, size, "posix_memalign()");
   errno = saved;
   if (p == NULL) return ENOMEM;
   *out = p;
@@ -286,7 +344,7 @@ HAK_API int hak_posix_memalign(void **out, size_t align, size_t size) {
 
 /* memalign and aligned_alloc as glibc 2.36: an alignment that is not a power
  * of two is rounded up to one; one beyond any possible request fails. */
-HAK_API void *hak_memalign(size_t align, size_t size) {
+static void *memalign_common(size_t align, size_t size, const char *call) {
   if (!hak_is_pow2(align)) {
     if (align > ((size_t)1 << 62)) {
       errno = EINVAL;
@@ -296,23 +354,27 @@ HAK_API void *hak_memalign(size_t align, size_t size) {
     while (a < align) a <<= 1;
     align = a;
   }
-  return alloc_aligned(align, size);
+  return aligned_api(align, size, call);
 }
 
-HAK_API void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
+HAK_API void *hak_memalign(size_t align, size_t size) { return memalign_common(align, size, "memalign()"); }
 
-HAK_API void *hak_valloc(size_t size) { return alloc_aligned(HAK_PAGE_SIZE, size); }
+HAK_API void *hak_aligned_alloc(size_t align, size_t size) {
+  return memalign_common(align, size, "aligned_alloc()");
+}
+
+HAK_API void *hak_valloc(size_t size) { return aligned_api(HAK_PAGE_SIZE, size, "valloc()"); }
 
 HAK_API void *hak_pvalloc(size_t size) {
   if (size > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
   }
-  return alloc_aligned(HAK_PAGE_SIZE, size ? hak_align_up(size, HAK_PAGE_SIZE) : HAK_PAGE_SIZE);
+  return aligned_api(HAK_PAGE_SIZE, size ? hak_align_up(size, HAK_PAGE_SIZE) : HAK_PAGE_SIZE, "pvalloc()");
 }
 
 HAK_API const char *hak_version(void) { return HAK_VERSION_STRING; }
-HAK_API const char *hak_variant(void) { return HAK_VARIANT_NAME; }
+HAK_API const char *hak_variant(void) { return HAK_BUILD_NAME; }
 
 HAK_API void hak_flush(void) {
   if (hak_init_state != 2) hak_init_slow();

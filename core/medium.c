@@ -148,7 +148,7 @@ static size_t run_of(hak_chunk_t *c, const void *p, const char *call) {
   }
   if (c->pg[i] & PG_FREE) {
     pthread_mutex_unlock(&hak_medium_lock);
-    hak_fatal(call, "double free", p);
+    hak_fatal(call, strcmp(call, "free()") == 0 ? "double free" : "freed block", p);
   }
   return i;
 }
@@ -189,9 +189,9 @@ void hak_medium_free(hak_chunk_t *c, void *p, const char *call) {
   pthread_mutex_unlock(&hak_medium_lock);
 }
 
-size_t hak_medium_usable(hak_chunk_t *c, const void *p) {
+size_t hak_medium_usable(hak_chunk_t *c, const void *p, const char *call) {
   pthread_mutex_lock(&hak_medium_lock);
-  size_t i = run_of(c, p, "malloc_usable_size()");
+  size_t i = run_of(c, p, call);
   size_t len = c->pg[i] & PG_LEN;
   pthread_mutex_unlock(&hak_medium_lock);
   return len * HAK_PAGE_SIZE;

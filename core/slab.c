@@ -34,13 +34,14 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->span.kind = HAK_SPAN_SLAB;
   s->cls = (uint8_t)cls;
   s->block_size = hak_class_size[cls];
-  s->recip = ((uint64_t)1 << HAK_RECIP_SHIFT) / s->block_size + 1;
+  s->recip = hak_recip_of(s->block_size);
   s->capacity = (uint32_t)(s->units * HAK_UNIT_SIZE / s->block_size);
   s->used = 0;
   s->free = NULL;
   s->in_full = 0;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->xfree, NULL, memory_order_relaxed);
+  if (config_check) hak_check_slab_reset(s);
   if (config_slab_bitmap) {
     /* every block free; the bump index is not used (all blocks count as issued) */
     s->bump = s->capacity;
@@ -60,12 +61,12 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
 /* Memory and a descriptor for a slab of `units` units, registered in the page
  * map; NULL when the OS refuses. */
 static hak_slab_t *slab_map(unsigned units) {
-  if (config_superslab) {
+  if (config_superslab) { /* units and page map change together, under the lock */
     pthread_mutex_lock(&hak_pool_lock);
     hak_slab_t *s = hak_superslab_take(units);
+    if (s != NULL) hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span);
     pthread_mutex_unlock(&hak_pool_lock);
     if (s == NULL) return NULL;
-    hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span);
     atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
     return s;
   }
@@ -84,14 +85,15 @@ static hak_slab_t *slab_map(unsigned units) {
  * (which is unmapped when it becomes empty). */
 static void slab_unmap(hak_slab_t *s) {
   size_t bytes = s->units * HAK_UNIT_SIZE;
-  hak_pagemap_set(s->base, bytes, NULL);
   atomic_fetch_sub_explicit(&hak_slab_total, 1, memory_order_relaxed);
   if (config_superslab) {
     pthread_mutex_lock(&hak_pool_lock);
+    hak_pagemap_set(s->base, bytes, NULL);
     hak_superslab_put(s);
     pthread_mutex_unlock(&hak_pool_lock);
     return;
   }
+  hak_pagemap_set(s->base, bytes, NULL);
   hak_os_unmap(s->base, bytes);
   hak_meta_free(s, sizeof(hak_slab_t));
 }
@@ -225,7 +227,7 @@ unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want) {
 static size_t block_index(const hak_slab_t *s, const void *p, size_t limit, const char *call) {
   if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", p);
   size_t i = hak_slab_index(s, p);
-  if (hak_unlikely(s->base + i * s->block_size != (const char *)p || i >= limit))
+  if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= limit))
     hak_fatal(call, "invalid pointer", p);
   return i;
 }
@@ -264,6 +266,8 @@ size_t hak_slab_decommit_free(hak_slab_t *s) {
       run++;
     } else if (run > 0) {
       hak_os_decommit(s->base + (pg - run) * HAK_PAGE_SIZE, run * HAK_PAGE_SIZE);
+      if (config_check) /* their blocks read as zero now, not as the freed pattern */
+        hak_check_unpoison(s, (pg - run) * HAK_PAGE_SIZE / s->block_size, (pg * HAK_PAGE_SIZE - 1) / s->block_size);
       done += run;
       run = 0;
     }
@@ -355,4 +359,26 @@ const char *hak_slab_validate(hak_slab_t *s) {
     return "used + free + unused != capacity (I1)";
   if (nx > s->used) return "more remote frees than blocks in use (I1)";
   return NULL;
+}
+
+/* Validator of the pool (and, in SuperSlab variants, of the SuperSlabs):
+ * pooled slabs are empty, ownerless, of the list's length, in the page map,
+ * and the pool's counts match its lists. */
+const char *hak_pool_validate(void) {
+  const char *err = NULL;
+  size_t bytes = 0, count = 0;
+  pthread_mutex_lock(&hak_pool_lock);
+  for (int i = 0; i < 2 && err == NULL; i++)
+    for (hak_slab_t *s = pool_head[i]; s != NULL && err == NULL; s = s->next) {
+      if (++count > ((size_t)1 << 24)) err = "the pool list is cyclic";
+      else if (s->cls != HAK_CLASS_POOLED) err = "a pooled slab has a size class";
+      else if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != NULL) err = "a pooled slab has an owner";
+      else if (s->units != (i == 0 ? 1 : 4)) err = "a pooled slab is on the list of another length";
+      else if (hak_pagemap_lookup(s->base) != &s->span) err = "the page map does not point at a pooled slab";
+      bytes += s->units * HAK_UNIT_SIZE;
+    }
+  if (err == NULL && (bytes != pool_bytes || count != pool_count)) err = "the pool's counts do not match its lists";
+  if (err == NULL && config_superslab) err = hak_superslab_validate();
+  pthread_mutex_unlock(&hak_pool_lock);
+  return err;
 }

@@ -33,12 +33,12 @@ __attribute__((visibility("default"))) void hak_stats_print(FILE *out, int json)
   X(heap.flushes) X(heap.slabs_new) X(heap.slabs_adopted) X(heap.remote_frees)                     \
   X(heap.remote_collected)
   if (json) {
-    fprintf(out, "{\"hakmem\":\"%s\",\"variant\":\"%s\"", HAK_VERSION_STRING, HAK_VARIANT_NAME);
+    fprintf(out, "{\"hakmem\":\"%s\",\"variant\":\"%s\"", HAK_VERSION_STRING, HAK_BUILD_NAME);
 #define HAK_STAT_JSON(f) fprintf(out, ",\"%s\":%llu", #f, (unsigned long long)s.f);
     HAK_STAT_FIELDS(HAK_STAT_JSON)
     fprintf(out, "}\n");
   } else {
-    fprintf(out, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_VARIANT_NAME);
+    fprintf(out, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
 #define HAK_STAT_TEXT(f) fprintf(out, "  %-24s %llu\n", #f, (unsigned long long)s.f);
     HAK_STAT_FIELDS(HAK_STAT_TEXT)
   }

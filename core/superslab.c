@@ -111,3 +111,45 @@ void hak_superslab_put(hak_slab_t *s) {
   }
 }
 
+
+/* Validator (pool lock held): each SuperSlab on the right list (ss_full holds
+ * exactly those with no free unit), dirty units a subset of free units, and
+ * every unit against the unit map: a free unit is in no span, a used unit
+ * belongs to the slab that starts at a multiple of its length at or below it
+ * (its descriptor in slabs[]) and the page map points at that slab; the sum
+ * of dirty units matches the global count. */
+const char *hak_superslab_validate(void) {
+  size_t dirty = 0;
+  for (int full = 0; full < 2; full++) {
+    size_t n = 0;
+    for (hak_superslab_t *ss = full ? ss_full : ss_list, *prev = NULL; ss != NULL; prev = ss, ss = ss->next) {
+      if (++n > ((size_t)1 << 24)) return "a SuperSlab list is cyclic";
+      if (ss->prev != prev) return "a SuperSlab list has a broken back link";
+      if ((ss->free_units == 0) != (full == 1)) return "a SuperSlab is on the wrong list for its free units";
+      if (ss->free_units == ALL_UNITS) return "an empty SuperSlab is still mapped";
+      if ((ss->dirty_units & ~ss->free_units) != 0) return "a SuperSlab unit is dirty but not free";
+      if (((uintptr_t)ss->base & (HAK_SUPERSLAB_SIZE - 1)) != 0) return "a SuperSlab is not aligned to its size";
+      dirty += (size_t)__builtin_popcount(ss->dirty_units);
+      for (unsigned u = 0; u < HAK_SUPERSLAB_UNITS;) {
+        char *unit = ss->base + (size_t)u * HAK_UNIT_SIZE;
+        if (ss->free_units >> u & 1) {
+          if (hak_pagemap_lookup(unit) != NULL) return "a free SuperSlab unit is still in the page map";
+          u++;
+          continue;
+        }
+        hak_slab_t *s = &ss->slabs[u];
+        if (s->ss != ss || s->base != unit || (s->units != 1 && s->units != 4) || u % s->units != 0 ||
+            u + s->units > HAK_SUPERSLAB_UNITS)
+          return "a used SuperSlab unit does not start a slab described in its header";
+        for (unsigned k = 0; k < s->units; k++) {
+          if (ss->free_units >> (u + k) & 1) return "a slab covers a free SuperSlab unit";
+          if (hak_pagemap_lookup(unit + (size_t)k * HAK_UNIT_SIZE) != &s->span)
+            return "the page map does not point a SuperSlab unit at its slab";
+        }
+        u += s->units;
+      }
+    }
+  }
+  if (dirty != dirty_units) return "the SuperSlabs' dirty-unit count does not match their maps";
+  return NULL;
+}

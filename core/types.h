@@ -114,6 +114,7 @@ typedef struct hak_block_s {
 /* Bitmap words of a slab descriptor: 64 words cover the largest capacity
  * (64 KiB of 16-byte blocks); one unused word when the variant keeps lists. */
 #define HAK_SLAB_BITMAP_WORDS (HAK_CONFIG_SLAB_BITMAP ? 64 : 1)
+#define HAK_CHECK_WORDS       (HAK_CHECK ? 64 : 1)
 #define HAK_SUPERSLAB_SIZE    ((size_t)2 << 20)
 #define HAK_SUPERSLAB_UNITS   ((unsigned)(HAK_SUPERSLAB_SIZE / HAK_UNIT_SIZE))
 struct hak_superslab_s;
@@ -124,7 +125,7 @@ typedef struct hak_slab_s {
   uint8_t  in_full;                   /* on the owner's full list              */
   uint8_t  cls;                       /* size class                            */
   uint32_t block_size;                /* class size in bytes                   */
-  uint64_t recip;                     /* 2^40 / block_size + 1: index by multiply */
+  uint64_t recip;                     /* 2^64 / block_size, rounded up (internal.h) */
   uint32_t capacity;                  /* blocks that fit                       */
   uint32_t used;                      /* blocks out of the slab (I1)           */
   uint32_t bump;                      /* blocks never handed out start here    */
@@ -138,6 +139,11 @@ typedef struct hak_slab_s {
   uint32_t hint;
   uint64_t summary;
   uint64_t bits[HAK_SLAB_BITMAP_WORDS];
+  /* Checked builds (check.c): bit i of chk_live set = block i is held by the
+   * program; of chk_poison = block i was filled with the freed pattern and
+   * nothing has touched it since. Written by any thread, atomically. */
+  _Atomic uint64_t chk_live[HAK_CHECK_WORDS];
+  _Atomic uint64_t chk_poison[HAK_CHECK_WORDS];
 } hak_slab_t;
 _Static_assert(HAK_SLAB_BITMAP_WORDS == 1 || HAK_SLAB_BITMAP_WORDS * 64 >= HAK_UNIT_SIZE / 16,
                "the bitmap covers the largest slab capacity");

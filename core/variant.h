@@ -31,6 +31,17 @@
 #error "a variant must define HAK_VARIANT_NAME, HAK_CONFIG_SLAB_BITMAP, HAK_CONFIG_SUPERSLAB and HAK_CONFIG_DYNAMIC_FLUSH"
 #endif
 
+/* The checked build (make CHECK=1, -DHAK_CHECK=1) of a variant is a build of
+ * its own, named "<variant>-check" (hak_variant(), the harness, build/). */
+#ifndef HAK_CHECK
+#define HAK_CHECK 0
+#endif
+#if HAK_CHECK
+#define HAK_BUILD_NAME HAK_VARIANT_NAME "-check"
+#else
+#define HAK_BUILD_NAME HAK_VARIANT_NAME
+#endif
+
 #ifndef HAK_CONFIG_POOL_MAX_BYTES
 #define HAK_CONFIG_POOL_MAX_BYTES ((size_t)8 << 20)
 #endif

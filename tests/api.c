@@ -1,12 +1,15 @@
 /* api.c — conformance of the exported malloc API, run under
  * LD_PRELOAD=build/<variant>/libhakmem.so: every function and its edge cases,
- * alignments from 1 to 1 MiB, usable sizes, errno on failure, and the
- * one-line fatal report for invalid and double frees.
+ * alignments from 1 to 1 MiB, usable sizes, errno on failure, and each
+ * misuse the README says is stopped, with its one-line report (the release
+ * build's list; with a <variant>-check argument, the checked build's too).
  * Usage: api <variant>   (checks that hakmem of that variant is the malloc).
  * Also linked statically with libhakmem.a (and -rdynamic) as api-static. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -89,7 +92,7 @@ static void test_calloc(void) {
   free(z);
 }
 
-static void test_realloc(void) {
+static void test_realloc(bool checked) {
   unsigned char *p = realloc(NULL, 10);
   CHECK(p != NULL, "realloc(NULL, n) is malloc");
   memcpy(p, "0123456789", 10);
@@ -108,7 +111,8 @@ static void test_realloc(void) {
   }
   /* in place: shrinking a small block a little returns the same pointer */
   void *s = malloc(100), *s2 = realloc(s, 90);
-  CHECK(s2 == s, "small shrink stays in place");
+  if (checked) CHECK(s2 != s, "checked build: realloc always moves the block");
+  else CHECK(s2 == s, "small shrink stays in place");
   free(s2);
   errno = 0;
   void *r = realloc(p, SIZE_MAX - 100);
@@ -164,7 +168,10 @@ static void test_aligned(void) {
  * one-line message on stderr. */
 static void expect_fatal(void (*fn)(void), const char *expect) {
   int pipefd[2];
-  if (pipe(pipefd) != 0) return;
+  if (pipe(pipefd) != 0) {
+    CHECK(0, "'%s': pipe() failed, the misuse could not be tried", expect);
+    return;
+  }
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pipefd[1], 2);
@@ -186,33 +193,164 @@ static void expect_fatal(void (*fn)(void), const char *expect) {
         "one-line message starting '%s', got '%s'", expect, buf);
 }
 
+/* Each function commits one misuse; the comment says which. volatile
+ * pointers keep the compiler from reasoning about the misuse. */
 static char not_ours[64];
-static void free_stack_pointer(void) { free(not_ours + 16); }
-static void free_twice(void) {
+static void *volatile keep;
+/* The pointer, hidden from the compiler's bounds and lifetime analysis. */
+static char *launder(void *p) {
+  keep = p;
+  return keep;
+}
+static void free_stack_pointer(void) { /* a pointer hakmem never handed out */
+  char local[64];
+  keep = local;
+  free((char *)keep + 16);
+}
+static void free_static_pointer(void) { free(not_ours + 16); }
+static void free_twice(void) { /* the same block twice in a row */
   void *p = malloc(32);
   free(p);
   free(p);
 }
-static void free_interior(void) {
+static void free_interior_16(void) { /* 16 bytes into a 64-byte block */
+  char *p = malloc(64);
+  free(p + 16);
+}
+static void free_interior_48(void) {
+  char *p = malloc(64);
+  free(p + 48);
+}
+static void free_interior_8(void) {
   char *p = malloc(64);
   free(p + 8);
+}
+static void free_interior_large_class(void) { /* inside a 20000-byte block */
+  char *p = malloc(20000);
+  free(p + 4096);
+}
+static void realloc_interior(void) {
+  char *p = malloc(64);
+  keep = realloc(p + 16, 100);
+}
+static void usable_interior(void) {
+  char *p = malloc(64);
+  keep = (void *)malloc_usable_size(p + 16);
+}
+static void realloc_stack_pointer(void) {
+  char local[64];
+  keep = local;
+  keep = realloc((char *)keep, 100);
+}
+static void free_medium_interior(void) {
+  char *p = malloc(100000);
+  free(p + 4096);
+}
+static void free_medium_twice(void) {
+  void *p = malloc(100000);
+  free(p);
+  free(p);
 }
 static void free_large_twice(void) {
   void *p = malloc(3u << 20);
   free(p);
   free(p);
 }
-static void free_medium_interior(void) {
-  char *p = malloc(100000);
-  free(p + 4096);
+static void free_large_interior(void) {
+  char *p = malloc(3u << 20);
+  free(p + 65536);
 }
 
-static void test_fatal(void) {
+/* Misuse only the checked build stops. */
+static void free_twice_not_adjacent(void) { /* free(x); free(y); free(x) */
+  void *x = malloc(48), *y = malloc(48);
+  free(x);
+  free(y);
+  free(x);
+}
+static void *free_in_thread(void *p) {
+  free(p);
+  return NULL;
+}
+static void free_twice_other_thread(void) { /* another thread frees it first */
+  void *x = malloc(48);
+  pthread_t t;
+  pthread_create(&t, NULL, free_in_thread, x);
+  pthread_join(t, NULL);
+  free(x);
+}
+static void free_twice_after_flush(void) { /* the first free reached the slab */
+  void *x = malloc(48), *many[600];
+  free(x);
+  for (int i = 0; i < 600; i++) many[i] = malloc(48);
+  for (int i = 0; i < 600; i++) free(many[i]);
+  free(x);
+}
+static void write_past_small(void) {
+  char *p = launder(malloc(20));
+  p[20] = 1;
+  free(p);
+}
+static void write_past_medium(void) {
+  char *p = launder(malloc(40000));
+  p[40001] = 1;
+  free(p);
+}
+static void write_past_large(void) {
+  char *p = launder(malloc(3u << 20));
+  p[3u << 20] = 1;
+  free(p);
+}
+static void write_past_realloc(void) {
+  char *p = launder(malloc(100));
+  p[100] = 1;
+  keep = realloc(p, 200);
+}
+static void realloc_freed(void) {
+  void *p = malloc(100);
+  free(p);
+  keep = realloc(p, 200);
+}
+static void usable_freed(void) {
+  void *p = malloc(100);
+  free(p);
+  keep = (void *)malloc_usable_size(p);
+}
+static void write_after_free(void) { /* found when the block is handed out again */
+  char *p = launder(malloc(64));
+  free(p);
+  p = launder(p);
+  p[20] = 1;
+  keep = malloc(64);
+}
+
+static void test_fatal(bool checked) {
+  /* What the release build stops (README, "Misuse"), and the checked build too. */
   expect_fatal(free_stack_pointer, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(free_static_pointer, "hakmem: free(): invalid pointer 0x");
   expect_fatal(free_twice, "hakmem: free(): double free 0x");
-  expect_fatal(free_interior, "hakmem: free(): invalid pointer 0x");
-  expect_fatal(free_large_twice, "hakmem: free(): ");
+  expect_fatal(free_interior_16, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(free_interior_48, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(free_interior_8, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(free_interior_large_class, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(realloc_interior, "hakmem: realloc(): invalid pointer 0x");
+  expect_fatal(usable_interior, "hakmem: malloc_usable_size(): invalid pointer 0x");
+  expect_fatal(realloc_stack_pointer, "hakmem: realloc(): invalid pointer 0x");
   expect_fatal(free_medium_interior, "hakmem: free(): invalid pointer 0x");
+  expect_fatal(free_medium_twice, "hakmem: free(): double free 0x");
+  expect_fatal(free_large_twice, "hakmem: free(): double free 0x");
+  expect_fatal(free_large_interior, "hakmem: free(): invalid pointer 0x");
+  if (!checked) return;
+  expect_fatal(free_twice_not_adjacent, "hakmem: free(): double free 0x");
+  expect_fatal(free_twice_other_thread, "hakmem: free(): double free 0x");
+  expect_fatal(free_twice_after_flush, "hakmem: free(): double free 0x");
+  expect_fatal(write_past_small, "hakmem: free(): write past the end of the block at 0x");
+  expect_fatal(write_past_medium, "hakmem: free(): write past the end of the block at 0x");
+  expect_fatal(write_past_large, "hakmem: free(): write past the end of the block at 0x");
+  expect_fatal(write_past_realloc, "hakmem: realloc(): write past the end of the block at 0x");
+  expect_fatal(realloc_freed, "hakmem: realloc(): freed block 0x");
+  expect_fatal(usable_freed, "hakmem: malloc_usable_size(): freed block 0x");
+  expect_fatal(write_after_free, "hakmem: malloc(): write to a freed block found when reusing it at 0x");
 }
 
 int main(int argc, char **argv) {
@@ -220,11 +358,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: api <variant>\n");
     return 2;
   }
+  /* A checked build (<variant>-check) stops more misuse and always moves a
+   * block on realloc. */
+  bool checked = strstr(argv[1], "-check") != NULL;
   test_identity(argv[1]);
   test_malloc_free();
   test_calloc();
-  test_realloc();
+  test_realloc(checked);
   test_aligned();
-  test_fatal();
+  test_fatal(checked);
   return check_report("api");
 }

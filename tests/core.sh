@@ -21,6 +21,16 @@ run() { local what=$1; shift; timeout 600 "$@" >"$log" 2>&1; result $? "$what" "
 for v in "$@"; do
   lib=$B/$v/libhakmem.so
   if [ ! -f "$lib" ]; then result 1 "$v: $lib exists"; continue; fi
+  case $v in
+  *-check) # a checked build: the API with the checked build's misuse list, fork, stress, threads
+    run "$v/api: malloc API conformance and every misuse the checked build stops" env LD_PRELOAD=$lib $B/tests/api "$v"
+    run "$v/threads: thread exit with live blocks, fork in a threaded program" env LD_PRELOAD=$lib $B/tests/threads
+    run "$v/fork: 400 forks while 3 threads churn, fork from a thread, nested fork, system, posix_spawn: no child lost" \
+      env LD_PRELOAD=$lib $B/tests/fork --forks 400
+    run "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 cross-thread" \
+      env LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=16 --ops=20000
+    continue ;;
+  esac
   run "$v/unit: size classes, slabs, remote-free stack, medium, large (UBSan)" $B/$v/tests/unit
   run "$v/api: malloc API conformance under LD_PRELOAD" env LD_PRELOAD=$lib $B/tests/api "$v"
   run "$v/api-static: the same, linked with libhakmem.a" $B/$v/tests/api-static "$v"

@@ -3,6 +3,7 @@
 #   make test        install missing packages (as root), build everything, run
 #                    every suite: core (for every variant), workloads, harness
 #   make test-core   only the allocator's tests, for every variant (or VARIANT=)
+#                    and its checked build (<variant>-check)
 #
 # Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
 # API, UBSan), api-static (the API test linked with libhakmem.a), stress-tsan
@@ -21,7 +22,7 @@ test: deps test-core test-workloads
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -o $@ $< -ldl
+	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -o $@ $< -ldl -lpthread
 $(TEST_DIR)/stress: tests/stress.c
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread
@@ -51,8 +52,11 @@ $(BUILD)/$(1)/tests/stress-ubsan: tests/stress.c $(CORE_SRCS) $(CORE_HDRS)
 endef
 $(foreach v,$(VARIANTS),$(eval $(call test_variant_rules,$(v))))
 
-test-bins: lib $(TEST_PROGS) \
+# Every variant is tested as built by `make` and as its checked build.
+TEST_BUILDS := $(foreach v,$(BUILD_VARIANTS),$(v) $(v)-check)
+
+test-bins: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_PROGS) \
   $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit api-static stress-tsan stress-ubsan))
 
 test-core: test-bins
-	@tests/core.sh $(BUILD_VARIANTS)
+	@tests/core.sh $(TEST_BUILDS)
