@@ -5,7 +5,7 @@
  * thread fills every array (warm-up, not timed), then one worker thread per
  * array runs rounds x chunks_per_thread steps; a step picks a random slot,
  * checks and frees its block, and allocates a new block of random size in
- * [min_size, max_size) into it, writing every byte. When a worker finishes
+ * [min_size, max_size) into it, writing it (wl_block_write). When a worker finishes
  * its steps it starts a fresh thread that carries on with the same array and
  * random stream, then exits: blocks are freed by threads other than the one
  * that allocated them (the warm-up blocks by a thread other than main).
@@ -23,7 +23,9 @@
  *
  * Determinism: lineage t draws from stream t of the seed; the stream moves
  * with the array from thread to thread, so the request sequence of each
- * array depends only on the seed and the parameters. */
+ * array depends only on the seed and the parameters.
+ *
+ * --floor: each lineage has its own floor bins, which move with its array. */
 #include "common.h"
 
 #include <errno.h>
@@ -92,11 +94,8 @@ static void fill_slot(lineage *l, uint64_t v)
 {
     uint32_t s = (uint32_t)(g_min + wl_below(&l->rng, g_range));
     uint64_t tag = next_tag(l);
-    void *p = malloc(s);
-    if (!p)
-        wl_fatal("out of memory: malloc(%u) returned NULL", s);
-    wl_block_fill(p, s, tag);
-    wl_live_add(&l->live, s);
+    void *p = wl_malloc(&l->live, s);
+    wl_block_write(p, s, tag);
     l->ptr[v] = p;
     l->size[v] = s;
     l->tag[v] = tag;
@@ -104,9 +103,8 @@ static void fill_slot(lineage *l, uint64_t v)
 
 static void release_slot(lineage *l, uint64_t v)
 {
-    wl_block_check(l->ptr[v], l->size[v], l->tag[v], "larson slot");
-    free(l->ptr[v]);
-    wl_live_add(&l->live, -(int64_t)l->size[v]);
+    wl_block_verify(l->ptr[v], l->size[v], l->tag[v], "larson slot");
+    wl_free(&l->live, l->ptr[v], l->size[v]);
     l->ptr[v] = NULL;
 }
 
@@ -200,6 +198,7 @@ int main(int argc, char **argv)
         l->rng = wl_rng_stream(seed, (uint64_t)t);
         l->tag_base = wl_next(&l->rng);
         l->live = (wl_live){ .shared = &g_live_shared };
+        wl_live_floor(&l->live, g_chunks * wl_floor_class_size(wl_floor_class((size_t)hi - 1)));
         l->ptr = calloc(g_chunks, sizeof *l->ptr);
         l->size = calloc(g_chunks, sizeof *l->size);
         l->tag = calloc(g_chunks, sizeof *l->tag);
@@ -253,6 +252,7 @@ int main(int argc, char **argv)
         free(l->ptr);
         free(l->size);
         free(l->tag);
+        wl_live_floor_done(&l->live);
     }
 
     double allocs_per_sec = (double)mallocs / (secs > 0 ? secs : 1e-9);

@@ -28,5 +28,5 @@ $(WL_DIR)/common.o: workloads/common.c $(WL_HDRS) $(WL_DIR)/cflags
 $(WL_BINS): $(WL_DIR)/%: workloads/%.c $(WL_DIR)/common.o $(WL_HDRS) $(WL_DIR)/cflags
 	$(CC) $(WL_CFLAGS) $< $(WL_DIR)/common.o -o $@ $(WL_LDLIBS)
 
-test-workloads: workloads
+test-workloads: workloads $(BUILD)/tests/libbroken_malloc.so
 	tests/workloads.sh
