@@ -210,9 +210,9 @@ if [ ! -d "$BIN" ]; then
 fi
 
 # ---- larson ----
-run_modes larson c4abed097c527f27 "generation mode" --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
+run_modes larson bccbe8b8b7b28ddd "generation mode" --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
 help_lists_params larson
-run_modes larson ecde28646ec1f2da "time mode, positional args" 0.2 8 1000 2000 10 4141 2
+run_modes larson d6b911e38d0a604a "time mode, positional args" 0.2 8 1000 2000 10 4141 2
 if grep -Eq '^Throughput = [0-9]+ operations per second, relative time: [0-9.]+s\.$' "$TMP/last"; then
     ok larson "prints the classic Throughput line"
 else
@@ -223,7 +223,7 @@ reject larson "min >= max" --min-size 100 --max-size 10
 reject larson "zero threads" --threads 0
 reject larson "zero threads (positional)" 1 8 1000 5000 100 4141 0
 reject larson "too few positional args" 5 8 1000
-detects_broken larson c4abed097c527f27 --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
+detects_broken larson bccbe8b8b7b28ddd --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
 
 # ---- json ----
 run_modes json 32fbb26cdf6af5c0 "documents" --docs 40 --doc-bytes 8k --keep 4
