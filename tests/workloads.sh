@@ -297,5 +297,24 @@ help_lists_params large
 common_rejects large
 reject large "min > max" --min-size 64m --max-size 32m
 
+# ---- batch_free ----
+run_modes batch_free b6322f5f82e3bcc4 "2 producers, 2 consumers" --batches 20 --batch 256 --queue 8
+help_lists_params batch_free
+run_modes batch_free 676e47169f08e728 "mixed sizes, 1 producer, 3 consumers" --size 0 --batches 10 --batch 256 --queue 4 --producers 1 --consumers 3
+if grep -Eq '^batch_free: [0-9]+ objects freed in [0-9.]+ s by 3 consumers: [0-9.]+ M frees per second$' "$TMP/last" &&
+   grep -q '"frees_per_sec":' "$TMP/last"; then
+    ok batch_free "prints frees per second (line and JSON key)"
+else
+    bad batch_free "prints frees per second (line and JSON key)"
+fi
+common_rejects batch_free
+reject batch_free "zero producers" --producers 0
+reject batch_free "zero consumers" --consumers 0
+reject batch_free "an empty batch" --batch 0
+reject batch_free "a zero-length stack" --queue 0
+reject batch_free "a negative size" --size -1
+reject batch_free "a floor too large to set aside" --floor --batch 1m --queue 1m
+detects_broken batch_free b6322f5f82e3bcc4 --batches 20 --batch 256 --queue 8
+
 echo "workloads: $pass passed, $fail failed"
 [ $fail -eq 0 ]

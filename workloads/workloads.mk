@@ -7,7 +7,8 @@
 # compile line is remembered in build/workloads/cflags so a change of CC or
 # flags rebuilds everything.
 
-WL_NAMES   := larson json mir tiny tiny_mt random_mixed frag xthread burst_idle large
+WL_NAMES   := larson json mir tiny tiny_mt random_mixed frag xthread burst_idle large \
+              batch_free
 WL_DIR     := $(BUILD)/workloads
 WL_CFLAGS  := $(BASE_CFLAGS) -O2
 WL_LDLIBS  := -lpthread -ldl -lm
