@@ -316,5 +316,17 @@ reject batch_free "a negative size" --size -1
 reject batch_free "a floor too large to set aside" --floor --batch 1m --queue 1m
 detects_broken batch_free b6322f5f82e3bcc4 --batches 20 --batch 256 --queue 8
 
+# ---- queue_pass ----
+run_modes queue_pass 5247be41aa804e90 "2 threads" --loops 300 --slots 200
+help_lists_params queue_pass
+run_modes queue_pass 9ba3a9ee9feef14a "3 threads, a parcel every loop, inboxes of 2" --threads 3 --loops 200 --cross-rate 1 --pending 2
+run_modes queue_pass 1109c41fb5712558 "1 thread (no parcels)" --threads 1 --loops 300
+common_rejects queue_pass
+reject queue_pass "min > max" --min-size 20000 --max-size 16000
+reject queue_pass "zero threads" --threads 0
+reject queue_pass "zero slots" --slots 0
+reject queue_pass "inboxes of 0 parcels" --pending 0
+detects_broken queue_pass 5247be41aa804e90 --loops 300 --slots 200
+
 echo "workloads: $pass passed, $fail failed"
 [ $fail -eq 0 ]
