@@ -328,5 +328,13 @@ reject queue_pass "zero slots" --slots 0
 reject queue_pass "inboxes of 0 parcels" --pending 0
 detects_broken queue_pass 5247be41aa804e90 --loops 300 --slots 200
 
+# ---- large_reuse ----
+run_modes large_reuse 37a5e7ae89837154 "steps" --steps 20 --slots 3 --max-size 4m
+help_lists_params large_reuse
+common_rejects large_reuse
+reject large_reuse "min > max" --min-size 64m --max-size 32m
+reject large_reuse "zero slots" --slots 0
+detects_broken large_reuse 1745e5e49097dc6e --min-size 64k --max-size 256k --steps 2000 --slots 4
+
 echo "workloads: $pass passed, $fail failed"
 [ $fail -eq 0 ]
