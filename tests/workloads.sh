@@ -277,6 +277,7 @@ common_rejects xthread
 reject xthread "min > max" --min-size 600 --max-size 512
 reject xthread "zero producers" --producers 0
 reject xthread "zero consumers" --consumers 0
+reject xthread "a floor too large to set aside" --floor --batch 64k --queue 64k
 detects_broken xthread c393bd2ea3487c85 --producers 2 --consumers 1 --blocks 20k
 
 # ---- burst_idle ----

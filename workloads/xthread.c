@@ -235,8 +235,12 @@ int main(int argc, char **argv)
     if (wl_floor_on) {
         g_rec_bytes = (record_size((uint32_t)g_batch) + WL_LINE - 1) / WL_LINE * WL_LINE;
         g_stride = (size_t)(g_max + 15) / 16 * 16;
-        wl_slab_pool_init(&g_slabs, (size_t)g_ncons * qcap + g_ncons + g_nprod,
-                          g_rec_bytes + (size_t)g_batch * g_stride);
+        size_t count = (size_t)g_ncons * qcap + g_ncons + g_nprod;
+        double bytes = (double)count * ((double)g_rec_bytes + (double)g_batch * (double)g_stride);
+        if (bytes > 4.0 * (1ULL << 30))
+            wl_usage_error("--floor would set aside %.1f GiB of slabs; use a smaller --batch, "
+                           "--queue or --max-size", bytes / (1ULL << 30));
+        wl_slab_pool_init(&g_slabs, count, g_rec_bytes + (size_t)g_batch * g_stride);
     }
     pthread_barrier_init(&g_start, NULL, nt + 1);
     for (uint32_t t = 0; t < nt; t++) {
