@@ -335,6 +335,7 @@ help_lists_params large_reuse
 common_rejects large_reuse
 reject large_reuse "min > max" --min-size 64m --max-size 32m
 reject large_reuse "zero slots" --slots 0
+reject large_reuse "a floor too large to set aside" --floor --slots 200 --max-size 32m
 detects_broken large_reuse 1745e5e49097dc6e --min-size 64k --max-size 256k --steps 2000 --slots 4
 
 echo "workloads: $pass passed, $fail failed"

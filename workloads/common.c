@@ -483,6 +483,10 @@ void wl_live_floor_done(wl_live *l)
 
 void *wl_map_prefaulted(size_t bytes)
 {
+    if (bytes > WL_FLOOR_MAX_MAP)
+        wl_usage_error("--floor would set aside %.1f GiB at once (at most %.0f GiB); "
+                       "use smaller sizes or counts", (double)bytes / (1ULL << 30),
+                       (double)WL_FLOOR_MAX_MAP / (1ULL << 30));
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (p == MAP_FAILED)

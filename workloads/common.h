@@ -246,7 +246,9 @@ void wl_zero_spare(void *p, size_t from, size_t to);
 /* ---- floor: the trivial recycle of --floor ----------------------------- */
 
 /* Memory set aside for --floor: mapped and faulted in (MAP_POPULATE) before
- * timing, so using it costs no page fault. Fatal on failure. */
+ * timing, so using it costs no page fault. Fatal on failure; more than
+ * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (exit 2). */
+#define WL_FLOOR_MAX_MAP ((size_t)4 << 30)
 void *wl_map_prefaulted(size_t bytes);
 void wl_unmap(void *p, size_t bytes);
 
