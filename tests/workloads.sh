@@ -4,8 +4,14 @@
 # For each workload: a short run must exit 0 and end with one JSON line that
 # has every required key, names the workload, reports malloc_from, and has
 # the checksum recorded below for its fixed seed (checksums depend only on
-# seed and parameters, never on the allocator or timing); --help must list
-# every parameter; bad arguments must exit 2 with one line on stderr.
+# seed and parameters, never on the allocator, timing, --verify or --floor);
+# each case runs three times: --verify full, the default (--verify touch)
+# and --floor --verify full, with the same checksum. --help must list every
+# parameter; bad arguments must exit 2 with one line on stderr. Under a
+# deliberately broken allocator (build/tests/libbroken_malloc.so: every
+# 200th malloc hands out a live block again) a workload must exit 3 with
+# "corrupted block" in both verify modes, and with --floor it must not
+# notice (its timed work makes no malloc call).
 #
 # Output: one line per check, "PASS workloads/<name>: <what>" or
 # "FAIL workloads/<name>: <what>", then "workloads: N passed, M failed".
@@ -15,9 +21,11 @@
 #   WL_BIN=dir tests/workloads.sh   binaries from dir
 #   WL_PRINT=1 tests/workloads.sh   also print each run's checksum (to
 #                                   record new constants after a change)
+#   WL_BROKEN=lib tests/workloads.sh  the broken allocator to detect
 set -u
 cd "$(dirname "$0")/.."
 BIN=${WL_BIN:-build/workloads}
+BROKEN=${WL_BROKEN:-build/tests/libbroken_malloc.so}
 PY=/usr/bin/python3
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -43,12 +51,17 @@ except ValueError as e:
 need = {"workload": str, "params": dict, "seed": int, "threads": int, "ops": int,
         "op_unit": str, "seconds": (int, float), "ns_per_op": (int, float),
         "ops_per_sec": (int, float), "peak_live_bytes": int,
-        "final_live_bytes": int, "checksum": str, "malloc_from": str}
+        "final_live_bytes": int, "checksum": str, "malloc_from": str,
+        "verify": str, "floor": bool}
 for k, t in need.items():
     if k not in j:
         print("missing key %s" % k); sys.exit()
-    if not isinstance(j[k], t) or isinstance(j[k], bool):
+    if not isinstance(j[k], t) or (isinstance(j[k], bool) and t is not bool):
         print("key %s has type %s" % (k, type(j[k]).__name__)); sys.exit()
+if j["verify"] not in ("touch", "full"):
+    print("verify is %r" % j["verify"]); sys.exit()
+if j["params"].get("verify") != j["verify"] or j["params"].get("floor") is not j["floor"]:
+    print("params verify/floor differ from the top-level keys"); sys.exit()
 if j["workload"] != name:
     print("workload is %r" % j["workload"]); sys.exit()
 if j["ops"] <= 0 or j["threads"] <= 0 or j["seconds"] < 0:
@@ -61,7 +74,7 @@ if "libc" not in j["malloc_from"]:
     print("malloc_from is %r, expected glibc" % j["malloc_from"]); sys.exit()
 if len(j["checksum"]) != 16 or any(c not in "0123456789abcdef" for c in j["checksum"]):
     print("checksum %r is not 16 hex digits" % j["checksum"]); sys.exit()
-print("ok", j["checksum"])
+print("ok", j["checksum"], j["verify"], "floor" if j["floor"] else "malloc")
 EOF
 }
 
@@ -80,7 +93,18 @@ run() { # name want_checksum label args...
     case $res in
     ok\ *)
         ok "$name" "$label: JSON line has the required keys"
-        local sum=${res#ok }
+        local sum got want_mode
+        read -r _ sum got <<<"$res"
+        case " $* " in
+        *" --floor "*) want_mode="full floor" ;;
+        *" --verify full "*) want_mode="full malloc" ;;
+        *) want_mode="touch malloc" ;;
+        esac
+        if [ "$got" = "$want_mode" ]; then
+            ok "$name" "$label: reports verify and floor as asked ($got)"
+        else
+            bad "$name" "$label: reports '$got', expected '$want_mode'"
+        fi
         [ -n "${WL_PRINT:-}" ] && echo "     $name $label checksum $sum"
         if [ "$sum" = "$want" ]; then
             ok "$name" "$label: checksum $sum"
@@ -91,6 +115,45 @@ run() { # name want_checksum label args...
     *) bad "$name" "$label: $res" ;;
     esac
     cp "$out" "$TMP/last"
+}
+
+# The same case three ways, one checksum: --verify full, the default
+# (touch) and --floor (with --verify full, so a floor that handed a place
+# out twice would be caught).
+run_modes() { # name want_checksum label args...
+    local name=$1 want=$2 label=$3
+    shift 3
+    run "$name" "$want" "$label, --verify full" "$@" --verify full
+    run "$name" "$want" "$label, default verify (touch)" "$@"
+    run "$name" "$want" "$label, --floor" "$@" --floor --verify full
+}
+
+# Under the broken allocator: exit 3 with a corrupted-block message in both
+# verify modes; with --floor the timed work calls no malloc, so the run
+# succeeds with the usual checksum.
+detects_broken() { # name want_checksum args...
+    local name=$1 want=$2 out=$TMP/out err=$TMP/err rc v
+    shift 2
+    if [ ! -f "$BROKEN" ]; then
+        bad "$name" "no broken allocator at $BROKEN (make test-workloads builds it)"
+        return
+    fi
+    for v in touch full; do
+        LD_PRELOAD=$BROKEN timeout 60 "$BIN/$name" "$@" --verify $v >"$out" 2>"$err"
+        rc=$?
+        if [ $rc -eq 3 ] && grep -q "^$name: corrupted block" "$err"; then
+            ok "$name" "detects a block handed out twice (--verify $v): $(head -n 1 "$err" | head -c 100)"
+        else
+            bad "$name" "does not detect a block handed out twice (--verify $v): exit $rc $(head -n 1 "$err" | head -c 200)"
+        fi
+    done
+    LD_PRELOAD=$BROKEN timeout 60 "$BIN/$name" "$@" --floor >"$out" 2>"$err"
+    rc=$?
+    if [ $rc -eq 0 ] && grep -q "\"checksum\":\"$want\"" "$out" && grep -q '"floor":true' "$out"; then
+        ok "$name" "--floor: no malloc in the timed work (the broken allocator goes unnoticed)"
+    else
+        bad "$name" "--floor under the broken allocator: exit $rc $(head -c 200 "$err")"
+    fi
 }
 
 # Bad input: exit 2, exactly one line on stderr naming the workload, no JSON.
@@ -136,6 +199,8 @@ common_rejects() { # name
     reject "$1" "an unknown flag" --no-such-flag
     reject "$1" "a non-number" --seed abc
     reject "$1" "a number with junk" --seed 12x
+    reject "$1" "an unknown verify mode" --verify bogus
+    reject "$1" "a value for --floor" --floor=2
 }
 
 if [ ! -d "$BIN" ]; then
@@ -145,9 +210,9 @@ if [ ! -d "$BIN" ]; then
 fi
 
 # ---- larson ----
-run larson c4abed097c527f27 "generation mode" --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
+run_modes larson bccbe8b8b7b28ddd "generation mode" --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
 help_lists_params larson
-run larson ecde28646ec1f2da "time mode, positional args" 0.2 8 1000 2000 10 4141 2
+run_modes larson d6b911e38d0a604a "time mode, positional args" 0.2 8 1000 2000 10 4141 2
 if grep -Eq '^Throughput = [0-9]+ operations per second, relative time: [0-9.]+s\.$' "$TMP/last"; then
     ok larson "prints the classic Throughput line"
 else
@@ -158,58 +223,65 @@ reject larson "min >= max" --min-size 100 --max-size 10
 reject larson "zero threads" --threads 0
 reject larson "zero threads (positional)" 1 8 1000 5000 100 4141 0
 reject larson "too few positional args" 5 8 1000
+detects_broken larson bccbe8b8b7b28ddd --generations 3 --chunks-per-thread 500 --rounds 4 --threads 2 --seed 7
 
 # ---- json ----
-run json 32fbb26cdf6af5c0 "documents" --docs 40 --doc-bytes 8k --keep 4
+run_modes json 32fbb26cdf6af5c0 "documents" --docs 40 --doc-bytes 8k --keep 4
 help_lists_params json
-run json 97d71bc52ddc9a07 "--classic" --classic --classic-iters 50
+run_modes json 97d71bc52ddc9a07 "--classic" --classic --classic-iters 50
 common_rejects json
 reject json "zero documents" --docs 0
 reject json "a value for a flag" --classic=yes
 
 # ---- mir ----
-run mir 184923e1b99d26bc "functions" --functions 300 --passes 4
+run_modes mir 184923e1b99d26bc "functions" --functions 300 --passes 4
 help_lists_params mir
-run mir d98810386b95e7fe "--classic" --classic --classic-iters 10
+run_modes mir d98810386b95e7fe "--classic" --classic --classic-iters 10
 common_rejects mir
 reject mir "zero functions" --functions 0
 reject mir "zero blocks" --blocks 0
 
 # ---- tiny ----
-run tiny 6ba096b88f79b851 "pairs" --pairs 200k
+run_modes tiny 6ba096b88f79b851 "pairs" --pairs 200k
 help_lists_params tiny
 common_rejects tiny
 reject tiny "min > max" --min-size 200 --max-size 100
+detects_broken tiny 6ba096b88f79b851 --pairs 200k
 
 # ---- tiny_mt ----
-run tiny_mt 107ef4e82ef3729c "2 threads" --threads 2 --pairs 100k
+run_modes tiny_mt 107ef4e82ef3729c "2 threads" --threads 2 --pairs 100k
 help_lists_params tiny_mt
 common_rejects tiny_mt
 reject tiny_mt "min > max" --min-size 200 --max-size 100
 reject tiny_mt "zero threads" --threads 0
+detects_broken tiny_mt 107ef4e82ef3729c --threads 2 --pairs 100k
 
 # ---- random_mixed ----
-run random_mixed 6319c8348f473fac "steps" --steps 200k --slots 1024
+run_modes random_mixed 6319c8348f473fac "steps" --steps 200k --slots 1024
 help_lists_params random_mixed
 common_rejects random_mixed
 reject random_mixed "min > max" --min-size 2000 --max-size 1000
+detects_broken random_mixed 6319c8348f473fac --steps 200k --slots 1024
 
 # ---- frag ----
-run frag 1045d98f44e3a04e "rounds" --blocks 5000 --rounds 3
+run_modes frag 1045d98f44e3a04e "rounds" --blocks 5000 --rounds 3
 help_lists_params frag
 common_rejects frag
 reject frag "min > max" --min-size 9000 --max-size 8192
+detects_broken frag 1045d98f44e3a04e --blocks 5000 --rounds 3
 
 # ---- xthread ----
-run xthread c393bd2ea3487c85 "2 producers, 1 consumer" --producers 2 --consumers 1 --blocks 20k
+run_modes xthread c393bd2ea3487c85 "2 producers, 1 consumer" --producers 2 --consumers 1 --blocks 20k
 help_lists_params xthread
 common_rejects xthread
 reject xthread "min > max" --min-size 600 --max-size 512
 reject xthread "zero producers" --producers 0
 reject xthread "zero consumers" --consumers 0
+reject xthread "a floor too large to set aside" --floor --batch 64k --queue 64k
+detects_broken xthread c393bd2ea3487c85 --producers 2 --consumers 1 --blocks 20k
 
 # ---- burst_idle ----
-run burst_idle 3c230eaac7324fd7 "burst" --bytes 4m --idle-seconds 0.1
+run_modes burst_idle 3c230eaac7324fd7 "burst" --bytes 4m --idle-seconds 0.1
 if [ "$(grep -c '^@phase ' "$TMP/last")" -eq 5 ]; then
     ok burst_idle "prints the five @phase markers"
 else
@@ -218,12 +290,53 @@ fi
 help_lists_params burst_idle
 common_rejects burst_idle
 reject burst_idle "min > max" --min-size 300 --max-size 256
+detects_broken burst_idle 3c230eaac7324fd7 --bytes 4m --idle-seconds 0.1
 
 # ---- large ----
-run large e5f3b0ad90d876e4 "steps" --steps 100 --max-size 4m
+run_modes large e5f3b0ad90d876e4 "steps" --steps 100 --max-size 4m
 help_lists_params large
 common_rejects large
 reject large "min > max" --min-size 64m --max-size 32m
+
+# ---- batch_free ----
+run_modes batch_free b6322f5f82e3bcc4 "2 producers, 2 consumers" --batches 20 --batch 256 --queue 8
+help_lists_params batch_free
+run_modes batch_free 676e47169f08e728 "mixed sizes, 1 producer, 3 consumers" --size 0 --batches 10 --batch 256 --queue 4 --producers 1 --consumers 3
+if grep -Eq '^batch_free: [0-9]+ objects freed in [0-9.]+ s by 3 consumers: [0-9.]+ M frees per second$' "$TMP/last" &&
+   grep -q '"frees_per_sec":' "$TMP/last"; then
+    ok batch_free "prints frees per second (line and JSON key)"
+else
+    bad batch_free "prints frees per second (line and JSON key)"
+fi
+common_rejects batch_free
+reject batch_free "zero producers" --producers 0
+reject batch_free "zero consumers" --consumers 0
+reject batch_free "an empty batch" --batch 0
+reject batch_free "a zero-length stack" --queue 0
+reject batch_free "a negative size" --size -1
+reject batch_free "a floor too large to set aside" --floor --batch 1m --queue 1m
+detects_broken batch_free b6322f5f82e3bcc4 --batches 20 --batch 256 --queue 8
+
+# ---- queue_pass ----
+run_modes queue_pass 5247be41aa804e90 "2 threads" --loops 300 --slots 200
+help_lists_params queue_pass
+run_modes queue_pass 9ba3a9ee9feef14a "3 threads, a parcel every loop, inboxes of 2" --threads 3 --loops 200 --cross-rate 1 --pending 2
+run_modes queue_pass 1109c41fb5712558 "1 thread (no parcels)" --threads 1 --loops 300
+common_rejects queue_pass
+reject queue_pass "min > max" --min-size 20000 --max-size 16000
+reject queue_pass "zero threads" --threads 0
+reject queue_pass "zero slots" --slots 0
+reject queue_pass "inboxes of 0 parcels" --pending 0
+detects_broken queue_pass 5247be41aa804e90 --loops 300 --slots 200
+
+# ---- large_reuse ----
+run_modes large_reuse 37a5e7ae89837154 "steps" --steps 20 --slots 3 --max-size 4m
+help_lists_params large_reuse
+common_rejects large_reuse
+reject large_reuse "min > max" --min-size 64m --max-size 32m
+reject large_reuse "zero slots" --slots 0
+reject large_reuse "a floor too large to set aside" --floor --slots 200 --max-size 32m
+detects_broken large_reuse 1745e5e49097dc6e --min-size 64k --max-size 256k --steps 2000 --slots 4
 
 echo "workloads: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -5,7 +5,9 @@
  * sampling RSS from outside can see how much memory the allocator keeps
  * while the program is idle. The pointer and size arrays are mmap'd (not
  * malloc'd) and unmapped before "freed", so they do not blur the picture.
- * `seconds` covers the burst and the frees, not the idle time. */
+ * `seconds` covers the burst and the frees, not the idle time.
+ * --floor: floor bins prefaulted for the whole burst (sizes drawn ahead with
+ * a copy of the random stream), unmapped before "freed". */
 #include "common.h"
 
 #include <errno.h>
@@ -66,6 +68,18 @@ int main(int argc, char **argv)
     void **ptrs = map_array(ptr_bytes);
     uint32_t *sizes = map_array(size_bytes);
     wl_live live = { 0 };
+    if (wl_floor_on) {
+        wl_rng ahead = r;
+        size_t need = 0;
+        for (uint64_t got = 0; got < total;) {
+            uint64_t s = wl_range(&ahead, lo, hi);
+            if (s > total - got)
+                s = total - got;
+            need += wl_floor_class_size(wl_floor_class((size_t)s));
+            got += s;
+        }
+        wl_live_floor(&live, need);
+    }
     uint64_t h = 0;
     size_t n = 0;
     double t_burst = wl_now();
@@ -75,7 +89,7 @@ int main(int argc, char **argv)
             s = total - got;
         sizes[n] = (uint32_t)s;
         ptrs[n] = wl_malloc(&live, (size_t)s);
-        wl_block_fill(ptrs[n], (size_t)s, tag_base + n * 0x9e3779b97f4a7c15ULL);
+        wl_block_write(ptrs[n], (size_t)s, tag_base + n * 0x9e3779b97f4a7c15ULL);
         got += s;
     }
     double burst_secs = wl_now() - t_burst;
@@ -83,13 +97,14 @@ int main(int argc, char **argv)
     double t_free = wl_now();
     for (size_t k = 0; k < n; k++) {
         uint64_t tag = tag_base + k * 0x9e3779b97f4a7c15ULL;
-        wl_block_check(ptrs[k], sizes[k], tag, "burst object");
+        wl_block_verify(ptrs[k], sizes[k], tag, "burst object");
         h = wl_fold(h, tag ^ sizes[k]);
         wl_free(&live, ptrs[k], sizes[k]);
     }
     double free_secs = wl_now() - t_free;
     munmap(ptrs, ptr_bytes);
     munmap(sizes, size_bytes);
+    wl_live_floor_done(&live);
     phase("freed");
 
     phase("idle_start");

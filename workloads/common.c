@@ -10,9 +10,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static wl_spec *g_spec;
+
+bool wl_verify_full;
+bool wl_floor_on;
+
+/* Options every workload takes, listed after its own in --help and in the
+ * report's params. */
+static const char *const verify_choices[] = { "touch", "full", NULL };
+static wl_opt common_opts[] = {
+    { "verify", WL_CHOICE, 0, 0, 1,
+      "touch: write the first and last 8 bytes and one byte per 4 KiB page of "
+      "every block, check the first 8 before free; full: write and check every byte", 0, 0 },
+    { "floor", WL_FLAG, 0, 0, 1,
+      "replace malloc/free/realloc by a trivial internal recycle, to time the "
+      "workload's own work (its cost floor)", 0, 0 },
+    { NULL, WL_INT, 0, 0, 0, NULL, 0, 0 },
+};
+
+static const char *const *choices_of(const wl_opt *o)
+{
+    return o == &common_opts[0] ? verify_choices : NULL;
+}
 
 static const char *workload_name(void)
 {
@@ -69,6 +91,9 @@ static wl_opt *find_n(wl_spec *spec, const char *text, size_t n)
     for (wl_opt *o = spec->opts; o->name; o++)
         if (name_matches(o->name, text, n))
             return o;
+    for (wl_opt *o = common_opts; o->name; o++)
+        if (name_matches(o->name, text, n))
+            return o;
     return NULL;
 }
 
@@ -98,6 +123,33 @@ static void print_value(FILE *f, const wl_opt *o, double v)
         fprintf(f, "%" PRId64, (int64_t)v);
 }
 
+static void print_opt_help(const wl_opt *o)
+{
+    char left[64];
+    const char *const *ch = choices_of(o);
+    if (ch) {
+        size_t n = (size_t)snprintf(left, sizeof left, "--%s ", o->name);
+        for (const char *const *c = ch; *c && n < sizeof left; c++)
+            n += (size_t)snprintf(left + n, sizeof left - n, "%s%s", c == ch ? "" : "|", *c);
+        printf("  %-24s %s (default %s)\n", left, o->help, ch[(int64_t)o->def]);
+        return;
+    }
+    snprintf(left, sizeof left, "--%s%s", o->name,
+             o->kind == WL_FLAG ? "" : o->kind == WL_REAL ? " X" : " N");
+    printf("  %-24s %s", left, o->help);
+    if (o->kind == WL_FLAG) {
+        printf(" (flag, default off)\n");
+    } else {
+        printf(" (default ");
+        print_value(stdout, o, o->def);
+        printf(", range ");
+        print_value(stdout, o, o->min);
+        printf("..");
+        print_value(stdout, o, o->max);
+        printf(")\n");
+    }
+}
+
 static _Noreturn void print_help(const wl_spec *spec)
 {
     printf("usage: %s [options]\n", spec->name);
@@ -109,23 +161,11 @@ static _Noreturn void print_help(const wl_spec *spec)
     }
     printf("%s\n\noptions (--name N or --name=N; integers accept k/m/g suffixes):\n",
            spec->summary);
-    for (const wl_opt *o = spec->opts; o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", o->name,
-                 o->kind == WL_FLAG ? "" : o->kind == WL_REAL ? " X" : " N");
-        printf("  %-24s %s", left, o->help);
-        if (o->kind == WL_FLAG) {
-            printf(" (flag, default off)\n");
-        } else {
-            printf(" (default ");
-            print_value(stdout, o, o->def);
-            printf(", range ");
-            print_value(stdout, o, o->min);
-            printf("..");
-            print_value(stdout, o, o->max);
-            printf(")\n");
-        }
-    }
+    for (const wl_opt *o = spec->opts; o->name; o++)
+        print_opt_help(o);
+    printf("\ncommon options (every workload):\n");
+    for (const wl_opt *o = common_opts; o->name; o++)
+        print_opt_help(o);
     printf("  %-24s %s\n", "--help", "this text");
     printf("\nThe last line of output is one JSON object (see workloads/README.md).\n");
     exit(0);
@@ -134,6 +174,21 @@ static _Noreturn void print_help(const wl_spec *spec)
 static void set_value(wl_opt *o, const char *text)
 {
     char *end;
+    if (o->kind == WL_CHOICE) {
+        const char *const *ch = choices_of(o);
+        for (int64_t k = 0; ch[k]; k++)
+            if (strcmp(text, ch[k]) == 0) {
+                o->i = k;
+                return;
+            }
+        char names[128] = "";
+        for (const char *const *c = ch; *c; c++) {
+            if (c != ch)
+                strncat(names, ", ", sizeof names - strlen(names) - 1);
+            strncat(names, *c, sizeof names - strlen(names) - 1);
+        }
+        wl_usage_error("--%s must be one of %s, got '%s'", o->name, names, text);
+    }
     if (o->kind == WL_FLAG) {
         if (strcmp(text, "0") == 0)
             o->i = 0;
@@ -194,6 +249,10 @@ void wl_parse(wl_spec *spec, int argc, char **argv)
         o->i = (int64_t)o->def;
         o->d = o->def;
     }
+    for (wl_opt *o = common_opts; o->name; o++) {
+        o->i = (int64_t)o->def;
+        o->d = o->def;
+    }
     const char *pos[16];
     int npos = 0;
     for (int k = 1; k < argc; k++) {
@@ -241,6 +300,8 @@ void wl_parse(wl_spec *spec, int argc, char **argv)
         for (int k = 0; k < npos; k++)
             set_value(wl_opt_find(spec, spec->positional[k]), pos[k]);
     }
+    wl_verify_full = strcmp(verify_choices[common_opts[0].i], "full") == 0;
+    wl_floor_on = common_opts[1].i != 0;
 }
 
 /* ---- random ----------------------------------------------------------- */
@@ -329,6 +390,58 @@ void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what)
                          what, n, k, b[k], fb);
 }
 
+void wl_touch_pages(unsigned char *b, size_t end, unsigned char fill)
+{
+    for (size_t k = WL_PAGE; k < end; k += WL_PAGE)
+        b[k] = fill;
+}
+
+void wl_block_touch_range(void *p, size_t from, size_t to, uint64_t tag)
+{
+    unsigned char *b = p;
+    if (to < 16) {
+        wl_block_fill_range(p, from, to, tag);
+        return;
+    }
+    if (from < 8)
+        wl_block_fill_range(p, from, 8, tag);
+    size_t tail = to - 8;
+    size_t k = from < WL_PAGE ? WL_PAGE : (from + WL_PAGE - 1) / WL_PAGE * WL_PAGE;
+    for (; k < tail; k += WL_PAGE)
+        b[k] = (unsigned char)(tag >> 56);
+    wl_block_fill_range(p, from > tail ? from : tail, to, tag);
+}
+
+void wl_zero_spare(void *p, size_t from, size_t to)
+{
+    unsigned char *b = p;
+    if (from >= to)
+        return;
+    if (wl_verify_full || to < 16) {
+        memset(b + from, 0, to - from);
+        return;
+    }
+    if (from < 8)
+        memset(b + from, 0, 8 - from);
+    size_t tail = to - 8;
+    size_t k = from < WL_PAGE ? WL_PAGE : (from + WL_PAGE - 1) / WL_PAGE * WL_PAGE;
+    for (; k < tail; k += WL_PAGE)
+        b[k] = 0;
+    size_t t0 = from > tail ? from : tail;
+    memset(b + t0, 0, to - t0);
+}
+
+void wl_block_head_mismatch(const void *p, size_t n, uint64_t tag, const char *what)
+{
+    const unsigned char *b = p;
+    size_t head = n < 8 ? n : 8;
+    for (size_t k = 0; k < head; k++)
+        if (b[k] != tag_byte(tag, k))
+            wl_corrupted("(%s, %zu bytes): byte %zu is 0x%02x, expected 0x%02x",
+                         what, n, k, b[k], tag_byte(tag, k));
+    wl_fatal("internal error: head of %s reported wrong but matches", what);
+}
+
 /* ---- live bytes ------------------------------------------------------- */
 
 void wl_live_flush(wl_live *l)
@@ -346,28 +459,134 @@ void wl_live_flush(wl_live *l)
         ;
 }
 
-void *wl_malloc(wl_live *l, size_t n)
+void wl_out_of_memory(size_t old_n, size_t new_n)
 {
-    void *p = malloc(n);
-    if (!p)
-        wl_fatal("out of memory: malloc(%zu) returned NULL", n);
-    wl_live_add(l, (int64_t)n);
+    if (old_n)
+        wl_fatal("out of memory: realloc(%zu -> %zu) returned NULL", old_n, new_n);
+    wl_fatal("out of memory: malloc(%zu) returned NULL", new_n);
+}
+
+void wl_live_floor(wl_live *l, size_t reserve)
+{
+    if (wl_floor_on)
+        l->floor = wl_floor_new(reserve);
+}
+
+void wl_live_floor_done(wl_live *l)
+{
+    if (l->floor)
+        wl_floor_delete(l->floor);
+    l->floor = NULL;
+}
+
+/* ---- floor ------------------------------------------------------------ */
+
+void *wl_map_prefaulted(size_t bytes)
+{
+    if (bytes > WL_FLOOR_MAX_MAP)
+        wl_usage_error("--floor would set aside %.1f GiB at once (at most %.0f GiB); "
+                       "use smaller sizes or counts", (double)bytes / (1ULL << 30),
+                       (double)WL_FLOOR_MAX_MAP / (1ULL << 30));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED)
+        wl_fatal("--floor: mmap of %zu bytes failed: %s", bytes, strerror(errno));
     return p;
 }
 
-void *wl_realloc(wl_live *l, void *p, size_t old_n, size_t new_n)
+void wl_unmap(void *p, size_t bytes)
 {
-    void *q = realloc(p, new_n);
-    if (!q)
-        wl_fatal("out of memory: realloc(%zu -> %zu) returned NULL", old_n, new_n);
-    wl_live_add(l, (int64_t)new_n - (int64_t)old_n);
-    return q;
+    if (p && munmap(p, bytes) != 0)
+        wl_fatal("munmap of %zu bytes failed: %s", bytes, strerror(errno));
 }
 
-void wl_free(wl_live *l, void *p, size_t n)
+/* Each chunk starts with this header; blocks follow it. */
+typedef struct floor_chunk {
+    void *next;
+    size_t bytes;
+} floor_chunk;
+
+#define FLOOR_CHUNK_MIN ((size_t)64 << 20)
+
+static void floor_map_chunk(wl_floor *f, size_t bytes)
 {
-    free(p);
-    wl_live_add(l, -(int64_t)n);
+    bytes = (bytes + sizeof(floor_chunk) + WL_PAGE - 1) / WL_PAGE * WL_PAGE;
+    floor_chunk *c = wl_map_prefaulted(bytes);
+    c->next = f->chunks;
+    c->bytes = bytes;
+    f->chunks = c;
+    f->mapped += bytes;
+    f->cur = (char *)c + 64; /* blocks start on a cache line */
+    f->end = (char *)c + bytes;
+}
+
+wl_floor *wl_floor_new(size_t reserve)
+{
+    wl_floor *f = wl_calloc_lines(1, sizeof *f);
+    floor_map_chunk(f, reserve < ((size_t)1 << 20) ? (size_t)1 << 20 : reserve);
+    return f;
+}
+
+void *wl_floor_grow(wl_floor *f, size_t class_size)
+{
+    floor_map_chunk(f, class_size > FLOOR_CHUNK_MIN ? class_size : FLOOR_CHUNK_MIN);
+    void *p = f->cur;
+    f->cur += class_size;
+    return p;
+}
+
+void wl_floor_delete(wl_floor *f)
+{
+    for (floor_chunk *c = f->chunks, *next; c; c = next) {
+        next = c->next;
+        wl_unmap(c, c->bytes);
+    }
+    free(f);
+}
+
+void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t slab_bytes)
+{
+    size_t bytes;
+    slab_bytes = (slab_bytes + WL_LINE - 1) / WL_LINE * WL_LINE;
+    if (count == 0 || __builtin_mul_overflow(count, slab_bytes, &bytes))
+        wl_fatal("--floor: %zu slabs of %zu bytes are too many", count, slab_bytes);
+    pthread_mutex_init(&sp->mu, NULL);
+    sp->base = wl_map_prefaulted(bytes);
+    sp->slab_bytes = slab_bytes;
+    sp->count = count;
+    sp->free = malloc(count * sizeof *sp->free);
+    if (!sp->free)
+        wl_fatal("out of memory for the floor's slab pool");
+    for (size_t k = 0; k < count; k++)
+        sp->free[k] = sp->base + (count - 1 - k) * slab_bytes;
+    sp->nfree = count;
+}
+
+void *wl_slab_get(wl_slab_pool *sp)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (sp->nfree == 0)
+        wl_fatal("internal error: --floor slab pool of %zu slabs ran dry", sp->count);
+    void *s = sp->free[--sp->nfree];
+    pthread_mutex_unlock(&sp->mu);
+    return s;
+}
+
+void wl_slab_put(wl_slab_pool *sp, void *slab)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->free[sp->nfree++] = slab;
+    pthread_mutex_unlock(&sp->mu);
+}
+
+void wl_slab_pool_done(wl_slab_pool *sp)
+{
+    if (sp->nfree != sp->count)
+        wl_fatal("internal error: %zu of %zu floor slabs not returned",
+                 sp->count - sp->nfree, sp->count);
+    wl_unmap(sp->base, sp->count * sp->slab_bytes);
+    free(sp->free);
+    pthread_mutex_destroy(&sp->mu);
 }
 
 /* ---- timing ----------------------------------------------------------- */
@@ -423,27 +642,35 @@ void wl_report_print(const wl_report *r)
     double ops_per_sec = (double)r->ops / secs;
     const char *from = wl_malloc_from();
 
+    const char *verify = verify_choices[common_opts[0].i];
+
     printf("%s: %" PRIu64 " ops (%s) in %.3f s, %.2f ns/op, peak live %" PRId64
-           " bytes, malloc from %s\n",
+           " bytes, verify %s%s, malloc from %s\n",
            spec->name, r->ops, r->op_unit, r->seconds, ns_per_op,
-           r->peak_live_bytes, from);
+           r->peak_live_bytes, verify, wl_floor_on ? ", FLOOR (no malloc in the timed work)" : "",
+           from);
 
     printf("{\"workload\":");
     json_string(stdout, spec->name);
     printf(",\"params\":{");
     bool first = true;
-    for (const wl_opt *o = spec->opts; o->name; o++) {
-        printf("%s", first ? "" : ",");
-        first = false;
-        json_string(stdout, o->name);
-        if (o->kind == WL_FLAG)
-            printf(":%s", o->i ? "true" : "false");
-        else if (o->kind == WL_REAL)
-            printf(":%.9g", o->d);
-        else
-            printf(":%" PRId64, o->i);
+    for (int table = 0; table < 2; table++) {
+        for (const wl_opt *o = table ? common_opts : spec->opts; o->name; o++) {
+            printf("%s", first ? "" : ",");
+            first = false;
+            json_string(stdout, o->name);
+            if (o->kind == WL_FLAG)
+                printf(":%s", o->i ? "true" : "false");
+            else if (o->kind == WL_REAL)
+                printf(":%.9g", o->d);
+            else if (o->kind == WL_CHOICE)
+                printf(":\"%s\"", choices_of(o)[o->i]);
+            else
+                printf(":%" PRId64, o->i);
+        }
     }
     printf("},\"seed\":%" PRId64, wl_opt_find(g_spec, "seed")->i);
+    printf(",\"verify\":\"%s\",\"floor\":%s", verify, wl_floor_on ? "true" : "false");
     printf(",\"threads\":%" PRId64, r->threads);
     printf(",\"ops\":%" PRIu64 ",\"op_unit\":", r->ops);
     json_string(stdout, r->op_unit);
@@ -485,14 +712,15 @@ int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
                    const char *op_unit)
 {
     int64_t iters = wl_int(spec, "classic-iters");
+    wl_live_floor(live, size);
     wl_rng r = wl_rng_stream((uint64_t)wl_int(spec, "seed"), 1);
     uint64_t tag_base = wl_next(&r), h = 0;
     double t0 = wl_now();
     for (int64_t i = 0; i < iters; i++) {
         uint64_t tag = tag_base + (uint64_t)i * 0x9e3779b97f4a7c15ULL;
         char *p = wl_malloc(live, size);
-        wl_block_fill(p, size, tag);
-        wl_block_check(p, size, tag, what);
+        wl_block_write(p, size, tag);
+        wl_block_verify(p, size, tag, what);
         wl_free(live, p, size);
         h = wl_fold(h, tag);
     }
@@ -506,6 +734,7 @@ int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
         .final_live_bytes = live->cur,
         .checksum = h,
     };
+    wl_live_floor_done(live);
     wl_report_print(&rep);
     return 0;
 }

@@ -10,26 +10,46 @@
  *            stored in the first 8 bytes of a block, its low byte fills the
  *            rest. wl_block_check verifies both before the block is freed.
  *   live     bytes currently allocated, counted as requested sizes.
+ *   verify   how much of a block the workload writes and checks (--verify):
+ *            full writes every byte and checks every byte before free;
+ *            touch writes the tag in the first 8 bytes, the fill byte in
+ *            the last 8 bytes and one byte in every 4 KiB page between, and
+ *            checks the first 8 bytes before free. Both write the same
+ *            pattern (touch writes a subset of it), so both share one check.
+ *   floor    --floor: every malloc, free and realloc of the timed work goes
+ *            to a trivial recycle inside the workload instead of the
+ *            process's malloc (wl_floor bins, or slabs and slot buffers set
+ *            aside before timing), so the run measures the workload's own
+ *            cost: the part of a figure no allocator can change.
  *
  * Invariants
- *   - checksums never depend on addresses, timing or the allocator;
- *   - every byte of a block is written before the block counts as live;
+ *   - checksums never depend on addresses, timing, the allocator, --verify
+ *     or --floor;
+ *   - every page of a block (and its first and last 8 bytes) is written
+ *     before the block counts as live; with --verify full every byte;
  *   - errors in user input exit 2, corrupted blocks exit 3.
  */
 #ifndef WL_COMMON_H
 #define WL_COMMON_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A cache line: per-thread state is kept this far apart. */
+#define WL_LINE 64
 
 /* ---- options ---------------------------------------------------------- */
 
 typedef enum wl_opt_kind {
     WL_INT,  /* int64, accepts k/m/g binary suffixes */
     WL_REAL, /* double */
-    WL_FLAG  /* no value; --name=0 / --name=1 also accepted */
+    WL_FLAG, /* no value; --name=0 / --name=1 also accepted */
+    WL_CHOICE /* one word from a fixed list (common options only); i = index */
 } wl_opt_kind;
 
 typedef struct wl_opt {
@@ -51,7 +71,8 @@ typedef struct wl_spec {
                                       (all or none), NULL-terminated */
 } wl_spec;
 
-/* Parse argv into the table; prints help and exits 0 on --help; exits 2 with
+/* Parse argv into the table and the common options (--verify, --floor, which
+ * every workload takes); prints help and exits 0 on --help; exits 2 with
  * one line on stderr on any bad input. Remembers the spec for wl_usage_error
  * and the report. */
 void wl_parse(wl_spec *spec, int argc, char **argv);
@@ -71,6 +92,10 @@ _Noreturn void wl_fatal(const char *fmt, ...)
 /* "<workload>: corrupted block ..." on stderr, exit 3. */
 _Noreturn void wl_corrupted(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* The common options, set by wl_parse. */
+extern bool wl_verify_full; /* --verify full (default: touch) */
+extern bool wl_floor_on;    /* --floor */
 
 /* ---- random streams (splitmix64) -------------------------------------- */
 
@@ -127,16 +152,194 @@ static inline uint64_t wl_fold(uint64_t h, uint64_t x)
 
 uint64_t wl_hash_bytes(uint64_t h, const void *p, size_t n);
 
-/* ---- blocks: fill and check ------------------------------------------- */
+/* ---- blocks: write and check ------------------------------------------ */
 
-/* Write every byte of p[0..n): the tag in the first min(8, n) bytes, then
- * its low byte. */
+/* The pattern of a block of n bytes with tag t: byte k is byte k of t
+ * (little-endian) for k < 8, else the fill byte t >> 56. */
+
+/* Write every byte of p[0..n) with the pattern. */
 void wl_block_fill(void *p, size_t n, uint64_t tag);
-/* Write bytes [from, to) the way wl_block_fill would have (used after a
- * realloc growth). */
+/* Write bytes [from, to) with the pattern (used after a realloc growth). */
 void wl_block_fill_range(void *p, size_t from, size_t to, uint64_t tag);
-/* Check p[0..n) against the fill; on mismatch report `what` and exit 3. */
+/* Check p[0..n) against the pattern; on mismatch report `what` and exit 3. */
 void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what);
+
+#define WL_PAGE 4096
+/* The fill byte at every multiple of WL_PAGE in [WL_PAGE, end). */
+void wl_touch_pages(unsigned char *b, size_t end, unsigned char fill);
+
+/* The touch subset of the pattern: the first 8 bytes, the last 8 bytes and
+ * one byte in every 4 KiB page, so every page and cache line at either end
+ * is written (blocks under 16 bytes are written whole). */
+static inline void wl_block_touch(void *p, size_t n, uint64_t tag)
+{
+    if (n < 16) {
+        wl_block_fill(p, n, tag);
+        return;
+    }
+    unsigned char *b = p;
+    uint64_t tail = 0x0101010101010101ULL * (tag >> 56);
+    memcpy(b, &tag, 8);
+    memcpy(b + n - 8, &tail, 8);
+    if (n > WL_PAGE + 8)
+        wl_touch_pages(b, n - 8, (unsigned char)(tag >> 56));
+}
+
+/* The touch subset restricted to [from, to) of a block that is now `to`
+ * bytes long (after a realloc growth from `from` bytes). */
+void wl_block_touch_range(void *p, size_t from, size_t to, uint64_t tag);
+
+/* Reports a wrong head (first min(8, n) bytes) and exits 3. */
+_Noreturn void wl_block_head_mismatch(const void *p, size_t n, uint64_t tag,
+                                      const char *what);
+
+/* Check the first min(8, n) bytes (the tag) against the pattern. */
+static inline void wl_block_check_head(const void *p, size_t n, uint64_t tag,
+                                       const char *what)
+{
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, p, 8);
+        if (w == tag)
+            return;
+    } else {
+        memcpy(&w, p, n);
+        if (w == (tag & ((1ULL << (8 * n)) - 1)))
+            return;
+    }
+    wl_block_head_mismatch(p, n, tag, what);
+}
+
+/* What the workloads call: the whole pattern with --verify full, the touch
+ * subset otherwise. */
+static inline void wl_block_write(void *p, size_t n, uint64_t tag)
+{
+    if (wl_verify_full)
+        wl_block_fill(p, n, tag);
+    else
+        wl_block_touch(p, n, tag);
+}
+
+static inline void wl_block_write_range(void *p, size_t from, size_t to, uint64_t tag)
+{
+    if (wl_verify_full)
+        wl_block_fill_range(p, from, to, tag);
+    else
+        wl_block_touch_range(p, from, to, tag);
+}
+
+/* Before a block is freed: every byte with --verify full, else its head. */
+static inline void wl_block_verify(const void *p, size_t n, uint64_t tag, const char *what)
+{
+    if (wl_verify_full)
+        wl_block_check(p, n, tag, what);
+    else
+        wl_block_check_head(p, n, tag, what);
+}
+
+/* Spare capacity [from, to) of a growable buffer or array that is now `to`
+ * bytes long (json, mir): with --verify full it is zeroed; with touch, only
+ * the bytes the touch subset covers (first and last 8, one per page) are
+ * zeroed, so its pages are real but it costs no memset. */
+void wl_zero_spare(void *p, size_t from, size_t to);
+
+/* ---- floor: the trivial recycle of --floor ----------------------------- */
+
+/* Memory set aside for --floor: mapped and faulted in (MAP_POPULATE) before
+ * timing, so using it costs no page fault. Fatal on failure; more than
+ * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (exit 2). */
+#define WL_FLOOR_MAX_MAP ((size_t)4 << 30)
+void *wl_map_prefaulted(size_t bytes);
+void wl_unmap(void *p, size_t bytes);
+
+/* Size classes of the floor bins: 16-byte steps up to 1 KiB, then eight per
+ * doubling (at most 12.5 % rounding). */
+#define WL_FLOOR_CLASSES 320
+
+static inline unsigned wl_floor_class(size_t n)
+{
+    if (n <= 1024)
+        return n ? (unsigned)((n + 15) >> 4) : 1;
+    unsigned e = 63 - (unsigned)__builtin_clzll((unsigned long long)(n - 1));
+    return 65 + (e - 10) * 8 + (unsigned)(((n - 1) >> (e - 3)) & 7);
+}
+
+static inline size_t wl_floor_class_size(unsigned c)
+{
+    if (c <= 64)
+        return (size_t)c * 16;
+    unsigned e = 10 + (c - 65) / 8, sub = (c - 65) % 8;
+    return (size_t)(9 + sub) << (e - 3);
+}
+
+/* One context's floor allocator (a thread's, or a larson lineage's): LIFO
+ * free lists by class, fed by bumping through prefaulted chunks. Owned by
+ * one thread at a time; no locks, no atomics. A block freed into a context
+ * may have come from another context's chunk. */
+typedef struct wl_floor {
+    _Alignas(WL_LINE) void *bin[WL_FLOOR_CLASSES];
+    char *cur, *end;      /* bump region in the newest chunk */
+    void *chunks;         /* list of mapped chunks, for wl_floor_delete */
+    uint64_t mapped;      /* bytes mapped so far */
+} wl_floor;
+
+/* A context with `reserve` bytes prefaulted; more chunks (64 MiB or the
+ * class size, prefaulted) are mapped when it runs out. */
+wl_floor *wl_floor_new(size_t reserve);
+void wl_floor_delete(wl_floor *f);
+void *wl_floor_grow(wl_floor *f, size_t class_size);
+
+static inline void *wl_floor_alloc(wl_floor *f, size_t n)
+{
+    unsigned c = wl_floor_class(n);
+    void *p = f->bin[c];
+    if (p) {
+        f->bin[c] = *(void **)p;
+        return p;
+    }
+    size_t s = wl_floor_class_size(c);
+    if ((size_t)(f->end - f->cur) < s)
+        return wl_floor_grow(f, s);
+    p = f->cur;
+    f->cur += s;
+    return p;
+}
+
+static inline void wl_floor_free(wl_floor *f, void *p, size_t n)
+{
+    unsigned c = wl_floor_class(n);
+    *(void **)p = f->bin[c];
+    f->bin[c] = p;
+}
+
+/* Same class: same block; else a new block, the common prefix copied. */
+static inline void *wl_floor_realloc(wl_floor *f, void *p, size_t old_n, size_t new_n)
+{
+    if (wl_floor_class(old_n) == wl_floor_class(new_n))
+        return p;
+    void *q = wl_floor_alloc(f, new_n);
+    memcpy(q, p, old_n < new_n ? old_n : new_n);
+    wl_floor_free(f, p, old_n);
+    return q;
+}
+
+/* A pool of equal slabs for producer/consumer workloads under --floor: a
+ * producer takes a slab for a batch (its record and its blocks), the
+ * consumer gives it back; one mutex-protected push or pop per batch. The
+ * pool holds as many slabs as batches can be in flight, so it never runs
+ * dry (it is a fatal internal error if it does). */
+typedef struct wl_slab_pool {
+    pthread_mutex_t mu;
+    char *base;
+    size_t slab_bytes, count;
+    void **free;
+    size_t nfree;
+} wl_slab_pool;
+
+void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t slab_bytes);
+void *wl_slab_get(wl_slab_pool *sp);
+void wl_slab_put(wl_slab_pool *sp, void *slab);
+void wl_slab_pool_done(wl_slab_pool *sp);
 
 /* ---- live bytes ------------------------------------------------------- */
 
@@ -151,6 +354,7 @@ typedef struct wl_live {
     int64_t cur, peak;
     int64_t pending;           /* not yet folded into shared */
     wl_live_shared *shared;    /* NULL for single-threaded use */
+    wl_floor *floor;           /* --floor: this context's recycle; NULL: malloc */
 } wl_live;
 
 #define WL_LIVE_BATCH ((int64_t)64 * 1024)
@@ -171,17 +375,49 @@ static inline void wl_live_add(wl_live *l, int64_t n)
 
 /* ---- allocation helpers (exit 1 on NULL; count live bytes) ------------ */
 
-void *wl_malloc(wl_live *l, size_t n);
+/* The calls a workload's timed work makes: the process's malloc, free and
+ * realloc, or with l->floor set (--floor) that context's floor bins. */
+
+_Noreturn void wl_out_of_memory(size_t old_n, size_t new_n);
+
+static inline void *wl_malloc(wl_live *l, size_t n)
+{
+    void *p = l->floor ? wl_floor_alloc(l->floor, n) : malloc(n);
+    if (__builtin_expect(p == NULL, 0))
+        wl_out_of_memory(0, n);
+    wl_live_add(l, (int64_t)n);
+    return p;
+}
+
+static inline void *wl_realloc(wl_live *l, void *p, size_t old_n, size_t new_n)
+{
+    void *q = l->floor ? wl_floor_realloc(l->floor, p, old_n, new_n) : realloc(p, new_n);
+    if (__builtin_expect(q == NULL, 0))
+        wl_out_of_memory(old_n, new_n);
+    wl_live_add(l, (int64_t)new_n - (int64_t)old_n);
+    return q;
+}
+
+static inline void wl_free(wl_live *l, void *p, size_t n)
+{
+    if (l->floor)
+        wl_floor_free(l->floor, p, n);
+    else
+        free(p);
+    wl_live_add(l, -(int64_t)n);
+}
+
+/* A floor context for `l` when --floor is on (reserve: bytes to prefault),
+ * else nothing; wl_live_floor_done releases it. */
+void wl_live_floor(wl_live *l, size_t reserve);
+void wl_live_floor_done(wl_live *l);
 
 /* n zeroed elements of size bytes starting on a cache line, for per-thread
  * state that each thread writes on every step (declare the struct with
  * _Alignas(WL_LINE) on its first member so elements never share a line:
  * false sharing would measure the workload, not the allocator). Fatal on
  * overflow or out of memory. */
-#define WL_LINE 64
 void *wl_calloc_lines(size_t n, size_t size);
-void *wl_realloc(wl_live *l, void *p, size_t old_n, size_t new_n);
-void wl_free(wl_live *l, void *p, size_t n);
 
 /* ---- timing ----------------------------------------------------------- */
 
@@ -209,7 +445,8 @@ void wl_report_print(const wl_report *r);
 
 /* The --classic mode of json and mir, the shape of earlier published
  * figures: spec's "classic-iters" times, allocate one block of `size` bytes,
- * touch and check every byte, free it; prints the report. `what` names the
+ * write it and check it (wl_block_write / wl_block_verify), free it; prints
+ * the report. `what` names the
  * block in a corruption message, `op_unit` the op in the report. */
 int wl_run_classic(wl_spec *spec, wl_live *live, size_t size, const char *what,
                    const char *op_unit);

@@ -2,7 +2,9 @@
  * each round free a random half and refill those slots with sizes skewed the
  * other way (even rounds toward small, odd rounds toward large, log scale),
  * so an allocator must reuse holes of the wrong size. Compare RSS with
- * peak_live_bytes to see how well holes are reused. */
+ * peak_live_bytes to see how well holes are reused.
+ * --floor: floor bins prefaulted for twice the mean live bytes (the bins
+ * keep blocks of the sizes skewed away from, so they grow past it). */
 #include "common.h"
 
 #include <math.h>
@@ -57,6 +59,8 @@ int main(int argc, char **argv)
     for (uint64_t k = 0; k < n; k++)
         order[k] = (uint32_t)k;
     wl_live live = { 0 };
+    double mean = ((double)hi - (double)lo) / (log((double)hi + 1.0) - log((double)lo) + 1e-9);
+    wl_live_floor(&live, (size_t)(2.0 * (double)n * (mean > (double)lo ? mean : (double)lo)));
     uint64_t h = 0, ops = 0, serial = 0, tag_base = wl_next(&r);
 
     double t0 = wl_now();
@@ -65,7 +69,7 @@ int main(int argc, char **argv)
         s->size = round_size(&r, lo, hi, 0);
         s->tag = tag_base + serial++ * 0x9e3779b97f4a7c15ULL;
         s->p = wl_malloc(&live, s->size);
-        wl_block_fill(s->p, s->size, s->tag);
+        wl_block_write(s->p, s->size, s->tag);
         ops++;
     }
     for (int64_t round = 1; round <= rounds; round++) {
@@ -77,7 +81,7 @@ int main(int argc, char **argv)
             order[k] = order[j];
             order[j] = t;
             slot *s = &slots[order[k]];
-            wl_block_check(s->p, s->size, s->tag, "frag block");
+            wl_block_verify(s->p, s->size, s->tag, "frag block");
             h = wl_fold(h, s->tag ^ s->size);
             wl_free(&live, s->p, s->size);
             ops++;
@@ -87,19 +91,20 @@ int main(int argc, char **argv)
             s->size = round_size(&r, lo, hi, round);
             s->tag = tag_base + serial++ * 0x9e3779b97f4a7c15ULL;
             s->p = wl_malloc(&live, s->size);
-            wl_block_fill(s->p, s->size, s->tag);
+            wl_block_write(s->p, s->size, s->tag);
             ops++;
         }
     }
     double secs = wl_now() - t0;
     int64_t final_live = live.cur;
     for (uint64_t k = 0; k < n; k++) {
-        wl_block_check(slots[k].p, slots[k].size, slots[k].tag, "frag block");
+        wl_block_verify(slots[k].p, slots[k].size, slots[k].tag, "frag block");
         h = wl_fold(h, slots[k].tag ^ slots[k].size);
         wl_free(&live, slots[k].p, slots[k].size);
     }
     free(slots);
     free(order);
+    wl_live_floor_done(&live);
 
     wl_report rep = {
         .threads = 1,

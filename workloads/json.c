@@ -13,9 +13,14 @@
  * log-uniform between doc-bytes/8 and 4 x doc-bytes.
  *
  * Honest memory: every node and string is fully written; the unused
- * capacity of a buffer or array is zeroed when it grows. Before a string or
- * key is freed its hash is checked against the one taken at parse time, and
- * every node carries a check word. Any mismatch exits 3.
+ * capacity of a buffer or array is zeroed when it grows (wl_zero_spare:
+ * whole with --verify full, its touch subset otherwise). Every node carries
+ * a check word, checked when it is walked and freed; with --verify full,
+ * before a string or key is freed its hash is also checked against the one
+ * taken at parse time. Any mismatch exits 3.
+ *
+ * --floor: every malloc, realloc and free goes to one floor context
+ * (prefaulted for the kept documents plus the largest document's tree).
  *
  * --classic: allocate a 64 KiB block, write and check every byte, free it;
  * classic-iters times (one op = one such cycle). */
@@ -58,8 +63,7 @@ static void *j_grow(void *p, size_t old_n, size_t new_n)
 {
     g_ops++;
     char *q = wl_realloc(&g_live, p, old_n, new_n);
-    if (new_n > old_n)
-        memset(q + old_n, 0, new_n - old_n);
+    wl_zero_spare(q, old_n, new_n);
     return q;
 }
 
@@ -85,7 +89,7 @@ static void buf_reserve(buf *b, size_t extra)
         cap *= 2;
     b->p = b->p ? j_grow(b->p, b->cap, cap) : j_alloc(cap);
     if (b->cap == 0)
-        memset(b->p, 0, cap);
+        wl_zero_spare(b->p, 0, cap);
     b->cap = cap;
 }
 
@@ -502,7 +506,7 @@ static void *grow_array(void *arr, uint32_t *cap, size_t elem)
     void *q;
     if (old == 0) {
         q = j_alloc(now * elem);
-        memset(q, 0, now * elem);
+        wl_zero_spare(q, 0, now * elem);
     } else {
         q = j_grow(arr, old * elem, now * elem);
     }
@@ -690,7 +694,8 @@ static void free_node(jnode *n)
     verify_node(n);
     switch (n->type) {
     case J_STR:
-        if (wl_hash_bytes(0, n->u.str, n->n) != n->hash || n->u.str[n->n] != '\0')
+        if (wl_verify_full &&
+            (wl_hash_bytes(0, n->u.str, n->n) != n->hash || n->u.str[n->n] != '\0'))
             wl_corrupted("(json string, %u bytes): contents changed", n->n + 1);
         j_free(n->u.str, (size_t)n->n + 1);
         break;
@@ -703,7 +708,7 @@ static void free_node(jnode *n)
     case J_OBJ:
         for (uint32_t k = 0; k < n->n; k++) {
             jmember *m = &n->u.mem[k];
-            if ((uint32_t)wl_hash_bytes(0, m->key, m->klen) != m->khash)
+            if (wl_verify_full && (uint32_t)wl_hash_bytes(0, m->key, m->klen) != m->khash)
                 wl_corrupted("(json key, %u bytes): contents changed", m->klen + 1);
             j_free(m->key, (size_t)m->klen + 1);
             free_node(m->val);
@@ -761,6 +766,8 @@ int main(int argc, char **argv)
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
     make_vocab(&r);
     kept_doc *kept = keep ? calloc(keep, sizeof *kept) : NULL;
+    /* about 4x the text in live bytes for the largest documents (4x the mean) */
+    wl_live_floor(&g_live, (keep + 2) * doc_bytes * 16);
     if (keep && !kept)
         wl_fatal("out of memory");
     uint64_t h = 0, text_bytes = 0, nodes = 0;
@@ -801,6 +808,7 @@ int main(int argc, char **argv)
         if (kept[k].root)
             h = evict(&kept[k], h);
     free(kept);
+    wl_live_floor_done(&g_live);
 
     wl_report rep = {
         .threads = 1,

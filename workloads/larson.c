@@ -1,29 +1,42 @@
 /* larson - the Larson & Krishnan server benchmark (ISMM 1998), written
- * afresh.
+ * afresh from its published description.
  *
- * Model: `threads` arrays ("lineages") of `chunks_per_thread` slots. The main
- * thread fills every array (warm-up, not timed), then one worker thread per
+ * Model: `threads` arrays ("lineages") of `chunks_per_thread` slots.
+ * Warm-up (main thread, not timed), as in the original: allocate
+ * threads x chunks_per_thread blocks of random size in [min_size, max_size),
+ * shuffle them across all arrays (a random permutation), then replace a
+ * random block 4 x threads x chunks_per_thread times (free it, allocate a
+ * new one); so every array holds blocks allocated by main at scattered
+ * times, next to blocks of the other arrays. Then one worker thread per
  * array runs rounds x chunks_per_thread steps; a step picks a random slot,
  * checks and frees its block, and allocates a new block of random size in
- * [min_size, max_size) into it, writing every byte. When a worker finishes
- * its steps it starts a fresh thread that carries on with the same array and
- * random stream, then exits: blocks are freed by threads other than the one
- * that allocated them (the warm-up blocks by a thread other than main).
+ * [min_size, max_size) into it, writing it (wl_block_write: with the default
+ * --verify touch its first and last 8 bytes, where the original writes two
+ * bytes at the start). Thread lineage, as in the original: when a worker
+ * finishes its steps it starts a successor thread that inherits the array
+ * (its live blocks) and the random stream, then exits; the successor reaps
+ * it. So blocks are freed by threads other than the one that allocated
+ * them, and the warm-up blocks by threads other than main.
  *
  * Time mode (--generations 0, the default and the classic form): the run
  * stops `seconds` after the workers start; workers notice the stop flag at
  * the next step. The classic line reports allocations per second over the
- * timed part (warm-up excluded), as published larson figures do; its
- * "relative time" is that timed part in seconds. The checksum covers only the
- * warm-up (sizes and tags of threads x chunks_per_thread blocks), since the
- * amount of later work depends on speed.
+ * timed part (warm-up excluded) and, as the original, "relative time"
+ * 1e9 / throughput. The checksum covers only the warm-up (sizes and tags of
+ * the threads x chunks_per_thread blocks it leaves), since the amount of
+ * later work depends on speed.
  * Generation mode (--generations N): each array runs exactly N thread
  * generations, no time bound; the checksum covers every block allocated and
  * freed, so it is the same under every allocator.
  *
- * Determinism: lineage t draws from stream t of the seed; the stream moves
- * with the array from thread to thread, so the request sequence of each
- * array depends only on the seed and the parameters. */
+ * Determinism: the warm-up draws from its own stream, lineage t from stream
+ * t of the seed; the stream moves with the array from thread to thread, so
+ * the request sequence of each array depends only on the seed and the
+ * parameters.
+ *
+ * --floor: main's warm-up and each lineage have their own floor bins (a
+ * lineage's move with its array); a lineage frees blocks of main's into its
+ * own bins and allocates from them. */
 #include "common.h"
 
 #include <errno.h>
@@ -75,6 +88,9 @@ typedef struct lineage {
     pthread_t last;         /* the final thread, joined by main */
 } lineage;
 
+/* The warm-up's random stream (lineages use streams 0 .. threads-1). */
+#define WARM_UP_STREAM 0xffffffffULL
+
 static uint64_t g_chunks, g_steps, g_min, g_range, g_generations;
 static _Atomic int g_stop;
 static _Atomic uint64_t g_threads_started;
@@ -92,11 +108,8 @@ static void fill_slot(lineage *l, uint64_t v)
 {
     uint32_t s = (uint32_t)(g_min + wl_below(&l->rng, g_range));
     uint64_t tag = next_tag(l);
-    void *p = malloc(s);
-    if (!p)
-        wl_fatal("out of memory: malloc(%u) returned NULL", s);
-    wl_block_fill(p, s, tag);
-    wl_live_add(&l->live, s);
+    void *p = wl_malloc(&l->live, s);
+    wl_block_write(p, s, tag);
     l->ptr[v] = p;
     l->size[v] = s;
     l->tag[v] = tag;
@@ -104,10 +117,34 @@ static void fill_slot(lineage *l, uint64_t v)
 
 static void release_slot(lineage *l, uint64_t v)
 {
-    wl_block_check(l->ptr[v], l->size[v], l->tag[v], "larson slot");
-    free(l->ptr[v]);
-    wl_live_add(&l->live, -(int64_t)l->size[v]);
+    wl_block_verify(l->ptr[v], l->size[v], l->tag[v], "larson slot");
+    wl_free(&l->live, l->ptr[v], l->size[v]);
     l->ptr[v] = NULL;
+}
+
+/* The original's warm-up on all arrays at once (one lineage record for
+ * main, whose arrays are the concatenation of every lineage's). */
+static void warm_up(lineage *w, uint64_t n)
+{
+    for (uint64_t v = 0; v < n; v++)
+        fill_slot(w, v);
+    for (uint64_t k = n; k > 1; k--) {
+        uint64_t j = wl_below(&w->rng, k);
+        void *p = w->ptr[j];
+        uint32_t s = w->size[j];
+        uint64_t t = w->tag[j];
+        w->ptr[j] = w->ptr[k - 1];
+        w->size[j] = w->size[k - 1];
+        w->tag[j] = w->tag[k - 1];
+        w->ptr[k - 1] = p;
+        w->size[k - 1] = s;
+        w->tag[k - 1] = t;
+    }
+    for (uint64_t k = 0; k < 4 * n; k++) {
+        uint64_t v = wl_below(&w->rng, n);
+        release_slot(w, v);
+        fill_slot(w, v);
+    }
 }
 
 static void *worker(void *arg);
@@ -192,26 +229,36 @@ int main(int argc, char **argv)
     uint64_t seed = (uint64_t)wl_int(&spec, "seed");
     int nt = (int)wl_int(&spec, "threads");
 
-    lineage *ls = wl_calloc_lines((size_t)nt, sizeof *ls);
-    /* warm-up: main allocates every array's blocks */
+    lineage *ls = wl_calloc_lines((size_t)nt + 1, sizeof *ls);
+    size_t slot_bytes = wl_floor_class_size(wl_floor_class((size_t)hi - 1));
+    /* warm-up: main allocates every array's blocks (record ls[nt]) */
+    uint64_t all = g_chunks * (uint64_t)nt;
+    lineage *w = &ls[nt];
+    w->rng = wl_rng_stream(seed, WARM_UP_STREAM);
+    w->tag_base = wl_next(&w->rng);
+    w->live = (wl_live){ .shared = &g_live_shared };
+    w->ptr = calloc(all, sizeof *w->ptr);
+    w->size = calloc(all, sizeof *w->size);
+    w->tag = calloc(all, sizeof *w->tag);
+    if (!w->ptr || !w->size || !w->tag)
+        wl_fatal("out of memory for %" PRIu64 " slots", all);
+    wl_live_floor(&w->live, all * slot_bytes);
+    warm_up(w, all);
+    wl_live_flush(&w->live);
     for (int t = 0; t < nt; t++) {
         lineage *l = &ls[t];
         l->index = (uint64_t)t;
         l->rng = wl_rng_stream(seed, (uint64_t)t);
         l->tag_base = wl_next(&l->rng);
         l->live = (wl_live){ .shared = &g_live_shared };
-        l->ptr = calloc(g_chunks, sizeof *l->ptr);
-        l->size = calloc(g_chunks, sizeof *l->size);
-        l->tag = calloc(g_chunks, sizeof *l->tag);
-        if (!l->ptr || !l->size || !l->tag)
-            wl_fatal("out of memory for %" PRIu64 " slots", g_chunks);
+        wl_live_floor(&l->live, g_chunks * slot_bytes);
+        l->ptr = w->ptr + (uint64_t)t * g_chunks;
+        l->size = w->size + (uint64_t)t * g_chunks;
+        l->tag = w->tag + (uint64_t)t * g_chunks;
         uint64_t h = wl_fold(0, (uint64_t)t);
-        for (uint64_t v = 0; v < g_chunks; v++) {
-            fill_slot(l, v);
+        for (uint64_t v = 0; v < g_chunks; v++)
             h = wl_fold(h, l->tag[v] ^ l->size[v]);
-        }
         l->checksum = h;
-        wl_live_flush(&l->live);
     }
 
     g_active = nt;
@@ -239,6 +286,7 @@ int main(int argc, char **argv)
         frees += l->frees;
         final_live += l->live.cur;
     }
+    final_live += w->live.cur; /* lineages' counts go negative by the warm-up blocks they free */
     /* final check and free, not timed */
     for (int t = 0; t < nt; t++) {
         lineage *l = &ls[t];
@@ -250,14 +298,16 @@ int main(int argc, char **argv)
         }
         wl_live_flush(&l->live);
         sum = wl_fold(sum, h);
-        free(l->ptr);
-        free(l->size);
-        free(l->tag);
+        wl_live_floor_done(&l->live);
     }
+    wl_live_floor_done(&w->live);
+    free(w->ptr);
+    free(w->size);
+    free(w->tag);
 
     double allocs_per_sec = (double)mallocs / (secs > 0 ? secs : 1e-9);
     printf("Throughput = %.0f operations per second, relative time: %.3fs.\n",
-           allocs_per_sec, secs);
+           allocs_per_sec, 1e9 / (allocs_per_sec > 0 ? allocs_per_sec : 1));
     wl_report r = {
         .threads = nt,
         .ops = mallocs + frees,

@@ -21,9 +21,13 @@
  * function and some globals).
  *
  * Honest memory: every node is fully written; array capacity is zeroed when
- * it grows; payloads carry a tag pattern checked before free and every
- * instruction and block a check word; symbol names are re-hashed before
- * they are freed. Mismatch exits 3.
+ * it grows (wl_zero_spare: whole with --verify full, its touch subset
+ * otherwise); payloads carry the tag pattern (wl_block_write, checked by
+ * wl_block_verify before free) and every instruction and block a check
+ * word; with --verify full, symbol names are re-hashed before they are
+ * freed. Mismatch exits 3.
+ *
+ * --floor: every malloc, realloc and free goes to one floor context.
  *
  * --classic: allocate a 256 KiB block, write and check every byte, free it;
  * classic-iters times (one op = one such cycle). */
@@ -77,11 +81,10 @@ static void *m_resize(void *p, uint32_t *cap, uint32_t new_cap, size_t elem)
     g_ops++;
     if (!p) {
         q = wl_malloc(&g_live, new_n);
-        memset(q, 0, new_n);
+        wl_zero_spare(q, 0, new_n);
     } else {
         q = wl_realloc(&g_live, p, old_n, new_n);
-        if (new_n > old_n)
-            memset(q + old_n, 0, new_n - old_n);
+        wl_zero_spare(q, old_n, new_n);
     }
     *cap = new_cap;
     return q;
@@ -173,7 +176,7 @@ static insn *new_insn(func *f, wl_rng *r, uint16_t op)
     i->payload = payload;
     i->tag = f->tag_base + (uint64_t)i->id * 0x9e3779b97f4a7c15ULL;
     i->check = insn_check(i);
-    wl_block_fill(i->data, payload, i->tag);
+    wl_block_write(i->data, payload, i->tag);
     return i;
 }
 
@@ -246,7 +249,7 @@ static void destroy_insn(insn *i)
         m_free(i->ops, (size_t)i->opcap * sizeof *i->ops);
     if (i->uses)
         m_free(i->uses, (size_t)i->ucap * sizeof *i->uses);
-    wl_block_check(i->data, i->payload, i->tag, "mir instruction payload");
+    wl_block_verify(i->data, i->payload, i->tag, "mir instruction payload");
     m_free(i, sizeof(insn) + i->payload);
 }
 
@@ -439,7 +442,7 @@ static void free_function(func *f)
             next = i->next;
             if (i->ops)
                 m_free(i->ops, (size_t)i->opcap * sizeof *i->ops);
-            wl_block_check(i->data, i->payload, i->tag, "mir instruction payload");
+            wl_block_verify(i->data, i->payload, i->tag, "mir instruction payload");
             m_free(i, sizeof(insn) + i->payload);
         }
         if (b->preds)
@@ -473,7 +476,8 @@ static uint64_t free_symbols(uint64_t h)
 {
     for (uint32_t k = 0; k < g_nsyms; k++) {
         symbol *s = &g_syms[k];
-        if ((uint32_t)wl_hash_bytes(0, s->name, s->len) != s->hash || s->name[s->len])
+        if (wl_verify_full &&
+            ((uint32_t)wl_hash_bytes(0, s->name, s->len) != s->hash || s->name[s->len]))
             wl_corrupted("(mir symbol %u, %u bytes): name changed", k, s->len + 1);
         h = wl_fold(h, s->hash);
         m_free(s->name, (size_t)s->len + 1);
@@ -499,6 +503,10 @@ int main(int argc, char **argv)
     size_t keep = (size_t)wl_int(&spec, "keep");
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
     func **kept = keep ? calloc(keep, sizeof *kept) : NULL;
+    /* the kept functions (about 512 bytes per instruction at most) and the
+     * module's symbols */
+    wl_live_floor(&g_live, 2 * ((keep + 2) * mean_blocks * mean_insns * 512 +
+                                (size_t)nfuncs * 128));
     if (keep && !kept)
         wl_fatal("out of memory");
     uint64_t h = 0, insns_built = 0, edits = 0;
@@ -546,6 +554,7 @@ int main(int argc, char **argv)
         }
     free(kept);
     h = free_symbols(h);
+    wl_live_floor_done(&g_live);
 
     wl_report rep = {
         .threads = 1,

@@ -1,6 +1,7 @@
 /* random_mixed - a working set of slots; each step picks a random slot and
  * frees its block if it holds one, or allocates a block of random size in
- * [min, max] if it is empty. Sizes and slots come from one seeded stream. */
+ * [min, max] if it is empty. Sizes and slots come from one seeded stream.
+ * --floor: floor bins prefaulted for every slot full at the largest size. */
 #include "common.h"
 
 #include <stdlib.h>
@@ -28,7 +29,7 @@ typedef struct slot {
 
 static uint64_t release(wl_live *live, slot *s, uint64_t h)
 {
-    wl_block_check(s->p, s->size, s->tag, "random_mixed slot");
+    wl_block_verify(s->p, s->size, s->tag, "random_mixed slot");
     wl_free(live, s->p, s->size);
     s->p = NULL;
     return wl_fold(h, s->tag ^ s->size);
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
     if (!slots)
         wl_fatal("out of memory for %llu slots", (unsigned long long)nslots);
     wl_live live = { 0 };
+    wl_live_floor(&live, nslots * wl_floor_class_size(wl_floor_class(hi)));
     uint64_t h = 0, tag_base = wl_next(&r);
 
     double t0 = wl_now();
@@ -57,7 +59,7 @@ int main(int argc, char **argv)
             s->size = (uint32_t)wl_range(&r, lo, hi);
             s->tag = tag_base + k * 0x9e3779b97f4a7c15ULL;
             s->p = wl_malloc(&live, s->size);
-            wl_block_fill(s->p, s->size, s->tag);
+            wl_block_write(s->p, s->size, s->tag);
         }
     }
     double secs = wl_now() - t0;
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
         if (slots[k].p)
             h = release(&live, &slots[k], h);
     free(slots);
+    wl_live_floor_done(&live);
 
     wl_report rep = {
         .threads = 1,

@@ -1,9 +1,10 @@
 /* small_batches.h - the batch loop shared by tiny and tiny_mt.
  *
  * One batch: allocate `batch` blocks (sizes from a precomputed table, so the
- * random generator stays out of the timed path), fill each completely, then
- * check and free them: even batches in LIFO order, odd batches in one of a
- * few precomputed random orders. A final partial batch is freed LIFO.
+ * random generator stays out of the timed path), write each (wl_block_write),
+ * then check and free them: even batches in LIFO order, odd batches in one
+ * of a few precomputed random orders. A final partial batch is freed LIFO.
+ * --floor: each stream has its own floor bins (prefaulted for one batch).
  * The checksum folds sizes and tags once per batch; it depends only on the
  * stream's seed and the parameters. */
 #ifndef WL_SMALL_BATCHES_H
@@ -55,11 +56,13 @@ static void sb_init(sb_state *st, const sb_params *p, uint64_t seed, uint64_t st
     }
     st->tag_base = wl_next(&r);
     st->live = (wl_live){ .shared = shared };
+    wl_live_floor(&st->live, b * wl_floor_class_size(wl_floor_class(p->max_size)));
     st->checksum = wl_fold(0, (uint64_t)stream);
 }
 
 static void sb_done(sb_state *st)
 {
+    wl_live_floor_done(&st->live);
     free(st->orders);
     free(st->ptrs);
 }
@@ -74,9 +77,8 @@ static inline void sb_release(sb_state *st, uint64_t first, size_t i, uint64_t *
     uint64_t n = first + i;
     size_t s = st->sizes[n & (SB_SIZES - 1)];
     uint64_t tag = sb_tag(st, n);
-    wl_block_check(st->ptrs[i], s, tag, "small batch");
-    free(st->ptrs[i]);
-    wl_live_add(&st->live, -(int64_t)s);
+    wl_block_verify(st->ptrs[i], s, tag, "small batch");
+    wl_free(&st->live, st->ptrs[i], s);
     *acc += (uint64_t)s ^ tag;
 }
 
@@ -93,11 +95,8 @@ static void sb_run(sb_state *st, const sb_params *p)
         for (size_t i = 0; i < cnt; i++) {
             uint64_t k = n + i;
             size_t s = st->sizes[k & (SB_SIZES - 1)];
-            void *q = malloc(s);
-            if (!q)
-                wl_fatal("out of memory: malloc(%zu) returned NULL", s);
-            wl_block_fill(q, s, sb_tag(st, k));
-            wl_live_add(&st->live, (int64_t)s);
+            void *q = wl_malloc(&st->live, s);
+            wl_block_write(q, s, sb_tag(st, k));
             st->ptrs[i] = q;
         }
         if ((batch_no & 1) == 0 || cnt < b) {

@@ -7,7 +7,8 @@
 # compile line is remembered in build/workloads/cflags so a change of CC or
 # flags rebuilds everything.
 
-WL_NAMES   := larson json mir tiny tiny_mt random_mixed frag xthread burst_idle large
+WL_NAMES   := larson json mir tiny tiny_mt random_mixed frag xthread burst_idle large \
+              batch_free queue_pass large_reuse
 WL_DIR     := $(BUILD)/workloads
 WL_CFLAGS  := $(BASE_CFLAGS) -O2
 WL_LDLIBS  := -lpthread -ldl -lm
@@ -28,5 +29,5 @@ $(WL_DIR)/common.o: workloads/common.c $(WL_HDRS) $(WL_DIR)/cflags
 $(WL_BINS): $(WL_DIR)/%: workloads/%.c $(WL_DIR)/common.o $(WL_HDRS) $(WL_DIR)/cflags
 	$(CC) $(WL_CFLAGS) $< $(WL_DIR)/common.o -o $@ $(WL_LDLIBS)
 
-test-workloads: workloads
+test-workloads: workloads $(BUILD)/tests/libbroken_malloc.so
 	tests/workloads.sh

@@ -11,7 +11,15 @@
  *
  * Checksum: each block contributes mix(tag ^ size); consumers add these up
  * (order-independent, so the result does not depend on scheduling) and the
- * total must equal what the producers produced, else exit 3. */
+ * total must equal what the producers produced, else exit 3.
+ *
+ * --floor: a batch is a slab from a pool set aside before timing (the
+ * record, then one max-size place per block); the producer takes a slab
+ * where it would malloc the record, block mallocs are places in it, block
+ * frees do nothing, and the consumer puts the slab back where it would free
+ * the record. The pool has a slab for every batch that can be in flight:
+ * consumers x queue queued, one per consumer being freed, one per producer
+ * being filled. */
 #include "common.h"
 
 #include <inttypes.h>
@@ -70,6 +78,48 @@ static uint32_t g_nprod, g_ncons;
 static queue *g_queues;
 static wl_live_shared g_live_shared;
 static pthread_barrier_t g_start;
+static wl_slab_pool g_slabs;         /* --floor */
+static size_t g_rec_bytes, g_stride; /* --floor: slab layout */
+
+static inline size_t record_size(uint32_t n)
+{
+    return sizeof(batch) + n * sizeof(item);
+}
+
+static batch *batch_new(role *me, uint32_t n)
+{
+    if (!wl_floor_on)
+        return wl_malloc(&me->live, record_size(n));
+    wl_live_add(&me->live, (int64_t)record_size(n));
+    return wl_slab_get(&g_slabs);
+}
+
+static void *block_new(role *me, batch *b, uint32_t j, uint32_t size)
+{
+    if (!wl_floor_on)
+        return wl_malloc(&me->live, size);
+    wl_live_add(&me->live, size);
+    return (char *)b + g_rec_bytes + (size_t)j * g_stride;
+}
+
+static void block_free(role *me, void *p, uint32_t size)
+{
+    if (!wl_floor_on)
+        wl_free(&me->live, p, size);
+    else
+        wl_live_add(&me->live, -(int64_t)size);
+}
+
+static void batch_free(role *me, batch *b)
+{
+    size_t rec = record_size(b->n);
+    if (!wl_floor_on) {
+        wl_free(&me->live, b, rec);
+        return;
+    }
+    wl_live_add(&me->live, -(int64_t)rec);
+    wl_slab_put(&g_slabs, b);
+}
 
 static void queue_put(queue *q, batch *b)
 {
@@ -109,15 +159,14 @@ static void *producer(void *arg)
     uint64_t done = 0, k = 0;
     while (done < g_blocks) {
         uint32_t n = (uint32_t)(g_blocks - done < g_batch ? g_blocks - done : g_batch);
-        size_t rec = sizeof(batch) + n * sizeof(item);
-        batch *b = wl_malloc(&me->live, rec);
+        batch *b = batch_new(me, n);
         b->n = n;
         b->producer = me->index;
         for (uint32_t j = 0; j < n; j++) {
             uint32_t s = (uint32_t)wl_range(&r, g_min, g_max);
             uint64_t tag = tag_base + (done + j) * 0x9e3779b97f4a7c15ULL;
-            void *p = wl_malloc(&me->live, s);
-            wl_block_fill(p, s, tag);
+            void *p = block_new(me, b, j, s);
+            wl_block_write(p, s, tag);
             b->items[j] = (item){ p, tag, s };
             me->sum += block_hash(tag, s);
         }
@@ -147,13 +196,13 @@ static void *consumer(void *arg)
         }
         for (uint32_t j = 0; j < b->n; j++) {
             item *it = &b->items[j];
-            wl_block_check(it->p, it->size, it->tag, "xthread block");
-            wl_free(&me->live, it->p, it->size);
+            wl_block_verify(it->p, it->size, it->tag, "xthread block");
+            block_free(me, it->p, it->size);
             me->sum += block_hash(it->tag, it->size);
         }
         me->blocks += b->n;
         me->batches++;
-        wl_free(&me->live, b, sizeof(batch) + b->n * sizeof(item));
+        batch_free(me, b);
     }
     wl_live_flush(&me->live);
     return NULL;
@@ -183,6 +232,16 @@ int main(int argc, char **argv)
             wl_fatal("out of memory");
     }
     uint32_t nt = g_nprod + g_ncons;
+    if (wl_floor_on) {
+        g_rec_bytes = (record_size((uint32_t)g_batch) + WL_LINE - 1) / WL_LINE * WL_LINE;
+        g_stride = (size_t)(g_max + 15) / 16 * 16;
+        size_t count = (size_t)g_ncons * qcap + g_ncons + g_nprod;
+        double bytes = (double)count * ((double)g_rec_bytes + (double)g_batch * (double)g_stride);
+        if (bytes > 4.0 * (1ULL << 30))
+            wl_usage_error("--floor would set aside %.1f GiB of slabs; use a smaller --batch, "
+                           "--queue or --max-size", bytes / (1ULL << 30));
+        wl_slab_pool_init(&g_slabs, count, g_rec_bytes + (size_t)g_batch * g_stride);
+    }
     pthread_barrier_init(&g_start, NULL, nt + 1);
     for (uint32_t t = 0; t < nt; t++) {
         role *ro = &roles[t];
@@ -222,6 +281,8 @@ int main(int argc, char **argv)
     free(g_queues);
     free(roles);
     pthread_barrier_destroy(&g_start);
+    if (wl_floor_on)
+        wl_slab_pool_done(&g_slabs);
 
     wl_report rep = {
         .threads = nt,
