@@ -74,7 +74,8 @@ extern hak_os_counters_t hak_os_counters;
 #define HAK_PM_LEAF_BITS 16
 #define HAK_PM_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - HAK_PM_LEAF_BITS)
 extern _Atomic(hak_span_t *) *_Atomic hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
-void hak_pagemap_set(void *base, size_t size, hak_span_t *span); /* span or NULL */
+bool hak_pagemap_reserve(const void *base, size_t size); /* map the leaves; false: no memory */
+void hak_pagemap_set(void *base, size_t size, hak_span_t *span); /* span (reserved) or NULL */
 
 /* Span owning p, or NULL when hakmem does not own p. Lock-free, two loads. */
 static inline hak_span_t *hak_pagemap_lookup(const void *p) {
@@ -111,7 +112,7 @@ _Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size
                "slab offsets (< 2^18) and block sizes (<= 2^15) keep the reciprocal exact");
 
 /* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
-void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; never fails silently */
+void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; NULL when out of memory */
 void  hak_meta_free(void *p, size_t size);
 
 /* ---- slab.c ---------------------------------------------------------------- */

@@ -70,7 +70,11 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   pthread_mutex_unlock(&hak_large_lock);
   char *base = hak_os_map_aligned(need, align);
   if (base == NULL) return NULL;
-  l = hak_meta_alloc(sizeof(hak_large_t));
+  l = hak_pagemap_reserve(base, need) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
+  if (l == NULL) {
+    hak_os_unmap(base, need);
+    return NULL;
+  }
   l->span.kind = HAK_SPAN_LARGE;
   l->base = base;
   l->map_bytes = need;
@@ -151,6 +155,10 @@ bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
     return true;
   }
   if (size > HAK_MAX_REQUEST || !hak_os_grow_in_place(l->base, l->map_bytes, need)) return false;
+  if (!hak_pagemap_reserve(l->base + l->map_bytes, need - l->map_bytes)) {
+    hak_os_shrink(l->base, need, l->map_bytes); /* give the extension back; the caller moves the block */
+    return false;
+  }
   hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span);
   l->map_bytes = need;
   l->request = size;

@@ -72,7 +72,11 @@ static void run_free(hak_chunk_t *c, size_t i, size_t len, bool dirty) {
 static hak_chunk_t *chunk_new(void) {
   char *base = hak_os_map_aligned(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
   if (base == NULL) return NULL;
-  hak_chunk_t *c = hak_meta_alloc(sizeof(hak_chunk_t));
+  hak_chunk_t *c = hak_pagemap_reserve(base, HAK_CHUNK_SIZE) ? hak_meta_alloc(sizeof(hak_chunk_t)) : NULL;
+  if (c == NULL) {
+    hak_os_unmap(base, HAK_CHUNK_SIZE);
+    return NULL;
+  }
   c->span.kind = HAK_SPAN_MEDIUM;
   c->base = base;
   run_mark(c, 0, HAK_CHUNK_PAGES, PG_FREE);

@@ -17,9 +17,7 @@ static char *meta_bump, *meta_end;
 void *hak_meta_alloc(size_t size) {
   size = hak_align_up(size ? size : 1, META_GRANULE);
   if (size > META_SMALL_MAX) {
-    void *p = hak_os_map_aligned(hak_align_up(size, HAK_UNIT_SIZE), HAK_UNIT_SIZE);
-    if (p == NULL) hak_fatal("meta", "out of memory for metadata of size", (void *)size);
-    return p;
+    return hak_os_map_aligned(hak_align_up(size, HAK_UNIT_SIZE), HAK_UNIT_SIZE);
   }
   size_t k = size / META_GRANULE;
   pthread_mutex_lock(&hak_meta_lock);
@@ -34,7 +32,7 @@ void *hak_meta_alloc(size_t size) {
     char *area = hak_os_map_aligned(META_AREA, HAK_UNIT_SIZE);
     if (area == NULL) {
       pthread_mutex_unlock(&hak_meta_lock);
-      hak_fatal("meta", "out of memory for metadata of size", (void *)size);
+      return NULL;
     }
     meta_bump = area;
     meta_end = area + META_AREA;

@@ -73,7 +73,11 @@ static hak_slab_t *slab_map(unsigned units) {
   size_t bytes = units * HAK_UNIT_SIZE;
   char *base = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
   if (base == NULL) return NULL;
-  hak_slab_t *s = hak_meta_alloc(sizeof(hak_slab_t));
+  hak_slab_t *s = hak_pagemap_reserve(base, bytes) ? hak_meta_alloc(sizeof(hak_slab_t)) : NULL;
+  if (s == NULL) {
+    hak_os_unmap(base, bytes);
+    return NULL;
+  }
   s->units = (uint8_t)units;
   s->base = base;
   hak_pagemap_set(base, bytes, &s->span);

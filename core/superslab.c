@@ -52,7 +52,11 @@ hak_slab_t *hak_superslab_take(unsigned units) {
   if (ss == NULL) {
     char *base = hak_os_map_aligned(HAK_SUPERSLAB_SIZE, HAK_SUPERSLAB_SIZE);
     if (base == NULL) return NULL;
-    ss = hak_meta_alloc(sizeof(hak_superslab_t));
+    ss = hak_pagemap_reserve(base, HAK_SUPERSLAB_SIZE) ? hak_meta_alloc(sizeof(hak_superslab_t)) : NULL;
+    if (ss == NULL) {
+      hak_os_unmap(base, HAK_SUPERSLAB_SIZE);
+      return NULL;
+    }
     ss->base = base;
     ss->free_units = ALL_UNITS;
     ss_push(&ss_list, ss);
