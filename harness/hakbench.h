@@ -20,6 +20,7 @@
  *              classification, the row
  *   context.c  machine/build context and the allocator probe
  *   json.c     a small JSON writer and a validating reader
+ *   util.c     general helpers (clock, formatting, small file and command I/O)
  */
 #ifndef HAKBENCH_H
 #define HAKBENCH_H
@@ -136,7 +137,7 @@ void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
 void hb_write_skip(int fd, const hb_case *c, const char *mode);
 void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted);
 
-/* ---- shared helpers (main.c) --------------------------------------------- */
+/* ---- util.c: general helpers; they call nothing else of the runner ---------- */
 double hb_now(void); /* CLOCK_MONOTONIC seconds */
 /* snprintf that may truncate on purpose (messages, bounded paths); returns
  * false when it did. Not the builtin, so -Wformat-truncation stays quiet. */
