@@ -14,11 +14,12 @@
  *              soon as the run ends), and an end row. Reports are derived
  *              from it by the Python scripts in scripts/.
  *
- * Files
+ * Files (each calls only files listed below it)
  *   main.c     command line, allocator and suite files, the matrix loop
  *   run.c      one run: fork/exec, pipe, smaps_rollup sampling, wait4,
- *              classification, the row
+ *              classification
  *   context.c  machine/build context and the allocator probe
+ *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
  *   util.c     general helpers (clock, formatting, small file and command I/O)
  */
@@ -29,8 +30,6 @@
 #include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
-
-#define HB_SCHEMA "hakmem-bench/1"
 
 /* ---- json.c ------------------------------------------------------------ */
 
@@ -101,6 +100,8 @@ typedef struct hb_case {
 typedef struct hb_opts {
     const char *out_dir;
     const char *suite_name;
+    const char *suite_file;
+    const char *callgrind_suite; /* NULL: no callgrind pass */
     double timeout_s;
     int sample_ms;
     int reps;
@@ -129,13 +130,51 @@ void hb_callgrind_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_a
  * as `hakbench probe` under the allocator. */
 void hb_probe_alloc(hb_alloc *a, const char *self);
 int hb_probe_main(void);
-/* Writes the context row. */
-void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
-                      const hb_alloc *allocs, int nalloc, const hb_case *cases, int ncase,
-                      const char *callgrind_suite);
-/* Writes a `skip` row for a case whose workload binary is missing. */
+
+/* The machine and the build, read once before the first run. An empty
+ * string is a fact that could not be read (written as null). */
+typedef struct hb_machine {
+    char started[40];          /* local time, ISO 8601 */
+    char host[256];
+    char cpu_model[256];
+    long cores;
+    bool have_uname;
+    char kernel[256];          /* sysname release machine */
+    char kernel_version[256];
+    char thp_enabled[64], thp_defrag[64], cpu_governor[64], aslr[16];
+    char loadavg_start[128];
+    long long mem_total_kib;
+    char glibc[32];
+    char compiler[256];        /* first line of `$CC --version` */
+    char git_commit[64];
+    bool git_dirty;
+} hb_machine;
+
+void hb_machine_read(hb_machine *m);
+/* /proc/loadavg as one line; "" when unreadable. */
+void hb_loadavg(char *out, size_t cap);
+
+/* ---- rows.c: raw.jsonl --------------------------------------------------- */
+
+#define HB_SCHEMA "hakmem-bench/1"
+
+/* What a run file covers: the allocators (available or not) and the cases. */
+typedef struct hb_matrix {
+    hb_alloc *allocs;
+    int nalloc;
+    hb_case *cases;      /* the timed cases */
+    int ncase;
+    hb_case *cg_cases;   /* the callgrind cases */
+    int ncg;
+} hb_matrix;
+
+/* The first row: machine, build, runner settings, allocators, cases. */
+void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx);
+/* A `skip` row for a case whose workload binary is missing. */
 void hb_write_skip(int fd, const hb_case *c, const char *mode);
-void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted);
+/* The last row: counts, wall time, whether the runner was interrupted, the
+ * load average at the end ("" when unreadable). */
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg);
 
 /* ---- util.c: general helpers; they call nothing else of the runner ---------- */
 double hb_now(void); /* CLOCK_MONOTONIC seconds */

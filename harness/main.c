@@ -379,7 +379,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hb_write_context(raw, &o, suite, allocs, nalloc, cases, ncase, cgsuite);
+    o.suite_file = suite;
+    o.callgrind_suite = cgsuite;
+    hb_machine machine;
+    hb_machine_read(&machine);
+    hb_matrix mx = { allocs, nalloc, cases, ncase, cg_cases, ncg };
+    hb_write_context(raw, &o, &machine, &mx);
     int nrun = 0, ncgrun = 0;
     for (int c = 0; c < ncase; c++) {
         if (cases[c].missing) hb_write_skip(raw, &cases[c], "measure");
@@ -415,7 +420,9 @@ int main(int argc, char **argv)
             hb_callgrind_one(&o, raw, &cg_cases[c], &allocs[k], ++seq, &t);
             stop = hb_interrupted;
         }
-    hb_write_end(raw, &t, hb_now() - t0, stop);
+    char load[128];
+    hb_loadavg(load, sizeof load);
+    hb_write_end(raw, &t, hb_now() - t0, stop, load);
     close(raw);
     fprintf(stderr, "hakbench: %d ok, %d failed, %d invalid in %.0f s%s\n", t.ok, t.failed, t.invalid,
             hb_now() - t0, stop ? " (interrupted)" : "");
