@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 /* ---- json.c ------------------------------------------------------------ */
 
@@ -95,7 +96,7 @@ typedef struct hb_case {
     char missing_reason[PATH_MAX + 64];
 } hb_case;
 
-/* ---- run.c -------------------------------------------------------------- */
+/* ---- run.c: one run ------------------------------------------------------ */
 
 typedef struct hb_opts {
     const char *out_dir;
@@ -112,17 +113,85 @@ typedef struct hb_tally {
     int ok, failed, invalid;
 } hb_tally;
 
-/* Runs one case under one allocator and appends its row to raw_fd. Returns
- * false only when the runner itself was interrupted (SIGINT/SIGTERM). */
-bool hb_run_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
-                int rep, int seq, hb_tally *t);
+typedef enum {
+    HB_MODE_MEASURE,     /* timed, RSS sampled */
+    HB_MODE_CALLGRIND,   /* under valgrind --tool=callgrind: instructions */
+} hb_mode;
+
+typedef enum {
+    HB_OK,               /* ran to exit 0, and the intended allocator served it */
+    HB_FAILED,           /* signal, non-zero exit, time limit, cannot execute */
+    HB_INVALID,          /* ran, but nothing proves the intended allocator served it */
+} hb_status;
+
+/* One run to do: a case under an allocator. */
+typedef struct hb_job {
+    const hb_case *c;
+    const hb_alloc *a;
+    int rep;             /* repetition; 0 for callgrind */
+    int seq;             /* 1, 2, ... over the whole file; names the logs */
+    hb_mode mode;
+} hb_job;
+
+/* Runs one job and appends its row to raw_fd. Returns false only when the
+ * runner itself was interrupted (SIGINT/SIGTERM): that run gets no row. */
+bool hb_run(const hb_opts *o, int raw_fd, const hb_job *j, hb_tally *t);
 
 /* Set by the SIGINT/SIGTERM handler. */
 extern volatile int hb_interrupted;
 
-/* Runs one case under callgrind and appends an "instructions" row. */
-void hb_callgrind_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
-                      int seq, hb_tally *t);
+/* The smaps_rollup fields the runner keeps, in KiB. */
+enum { HB_F_RSS, HB_F_PSS, HB_F_PSS_ANON, HB_F_PRIV_DIRTY, HB_F_ANON, HB_F_ANON_HUGE, HB_F_LAZYFREE,
+       HB_F_SWAP, HB_F_N };
+typedef struct hb_rollup { long v[HB_F_N]; } hb_rollup;
+typedef struct hb_sample { double t; long rss, rss_nolazy; } hb_sample;
+
+#define HB_MAX_PHASES 32 /* `@phase` markers kept per run; burst_idle prints 5 */
+typedef struct hb_phase {
+    char name[32];
+    double t;            /* runner clock, seconds since fork */
+    double wt;           /* the workload's own timestamp, or NAN */
+    long rss, rss_nolazy;/* sampled when the marker arrived; -1: no sample */
+} hb_phase;
+
+/* What the runner saw of one run, from the outside. */
+typedef struct hb_observation {
+    double wall_s;
+    double limit_s;      /* the time limit this run had */
+    int exec_errno;      /* execve failed with this errno; 0: it ran */
+    bool timed_out;      /* killed at the time limit */
+    bool interrupted;    /* the runner was interrupted: the run was killed */
+    int wait_status;     /* from wait4 */
+    struct rusage ru;
+    int interval_ms;     /* sampling interval */
+    hb_sample *samples;
+    size_t nsamples, cap;
+    hb_rollup peak;      /* per-field maxima over the samples */
+    hb_rollup last;      /* the last sample */
+    long peak_nolazy;    /* max of Rss - LazyFree */
+    long peak_rss_kib;   /* max(sampled Rss, ru_maxrss): sampling can miss a spike */
+    bool have_last;
+    bool maps_seen;      /* the preloaded library was seen in /proc/<pid>/maps */
+    int maps_tries;
+    char *result;        /* the last stdout line that is not a marker, or NULL */
+    size_t resultlen;
+    hb_phase phases[HB_MAX_PHASES];
+    int nphases;
+} hb_observation;
+
+/* What the runner concludes from an observation. */
+typedef struct hb_verdict {
+    hb_status status;
+    char reason[512];    /* why not ok; "" when ok */
+    int exit_code;       /* -1: none (killed, or never ran) */
+    int signal;          /* 0: none */
+    const char *expected;/* the library that must serve malloc (libc for system) */
+    char malloc_from[PATH_MAX]; /* what the result line says served it; "" */
+    bool verified;       /* malloc_from is the expected library */
+    bool have_result;    /* the last stdout line is one JSON object */
+    long long instructions; /* callgrind total; -1: unknown */
+    char stderr_tail[600];  /* not ok: the end of the run's stderr */
+} hb_verdict;
 
 /* ---- context.c ---------------------------------------------------------- */
 
@@ -156,7 +225,6 @@ void hb_loadavg(char *out, size_t cap);
 
 /* ---- rows.c: raw.jsonl --------------------------------------------------- */
 
-#define HB_SCHEMA "hakmem-bench/1"
 
 /* What a run file covers: the allocators (available or not) and the cases. */
 typedef struct hb_matrix {
@@ -171,7 +239,11 @@ typedef struct hb_matrix {
 /* The first row: machine, build, runner settings, allocators, cases. */
 void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx);
 /* A `skip` row for a case whose workload binary is missing. */
-void hb_write_skip(int fd, const hb_case *c, const char *mode);
+void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
+/* A `run` row; log is the runs's log path without extension, relative to
+ * the result directory. */
+void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v);
+const char *hb_status_name(hb_status s);
 /* The last row: counts, wall time, whether the runner was interrupted, the
  * load average at the end ("" when unreadable). */
 void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg);

@@ -387,11 +387,11 @@ int main(int argc, char **argv)
     hb_write_context(raw, &o, &machine, &mx);
     int nrun = 0, ncgrun = 0;
     for (int c = 0; c < ncase; c++) {
-        if (cases[c].missing) hb_write_skip(raw, &cases[c], "measure");
+        if (cases[c].missing) hb_write_skip(raw, &cases[c], HB_MODE_MEASURE);
         else nrun++;
     }
     for (int c = 0; c < ncg; c++) {
-        if (cg_cases[c].missing) hb_write_skip(raw, &cg_cases[c], "callgrind");
+        if (cg_cases[c].missing) hb_write_skip(raw, &cg_cases[c], HB_MODE_CALLGRIND);
         else ncgrun++;
     }
     int navail = 0, avail[MAX_ALLOCS];
@@ -412,13 +412,14 @@ int main(int argc, char **argv)
             for (int k = 0; k < navail && !stop; k++) {
                 const hb_alloc *a = &allocs[avail[(k + rep) % navail]];
                 if (cases[c].missing) continue;
-                stop = !hb_run_one(&o, raw, &cases[c], a, rep, ++seq, &t);
+                hb_job j = { &cases[c], a, rep, ++seq, HB_MODE_MEASURE };
+                stop = !hb_run(&o, raw, &j, &t) || hb_interrupted;
             }
     for (int c = 0; c < ncg && !stop; c++)
         for (int k = 0; k < nalloc && !stop; k++) {
             if (!allocs[k].available || cg_cases[c].missing) continue;
-            hb_callgrind_one(&o, raw, &cg_cases[c], &allocs[k], ++seq, &t);
-            stop = hb_interrupted;
+            hb_job j = { &cg_cases[c], &allocs[k], 0, ++seq, HB_MODE_CALLGRIND };
+            stop = !hb_run(&o, raw, &j, &t) || hb_interrupted;
         }
     char load[128];
     hb_loadavg(load, sizeof load);
