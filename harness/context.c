@@ -17,7 +17,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* `hakbench probe`: runs under the preload and reports what serves malloc. */
+extern char **environ;
+
+/* The probe's whole output: one line, and a hakmem option table of a few
+ * lines of about 120 characters. */
+#define PROBE_OUTPUT_MAX 16384
+
+/* The line after which the probe prints a hakmem library's option table. */
+#define OPTIONS_MARKER "@options"
+
+/* `hakbench probe`: runs under the preload and reports what serves malloc,
+ * hakmem's version and variant, and (a hakmem library) its option table
+ * with the values in force under this environment, which every run
+ * inherits:
+ *     <malloc's object>\t<hak_version>\t<hak_variant>
+ *     @options
+ *     <hak_options_print's output> */
 int hb_probe_main(void)
 {
     void *p = malloc(64); /* make sure the allocator is initialised */
@@ -28,8 +43,49 @@ int hb_probe_main(void)
     if (sym && dladdr(sym, &info) && info.dli_fname) from = info.dli_fname;
     const char *(*ver)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_version");
     const char *(*var)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_variant");
+    void (*print_options)(FILE *) = (void (*)(FILE *))dlsym(RTLD_DEFAULT, "hak_options_print");
     printf("%s\t%s\t%s\n", from, ver ? ver() : "", var ? var() : "");
+    if (print_options) {
+        printf("%s\n", OPTIONS_MARKER);
+        fflush(stdout);
+        print_options(stdout);
+    }
+    fflush(stdout);
     return 0;
+}
+
+/* Reads hak_options_print's table: a header line `option value default
+ * environment meaning`, then one option a line, the meaning last (it may
+ * hold spaces). A line that does not read so is named in options_error. */
+static void parse_options(hb_alloc *a, char *table)
+{
+    int cap = 0;
+    bool header = true;
+    for (char *l = strtok(table, "\n"); l; l = strtok(NULL, "\n")) {
+        if (header) {
+            header = false;
+            if (strncmp(l, "option", 6) != 0) {
+                hb_fmt(a->options_error, sizeof a->options_error, "no header line, got: %s", l);
+                return;
+            }
+            continue;
+        }
+        if (a->noptions == cap) {
+            cap = cap ? 2 * cap : 8;
+            hb_option *o = realloc(a->options, (size_t)cap * sizeof *o);
+            if (!o) { perror("hakbench: realloc"); exit(1); }
+            a->options = o;
+        }
+        hb_option *o = &a->options[a->noptions];
+        memset(o, 0, sizeof *o);
+        int off = 0;
+        if (sscanf(l, "%47s %31s %31s %63s %n", o->name, o->value, o->def, o->env, &off) < 4) {
+            hb_fmt(a->options_error, sizeof a->options_error, "unreadable option line: %s", l);
+            continue;
+        }
+        hb_fmt(o->meaning, sizeof o->meaning, "%s", l + off);
+        a->noptions++;
+    }
 }
 
 static void shell_quote(char *out, size_t cap, const char *s)
@@ -83,11 +139,19 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
             if (hb_read_file(cf, a->cflags, sizeof a->cflags) > 0) a->cflags[strcspn(a->cflags, "\n")] = '\0';
         }
     }
-    char qlib[PATH_MAX + 16], qself[PATH_MAX + 16], cmd[3 * PATH_MAX], line[PATH_MAX + 256];
+    char qlib[PATH_MAX + 16], qself[PATH_MAX + 16], cmd[3 * PATH_MAX], out[PROBE_OUTPUT_MAX];
     shell_quote(qlib, sizeof qlib, a->real);
     shell_quote(qself, sizeof qself, self);
     snprintf(cmd, sizeof cmd, "LD_PRELOAD=%s %s probe 2>/dev/null", qlib, qself);
-    hb_cmd_line(cmd, line, sizeof line);
+    hb_cmd_output(cmd, out, sizeof out);
+    char *table = strstr(out, "\n" OPTIONS_MARKER "\n");
+    if (table) {
+        *table = '\0';
+        parse_options(a, table + strlen("\n" OPTIONS_MARKER "\n"));
+        if (!a->options) a->options = calloc(1, sizeof *a->options); /* an empty table is still one */
+    }
+    char *line = out;
+    line[strcspn(line, "\n")] = '\0';
     char *from = strtok(line, "\t"), *ver = strtok(NULL, "\t"), *var = strtok(NULL, "\t");
     char rp[PATH_MAX];
     if (from && realpath(from, rp)) snprintf(a->served_by, sizeof a->served_by, "%s", rp);
@@ -95,6 +159,45 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
     a->preload_ok = strcmp(a->served_by, a->real) == 0;
     if (ver && *ver) snprintf(a->version, sizeof a->version, "hakmem %s%s%s", ver, var && *var ? " " : "", var ? var : "");
     else package_version(a->real, a->version, sizeof a->version);
+}
+
+/* ---- the environment -------------------------------------------------------- */
+
+/* Environment variables that change an allocator's behaviour. Every run
+ * inherits the runner's environment, so the context row records each one
+ * that is set. LD_PRELOAD is not among them: the runner sets it for each
+ * run to the allocator's library. */
+static const char *const allocator_env[] = {
+    "HAKMEM_",         /* hakmem's options */
+    "MALLOC_",         /* jemalloc's MALLOC_CONF; glibc's MALLOC_ARENA_MAX, MALLOC_CHECK_, ... */
+    "MIMALLOC_",       /* mimalloc's options */
+    "TCMALLOC_",       /* gperftools tcmalloc's options */
+    "GLIBC_TUNABLES=", /* glibc's tunables, glibc.malloc.* among them */
+    "LD_",             /* the dynamic loader: LD_LIBRARY_PATH, LD_BIND_NOW, ... */
+};
+
+static bool allocator_setting(const char *var)
+{
+    if (strncmp(var, "LD_PRELOAD=", 11) == 0) return false;
+    for (size_t i = 0; i < sizeof allocator_env / sizeof *allocator_env; i++)
+        if (strncmp(var, allocator_env[i], strlen(allocator_env[i])) == 0) return true;
+    return false;
+}
+
+static int by_string(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void read_env(hb_machine *m)
+{
+    size_t n = 0;
+    while (environ[n]) n++;
+    m->env = calloc(n + 1, sizeof *m->env);
+    if (!m->env) { perror("hakbench: calloc"); exit(1); }
+    for (size_t i = 0; i < n; i++)
+        if (allocator_setting(environ[i]) && strchr(environ[i], '=')) m->env[m->nenv++] = environ[i];
+    qsort(m->env, (size_t)m->nenv, sizeof *m->env, by_string);
 }
 
 /* ---- machine and build ---------------------------------------------------- */
@@ -155,4 +258,5 @@ void hb_machine_read(hb_machine *m)
     char dirty[256];
     hb_cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", dirty, sizeof dirty);
     m->git_dirty = dirty[0] != '\0';
+    read_env(m);
 }

@@ -71,6 +71,16 @@ bool json_get_str(const char *s, size_t n, const char *key, char *out, size_t ca
 
 typedef enum { HB_KIND_REFERENCE, HB_KIND_HAKMEM } hb_kind;
 
+/* One row of a hakmem library's option table (hak_options_print), as the
+ * probe saw it: the effective value under the runner's environment. */
+typedef struct hb_option {
+    char name[48];
+    char value[32];      /* as printed: an integer */
+    char def[32];        /* the default, as printed */
+    char env[64];        /* the environment variable that sets it */
+    char meaning[256];
+} hb_option;
+
 typedef struct hb_alloc {
     char name[64];
     char lib[4096];      /* as written: path or "system" */
@@ -84,6 +94,9 @@ typedef struct hb_alloc {
     char served_by[4096];/* what the probe saw serving malloc under this preload */
     bool preload_ok;     /* served_by is the intended library */
     char cflags[1024];   /* hakmem variants: build/<v>/cflags */
+    hb_option *options;  /* the library's option table; NULL: it has none */
+    int noptions;
+    char options_error[256]; /* a line of the table that could not be read */
 } hb_alloc;
 
 #define HB_MAX_ARGS 48
@@ -217,6 +230,10 @@ typedef struct hb_machine {
     char compiler[256];        /* first line of `$CC --version` */
     char git_commit[64];
     bool git_dirty;
+    /* The environment variables that change an allocator's behaviour
+     * (`NAME=value`, sorted), which every run inherits. */
+    const char **env;
+    int nenv;
 } hb_machine;
 
 void hb_machine_read(hb_machine *m);
@@ -259,6 +276,8 @@ bool hb_write_all(int fd, const char *p, size_t n);
 long hb_read_file(const char *path, char *buf, size_t cap);
 /* Runs a shell command and returns its first line of output (may be ""). */
 void hb_cmd_line(const char *cmd, char *out, size_t cap);
+/* Runs a shell command and returns all its output (truncated to cap-1). */
+void hb_cmd_output(const char *cmd, char *out, size_t cap);
 /* realpath of libc (what serves malloc for the "system" allocator). */
 const char *hb_libc_path(void);
 

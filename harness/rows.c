@@ -81,6 +81,37 @@ static void write_args(hb_jbuf *b, const hb_case *c)
     jb_close(b, ']');
 }
 
+/* An option's value as printed: a number when it is an integer. */
+static void option_value(hb_jbuf *b, const char *key, const char *v)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v && !*end) jb_int(b, key, x);
+    else jb_str(b, key, v);
+}
+
+/* A hakmem library's option table, as the probe read it. */
+static void write_options(hb_jbuf *b, const hb_alloc *a)
+{
+    if (!a->options) {
+        jb_null(b, "options");
+    } else {
+        jb_open(b, "options", '[');
+        for (int i = 0; i < a->noptions; i++) {
+            const hb_option *o = &a->options[i];
+            jb_open(b, NULL, '{');
+            jb_str(b, "name", o->name);
+            option_value(b, "value", o->value);
+            option_value(b, "default", o->def);
+            jb_str(b, "env", o->env);
+            jb_str(b, "meaning", o->meaning);
+            jb_close(b, '}');
+        }
+        jb_close(b, ']');
+    }
+    if (a->options_error[0]) jb_str(b, "options_error", a->options_error);
+}
+
 static void write_allocator(hb_jbuf *b, const hb_alloc *a)
 {
     jb_open(b, NULL, '{');
@@ -97,6 +128,7 @@ static void write_allocator(hb_jbuf *b, const hb_alloc *a)
         str_or_null(b, "probe_malloc_from", a->served_by);
         jb_bool(b, "probe_preload_ok", a->preload_ok);
     }
+    if (a->kind == HB_KIND_HAKMEM && a->available) write_options(b, a);
     jb_close(b, '}');
 }
 
@@ -128,6 +160,16 @@ void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_ma
     jb_str(&b, "compiler", m->compiler);
     str_or_null(&b, "git_commit", m->git_commit);
     jb_bool(&b, "git_dirty", m->git_dirty);
+
+    /* the allocator settings every run inherits */
+    jb_open(&b, "environment", '{');
+    for (int i = 0; i < m->nenv; i++) {
+        const char *eq = strchr(m->env[i], '=');
+        char name[256];
+        hb_fmt(name, sizeof name, "%.*s", (int)(eq - m->env[i]), m->env[i]);
+        jb_str(&b, name, eq + 1);
+    }
+    jb_close(&b, '}');
 
     /* runner settings */
     jb_open(&b, "runner", '{');

@@ -1,6 +1,6 @@
 /*
  * util.c — general helpers of the runner: the clock, bounded formatting,
- * whole writes and small reads, one line of a shell command's output, and
+ * whole writes and small reads, a shell command's output, and
  * the path of libc. They call nothing else of the runner, so every other
  * file may use them without a cycle.
  */
@@ -68,6 +68,18 @@ void hb_cmd_line(const char *cmd, char *out, size_t cap)
     if (!p) return;
     if (fgets(out, (int)cap, p)) out[strcspn(out, "\n")] = '\0';
     char sink[256];
+    while (fgets(sink, sizeof sink, p)) { }
+    pclose(p);
+}
+
+void hb_cmd_output(const char *cmd, char *out, size_t cap)
+{
+    size_t got = 0;
+    out[0] = '\0';
+    FILE *p = popen(cmd, "re");
+    if (!p) return;
+    char sink[256];
+    while (got + 1 < cap && fgets(out + got, (int)(cap - got), p)) got += strlen(out + got);
     while (fgets(sink, sizeof sink, p)) { }
     pclose(p);
 }

@@ -4,6 +4,9 @@
 #   build/harness/fakewl            a workload that follows the contract
 #   build/harness/libcrashalloc.so  an allocator that aborts after N mallocs
 #   build/harness/libnoalloc.so     a preload that replaces nothing
+#   build/harness/libbadopts.so     an option table with an unreadable line
+#   build/$HARNESS_VARIANT/libhakmem.so  a real hakmem variant (default hybrid),
+#                                   for its option table
 #   tests/harness/fixture-raw.jsonl a fixed raw file for the report
 # Prints `PASS harness: <what>` / `FAIL harness: <what>` per check and a
 # final count; exits 1 on any failure. `make test-harness` builds the parts
@@ -20,8 +23,10 @@ check() { # check "<what>" command...
   if "$@" >/dev/null 2>&1; then echo "PASS harness: $what"; pass=$((pass + 1))
   else echo "FAIL harness: $what"; fail=$((fail + 1)); fi
 }
-for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so; do
-  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make harness harness-testbins)"; echo "harness: 0 passed, 1 failed"; exit 1; }
+variant=${HARNESS_VARIANT:-hybrid}
+for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so \
+         build/harness/libbadopts.so "build/$variant/libhakmem.so"; do
+  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make test-harness builds it)"; echo "harness: 0 passed, 1 failed"; exit 1; }
 done
 
 tmp=$(mktemp -d /tmp/hakmem-harness.XXXXXX)
@@ -79,7 +84,7 @@ check "runner prints the result directory" grep -qx "$out" "$tmp/run.stdout"
 check "missing workload reported on stderr" grep -q "nosuchworkload.*not found" "$tmp/run.stderr"
 
 cat > "$tmp/check.py" <<'EOF'
-import json, sys
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 what = sys.argv[2]
 ctx = rows[0]
@@ -148,6 +153,31 @@ elif what == "interrupted":
     e = rows[-1]
     assert e["type"] == "end" and e["interrupted"] is True
     assert all(r["status"] in ("ok", "failed", "invalid") for r in runs)
+elif what == "environment":
+    # every allocator variable of the runner's environment, LD_PRELOAD and
+    # unrelated variables left out
+    prefixes = ("HAKMEM_", "MALLOC_", "MIMALLOC_", "TCMALLOC_", "LD_")
+    want = {k: v for k, v in os.environ.items()
+            if (k.startswith(prefixes) or k == "GLIBC_TUNABLES") and k != "LD_PRELOAD"}
+    want.update({"HAKMEM_IDLE_MS": "50", "MALLOC_CONF": "narenas:1"})
+    assert ctx["environment"] == want, (ctx["environment"], want)
+elif what == "options":
+    al = {a["name"]: a for a in ctx["allocators"]}
+    opts = al["hakmem-" + os.environ["HARNESS_VARIANT"]]["options"]
+    assert isinstance(opts, list) and opts, opts
+    for o in opts:
+        assert set(o) == {"name", "value", "default", "env", "meaning"}, o
+        assert type(o["value"]) is int and type(o["default"]) is int and o["env"].startswith("HAKMEM_"), o
+    idle = [o for o in opts if o["env"] == "HAKMEM_IDLE_MS"]
+    assert len(idle) == 1 and idle[0]["value"] == 50 and idle[0]["default"] != 50, idle
+    assert "options_error" not in al["hakmem-" + os.environ["HARNESS_VARIANT"]]
+    assert "options" not in al["glibc"], al["glibc"]
+    assert all(r["status"] == "ok" for r in runs), [(r["allocator"], r["reason"]) for r in runs]
+elif what == "options-unreadable":
+    bad = [a for a in ctx["allocators"] if a["name"] == "hakmem-badopts"][0]
+    assert bad["options"] == [{"name": "good", "value": 7, "default": 3, "env": "HAKMEM_GOOD",
+                               "meaning": "an option that reads"}], bad["options"]
+    assert "broken" in bad["options_error"], bad
 elif what == "nolines":
     rs = [r for r in runs if r["label"] == "silent"]
     assert rs and all(r["status"] == "invalid" and "no JSON" in r["reason"] for r in rs)
@@ -169,6 +199,19 @@ check "allocators rotated between repetitions" rowcheck rotation
 check "end row closes the file" rowcheck end
 check "per-run logs written" bash -c "ls $out/logs/*.out $out/logs/*.err >/dev/null"
 check "existing raw.jsonl is not overwritten" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" --out "$out"
+
+# ---- allocator settings: the environment and hakmem's option table -------------
+mkdir -p "$tmp/hb/badopts"
+ln -s "$PWD/build/$variant" "$tmp/hb/$variant"
+ln -s "$PWD/build/harness/libbadopts.so" "$tmp/hb/badopts/libhakmem.so"
+printf 'few fakewl --ops 1000\n' > "$tmp/one.suite"
+out=$tmp/settings
+HAKMEM_IDLE_MS=50 MALLOC_CONF=narenas:1 $HB run --suite "$tmp/one.suite" --allocators "$tmp/alloc.tsv" \
+  --hakmem "$variant,badopts" --build-dir "$tmp/hb" --alloc "glibc,hakmem-$variant,hakmem-badopts" \
+  --workload-dir "$tmp/wl" --reps 1 --out "$out" --quiet >/dev/null 2>&1
+check "context row records the allocator environment, nothing else" rowcheck environment
+check "context row records hakmem's option table with the values in force" env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" options
+check "an unreadable option line is named, the readable ones kept" rowcheck options-unreadable
 
 # ---- time limit and a workload without a result line --------------------------
 cat > "$tmp/slow.suite" <<EOF
