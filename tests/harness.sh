@@ -8,20 +8,24 @@
 #   build/$HARNESS_VARIANT/libhakmem.so  a real hakmem variant (default hybrid),
 #                                   for its option table
 #   tests/harness/fixture-raw.jsonl a fixed raw file for the report
-# Prints `PASS harness: <what>` / `FAIL harness: <what>` per check and a
-# final count; exits 1 on any failure. `make test-harness` builds the parts
-# and runs it. Takes about 15 s.
+# Prints `PASS harness: <what>` / `FAIL harness: <what>` per check, `SKIP
+# harness: <what> (<why>)` for a check that could not run here (never counted
+# as passed), and a final count; exits 1 on any failure. `make test-harness`
+# builds the parts and runs it. Takes about 15 s.
 set -u
 unset CRASHALLOC_AFTER LD_PRELOAD
 cd "$(dirname "$0")/.."
 
 HB=build/harness/hakbench
 PY=/usr/bin/python3
-pass=0; fail=0
+pass=0; fail=0; skipped=0
 check() { # check "<what>" command...
   local what=$1; shift
   if "$@" >/dev/null 2>&1; then echo "PASS harness: $what"; pass=$((pass + 1))
   else echo "FAIL harness: $what"; fail=$((fail + 1)); fi
+}
+skip() { # skip "<what>" "<why>"
+  echo "SKIP harness: $1 ($2)"; skipped=$((skipped + 1))
 }
 variant=${HARNESS_VARIANT:-hybrid}
 for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so \
@@ -245,7 +249,7 @@ if command -v valgrind >/dev/null; then
   check "callgrind mode records instructions per op" \
     $PY -c "import json,sys; r=[json.loads(l) for l in open('$out/raw.jsonl')][1]; assert r['mode']=='callgrind' and r['status']=='ok' and r['instr_per_op']>10"
 else
-  echo "PASS harness: callgrind check skipped (valgrind not installed)"; pass=$((pass + 1))
+  skip "callgrind mode records instructions per op" "valgrind not installed"
 fi
 
 # ---- report from the fixed raw file ---------------------------------------------
@@ -280,10 +284,12 @@ check "report.html is self-contained (no external references)" \
   bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
 if $PY -c "import matplotlib" 2>/dev/null; then
   check "report.html embeds the plots as PNG" grep -q "data:image/png;base64," "$rep/report.html"
+else
+  skip "report.html embeds the plots as PNG" "matplotlib not installed"
 fi
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
 
-echo "harness: $pass passed, $fail failed"
+echo "harness: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]
