@@ -292,6 +292,24 @@ fi
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
+# A second run with two known changes (tests/harness/fixture-changed.py):
+# compare must flag exactly those, each in the right direction.
+chg=$tmp/changed
+mkdir -p "$chg" && $PY tests/harness/fixture-changed.py tests/harness/fixture-raw.jsonl "$chg/raw.jsonl"
+flagged() { # flagged <compare args...>: "case allocator figure change verdict" of each flagged line
+  $PY scripts/compare "$@" | awk '$7 == "BETTER" || $7 == "WORSE" {print $1, $2, $3, $6, $7}'
+}
+check "compare flags exactly the known changes (default figures)" \
+  test "$(flagged "$rep" "$chg")" = "tiny hakmem-test ns_per_op +100.0% WORSE
+burst_idle jemalloc idle_rss_kib -90.0% BETTER"
+check "compare flags exactly the known changes (--all)" \
+  test "$(flagged "$rep" "$chg" --all)" = "tiny hakmem-test ns_per_op +100.0% WORSE
+tiny hakmem-test ops_per_sec -50.0% WORSE
+burst_idle jemalloc idle_rss_kib -90.0% BETTER
+burst_idle jemalloc idle_rss_nolazy_kib -90.0% BETTER"
+check "compare turns the verdicts round when the runs are swapped" \
+  test "$(flagged "$chg" "$rep")" = "tiny hakmem-test ns_per_op -50.0% BETTER
+burst_idle jemalloc idle_rss_kib +900.0% WORSE"
 
 echo "harness: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]
