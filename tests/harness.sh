@@ -273,6 +273,9 @@ check "report: skipped allocator listed" has "- skipped: allocator mimalloc: lib
 check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
 check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
 check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "report: Other figures include peak Rss−LazyFree" has "| tiny | hakmem-test | 0.019 | 0.001 | 500 | 2.0 | 2.0 |"
+check "report: Markdown and HTML say the same (headings, text, lists, table cells, plots)" \
+  $PY tests/harness/report-parity.py "$md" "$rep/report.html"
 check "summary.json has median/min/max/MAD, ratios and geomeans" \
   $PY -c "
 import json; s=json.load(open('$rep/summary.json'))
@@ -286,9 +289,45 @@ check "report.html is self-contained (no external references)" \
   bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
 if $PY -c "import matplotlib" 2>/dev/null; then
   check "report.html embeds the plots as PNG" grep -q "data:image/png;base64," "$rep/report.html"
+  check "report.md shows the plots, written as PNG files in the run directory" \
+    $PY -c "
+import re; imgs = re.findall(r'!\[[^]]*\]\(([^)]+)\)', open('$md').read())
+assert len(imgs) >= 4 and all(f.startswith('plots/') for f in imgs), imgs
+assert all(open('$rep/' + f, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for f in imgs)"
+  check "report: RSS over time for every case that sampled it, named by no list" \
+    bash -c "test -s '$rep/plots/rss-tiny.png' && test -s '$rep/plots/rss-burst_idle.png'"
 else
   skip "report.html embeds the plots as PNG" "matplotlib not installed"
+  skip "report.md shows the plots, written as PNG files in the run directory" "matplotlib not installed"
 fi
+# An interrupted run (no end row) and a preload the probe saw not taking:
+# both renderings say so.
+old=$tmp/oldraw
+mkdir -p "$old" && $PY -c "
+import json, sys
+rows = [json.loads(l) for l in open('tests/harness/fixture-raw.jsonl')]
+ctx = rows[0]
+ctx.pop('environment', None)
+for a in ctx['allocators']:
+    a.pop('options', None)
+    if a['name'] == 'jemalloc':
+        a['probe_preload_ok'] = False
+        a['probe_malloc_from'] = '/usr/lib/x86_64-linux-gnu/libc.so.6'
+with open('$old/raw.jsonl', 'w') as f:
+    f.writelines(json.dumps(r) + '\n' for r in rows if r['type'] != 'end')"
+check "report.py renders an interrupted run" $PY scripts/report.py "$old" --no-plots
+for f in report.md report.html; do
+  check "report: interrupted run stated ($f)" grep -qF "the run was interrupted" "$old/$f"
+  check "report: a preload the probe saw not taking stated ($f)" \
+    grep -qF "available, but the probe saw malloc from /usr/lib/x86_64-linux-gnu/libc.so.6" "$old/$f"
+  check "report: --no-plots stated as the reason for no plots ($f)" grep -qF "No plots: --no-plots was given" "$old/$f"
+done
+check "report: Markdown and HTML say the same (older, interrupted run)" \
+  $PY tests/harness/report-parity.py "$old/report.md" "$old/report.html"
+mkdir -p "$tmp/badschema" && printf '{"type":"context","schema":"hakmem-bench/0"}\n' > "$tmp/badschema/raw.jsonl"
+check "report.py rejects a raw file of another schema" rejects $PY scripts/report.py "$tmp/badschema"
+check "compare rejects an unknown figure" rejects $PY scripts/compare "$rep" "$rep" --fig nosuch
+check "compare knows peak Rss−LazyFree" bash -c "$PY scripts/compare '$rep' '$rep' --fig peak_nolazy_kib | grep -q '^tiny .*peak_nolazy_kib'"
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
