@@ -96,6 +96,36 @@ def machine_lines(summary):
     ]
 
 
+def settings_lines(summary):
+    """The settings that were not the allocators' defaults: the allocator
+    environment every run inherited, and hakmem options off their default."""
+    env = summary.get("environment")
+    if env is None:
+        return ["Allocator settings: not recorded (the runner that wrote this raw.jsonl did not record them)."]
+    if env:
+        out = ["Allocator environment, inherited by every run: "
+               + ", ".join(f"`{k}={v}`" for k, v in env.items()) + "."]
+    else:
+        out = ["Allocator environment: none set (no `HAKMEM_*`, `MALLOC_*`, `MIMALLOC_*`, `TCMALLOC_*`, "
+               "`GLIBC_TUNABLES` or `LD_*` variable)."]
+    for a in summary["allocators"]:
+        if a.get("kind") != "hakmem" or a.get("status") != "available" or "options" not in a:
+            continue
+        opts = a["options"]
+        if opts is None:
+            out.append(f"{a['name']}: no option table (the library has no `hak_options_print`).")
+            continue
+        changed = [o for o in opts if o.get("value") != o.get("default")]
+        if changed:
+            out.append(f"{a['name']} options not at their default: " + ", ".join(
+                f"`{o['name']}` {o['value']} (default {o['default']}, `{o['env']}`)" for o in changed) + ".")
+        else:
+            out.append(f"{a['name']}: every option at its default.")
+        if a.get("options_error"):
+            out.append(f"{a['name']}: option table partly unreadable: {a['options_error']}.")
+    return out
+
+
 def noise_lines(summary):
     out = []
     for f in FIGURES:
@@ -115,7 +145,7 @@ def machine_section(summary):
     c = summary["counts"]
     runs = (f"Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
             f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
-    lines = machine_lines(summary) + noise_lines(summary) + [runs]
+    lines = machine_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
     return Section("Machine and noise", items=[(None, l) for l in lines])
 
 

@@ -273,6 +273,10 @@ check "report: skipped allocator listed" has "- skipped: allocator mimalloc: lib
 check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
 check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
 check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "report: the allocator environment under Machine and noise" \
+  has "- Allocator environment, inherited by every run: \`HAKMEM_IDLE_MS=50\`, \`MALLOC_CONF=narenas:1\`."
+check "report: hakmem options off their default listed, and only those" \
+  bash -c "grep -qF -- '- hakmem-test options not at their default: \`idle_ms\` 50 (default 200, \`HAKMEM_IDLE_MS\`).' '$md' && ! grep -q stats_at_exit '$md'"
 check "report: Other figures include peak Rss−LazyFree" has "| tiny | hakmem-test | 0.019 | 0.001 | 500 | 2.0 | 2.0 |"
 check "report: Markdown and HTML say the same (headings, text, lists, table cells, plots)" \
   $PY tests/harness/report-parity.py "$md" "$rep/report.html"
@@ -300,14 +304,14 @@ else
   skip "report.html embeds the plots as PNG" "matplotlib not installed"
   skip "report.md shows the plots, written as PNG files in the run directory" "matplotlib not installed"
 fi
-# An interrupted run (no end row) and a preload the probe saw not taking:
-# both renderings say so.
+# An older raw file (no environment, no option table), an interrupted run
+# (no end row) and a preload the probe saw not taking: both renderings say so.
 old=$tmp/oldraw
 mkdir -p "$old" && $PY -c "
 import json, sys
 rows = [json.loads(l) for l in open('tests/harness/fixture-raw.jsonl')]
 ctx = rows[0]
-ctx.pop('environment', None)
+del ctx['environment']
 for a in ctx['allocators']:
     a.pop('options', None)
     if a['name'] == 'jemalloc':
@@ -315,7 +319,9 @@ for a in ctx['allocators']:
         a['probe_malloc_from'] = '/usr/lib/x86_64-linux-gnu/libc.so.6'
 with open('$old/raw.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in rows if r['type'] != 'end')"
-check "report.py renders an interrupted run" $PY scripts/report.py "$old" --no-plots
+check "report.py reads a raw file without the settings fields" $PY scripts/report.py "$old" --no-plots
+check "report: settings not recorded in an older raw file, said so" \
+  grep -qF -- "- Allocator settings: not recorded" "$old/report.md"
 for f in report.md report.html; do
   check "report: interrupted run stated ($f)" grep -qF "the run was interrupted" "$old/$f"
   check "report: a preload the probe saw not taking stated ($f)" \
