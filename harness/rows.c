@@ -132,6 +132,66 @@ static void write_allocator(hb_jbuf *b, const hb_alloc *a)
     jb_close(b, '}');
 }
 
+/* The machine and the build. */
+static void write_machine(hb_jbuf *b, const hb_machine *m)
+{
+    jb_str(b, "cpu_model", m->cpu_model);
+    jb_int(b, "cores", m->cores);
+    if (m->have_uname) {
+        jb_str(b, "kernel", m->kernel);
+        jb_str(b, "kernel_version", m->kernel_version);
+    }
+    str_or_null(b, "thp_enabled", m->thp_enabled);
+    str_or_null(b, "thp_defrag", m->thp_defrag);
+    str_or_null(b, "cpu_governor", m->cpu_governor);
+    str_or_null(b, "aslr", m->aslr);
+    str_or_null(b, "loadavg_start", m->loadavg_start);
+    jb_int(b, "mem_total_kib", m->mem_total_kib);
+    jb_str(b, "glibc", m->glibc);
+    jb_str(b, "compiler", m->compiler);
+    str_or_null(b, "git_commit", m->git_commit);
+    jb_bool(b, "git_dirty", m->git_dirty);
+}
+
+/* The allocator settings every run inherits, {name: value}. */
+static void write_environment(hb_jbuf *b, const hb_machine *m)
+{
+    jb_open(b, "environment", '{');
+    for (int i = 0; i < m->nenv; i++) {
+        const char *eq = strchr(m->env[i], '=');
+        char name[256];
+        hb_fmt(name, sizeof name, "%.*s", (int)(eq - m->env[i]), m->env[i]);
+        jb_str(b, name, eq + 1);
+    }
+    jb_close(b, '}');
+}
+
+static void write_runner(hb_jbuf *b, const hb_opts *o)
+{
+    jb_open(b, "runner", '{');
+    jb_int(b, "reps", o->reps);
+    jb_num(b, "timeout_s", o->timeout_s);
+    jb_int(b, "sample_ms", o->sample_ms);
+    jb_str(b, "callgrind_suite", o->callgrind_suite);
+    jb_str(b, "order", "repetition > case > allocator (rotated by one each repetition)");
+    jb_close(b, '}');
+}
+
+static void write_cases(hb_jbuf *b, const hb_matrix *mx)
+{
+    jb_open(b, "cases", '[');
+    for (int i = 0; i < mx->ncase; i++) {
+        const hb_case *c = &mx->cases[i];
+        jb_open(b, NULL, '{');
+        jb_str(b, "label", c->label);
+        jb_str(b, "workload", c->workload);
+        jb_bool(b, "missing", c->missing);
+        write_args(b, c);
+        jb_close(b, '}');
+    }
+    jb_close(b, ']');
+}
+
 void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx)
 {
     hb_jbuf b;
@@ -140,61 +200,13 @@ void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_ma
     jb_str(&b, "suite_file", o->suite_file);
     jb_str(&b, "started", m->started);
     jb_str(&b, "host", m->host);
-
-    /* machine */
-    jb_str(&b, "cpu_model", m->cpu_model);
-    jb_int(&b, "cores", m->cores);
-    if (m->have_uname) {
-        jb_str(&b, "kernel", m->kernel);
-        jb_str(&b, "kernel_version", m->kernel_version);
-    }
-    str_or_null(&b, "thp_enabled", m->thp_enabled);
-    str_or_null(&b, "thp_defrag", m->thp_defrag);
-    str_or_null(&b, "cpu_governor", m->cpu_governor);
-    str_or_null(&b, "aslr", m->aslr);
-    str_or_null(&b, "loadavg_start", m->loadavg_start);
-    jb_int(&b, "mem_total_kib", m->mem_total_kib);
-    jb_str(&b, "glibc", m->glibc);
-
-    /* build */
-    jb_str(&b, "compiler", m->compiler);
-    str_or_null(&b, "git_commit", m->git_commit);
-    jb_bool(&b, "git_dirty", m->git_dirty);
-
-    /* the allocator settings every run inherits */
-    jb_open(&b, "environment", '{');
-    for (int i = 0; i < m->nenv; i++) {
-        const char *eq = strchr(m->env[i], '=');
-        char name[256];
-        hb_fmt(name, sizeof name, "%.*s", (int)(eq - m->env[i]), m->env[i]);
-        jb_str(&b, name, eq + 1);
-    }
-    jb_close(&b, '}');
-
-    /* runner settings */
-    jb_open(&b, "runner", '{');
-    jb_int(&b, "reps", o->reps);
-    jb_num(&b, "timeout_s", o->timeout_s);
-    jb_int(&b, "sample_ms", o->sample_ms);
-    jb_str(&b, "callgrind_suite", o->callgrind_suite);
-    jb_str(&b, "order", "repetition > case > allocator (rotated by one each repetition)");
-    jb_close(&b, '}');
-
+    write_machine(&b, m);
+    write_environment(&b, m);
+    write_runner(&b, o);
     jb_open(&b, "allocators", '[');
     for (int i = 0; i < mx->nalloc; i++) write_allocator(&b, &mx->allocs[i]);
     jb_close(&b, ']');
-
-    jb_open(&b, "cases", '[');
-    for (int i = 0; i < mx->ncase; i++) {
-        const hb_case *c = &mx->cases[i];
-        jb_open(&b, NULL, '{');
-        jb_str(&b, "label", c->label);
-        jb_str(&b, "workload", c->workload);
-        jb_bool(&b, "missing", c->missing);
-        write_args(&b, c);
-        jb_close(&b, '}');
-    }
-    jb_close(&b, ']');
+    write_cases(&b, mx);
     row_write(fd, &b);
 }
 
