@@ -10,15 +10,23 @@
  *              repetition. It ends as ok, failed (signal, exit status,
  *              timeout) or invalid (the intended allocator did not serve it,
  *              or the workload printed no result line).
+ *   job        a run to do: case, allocator, repetition, sequence number,
+ *              mode (measure or callgrind).
+ *   observation  what the runner saw of a run from the outside: exit
+ *              status, rusage, RSS samples, phases, the result line.
+ *   verdict    what it concludes: ok, failed or invalid, and why.
+ *   settings   what changes an allocator's behaviour besides its build: the
+ *              allocator environment variables every run inherits, and a
+ *              hakmem library's option table (hak_options_print) in force.
  *   raw.jsonl  the only output: a context row, one row per run (appended as
  *              soon as the run ends), and an end row. Reports are derived
  *              from it by the Python scripts in scripts/.
  *
  * Files (each calls only files listed below it)
  *   main.c     command line, allocator and suite files, the matrix loop
- *   run.c      one run: fork/exec, pipe, smaps_rollup sampling, wait4,
- *              classification
- *   context.c  machine/build context and the allocator probe
+ *   run.c      one run: spawn and watch (fork/exec, pipe, smaps_rollup
+ *              sampling, wait4), classify
+ *   context.c  machine, build and environment facts; the allocator probe
  *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
  *   util.c     general helpers (clock, formatting, small file and command I/O)
@@ -242,7 +250,6 @@ void hb_loadavg(char *out, size_t cap);
 
 /* ---- rows.c: raw.jsonl --------------------------------------------------- */
 
-
 /* What a run file covers: the allocators (available or not) and the cases. */
 typedef struct hb_matrix {
     hb_alloc *allocs;
@@ -257,7 +264,7 @@ typedef struct hb_matrix {
 void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx);
 /* A `skip` row for a case whose workload binary is missing. */
 void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
-/* A `run` row; log is the runs's log path without extension, relative to
+/* A `run` row; log is the run's log path without extension, relative to
  * the result directory. */
 void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v);
 const char *hb_status_name(hb_status s);
