@@ -193,7 +193,7 @@ typedef struct hb_observation {
     long peak_rss_kib;   /* max(sampled Rss, ru_maxrss): sampling can miss a spike */
     bool have_last;
     bool maps_seen;      /* the preloaded library was seen in /proc/<pid>/maps */
-    int maps_tries;
+    int maps_tries;      /* conclusive reads of the maps (libc was mapped) */
     char *result;        /* the last stdout line that is not a marker, or NULL */
     size_t resultlen;
     hb_phase phases[HB_MAX_PHASES];

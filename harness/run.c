@@ -46,12 +46,9 @@ volatile int hb_interrupted;
  * limit is ample for it and still ends a run that hangs. */
 #define CALLGRIND_TIME_FACTOR 40
 /* /proc/<pid>/maps is read at samples until the preloaded library is seen,
- * at most this many times: a preload that takes is mapped before main, so
- * the first read after exec sees it; later tries only cover a slow start. */
+ * at most this many conclusive times: a preload that takes is mapped before
+ * main, so the first conclusive read sees it; later ones cover a slow start. */
 #define MAPS_MAX_TRIES 50
-/* Not before this many seconds after fork: until the child has exec'd, its
- * maps are the runner's own, and a read there wastes a try. */
-#define MAPS_FIRST_AFTER_S 0.002
 /* A stdout line longer than this is truncated: the result is one short
  * JSON object, and a runaway line must not take the runner's memory. */
 #define MAX_LINE_BYTES (1u << 20)
@@ -107,26 +104,37 @@ static bool read_rollup(pid_t pid, hb_rollup *r)
     return any;
 }
 
-static bool maps_has(pid_t pid, const char *lib)
+/* What one read of /proc/<pid>/maps says about the preloaded library. The
+ * dynamic loader maps the preloads before the libraries the program needs,
+ * so a read is conclusive once libc is mapped; before that (the loader is
+ * still at work) or after (the process is exiting, its maps are empty) it
+ * proves nothing either way. */
+typedef enum { MAPS_INCONCLUSIVE, MAPS_WITHOUT_LIB, MAPS_WITH_LIB } maps_answer;
+
+static bool same_file(const char *mapped, const char *want)
+{
+    char rp[PATH_MAX];
+    return strcmp(mapped, want) == 0 || (realpath(mapped, rp) && strcmp(rp, want) == 0);
+}
+
+static maps_answer read_maps(pid_t pid, const char *lib)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
     FILE *f = fopen(path, "re");
-    if (!f) return false;
+    if (!f) return MAPS_INCONCLUSIVE;
     char line[4096 + 256];
-    bool found = false;
+    bool found = false, libc = false;
+    const char *libc_path = hb_libc_path();
     while (!found && fgets(line, sizeof line, f)) {
         char *p = strchr(line, '/');
         if (!p) continue;
         p[strcspn(p, "\n")] = '\0';
-        if (strcmp(p, lib) == 0) found = true;
-        else {
-            char rp[PATH_MAX];
-            if (realpath(p, rp) && strcmp(rp, lib) == 0) found = true;
-        }
+        if (same_file(p, lib)) found = true;
+        else if (!libc && same_file(p, libc_path)) libc = true;
     }
     fclose(f);
-    return found;
+    return found ? MAPS_WITH_LIB : libc ? MAPS_WITHOUT_LIB : MAPS_INCONCLUSIVE;
 }
 
 static void take_sample(watcher *w)
@@ -148,9 +156,10 @@ static void take_sample(watcher *w)
         ob->samples = p; ob->cap = cap;
     }
     ob->samples[ob->nsamples++] = (hb_sample){ t, r.v[HB_F_RSS], nolazy };
-    if (!w->alloc->system && !ob->maps_seen && ob->maps_tries < MAPS_MAX_TRIES && t > MAPS_FIRST_AFTER_S) {
-        ob->maps_tries++;
-        ob->maps_seen = maps_has(w->pid, w->alloc->real);
+    if (!w->alloc->system && !ob->maps_seen && ob->maps_tries < MAPS_MAX_TRIES) {
+        maps_answer m = read_maps(w->pid, w->alloc->real);
+        if (m != MAPS_INCONCLUSIVE) ob->maps_tries++;
+        ob->maps_seen = m == MAPS_WITH_LIB;
     }
 }
 
