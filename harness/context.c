@@ -2,7 +2,8 @@
  * context.c — what a reader needs to trust a result: the machine, the build,
  * and, for every allocator, its library, version and whether its preload
  * takes (checked once up front by running this binary as `hakbench probe`
- * under the preload; every run is verified again on its own).
+ * under the preload; every run is verified again on its own). The facts are
+ * gathered here; rows.c writes them.
  */
 #include "hakbench.h"
 
@@ -16,7 +17,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* `hakbench probe`: runs under the preload and reports what serves malloc. */
+extern char **environ;
+
+/* The probe's whole output: one line, and a hakmem option table of a few
+ * lines of about 120 characters. */
+#define PROBE_OUTPUT_MAX 16384
+
+/* The line after which the probe prints a hakmem library's option table. */
+#define OPTIONS_MARKER "@options"
+
+/* `hakbench probe`: runs under the preload and reports what serves malloc,
+ * hakmem's version and variant, and (a hakmem library) its option table
+ * with the values in force under this environment, which every run
+ * inherits:
+ *     <malloc's object>\t<hak_version>\t<hak_variant>
+ *     @options
+ *     <hak_options_print's output> */
 int hb_probe_main(void)
 {
     void *p = malloc(64); /* make sure the allocator is initialised */
@@ -27,8 +43,49 @@ int hb_probe_main(void)
     if (sym && dladdr(sym, &info) && info.dli_fname) from = info.dli_fname;
     const char *(*ver)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_version");
     const char *(*var)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_variant");
+    void (*print_options)(FILE *) = (void (*)(FILE *))dlsym(RTLD_DEFAULT, "hak_options_print");
     printf("%s\t%s\t%s\n", from, ver ? ver() : "", var ? var() : "");
+    if (print_options) {
+        printf("%s\n", OPTIONS_MARKER);
+        fflush(stdout);
+        print_options(stdout);
+    }
+    fflush(stdout);
     return 0;
+}
+
+/* Reads hak_options_print's table: a header line `option value default
+ * environment meaning`, then one option a line, the meaning last (it may
+ * hold spaces). A line that does not read so is named in options_error. */
+static void parse_options(hb_alloc *a, char *table)
+{
+    int cap = 0;
+    bool header = true;
+    for (char *l = strtok(table, "\n"); l; l = strtok(NULL, "\n")) {
+        if (header) {
+            header = false;
+            if (strncmp(l, "option", 6) != 0) {
+                hb_fmt(a->options_error, sizeof a->options_error, "no header line, got: %s", l);
+                return;
+            }
+            continue;
+        }
+        if (a->noptions == cap) {
+            cap = cap ? 2 * cap : 8;
+            hb_option *o = realloc(a->options, (size_t)cap * sizeof *o);
+            if (!o) { perror("hakbench: realloc"); exit(1); }
+            a->options = o;
+        }
+        hb_option *o = &a->options[a->noptions];
+        memset(o, 0, sizeof *o);
+        int off = 0;
+        if (sscanf(l, "%47s %31s %31s %63s %n", o->name, o->value, o->def, o->env, &off) < 4) {
+            hb_fmt(a->options_error, sizeof a->options_error, "unreadable option line: %s", l);
+            continue;
+        }
+        hb_fmt(o->meaning, sizeof o->meaning, "%s", l + off);
+        a->noptions++;
+    }
 }
 
 static void shell_quote(char *out, size_t cap, const char *s)
@@ -82,11 +139,19 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
             if (hb_read_file(cf, a->cflags, sizeof a->cflags) > 0) a->cflags[strcspn(a->cflags, "\n")] = '\0';
         }
     }
-    char qlib[PATH_MAX + 16], qself[PATH_MAX + 16], cmd[3 * PATH_MAX], line[PATH_MAX + 256];
+    char qlib[PATH_MAX + 16], qself[PATH_MAX + 16], cmd[3 * PATH_MAX], out[PROBE_OUTPUT_MAX];
     shell_quote(qlib, sizeof qlib, a->real);
     shell_quote(qself, sizeof qself, self);
     snprintf(cmd, sizeof cmd, "LD_PRELOAD=%s %s probe 2>/dev/null", qlib, qself);
-    hb_cmd_line(cmd, line, sizeof line);
+    hb_cmd_output(cmd, out, sizeof out);
+    char *table = strstr(out, "\n" OPTIONS_MARKER "\n");
+    if (table) {
+        *table = '\0';
+        parse_options(a, table + strlen("\n" OPTIONS_MARKER "\n"));
+        if (!a->options) a->options = calloc(1, sizeof *a->options); /* an empty table is still one */
+    }
+    char *line = out;
+    line[strcspn(line, "\n")] = '\0';
     char *from = strtok(line, "\t"), *ver = strtok(NULL, "\t"), *var = strtok(NULL, "\t");
     char rp[PATH_MAX];
     if (from && realpath(from, rp)) snprintf(a->served_by, sizeof a->served_by, "%s", rp);
@@ -96,148 +161,102 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
     else package_version(a->real, a->version, sizeof a->version);
 }
 
-static void kv_file(hb_jbuf *b, const char *key, const char *path, bool bracketed)
+/* ---- the environment -------------------------------------------------------- */
+
+/* Environment variables that change an allocator's behaviour. Every run
+ * inherits the runner's environment, so the context row records each one
+ * that is set. LD_PRELOAD is not among them: the runner sets it for each
+ * run to the allocator's library. */
+static const char *const allocator_env[] = {
+    "HAKMEM_",         /* hakmem's options */
+    "MALLOC_",         /* jemalloc's MALLOC_CONF; glibc's MALLOC_ARENA_MAX, MALLOC_CHECK_, ... */
+    "MIMALLOC_",       /* mimalloc's options */
+    "TCMALLOC_",       /* gperftools tcmalloc's options */
+    "GLIBC_TUNABLES=", /* glibc's tunables, glibc.malloc.* among them */
+    "LD_",             /* the dynamic loader: LD_LIBRARY_PATH, LD_BIND_NOW, ... */
+};
+
+static bool allocator_setting(const char *var)
+{
+    if (strncmp(var, "LD_PRELOAD=", 11) == 0) return false;
+    for (size_t i = 0; i < sizeof allocator_env / sizeof *allocator_env; i++)
+        if (strncmp(var, allocator_env[i], strlen(allocator_env[i])) == 0) return true;
+    return false;
+}
+
+static int by_string(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void read_env(hb_machine *m)
+{
+    size_t n = 0;
+    while (environ[n]) n++;
+    m->env = calloc(n + 1, sizeof *m->env);
+    if (!m->env) { perror("hakbench: calloc"); exit(1); }
+    for (size_t i = 0; i < n; i++)
+        if (allocator_setting(environ[i]) && strchr(environ[i], '=')) m->env[m->nenv++] = environ[i];
+    qsort(m->env, (size_t)m->nenv, sizeof *m->env, by_string);
+}
+
+/* ---- machine and build ---------------------------------------------------- */
+
+/* The first line of a small kernel file; for a `[selected] other` list (THP
+ * settings), the selected word. "" when the file cannot be read. */
+static void read_setting(const char *path, bool bracketed, char *out, size_t cap)
 {
     char buf[512];
-    if (hb_read_file(path, buf, sizeof buf) <= 0) { jb_null(b, key); return; }
+    out[0] = '\0';
+    if (hb_read_file(path, buf, sizeof buf) <= 0) return;
     buf[strcspn(buf, "\n")] = '\0';
     if (bracketed) {
         char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
-        if (l && r) { *r = '\0'; jb_str(b, key, l + 1); return; }
+        if (l && r) { *r = '\0'; hb_fmt(out, cap, "%s", l + 1); return; }
     }
-    jb_str(b, key, buf);
+    hb_fmt(out, cap, "%s", buf);
 }
 
-void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
-                      const hb_alloc *allocs, int nalloc, const hb_case *cases, int ncase,
-                      const char *callgrind_suite)
+void hb_loadavg(char *out, size_t cap)
 {
-    hb_jbuf b;
-    jb_init(&b);
-    char buf[1024];
-    jb_open(&b, NULL, '{');
-    jb_str(&b, "type", "context");
-    jb_str(&b, "schema", HB_SCHEMA);
-    jb_str(&b, "suite", o->suite_name);
-    jb_str(&b, "suite_file", suite_path);
-    time_t now = time(NULL);
-    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
-    jb_str(&b, "started", buf);
-    gethostname(buf, sizeof buf);
-    buf[sizeof buf - 1] = '\0';
-    jb_str(&b, "host", buf);
+    read_setting("/proc/loadavg", false, out, cap);
+}
 
-    /* machine */
-    hb_cmd_line("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'", buf, sizeof buf);
-    jb_str(&b, "cpu_model", buf);
-    jb_int(&b, "cores", sysconf(_SC_NPROCESSORS_ONLN));
+void hb_machine_read(hb_machine *m)
+{
+    memset(m, 0, sizeof *m);
+    time_t now = time(NULL);
+    strftime(m->started, sizeof m->started, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+    gethostname(m->host, sizeof m->host);
+    m->host[sizeof m->host - 1] = '\0';
+
+    hb_cmd_line("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'", m->cpu_model,
+                sizeof m->cpu_model);
+    m->cores = sysconf(_SC_NPROCESSORS_ONLN);
     struct utsname u;
     if (uname(&u) == 0) {
-        snprintf(buf, sizeof buf, "%s %s %s", u.sysname, u.release, u.machine);
-        jb_str(&b, "kernel", buf);
-        jb_str(&b, "kernel_version", u.version);
+        m->have_uname = true;
+        hb_fmt(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+        hb_fmt(m->kernel_version, sizeof m->kernel_version, "%s", u.version);
     }
-    kv_file(&b, "thp_enabled", "/sys/kernel/mm/transparent_hugepage/enabled", true);
-    kv_file(&b, "thp_defrag", "/sys/kernel/mm/transparent_hugepage/defrag", true);
-    kv_file(&b, "cpu_governor", "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", false);
-    kv_file(&b, "aslr", "/proc/sys/kernel/randomize_va_space", false);
-    kv_file(&b, "loadavg_start", "/proc/loadavg", false);
+    read_setting("/sys/kernel/mm/transparent_hugepage/enabled", true, m->thp_enabled, sizeof m->thp_enabled);
+    read_setting("/sys/kernel/mm/transparent_hugepage/defrag", true, m->thp_defrag, sizeof m->thp_defrag);
+    read_setting("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", false, m->cpu_governor,
+                 sizeof m->cpu_governor);
+    read_setting("/proc/sys/kernel/randomize_va_space", false, m->aslr, sizeof m->aslr);
+    hb_loadavg(m->loadavg_start, sizeof m->loadavg_start);
     char mem[64];
     hb_cmd_line("grep -m1 '^MemTotal' /proc/meminfo | awk '{print $2}'", mem, sizeof mem);
-    jb_int(&b, "mem_total_kib", atoll(mem));
-    jb_str(&b, "glibc", gnu_get_libc_version());
+    m->mem_total_kib = atoll(mem);
+    hb_fmt(m->glibc, sizeof m->glibc, "%s", gnu_get_libc_version());
 
-    /* build */
     const char *cc = getenv("CC");
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s --version 2>/dev/null", cc && *cc && !strchr(cc, '\'') ? cc : "cc");
-    hb_cmd_line(cmd, buf, sizeof buf);
-    jb_str(&b, "compiler", buf);
-    hb_cmd_line("git rev-parse HEAD 2>/dev/null", buf, sizeof buf);
-    jb_str(&b, "git_commit", buf[0] ? buf : NULL);
-    hb_cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", buf, sizeof buf);
-    jb_bool(&b, "git_dirty", buf[0] != '\0');
-
-    /* runner settings */
-    jb_open(&b, "runner", '{');
-    jb_int(&b, "reps", o->reps);
-    jb_num(&b, "timeout_s", o->timeout_s);
-    jb_int(&b, "sample_ms", o->sample_ms);
-    jb_str(&b, "callgrind_suite", callgrind_suite);
-    jb_str(&b, "order", "repetition > case > allocator (rotated by one each repetition)");
-    jb_close(&b, '}');
-
-    jb_open(&b, "allocators", '[');
-    for (int i = 0; i < nalloc; i++) {
-        const hb_alloc *a = &allocs[i];
-        jb_open(&b, NULL, '{');
-        jb_str(&b, "name", a->name);
-        jb_str(&b, "kind", a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference");
-        jb_str(&b, "library", a->lib);
-        jb_str(&b, "realpath", a->real[0] ? a->real : NULL);
-        jb_str(&b, "description", a->desc);
-        jb_str(&b, "status", a->available ? "available" : "skipped");
-        jb_str(&b, "skip_reason", a->available ? NULL : a->skip_reason);
-        jb_str(&b, "version", a->version[0] ? a->version : NULL);
-        if (a->kind == HB_KIND_HAKMEM) jb_str(&b, "cflags", a->cflags[0] ? a->cflags : NULL);
-        if (a->available) {
-            jb_str(&b, "probe_malloc_from", a->served_by[0] ? a->served_by : NULL);
-            jb_bool(&b, "probe_preload_ok", a->preload_ok);
-        }
-        jb_close(&b, '}');
-    }
-    jb_close(&b, ']');
-
-    jb_open(&b, "cases", '[');
-    for (int i = 0; i < ncase; i++) {
-        jb_open(&b, NULL, '{');
-        jb_str(&b, "label", cases[i].label);
-        jb_str(&b, "workload", cases[i].workload);
-        jb_bool(&b, "missing", cases[i].missing);
-        jb_open(&b, "args", '[');
-        for (int k = 1; k < cases[i].argc; k++) jb_str(&b, NULL, cases[i].argv[k]);
-        jb_close(&b, ']');
-        jb_close(&b, '}');
-    }
-    jb_close(&b, ']');
-    jb_close(&b, '}');
-    jb_finish_line(&b);
-    hb_write_all(fd, b.p, b.len);
-    jb_free(&b);
-}
-
-void hb_write_skip(int fd, const hb_case *c, const char *mode)
-{
-    hb_jbuf b;
-    jb_init(&b);
-    jb_open(&b, NULL, '{');
-    jb_str(&b, "type", "skip");
-    jb_str(&b, "schema", HB_SCHEMA);
-    jb_str(&b, "mode", mode);
-    jb_str(&b, "label", c->label);
-    jb_str(&b, "workload", c->workload);
-    jb_str(&b, "reason", c->missing_reason);
-    jb_close(&b, '}');
-    jb_finish_line(&b);
-    hb_write_all(fd, b.p, b.len);
-    jb_free(&b);
-}
-
-void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted)
-{
-    hb_jbuf b;
-    jb_init(&b);
-    jb_open(&b, NULL, '{');
-    jb_str(&b, "type", "end");
-    jb_str(&b, "schema", HB_SCHEMA);
-    jb_int(&b, "ok", t->ok);
-    jb_int(&b, "failed", t->failed);
-    jb_int(&b, "invalid", t->invalid);
-    jb_num(&b, "wall_s", wall_s);
-    jb_bool(&b, "interrupted", interrupted);
-    kv_file(&b, "loadavg_end", "/proc/loadavg", false);
-    jb_close(&b, '}');
-    jb_finish_line(&b);
-    hb_write_all(fd, b.p, b.len);
-    jb_free(&b);
+    hb_cmd_line(cmd, m->compiler, sizeof m->compiler);
+    hb_cmd_line("git rev-parse HEAD 2>/dev/null", m->git_commit, sizeof m->git_commit);
+    char dirty[256];
+    hb_cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", dirty, sizeof dirty);
+    m->git_dirty = dirty[0] != '\0';
+    read_env(m);
 }

@@ -10,16 +10,26 @@
  *              repetition. It ends as ok, failed (signal, exit status,
  *              timeout) or invalid (the intended allocator did not serve it,
  *              or the workload printed no result line).
+ *   job        a run to do: case, allocator, repetition, sequence number,
+ *              mode (measure or callgrind).
+ *   observation  what the runner saw of a run from the outside: exit
+ *              status, rusage, RSS samples, phases, the result line.
+ *   verdict    what it concludes: ok, failed or invalid, and why.
+ *   settings   what changes an allocator's behaviour besides its build: the
+ *              allocator environment variables every run inherits, and a
+ *              hakmem library's option table (hak_options_print) in force.
  *   raw.jsonl  the only output: a context row, one row per run (appended as
  *              soon as the run ends), and an end row. Reports are derived
  *              from it by the Python scripts in scripts/.
  *
- * Files
+ * Files (each calls only files listed below it)
  *   main.c     command line, allocator and suite files, the matrix loop
- *   run.c      one run: fork/exec, pipe, smaps_rollup sampling, wait4,
- *              classification, the row
- *   context.c  machine/build context and the allocator probe
+ *   run.c      one run: spawn and watch (fork/exec, pipe, smaps_rollup
+ *              sampling, wait4), classify
+ *   context.c  machine, build and environment facts; the allocator probe
+ *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
+ *   util.c     general helpers (clock, formatting, small file and command I/O)
  */
 #ifndef HAKBENCH_H
 #define HAKBENCH_H
@@ -28,8 +38,7 @@
 #include <stddef.h>
 #include <limits.h>
 #include <stdint.h>
-
-#define HB_SCHEMA "hakmem-bench/1"
+#include <sys/resource.h>
 
 /* ---- json.c ------------------------------------------------------------ */
 
@@ -70,6 +79,16 @@ bool json_get_str(const char *s, size_t n, const char *key, char *out, size_t ca
 
 typedef enum { HB_KIND_REFERENCE, HB_KIND_HAKMEM } hb_kind;
 
+/* One row of a hakmem library's option table (hak_options_print), as the
+ * probe saw it: the effective value under the runner's environment. */
+typedef struct hb_option {
+    char name[48];
+    char value[32];      /* as printed: an integer */
+    char def[32];        /* the default, as printed */
+    char env[64];        /* the environment variable that sets it */
+    char meaning[256];
+} hb_option;
+
 typedef struct hb_alloc {
     char name[64];
     char lib[4096];      /* as written: path or "system" */
@@ -83,6 +102,9 @@ typedef struct hb_alloc {
     char served_by[4096];/* what the probe saw serving malloc under this preload */
     bool preload_ok;     /* served_by is the intended library */
     char cflags[1024];   /* hakmem variants: build/<v>/cflags */
+    hb_option *options;  /* the library's option table; NULL: it has none */
+    int noptions;
+    char options_error[256]; /* a line of the table that could not be read */
 } hb_alloc;
 
 #define HB_MAX_ARGS 48
@@ -95,11 +117,13 @@ typedef struct hb_case {
     char missing_reason[PATH_MAX + 64];
 } hb_case;
 
-/* ---- run.c -------------------------------------------------------------- */
+/* ---- run.c: one run ------------------------------------------------------ */
 
 typedef struct hb_opts {
     const char *out_dir;
     const char *suite_name;
+    const char *suite_file;
+    const char *callgrind_suite; /* NULL: no callgrind pass */
     double timeout_s;
     int sample_ms;
     int reps;
@@ -110,17 +134,85 @@ typedef struct hb_tally {
     int ok, failed, invalid;
 } hb_tally;
 
-/* Runs one case under one allocator and appends its row to raw_fd. Returns
- * false only when the runner itself was interrupted (SIGINT/SIGTERM). */
-bool hb_run_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
-                int rep, int seq, hb_tally *t);
+typedef enum {
+    HB_MODE_MEASURE,     /* timed, RSS sampled */
+    HB_MODE_CALLGRIND,   /* under valgrind --tool=callgrind: instructions */
+} hb_mode;
+
+typedef enum {
+    HB_OK,               /* ran to exit 0, and the intended allocator served it */
+    HB_FAILED,           /* signal, non-zero exit, time limit, cannot execute */
+    HB_INVALID,          /* ran, but nothing proves the intended allocator served it */
+} hb_status;
+
+/* One run to do: a case under an allocator. */
+typedef struct hb_job {
+    const hb_case *c;
+    const hb_alloc *a;
+    int rep;             /* repetition; 0 for callgrind */
+    int seq;             /* 1, 2, ... over the whole file; names the logs */
+    hb_mode mode;
+} hb_job;
+
+/* Runs one job and appends its row to raw_fd. Returns false only when the
+ * runner itself was interrupted (SIGINT/SIGTERM): that run gets no row. */
+bool hb_run(const hb_opts *o, int raw_fd, const hb_job *j, hb_tally *t);
 
 /* Set by the SIGINT/SIGTERM handler. */
 extern volatile int hb_interrupted;
 
-/* Runs one case under callgrind and appends an "instructions" row. */
-void hb_callgrind_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_alloc *a,
-                      int seq, hb_tally *t);
+/* The smaps_rollup fields the runner keeps, in KiB. */
+enum { HB_F_RSS, HB_F_PSS, HB_F_PSS_ANON, HB_F_PRIV_DIRTY, HB_F_ANON, HB_F_ANON_HUGE, HB_F_LAZYFREE,
+       HB_F_SWAP, HB_F_N };
+typedef struct hb_rollup { long v[HB_F_N]; } hb_rollup;
+typedef struct hb_sample { double t; long rss, rss_nolazy; } hb_sample;
+
+#define HB_MAX_PHASES 32 /* `@phase` markers kept per run; burst_idle prints 5 */
+typedef struct hb_phase {
+    char name[32];
+    double t;            /* runner clock, seconds since fork */
+    double wt;           /* the workload's own timestamp, or NAN */
+    long rss, rss_nolazy;/* sampled when the marker arrived; -1: no sample */
+} hb_phase;
+
+/* What the runner saw of one run, from the outside. */
+typedef struct hb_observation {
+    double wall_s;
+    double limit_s;      /* the time limit this run had */
+    int exec_errno;      /* execve failed with this errno; 0: it ran */
+    bool timed_out;      /* killed at the time limit */
+    bool interrupted;    /* the runner was interrupted: the run was killed */
+    int wait_status;     /* from wait4 */
+    struct rusage ru;
+    int interval_ms;     /* sampling interval */
+    hb_sample *samples;
+    size_t nsamples, cap;
+    hb_rollup peak;      /* per-field maxima over the samples */
+    hb_rollup last;      /* the last sample */
+    long peak_nolazy;    /* max of Rss - LazyFree */
+    long peak_rss_kib;   /* max(sampled Rss, ru_maxrss): sampling can miss a spike */
+    bool have_last;
+    bool maps_seen;      /* the preloaded library was seen in /proc/<pid>/maps */
+    int maps_tries;      /* conclusive reads of the maps (libc was mapped) */
+    char *result;        /* the last stdout line that is not a marker, or NULL */
+    size_t resultlen;
+    hb_phase phases[HB_MAX_PHASES];
+    int nphases;
+} hb_observation;
+
+/* What the runner concludes from an observation. */
+typedef struct hb_verdict {
+    hb_status status;
+    char reason[512];    /* why not ok; "" when ok */
+    int exit_code;       /* -1: none (killed, or never ran) */
+    int signal;          /* 0: none */
+    const char *expected;/* the library that must serve malloc (libc for system) */
+    char malloc_from[PATH_MAX]; /* what the result line says served it; "" */
+    bool verified;       /* malloc_from is the expected library */
+    bool have_result;    /* the last stdout line is one JSON object */
+    long long instructions; /* callgrind total; -1: unknown */
+    char stderr_tail[600];  /* not ok: the end of the run's stderr */
+} hb_verdict;
 
 /* ---- context.c ---------------------------------------------------------- */
 
@@ -128,15 +220,59 @@ void hb_callgrind_one(const hb_opts *o, int raw_fd, const hb_case *c, const hb_a
  * as `hakbench probe` under the allocator. */
 void hb_probe_alloc(hb_alloc *a, const char *self);
 int hb_probe_main(void);
-/* Writes the context row. */
-void hb_write_context(int fd, const hb_opts *o, const char *suite_path,
-                      const hb_alloc *allocs, int nalloc, const hb_case *cases, int ncase,
-                      const char *callgrind_suite);
-/* Writes a `skip` row for a case whose workload binary is missing. */
-void hb_write_skip(int fd, const hb_case *c, const char *mode);
-void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted);
 
-/* ---- shared helpers (main.c) --------------------------------------------- */
+/* The machine and the build, read once before the first run. An empty
+ * string is a fact that could not be read (written as null). */
+typedef struct hb_machine {
+    char started[40];          /* local time, ISO 8601 */
+    char host[256];
+    char cpu_model[256];
+    long cores;
+    bool have_uname;
+    char kernel[256];          /* sysname release machine */
+    char kernel_version[256];
+    char thp_enabled[64], thp_defrag[64], cpu_governor[64], aslr[16];
+    char loadavg_start[128];
+    long long mem_total_kib;
+    char glibc[32];
+    char compiler[256];        /* first line of `$CC --version` */
+    char git_commit[64];
+    bool git_dirty;
+    /* The environment variables that change an allocator's behaviour
+     * (`NAME=value`, sorted), which every run inherits. */
+    const char **env;
+    int nenv;
+} hb_machine;
+
+void hb_machine_read(hb_machine *m);
+/* /proc/loadavg as one line; "" when unreadable. */
+void hb_loadavg(char *out, size_t cap);
+
+/* ---- rows.c: raw.jsonl --------------------------------------------------- */
+
+/* What a run file covers: the allocators (available or not) and the cases. */
+typedef struct hb_matrix {
+    hb_alloc *allocs;
+    int nalloc;
+    hb_case *cases;      /* the timed cases */
+    int ncase;
+    hb_case *cg_cases;   /* the callgrind cases */
+    int ncg;
+} hb_matrix;
+
+/* The first row: machine, build, runner settings, allocators, cases. */
+void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx);
+/* A `skip` row for a case whose workload binary is missing. */
+void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
+/* A `run` row; log is the run's log path without extension, relative to
+ * the result directory. */
+void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v);
+const char *hb_status_name(hb_status s);
+/* The last row: counts, wall time, whether the runner was interrupted, the
+ * load average at the end ("" when unreadable). */
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg);
+
+/* ---- util.c: general helpers; they call nothing else of the runner ---------- */
 double hb_now(void); /* CLOCK_MONOTONIC seconds */
 /* snprintf that may truncate on purpose (messages, bounded paths); returns
  * false when it did. Not the builtin, so -Wformat-truncation stays quiet. */
@@ -147,6 +283,8 @@ bool hb_write_all(int fd, const char *p, size_t n);
 long hb_read_file(const char *path, char *buf, size_t cap);
 /* Runs a shell command and returns its first line of output (may be ""). */
 void hb_cmd_line(const char *cmd, char *out, size_t cap);
+/* Runs a shell command and returns all its output (truncated to cap-1). */
+void hb_cmd_output(const char *cmd, char *out, size_t cap);
 /* realpath of libc (what serves malloc for the "system" allocator). */
 const char *hb_libc_path(void);
 

@@ -12,7 +12,7 @@
 
 HARNESS_BIN   := $(BUILD)/harness/hakbench
 HARNESS_SRCS  := $(sort $(wildcard harness/*.c))
-HARNESS_TLIBS := $(BUILD)/harness/libcrashalloc.so $(BUILD)/harness/libnoalloc.so
+HARNESS_TLIBS := $(BUILD)/harness/libcrashalloc.so $(BUILD)/harness/libnoalloc.so $(BUILD)/harness/libbadopts.so
 HARNESS_TBINS := $(BUILD)/harness/fakewl
 
 # QUICK=1 (any value but 0) selects the short suite and fewer repetitions.
@@ -35,7 +35,8 @@ $(HARNESS_BIN): $(HARNESS_SRCS) harness/hakbench.h
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $(HARNESS_SRCS) -lm -ldl
 
 # Test fixtures: an allocator that aborts after N mallocs, a preload that
-# replaces nothing, and a fake workload that follows the workload contract.
+# replaces nothing, one whose option table has an unreadable line, and a fake
+# workload that follows the workload contract.
 $(BUILD)/harness/lib%.so: tests/harness/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $<
@@ -45,9 +46,10 @@ $(BUILD)/harness/fakewl: tests/harness/fakewl.c
 harness-testbins: $(HARNESS_TLIBS) $(HARNESS_TBINS)
 
 # The tests use the fake workload only, so they do not wait for every real
-# workload to build.
-test-harness: harness harness-testbins
-	@tests/harness.sh
+# workload to build; one hakmem variant is built to check that its option
+# table is recorded.
+test-harness: harness harness-testbins $(BUILD)/$(VARIANT)/libhakmem.so
+	@HARNESS_VARIANT=$(VARIANT) tests/harness.sh
 
 # A workload that does not build yet is reported by the runner (its runs are
 # recorded as skipped), so `bench` builds workloads with -k and goes on.

@@ -7,18 +7,22 @@
 #include "hakbench.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define DEFAULT_REPS 5        /* enough for a median and a MAD; make bench uses it */
+#define DEFAULT_TIMEOUT_S 60  /* far above any standard-suite run (seconds each); ends a hang */
+#define DEFAULT_SAMPLE_MS 10  /* 100 RSS samples a second: sees phases of 10 ms and longer */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const char usage[] =
     "usage: hakbench run --suite FILE [options]    run a suite, write <out>/raw.jsonl\n"
@@ -35,9 +39,9 @@ static const char usage[] =
     "  --build-dir DIR       where hakmem variants are built (default build)\n"
     "  --alloc LIST          only these allocators (comma-separated names)\n"
     "  --workload-dir DIR    workload binaries (default build/workloads)\n"
-    "  --reps N              repetitions (default 5)\n"
-    "  --timeout SEC         per-run time limit (default 60)\n"
-    "  --sample-ms N         smaps_rollup sampling interval (default 10)\n"
+    "  --reps N              repetitions (default " STR(DEFAULT_REPS) ")\n"
+    "  --timeout SEC         per-run time limit (default " STR(DEFAULT_TIMEOUT_S) ")\n"
+    "  --sample-ms N         smaps_rollup sampling interval (default " STR(DEFAULT_SAMPLE_MS) ")\n"
     "  --callgrind FILE      after the repetitions, run each case of this suite once\n"
     "                        per allocator under valgrind --tool=callgrind\n"
     "                        (instructions per op; use small parameters)\n"
@@ -54,77 +58,6 @@ static void die_usage(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\n(see hakbench --help)\n");
     exit(2);
-}
-
-/* ---- helpers ------------------------------------------------------------- */
-
-double hb_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-bool hb_fmt(char *dst, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(dst, cap, fmt, ap);
-    va_end(ap);
-    return n >= 0 && (size_t)n < cap;
-}
-
-bool hb_write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-long hb_read_file(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    size_t got = 0;
-    while (got + 1 < cap) {
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    return (long)got;
-}
-
-void hb_cmd_line(const char *cmd, char *out, size_t cap)
-{
-    out[0] = '\0';
-    FILE *p = popen(cmd, "re");
-    if (!p) return;
-    if (fgets(out, (int)cap, p)) out[strcspn(out, "\n")] = '\0';
-    char sink[256];
-    while (fgets(sink, sizeof sink, p)) { }
-    pclose(p);
-}
-
-const char *hb_libc_path(void)
-{
-    static char path[PATH_MAX];
-    if (!path[0]) {
-        Dl_info info;
-        /* A symbol only libc has: the answer stays libc even when the runner
-         * itself runs under a preload. */
-        void *sym = dlsym(RTLD_DEFAULT, "gnu_get_libc_version");
-        if (sym && dladdr(sym, &info) && info.dli_fname && realpath(info.dli_fname, path)) { }
-        else snprintf(path, sizeof path, "libc.so.6");
-    }
-    return path;
 }
 
 static char *trim(char *s)
@@ -338,6 +271,159 @@ static const char *self_exe(void)
     return self;
 }
 
+/* The command line of `run` and `list`. */
+typedef struct {
+    bool list;
+    const char *suite, *cgsuite, *out, *name, *table, *hakmem, *build, *only, *wdir;
+    bool callgrind_only;
+    hb_opts o;
+} cli;
+
+static void parse_args(int argc, char **argv, cli *c)
+{
+    *c = (cli){ .table = "harness/allocators.tsv", .build = "build", .wdir = "build/workloads",
+                .o = { .timeout_s = DEFAULT_TIMEOUT_S, .sample_ms = DEFAULT_SAMPLE_MS, .reps = DEFAULT_REPS } };
+    c->list = strcmp(argv[1], "list") == 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV() do { if (!v) die_usage("option %s needs a value", a); i++; } while (0)
+        if (strcmp(a, "--suite") == 0) { NEEDV(); c->suite = v; }
+        else if (strcmp(a, "--out") == 0) { NEEDV(); c->out = v; }
+        else if (strcmp(a, "--name") == 0) { NEEDV(); c->name = v; }
+        else if (strcmp(a, "--allocators") == 0) { NEEDV(); c->table = v; }
+        else if (strcmp(a, "--hakmem") == 0) { NEEDV(); c->hakmem = v; }
+        else if (strcmp(a, "--build-dir") == 0) { NEEDV(); c->build = v; }
+        else if (strcmp(a, "--alloc") == 0) { NEEDV(); c->only = v; }
+        else if (strcmp(a, "--workload-dir") == 0) { NEEDV(); c->wdir = v; }
+        else if (strcmp(a, "--reps") == 0) { NEEDV(); c->o.reps = (int)parse_long(a, v, 1, 1000); }
+        else if (strcmp(a, "--timeout") == 0) { NEEDV(); c->o.timeout_s = (double)parse_long(a, v, 1, 86400); }
+        else if (strcmp(a, "--sample-ms") == 0) { NEEDV(); c->o.sample_ms = (int)parse_long(a, v, 1, 1000); }
+        else if (strcmp(a, "--callgrind") == 0) { NEEDV(); c->cgsuite = v; }
+        else if (strcmp(a, "--callgrind-only") == 0) c->callgrind_only = true;
+        else if (strcmp(a, "--quiet") == 0) c->o.quiet = true;
+        else die_usage("unknown option '%s'", a);
+#undef NEEDV
+    }
+}
+
+/* The allocator table, the hakmem variants, --alloc; then each is probed. */
+static void select_allocators(const cli *c)
+{
+    load_allocators(c->table);
+    if (c->hakmem) add_hakmem(c->hakmem, c->build);
+    order_allocs();
+    if (c->only) {
+        char *copy = strdup(c->only);
+        for (char *n = strtok(copy, ","); n; n = strtok(NULL, ",")) {
+            bool found = false;
+            for (int i = 0; i < nalloc; i++) found |= strcmp(allocs[i].name, n) == 0;
+            if (!found) {
+                fprintf(stderr, "hakbench: unknown allocator '%s'; known:", n);
+                for (int i = 0; i < nalloc; i++) fprintf(stderr, " %s", allocs[i].name);
+                fprintf(stderr, "\n");
+                exit(2);
+            }
+        }
+        free(copy);
+        int k = 0;
+        for (int i = 0; i < nalloc; i++)
+            if (in_list(c->only, allocs[i].name)) allocs[k++] = allocs[i];
+        nalloc = k;
+    }
+    const char *self = self_exe();
+    for (int i = 0; i < nalloc; i++) hb_probe_alloc(&allocs[i], self);
+}
+
+static void print_allocators(void)
+{
+    for (int i = 0; i < nalloc; i++) {
+        const hb_alloc *a = &allocs[i];
+        printf("%-22s %-9s %-10s %s%s%s\n", a->name, a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference",
+               a->available ? (a->preload_ok ? "ok" : "NOT-TAKING") : "skipped",
+               a->system ? "system" : a->lib, a->version[0] ? "  " : "", a->version);
+        if (!a->available) printf("%22s   (%s)\n", "", a->skip_reason);
+    }
+}
+
+/* Loads the suites, names the run and creates its directory; returns the
+ * raw.jsonl descriptor. The names live in static storage. */
+static int open_run(cli *c)
+{
+    static char suite_name[128], outbuf[PATH_MAX];
+    if (c->callgrind_only && !c->cgsuite) die_usage("--callgrind-only needs --callgrind FILE%s", "");
+    if (!c->suite && !c->callgrind_only) die_usage("run needs --suite FILE%s", "");
+    if (c->suite) ncase = load_suite(c->suite, c->wdir, cases, MAX_CASES);
+    else c->suite = c->cgsuite;
+    if (c->cgsuite) ncg = load_suite(c->cgsuite, c->wdir, cg_cases, MAX_CASES);
+    const char *b = strrchr(c->suite, '/');
+    hb_fmt(suite_name, sizeof suite_name, "%s", b ? b + 1 : c->suite);
+    char *dot = strrchr(suite_name, '.');
+    if (dot) *dot = '\0';
+    if (!c->out) {
+        char ts[32];
+        time_t now = time(NULL);
+        strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
+        hb_fmt(outbuf, sizeof outbuf, "results/%s-%s", ts, c->name ? c->name : suite_name);
+        c->out = outbuf;
+    }
+    if (strlen(c->out) > PATH_MAX - 256) die_usage("--out path too long: %s", c->out);
+    c->o.suite_name = suite_name;
+    c->o.suite_file = c->suite;
+    c->o.callgrind_suite = c->cgsuite;
+    c->o.out_dir = c->out;
+    char path[PATH_MAX];
+    hb_fmt(path, sizeof path, "%s/raw.jsonl", c->out);
+    if (access(path, F_OK) == 0) die_usage("%s already exists; choose a new --out directory", path);
+    hb_fmt(path, sizeof path, "%s/logs", c->out);
+    mkdirs(path);
+    hb_fmt(path, sizeof path, "%s/raw.jsonl", c->out);
+    int raw = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (raw < 0) { fprintf(stderr, "hakbench: cannot create %s: %s\n", path, strerror(errno)); exit(2); }
+    return raw;
+}
+
+/* The matrix: the timed repetitions, then the callgrind pass. Returns false
+ * when the runner was interrupted. */
+static bool run_matrix(const cli *c, int raw, hb_tally *t)
+{
+    const hb_opts *o = &c->o;
+    int nrun = 0, ncgrun = 0;
+    for (int i = 0; i < ncase; i++) {
+        if (cases[i].missing) hb_write_skip(raw, &cases[i], HB_MODE_MEASURE);
+        else nrun++;
+    }
+    for (int i = 0; i < ncg; i++) {
+        if (cg_cases[i].missing) hb_write_skip(raw, &cg_cases[i], HB_MODE_CALLGRIND);
+        else ncgrun++;
+    }
+    int navail = 0, avail[MAX_ALLOCS];
+    for (int i = 0; i < nalloc; i++) {
+        if (allocs[i].available) avail[navail++] = i;
+        else fprintf(stderr, "hakbench: skipping %s: %s\n", allocs[i].name, allocs[i].skip_reason);
+    }
+    int reps = c->callgrind_only ? 0 : o->reps;
+    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n",
+            reps * nrun * navail + ncgrun * navail, nrun, navail, reps, c->cgsuite ? " + callgrind" : "", o->out_dir);
+
+    int seq = 0;
+    bool stop = false;
+    for (int rep = 0; rep < reps && !stop; rep++)
+        for (int i = 0; i < ncase && !stop; i++)
+            for (int k = 0; k < navail && !stop; k++) {
+                if (cases[i].missing) continue;
+                hb_job j = { &cases[i], &allocs[avail[(k + rep) % navail]], rep, ++seq, HB_MODE_MEASURE };
+                stop = !hb_run(o, raw, &j, t) || hb_interrupted;
+            }
+    for (int i = 0; i < ncg && !stop; i++)
+        for (int k = 0; k < nalloc && !stop; k++) {
+            if (!allocs[k].available || cg_cases[i].missing) continue;
+            hb_job j = { &cg_cases[i], &allocs[k], 0, ++seq, HB_MODE_CALLGRIND };
+            stop = !hb_run(o, raw, &j, t) || hb_interrupted;
+        }
+    return !stop;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fputs(usage, stderr); return 2; }
@@ -347,103 +433,17 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "probe") == 0) return hb_probe_main();
-    bool is_run = strcmp(cmd, "run") == 0, is_list = strcmp(cmd, "list") == 0;
-    if (!is_run && !is_list) die_usage("unknown command '%s'; commands: run, list", cmd);
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "list") != 0)
+        die_usage("unknown command '%s'; commands: run, list", cmd);
 
-    const char *suite = NULL, *out = NULL, *name = NULL, *table = "harness/allocators.tsv",
-               *hakmem = NULL, *build = "build", *only = NULL, *wdir = "build/workloads";
-    hb_opts o = { .timeout_s = 60, .sample_ms = 10, .reps = 5 };
-    const char *cgsuite = NULL;
-    bool callgrind_only = false;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV() do { if (!v) die_usage("option %s needs a value", a); i++; } while (0)
-        if (strcmp(a, "--suite") == 0) { NEEDV(); suite = v; }
-        else if (strcmp(a, "--out") == 0) { NEEDV(); out = v; }
-        else if (strcmp(a, "--name") == 0) { NEEDV(); name = v; }
-        else if (strcmp(a, "--allocators") == 0) { NEEDV(); table = v; }
-        else if (strcmp(a, "--hakmem") == 0) { NEEDV(); hakmem = v; }
-        else if (strcmp(a, "--build-dir") == 0) { NEEDV(); build = v; }
-        else if (strcmp(a, "--alloc") == 0) { NEEDV(); only = v; }
-        else if (strcmp(a, "--workload-dir") == 0) { NEEDV(); wdir = v; }
-        else if (strcmp(a, "--reps") == 0) { NEEDV(); o.reps = (int)parse_long(a, v, 1, 1000); }
-        else if (strcmp(a, "--timeout") == 0) { NEEDV(); o.timeout_s = (double)parse_long(a, v, 1, 86400); }
-        else if (strcmp(a, "--sample-ms") == 0) { NEEDV(); o.sample_ms = (int)parse_long(a, v, 1, 1000); }
-        else if (strcmp(a, "--callgrind") == 0) { NEEDV(); cgsuite = v; }
-        else if (strcmp(a, "--callgrind-only") == 0) callgrind_only = true;
-        else if (strcmp(a, "--quiet") == 0) o.quiet = true;
-        else die_usage("unknown option '%s'", a);
-#undef NEEDV
-    }
-
-    load_allocators(table);
-    if (hakmem) add_hakmem(hakmem, build);
-    order_allocs();
-    if (only) {
-        char *copy = strdup(only);
-        for (char *n = strtok(copy, ","); n; n = strtok(NULL, ",")) {
-            bool found = false;
-            for (int i = 0; i < nalloc; i++) found |= strcmp(allocs[i].name, n) == 0;
-            if (!found) {
-                fprintf(stderr, "hakbench: unknown allocator '%s'; known:", n);
-                for (int i = 0; i < nalloc; i++) fprintf(stderr, " %s", allocs[i].name);
-                fprintf(stderr, "\n");
-                return 2;
-            }
-        }
-        free(copy);
-        int k = 0;
-        for (int i = 0; i < nalloc; i++)
-            if (in_list(only, allocs[i].name)) allocs[k++] = allocs[i];
-        nalloc = k;
-    }
-    const char *self = self_exe();
-    for (int i = 0; i < nalloc; i++) hb_probe_alloc(&allocs[i], self);
-
-    if (is_list) {
-        for (int i = 0; i < nalloc; i++) {
-            const hb_alloc *a = &allocs[i];
-            printf("%-22s %-9s %-10s %s%s%s\n", a->name, a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference",
-                   a->available ? (a->preload_ok ? "ok" : "NOT-TAKING") : "skipped",
-                   a->system ? "system" : a->lib, a->version[0] ? "  " : "", a->version);
-            if (!a->available) printf("%22s   (%s)\n", "", a->skip_reason);
-        }
+    cli c;
+    parse_args(argc, argv, &c);
+    select_allocators(&c);
+    if (c.list) {
+        print_allocators();
         return 0;
     }
-
-    if (callgrind_only && !cgsuite) die_usage("--callgrind-only needs --callgrind FILE%s", "");
-    if (!suite && !callgrind_only) die_usage("run needs --suite FILE%s", "");
-    if (suite) ncase = load_suite(suite, wdir, cases, MAX_CASES);
-    else suite = cgsuite;
-    if (cgsuite) ncg = load_suite(cgsuite, wdir, cg_cases, MAX_CASES);
-    bool callgrind = cgsuite != NULL;
-    char suite_name[128];
-    {
-        const char *b = strrchr(suite, '/');
-        hb_fmt(suite_name, sizeof suite_name, "%s", b ? b + 1 : suite);
-        char *dot = strrchr(suite_name, '.');
-        if (dot) *dot = '\0';
-    }
-    o.suite_name = suite_name;
-    char outbuf[PATH_MAX];
-    if (!out) {
-        char ts[32];
-        time_t now = time(NULL);
-        strftime(ts, sizeof ts, "%Y%m%d-%H%M%S", localtime(&now));
-        hb_fmt(outbuf, sizeof outbuf, "results/%s-%s", ts, name ? name : suite_name);
-        out = outbuf;
-    }
-    if (strlen(out) > PATH_MAX - 256) die_usage("--out path too long: %s", out);
-    o.out_dir = out;
-    char path[PATH_MAX];
-    hb_fmt(path, sizeof path, "%s/raw.jsonl", out);
-    if (access(path, F_OK) == 0) die_usage("%s already exists; choose a new --out directory", path);
-    hb_fmt(path, sizeof path, "%s/logs", out);
-    mkdirs(path);
-    hb_fmt(path, sizeof path, "%s/raw.jsonl", out);
-    int raw = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (raw < 0) { fprintf(stderr, "hakbench: cannot create %s: %s\n", path, strerror(errno)); return 2; }
+    int raw = open_run(&c);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -452,46 +452,19 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    hb_write_context(raw, &o, suite, allocs, nalloc, cases, ncase, cgsuite);
-    int nrun = 0, ncgrun = 0;
-    for (int c = 0; c < ncase; c++) {
-        if (cases[c].missing) hb_write_skip(raw, &cases[c], "measure");
-        else nrun++;
-    }
-    for (int c = 0; c < ncg; c++) {
-        if (cg_cases[c].missing) hb_write_skip(raw, &cg_cases[c], "callgrind");
-        else ncgrun++;
-    }
-    int navail = 0, avail[MAX_ALLOCS];
-    for (int i = 0; i < nalloc; i++) {
-        if (allocs[i].available) avail[navail++] = i;
-        else fprintf(stderr, "hakbench: skipping %s: %s\n", allocs[i].name, allocs[i].skip_reason);
-    }
-    int total = (callgrind_only ? 0 : o.reps * nrun * navail) + ncgrun * navail;
-    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n", total, nrun, navail,
-            callgrind_only ? 0 : o.reps, callgrind ? " + callgrind" : "", out);
-
+    hb_machine machine;
+    hb_machine_read(&machine);
+    hb_matrix mx = { allocs, nalloc, cases, ncase, cg_cases, ncg };
+    hb_write_context(raw, &c.o, &machine, &mx);
     hb_tally t = { 0, 0, 0 };
     double t0 = hb_now();
-    int seq = 0;
-    bool stop = false;
-    for (int rep = 0; rep < o.reps && !callgrind_only && !stop; rep++)
-        for (int c = 0; c < ncase && !stop; c++)
-            for (int k = 0; k < navail && !stop; k++) {
-                const hb_alloc *a = &allocs[avail[(k + rep) % navail]];
-                if (cases[c].missing) continue;
-                stop = !hb_run_one(&o, raw, &cases[c], a, rep, ++seq, &t);
-            }
-    for (int c = 0; c < ncg && !stop; c++)
-        for (int k = 0; k < nalloc && !stop; k++) {
-            if (!allocs[k].available || cg_cases[c].missing) continue;
-            hb_callgrind_one(&o, raw, &cg_cases[c], &allocs[k], ++seq, &t);
-            stop = hb_interrupted;
-        }
-    hb_write_end(raw, &t, hb_now() - t0, stop);
+    bool done = run_matrix(&c, raw, &t);
+    char load[128];
+    hb_loadavg(load, sizeof load);
+    hb_write_end(raw, &t, hb_now() - t0, !done, load);
     close(raw);
     fprintf(stderr, "hakbench: %d ok, %d failed, %d invalid in %.0f s%s\n", t.ok, t.failed, t.invalid,
-            hb_now() - t0, stop ? " (interrupted)" : "");
-    printf("%s\n", out);
-    return stop ? 130 : 0;
+            hb_now() - t0, done ? "" : " (interrupted)");
+    printf("%s\n", c.out);
+    return done ? 0 : 130;
 }

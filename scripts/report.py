@@ -1,16 +1,15 @@
 #!/usr/bin/python3
 """report.py — turn a benchmark run's raw.jsonl into summary.json, report.md
-and a self-contained report.html (plots embedded as base64 PNG).
+and a self-contained report.html, with the plots as PNG files in
+<run>/plots/ (shown in report.md, embedded in report.html).
 
     /usr/bin/python3 scripts/report.py results/<run> [--no-plots]
 
-Reads only <run>/raw.jsonl (schema hakmem-bench/1, written by
-build/harness/hakbench). Figures per workload case x allocator are taken over
-the ok repetitions: median, min, max and MAD (median absolute deviation).
-Each allocator's median is divided by the best reference allocator's median
-for that case ("ratio"; lower-is-better figures: < 1 beats the best
-reference; higher-is-better figures: > 1 beats it), and the geometric mean of
-the ratios across cases summarises an allocator in one number per figure.
+The figures and the statistics are benchdata's (scripts/benchdata.py, shared
+with scripts/compare). The report is one list of sections (a title,
+paragraphs, a list, a table, notes, plots), built once from the summary and
+written by two emitters, Markdown and HTML, that only format what the
+sections hold: what one shows, the other shows too.
 
 Plots need matplotlib (Debian: python3-matplotlib); without it the report is
 written without plots and says so.
@@ -19,304 +18,72 @@ import base64
 import html
 import io
 import json
-import math
 import os
+import re
 import sys
+from dataclasses import dataclass, field
+from typing import List, Optional
 
-SCHEMA = "hakmem-bench/1"
+import benchdata
+from benchdata import FIG, FIGURES
 
-# figure key -> (title, unit, better, scale, format). better: "lower" or
-# "higher". scale divides the raw value for display.
-FIGURES = {
-    "ns_per_op": ("time per op", "ns/op", "lower", 1.0, "{:.2f}"),
-    "ops_per_sec": ("throughput", "Mops/s", "higher", 1e6, "{:.2f}"),
-    "peak_rss_kib": ("peak RSS", "MiB", "lower", 1024.0, "{:.1f}"),
-    "fragmentation": ("fragmentation (peak RSS / peak live bytes)", "x", "lower", 1.0, "{:.2f}"),
-    "idle_rss_kib": ("RSS at the end of the idle period", "MiB", "lower", 1024.0, "{:.1f}"),
-    "idle_rss_nolazy_kib": ("RSS - LazyFree at the end of the idle period", "MiB", "lower", 1024.0, "{:.1f}"),
-    "final_rss_kib": ("RSS at the last sample", "MiB", "lower", 1024.0, "{:.1f}"),
-    "user_s": ("user CPU", "s", "lower", 1.0, "{:.3f}"),
-    "sys_s": ("system CPU", "s", "lower", 1.0, "{:.3f}"),
-    "minflt": ("minor page faults", "k", "lower", 1000.0, "{:.1f}"),
-    "instr_per_op": ("instructions per op (callgrind)", "instr/op", "lower", 1.0, "{:.1f}"),
-}
-# The headline: one table each, in this order.
-MIN_FRAG_LIVE = 1 << 20
-HEADLINE = ["ns_per_op", "ops_per_sec", "peak_rss_kib", "fragmentation", "idle_rss_kib",
-            "idle_rss_nolazy_kib", "instr_per_op"]
+PLOT_DIR = "plots"
 
 
-# ---- reading --------------------------------------------------------------
+# ---- the report model --------------------------------------------------------
 
-def load_raw(run_dir):
-    """Returns (context, rows, skips, end) from <run_dir>/raw.jsonl."""
-    path = os.path.join(run_dir, "raw.jsonl") if os.path.isdir(run_dir) else run_dir
-    context, rows, skips, end = None, [], [], None
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                # An interrupted run may leave a partial last line.
-                print(f"report: {path}:{n}: skipping unreadable line ({e})", file=sys.stderr)
-                continue
-            if row.get("schema") != SCHEMA:
-                raise SystemExit(f"report: {path}:{n}: schema {row.get('schema')!r}, expected {SCHEMA!r}")
-            t = row.get("type")
-            if t == "context":
-                context = row
-            elif t == "run":
-                rows.append(row)
-            elif t == "skip":
-                skips.append(row)
-            elif t == "end":
-                end = row
-    if context is None:
-        raise SystemExit(f"report: {path}: no context row")
-    return context, rows, skips, end
+@dataclass
+class Cell:
+    """A table cell with a figure: the value, whether it is the best of its
+    row, and small print after it (spread, ratio)."""
+    text: str
+    best: bool = False
+    note: str = ""
 
 
-def figures_of(row):
-    """The figures one ok row contributes, as {key: value}."""
-    out = {}
-    if row.get("mode") == "callgrind":
-        if row.get("instr_per_op") is not None:
-            out["instr_per_op"] = row["instr_per_op"]
-        return out
-    for k in ("ns_per_op", "ops_per_sec", "user_s", "sys_s", "minflt"):
-        if row.get(k) is not None:
-            out[k] = row[k]
-    # Against a few KiB of live data, RSS / live bytes measures the program's
-    # own footprint, not the allocator: only report it from 1 MiB live.
-    if row.get("fragmentation") is not None and (row.get("peak_live_bytes") or 0) >= MIN_FRAG_LIVE:
-        out["fragmentation"] = row["fragmentation"]
-    peak = row.get("peak_rss_kib")
-    if peak is None:
-        peak = max((row.get("mem") or {}).get("peak", {}).get("rss_kib") or 0, row.get("maxrss_kib") or 0)
-    if peak:
-        out["peak_rss_kib"] = peak
-    fin = (row.get("mem") or {}).get("final", {}).get("rss_kib")
-    if fin:
-        out["final_rss_kib"] = fin
-    idle = row.get("idle") or {}
-    if idle.get("rss_at_idle_end_kib") is not None:
-        out["idle_rss_kib"] = idle["rss_at_idle_end_kib"]
-    if idle.get("rss_nolazy_at_idle_end_kib") is not None:
-        out["idle_rss_nolazy_kib"] = idle["rss_nolazy_at_idle_end_kib"]
-    return out
+@dataclass
+class Table:
+    columns: List[tuple]   # (heading, numeric: right-aligned)
+    rows: List[list]       # each cell a str (may hold `code`) or a Cell
 
 
-# ---- statistics -----------------------------------------------------------
-
-def median(xs):
-    s = sorted(xs)
-    n = len(s)
-    if n == 0:
-        return None
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2.0
+@dataclass
+class Plot:
+    title: str
+    file: str              # relative to the run directory
+    png: bytes
 
 
-def mad(xs):
-    m = median(xs)
-    return median([abs(x - m) for x in xs]) if xs else None
+@dataclass
+class Section:
+    title: str
+    level: int = 2
+    text: List[str] = field(default_factory=list)    # paragraphs before the rest
+    items: List[tuple] = field(default_factory=list)  # a list: (lead or None, text)
+    table: Optional[Table] = None
+    notes: List[str] = field(default_factory=list)   # paragraphs after the table
+    plots: List[Plot] = field(default_factory=list)
 
 
-def geomean(xs):
-    xs = [x for x in xs if x is not None and x > 0]
-    if not xs:
-        return None
-    return math.exp(sum(math.log(x) for x in xs) / len(xs))
-
-
-def stats(values):
-    m = median(values)
-    d = mad(values)
-    return {
-        "n": len(values), "median": m, "min": min(values), "max": max(values), "mad": d,
-        "rel_mad": (d / m) if m else None, "values": values,
-    }
-
-
-# ---- summary ----------------------------------------------------------------
-
-def summarize(context, rows, skips, end):
-    allocs = context.get("allocators", [])
-    alloc_names = [a["name"] for a in allocs]
-    available = [a["name"] for a in allocs if a.get("status") == "available"]
-    reference = [a["name"] for a in allocs if a.get("kind") == "reference" and a.get("status") == "available"]
-    labels = [c["label"] for c in context.get("cases", [])]
-    for r in rows:  # callgrind-only cases, or cases not in the context
-        if r["label"] not in labels:
-            labels.append(r["label"])
-    workload_of = {c["label"]: c["workload"] for c in context.get("cases", [])}
-    for r in rows:
-        workload_of.setdefault(r["label"], r.get("workload"))
-
-    values = {}  # (label, alloc, fig) -> [values]
-    counts = {"ok": 0, "failed": 0, "invalid": 0}
-    problems = []
-    for r in rows:
-        st = r.get("status")
-        counts[st] = counts.get(st, 0) + 1
-        if st != "ok":
-            problems.append({
-                "status": st, "label": r["label"], "allocator": r["allocator"], "rep": r.get("rep"),
-                "mode": r.get("mode"), "reason": r.get("reason"), "signal": r.get("signal"),
-                "log": r.get("log"),
-            })
-            continue
-        for k, v in figures_of(r).items():
-            values.setdefault((r["label"], r["allocator"], k), []).append(v)
-
-    cells = {}
-    for (label, alloc, fig), vs in values.items():
-        cells.setdefault(label, {}).setdefault(alloc, {})[fig] = stats(vs)
-
-    best_ref = {}
-    for label in labels:
-        for fig, (_, _, better, _, _) in FIGURES.items():
-            cands = [(cells[label][a][fig]["median"], a) for a in reference
-                     if fig in cells.get(label, {}).get(a, {})]
-            cands = [c for c in cands if c[0] is not None]
-            if not cands:
-                continue
-            v, a = (min if better == "lower" else max)(cands)
-            best_ref.setdefault(label, {})[fig] = {"allocator": a, "median": v}
-            for alloc in cells.get(label, {}):
-                c = cells[label][alloc].get(fig)
-                if c and v:
-                    c["ratio_to_best_reference"] = c["median"] / v
-
-    geo = {}
-    for alloc in alloc_names:
-        for fig in FIGURES:
-            rs = [cells[l][alloc][fig].get("ratio_to_best_reference") for l in labels
-                  if fig in cells.get(l, {}).get(alloc, {})]
-            g = geomean(rs)
-            if g is not None:
-                geo.setdefault(alloc, {})[fig] = {"geomean_ratio": g, "cases": len([r for r in rs if r])}
-
-    # Noise: the relative MAD of ns/op (or the first figure present) over all cells.
-    noise = {}
-    for fig in ("ns_per_op", "peak_rss_kib", "instr_per_op"):
-        rel = [(c[fig]["rel_mad"], l, a) for l, byalloc in cells.items() for a, c in byalloc.items()
-               if fig in c and c[fig]["rel_mad"] is not None and c[fig]["n"] >= 2]
-        if rel:
-            rel.sort()
-            noise[fig] = {"median_rel_mad": median([r[0] for r in rel]), "max_rel_mad": rel[-1][0],
-                          "max_at": {"label": rel[-1][1], "allocator": rel[-1][2]}, "cells": len(rel)}
-
-    return {
-        "schema": "hakmem-bench-summary/1",
-        "raw_schema": context.get("schema"),
-        "suite": context.get("suite"),
-        "started": context.get("started"),
-        "machine": {k: context.get(k) for k in ("host", "cpu_model", "cores", "kernel", "thp_enabled", "thp_defrag",
-                                                "cpu_governor", "mem_total_kib", "glibc", "compiler",
-                                                "git_commit", "git_dirty", "loadavg_start")},
-        "loadavg_end": (end or {}).get("loadavg_end"),
-        "wall_s": (end or {}).get("wall_s"),
-        "interrupted": (end or {}).get("interrupted") if end else True,
-        "runner": context.get("runner"),
-        "allocators": allocs,
-        "available": available,
-        "reference": reference,
-        "cases": labels,
-        "workload_of": workload_of,
-        "counts": counts,
-        "problems": problems,
-        "skipped_cases": [{"label": s["label"], "workload": s["workload"], "mode": s.get("mode"),
-                           "reason": s.get("reason")} for s in skips],
-        "figures": {k: {"title": t, "unit": u, "better": b} for k, (t, u, b, _, _) in FIGURES.items()},
-        "cells": cells,
-        "best_reference": best_ref,
-        "geomean": geo,
-        "noise": noise,
-    }
-
-
-# ---- rendering helpers ----------------------------------------------------
-
-def fmt(fig, v):
-    if v is None:
-        return "–"
-    _, _, _, scale, f = FIGURES[fig]
-    return f.format(v / scale)
-
-
-def table_data(summary, fig):
-    """Rows of (label, [(text, is_best, ratio)...]) for one figure, plus the
-    geomean row; None when no cell has this figure."""
-    allocs = summary["available"]
-    better = FIGURES[fig][2]
-    rows = []
-    for label in summary["cases"]:
-        byalloc = summary["cells"].get(label, {})
-        meds = {a: byalloc[a][fig]["median"] for a in allocs if fig in byalloc.get(a, {})}
-        if not meds:
-            continue
-        best = (min if better == "lower" else max)(meds.values())
-        cells = []
-        for a in allocs:
-            c = byalloc.get(a, {}).get(fig)
-            if not c:
-                cells.append(None)
-                continue
-            cells.append({"text": fmt(fig, c["median"]), "best": c["median"] == best,
-                          "ratio": c.get("ratio_to_best_reference"), "rel_mad": c.get("rel_mad"), "n": c["n"]})
-        rows.append((label, cells))
-    if not rows:
-        return None
-    geo = []
-    for a in allocs:
-        g = summary["geomean"].get(a, {}).get(fig)
-        geo.append(g["geomean_ratio"] if g else None)
-    return rows, geo
-
-
-def cell_md(c):
-    if c is None:
-        return "–"
-    t = f"**{c['text']}**" if c["best"] else c["text"]
-    extra = []
-    if c["rel_mad"] is not None and c["n"] >= 2:
-        extra.append(f"±{100 * c['rel_mad']:.0f}%")
-    if c["ratio"] is not None:
-        extra.append(f"{c['ratio']:.2f}×")
-    return t + (" (" + ", ".join(extra) + ")" if extra else "")
-
-
-def glance_rows(summary):
-    """[(allocator, [(column, text)...])] for the headline figures present."""
-    figs = [f for f in HEADLINE if any(f in g for g in summary["geomean"].values())]
-    if not figs:
-        return []
-    out = []
-    for a in summary["available"]:
-        cols = []
-        for f in figs:
-            g = summary["geomean"].get(a, {}).get(f)
-            cols.append((SHORT[f], ratio_text(g["geomean_ratio"] if g else None)))
-        out.append((a, cols))
-    return out
-
-
-SHORT = {"ns_per_op": "time", "ops_per_sec": "throughput", "peak_rss_kib": "peak RSS",
-         "fragmentation": "fragmentation", "idle_rss_kib": "idle RSS", "idle_rss_nolazy_kib": "idle Rss−LazyFree",
-         "instr_per_op": "instructions"}
-
+# ---- what the report says ---------------------------------------------------------
 
 def ratio_text(g):
     return "–" if g is None else f"{g:.2f}×"
 
 
+def figure_cell(f, c, best):
+    note = []
+    if c.get("rel_mad") is not None and c["n"] >= 2:
+        note.append(f"±{100 * c['rel_mad']:.0f}%")
+    if c.get("ratio_to_best_reference") is not None:
+        note.append(f"{c['ratio_to_best_reference']:.2f}×")
+    return Cell(f.text(c["median"]), c["median"] == best, ", ".join(note))
+
+
 def machine_lines(summary):
     m = summary["machine"]
     r = summary.get("runner") or {}
-    lines = [
+    return [
         f"CPU {m.get('cpu_model')} ({m.get('cores')} cores), {(m.get('mem_total_kib') or 0) / 1048576:.1f} GiB RAM; "
         f"{m.get('kernel')}; THP {m.get('thp_enabled')} (defrag {m.get('thp_defrag')}); "
         f"governor {m.get('cpu_governor') or 'n/a'}; glibc {m.get('glibc')}; {m.get('compiler')}.",
@@ -327,17 +94,44 @@ def machine_lines(summary):
         f"wall time {summary['wall_s']:.0f} s." if summary.get("wall_s") is not None else
         f"Load average at start {m.get('loadavg_start')}; the run did not finish (no end row).",
     ]
-    return lines
+
+
+def settings_lines(summary):
+    """The settings that were not the allocators' defaults: the allocator
+    environment every run inherited, and hakmem options off their default."""
+    env = summary.get("environment")
+    if env is None:
+        return ["Allocator settings: not recorded (the runner that wrote this raw.jsonl did not record them)."]
+    if env:
+        out = ["Allocator environment, inherited by every run: "
+               + ", ".join(f"`{k}={v}`" for k, v in env.items()) + "."]
+    else:
+        out = ["Allocator environment: none set (no `HAKMEM_*`, `MALLOC_*`, `MIMALLOC_*`, `TCMALLOC_*`, "
+               "`GLIBC_TUNABLES` or `LD_*` variable)."]
+    for a in summary["allocators"]:
+        if a.get("kind") != "hakmem" or a.get("status") != "available" or "options" not in a:
+            continue
+        opts = a["options"]
+        if opts is None:
+            out.append(f"{a['name']}: no option table (the library has no `hak_options_print`).")
+            continue
+        changed = [o for o in opts if o.get("value") != o.get("default")]
+        if changed:
+            out.append(f"{a['name']} options not at their default: " + ", ".join(
+                f"`{o['name']}` {o['value']} (default {o['default']}, `{o['env']}`)" for o in changed) + ".")
+        else:
+            out.append(f"{a['name']}: every option at its default.")
+        if a.get("options_error"):
+            out.append(f"{a['name']}: option table partly unreadable: {a['options_error']}.")
+    return out
 
 
 def noise_lines(summary):
     out = []
-    n = summary["noise"]
-    names = {"ns_per_op": "time per op", "peak_rss_kib": "peak RSS", "instr_per_op": "instructions per op"}
-    for fig in ("ns_per_op", "peak_rss_kib", "instr_per_op"):
-        if fig in n:
-            x = n[fig]
-            out.append(f"{names[fig]}: median relative MAD {100 * x['median_rel_mad']:.1f}% over {x['cells']} cells, "
+    for f in FIGURES:
+        x = summary["noise"].get(f.key)
+        if x:
+            out.append(f"{f.title}: median relative MAD {100 * x['median_rel_mad']:.1f}% over {x['cells']} cells, "
                        f"worst {100 * x['max_rel_mad']:.1f}% ({x['max_at']['label']} / {x['max_at']['allocator']})")
     if out:
         out.append("Differences smaller than about three times the MAD are within the noise of this machine; "
@@ -347,7 +141,77 @@ def noise_lines(summary):
     return out
 
 
-def problem_lines(summary):
+def machine_section(summary):
+    c = summary["counts"]
+    runs = (f"Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
+            f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
+    lines = machine_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
+    return Section("Machine and noise", items=[(None, l) for l in lines])
+
+
+def allocators_section(summary):
+    rows = []
+    for a in summary["allocators"]:
+        status = a.get("status")
+        if status == "available" and a.get("probe_preload_ok") is False:
+            status = "available, but the probe saw malloc from " + str(a.get("probe_malloc_from"))
+        lib = a.get("realpath") or a.get("library")
+        if a.get("cflags"):
+            lib += f" (cflags: `{a['cflags']}`)"
+        rows.append([a["name"], str(a.get("kind")), a.get("version") or "–", str(lib), str(status)])
+    cols = [("allocator", False), ("kind", False), ("version", False), ("library", False), ("status", False)]
+    return Section("Allocators", table=Table(cols, rows))
+
+
+def glance_section(summary):
+    figs = [f for f in FIGURES if f.headline and any(f.key in g for g in summary["geomean"].values())]
+    if not figs:
+        return None
+    rows = []
+    for a in summary["available"]:
+        geo = summary["geomean"].get(a, {})
+        rows.append([a] + [ratio_text(geo[f.key]["geomean_ratio"] if f.key in geo else None) for f in figs])
+    return Section("At a glance: geometric mean of the ratios to the best reference allocator", level=3,
+                   table=Table([("allocator", False)] + [(f.short, True) for f in figs], rows),
+                   notes=["Ratios: time, RSS, fragmentation and instructions below 1.00× and throughput above "
+                          "1.00× beat the best reference allocator."])
+
+
+def figure_section(summary, f):
+    """One headline figure: a row per case, a column per allocator."""
+    allocs = summary["available"]
+    rows = []
+    for label in summary["cases"]:
+        byalloc = summary["cells"].get(label, {})
+        meds = [byalloc[a][f.key]["median"] for a in allocs if f.key in byalloc.get(a, {})]
+        if not meds:
+            continue
+        best = f.best(meds)
+        rows.append([label] + [figure_cell(f, byalloc[a][f.key], best) if f.key in byalloc.get(a, {}) else "–"
+                               for a in allocs])
+    if not rows:
+        return None
+    if len(rows) > 1:
+        geo = [summary["geomean"].get(a, {}).get(f.key) for a in allocs]
+        rows.append(["geomean ratio"] + [ratio_text(g["geomean_ratio"] if g else None) for g in geo])
+    return Section(f"{f.title} ({f.unit}, {f.better} is better)", level=3,
+                   table=Table([("workload", False)] + [(a, True) for a in allocs], rows))
+
+
+def other_section(summary):
+    figs = [f for f in FIGURES if f.other]
+    rows = []
+    for label in summary["cases"]:
+        for a in summary["available"]:
+            c = summary["cells"].get(label, {}).get(a)
+            if not c or "user_s" not in c:
+                continue
+            rows.append([label, a] + [f.text(c.get(f.key, {}).get("median")) for f in figs])
+    cols = [("workload", False), ("allocator", False)] + [(f"{f.short} {f.unit}", True) for f in figs]
+    return Section("Other figures (medians)", table=Table(cols, rows))
+
+
+def problem_items(summary):
     out = []
     for a in summary["allocators"]:
         if a.get("status") != "available":
@@ -362,97 +226,116 @@ def problem_lines(summary):
     return out
 
 
-# ---- report.md --------------------------------------------------------------
+def plot_sections(plots, no_plots_why):
+    if plots is None:
+        return [Section("Plots", text=[f"No plots: {no_plots_why}."])]
+    if not plots:
+        return [Section("Plots", text=["No plots: no figure has values to draw."])]
+    return [Section("Plots")] + [Section(p.title, level=3, plots=[p]) for p in plots]
 
-def render_md(summary):
-    allocs = summary["available"]
-    L = []
-    L.append(f"# Allocator benchmark: {summary.get('suite')} ({summary.get('started')})")
-    L.append("")
-    L.append("## Machine and noise")
-    L.append("")
-    for l in machine_lines(summary):
-        L.append(f"- {l}")
-    for l in noise_lines(summary):
-        L.append(f"- {l}")
-    c = summary["counts"]
-    L.append(f"- Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
-             f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
-    L.append("")
-    L.append("## Allocators")
-    L.append("")
-    L.append("| allocator | kind | version | library | status |")
-    L.append("|---|---|---|---|---|")
-    for a in summary["allocators"]:
-        status = a.get("status")
-        if status == "available" and a.get("probe_preload_ok") is False:
-            status = "available, but the probe saw malloc from " + str(a.get("probe_malloc_from"))
-        lib = a.get("realpath") or a.get("library")
-        if a.get("cflags"):
-            lib += f" (cflags: `{a['cflags']}`)"
-        L.append(f"| {a['name']} | {a.get('kind')} | {a.get('version') or '–'} | {lib} | {status} |")
-    L.append("")
-    L.append("## Headline")
-    L.append("")
-    L.append("Each cell: median over the ok repetitions (**best** in bold), ± relative MAD, and the ratio to the "
-             "best reference allocator for that workload. The geomean row is the geometric mean of the ratios.")
-    L.append("")
-    glance = glance_rows(summary)
-    if glance:
-        L.append("### At a glance: geometric mean of the ratios to the best reference allocator")
-        L.append("")
-        L.append("| allocator | " + " | ".join(h for h, _ in glance[0][1]) + " |")
-        L.append("|---|" + "---:|" * len(glance[0][1]))
-        for a, cols in glance:
-            L.append(f"| {a} | " + " | ".join(v for _, v in cols) + " |")
-        L.append("")
-        L.append("Ratios: time, RSS, fragmentation and instructions below 1.00× and throughput above 1.00× beat "
-                 "the best reference allocator.")
-        L.append("")
-    for fig in HEADLINE:
-        td = table_data(summary, fig)
-        if not td:
-            continue
-        rows, geo = td
-        title, unit, better = FIGURES[fig][0], FIGURES[fig][1], FIGURES[fig][2]
-        L.append(f"### {title} ({unit}, {better} is better)")
-        L.append("")
-        L.append("| workload | " + " | ".join(allocs) + " |")
-        L.append("|---|" + "---:|" * len(allocs))
-        for label, cells in rows:
-            L.append(f"| {label} | " + " | ".join(cell_md(x) for x in cells) + " |")
-        if len(rows) > 1:
-            L.append("| geomean ratio | " + " | ".join(ratio_text(g) for g in geo) + " |")
-        L.append("")
-    L.append("## Other figures (medians)")
-    L.append("")
-    L.append("| workload | allocator | user s | sys s | minor faults | final RSS MiB | peak Rss−LazyFree MiB |")
-    L.append("|---|---|---:|---:|---:|---:|---:|")
-    for label in summary["cases"]:
-        for a in allocs:
-            c = summary["cells"].get(label, {}).get(a)
-            if not c or "user_s" not in c:
-                continue
-            L.append(f"| {label} | {a} | {fmt('user_s', c['user_s']['median'])} | {fmt('sys_s', c['sys_s']['median'])} | "
-                     f"{c['minflt']['median']:.0f} | "
-                     f"{fmt('final_rss_kib', c.get('final_rss_kib', {}).get('median'))} | "
-                     f"{fmt('peak_rss_kib', c.get('peak_nolazy_kib', {}).get('median'))} |")
-    L.append("")
-    L.append("## Skipped, failed and invalid runs")
-    L.append("")
-    probs = problem_lines(summary)
-    if not probs:
-        L.append("None.")
-    for st, text in probs:
-        L.append(f"- {st}: {text}")
-    L.append("")
-    L.append("Raw rows: `raw.jsonl` (schema " + str(summary.get("raw_schema")) + "); aggregates: `summary.json`; "
-             "plots: `report.html`.")
-    L.append("")
+
+def build_report(summary, plots, no_plots_why):
+    """The report: its title and its sections, in order."""
+    title = f"Allocator benchmark: {summary.get('suite')}"
+    sections = [machine_section(summary), allocators_section(summary),
+                Section("Headline", text=["Each cell: median over the ok repetitions (**best** in bold), ± relative "
+                                          "MAD, and the ratio to the best reference allocator for that workload. "
+                                          "The geomean row is the geometric mean of the ratios."])]
+    sections += [s for s in [glance_section(summary)] + [figure_section(summary, f) for f in FIGURES if f.headline]
+                 if s]
+    sections.append(other_section(summary))
+    sections += plot_sections(plots, no_plots_why)
+    items = problem_items(summary)
+    files = (f"Raw rows: `raw.jsonl` (schema {summary.get('raw_schema')}); aggregates: `summary.json`"
+             + (f"; plots: `{PLOT_DIR}/*.png`, embedded in `report.html`." if plots else "."))
+    sections.append(Section("Skipped, failed and invalid runs", text=[] if items else ["None."], items=items,
+                            notes=[files]))
+    return title, str(summary.get("started")), sections
+
+
+# ---- the Markdown emitter ---------------------------------------------------------------
+
+def md_cell(c):
+    if isinstance(c, Cell):
+        t = f"**{c.text}**" if c.best else c.text
+        return t + (f" ({c.note})" if c.note else "")
+    return c
+
+
+def render_markdown(title, subtitle, sections):
+    L = [f"# {title} ({subtitle})", ""]
+    for s in sections:
+        L += ["#" * s.level + " " + s.title, ""]
+        for p in s.text:
+            L += [p, ""]
+        if s.items:
+            L += [f"- {lead}: {text}" if lead else f"- {text}" for lead, text in s.items] + [""]
+        if s.table:
+            t = s.table
+            L.append("| " + " | ".join(h for h, _ in t.columns) + " |")
+            L.append("|" + "".join("---:|" if num else "---|" for _, num in t.columns))
+            L += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in t.rows]
+            L.append("")
+        for n in s.notes:
+            L += [n, ""]
+        for p in s.plots:
+            L += [f"![{p.title}]({p.file})", ""]
     return "\n".join(L)
 
 
-# ---- plots ------------------------------------------------------------------
+# ---- the HTML emitter -------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}
+th,td{border:1px solid #ccc;padding:3px 8px}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f2f2}td.best{font-weight:bold;background:#eef7ee}small{color:#666}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f4f4f4;padding:0 3px}
+"""
+
+
+def inline_html(text):
+    """Escapes text; `code` spans and **bold** become their HTML."""
+    t = html.escape(text, quote=False)
+    t = re.sub(r"`([^`]*)`", r"<code>\1</code>", t)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+
+
+def html_cell(c, numeric):
+    cls = "n" if numeric else ""
+    if isinstance(c, Cell):
+        cls += " best" if c.best else ""
+        body = html.escape(c.text) + (f" <small>{html.escape(c.note)}</small>" if c.note else "")
+    else:
+        body = inline_html(c)
+    return f"<td class='{cls.strip()}'>{body}</td>" if cls.strip() else f"<td>{body}</td>"
+
+
+def render_html(title, subtitle, sections):
+    e = html.escape
+    H = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+         f"<style>{CSS}</style></head><body>",
+         f"<h1>{e(title)} <small>{e(subtitle)}</small></h1>"]
+    for s in sections:
+        H.append(f"<h{s.level}>{e(s.title)}</h{s.level}>")
+        H += [f"<p>{inline_html(p)}</p>" for p in s.text]
+        if s.items:
+            H.append("<ul>" + "".join(f"<li><b>{e(lead)}</b>: {inline_html(text)}</li>" if lead
+                                      else f"<li>{inline_html(text)}</li>" for lead, text in s.items) + "</ul>")
+        if s.table:
+            t = s.table
+            H.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h, _ in t.columns) + "</tr>")
+            H += ["<tr>" + "".join(html_cell(c, num) for c, (_, num) in zip(row, t.columns)) + "</tr>"
+                  for row in t.rows]
+            H.append("</table>")
+        H += [f"<p>{inline_html(n)}</p>" for n in s.notes]
+        H += [f"<img alt='{e(p.title)}' src='data:image/png;base64,{base64.b64encode(p.png).decode('ascii')}'>"
+              for p in s.plots]
+    H.append("</body></html>\n")
+    return "\n".join(H)
+
+
+# ---- plots ------------------------------------------------------------------------------
 
 def load_matplotlib():
     try:
@@ -469,7 +352,7 @@ def png(plt, fig):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
 def color_map(allocs):
@@ -478,28 +361,31 @@ def color_map(allocs):
     return {a: palette[i % len(palette)] for i, a in enumerate(allocs)}
 
 
-def plot_bars(plt, summary, fig_key, colors):
+def file_name(*parts):
+    return os.path.join(PLOT_DIR, "-".join(re.sub(r"[^A-Za-z0-9_.-]", "_", str(p)) for p in parts) + ".png")
+
+
+def plot_bars(plt, summary, f, colors):
     """One small panel per workload: a bar per allocator (median) with a
     min-max error bar."""
-    labels = [l for l in summary["cases"] if any(fig_key in c for c in summary["cells"].get(l, {}).values())]
+    labels = [l for l in summary["cases"] if any(f.key in c for c in summary["cells"].get(l, {}).values())]
     if not labels:
         return None
     allocs = summary["available"]
     ncol = min(4, len(labels))
     nrow = (len(labels) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
-    title, unit, better, scale, _ = FIGURES[fig_key]
     for i, label in enumerate(labels):
         ax = axes[i // ncol][i % ncol]
         xs, meds, lo, hi, cs = [], [], [], [], []
         for j, a in enumerate(allocs):
-            c = summary["cells"].get(label, {}).get(a, {}).get(fig_key)
+            c = summary["cells"].get(label, {}).get(a, {}).get(f.key)
             if not c:
                 continue
             xs.append(j)
-            meds.append(c["median"] / scale)
-            lo.append((c["median"] - c["min"]) / scale)
-            hi.append((c["max"] - c["median"]) / scale)
+            meds.append(c["median"] / f.scale)
+            lo.append((c["median"] - c["min"]) / f.scale)
+            hi.append((c["max"] - c["median"]) / f.scale)
             cs.append(colors[a])
         ax.bar(xs, meds, color=cs, yerr=[lo, hi], capsize=3)
         ax.set_xticks(range(len(allocs)))
@@ -508,9 +394,9 @@ def plot_bars(plt, summary, fig_key, colors):
         ax.tick_params(axis="y", labelsize=7)
     for k in range(len(labels), nrow * ncol):
         axes[k // ncol][k % ncol].axis("off")
-    fig.suptitle(f"{title} ({unit}, {better} is better); bars: median, whiskers: min–max", fontsize=10)
+    fig.suptitle(f"{f.title} ({f.unit}, {f.better} is better); bars: median, whiskers: min–max", fontsize=10)
     fig.tight_layout()
-    return png(plt, fig)
+    return Plot(f.title, file_name(f.key), png(plt, fig))
 
 
 def median_row(rows):
@@ -519,25 +405,26 @@ def median_row(rows):
     return rs[(len(rs) - 1) // 2] if rs else None
 
 
-def plot_timeline(plt, summary, rows, label, colors):
-    allocs = summary["available"]
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    any_line = False
-    for a in allocs:
+def timeline_rows(summary, rows, label):
+    """{allocator: the median ok run of this case that has a timeline}."""
+    out = {}
+    for a in summary["available"]:
         r = median_row([x for x in rows if x["label"] == label and x["allocator"] == a
                         and x.get("status") == "ok" and x.get("mode") == "measure"])
-        if not r or not (r.get("timeline") or {}).get("t_s"):
-            continue
+        if r and len((r.get("timeline") or {}).get("t_s") or []) >= 2:
+            out[a] = r
+    return out
+
+
+def plot_timeline(plt, label, runs, colors):
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for a, r in runs.items():
         tl = r["timeline"]
         ax.plot(tl["t_s"], [v / 1024 for v in tl["rss_kib"]], label=a, color=colors[a], lw=1.3)
         if tl.get("rss_nolazy_kib") and tl["rss_nolazy_kib"] != tl["rss_kib"]:
             ax.plot(tl["t_s"], [v / 1024 for v in tl["rss_nolazy_kib"]], color=colors[a], lw=0.8, ls="--")
         for p in r.get("phases") or []:
             ax.axvline(p["t_s"], color=colors[a], lw=0.4, alpha=0.5)
-        any_line = True
-    if not any_line:
-        plt.close(fig)
-        return None
     ax.set_xlabel("seconds since start")
     ax.set_ylabel("RSS MiB")
     ax.set_title(f"RSS over time: {label} (median run per allocator; dashed: Rss−LazyFree; thin lines: phases)",
@@ -545,11 +432,11 @@ def plot_timeline(plt, summary, rows, label, colors):
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return png(plt, fig)
+    return Plot(f"RSS over time: {label}", file_name("rss", label), png(plt, fig))
 
 
-def scaling_groups(summary, rows):
-    """Workloads run at several thread counts: {workload: {threads: label}}."""
+def scaling_groups(rows):
+    """Workloads run at several thread counts: {workload: {threads: labels}}."""
     groups = {}
     for r in rows:
         if r.get("status") != "ok" or r.get("mode") != "measure" or r.get("threads") is None:
@@ -559,6 +446,7 @@ def scaling_groups(summary, rows):
 
 
 def plot_scaling(plt, summary, rows, workload, group, colors):
+    f = FIG["ops_per_sec"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for a in summary["available"]:
         xs, ys = [], []
@@ -568,122 +456,52 @@ def plot_scaling(plt, summary, rows, workload, group, colors):
                     and r.get("mode") == "measure"]
             if vals:
                 xs.append(t)
-                ys.append(median(vals) / 1e6)
+                ys.append(benchdata.median(vals) / f.scale)
         if xs:
             ax.plot(xs, ys, marker="o", label=a, color=colors[a])
     ax.set_xlabel("threads")
-    ax.set_ylabel("Mops/s (median)")
+    ax.set_ylabel(f"{f.unit} (median)")
     ax.set_xticks(sorted(group))
     ax.set_title(f"thread scaling: {workload}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return png(plt, fig)
+    return Plot(f"thread scaling: {workload}", file_name("scaling", workload), png(plt, fig))
 
 
 def make_plots(summary, rows):
+    """The plots: a bar plot per plotted figure, RSS over time for every case
+    whose runs sampled it, thread scaling where a workload ran at several
+    thread counts. None when matplotlib is missing."""
     plt = load_matplotlib()
     if plt is None:
         return None
     colors = color_map(summary["available"])
-    plots = []
-    for fig_key in ("ns_per_op", "peak_rss_kib", "idle_rss_kib", "instr_per_op"):
-        p = plot_bars(plt, summary, fig_key, colors)
-        if p:
-            plots.append((FIGURES[fig_key][0], p))
+    plots = [plot_bars(plt, summary, f, colors) for f in FIGURES if f.plot]
     for label in summary["cases"]:
-        wl = summary["workload_of"].get(label)
-        if wl in ("burst_idle", "larson"):
-            p = plot_timeline(plt, summary, rows, label, colors)
-            if p:
-                plots.append((f"RSS over time: {label}", p))
-    for wl, group in sorted(scaling_groups(summary, rows).items()):
-        plots.append((f"thread scaling: {wl}", plot_scaling(plt, summary, rows, wl, group, colors)))
-    return plots
+        runs = timeline_rows(summary, rows, label)
+        if runs:
+            plots.append(plot_timeline(plt, label, runs, colors))
+    for wl, group in sorted(scaling_groups(rows).items()):
+        plots.append(plot_scaling(plt, summary, rows, wl, group, colors))
+    return [p for p in plots if p]
 
 
-# ---- report.html ------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:14px}
-th,td{border:1px solid #ccc;padding:3px 8px}td.n{text-align:right;font-variant-numeric:tabular-nums}
-th{background:#f2f2f2}td.best{font-weight:bold;background:#eef7ee}small{color:#666}
-img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f4f4f4;padding:0 3px}
-"""
-
-
-def render_html(summary, plots):
-    e = html.escape
-    allocs = summary["available"]
-    H = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(str(summary.get('suite')))} benchmark</title>"
-         f"<style>{CSS}</style></head><body>"]
-    H.append(f"<h1>Allocator benchmark: {e(str(summary.get('suite')))} <small>{e(str(summary.get('started')))}</small></h1>")
-    H.append("<h2>Machine and noise</h2><ul>")
-    for l in machine_lines(summary) + noise_lines(summary):
-        H.append(f"<li>{e(l)}</li>")
-    c = summary["counts"]
-    H.append(f"<li>Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid.</li></ul>")
-    H.append("<h2>Allocators</h2><table><tr><th>allocator</th><th>kind</th><th>version</th><th>library</th>"
-             "<th>status</th></tr>")
-    for a in summary["allocators"]:
-        lib = a.get("realpath") or a.get("library")
-        if a.get("cflags"):
-            lib += f" (cflags: {a['cflags']})"
-        H.append(f"<tr><td>{e(a['name'])}</td><td>{e(str(a.get('kind')))}</td><td>{e(str(a.get('version') or '–'))}</td>"
-                 f"<td>{e(str(lib))}</td><td>{e(str(a.get('status')))}</td></tr>")
-    H.append("</table><h2>Headline</h2><p>Median over the ok repetitions (best in bold), ± relative MAD, ratio to "
-             "the best reference allocator; the geomean row is the geometric mean of the ratios.</p>")
-    glance = glance_rows(summary)
-    if glance:
-        H.append("<h3>At a glance: geometric mean of the ratios to the best reference allocator</h3><table>"
-                 "<tr><th>allocator</th>" + "".join(f"<th>{e(h)}</th>" for h, _ in glance[0][1]) + "</tr>")
-        for a, cols in glance:
-            H.append(f"<tr><td>{e(a)}</td>" + "".join(f"<td class='n'>{e(v)}</td>" for _, v in cols) + "</tr>")
-        H.append("</table>")
-    for fig in HEADLINE:
-        td = table_data(summary, fig)
-        if not td:
-            continue
-        rows, geo = td
-        title, unit, better = FIGURES[fig][0], FIGURES[fig][1], FIGURES[fig][2]
-        H.append(f"<h3>{e(title)} ({e(unit)}, {better} is better)</h3><table><tr><th>workload</th>"
-                 + "".join(f"<th>{e(a)}</th>" for a in allocs) + "</tr>")
-        for label, cells in rows:
-            H.append(f"<tr><td>{e(label)}</td>")
-            for x in cells:
-                if x is None:
-                    H.append("<td class='n'>–</td>")
-                    continue
-                extra = []
-                if x["rel_mad"] is not None and x["n"] >= 2:
-                    extra.append(f"±{100 * x['rel_mad']:.0f}%")
-                if x["ratio"] is not None:
-                    extra.append(f"{x['ratio']:.2f}×")
-                H.append(f"<td class='n{' best' if x['best'] else ''}'>{e(x['text'])}"
-                         f"{' <small>' + e(', '.join(extra)) + '</small>' if extra else ''}</td>")
-            H.append("</tr>")
-        if len(rows) > 1:
-            H.append("<tr><td><i>geomean ratio</i></td>" + "".join(f"<td class='n'>{ratio_text(g)}</td>" for g in geo)
-                     + "</tr>")
-        H.append("</table>")
-    H.append("<h2>Plots</h2>")
-    if plots is None:
-        H.append("<p>No plots: matplotlib is not installed (Debian: python3-matplotlib).</p>")
-    else:
-        for title, data in plots:
-            H.append(f"<h3>{e(title)}</h3><img alt='{e(title)}' src='data:image/png;base64,{data}'>")
-    H.append("<h2>Skipped, failed and invalid runs</h2><ul>")
-    probs = problem_lines(summary)
-    if not probs:
-        H.append("<li>None.</li>")
-    for st, text in probs:
-        H.append(f"<li><b>{e(st)}</b>: {e(text)}</li>")
-    H.append("</ul></body></html>\n")
-    return "\n".join(H)
+def write_plots(run, plots):
+    """Writes the plots to <run>/plots/, after removing the PNG files an
+    earlier rendering left there."""
+    d = os.path.join(run, PLOT_DIR)
+    if os.path.isdir(d):
+        for name in os.listdir(d):
+            if name.endswith(".png"):
+                os.remove(os.path.join(d, name))
+    for p in plots or []:
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(run, p.file), "wb") as f:
+            f.write(p.png)
 
 
-# ---- main -------------------------------------------------------------------
+# ---- main -------------------------------------------------------------------------------
 
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
@@ -695,27 +513,24 @@ def main(argv):
     if not os.path.exists(os.path.join(run, "raw.jsonl")):
         print(f"report: {run}/raw.jsonl not found", file=sys.stderr)
         return 2
-    context, rows, skips, end = load_raw(run)
-    # Rss - LazyFree at the peak is kept per cell too (not a headline figure).
-    summary = summarize(context, rows, skips, end)
-    for r in rows:
-        if r.get("status") == "ok" and r.get("mode") == "measure":
-            v = ((r.get("mem") or {}).get("peak") or {}).get("rss_nolazy_kib")
-            if v:
-                cell = summary["cells"].setdefault(r["label"], {}).setdefault(r["allocator"], {})
-                cell.setdefault("_nolazy", []).append(v)
-    for byalloc in summary["cells"].values():
-        for c in byalloc.values():
-            if "_nolazy" in c:
-                c["peak_nolazy_kib"] = stats(c.pop("_nolazy"))
+    try:
+        _, rows, summary = benchdata.load_summary(run)
+    except benchdata.RawError as e:
+        print(f"report: {e}", file=sys.stderr)
+        return 2
     with open(os.path.join(run, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1, sort_keys=False)
         f.write("\n")
+    if "--no-plots" in opts:
+        plots, why = None, "--no-plots was given"
+    else:
+        plots, why = make_plots(summary, rows), "matplotlib is not installed (Debian: python3-matplotlib)"
+    write_plots(run, plots)
+    title, subtitle, sections = build_report(summary, plots, why)
     with open(os.path.join(run, "report.md"), "w", encoding="utf-8") as f:
-        f.write(render_md(summary))
-    plots = None if "--no-plots" in opts else make_plots(summary, rows)
+        f.write(render_markdown(title, subtitle, sections))
     with open(os.path.join(run, "report.html"), "w", encoding="utf-8") as f:
-        f.write(render_html(summary, plots))
+        f.write(render_html(title, subtitle, sections))
     print(f"report: {run}/report.md, {run}/report.html, {run}/summary.json")
     return 0
 

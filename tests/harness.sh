@@ -4,24 +4,33 @@
 #   build/harness/fakewl            a workload that follows the contract
 #   build/harness/libcrashalloc.so  an allocator that aborts after N mallocs
 #   build/harness/libnoalloc.so     a preload that replaces nothing
+#   build/harness/libbadopts.so     an option table with an unreadable line
+#   build/$HARNESS_VARIANT/libhakmem.so  a real hakmem variant (default hybrid),
+#                                   for its option table
 #   tests/harness/fixture-raw.jsonl a fixed raw file for the report
-# Prints `PASS harness: <what>` / `FAIL harness: <what>` per check and a
-# final count; exits 1 on any failure. `make test-harness` builds the parts
-# and runs it. Takes about 15 s.
+# Prints `PASS harness: <what>` / `FAIL harness: <what>` per check, `SKIP
+# harness: <what> (<why>)` for a check that could not run here (never counted
+# as passed), and a final count; exits 1 on any failure. `make test-harness`
+# builds the parts and runs it. Takes about 15 s.
 set -u
 unset CRASHALLOC_AFTER LD_PRELOAD
 cd "$(dirname "$0")/.."
 
 HB=build/harness/hakbench
 PY=/usr/bin/python3
-pass=0; fail=0
+pass=0; fail=0; skipped=0
 check() { # check "<what>" command...
   local what=$1; shift
   if "$@" >/dev/null 2>&1; then echo "PASS harness: $what"; pass=$((pass + 1))
   else echo "FAIL harness: $what"; fail=$((fail + 1)); fi
 }
-for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so; do
-  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make harness harness-testbins)"; echo "harness: 0 passed, 1 failed"; exit 1; }
+skip() { # skip "<what>" "<why>"
+  echo "SKIP harness: $1 ($2)"; skipped=$((skipped + 1))
+}
+variant=${HARNESS_VARIANT:-hybrid}
+for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so \
+         build/harness/libbadopts.so "build/$variant/libhakmem.so"; do
+  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make test-harness builds it)"; echo "harness: 0 passed, 1 failed"; exit 1; }
 done
 
 tmp=$(mktemp -d /tmp/hakmem-harness.XXXXXX)
@@ -79,7 +88,7 @@ check "runner prints the result directory" grep -qx "$out" "$tmp/run.stdout"
 check "missing workload reported on stderr" grep -q "nosuchworkload.*not found" "$tmp/run.stderr"
 
 cat > "$tmp/check.py" <<'EOF'
-import json, sys
+import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 what = sys.argv[2]
 ctx = rows[0]
@@ -111,14 +120,16 @@ elif what == "fields":
 elif what == "glibc-ok":
     rs = by("many", "glibc") + by("few", "glibc")
     assert len(rs) == 4 and all(r["status"] == "ok" and r["ns_per_op"] > 0 and r["ops"] == (60000 if r["label"] == "many" else 2000) for r in rs)
-    assert all(r["verify"]["malloc_from_ok"] for r in rs)
+    assert all(r["verify"]["malloc_from_ok"] is True for r in rs)
+    assert all(r["verify"]["maps_has_lib"] is None for r in rs)  # no preload to look for
     assert all(r["peak_rss_kib"] > 0 for r in rs)
 elif what == "crash-failed":
     rs = by("many", "crash")
     assert len(rs) == 2 and all(r["status"] == "failed" and r["signal"] == 6 and "SIGABRT" in r["reason"] for r in rs), rs
 elif what == "crash-survivor":
     rs = by("few", "crash")
-    assert len(rs) == 2 and all(r["status"] == "ok" and r["verify"]["maps_has_lib"] is not False for r in rs)
+    # a preload: the library must have been seen in the maps (null is not a yes)
+    assert len(rs) == 2 and all(r["status"] == "ok" and r["verify"]["maps_has_lib"] is True for r in rs)
 elif what == "noalloc-invalid":
     rs = by("many", "noalloc") + by("few", "noalloc")
     assert len(rs) == 4 and all(r["status"] == "invalid" and "served by" in r["reason"] for r in rs)
@@ -148,6 +159,31 @@ elif what == "interrupted":
     e = rows[-1]
     assert e["type"] == "end" and e["interrupted"] is True
     assert all(r["status"] in ("ok", "failed", "invalid") for r in runs)
+elif what == "environment":
+    # every allocator variable of the runner's environment, LD_PRELOAD and
+    # unrelated variables left out
+    prefixes = ("HAKMEM_", "MALLOC_", "MIMALLOC_", "TCMALLOC_", "LD_")
+    want = {k: v for k, v in os.environ.items()
+            if (k.startswith(prefixes) or k == "GLIBC_TUNABLES") and k != "LD_PRELOAD"}
+    want.update({"HAKMEM_IDLE_MS": "50", "MALLOC_CONF": "narenas:1"})
+    assert ctx["environment"] == want, (ctx["environment"], want)
+elif what == "options":
+    al = {a["name"]: a for a in ctx["allocators"]}
+    opts = al["hakmem-" + os.environ["HARNESS_VARIANT"]]["options"]
+    assert isinstance(opts, list) and opts, opts
+    for o in opts:
+        assert set(o) == {"name", "value", "default", "env", "meaning"}, o
+        assert type(o["value"]) is int and type(o["default"]) is int and o["env"].startswith("HAKMEM_"), o
+    idle = [o for o in opts if o["env"] == "HAKMEM_IDLE_MS"]
+    assert len(idle) == 1 and idle[0]["value"] == 50 and idle[0]["default"] != 50, idle
+    assert "options_error" not in al["hakmem-" + os.environ["HARNESS_VARIANT"]]
+    assert "options" not in al["glibc"], al["glibc"]
+    assert all(r["status"] == "ok" for r in runs), [(r["allocator"], r["reason"]) for r in runs]
+elif what == "options-unreadable":
+    bad = [a for a in ctx["allocators"] if a["name"] == "hakmem-badopts"][0]
+    assert bad["options"] == [{"name": "good", "value": 7, "default": 3, "env": "HAKMEM_GOOD",
+                               "meaning": "an option that reads"}], bad["options"]
+    assert "broken" in bad["options_error"], bad
 elif what == "nolines":
     rs = [r for r in runs if r["label"] == "silent"]
     assert rs and all(r["status"] == "invalid" and "no JSON" in r["reason"] for r in rs)
@@ -169,6 +205,19 @@ check "allocators rotated between repetitions" rowcheck rotation
 check "end row closes the file" rowcheck end
 check "per-run logs written" bash -c "ls $out/logs/*.out $out/logs/*.err >/dev/null"
 check "existing raw.jsonl is not overwritten" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" --out "$out"
+
+# ---- allocator settings: the environment and hakmem's option table -------------
+mkdir -p "$tmp/hb/badopts"
+ln -s "$PWD/build/$variant" "$tmp/hb/$variant"
+ln -s "$PWD/build/harness/libbadopts.so" "$tmp/hb/badopts/libhakmem.so"
+printf 'few fakewl --ops 1000\n' > "$tmp/one.suite"
+out=$tmp/settings
+HAKMEM_IDLE_MS=50 MALLOC_CONF=narenas:1 $HB run --suite "$tmp/one.suite" --allocators "$tmp/alloc.tsv" \
+  --hakmem "$variant,badopts" --build-dir "$tmp/hb" --alloc "glibc,hakmem-$variant,hakmem-badopts" \
+  --workload-dir "$tmp/wl" --reps 1 --out "$out" --quiet >/dev/null 2>&1
+check "context row records the allocator environment, nothing else" rowcheck environment
+check "context row records hakmem's option table with the values in force" env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" options
+check "an unreadable option line is named, the readable ones kept" rowcheck options-unreadable
 
 # ---- time limit and a workload without a result line --------------------------
 cat > "$tmp/slow.suite" <<EOF
@@ -202,7 +251,7 @@ if command -v valgrind >/dev/null; then
   check "callgrind mode records instructions per op" \
     $PY -c "import json,sys; r=[json.loads(l) for l in open('$out/raw.jsonl')][1]; assert r['mode']=='callgrind' and r['status']=='ok' and r['instr_per_op']>10"
 else
-  echo "PASS harness: callgrind check skipped (valgrind not installed)"; pass=$((pass + 1))
+  skip "callgrind mode records instructions per op" "valgrind not installed"
 fi
 
 # ---- report from the fixed raw file ---------------------------------------------
@@ -224,6 +273,13 @@ check "report: skipped allocator listed" has "- skipped: allocator mimalloc: lib
 check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
 check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
 check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "report: the allocator environment under Machine and noise" \
+  has "- Allocator environment, inherited by every run: \`HAKMEM_IDLE_MS=50\`, \`MALLOC_CONF=narenas:1\`."
+check "report: hakmem options off their default listed, and only those" \
+  bash -c "grep -qF -- '- hakmem-test options not at their default: \`idle_ms\` 50 (default 200, \`HAKMEM_IDLE_MS\`).' '$md' && ! grep -q stats_at_exit '$md'"
+check "report: Other figures include peak Rss−LazyFree" has "| tiny | hakmem-test | 0.019 | 0.001 | 500 | 2.0 | 2.0 |"
+check "report: Markdown and HTML say the same (headings, text, lists, table cells, plots)" \
+  $PY tests/harness/report-parity.py "$md" "$rep/report.html"
 check "summary.json has median/min/max/MAD, ratios and geomeans" \
   $PY -c "
 import json; s=json.load(open('$rep/summary.json'))
@@ -237,10 +293,68 @@ check "report.html is self-contained (no external references)" \
   bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
 if $PY -c "import matplotlib" 2>/dev/null; then
   check "report.html embeds the plots as PNG" grep -q "data:image/png;base64," "$rep/report.html"
+  check "report.md shows the plots, written as PNG files in the run directory" \
+    $PY -c "
+import re; imgs = re.findall(r'!\[[^]]*\]\(([^)]+)\)', open('$md').read())
+assert len(imgs) >= 4 and all(f.startswith('plots/') for f in imgs), imgs
+assert all(open('$rep/' + f, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for f in imgs)"
+  check "report: RSS over time for every case that sampled it, named by no list" \
+    bash -c "test -s '$rep/plots/rss-tiny.png' && test -s '$rep/plots/rss-burst_idle.png'"
+else
+  skip "report.html embeds the plots as PNG" "matplotlib not installed"
+  skip "report.md shows the plots, written as PNG files in the run directory" "matplotlib not installed"
 fi
+# An older raw file (no environment, no option table), an interrupted run
+# (no end row) and a preload the probe saw not taking: both renderings say so.
+old=$tmp/oldraw
+mkdir -p "$old" && $PY -c "
+import json, sys
+rows = [json.loads(l) for l in open('tests/harness/fixture-raw.jsonl')]
+ctx = rows[0]
+del ctx['environment']
+for a in ctx['allocators']:
+    a.pop('options', None)
+    if a['name'] == 'jemalloc':
+        a['probe_preload_ok'] = False
+        a['probe_malloc_from'] = '/usr/lib/x86_64-linux-gnu/libc.so.6'
+with open('$old/raw.jsonl', 'w') as f:
+    f.writelines(json.dumps(r) + '\n' for r in rows if r['type'] != 'end')"
+check "report.py reads a raw file without the settings fields" $PY scripts/report.py "$old" --no-plots
+check "report: settings not recorded in an older raw file, said so" \
+  grep -qF -- "- Allocator settings: not recorded" "$old/report.md"
+for f in report.md report.html; do
+  check "report: interrupted run stated ($f)" grep -qF "the run was interrupted" "$old/$f"
+  check "report: a preload the probe saw not taking stated ($f)" \
+    grep -qF "available, but the probe saw malloc from /usr/lib/x86_64-linux-gnu/libc.so.6" "$old/$f"
+  check "report: --no-plots stated as the reason for no plots ($f)" grep -qF "No plots: --no-plots was given" "$old/$f"
+done
+check "report: Markdown and HTML say the same (older, interrupted run)" \
+  $PY tests/harness/report-parity.py "$old/report.md" "$old/report.html"
+mkdir -p "$tmp/badschema" && printf '{"type":"context","schema":"hakmem-bench/0"}\n' > "$tmp/badschema/raw.jsonl"
+check "report.py rejects a raw file of another schema" rejects $PY scripts/report.py "$tmp/badschema"
+check "compare rejects an unknown figure" rejects $PY scripts/compare "$rep" "$rep" --fig nosuch
+check "compare knows peak Rss−LazyFree" bash -c "$PY scripts/compare '$rep' '$rep' --fig peak_nolazy_kib | grep -q '^tiny .*peak_nolazy_kib'"
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
+# A second run with two known changes (tests/harness/fixture-changed.py):
+# compare must flag exactly those, each in the right direction.
+chg=$tmp/changed
+mkdir -p "$chg" && $PY tests/harness/fixture-changed.py tests/harness/fixture-raw.jsonl "$chg/raw.jsonl"
+flagged() { # flagged <compare args...>: "case allocator figure change verdict" of each flagged line
+  $PY scripts/compare "$@" | awk '$7 == "BETTER" || $7 == "WORSE" {print $1, $2, $3, $6, $7}'
+}
+check "compare flags exactly the known changes (default figures)" \
+  test "$(flagged "$rep" "$chg")" = "tiny hakmem-test ns_per_op +100.0% WORSE
+burst_idle jemalloc idle_rss_kib -90.0% BETTER"
+check "compare flags exactly the known changes (--all)" \
+  test "$(flagged "$rep" "$chg" --all)" = "tiny hakmem-test ns_per_op +100.0% WORSE
+tiny hakmem-test ops_per_sec -50.0% WORSE
+burst_idle jemalloc idle_rss_kib -90.0% BETTER
+burst_idle jemalloc idle_rss_nolazy_kib -90.0% BETTER"
+check "compare turns the verdicts round when the runs are swapped" \
+  test "$(flagged "$chg" "$rep")" = "tiny hakmem-test ns_per_op -50.0% BETTER
+burst_idle jemalloc idle_rss_kib +900.0% WORSE"
 
-echo "harness: $pass passed, $fail failed"
+echo "harness: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,419 @@
+/*
+ * rows.c — raw.jsonl: every row the runner writes, next to the schema name.
+ * A row is one JSON object on one line, appended with one write(2) as soon
+ * as it is known, so an interrupted run keeps every row that finished.
+ *
+ *   context  the first row: machine, build, runner settings, allocators,
+ *            cases
+ *   skip     a case whose workload binary is missing
+ *   run      one run (written by hb_write_run)
+ *   end      the last row: counts, wall time, interrupted or not
+ *
+ * The fields are documented in harness/README.md ("raw.jsonl"); a change
+ * that a reader of the old rows cannot follow gets a new schema name.
+ */
+#include "hakbench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HB_SCHEMA "hakmem-bench/1"
+
+/* A run row's timeline keeps at most this many points (each the maximum of
+ * the samples it stands for): enough for a plot, and a row stays small. */
+#define TIMELINE_MAX_POINTS 300
+
+/* mem.peak / mem.final keys, in the order of the HB_F_* fields. */
+static const char *const field_key[HB_F_N] = {
+    "rss_kib", "pss_kib", "pss_anon_kib", "private_dirty_kib", "anonymous_kib", "anon_huge_kib",
+    "lazyfree_kib", "swap_kib",
+};
+
+/* Numbers copied from the workload's result line into the row (null when
+ * the line lacks them). */
+static const char *const result_keys[] = {
+    "ops", "seconds", "ns_per_op", "ops_per_sec", "ns_per_pair", "peak_live_bytes", "final_live_bytes", "threads",
+};
+
+const char *hb_status_name(hb_status s)
+{
+    switch (s) {
+    case HB_OK: return "ok";
+    case HB_FAILED: return "failed";
+    case HB_INVALID: return "invalid";
+    }
+    return "?";
+}
+
+static const char *mode_name(hb_mode m)
+{
+    return m == HB_MODE_CALLGRIND ? "callgrind" : "measure";
+}
+
+static void row_open(hb_jbuf *b, const char *type)
+{
+    jb_init(b);
+    jb_open(b, NULL, '{');
+    jb_str(b, "type", type);
+    jb_str(b, "schema", HB_SCHEMA);
+}
+
+static void row_write(int fd, hb_jbuf *b)
+{
+    jb_close(b, '}');
+    jb_finish_line(b);
+    if (!hb_write_all(fd, b->p, b->len)) { perror("hakbench: writing raw.jsonl"); exit(1); }
+    jb_free(b);
+}
+
+/* A fact that could not be read ("") is written as null. */
+static void str_or_null(hb_jbuf *b, const char *key, const char *s)
+{
+    jb_str(b, key, s[0] ? s : NULL);
+}
+
+static void write_args(hb_jbuf *b, const hb_case *c)
+{
+    jb_open(b, "args", '[');
+    for (int k = 1; k < c->argc; k++) jb_str(b, NULL, c->argv[k]);
+    jb_close(b, ']');
+}
+
+/* An option's value as printed: a number when it is an integer. */
+static void option_value(hb_jbuf *b, const char *key, const char *v)
+{
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v && !*end) jb_int(b, key, x);
+    else jb_str(b, key, v);
+}
+
+/* A hakmem library's option table, as the probe read it. */
+static void write_options(hb_jbuf *b, const hb_alloc *a)
+{
+    if (!a->options) {
+        jb_null(b, "options");
+    } else {
+        jb_open(b, "options", '[');
+        for (int i = 0; i < a->noptions; i++) {
+            const hb_option *o = &a->options[i];
+            jb_open(b, NULL, '{');
+            jb_str(b, "name", o->name);
+            option_value(b, "value", o->value);
+            option_value(b, "default", o->def);
+            jb_str(b, "env", o->env);
+            jb_str(b, "meaning", o->meaning);
+            jb_close(b, '}');
+        }
+        jb_close(b, ']');
+    }
+    if (a->options_error[0]) jb_str(b, "options_error", a->options_error);
+}
+
+static void write_allocator(hb_jbuf *b, const hb_alloc *a)
+{
+    jb_open(b, NULL, '{');
+    jb_str(b, "name", a->name);
+    jb_str(b, "kind", a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference");
+    jb_str(b, "library", a->lib);
+    str_or_null(b, "realpath", a->real);
+    jb_str(b, "description", a->desc);
+    jb_str(b, "status", a->available ? "available" : "skipped");
+    jb_str(b, "skip_reason", a->available ? NULL : a->skip_reason);
+    str_or_null(b, "version", a->version);
+    if (a->kind == HB_KIND_HAKMEM) str_or_null(b, "cflags", a->cflags);
+    if (a->available) {
+        str_or_null(b, "probe_malloc_from", a->served_by);
+        jb_bool(b, "probe_preload_ok", a->preload_ok);
+    }
+    if (a->kind == HB_KIND_HAKMEM && a->available) write_options(b, a);
+    jb_close(b, '}');
+}
+
+/* The machine and the build. */
+static void write_machine(hb_jbuf *b, const hb_machine *m)
+{
+    jb_str(b, "cpu_model", m->cpu_model);
+    jb_int(b, "cores", m->cores);
+    if (m->have_uname) {
+        jb_str(b, "kernel", m->kernel);
+        jb_str(b, "kernel_version", m->kernel_version);
+    }
+    str_or_null(b, "thp_enabled", m->thp_enabled);
+    str_or_null(b, "thp_defrag", m->thp_defrag);
+    str_or_null(b, "cpu_governor", m->cpu_governor);
+    str_or_null(b, "aslr", m->aslr);
+    str_or_null(b, "loadavg_start", m->loadavg_start);
+    jb_int(b, "mem_total_kib", m->mem_total_kib);
+    jb_str(b, "glibc", m->glibc);
+    jb_str(b, "compiler", m->compiler);
+    str_or_null(b, "git_commit", m->git_commit);
+    jb_bool(b, "git_dirty", m->git_dirty);
+}
+
+/* The allocator settings every run inherits, {name: value}. */
+static void write_environment(hb_jbuf *b, const hb_machine *m)
+{
+    jb_open(b, "environment", '{');
+    for (int i = 0; i < m->nenv; i++) {
+        const char *eq = strchr(m->env[i], '=');
+        char name[256];
+        hb_fmt(name, sizeof name, "%.*s", (int)(eq - m->env[i]), m->env[i]);
+        jb_str(b, name, eq + 1);
+    }
+    jb_close(b, '}');
+}
+
+static void write_runner(hb_jbuf *b, const hb_opts *o)
+{
+    jb_open(b, "runner", '{');
+    jb_int(b, "reps", o->reps);
+    jb_num(b, "timeout_s", o->timeout_s);
+    jb_int(b, "sample_ms", o->sample_ms);
+    jb_str(b, "callgrind_suite", o->callgrind_suite);
+    jb_str(b, "order", "repetition > case > allocator (rotated by one each repetition)");
+    jb_close(b, '}');
+}
+
+static void write_cases(hb_jbuf *b, const hb_matrix *mx)
+{
+    jb_open(b, "cases", '[');
+    for (int i = 0; i < mx->ncase; i++) {
+        const hb_case *c = &mx->cases[i];
+        jb_open(b, NULL, '{');
+        jb_str(b, "label", c->label);
+        jb_str(b, "workload", c->workload);
+        jb_bool(b, "missing", c->missing);
+        write_args(b, c);
+        jb_close(b, '}');
+    }
+    jb_close(b, ']');
+}
+
+void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx)
+{
+    hb_jbuf b;
+    row_open(&b, "context");
+    jb_str(&b, "suite", o->suite_name);
+    jb_str(&b, "suite_file", o->suite_file);
+    jb_str(&b, "started", m->started);
+    jb_str(&b, "host", m->host);
+    write_machine(&b, m);
+    write_environment(&b, m);
+    write_runner(&b, o);
+    jb_open(&b, "allocators", '[');
+    for (int i = 0; i < mx->nalloc; i++) write_allocator(&b, &mx->allocs[i]);
+    jb_close(&b, ']');
+    write_cases(&b, mx);
+    row_write(fd, &b);
+}
+
+void hb_write_skip(int fd, const hb_case *c, hb_mode mode)
+{
+    hb_jbuf b;
+    row_open(&b, "skip");
+    jb_str(&b, "mode", mode_name(mode));
+    jb_str(&b, "label", c->label);
+    jb_str(&b, "workload", c->workload);
+    jb_str(&b, "reason", c->missing_reason);
+    row_write(fd, &b);
+}
+
+/* ---- run rows ---------------------------------------------------------------- */
+
+static long sample_at_or_after(const hb_observation *ob, double t, bool nolazy)
+{
+    for (size_t i = 0; i < ob->nsamples; i++)
+        if (ob->samples[i].t >= t) return nolazy ? ob->samples[i].rss_nolazy : ob->samples[i].rss;
+    return -1;
+}
+
+static const hb_phase *find_phase(const hb_observation *ob, const char *name)
+{
+    for (int i = 0; i < ob->nphases; i++)
+        if (strcmp(ob->phases[i].name, name) == 0) return &ob->phases[i];
+    return NULL;
+}
+
+/* burst_idle's idle period, from its idle_start / idle_end markers. */
+static void write_idle(hb_jbuf *b, const hb_observation *ob)
+{
+    const hb_phase *st = find_phase(ob, "start"), *is = find_phase(ob, "idle_start"),
+                   *ie = find_phase(ob, "idle_end");
+    if (!is) return;
+    jb_open(b, "idle", '{');
+    if (st) { jb_int(b, "rss_before_burst_kib", st->rss); jb_int(b, "rss_nolazy_before_burst_kib", st->rss_nolazy); }
+    long r1 = sample_at_or_after(ob, is->t + 1.0, false), r1n = sample_at_or_after(ob, is->t + 1.0, true);
+    if (r1 >= 0 && (!ie || ie->t >= is->t + 1.0)) {
+        jb_int(b, "rss_1s_after_idle_start_kib", r1);
+        jb_int(b, "rss_nolazy_1s_after_idle_start_kib", r1n);
+    } else {
+        jb_null(b, "rss_1s_after_idle_start_kib");
+        jb_null(b, "rss_nolazy_1s_after_idle_start_kib");
+    }
+    if (ie) { jb_int(b, "rss_at_idle_end_kib", ie->rss); jb_int(b, "rss_nolazy_at_idle_end_kib", ie->rss_nolazy); }
+    double tend = ie ? ie->t : INFINITY;
+    long mn = -1, mx = -1;
+    double sum = 0;
+    long cnt = 0;
+    for (size_t i = 0; i < ob->nsamples; i++) {
+        const hb_sample *p = &ob->samples[i];
+        if (p->t < is->t || p->t > tend) continue;
+        if (mn < 0 || p->rss < mn) mn = p->rss;
+        if (p->rss > mx) mx = p->rss;
+        sum += (double)p->rss;
+        cnt++;
+    }
+    if (cnt) {
+        jb_int(b, "rss_idle_min_kib", mn);
+        jb_int(b, "rss_idle_max_kib", mx);
+        jb_num(b, "rss_idle_mean_kib", sum / (double)cnt);
+    }
+    jb_close(b, '}');
+}
+
+static void write_timeline_series(hb_jbuf *b, const char *key, const hb_observation *ob, size_t step, bool nolazy)
+{
+    jb_open(b, key, '[');
+    for (size_t i = 0; i < ob->nsamples; i += step) {
+        long mx = 0;
+        for (size_t j = i; j < i + step && j < ob->nsamples; j++) {
+            long v = nolazy ? ob->samples[j].rss_nolazy : ob->samples[j].rss;
+            if (v > mx) mx = v;
+        }
+        jb_int(b, NULL, mx);
+    }
+    jb_close(b, ']');
+}
+
+static void write_timeline(hb_jbuf *b, const hb_observation *ob)
+{
+    size_t n = ob->nsamples;
+    size_t step = n > TIMELINE_MAX_POINTS ? (n + TIMELINE_MAX_POINTS - 1) / TIMELINE_MAX_POINTS : 1;
+    jb_open(b, "timeline", '{');
+    jb_open(b, "t_s", '[');
+    for (size_t i = 0; i < n; i += step) jb_num(b, NULL, round(ob->samples[i].t * 1e4) / 1e4);
+    jb_close(b, ']');
+    write_timeline_series(b, "rss_kib", ob, step, false);
+    write_timeline_series(b, "rss_nolazy_kib", ob, step, true);
+    jb_close(b, '}');
+}
+
+static void write_mem(hb_jbuf *b, const hb_observation *ob)
+{
+    jb_open(b, "mem", '{');
+    jb_int(b, "samples", (long long)ob->nsamples);
+    jb_int(b, "interval_ms", ob->interval_ms);
+    jb_open(b, "peak", '{');
+    for (int f = 0; f < HB_F_N; f++) jb_int(b, field_key[f], ob->peak.v[f]);
+    jb_int(b, "rss_nolazy_kib", ob->peak_nolazy);
+    jb_close(b, '}');
+    jb_open(b, "final", '{');
+    for (int f = 0; f < HB_F_N; f++) jb_int(b, field_key[f], ob->last.v[f]);
+    jb_int(b, "rss_nolazy_kib", ob->last.v[HB_F_RSS] - ob->last.v[HB_F_LAZYFREE]);
+    jb_close(b, '}');
+    jb_close(b, '}');
+}
+
+static void write_phases(hb_jbuf *b, const hb_observation *ob)
+{
+    jb_open(b, "phases", '[');
+    for (int i = 0; i < ob->nphases; i++) {
+        const hb_phase *p = &ob->phases[i];
+        jb_open(b, NULL, '{');
+        jb_str(b, "name", p->name);
+        jb_num(b, "t_s", p->t);
+        jb_num(b, "workload_t_s", p->wt);
+        jb_int(b, "rss_kib", p->rss);
+        jb_int(b, "rss_nolazy_kib", p->rss_nolazy);
+        jb_close(b, '}');
+    }
+    jb_close(b, ']');
+}
+
+static double seconds(struct timeval tv)
+{
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/* The workload's own figures, and the ones derived from them. */
+static void write_figures(hb_jbuf *b, const hb_job *j, const hb_observation *ob, const hb_verdict *v)
+{
+    double x;
+    for (size_t i = 0; i < sizeof result_keys / sizeof *result_keys; i++) {
+        if (v->have_result && json_get_num(ob->result, ob->resultlen, result_keys[i], &x)) jb_num(b, result_keys[i], x);
+        else jb_null(b, result_keys[i]);
+    }
+    /* Fragmentation is measured against the peak RSS: the larger of the
+     * sampled peak and the kernel's high-water mark (sampling can miss a
+     * short spike; a run shorter than one interval has no sample at all). */
+    jb_int(b, "peak_rss_kib", ob->peak_rss_kib);
+    if (v->have_result && json_get_num(ob->result, ob->resultlen, "peak_live_bytes", &x) && x > 0 && ob->peak_rss_kib > 0)
+        jb_num(b, "fragmentation", (double)ob->peak_rss_kib * 1024.0 / x);
+    else
+        jb_null(b, "fragmentation");
+    if (j->mode == HB_MODE_CALLGRIND) {
+        if (v->instructions >= 0) jb_int(b, "instructions", v->instructions); else jb_null(b, "instructions");
+        if (v->instructions >= 0 && v->have_result && json_get_num(ob->result, ob->resultlen, "ops", &x) && x > 0)
+            jb_num(b, "instr_per_op", (double)v->instructions / x);
+        else jb_null(b, "instr_per_op");
+    }
+}
+
+void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v)
+{
+    hb_jbuf b;
+    row_open(&b, "run");
+    jb_str(&b, "mode", mode_name(j->mode));
+    jb_int(&b, "seq", j->seq);
+    jb_int(&b, "rep", j->rep);
+    jb_str(&b, "label", j->c->label);
+    jb_str(&b, "workload", j->c->workload);
+    write_args(&b, j->c);
+    jb_str(&b, "allocator", j->a->name);
+    jb_str(&b, "status", hb_status_name(v->status));
+    str_or_null(&b, "reason", v->reason);
+    if (v->exit_code >= 0) jb_int(&b, "exit_code", v->exit_code); else jb_null(&b, "exit_code");
+    if (v->signal) jb_int(&b, "signal", v->signal); else jb_null(&b, "signal");
+    jb_num(&b, "wall_s", ob->wall_s);
+    jb_num(&b, "user_s", seconds(ob->ru.ru_utime));
+    jb_num(&b, "sys_s", seconds(ob->ru.ru_stime));
+    jb_int(&b, "maxrss_kib", ob->ru.ru_maxrss);
+    jb_int(&b, "minflt", ob->ru.ru_minflt);
+    jb_int(&b, "majflt", ob->ru.ru_majflt);
+    jb_int(&b, "nvcsw", ob->ru.ru_nvcsw);
+    jb_int(&b, "nivcsw", ob->ru.ru_nivcsw);
+    write_figures(&b, j, ob, v);
+    write_mem(&b, ob);
+    write_phases(&b, ob);
+    write_idle(&b, ob);
+    write_timeline(&b, ob);
+
+    jb_open(&b, "verify", '{');
+    jb_str(&b, "expected", v->expected);
+    str_or_null(&b, "malloc_from", v->malloc_from);
+    jb_bool(&b, "malloc_from_ok", v->verified);
+    if (j->a->system) jb_null(&b, "maps_has_lib"); else jb_bool(&b, "maps_has_lib", ob->maps_seen);
+    jb_close(&b, '}');
+
+    jb_str(&b, "log", log);
+    if (v->status != HB_OK) jb_str(&b, "stderr_tail", v->stderr_tail);
+    if (v->have_result) jb_rawval(&b, "result", ob->result, ob->resultlen);
+    else jb_null(&b, "result");
+    row_write(fd, &b);
+}
+
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg)
+{
+    hb_jbuf b;
+    row_open(&b, "end");
+    jb_int(&b, "ok", t->ok);
+    jb_int(&b, "failed", t->failed);
+    jb_int(&b, "invalid", t->invalid);
+    jb_num(&b, "wall_s", wall_s);
+    jb_bool(&b, "interrupted", interrupted);
+    str_or_null(&b, "loadavg_end", loadavg);
+    row_write(fd, &b);
+}
