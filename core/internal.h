@@ -55,6 +55,10 @@ static const size_t config_superslab_dirty_max = HAK_CONFIG_SUPERSLAB_DIRTY_MAX_
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
 static const bool config_check = HAK_CHECK;
+#ifndef HAK_FAULT_INJECTION
+#define HAK_FAULT_INJECTION 0
+#endif
+static const bool config_fault_injection = HAK_FAULT_INJECTION; /* tests only: os.c */
 
 static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool hak_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
@@ -69,6 +73,9 @@ typedef struct hak_os_counters_s {
   _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls;
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os_counters;
+/* Test builds (-DHAK_FAULT_INJECTION=1): the n-th mmap from now fails (n = 0:
+ * the next one); sticky: it and every later one, until n = -1. */
+void hak_os_fail_after(long n, bool sticky);
 
 /* ---- pagemap.c: unit -> span ----------------------------------------------- */
 #define HAK_PM_LEAF_BITS 16

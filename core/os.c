@@ -13,7 +13,30 @@
 hak_os_counters_t hak_os_counters;
 static _Atomic uintptr_t os_hint;
 
+/* Fault injection (test builds, config_fault_injection): mmap calls still to
+ * go before the one that fails, or -1; with fail_sticky every later call fails
+ * too, until hak_os_fail_after(-1, ...). */
+static _Atomic long fail_countdown = -1;
+static _Atomic bool fail_sticky;
+
+void hak_os_fail_after(long n, bool sticky) {
+  atomic_store(&fail_sticky, sticky);
+  atomic_store(&fail_countdown, n);
+}
+
+static bool injected_failure(void) {
+  long n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+  if (n < 0) return false;
+  if (n == 0) {
+    if (!atomic_load(&fail_sticky)) atomic_store(&fail_countdown, -1);
+    return true;
+  }
+  atomic_store_explicit(&fail_countdown, n - 1, memory_order_relaxed);
+  return false;
+}
+
 static void *os_mmap(void *hint, size_t size) {
+  if (config_fault_injection && injected_failure()) return NULL;
   void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   atomic_fetch_add_explicit(&hak_os_counters.map_calls, 1, memory_order_relaxed);
   return p == MAP_FAILED ? NULL : p;

@@ -26,6 +26,20 @@
 
 _Atomic uint32_t hak_clock_tick;
 static _Atomic int scavenger_started;
+/* After a failed start, slow paths to skip before trying again. */
+#define SCAVENGER_RETRY_INTERVAL 4096u
+static _Atomic uint32_t retry_in;
+/* The scavenger's stack comes from the OS layer (so that a failure to map it is
+ * the allocator's out-of-memory case like any other, and tests can inject it).
+ * It calls nothing deep: locks, list walks, madvise and munmap; one unit is
+ * plenty. A forked child reuses it: the thread that ran on it does not exist
+ * there. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define SCAVENGER_STACK_BYTES (16 * HAK_UNIT_SIZE) /* sanitizer runtimes want about 1 MiB */
+#else
+#define SCAVENGER_STACK_BYTES HAK_UNIT_SIZE
+#endif
+static void *scavenger_stack;
 
 void hak_scavenge_idle(void) {
   hak_abandoned_sweep();
@@ -70,20 +84,34 @@ static void *scavenger_main(void *arg) {
 
 void hak_scavenger_start(void) {
   if (hak_likely(atomic_load_explicit(&scavenger_started, memory_order_relaxed))) return;
+  uint32_t wait = atomic_load_explicit(&retry_in, memory_order_relaxed);
+  if (wait > 0) {
+    atomic_store_explicit(&retry_in, wait - 1, memory_order_relaxed);
+    return;
+  }
   int expected = 0;
   if (!atomic_compare_exchange_strong(&scavenger_started, &expected, 1)) return;
+  if (scavenger_stack == NULL) scavenger_stack = hak_os_map_aligned(SCAVENGER_STACK_BYTES, HAK_UNIT_SIZE);
   pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  /* The scavenger takes no signals meant for the program. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_t t;
-  if (pthread_create(&t, &attr, scavenger_main, NULL) != 0) atomic_store(&scavenger_started, 0);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  bool ok = scavenger_stack != NULL && pthread_attr_init(&attr) == 0;
+  if (ok) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_attr_setstack(&attr, scavenger_stack, SCAVENGER_STACK_BYTES) == 0;
+    if (ok) {
+      /* The scavenger takes no signals meant for the program. */
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_SETMASK, &all, &old);
+      pthread_t t;
+      ok = pthread_create(&t, &attr, scavenger_main, NULL) == 0;
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    pthread_attr_destroy(&attr);
+  }
+  if (!ok) { /* allocation goes on without it; try again later */
+    atomic_store(&retry_in, SCAVENGER_RETRY_INTERVAL);
+    atomic_store(&scavenger_started, 0);
+  }
 }
 
 /* The child of fork has no scavenger thread: the next slow path starts one. */

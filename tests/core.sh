@@ -15,8 +15,25 @@ result() { # result <status> <what> [detail file]
 }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# run <what> <command...>: PASS when the command exits 0 (output kept for FAIL)
-run() { local what=$1; shift; timeout 600 "$@" >"$log" 2>&1; result $? "$what" "$log"; }
+# run <what> <command...>: PASS when the command exits 0 (output kept for FAIL);
+# the line ends with the check's wall time
+run() {
+  local what=$1; shift
+  local t0=$SECONDS
+  timeout 600 "$@" >"$log" 2>&1
+  result $? "$what ($((SECONDS - t0)) s)" "$log"
+}
+# Shared by release and checked builds: 100 threads at once, threads starting
+# and ending throughout, a third of the frees by another thread, validators
+# over every structure at the end; running out of memory.
+threads100() {
+  run "$1/threads100: 100 threads at once, 200 in all, 1/3 of frees cross-thread, patterns, hak_validate at the end" \
+    env LD_PRELOAD=$2 $B/tests/stress --threads=100 --workers=200 --ops=2000 --max-size=1048576 --cross-percent=33 --validate
+}
+exhaustion() {
+  run "$1/exhaustion: huge requests fail without mapping; RLIMIT_AS: ENOMEM everywhere, recovery" \
+    env LD_PRELOAD=$2 $B/tests/exhaustion
+}
 
 for v in "$@"; do
   lib=$B/$v/libhakmem.so
@@ -29,32 +46,30 @@ for v in "$@"; do
       env LD_PRELOAD=$lib $B/tests/fork --forks 400
     run "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 cross-thread" \
       env LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=16 --ops=20000
+    threads100 "$v" "$lib"
+    exhaustion "$v" "$lib"
     continue ;;
   esac
   run "$v/unit: size classes, slabs, remote-free stack, medium, large (UBSan)" $B/$v/tests/unit
   run "$v/api: malloc API conformance under LD_PRELOAD" env LD_PRELOAD=$lib $B/tests/api "$v"
   run "$v/api-static: the same, linked with libhakmem.a" $B/$v/tests/api-static "$v"
+  run "$v/faults: each mmap of the allocator failed in turn (once, and from then on): NULL+ENOMEM, no crash, recovery, validators" $B/$v/tests/faults
   run "$v/threads: thread exit with live blocks, fork in a threaded program" env LD_PRELOAD=$lib $B/tests/threads
   run "$v/fork: 400 forks while 3 threads churn, fork from a thread, nested fork, system, posix_spawn: no child lost" \
     env LD_PRELOAD=$lib $B/tests/fork --forks 400
-  # The stress test under hakmem and under glibc in the same run: time and peak RSS.
-  for who in hakmem glibc; do
-    pre=$([ $who = hakmem ] && echo "$lib" || echo "")
-    out=$(mktemp)
-    LD_PRELOAD=$pre timeout 600 /usr/bin/time -f "%e %M" -o "$out.time" $B/tests/stress --threads=4 --workers=16 --ops=50000 >"$log" 2>&1
-    st=$?
-    read -r secs kib <"$out.time" 2>/dev/null || { secs=?; kib=?; }
-    if [ $who = hakmem ]; then result $st "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 cross-thread ($secs s, peak RSS $kib KiB)" "$log"
-    else echo "INFO $v/stress under glibc: $secs s, peak RSS $kib KiB (same run, for comparison)"; fi
-    rm -f "$out" "$out.time"
-  done
-  run "$v/stress-tsan: stress on hak_* under ThreadSanitizer" env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-    $B/$v/tests/stress-tsan --threads=4 --workers=8 --ops=10000 --max-size=1048576
+  # The stress test; its time and peak RSS are printed for information only.
+  out=$(mktemp)
+  LD_PRELOAD=$lib timeout 600 /usr/bin/time -f "%e %M" -o "$out" $B/tests/stress --threads=4 --workers=16 --ops=30000 >"$log" 2>&1
+  st=$?
+  read -r secs kib <"$out" 2>/dev/null || { secs=?; kib=?; }
+  rm -f "$out"
+  result $st "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 of frees cross-thread ($secs s, peak RSS $kib KiB)" "$log"
+  threads100 "$v" "$lib"
+  exhaustion "$v" "$lib"
+  run "$v/stress-tsan: stress on hak_* under ThreadSanitizer, 16 threads at once, 1/3 cross-thread, hak_validate" \
+    env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+    $B/$v/tests/stress-tsan --threads=16 --workers=48 --ops=3000 --max-size=1048576 --cross-percent=33 --validate
   run "$v/stress-ubsan: stress on hak_* under UBSan" $B/$v/tests/stress-ubsan --threads=4 --workers=8 --ops=30000
-  # the stress test itself must catch an allocator that hands a block out twice
-  LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/stress --threads=2 --workers=4 --ops=20000 >"$log" 2>&1
-  bs=$?
-  [ $bs != 0 ] && grep -q corrupted "$log"; result $? "$v/stress detects a broken allocator that hands a block out twice (exit $bs)" "$log"
   tests/programs.sh "$lib" "$v/programs" >"$log" 2>&1
   st=$?
   cat "$log" | grep -E '^(PASS|FAIL|SKIP)'
@@ -62,5 +77,9 @@ for v in "$@"; do
   pass=$((pass + p)); fail=$((fail + f))
   [ $st != 0 ] && [ "$f" = 0 ] && { echo "FAIL $v/programs: exit $st"; fail=$((fail + 1)); }
 done
+# The stress test itself must catch an allocator that hands a block out twice.
+LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/stress --threads=2 --workers=4 --ops=20000 >"$log" 2>&1
+bs=$?
+[ $bs != 0 ] && grep -q corrupted "$log"; result $? "stress detects a broken allocator that hands a block out twice (exit $bs)" "$log"
 echo "core: $pass passed, $fail failed"
 [ $fail = 0 ]

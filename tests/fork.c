@@ -34,6 +34,8 @@ extern char **environ;
 
 static atomic_int stop;
 static int opt_forks = 400;
+#define THREAD_FORKS 100 /* forks from a thread that is not the main thread */
+#define NESTED_FORKS 50  /* forks by a child of the threaded parent */
 
 /* The burst pattern of the issue report: 600 mallocs of 48 bytes, then 600 frees. */
 static void *churn_bursts(void *arg) {
@@ -86,7 +88,7 @@ static void *thread_alloc(void *arg) {
   return NULL;
 }
 
-#define CHILD_BLOCKS 2400
+#define CHILD_BLOCKS 1200
 /* What every child does; returns 0 when everything it saw was sound. */
 static int child_work(void **parent_blocks, int nparent) {
   static unsigned char *b[CHILD_BLOCKS];
@@ -96,7 +98,7 @@ static int child_work(void **parent_blocks, int nparent) {
   if (one == NULL) return 10;
   free(one);
   for (int i = 0; i < CHILD_BLOCKS; i++) {
-    n[i] = i < 2000 ? 48 : (size_t)(i % 97) * 131 + (i % 50 == 0 ? 200000 : 1);
+    n[i] = i < 1000 ? 48 : (size_t)(i % 97) * 131 + (i % 50 == 0 ? 200000 : 1);
     b[i] = malloc(n[i]);
     if (b[i] == NULL) return 11;
     memset(b[i], (int)(i * 7 + 1), n[i]);
@@ -149,7 +151,7 @@ static void churn_stop(void) {
 }
 
 static void *thread_fork(void *arg) {
-  *(int *)arg = fork_many(100, "thread-fork");
+  *(int *)arg = fork_many(THREAD_FORKS, "thread-fork");
   return NULL;
 }
 
@@ -191,13 +193,13 @@ int main(int argc, char **argv) {
   int tlost = -1;
   pthread_create(&t, NULL, thread_fork, &tlost);
   pthread_join(t, NULL);
-  CHECK(tlost == 0, "fork from a second thread while 3 threads churn: %d of 100 children lost", tlost);
+  CHECK(tlost == 0, "fork from a second thread while 3 threads churn: %d of %d children lost", tlost, THREAD_FORKS);
 
   /* nested: the child of a threaded parent starts churners of its own and forks again */
   pid_t pid = fork();
   if (pid == 0) {
     churn_start();
-    int l = fork_many(50, "nested");
+    int l = fork_many(NESTED_FORKS, "nested");
     churn_stop();
     _exit(l == 0 ? 0 : 20);
   }
@@ -213,7 +215,7 @@ int main(int argc, char **argv) {
   pthread_join(t, NULL);
   CHECK(pbad == 0, "posix_spawn() from a thread while 3 threads churn: %d of 20 failed", pbad);
   churn_stop();
-  printf("fork: %d forks from main, 100 from a thread, 50 nested, 20 system, 20 posix_spawn; lost %d\n",
-         opt_forks, lost + (tlost > 0 ? tlost : 0));
+  printf("fork: %d forks from main, %d from a thread, %d nested, 20 system, 20 posix_spawn; lost %d\n",
+         opt_forks, THREAD_FORKS, NESTED_FORKS, lost + (tlost > 0 ? tlost : 0));
   return check_report("fork");
 }

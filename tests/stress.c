@@ -8,11 +8,13 @@
  * aligned. Workers end and new ones start throughout the run, leaving blocks
  * in the exchange that outlive the thread that allocated them. A block handed
  * out twice, or overwritten by the allocator, breaks a pattern: the program
- * reports it and exits 1.
+ * reports it and exits 1. With --validate, hakmem's validators then walk
+ * every structure (make test runs it with 100 threads at once).
  *
  * Built two ways: plain (run under LD_PRELOAD of any malloc) and with
  * -DSTRESS_PREFIX, calling hakmem's hak_ entry points directly, for the
  * ThreadSanitizer and UBSan builds. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,15 +43,17 @@ typedef struct block_s {
   unsigned char *p;
   size_t size;
   uint64_t id;
+  unsigned tid; /* the worker that allocated it */
 } block_t;
 
-static unsigned opt_threads = 4, opt_workers = 16, opt_slots = 2000;
+static unsigned opt_threads = 4, opt_workers = 16, opt_slots = 2000, opt_cross = 25, opt_validate;
 static unsigned long opt_ops = 50000;
 static size_t opt_max = 4u << 20;
 static unsigned long long opt_seed = 1;
 
 static _Atomic uint64_t next_id = 1;
-static _Atomic unsigned long failures, total_ops, cross_frees;
+static _Atomic unsigned long failures, total_ops, cross_frees, frees, remote_frees;
+static _Thread_local unsigned my_tid; /* worker number; 0 is the main thread */
 
 #define EXCHANGE 1024
 static pthread_mutex_t xlock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,6 +111,8 @@ static size_t random_size(uint64_t *s) {
 static void release(block_t *b) {
   if (intact(b, b->size)) FREE(b->p);
   b->p = NULL;
+  atomic_fetch_add_explicit(&frees, 1, memory_order_relaxed);
+  if (b->tid != my_tid) atomic_fetch_add_explicit(&remote_frees, 1, memory_order_relaxed);
 }
 
 /* Hands b to whichever thread takes it next; false when the exchange is full. */
@@ -119,10 +125,18 @@ static int deposit(block_t *b) {
   return ok;
 }
 
-static int withdraw(block_t *out) {
+/* Takes a block another thread allocated, searching from a random place of
+ * the exchange (a stack would mostly give a thread back its own block). */
+static int withdraw(block_t *out, uint64_t r) {
   pthread_mutex_lock(&xlock);
-  int ok = xcount > 0;
-  if (ok) *out = exchange[--xcount];
+  int ok = 0;
+  for (unsigned k = 0; k < xcount && !ok; k++) {
+    unsigned i = (unsigned)((r + k) % xcount);
+    if (exchange[i].tid == my_tid) continue;
+    *out = exchange[i];
+    exchange[i] = exchange[--xcount];
+    ok = 1;
+  }
   pthread_mutex_unlock(&xlock);
   return ok;
 }
@@ -132,6 +146,7 @@ static void new_block(block_t *b, uint64_t *s) {
   uint64_t kind = rnd(s) % 16;
   b->id = atomic_fetch_add(&next_id, 1);
   b->size = n;
+  b->tid = my_tid;
   if (kind == 0) {
     b->p = CALLOC(1, n);
     if (b->p != NULL)
@@ -162,6 +177,7 @@ static void new_block(block_t *b, uint64_t *s) {
 }
 
 static void *worker(void *arg) {
+  my_tid = (unsigned)(uintptr_t)arg + 1;
   uint64_t s = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ull + opt_seed;
   block_t *slots = CALLOC(opt_slots, sizeof(block_t));
   unsigned long ops = 0;
@@ -170,10 +186,10 @@ static void *worker(void *arg) {
     uint64_t r = rnd(&s) % 16;
     if (b->p == NULL) {
       new_block(b, &s);
-    } else if (r < 4) {
+    } else if (rnd(&s) % 100 < opt_cross) {
       if (!deposit(b)) release(b);
       atomic_fetch_add_explicit(&cross_frees, 1, memory_order_relaxed);
-    } else if (r < 5) {
+    } else if (r < 1) {
       size_t n = random_size(&s);
       if (intact(b, b->size)) {
         unsigned char *q = REALLOC(b->p, n);
@@ -181,7 +197,7 @@ static void *worker(void *arg) {
           fprintf(stderr, "stress: realloc to %zu failed\n", n);
           atomic_fetch_add(&failures, 1);
         } else {
-          block_t nb = {q, n, b->id};
+          block_t nb = {q, n, b->id, b->tid};
           intact(&nb, n < b->size ? n : b->size);
           *b = nb;
           fill(b);
@@ -191,7 +207,7 @@ static void *worker(void *arg) {
       release(b);
     }
     block_t x;
-    if (r >= 12 && withdraw(&x)) release(&x);
+    if (rnd(&s) % 100 < opt_cross && withdraw(&x, rnd(&s))) release(&x);
     ops++;
   }
   /* Leave about half of the live blocks to other threads. */
@@ -200,6 +216,24 @@ static void *worker(void *arg) {
   FREE(slots);
   atomic_fetch_add(&total_ops, ops);
   return NULL;
+}
+
+/* hakmem's validators over every heap, slab, SuperSlab, medium chunk and the
+ * large cache, once every worker is gone (hak_validate needs other threads
+ * quiet). Under LD_PRELOAD, found with dlsym. */
+static void validate(void) {
+#ifdef STRESS_PREFIX
+  const char *(*fn)(void) = hak_validate;
+#else
+  const char *(*fn)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_validate");
+#endif
+  const char *err = fn != NULL ? fn() : "hak_validate is not there (is hakmem preloaded?)";
+  if (err != NULL) {
+    fprintf(stderr, "stress: validation: %s\n", err);
+    atomic_fetch_add(&failures, 1);
+  } else {
+    printf("stress: hak_validate: every heap, magazine, slab, SuperSlab, medium chunk and the large cache sound\n");
+  }
 }
 
 static int parse(const char *arg, const char *name, unsigned long long min, unsigned long long max,
@@ -226,9 +260,14 @@ int main(int argc, char **argv) {
     else if (parse(argv[i], "--slots", 1, 1000000, &v)) opt_slots = (unsigned)v;
     else if (parse(argv[i], "--max-size", 16, 1ull << 30, &v)) opt_max = (size_t)v;
     else if (parse(argv[i], "--seed", 0, ~0ull, &v)) opt_seed = v;
+    else if (parse(argv[i], "--cross-percent", 0, 100, &v)) opt_cross = (unsigned)v;
+    else if (strcmp(argv[i], "--validate") == 0) opt_validate = 1;
     else {
       fprintf(stderr, "usage: stress [--threads=N] [--workers=N] [--ops=N] [--slots=N] [--max-size=B] [--seed=S]\n"
-                      "  %u threads run at once; %u workers in all, each doing --ops=%lu steps\n",
+                      "              [--cross-percent=P] [--validate]\n"
+                      "  %u threads run at once; %u workers in all, each doing --ops=%lu steps; P%% of the\n"
+                      "  frees of a live block are handed to another thread; --validate: at the end, hakmem's\n"
+                      "  validators walk every structure (hak_validate)\n",
               opt_threads, opt_workers, opt_ops);
       return 2;
     }
@@ -246,12 +285,14 @@ int main(int argc, char **argv) {
   }
   for (unsigned k = 0; k < opt_threads; k++) pthread_join(t[k], NULL);
   block_t x;
-  while (withdraw(&x)) release(&x);
+  while (withdraw(&x, 0)) release(&x);
   FREE(t);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-  printf("stress: %u workers (%u at once), %lu steps, %lu cross-thread hand-offs, %.2f s, %lu failures\n",
-         opt_workers, opt_threads, (unsigned long)total_ops, (unsigned long)cross_frees, secs,
-         (unsigned long)failures);
+  if (opt_validate) validate();
+  printf("stress: %u workers (%u at once), %lu steps, %lu of %lu frees (%.0f%%) by another thread, %.2f s, "
+         "%lu failures\n",
+         opt_workers, opt_threads, (unsigned long)total_ops, (unsigned long)remote_frees, (unsigned long)frees,
+         frees ? 100.0 * (double)remote_frees / (double)frees : 0.0, secs, (unsigned long)failures);
   return failures ? 1 : 0;
 }

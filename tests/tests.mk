@@ -13,7 +13,8 @@
 
 TEST_DIR    := $(BUILD)/tests
 TEST_CFLAGS := $(BASE_CFLAGS) -O2 -fno-builtin -Itests -Icore
-TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR)/fork $(TEST_DIR)/libbroken_malloc.so
+TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR)/fork $(TEST_DIR)/exhaustion \
+               $(TEST_DIR)/libbroken_malloc.so
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
@@ -25,13 +26,16 @@ $(TEST_DIR)/api: tests/api.c tests/check.h
 	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -o $@ $< -ldl -lpthread
 $(TEST_DIR)/stress: tests/stress.c
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread
+	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread -ldl
 $(TEST_DIR)/threads: tests/threads.c tests/check.h core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread -ldl
 $(TEST_DIR)/fork: tests/fork.c tests/check.h
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread
+	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread -ldl
+$(TEST_DIR)/exhaustion: tests/exhaustion.c tests/check.h core/hakmem.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -Wno-use-after-free -o $@ $< -lpthread -ldl
 $(TEST_DIR)/libbroken_malloc.so: tests/broken_malloc.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $< -ldl
@@ -40,6 +44,9 @@ define test_variant_rules
 $(BUILD)/$(1)/tests/unit: tests/unit.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(call SAN_CFLAGS,$(1)) -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/unit.c $(CORE_SRCS) -lpthread
+$(BUILD)/$(1)/tests/faults: tests/faults.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(call SAN_CFLAGS,$(1)) -DHAK_FAULT_INJECTION=1 -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/faults.c $(CORE_SRCS) -lpthread
 $(BUILD)/$(1)/tests/api-static: tests/api.c tests/check.h $(BUILD)/$(1)/libhakmem.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(TEST_CFLAGS) -Wno-alloc-size-larger-than -rdynamic -o $$@ tests/api.c $(BUILD)/$(1)/libhakmem.a -ldl -lpthread
@@ -56,7 +63,7 @@ $(foreach v,$(VARIANTS),$(eval $(call test_variant_rules,$(v))))
 TEST_BUILDS := $(foreach v,$(BUILD_VARIANTS),$(v) $(v)-check)
 
 test-bins: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_PROGS) \
-  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit api-static stress-tsan stress-ubsan))
+  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit api-static stress-tsan stress-ubsan faults))
 
 test-core: test-bins
 	@tests/core.sh $(TEST_BUILDS)
