@@ -48,24 +48,6 @@ static void maybe_validate(void) {
   if (err != NULL) hak_fatal("validate", err, NULL);
 }
 
-bool hak_check_is_live(hak_slab_t *s, size_t i) {
-  return (atomic_load_explicit(&s->chk_live[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
-}
-
-void hak_check_slab_reset(hak_slab_t *s) {
-  for (unsigned w = 0; w < HAK_CHECK_WORDS; w++) {
-    atomic_store_explicit(&s->chk_live[w], 0, memory_order_relaxed);
-    atomic_store_explicit(&s->chk_poison[w], 0, memory_order_relaxed);
-  }
-}
-
-/* Blocks first..last of s lost their freed pattern (their pages were
- * decommitted and read as zero now). */
-void hak_check_unpoison(hak_slab_t *s, size_t first, size_t last) {
-  for (size_t i = first; i <= last && i < s->capacity; i++)
-    atomic_fetch_and_explicit(&s->chk_poison[i / 64], ~(1ull << (i % 64)), memory_order_relaxed);
-}
-
 /* The span of p, which must be the start of a block, or fatal. For slabs, also
  * the block index. */
 static hak_span_t *span_of(const void *p, size_t *index, const char *call) {

@@ -15,10 +15,21 @@
 #include <string.h>
 
 #include "internal.h"
+#include "list.h"
 #include "remote_free.h"
 
 hak_heap_t hak_heap_empty;
+_Atomic uint32_t hak_clock_tick; /* the magazines' clock: the scavenger advances it */
 hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
+
+/* Dynamic flush: a magazine starts at 1 / MAG_START_SHARE of its class's
+ * capacity (rounded up) and grows with demand (mag_adapt), so a thread that
+ * allocates a few blocks of many classes holds few; it never shrinks below
+ * 1 / MAG_MIN_SHARE of the capacity or MAG_MIN_BLOCKS blocks, whichever is
+ * more (a refill then still moves a batch). */
+#define MAG_START_SHARE 4
+#define MAG_MIN_SHARE   8
+#define MAG_MIN_BLOCKS  8
 
 static pthread_mutex_t hak_heap_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t hak_abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -66,25 +77,11 @@ static void stats_add(hak_heap_stats_t *dst, hak_heap_stats_t *src) {
 }
 
 /* ---- class lists ----------------------------------------------------------- */
-static void list_push(hak_slab_t **head, hak_slab_t *s) {
-  s->prev = NULL;
-  s->next = *head;
-  if (*head != NULL) (*head)->prev = s;
-  *head = s;
-}
-
-static void list_remove(hak_slab_t **head, hak_slab_t *s) {
-  if (s->prev != NULL) s->prev->next = s->next;
-  else *head = s->next;
-  if (s->next != NULL) s->next->prev = s->prev;
-  s->next = s->prev = NULL;
-}
-
 static void slab_to_partial(hak_heap_t *h, hak_slab_t *s) {
   hak_class_slabs_t *cs = &h->slabs[s->cls];
-  list_remove(&cs->full, s);
+  hak_list_remove(&cs->full, s);
   s->in_full = 0;
-  list_push(&cs->partial, s);
+  hak_list_push(&cs->partial, s);
 }
 
 /* An owned slab whose blocks are all back: keep it if it is the class's only
@@ -93,7 +90,7 @@ static void slab_maybe_release(hak_heap_t *h, hak_slab_t *s) {
   hak_class_slabs_t *cs = &h->slabs[s->cls];
   if (s->in_full) slab_to_partial(h, s);
   if (cs->partial == s && s->next == NULL) return;
-  list_remove(&cs->partial, s);
+  hak_list_remove(&cs->partial, s);
   hak_slab_release(s);
 }
 
@@ -111,15 +108,14 @@ static hak_heap_t *heap_create(void) {
   h->map_bytes = bytes;
   void **items = (void **)(h + 1);
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    h->mag[c].cap = config_dynamic_flush ? (hak_class_mag_cap[c] + 3u) / 4u : hak_class_mag_cap[c];
+    h->mag[c].cap = config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) / MAG_START_SHARE
+                                         : hak_class_mag_cap[c];
     h->mag[c].items = items + 1; /* items[-1] is the sentinel */
     items += hak_class_mag_cap[c] + 1u;
   }
   pthread_mutex_init(&h->lock, NULL);
   pthread_mutex_lock(&hak_heap_list_lock);
-  h->next = heap_list;
-  if (heap_list) heap_list->prev = h;
-  heap_list = h;
+  hak_list_push(&heap_list, h);
   pthread_mutex_unlock(&hak_heap_list_lock);
   hak_tls_heap = h;
   pthread_setspecific(heap_key, h);
@@ -174,9 +170,7 @@ static void heap_abandon_slabs(hak_heap_t *h, bool flush_mags) {
 
 static void heap_unlink_and_unmap(hak_heap_t *h, bool lock) {
   if (lock) pthread_mutex_lock(&hak_heap_list_lock);
-  if (h->prev) h->prev->next = h->next;
-  else heap_list = h->next;
-  if (h->next) h->next->prev = h->prev;
+  hak_list_remove(&heap_list, h);
   stats_add(&exited_stats, &h->stats);
   if (lock) pthread_mutex_unlock(&hak_heap_list_lock);
   hak_os_unmap(h, h->map_bytes);
@@ -231,9 +225,9 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
       unsigned got = hak_slab_take(s, m->items + m->count, want);
       m->count += got;
       if (got == want) return true;
-      list_remove(&cs->partial, s); /* drained: park it on the full list */
+      hak_list_remove(&cs->partial, s); /* drained: park it on the full list */
       s->in_full = 1;
-      list_push(&cs->full, s);
+      hak_list_push(&cs->full, s);
       if (got) return true;
     }
     if (pass == 0) {
@@ -262,11 +256,11 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
     unsigned got = hak_slab_take(s, m->items + m->count, want);
     m->count += got;
     if (got > 0) {
-      list_push(&cs->partial, s);
+      hak_list_push(&cs->partial, s);
       return true;
     }
     s->in_full = 1;
-    list_push(&cs->full, s);
+    hak_list_push(&cs->full, s);
   }
 }
 
@@ -278,7 +272,8 @@ static void mag_adapt(hak_heap_t *h, unsigned c) {
   hak_mag_t *m = &h->mag[c];
   uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
   uint32_t last = h->mag_tick[c], max = hak_class_mag_cap[c];
-  uint32_t min = max / 8 < 8 ? (max < 8 ? max : 8) : max / 8;
+  uint32_t min = max / MAG_MIN_SHARE < MAG_MIN_BLOCKS ? (max < MAG_MIN_BLOCKS ? max : MAG_MIN_BLOCKS)
+                                                     : max / MAG_MIN_SHARE;
   h->mag_tick[c] = now;
   if (now == last) {
     if (m->cap < max) m->cap = m->cap * 2 < max ? m->cap * 2 : max;
@@ -385,7 +380,7 @@ static void heap_release_empty(hak_heap_t *h) {
       next = s->next;
       hak_slab_collect(s);
       if (s->used == 0) {
-        list_remove(&h->slabs[c].partial, s);
+        hak_list_remove(&h->slabs[c].partial, s);
         hak_slab_release(s);
       }
     }
@@ -488,13 +483,9 @@ void hak_heap_fork_child(void) {
       continue;
     }
     if (atomic_load_explicit(&h->in_slabs, memory_order_acquire)) {
-      if (h->prev) h->prev->next = h->next;
-      else heap_list = h->next;
-      if (h->next) h->next->prev = h->prev;
+      hak_list_remove(&heap_list, h);
       stats_add(&exited_stats, &h->stats);
-      h->prev = NULL;
-      h->next = orphans;
-      orphans = h;
+      hak_list_push(&orphans, h);
       continue;
     }
     heap_abandon_slabs(h, false);

@@ -1,6 +1,19 @@
 /* internal.h — declarations shared between core files, grouped by the file
  * that defines them, and the small inline helpers of the hot paths.
  *
+ * Calls go one way, from the API down; no file calls a file above it, and no
+ * two files call each other:
+ *   malloc_api.c                      the exported API, fast paths, tier router
+ *   init.c  check.c                   initialisation and fork; the checked build
+ *   stats.c  validate.c  scavenger.c  statistics, validators, the scavenger
+ *   heap.c                            thread heaps, magazines, remote free
+ *   slab.c                            slabs and the empty-slab pool
+ *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large mappings
+ *   meta.c  pagemap.c                 descriptors, the page map
+ *   os.c  options.c  fatal.c          the OS, run-time options, the fatal report
+ * (Each level may call any level below it; heap.c's magazine clock is advanced
+ * by the scavenger, which calls down into heap.c.)
+ *
  * Lock order (a thread may take a lock only if it holds none listed after it):
  *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
  *   1b. h->lock             (heap.c)   one heap's slabs (dynamic-flush variants)
@@ -149,6 +162,8 @@ void hak_superslab_purge(void);                 /* decommit every dirty free uni
 const char *hak_superslab_validate(void);       /* unit maps, lists, dirty counts */
 
 /* ---- heap.c ---------------------------------------------------------------- */
+#define HAK_TICKS_PER_SECOND 10
+extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
 extern hak_tls hak_heap_t *hak_tls_heap;
 extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
@@ -193,8 +208,6 @@ extern pthread_mutex_t hak_large_lock;
 extern pthread_mutex_t hak_meta_lock;
 
 /* ---- scavenger.c (dynamic-flush variants) ---------------------------------- */
-#define HAK_TICKS_PER_SECOND 10
-extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
 void hak_scavenge_idle(void);             /* everything free back to the OS */
@@ -207,16 +220,17 @@ void hak_scavenge_idle(void);             /* everything free back to the OS */
 void  *hak_check_on_alloc(void *p, size_t req, const char *call); /* NULL stays NULL */
 void   hak_check_on_free(void *p, const char *call);   /* before the block is freed */
 size_t hak_check_requested(const void *p, const char *call); /* live block's size asked for */
-void   hak_check_unpoison(hak_slab_t *s, size_t first, size_t last); /* blocks decommitted */
-void   hak_check_slab_reset(hak_slab_t *s);                /* a slab (re)initialised */
-bool   hak_check_is_live(hak_slab_t *s, size_t i);
+/* Block i of s is held by the program (checked builds; chk_live in types.h). */
+static inline bool hak_check_is_live(const hak_slab_t *s, size_t i) {
+  return (atomic_load_explicit(&s->chk_live[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
+}
 
 /* ---- validate.c: every validator, in lock order -------------------------------- */
 const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, large */
 
 /* ---- options.c ------------------------------------------------------------- */
 typedef enum hak_option_e {
-  HAK_OPT_STATS_AT_EXIT,   /* print statistics to stderr at exit        */
+  HAK_OPT_STATS,           /* print statistics to stderr at exit        */
   HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
   HAK_OPT_IDLE_MS,         /* dynamic flush: idle time before memory goes back */
   HAK_OPT_COUNT
@@ -227,10 +241,13 @@ void hak_options_init(void);
 /* ---- stats.c --------------------------------------------------------------- */
 void hak_stats_at_exit(void);   /* atexit handler when HAKMEM_STATS is set */
 
-/* ---- malloc_api.c ---------------------------------------------------------- */
-/* Stops the program with "hakmem: <call>: <what> <p>". */
+/* ---- fatal.c: the bottom of every call chain --------------------------------- */
+/* Stops the program with "hakmem: <call>: <what> <p>" (no address when p is NULL). */
 _Noreturn void hak_fatal(const char *call, const char *what, const void *p);
+
+/* ---- init.c: called only by the tier router and hak_flush (malloc_api.c) ----- */
+typedef enum hak_init_state_e { HAK_INIT_NONE, HAK_INIT_RUNNING, HAK_INIT_DONE } hak_init_state_t;
+extern _Atomic hak_init_state_t hak_init_state;
 void hak_init_slow(void);
-extern _Atomic int hak_init_state; /* 0 none, 1 in progress, 2 ready */
 
 #endif

@@ -13,6 +13,14 @@
 
 #include "internal.h"
 
+/* A cached mapping serves a request of need bytes whole when it is at most
+ * need / CACHE_TAIL_SLACK longer (a quarter: the spare tail stays mapped); a
+ * longer one has its tail unmapped. */
+#define CACHE_TAIL_SLACK 4
+/* One cached mapping may take at most 1 / CACHE_ENTRY_SHARE of the cache's
+ * byte bound, so that one huge block cannot flush every other entry. */
+#define CACHE_ENTRY_SHARE 4
+
 pthread_mutex_t hak_large_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_large_t *cache_head;   /* newest first */
 static size_t cache_entries, cache_bytes, live_count;
@@ -56,10 +64,9 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   hak_large_t *l = cache_head != NULL ? cache_take(need, align) : NULL;
   if (l != NULL) {
     l->cached = 0;
-    l->request = size;
     live_count++;
     pthread_mutex_unlock(&hak_large_lock);
-    if (l->map_bytes - need > need / 4) { /* too big: give the tail back */
+    if (l->map_bytes - need > need / CACHE_TAIL_SLACK) { /* too big: give the tail back */
       hak_pagemap_set(l->base + need, l->map_bytes - need, NULL);
       hak_os_shrink(l->base, l->map_bytes, need);
       l->map_bytes = need;
@@ -78,7 +85,6 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   l->span.kind = HAK_SPAN_LARGE;
   l->base = base;
   l->map_bytes = need;
-  l->request = size;
   hak_pagemap_set(base, need, &l->span);
   pthread_mutex_lock(&hak_large_lock);
   live_count++;
@@ -101,7 +107,7 @@ void hak_large_free(hak_large_t *l, void *p, const char *call) {
   }
   live_count--;
   hak_large_t *evict = NULL;
-  if (l->map_bytes <= config_large_cache_max / 4 && config_large_cache_entries > 0) {
+  if (l->map_bytes <= config_large_cache_max / CACHE_ENTRY_SHARE && config_large_cache_entries > 0) {
     l->cached = 1;
     l->next = cache_head;
     cache_head = l;
@@ -151,7 +157,6 @@ bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
       hak_os_shrink(l->base, l->map_bytes, need);
       l->map_bytes = need;
     }
-    l->request = size;
     return true;
   }
   if (size > HAK_MAX_REQUEST || !hak_os_grow_in_place(l->base, l->map_bytes, need)) return false;
@@ -161,7 +166,6 @@ bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
   }
   hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span);
   l->map_bytes = need;
-  l->request = size;
   return true;
 }
 

@@ -1,5 +1,4 @@
-/* malloc_api.c — the exported malloc API, its fast paths, initialisation,
- * fork handling and the fatal-error report.
+/* malloc_api.c — the exported malloc API: its fast paths and the tier router.
  *
  * Fast paths (everything else is out of line in heap.c, medium.c, large.c):
  *   malloc: size <= HAK_SMALL_MAX -> class (arithmetic) -> pop the calling
@@ -16,188 +15,92 @@
  * with HAK_PREFIX_ONLY, the standard names are exported as aliases of the same
  * code, so LD_PRELOAD replaces the system allocator. */
 #include <errno.h>
-#include <sched.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hakmem.h"
 #include "internal.h"
 
 #define HAK_API __attribute__((visibility("default")))
 
-_Atomic int hak_init_state;
-static hak_tls int hak_in_init;
-
-/* ---- fatal errors ------------------------------------------------------------- */
-static size_t fmt_hex(char *out, uintptr_t v) {
-  char tmp[2 * sizeof(v)];
-  size_t n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v != 0);
-  out[0] = '0';
-  out[1] = 'x';
-  for (size_t i = 0; i < n; i++) out[2 + i] = tmp[n - 1 - i];
-  return n + 2;
-}
-
-static size_t fmt_str(char *out, size_t room, const char *s) {
-  size_t n = strlen(s);
-  if (n > room) n = room;
-  memcpy(out, s, n);
-  return n;
-}
-
-_Noreturn hak_cold void hak_fatal(const char *call, const char *what, const void *p) {
-  char buf[256];
-  size_t n = 0;
-  n += fmt_str(buf + n, 64, "hakmem: ");
-  n += fmt_str(buf + n, 64, call);
-  n += fmt_str(buf + n, 4, ": ");
-  n += fmt_str(buf + n, 96, what);
-  if (p != NULL) {
-    buf[n++] = ' ';
-    n += fmt_hex(buf + n, (uintptr_t)p);
-  }
-  buf[n++] = '\n';
-  ssize_t w = write(STDERR_FILENO, buf, n);
-  (void)w;
-  abort();
-}
-
-/* ---- initialisation and fork --------------------------------------------------- */
-static void fork_prepare(void) {
-  if (hak_init_state != 2) return;
-  hak_heap_fork_prepare();              /* heap list, abandoned */
-  pthread_mutex_lock(&hak_pool_lock);
-  pthread_mutex_lock(&hak_medium_lock);
-  pthread_mutex_lock(&hak_large_lock);
-  pthread_mutex_lock(&hak_meta_lock);
-}
-
-static void fork_parent(void) {
-  if (hak_init_state != 2) return;
-  pthread_mutex_unlock(&hak_meta_lock);
-  pthread_mutex_unlock(&hak_large_lock);
-  pthread_mutex_unlock(&hak_medium_lock);
-  pthread_mutex_unlock(&hak_pool_lock);
-  hak_heap_fork_parent();
-}
-
-static void fork_child(void) {
-  if (hak_init_state != 2) return;
-  pthread_mutex_init(&hak_meta_lock, NULL);
-  pthread_mutex_init(&hak_large_lock, NULL);
-  pthread_mutex_init(&hak_medium_lock, NULL);
-  pthread_mutex_init(&hak_pool_lock, NULL);
-  hak_heap_fork_child();
-  if (config_dynamic_flush) hak_scavenger_fork_child();
-}
-
-/* Runs once, from the library constructor or the first allocation, whichever
- * comes first. pthread_atfork may allocate: that allocation re-enters here on
- * the same thread (hak_in_init) and proceeds without waiting. Other threads
- * wait until initialisation is complete. */
-hak_cold void hak_init_slow(void) {
-  if (hak_init_state == 2 || hak_in_init) return;
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&hak_init_state, &expected, 1)) {
-    while (atomic_load(&hak_init_state) != 2) sched_yield();
-    return;
-  }
-  hak_in_init = 1;
-  hak_options_init();
-  hak_heap_init();
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (hak_option(HAK_OPT_STATS_AT_EXIT)) atexit(hak_stats_at_exit);
-  if (hak_option(HAK_OPT_VERBOSE)) {
-    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
-    hak_options_print(stderr);
-  }
-  hak_in_init = 0;
-  atomic_store(&hak_init_state, 2);
-}
-
-__attribute__((constructor)) static void hak_constructor(void) { hak_init_slow(); }
-
 /* ---- allocation ------------------------------------------------------------------ */
-/* The tier router: the one place that decides small, medium or large, for
- * every request the fast path does not serve. Requests beyond any possible
- * mapping fail here, before anything is initialised or mapped. */
-static hak_noinline void *alloc_slow(size_t size) {
-  if (hak_unlikely(size > HAK_MAX_REQUEST)) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (hak_init_state != 2) hak_init_slow();
+/* Ends the fast path of small class c: the magazine was empty. */
+static hak_noinline void *alloc_small_slow(unsigned c) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   if (config_dynamic_flush) hak_scavenger_start();
-  bool zeroed;
-  void *p;
-  if (size <= HAK_SMALL_MAX) p = hak_heap_alloc_small(hak_size_class(size));
-  else if (size <= HAK_MEDIUM_MAX) p = hak_medium_alloc(size, 0, &zeroed);
-  else p = hak_large_alloc(size, 0, &zeroed);
+  void *p = hak_heap_alloc_small(c);
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
 
-static inline void *alloc_inline(size_t size) {
-  hak_mag_t *m;
-  if (hak_likely(size <= 1024)) /* the common case: a shift, no table */
-    m = &hak_tls_heap->mag[(size + 15) >> 4];
-  else if (size <= HAK_SMALL_MAX)
-    m = &hak_tls_heap->mag[hak_size_class(size)];
-  else
-    return alloc_slow(size);
+/* The same for a small size, its class computed here (off the fast path). */
+static hak_noinline void *alloc_small_miss(size_t size) { return alloc_small_slow(hak_size_class(size)); }
+
+/* A block of small class c: a pop from the calling thread's magazine. */
+static inline void *alloc_class(unsigned c) {
+  hak_mag_t *m = &hak_tls_heap->mag[c];
   if (hak_likely(m->count != 0)) return m->items[--m->count];
-  return alloc_slow(size);
+  return alloc_small_slow(c);
 }
 
-/* Memory of at least size bytes, zeroed. Medium and large memory fresh from
- * the OS is known to be zero and is not cleared again. */
-static hak_noinline void *alloc_zeroed(size_t size) {
-  if (size <= HAK_SMALL_MAX) {
-    void *p = alloc_inline(size);
-    if (p != NULL) memset(p, 0, size);
-    return p;
-  }
-  if (size > HAK_MAX_REQUEST) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (hak_init_state != 2) hak_init_slow();
-  bool zeroed = false;
-  void *p = size <= HAK_MEDIUM_MAX ? hak_medium_alloc(size, 0, &zeroed) : hak_large_alloc(size, 0, &zeroed);
-  if (p == NULL) errno = ENOMEM;
-  else if (!zeroed) memset(p, 0, size);
-  return p;
-}
-
-/* Memory of size bytes aligned to align (a power of two). Small: the first
- * class at least as large whose size is a multiple of align (blocks sit at
- * multiples of their size from a unit-aligned base). Medium: an aligned page
- * run. Otherwise a large mapping aligned as asked. */
-static hak_noinline void *alloc_aligned(size_t align, size_t size) {
-  if (align <= 16) return alloc_inline(size);
-  if (size > HAK_MAX_REQUEST) {
+/* The tier router: the one place that decides small, medium or large (for
+ * every request but a plain small malloc, which alloc_inline takes straight to
+ * its class). align is a power of two. Small: the first class at least as
+ * large whose size is a multiple of align (blocks sit at multiples of their
+ * size from a unit-aligned base). Medium: a page run aligned up to
+ * HAK_MEDIUM_MAX_ALIGN. Otherwise a large mapping aligned as asked. Requests
+ * beyond any possible mapping fail here, before anything is initialised or
+ * mapped. *zeroed: the memory is known to read as zero. */
+static hak_noinline void *alloc_routed(size_t size, size_t align, bool *zeroed) {
+  *zeroed = false;
+  if (hak_unlikely(size > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
   }
   size_t n = size < align ? align : size;
   if (n <= HAK_SMALL_MAX) {
     for (unsigned c = hak_size_class(n); c < HAK_CLASS_COUNT; c++)
-      if (hak_class_size[c] % align == 0) return alloc_inline(hak_class_size[c]);
+      if (hak_class_size[c] % align == 0) return alloc_class(c);
   }
-  if (hak_init_state != 2) hak_init_slow();
-  bool zeroed;
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  if (config_dynamic_flush) hak_scavenger_start();
   void *p;
   if (align <= HAK_MEDIUM_MAX_ALIGN && size <= HAK_MEDIUM_MAX)
-    p = hak_medium_alloc(size > HAK_SMALL_MAX ? size : HAK_SMALL_MAX + 1, align, &zeroed);
+    p = hak_medium_alloc(size > HAK_SMALL_MAX ? size : HAK_SMALL_MAX + 1, align, zeroed);
   else
-    p = hak_large_alloc(size, align, &zeroed);
-  if (p == NULL) errno = ENOMEM;
+    p = hak_large_alloc(size, align, zeroed);
+  if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
+}
+
+/* malloc's fast path. The class is computed again on the slow path, so that
+ * the fast path keeps nothing live across the magazine test. */
+static inline void *alloc_inline(size_t size) {
+  hak_mag_t *m;
+  if (hak_likely(size <= 1024)) /* the common case: a shift, no table */
+    m = &hak_tls_heap->mag[(size + 15) >> 4];
+  else if (size <= HAK_SMALL_MAX)
+    m = &hak_tls_heap->mag[hak_size_class(size)];
+  else {
+    bool zeroed;
+    return alloc_routed(size, 1, &zeroed);
+  }
+  if (hak_likely(m->count != 0)) return m->items[--m->count];
+  return alloc_small_miss(size);
+}
+
+/* Memory of at least size bytes, zeroed. Medium and large memory fresh from
+ * the OS is known to be zero and is not cleared again. */
+static hak_noinline void *alloc_zeroed(size_t size) {
+  bool zeroed = false;
+  void *p = size <= HAK_SMALL_MAX ? alloc_inline(size) : alloc_routed(size, 1, &zeroed);
+  if (p != NULL && !zeroed) memset(p, 0, size);
+  return p;
+}
+
+static hak_noinline void *alloc_aligned(size_t align, size_t size) {
+  if (align <= 16) return alloc_inline(size);
+  bool zeroed;
+  return alloc_routed(size, align, &zeroed);
 }
 
 /* ---- the checked build (check.c) ------------------------------------------------- */
@@ -377,7 +280,7 @@ HAK_API const char *hak_version(void) { return HAK_VERSION_STRING; }
 HAK_API const char *hak_variant(void) { return HAK_BUILD_NAME; }
 
 HAK_API void hak_flush(void) {
-  if (hak_init_state != 2) hak_init_slow();
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   hak_heap_flush_thread();
   hak_abandoned_sweep();
   hak_pool_trim(0);

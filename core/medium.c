@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "list.h"
 
 #define PG_LEN   0x07ffu
 #define PG_FREE  0x0800u
@@ -82,17 +83,13 @@ static hak_chunk_t *chunk_new(void) {
   run_mark(c, 0, HAK_CHUNK_PAGES, PG_FREE);
   c->free_pages = HAK_CHUNK_PAGES;
   hak_pagemap_set(base, HAK_CHUNK_SIZE, &c->span);
-  c->next = chunks;
-  if (chunks) chunks->prev = c;
-  chunks = c;
+  hak_list_push(&chunks, c);
   chunk_count++;
   return c;
 }
 
 static void chunk_delete(hak_chunk_t *c) {
-  if (c->prev) c->prev->next = c->next;
-  else chunks = c->next;
-  if (c->next) c->next->prev = c->prev;
+  hak_list_remove(&chunks, c);
   dirty_pages_total -= c->dirty_pages;
   chunk_count--;
   hak_pagemap_set(c->base, HAK_CHUNK_SIZE, NULL);

@@ -1,7 +1,10 @@
-/* options.c — hakmem's run-time options: one table (name, default, environment
- * variable, meaning), read once at initialisation. This is the only file that
- * calls getenv. hak_options_print() lists the table; HAKMEM_VERBOSE=1 prints it
- * at start-up. */
+/* options.c — hakmem's run-time options: one table (name, default, range,
+ * meaning), read once at initialisation. The environment variable of an
+ * option is always HAKMEM_ followed by its name in capitals (stats ->
+ * HAKMEM_STATS), so name and variable cannot drift. This is the only file
+ * that reads the environment. hak_options_print() lists the table;
+ * HAKMEM_VERBOSE=1 prints it at start-up. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,52 +16,65 @@ typedef struct hak_option_desc_s {
   const char *name;
   long        def;
   long        min, max;
-  const char *env;
   const char *meaning;
 } hak_option_desc_t;
 
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
-  [HAK_OPT_STATS_AT_EXIT] = {"stats_at_exit", 0, 0, 2, "HAKMEM_STATS",
-                             "print statistics to stderr at exit (1 text, 2 JSON)"},
-  [HAK_OPT_VERBOSE]       = {"verbose", 0, 0, 1, "HAKMEM_VERBOSE",
-                             "print the version, variant and this table at start-up"},
-  [HAK_OPT_IDLE_MS]       = {"idle_ms", 200, 10, 600000, "HAKMEM_IDLE_MS",
-                             "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS"},
+  [HAK_OPT_STATS]   = {"stats", 0, 0, 2, "print statistics to stderr at exit (1 text, 2 JSON)"},
+  [HAK_OPT_VERBOSE] = {"verbose", 0, 0, 1, "print the version, variant and this table at start-up"},
+  [HAK_OPT_IDLE_MS] = {"idle_ms", 200, 10, 600000,
+                       "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS"},
 };
+
+#define ENV_PREFIX "HAKMEM_"
+#define ENV_NAME_MAX 64 /* longer than any option name, with the prefix */
 
 static long option_value[HAK_OPT_COUNT];
 
 long hak_option(hak_option_t o) { return option_value[o]; }
 
+/* HAKMEM_<NAME>: the option's environment variable. */
+static const char *env_name(const hak_option_desc_t *d, char out[ENV_NAME_MAX]) {
+  size_t n = strlen(ENV_PREFIX);
+  memcpy(out, ENV_PREFIX, n);
+  for (const char *c = d->name; *c != '\0' && n + 1 < ENV_NAME_MAX; c++) out[n++] = (char)toupper((unsigned char)*c);
+  out[n] = '\0';
+  return out;
+}
+
 extern char **environ;
 
 /* A HAKMEM_ variable that names no option is a typo: say so, with the list. */
 static void check_unknown(void) {
+  char env[ENV_NAME_MAX];
   for (char **e = environ; e != NULL && *e != NULL; e++) {
-    if (strncmp(*e, "HAKMEM_", 7) != 0) continue;
+    if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) continue;
     size_t len = strcspn(*e, "=");
     bool known = false;
-    for (int i = 0; i < HAK_OPT_COUNT && !known; i++)
-      known = strlen(option_table[i].env) == len && strncmp(*e, option_table[i].env, len) == 0;
+    for (int i = 0; i < HAK_OPT_COUNT && !known; i++) {
+      env_name(&option_table[i], env);
+      known = strlen(env) == len && strncmp(*e, env, len) == 0;
+    }
     if (known) continue;
     fprintf(stderr, "hakmem: unknown option %.*s (ignored); options:", (int)len, *e);
-    for (int i = 0; i < HAK_OPT_COUNT; i++) fprintf(stderr, " %s", option_table[i].env);
+    for (int i = 0; i < HAK_OPT_COUNT; i++) fprintf(stderr, " %s", env_name(&option_table[i], env));
     fputc('\n', stderr);
   }
 }
 
 void hak_options_init(void) {
   check_unknown();
+  char env[ENV_NAME_MAX];
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_desc_t *d = &option_table[i];
     option_value[i] = d->def;
-    const char *s = getenv(d->env);
+    const char *s = getenv(env_name(d, env));
     if (s == NULL || *s == '\0') continue;
     char *end;
     long v = strtol(s, &end, 10);
     if (*end != '\0' || v < d->min || v > d->max) {
-      fprintf(stderr, "hakmem: %s=%s is not a number in [%ld, %ld]; using %ld\n", d->env, s, d->min,
-              d->max, d->def);
+      fprintf(stderr, "hakmem: %s=%s is not a number in [%ld, %ld]; using %ld\n", env, s, d->min, d->max,
+              d->def);
       continue;
     }
     option_value[i] = v;
@@ -66,9 +82,10 @@ void hak_options_init(void) {
 }
 
 __attribute__((visibility("default"))) void hak_options_print(FILE *out) {
+  char env[ENV_NAME_MAX];
   fprintf(out, "%-16s %6s %8s  %-16s %s\n", "option", "value", "default", "environment", "meaning");
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_desc_t *d = &option_table[i];
-    fprintf(out, "%-16s %6ld %8ld  %-16s %s\n", d->name, option_value[i], d->def, d->env, d->meaning);
+    fprintf(out, "%-16s %6ld %8ld  %-16s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
   }
 }

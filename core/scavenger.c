@@ -24,7 +24,6 @@
 
 #include "internal.h"
 
-_Atomic uint32_t hak_clock_tick;
 static _Atomic int scavenger_started;
 /* After a failed start, slow paths to skip before trying again. */
 #define SCAVENGER_RETRY_INTERVAL 4096u

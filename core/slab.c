@@ -41,7 +41,11 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->in_full = 0;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->xfree, NULL, memory_order_relaxed);
-  if (config_check) hak_check_slab_reset(s);
+  if (config_check) /* checked builds: no block held, none with the freed pattern */
+    for (unsigned w = 0; w < HAK_CHECK_WORDS; w++) {
+      atomic_store_explicit(&s->chk_live[w], 0, memory_order_relaxed);
+      atomic_store_explicit(&s->chk_poison[w], 0, memory_order_relaxed);
+    }
   if (config_slab_bitmap) {
     /* every block free; the bump index is not used (all blocks count as issued) */
     s->bump = s->capacity;
@@ -270,8 +274,10 @@ size_t hak_slab_decommit_free(hak_slab_t *s) {
       run++;
     } else if (run > 0) {
       hak_os_decommit(s->base + (pg - run) * HAK_PAGE_SIZE, run * HAK_PAGE_SIZE);
-      if (config_check) /* their blocks read as zero now, not as the freed pattern */
-        hak_check_unpoison(s, (pg - run) * HAK_PAGE_SIZE / s->block_size, (pg * HAK_PAGE_SIZE - 1) / s->block_size);
+      if (config_check) /* checked builds: these blocks read as zero now, not as the freed pattern */
+        for (size_t i = (pg - run) * HAK_PAGE_SIZE / s->block_size;
+             i <= (pg * HAK_PAGE_SIZE - 1) / s->block_size && i < s->capacity; i++)
+          atomic_fetch_and_explicit(&s->chk_poison[i / 64], ~(1ull << (i % 64)), memory_order_relaxed);
       done += run;
       run = 0;
     }

@@ -1,7 +1,8 @@
 /* stats.c — process-wide statistics, gathered on request from the counters
  * each part keeps (OS layer, slabs, pool, medium chunks, large mappings, and
- * the per-thread heap counters, which are plain per-thread fields summed here,
- * never shared atomics on the hot path). */
+ * the per-thread heap counters: atomics written only by their own thread with
+ * a relaxed load and store (HAK_STAT_ADD, no read-modify-write) on the slow
+ * paths, never on the fast paths, and summed here). */
 #include "hakmem.h"
 #include "internal.h"
 
@@ -44,4 +45,4 @@ __attribute__((visibility("default"))) void hak_stats_print(FILE *out, int json)
   }
 }
 
-void hak_stats_at_exit(void) { hak_stats_print(stderr, hak_option(HAK_OPT_STATS_AT_EXIT) == 2); }
+void hak_stats_at_exit(void) { hak_stats_print(stderr, hak_option(HAK_OPT_STATS) == 2); }

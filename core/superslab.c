@@ -14,31 +14,22 @@
  *
  * Called with hak_pool_lock held (slab.c). */
 #include "internal.h"
+#include "list.h"
 
 static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free unit */
 static hak_superslab_t *ss_full;  /* SuperSlabs with none */
 static size_t dirty_units;        /* free units still committed, all SuperSlabs */
 
-static void ss_unlink(hak_superslab_t **head, hak_superslab_t *ss) {
-  if (ss->prev) ss->prev->next = ss->next;
-  else *head = ss->next;
-  if (ss->next) ss->next->prev = ss->prev;
-  ss->next = ss->prev = NULL;
-}
-
-static void ss_push(hak_superslab_t **head, hak_superslab_t *ss) {
-  ss->prev = NULL;
-  ss->next = *head;
-  if (*head) (*head)->prev = ss;
-  *head = ss;
-}
-
-static const uint32_t ALL_UNITS = HAK_SUPERSLAB_UNITS == 32 ? 0xffffffffu : (1u << HAK_SUPERSLAB_UNITS) - 1;
-_Static_assert(HAK_SUPERSLAB_UNITS <= 32, "a SuperSlab's free-unit mask is 32 bits");
+static const uint32_t ALL_UNITS = 0xffffffffu;
+_Static_assert(HAK_SUPERSLAB_UNITS == 32, "a SuperSlab's unit masks are 32 bits, one per unit");
+/* The mask of n adjacent units, n <= 31: a slab is 1 or 4 units, and a run of
+ * dirty units is shorter than a SuperSlab (one whose units are all free is
+ * unmapped at once, so a mapped one always has a unit in use). */
+static uint32_t units_mask(unsigned n) { return (1u << n) - 1; }
 
 /* First run of `units` free units at a multiple of `units`, or -1. */
 static int ss_find(const hak_superslab_t *ss, unsigned units) {
-  uint32_t want = units == 32 ? ALL_UNITS : (1u << units) - 1;
+  uint32_t want = units_mask(units);
   for (unsigned u = 0; u + units <= HAK_SUPERSLAB_UNITS; u += units)
     if (((ss->free_units >> u) & want) == want) return (int)u;
   return -1;
@@ -59,16 +50,16 @@ hak_slab_t *hak_superslab_take(unsigned units) {
     }
     ss->base = base;
     ss->free_units = ALL_UNITS;
-    ss_push(&ss_list, ss);
+    hak_list_push(&ss_list, ss);
     u = 0;
   }
-  uint32_t mask = (units == 32 ? ALL_UNITS : (1u << units) - 1) << u;
+  uint32_t mask = units_mask(units) << u;
   dirty_units -= (size_t)__builtin_popcount(ss->dirty_units & mask);
   ss->dirty_units &= ~mask;
   ss->free_units &= ~mask;
   if (ss->free_units == 0) {
-    ss_unlink(&ss_list, ss);
-    ss_push(&ss_full, ss);
+    hak_list_remove(&ss_list, ss);
+    hak_list_push(&ss_full, ss);
   }
   hak_slab_t *s = &ss->slabs[u];
   s->ss = ss;
@@ -84,7 +75,7 @@ static void ss_decommit(hak_superslab_t *ss) {
     unsigned first = (unsigned)__builtin_ctz(d), len = 0;
     while (first + len < HAK_SUPERSLAB_UNITS && (d >> (first + len) & 1)) len++;
     hak_os_decommit(ss->base + (size_t)first * HAK_UNIT_SIZE, (size_t)len * HAK_UNIT_SIZE);
-    d &= ~((len == 32 ? ALL_UNITS : (1u << len) - 1) << first);
+    d &= ~(units_mask(len) << first);
   }
   dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
   ss->dirty_units = 0;
@@ -97,16 +88,16 @@ void hak_superslab_purge(void) {
 void hak_superslab_put(hak_slab_t *s) {
   hak_superslab_t *ss = s->ss;
   unsigned u = (unsigned)((size_t)(s->base - ss->base) / HAK_UNIT_SIZE);
-  uint32_t mask = (s->units == 32 ? ALL_UNITS : (1u << s->units) - 1) << u;
+  uint32_t mask = units_mask(s->units) << u;
   if (ss->free_units == 0) {
-    ss_unlink(&ss_full, ss);
-    ss_push(&ss_list, ss);
+    hak_list_remove(&ss_full, ss);
+    hak_list_push(&ss_list, ss);
   }
   ss->free_units |= mask;
   ss->dirty_units |= mask;
   dirty_units += s->units;
   if (ss->free_units == ALL_UNITS) {
-    ss_unlink(&ss_list, ss);
+    hak_list_remove(&ss_list, ss);
     dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
     hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
     hak_meta_free(ss, sizeof(hak_superslab_t));

@@ -20,6 +20,27 @@
  *               and the slabs the thread owns.
  *   magazine    a bounded array stack of free blocks of one class, private to a
  *               heap: the fast path pops and pushes here and nothing else.
+ *   mini-magazine  a slab's own intrusive LIFO free list (s->free), in the list
+ *               variants: it refills the thread's magazine in batches and takes
+ *               its flushes (the name of the mini_magazine variant).
+ *   refill      moving a batch of free blocks from a class's slabs into its
+ *               empty magazine (heap.c, mag_refill); flush: the reverse, half of
+ *               a full magazine back to its slabs (mag_flush).
+ *   bump        in a list slab, the index of the first block never handed out;
+ *               blocks past it are taken without touching their memory.
+ *   bitmap      in a bitmap slab, one bit per block, set when free, with a
+ *               summary word (which bitmap words are non-empty) and a hint.
+ *   SuperSlab   2 MiB-aligned region of 32 units, carved into slabs whose
+ *               descriptors live in its header (superslab.c); free units are
+ *               dirty (committed) until decommitted.
+ *   dirty       free memory still committed (counts in RSS); decommit
+ *               (MADV_DONTNEED) makes it clean, reading as zero.
+ *   scavenger   the background thread of dynamic-flush variants that gives free
+ *               memory back when the process idles (scavenger.c).
+ *   checked build  a variant built with CHECK=1 (check.c): every free and
+ *               allocation verified, at a cost.
+ *   validator   a function that walks a structure and names the first broken
+ *               invariant, or returns NULL (validate.c).
  *   remote free a free by a thread that does not own the block's slab: the block
  *               is pushed on the slab's lock-free xfree stack (remote_free.h),
  *               and the owner takes the whole stack at once when it refills.
@@ -44,7 +65,10 @@
  *   I2  Only the owning heap touches s->free, s->bump, s->used, the bitmap and
  *       the slab's list links (in dynamic-flush variants also the scavenger,
  *       holding that heap's lock, which the owner takes for the same work);
- *       other threads touch only s->xfree (atomic push).
+ *       other threads touch only s->xfree (atomic push). An ownerless slab
+ *       (abandoned or pooled) is touched only under the lock of the list it
+ *       is on: hak_abandoned_sweep and adoption hold the abandoned lock, the
+ *       pool holds the pool lock.
  *   I3  s->span.owner changes only from NULL to a heap (adoption, under the
  *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
  *       the owner). So "s->span.owner == me" is stable for the thread that asks.
@@ -209,7 +233,6 @@ typedef struct hak_large_s {
   uint8_t    cached;                  /* in the large cache, not live          */
   char      *base;                    /* mapping start == user pointer         */
   size_t     map_bytes;               /* mapping length (whole units)          */
-  size_t     request;                 /* size last asked for                   */
   struct hak_large_s *next;           /* cache / descriptor free list          */
 } hak_large_t;
 

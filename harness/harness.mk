@@ -3,7 +3,7 @@
 # VARIANTS).
 #
 #   make harness                 build the runner: build/harness/hakbench
-#   make bench [VARIANT=v] [QUICK=1] [REPS=n] [CALLGRIND=1]
+#   make bench [VARIANT=v] [CHECK=1] [QUICK=1] [REPS=n] [CALLGRIND=1]
 #                                standard suite: hakmem-<v>, glibc, jemalloc,
 #                                mimalloc, tcmalloc -> results/<run>/report.md
 #   make ablation [QUICK=1]      every built variant through the standard suite
@@ -53,10 +53,15 @@ test-harness: harness harness-testbins $(BUILD)/$(VARIANT)/libhakmem.so
 
 # A workload that does not build yet is reported by the runner (its runs are
 # recorded as skipped), so `bench` builds workloads with -k and goes on.
-bench: deps-bench $(BUILD)/$(VARIANT)/libhakmem.so harness
+# CHECK=1: the variant's checked build runs beside it, so the report shows
+# what checking costs.
+BENCH_HAKMEM := $(VARIANT)$(if $(filter 1,$(CHECK)),$(comma)$(VARIANT)-check)
+BENCH_CHECKTAG := $(if $(filter 1,$(CHECK)),-check)
+
+bench: deps-bench $(BUILD)/$(VARIANT)/libhakmem.so $(if $(filter 1,$(CHECK)),$(BUILD)/$(VARIANT)-check/libhakmem.so) harness
 	@$(MAKE) --no-print-directory -k workloads || echo "bench: some workloads did not build; the runner records their runs as skipped" >&2
-	@run=results/$$(date +%Y%m%d-%H%M%S)-bench-$(VARIANT)$(BENCH_TAG); start=$$(date +%s); \
-	$(HARNESS_BIN) run --suite $(BENCH_SUITE) --hakmem $(VARIANT) --reps $(REPS) --out $$run $(BENCH_CG) >/dev/null \
+	@run=results/$$(date +%Y%m%d-%H%M%S)-bench-$(VARIANT)$(BENCH_CHECKTAG)$(BENCH_TAG); start=$$(date +%s); \
+	$(HARNESS_BIN) run --suite $(BENCH_SUITE) --hakmem $(BENCH_HAKMEM) --reps $(REPS) --out $$run $(BENCH_CG) >/dev/null \
 	&& $(PY) scripts/report.py $$run \
 	&& echo "bench: finished in $$(( $$(date +%s) - start )) s" \
 	&& echo "report: $$run/report.md  (self-contained: $$run/report.html)"

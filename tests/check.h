@@ -4,6 +4,7 @@
 #ifndef HAK_TEST_CHECK_H
 #define HAK_TEST_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -26,7 +27,7 @@ static inline int check_report(const char *what) {
 }
 
 /* xorshift64*: the deterministic generator of every test. */
-static inline unsigned long long test_rand(unsigned long long *s) {
+static inline uint64_t test_rand(uint64_t *s) {
   *s ^= *s >> 12;
   *s ^= *s << 25;
   *s ^= *s >> 27;

@@ -76,7 +76,7 @@ static void test_huge(void) {
 
 #define SLOTS 200000
 typedef struct worker_s {
-  unsigned long long seed;
+  uint64_t seed;
   void *p[SLOTS];
   size_t n[SLOTS];
   int count;
@@ -84,8 +84,8 @@ typedef struct worker_s {
   long first_failures, first_successes; /* at the end of the first round */
 } worker_t;
 
-static size_t pick_size(unsigned long long *s) {
-  unsigned long long r = test_rand(s);
+static size_t pick_size(uint64_t *s) {
+  uint64_t r = test_rand(s);
   switch (r % 8) {
   case 0: return 40000 + (r >> 8) % 400000;           /* medium */
   case 1: return (1u << 20) + (r >> 8) % (3u << 20);  /* large */
@@ -197,7 +197,7 @@ static int rlimit_child(void) {
   alarm(60);
   static worker_t w[2];
   pthread_t t[2];
-  for (int i = 0; i < 2; i++) w[i].seed = (unsigned long long)i * 77 + 5;
+  for (int i = 0; i < 2; i++) w[i].seed = (uint64_t)i * 77 + 5;
   /* threads first: their stacks must not count against the limit */
   pthread_attr_t attr;
   pthread_attr_init(&attr);

@@ -53,12 +53,12 @@ static void *churn_bursts(void *arg) {
 
 /* Random sizes from 1 B to 700 KB: slabs, medium runs and large mappings. */
 static void *churn_mixed(void *arg) {
-  unsigned long long s = (uintptr_t)arg + 1;
+  uint64_t s = (uintptr_t)arg + 1;
   void *keep[64] = {0};
   while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
     int i = (int)(test_rand(&s) % 64);
     free(keep[i]);
-    unsigned long long r = test_rand(&s);
+    uint64_t r = test_rand(&s);
     size_t n = r % 5 == 0 ? (size_t)(r >> 8) % 700000 + 1 : (size_t)(r >> 8) % 2000 + 1;
     keep[i] = malloc(n);
     memset(keep[i], 1, n);

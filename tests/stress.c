@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
+
 #ifdef STRESS_PREFIX
 #include "hakmem.h"
 #define MALLOC hak_malloc
@@ -60,12 +62,7 @@ static pthread_mutex_t xlock = PTHREAD_MUTEX_INITIALIZER;
 static block_t exchange[EXCHANGE];
 static unsigned xcount;
 
-static uint64_t rnd(uint64_t *s) {
-  *s ^= *s >> 12;
-  *s ^= *s << 25;
-  *s ^= *s >> 27;
-  return *s * 2685821657736338717ull;
-}
+#define rnd test_rand
 
 /* The pattern: 8-byte words id*K ^ offset, little-endian, so that byte i of a
  * block does not depend on the block's size (realloc keeps a prefix). */

@@ -98,14 +98,7 @@ static hak_block_t rf_blocks[RF_PRODUCERS][RF_BLOCKS];
 
 static void *rf_producer(void *arg) {
   hak_block_t *mine = arg;
-  for (int i = 0; i < RF_BLOCKS; i++) {
-    if (i % 3 == 2) { /* a chain of two with one CAS */
-      mine[i - 1].next = &mine[i];
-      hak_xfree_push_chain(&rf_head, &mine[i - 1], &mine[i]);
-    } else if (i % 3 == 0) {
-      hak_xfree_push(&rf_head, &mine[i]);
-    }
-  }
+  for (int i = 0; i < RF_BLOCKS; i++) hak_xfree_push(&rf_head, &mine[i]);
   atomic_fetch_add(&rf_finished, 1);
   return NULL;
 }
@@ -126,15 +119,14 @@ static void test_remote_free_stack(void) {
     if (finished) break;
   }
   for (int i = 0; i < RF_PRODUCERS; i++) pthread_join(t[i], NULL);
-  size_t expect = 0;
-  for (int i = 0; i < RF_BLOCKS; i++) expect += i % 3 != 1 || i + 1 < RF_BLOCKS ? 1 : 0;
+  size_t expect = RF_BLOCKS;
   CHECK(bad == 0 && dup == 0, "remote stack: %zu foreign, %zu duplicate blocks", bad, dup);
   CHECK(taken == (size_t)RF_PRODUCERS * expect, "remote stack: took %zu of %zu pushed", taken,
         (size_t)RF_PRODUCERS * expect);
 }
 
 static void test_medium(void) {
-  unsigned long long seed = 42;
+  uint64_t seed = 42;
   void *p[200] = {0};
   size_t sz[200] = {0};
   for (int round = 0; round < 4000; round++) {

@@ -1,0 +1,74 @@
+/* init.c — initialisation and fork.
+ *
+ * Initialisation runs once, from the library constructor or the first
+ * allocation that reaches the tier router (malloc_api.c), whichever comes
+ * first; the router is the only caller, so no lower tier ever calls up here.
+ * It reads the options, creates the thread-exit key (heap.c), registers the
+ * fork handlers and the statistics at exit.
+ *
+ * fork(): the handlers take every global lock in the order of internal.h
+ * before the fork, release them in the parent and re-initialise them in the
+ * child, then let heap.c give the child the heaps of threads that do not exist
+ * there (internal.h says what the child relies on). */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "hakmem.h"
+#include "internal.h"
+
+_Atomic hak_init_state_t hak_init_state = HAK_INIT_NONE;
+static hak_tls bool in_init; /* this thread is running hak_init_slow */
+
+static void fork_prepare(void) {
+  if (hak_init_state != HAK_INIT_DONE) return;
+  hak_heap_fork_prepare();              /* 1 heap list, 2 abandoned */
+  pthread_mutex_lock(&hak_pool_lock);   /* 3 */
+  pthread_mutex_lock(&hak_medium_lock); /* 4 */
+  pthread_mutex_lock(&hak_large_lock);  /* 5 */
+  pthread_mutex_lock(&hak_meta_lock);   /* 6 */
+}
+
+static void fork_parent(void) {
+  if (hak_init_state != HAK_INIT_DONE) return;
+  pthread_mutex_unlock(&hak_meta_lock);
+  pthread_mutex_unlock(&hak_large_lock);
+  pthread_mutex_unlock(&hak_medium_lock);
+  pthread_mutex_unlock(&hak_pool_lock);
+  hak_heap_fork_parent();
+}
+
+static void fork_child(void) {
+  if (hak_init_state != HAK_INIT_DONE) return;
+  pthread_mutex_init(&hak_meta_lock, NULL);
+  pthread_mutex_init(&hak_large_lock, NULL);
+  pthread_mutex_init(&hak_medium_lock, NULL);
+  pthread_mutex_init(&hak_pool_lock, NULL);
+  hak_heap_fork_child();
+  if (config_dynamic_flush) hak_scavenger_fork_child();
+}
+
+/* pthread_atfork and atexit may allocate: that allocation re-enters here on
+ * the same thread (in_init) and proceeds without waiting. Other threads wait
+ * until initialisation is complete. */
+hak_cold void hak_init_slow(void) {
+  if (hak_init_state == HAK_INIT_DONE || in_init) return;
+  hak_init_state_t expected = HAK_INIT_NONE;
+  if (!atomic_compare_exchange_strong(&hak_init_state, &expected, HAK_INIT_RUNNING)) {
+    while (atomic_load(&hak_init_state) != HAK_INIT_DONE) sched_yield();
+    return;
+  }
+  in_init = true;
+  hak_options_init();
+  hak_heap_init();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  if (hak_option(HAK_OPT_STATS)) atexit(hak_stats_at_exit);
+  if (hak_option(HAK_OPT_VERBOSE)) {
+    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
+    hak_options_print(stderr);
+  }
+  in_init = false;
+  atomic_store(&hak_init_state, HAK_INIT_DONE);
+}
+
+__attribute__((constructor)) static void hak_constructor(void) { hak_init_slow(); }
