@@ -18,7 +18,11 @@
 #include "list.h"
 #include "remote_free.h"
 
-hak_heap_t hak_heap_empty;
+/* The heap of a thread that has not allocated yet: every magazine's top and
+ * limit point just past one NULL slot, so a pop reads NULL (empty) and a push
+ * finds no room: both fast paths go to the slow path with no extra test. */
+static void *empty_magazine[1];
+hak_heap_t hak_heap_empty = {.mag = {[0 ... HAK_CLASS_COUNT - 1] = {empty_magazine + 1, empty_magazine + 1}}};
 _Atomic uint32_t hak_clock_tick; /* the magazines' clock: the scavenger advances it */
 hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
 
@@ -76,6 +80,11 @@ static void stats_add(hak_heap_stats_t *dst, hak_heap_stats_t *src) {
                           memory_order_relaxed);
 }
 
+/* ---- magazines --------------------------------------------------------------- */
+static inline uint32_t mag_count(const hak_heap_t *h, unsigned c) { return (uint32_t)(h->mag[c].top - h->mag_base[c]); }
+static inline uint32_t mag_cap(const hak_heap_t *h, unsigned c) { return (uint32_t)(h->mag[c].limit - h->mag_base[c]); }
+static inline void mag_set_cap(hak_heap_t *h, unsigned c, uint32_t cap) { h->mag[c].limit = h->mag_base[c] + cap; }
+
 /* ---- class lists ----------------------------------------------------------- */
 static void slab_to_partial(hak_heap_t *h, hak_slab_t *s) {
   hak_class_slabs_t *cs = &h->slabs[s->cls];
@@ -106,11 +115,11 @@ static hak_heap_t *heap_create(void) {
   hak_heap_t *h = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
   if (h == NULL) return NULL;
   h->map_bytes = bytes;
-  void **items = (void **)(h + 1);
+  void **items = (void **)(h + 1); /* zero from the OS: every sentinel is NULL */
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    h->mag[c].cap = config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) / MAG_START_SHARE
-                                         : hak_class_mag_cap[c];
-    h->mag[c].items = items + 1; /* items[-1] is the sentinel */
+    h->mag_base[c] = h->mag[c].top = items + 1; /* items[0] is the sentinel */
+    mag_set_cap(h, c, config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) / MAG_START_SHARE
+                                           : hak_class_mag_cap[c]);
     items += hak_class_mag_cap[c] + 1u;
   }
   pthread_mutex_init(&h->lock, NULL);
@@ -122,17 +131,17 @@ static hak_heap_t *heap_create(void) {
   return h;
 }
 
-/* Returns items[0..n) of magazine c to their slabs. */
+/* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs. */
 static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
-  hak_mag_t *m = &h->mag[c];
+  void **base = h->mag_base[c];
   for (uint32_t i = 0; i < n; i++) {
-    hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(m->items[i]);
-    hak_slab_put(s, m->items[i], "free()");
+    hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(base[i]);
+    hak_slab_put(s, base[i], "free()");
     if (s->in_full) slab_to_partial(h, s);
     if (s->used == 0) slab_maybe_release(h, s);
   }
-  memmove(m->items, m->items + n, (m->count - n) * sizeof(void *));
-  m->count -= n;
+  memmove(base, base + n, (mag_count(h, c) - n) * sizeof(void *));
+  h->mag[c].top -= n;
   HAK_STAT_ADD(h, flushes, 1);
 }
 
@@ -142,7 +151,7 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
  * counted as in use and are never handed out again. */
 static void heap_abandon_slabs(hak_heap_t *h, bool flush_mags) {
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    if (flush_mags && h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+    if (flush_mags && mag_count(h, c)) mag_flush(h, c, mag_count(h, c));
     hak_slab_t *lists[2] = {h->slabs[c].partial, h->slabs[c].full};
     h->slabs[c].partial = h->slabs[c].full = NULL;
     for (int l = 0; l < 2; l++) {
@@ -213,7 +222,7 @@ static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
 static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   hak_mag_t *m = &h->mag[c];
   hak_class_slabs_t *cs = &h->slabs[c];
-  unsigned want = m->cap / 2 ? m->cap / 2 : 1;
+  unsigned want = mag_cap(h, c) / 2 ? mag_cap(h, c) / 2 : 1;
   HAK_STAT_ADD(h, refills, 1);
   for (int pass = 0; pass < 2; pass++) {
     hak_slab_t *s;
@@ -222,8 +231,8 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
        * slab's touched pages few (fresh blocks would touch new pages). */
       if (atomic_load_explicit(&s->xfree, memory_order_relaxed) != NULL)
         HAK_STAT_ADD(h, remote_collected, hak_slab_collect(s));
-      unsigned got = hak_slab_take(s, m->items + m->count, want);
-      m->count += got;
+      unsigned got = hak_slab_take(s, (void **)m->top, want);
+      m->top += got;
       if (got == want) return true;
       hak_list_remove(&cs->partial, s); /* drained: park it on the full list */
       s->in_full = 1;
@@ -253,8 +262,8 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
       if (s == NULL) return false;
       HAK_STAT_ADD(h, slabs_new, 1);
     }
-    unsigned got = hak_slab_take(s, m->items + m->count, want);
-    m->count += got;
+    unsigned got = hak_slab_take(s, (void **)m->top, want);
+    m->top += got;
     if (got > 0) {
       hak_list_push(&cs->partial, s);
       return true;
@@ -269,16 +278,16 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
  * or more has passed since its last refill (the rate fell). Called with the
  * magazine empty, so a smaller capacity never strands blocks. */
 static void mag_adapt(hak_heap_t *h, unsigned c) {
-  hak_mag_t *m = &h->mag[c];
+  uint32_t cap = mag_cap(h, c);
   uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
   uint32_t last = h->mag_tick[c], max = hak_class_mag_cap[c];
   uint32_t min = max / MAG_MIN_SHARE < MAG_MIN_BLOCKS ? (max < MAG_MIN_BLOCKS ? max : MAG_MIN_BLOCKS)
                                                      : max / MAG_MIN_SHARE;
   h->mag_tick[c] = now;
   if (now == last) {
-    if (m->cap < max) m->cap = m->cap * 2 < max ? m->cap * 2 : max;
-  } else if (now - last >= HAK_TICKS_PER_SECOND && m->cap > min) {
-    m->cap = m->cap / 2 > min ? m->cap / 2 : min;
+    if (cap < max) mag_set_cap(h, c, cap * 2 < max ? cap * 2 : max);
+  } else if (now - last >= HAK_TICKS_PER_SECOND && cap > min) {
+    mag_set_cap(h, c, cap / 2 > min ? cap / 2 : min);
   }
 }
 
@@ -288,14 +297,14 @@ void *hak_heap_alloc_small(unsigned c) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
   hak_mag_t *m = &h->mag[c];
-  if (m->count == 0) {
+  if (mag_count(h, c) == 0) {
     if (config_dynamic_flush) mag_adapt(h, c);
     owner_enter(h);
     bool ok = mag_refill(h, c);
     owner_leave(h);
     if (!ok) return NULL;
   }
-  return m->items[--m->count];
+  return *--m->top;
 }
 
 void hak_remote_free(hak_slab_t *s, void *p) {
@@ -315,14 +324,14 @@ void hak_heap_free_small(void *p, hak_slab_t *s) {
     return;
   }
   hak_mag_t *m = &h->mag[s->cls];
-  if (m->count > 0 && m->items[m->count - 1] == p) hak_fatal("free()", "double free", p);
+  if (m->top[-1] == p) hak_fatal("free()", "double free", p); /* the sentinel is NULL */
   hak_slab_check_block(s, p, "free()");
-  if (m->count >= m->cap) {
+  if (m->top >= m->limit) {
     owner_enter(h);
-    mag_flush(h, s->cls, m->count - m->cap / 2);
+    mag_flush(h, s->cls, mag_count(h, s->cls) - mag_cap(h, s->cls) / 2);
     owner_leave(h);
   }
-  m->items[m->count++] = p;
+  *m->top++ = p;
 }
 
 /* Releases abandoned slabs whose blocks have all come back (through remote
@@ -362,7 +371,7 @@ void hak_heap_flush_thread(void) {
   if (h == &hak_heap_empty) return;
   owner_enter(h);
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-    if (h->mag[c].count) mag_flush(h, c, h->mag[c].count);
+    if (mag_count(h, c)) mag_flush(h, c, mag_count(h, c));
   heap_release_empty(h);
   owner_leave(h);
 }
@@ -544,10 +553,11 @@ static const char *heap_validate(hak_heap_t *h) {
   void *sorted[256];
   _Static_assert(sizeof sorted / sizeof sorted[0] >= 256, "room for the largest magazine");
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    hak_mag_t *m = &h->mag[c];
-    if (m->cap > hak_class_mag_cap[c] || m->count > m->cap) return "a magazine's count or capacity is out of range";
-    for (uint32_t i = 0; i < m->count; i++) {
-      void *p = m->items[i];
+    uint32_t count = mag_count(h, c);
+    if (mag_cap(h, c) > hak_class_mag_cap[c] || count > mag_cap(h, c) || h->mag_base[c][-1] != NULL)
+      return "a magazine's count or capacity is out of range, or its sentinel is not NULL";
+    for (uint32_t i = 0; i < count; i++) {
+      void *p = h->mag_base[c][i];
       hak_span_t *span = hak_pagemap_lookup(p);
       if (span == NULL || span->kind != HAK_SPAN_SLAB) return "a magazine holds a pointer that is not in a slab";
       hak_slab_t *s = (hak_slab_t *)span;
@@ -560,11 +570,11 @@ static const char *heap_validate(hak_heap_t *h) {
       if (config_check && hak_check_is_live(s, k)) return "a magazine holds a block the program holds";
       sorted[i] = p;
     }
-    sort_ptrs(sorted, m->count);
-    for (uint32_t i = 1; i < m->count; i++)
+    sort_ptrs(sorted, count);
+    for (uint32_t i = 1; i < count; i++)
       if (sorted[i] == sorted[i - 1]) return "a magazine holds a block twice (I4)";
-    const char *err = validate_list(h, c, h->slabs[c].partial, false, sorted, m->count);
-    if (err == NULL) err = validate_list(h, c, h->slabs[c].full, true, sorted, m->count);
+    const char *err = validate_list(h, c, h->slabs[c].partial, false, sorted, count);
+    if (err == NULL) err = validate_list(h, c, h->slabs[c].full, true, sorted, count);
     if (err != NULL) return err;
   }
   return NULL;

@@ -91,20 +91,22 @@ extern hak_os_counters_t hak_os_counters;
 void hak_os_fail_after(long n, bool sticky);
 
 /* ---- pagemap.c: unit -> span ----------------------------------------------- */
-#define HAK_PM_LEAF_BITS 16
+#define HAK_PM_LEAF_BITS 20
 #define HAK_PM_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - HAK_PM_LEAF_BITS)
-extern _Atomic(hak_span_t *) *_Atomic hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
+typedef _Atomic(hak_span_t *) hak_pm_leaf_t[1u << HAK_PM_LEAF_BITS];
+extern hak_pm_leaf_t *_Atomic hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
 bool hak_pagemap_reserve(const void *base, size_t size); /* map the leaves; false: no memory */
 void hak_pagemap_set(void *base, size_t size, hak_span_t *span); /* span (reserved) or NULL */
 
-/* Span owning p, or NULL when hakmem does not own p. Lock-free, two loads. */
+/* Span owning p, or NULL when hakmem does not own p. Lock-free, two loads;
+ * every root entry points at a leaf (the shared empty leaf until one is
+ * mapped), so there is no test between them. */
 static inline hak_span_t *hak_pagemap_lookup(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  _Atomic(hak_span_t *) *leaf = atomic_load_explicit(
+  hak_pm_leaf_t *leaf = atomic_load_explicit(
       &hak_pagemap_root[(a >> (HAK_UNIT_SHIFT + HAK_PM_LEAF_BITS)) & ((1u << HAK_PM_ROOT_BITS) - 1)],
       memory_order_acquire);
-  if (hak_unlikely(leaf == NULL)) return NULL;
-  return atomic_load_explicit(&leaf[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_PM_LEAF_BITS) - 1)],
+  return atomic_load_explicit(&(*leaf)[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_PM_LEAF_BITS) - 1)],
                               memory_order_acquire);
 }
 

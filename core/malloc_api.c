@@ -8,8 +8,9 @@
  *           double-free check) and p is the start of a block (one multiply,
  *           internal.h) -> push. No lock, no atomic, no call.
  * A thread that has not allocated yet points at hak_heap_empty, whose
- * magazines are empty with capacity 0, so both fast paths fail over to the
- * slow path without a NULL test.
+ * magazines are empty with no room, so both fast paths fail over to the slow
+ * path without a NULL test. Magazines: types.h (a NULL sentinel below each
+ * makes "empty" the popped value itself).
  *
  * Every function is defined under its hak_ name and exported; unless built
  * with HAK_PREFIX_ONLY, the standard names are exported as aliases of the same
@@ -35,10 +36,18 @@ static hak_noinline void *alloc_small_slow(unsigned c) {
 /* The same for a small size, its class computed here (off the fast path). */
 static hak_noinline void *alloc_small_miss(size_t size) { return alloc_small_slow(hak_size_class(size)); }
 
+/* A pop from magazine m, or NULL when it is empty (its sentinel is NULL). */
+static inline void *mag_pop(hak_mag_t *m) {
+  void **top = m->top;
+  void *p = top[-1];
+  if (hak_likely(p != NULL)) m->top = top - 1;
+  return p;
+}
+
 /* A block of small class c: a pop from the calling thread's magazine. */
 static inline void *alloc_class(unsigned c) {
-  hak_mag_t *m = &hak_tls_heap->mag[c];
-  if (hak_likely(m->count != 0)) return m->items[--m->count];
+  void *p = mag_pop(&hak_tls_heap->mag[c]);
+  if (hak_likely(p != NULL)) return p;
   return alloc_small_slow(c);
 }
 
@@ -84,7 +93,8 @@ static inline void *alloc_inline(size_t size) {
     bool zeroed;
     return alloc_routed(size, 1, &zeroed);
   }
-  if (hak_likely(m->count != 0)) return m->items[--m->count];
+  void *p = mag_pop(m);
+  if (hak_likely(p != NULL)) return p;
   return alloc_small_miss(size);
 }
 
@@ -123,7 +133,10 @@ HAK_API void *hak_malloc(size_t size) {
 }
 
 /* ---- free ------------------------------------------------------------------------ */
-static hak_noinline void free_slow(void *p, hak_span_t *span) {
+/* free when the fast path could not: the span is looked up again, so that the
+ * fast path keeps nothing for this call. */
+static hak_noinline void free_slow(void *p) {
+  hak_span_t *span = hak_pagemap_lookup(p);
   if (span == NULL) {
     if (p == NULL) return;
     hak_fatal("free()", "invalid pointer", p);
@@ -144,15 +157,15 @@ HAK_API void hak_free(void *p) {
   hak_heap_t *h = hak_tls_heap;
   if (hak_likely(span != NULL && atomic_load_explicit(&span->owner, memory_order_relaxed) == h &&
                  hak_slab_is_block_start((hak_slab_t *)span, p))) {
-    hak_mag_t *m = &h->mag[((hak_slab_t *)span)->cls];
-    void **top = m->items + m->count;
-    if (hak_likely(m->count < m->cap && top[-1] != p)) {
+    hak_mag_t *m = (hak_mag_t *)((char *)h->mag + ((hak_slab_t *)span)->mag_off);
+    void **top = m->top;
+    if (hak_likely(top < m->limit && top[-1] != p)) {
       *top = p;
-      m->count++;
+      m->top = top + 1;
       return;
     }
   }
-  free_slow(p, span);
+  free_slow(p);
 }
 
 /* ---- the rest of the API ----------------------------------------------------------- */

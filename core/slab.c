@@ -33,6 +33,7 @@ _Atomic size_t hak_slab_total;
 void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->span.kind = HAK_SPAN_SLAB;
   s->cls = (uint8_t)cls;
+  s->mag_off = (uint16_t)(cls * sizeof(hak_mag_t));
   s->block_size = hak_class_size[cls];
   s->recip = hak_recip_of(s->block_size);
   s->capacity = (uint32_t)(s->units * HAK_UNIT_SIZE / s->block_size);

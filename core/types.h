@@ -148,6 +148,7 @@ typedef struct hak_slab_s {
   uint8_t  units;                     /* 1 or 4 units                          */
   uint8_t  in_full;                   /* on the owner's full list              */
   uint8_t  cls;                       /* size class                            */
+  uint16_t mag_off;                   /* cls * sizeof(hak_mag_t): free's fast path */
   uint32_t block_size;                /* class size in bytes                   */
   uint64_t recip;                     /* 2^64 / block_size, rounded up (internal.h) */
   uint32_t capacity;                  /* blocks that fit                       */
@@ -182,13 +183,16 @@ typedef struct hak_superslab_s {
   hak_slab_t slabs[HAK_SUPERSLAB_UNITS]; /* slabs[u]: the slab starting at unit u */
 } hak_superslab_t;
 
-/* A magazine: items[0..count) are free blocks of one class; items[-1] is a
- * sentinel slot so that the double-free check can read items[count-1]. */
+/* A magazine: the free blocks of one class in base[0] .. top[-1], the newest
+ * at top[-1], where base (hak_heap_t.mag_base) is its array. base[-1] is a
+ * NULL sentinel, never written: an empty magazine reads NULL at top[-1], so
+ * malloc's fast path pops with no count, and free's double-free test may read
+ * top[-1] whatever the count. A push needs top < limit (base + capacity). */
 typedef struct hak_mag_s {
-  uint32_t count;
-  uint32_t cap;
-  void   **items;
+  void **top;
+  void **limit;
 } hak_mag_t;
+_Static_assert(sizeof(hak_mag_t) == 16, "malloc finds a magazine at (size + 15) & ~15 (malloc_api.c)");
 
 typedef struct hak_class_slabs_s {
   hak_slab_t *partial;                /* slabs that may have free blocks       */
@@ -207,6 +211,7 @@ typedef struct hak_heap_stats_s {
 
 typedef struct hak_heap_s {
   hak_mag_t mag[HAK_CLASS_COUNT];     /* first: the fast path's only data       */
+  void   **mag_base[HAK_CLASS_COUNT]; /* each magazine's array (sentinel at [-1]) */
   hak_class_slabs_t slabs[HAK_CLASS_COUNT];
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
   _Atomic uint8_t in_slabs;           /* owner is changing its slabs (fork: I6) */
