@@ -107,8 +107,8 @@ static const unsigned size_bucket_weight[SIZE_BUCKETS] = {
     500, 500, 500, 500, 600, 600, 600, 600, 600, 600, /* 1 B .. 1 KiB      */
     520, 520, 520, 520, 520,                       /* 1 KiB .. 32 KiB    */
     250, 250, 250, 250,                            /* 32 KiB .. 512 KiB  */
-    90, 90, 90, 90,                                /* 512 KiB .. 8 MiB   */
-    10, 10, 10};                                   /* 8 MiB .. 64 MiB    */
+    35, 35, 35, 35,                                /* 512 KiB .. 8 MiB   */
+    4, 4, 4};                                      /* 8 MiB .. 64 MiB    */
 
 /* The requests that must fail (the "invalid" operations). */
 enum bad {
