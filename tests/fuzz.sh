@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # fuzz.sh [--ops N] [--seeds "S..."] BUILD... — runs build/tests/fuzz under
 # LD_PRELOAD of each hakmem build (build/<BUILD>/libhakmem.so; "glibc": no
-# preload) for each seed, one PASS/FAIL line per run (seconds and peak RSS
-# from /usr/bin/time), then checks that the fuzzer fails, with its one-line
-# report, under tests/broken_malloc.c. A count at the end; exit 1 if anything
-# failed. Expects the binaries of tests/tests.mk (make fuzz builds them).
+# preload) for each seed, one PASS/FAIL line per run (seconds, and peak RSS
+# when /usr/bin/time is there), then checks that the fuzzer fails, with its
+# one-line report, under tests/broken_malloc.c. A count at the end; exit 1 if
+# anything failed. Expects the binaries of tests/tests.mk (make fuzz builds
+# them).
 set -u
 cd "$(dirname "$0")/.." || exit 2
 B=build
@@ -19,6 +20,8 @@ done
 pass=0 fail=0
 log=$(mktemp) tm=$(mktemp)
 trap 'rm -f "$log" "$tm"' EXIT
+rss=()
+[ -x /usr/bin/time ] && rss=(/usr/bin/time -f %M -o "$tm")
 for b in "$@"; do
   if [ "$b" = glibc ]; then lib=""
   else
@@ -26,11 +29,14 @@ for b in "$@"; do
     if [ ! -f "$lib" ]; then echo "FAIL fuzz $b: $lib missing"; fail=$((fail + 1)); continue; fi
   fi
   for s in $seeds; do
-    LD_PRELOAD=$lib timeout 900 /usr/bin/time -f "%e %M" -o "$tm" $B/tests/fuzz --seed "$s" --ops "$ops" >"$log" 2>&1
+    : >"$tm"
+    t0=${EPOCHREALTIME/./}
+    LD_PRELOAD=$lib timeout 900 ${rss[@]+"${rss[@]}"} $B/tests/fuzz --seed "$s" --ops "$ops" >"$log" 2>&1
     st=$?
-    # /usr/bin/time's last line: seconds and peak RSS in KiB
-    read -r secs kib < <(tail -n 1 "$tm") || true
-    case "${secs:-}${kib:-}" in *[!0-9.]* | "") secs=?; mib=? ;; *) mib=$((kib / 1024)) ;; esac
+    t=$((${EPOCHREALTIME/./} - t0))
+    secs=$((t / 1000000)).$(printf '%02d' $((t / 10000 % 100)))
+    kib=$(tail -n 1 "$tm") # /usr/bin/time's last line: peak RSS in KiB
+    case "$kib" in *[!0-9]* | "") mib=? ;; *) mib=$((kib / 1024)) ;; esac
     line=$(printf '%-20s seed %-4s %9s ops %7s s  peak RSS %5s MiB' "$b" "$s" "$ops" "$secs" "$mib")
     if [ $st = 0 ]; then echo "PASS fuzz $line"; pass=$((pass + 1))
     else # the fuzzer's failure line, or whatever the process said last

@@ -65,7 +65,8 @@ test-core: test-bins
 # (VARIANT= narrows them) and under glibc, FUZZ_SEEDS x FUZZ_OPS operations
 # each, then the check that it catches tests/broken_malloc.c. One line per run
 # (build, seed, ops, seconds, peak RSS); non-zero exit on any failure. About
-# 20 s per run at 10^6 operations: 44 runs, about 15 minutes on 2 cores.
+# 20 s per run of 10^6 operations (glibc 10 s), one run at a time: 44 runs,
+# about 14 minutes.
 # The short version: make fuzz FUZZ_SEEDS=1 FUZZ_OPS=100000.
 FUZZ_SEEDS ?= 1 2 3 4
 FUZZ_OPS   ?= 1000000
