@@ -150,6 +150,7 @@ size_t hak_large_usable(hak_large_t *l, const void *p, const char *call) {
  * extending the mapping when the addresses after it are free. */
 bool hak_large_resize_in_place(hak_large_t *l, void *p, size_t size) {
   check_live(l, p, "realloc()");
+  if (size > HAK_MAX_REQUEST) return false; /* rounding it up to units would wrap to 0 */
   size_t need = hak_align_up(size ? size : 1, HAK_UNIT_SIZE);
   if (need <= l->map_bytes) {
     if (need <= l->map_bytes / 2) {

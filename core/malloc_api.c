@@ -258,14 +258,15 @@ HAK_API int hak_posix_memalign(void **out, size_t align, size_t size) {
   return 0;
 }
 
-/* memalign and aligned_alloc as glibc 2.36: an alignment that is not a power
- * of two is rounded up to one; one beyond any possible request fails. */
+/* memalign and aligned_alloc as glibc 2.36: an alignment above 2^63 fails
+ * with EINVAL; one that is not a power of two is rounded up to one (so one in
+ * (2^62, 2^63] becomes 2^63, which no mapping can satisfy: ENOMEM). */
 static void *memalign_common(size_t align, size_t size, const char *call) {
+  if (align > ((size_t)1 << 63)) {
+    errno = EINVAL;
+    return NULL;
+  }
   if (!hak_is_pow2(align)) {
-    if (align > ((size_t)1 << 62)) {
-      errno = EINVAL;
-      return NULL;
-    }
     size_t a = 1;
     while (a < align) a <<= 1;
     align = a;

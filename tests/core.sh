@@ -34,6 +34,10 @@ exhaustion() {
   run "$1/exhaustion: huge requests fail without mapping; RLIMIT_AS: ENOMEM everywhere, recovery" \
     env LD_PRELOAD=$2 $B/tests/exhaustion
 }
+fuzz() { # the short run; `make fuzz` runs 4 seeds x 10^6 operations
+  run "$1/fuzz: 10^5 random calls of every API function, shadow-checked (seed 1)" \
+    env LD_PRELOAD=$2 $B/tests/fuzz --seed 1 --ops 100000
+}
 
 for v in "$@"; do
   lib=$B/$v/libhakmem.so
@@ -48,6 +52,7 @@ for v in "$@"; do
       env LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=16 --ops=20000
     threads100 "$v" "$lib"
     exhaustion "$v" "$lib"
+    fuzz "$v" "$lib"
     continue ;;
   esac
   run "$v/unit: size classes, slabs, remote-free stack, medium, large (UBSan)" $B/$v/tests/unit
@@ -66,6 +71,7 @@ for v in "$@"; do
   result $st "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 of frees cross-thread ($secs s, peak RSS $kib KiB)" "$log"
   threads100 "$v" "$lib"
   exhaustion "$v" "$lib"
+  fuzz "$v" "$lib"
   run "$v/stress-tsan: stress on hak_* under ThreadSanitizer, 16 threads at once, 1/3 cross-thread, hak_validate" \
     env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
     $B/$v/tests/stress-tsan --threads=16 --workers=48 --ops=3000 --max-size=1048576 --cross-percent=33 --validate
@@ -81,5 +87,9 @@ done
 LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/stress --threads=2 --workers=4 --ops=20000 >"$log" 2>&1
 bs=$?
 [ $bs != 0 ] && grep -q corrupted "$log"; result $? "stress detects a broken allocator that hands a block out twice (exit $bs)" "$log"
+# So must the fuzzer.
+LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/fuzz --seed 1 --ops 100000 >"$log" 2>&1
+bs=$?
+[ $bs = 1 ] && grep -q '^fuzz: FAIL ' "$log"; result $? "fuzz detects a broken allocator that hands a block out twice (exit $bs)" "$log"
 echo "core: $pass passed, $fail failed"
 [ $fail = 0 ]
