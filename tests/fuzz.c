@@ -140,7 +140,7 @@ static unsigned n_slots = 1024;
 static size_t max_live = (size_t)256 << 20;
 static unsigned long long seed, ops = 1000000;
 static bool coverage = true;
-static unsigned long long rng; /* test_rand state */
+static uint64_t rng; /* test_rand state */
 static uint64_t next_id = 1;
 static size_t live_bytes, page_size;
 
