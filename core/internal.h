@@ -81,9 +81,10 @@ void *hak_os_map_aligned(size_t size, size_t align); /* whole units, zeroed */
 void  hak_os_unmap(void *p, size_t size);
 void  hak_os_decommit(void *p, size_t size);       /* MADV_DONTNEED: leaves RSS now */
 bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
+bool  hak_os_move(void *src, size_t size, void *dst, size_t dst_size); /* pages to dst, no copy or fault */
 void  hak_os_shrink(void *p, size_t old_size, size_t new_size);
 typedef struct hak_os_counters_s {
-  _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls;
+  _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls, move_calls;
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os_counters;
 /* Test builds (-DHAK_FAULT_INJECTION=1): the n-th mmap from now fails (n = 0:
@@ -198,8 +199,9 @@ extern pthread_mutex_t hak_medium_lock;
 void  *hak_large_alloc(size_t size, size_t align, bool *zeroed);
 void   hak_large_free(hak_large_t *l, void *p, const char *call);
 size_t hak_large_usable(hak_large_t *l, const void *p, const char *call);
-bool   hak_large_resize_in_place(hak_large_t *l, void *p, size_t size);
+void  *hak_large_realloc(hak_large_t *l, void *p, size_t size); /* NULL: allocate and copy */
 void   hak_large_cache_clear(void);
+void   hak_large_decay(void);            /* dynamic flush: ranges unused for a second go back */
 void   hak_large_cache_trim(size_t keep_bytes);
 void   hak_large_counts(size_t *live, size_t *cached_bytes);
 uint64_t hak_large_activity(void);   /* allocations + frees so far */

@@ -202,17 +202,20 @@ HAK_API size_t hak_malloc_usable_size(const void *p) {
   return usable_size(p, hak_pagemap_lookup(p), "malloc_usable_size()");
 }
 
-/* Resizes p in place when its tier can; false when it must move. */
-static bool resize_in_place(void *p, hak_span_t *span, size_t old, size_t size) {
+/* realloc within p's tier, without copying: the block's new address, or
+ * NULL when it must be allocated elsewhere and copied. */
+static void *realloc_in_tier(void *p, hak_span_t *span, size_t old, size_t size) {
   switch (span->kind) {
   case HAK_SPAN_SLAB: /* same block when it fits and would not waste more than half */
-    return size <= old && (size > old / 2 || old <= 16);
+    return size <= old && (size > old / 2 || old <= 16) ? p : NULL;
   case HAK_SPAN_MEDIUM:
     return size > HAK_SMALL_MAX && size <= HAK_MEDIUM_MAX &&
-           hak_medium_resize_in_place((hak_chunk_t *)span, p, size);
+                   hak_medium_resize_in_place((hak_chunk_t *)span, p, size)
+               ? p
+               : NULL;
   case HAK_SPAN_LARGE:
-    return size > HAK_MEDIUM_MAX && hak_large_resize_in_place((hak_large_t *)span, p, size);
-  default: return false;
+    return size > HAK_MEDIUM_MAX ? hak_large_realloc((hak_large_t *)span, p, size) : NULL;
+  default: return NULL;
   }
 }
 
@@ -226,8 +229,9 @@ HAK_API void *hak_realloc(void *p, size_t size) {
   }
   hak_span_t *span = hak_pagemap_lookup(p);
   size_t old = usable_size(p, span, "realloc()");
-  if (!config_check && resize_in_place(p, span, old, size)) return p;
-  void *q = hak_malloc(size);
+  void *q = config_check ? NULL : realloc_in_tier(p, span, old, size);
+  if (q != NULL) return q;
+  q = hak_malloc(size);
   if (q == NULL) return NULL; /* p is untouched; errno is ENOMEM */
   memcpy(q, p, old < size ? old : size);
   hak_free(p);

@@ -97,6 +97,22 @@ bool hak_os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   return true;
 }
 
+/* Moves the pages of [src, src + size) to dst, whose dst_size bytes
+ * (>= size) we have mapped, without copying or faulting them: the range
+ * becomes one kernel mapping of dst_size bytes at dst, its first size bytes
+ * src's pages, the rest fresh (mremap grows the moved mapping into the
+ * space). src must lie in one kernel mapping. False when the kernel refuses;
+ * nothing changed then. */
+bool hak_os_move(void *src, size_t size, void *dst, size_t dst_size) {
+  int saved = errno;
+  void *r = mremap(src, size, dst_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+  errno = saved;
+  if (r == MAP_FAILED) return false;
+  atomic_fetch_add_explicit(&hak_os_counters.move_calls, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed); /* dst was mapped */
+  return true;
+}
+
 void hak_os_shrink(void *p, size_t old_size, size_t new_size) {
   hak_os_unmap((char *)p + new_size, old_size - new_size);
 }

@@ -11,8 +11,8 @@
  *     back what their slabs hold free (remote frees collected, empty slabs to
  *     the pool, free pages decommitted), so that a thread that allocated and
  *     then only waits (a main thread) does not pin memory the busy threads
- *     have freed; once a second the empty-slab pool and the large-mapping
- *     cache shrink to half their size;
+ *     have freed, and cached large ranges not reused for a second are
+ *     unmapped; once a second the empty-slab pool shrinks to half its size;
  *   - idle for idle_ms (option HAKMEM_IDLE_MS): once per idle period, it
  *     returns everything it can: empty abandoned slabs, empty slabs of every
  *     heap, free pages of partly used bitmap slabs (heap.c, slab.c), the pool,
@@ -63,12 +63,8 @@ static void *scavenger_main(void *arg) {
       idle_ticks = 0;
       scavenged = false;
       hak_heaps_scavenge(true);
-      if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) {
-        hak_pool_trim(hak_pool_bytes() / 2);
-        size_t live, cached;
-        hak_large_counts(&live, &cached);
-        hak_large_cache_trim(cached / 2);
-      }
+      hak_large_decay();
+      if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) hak_pool_trim(hak_pool_bytes() / 2);
       continue;
     }
     busy_ticks = 0;

@@ -232,13 +232,19 @@ typedef struct hak_chunk_s {
   uint16_t   pg[HAK_CHUNK_PAGES];
 } hak_chunk_t;
 
-/* Large mapping descriptor. */
+/* Large range descriptor: a live large block, or a cached free range. A
+ * range may span several kernel mappings (large.c): cut[0..ncuts) are the
+ * unit offsets, ascending, where a new one may start. */
+#define HAK_LARGE_CUTS 7
 typedef struct hak_large_s {
   hak_span_t span;                    /* kind == HAK_SPAN_LARGE                */
   uint8_t    cached;                  /* in the large cache, not live          */
-  char      *base;                    /* mapping start == user pointer         */
-  size_t     map_bytes;               /* mapping length (whole units)          */
-  struct hak_large_s *next;           /* cache / descriptor free list          */
+  uint8_t    ncuts;                   /* kernel mappings spanned, minus one    */
+  uint32_t   cut[HAK_LARGE_CUTS];
+  uint32_t   freed_tick;              /* cached: hak_clock_tick when it was freed */
+  char      *base;                    /* range start == user pointer           */
+  size_t     map_bytes;               /* range length (whole units)            */
+  struct hak_large_s *next, *prev;    /* the cache, newest first               */
 } hak_large_t;
 
 #endif

@@ -18,8 +18,9 @@
  *                                      they are decommitted (default 16 MiB)
  *   HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES  free SuperSlab units kept committed
  *                                      before they are decommitted (default 16 MiB)
- *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large mappings cached (default 32)
- *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB)
+ *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large ranges cached (default 64)
+ *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB; with
+ *                                      dynamic flush, half of it plus the bytes live in large blocks)
  */
 #ifndef HAK_VARIANT_H
 #define HAK_VARIANT_H
@@ -52,7 +53,7 @@
 #define HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES ((size_t)16 << 20)
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_ENTRIES
-#define HAK_CONFIG_LARGE_CACHE_ENTRIES 32
+#define HAK_CONFIG_LARGE_CACHE_ENTRIES 64
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_MAX_BYTES
 #define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)
