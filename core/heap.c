@@ -22,7 +22,7 @@
  * limit point just past one NULL slot, so a pop reads NULL (empty) and a push
  * finds no room: both fast paths go to the slow path with no extra test. */
 static void *empty_magazine[1];
-hak_heap_t hak_heap_empty = {.mag = {[0 ... HAK_CLASS_COUNT - 1] = {empty_magazine + 1, empty_magazine + 1}}};
+hak_heap_t hak_heap_empty = {.mag = {[0 ... HAK_TAG_COUNT - 1] = {empty_magazine + 1, empty_magazine + 1}}};
 _Atomic uint32_t hak_clock_tick; /* the magazines' clock: the scavenger advances it */
 hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
 
@@ -81,9 +81,11 @@ static void stats_add(hak_heap_stats_t *dst, hak_heap_stats_t *src) {
 }
 
 /* ---- magazines --------------------------------------------------------------- */
-static inline uint32_t mag_count(const hak_heap_t *h, unsigned c) { return (uint32_t)(h->mag[c].top - h->mag_base[c]); }
-static inline uint32_t mag_cap(const hak_heap_t *h, unsigned c) { return (uint32_t)(h->mag[c].limit - h->mag_base[c]); }
-static inline void mag_set_cap(hak_heap_t *h, unsigned c, uint32_t cap) { h->mag[c].limit = h->mag_base[c] + cap; }
+/* Class c's magazine (the heap keeps them by tag, types.h). */
+static inline hak_mag_t *mag_of(hak_heap_t *h, unsigned c) { return &h->mag[HAK_CLASS_TAG(c)]; }
+static inline uint32_t mag_count(hak_heap_t *h, unsigned c) { return (uint32_t)(mag_of(h, c)->top - h->mag_base[c]); }
+static inline uint32_t mag_cap(hak_heap_t *h, unsigned c) { return (uint32_t)(mag_of(h, c)->limit - h->mag_base[c]); }
+static inline void mag_set_cap(hak_heap_t *h, unsigned c, uint32_t cap) { mag_of(h, c)->limit = h->mag_base[c] + cap; }
 
 /* ---- class lists ----------------------------------------------------------- */
 static void slab_to_partial(hak_heap_t *h, hak_slab_t *s) {
@@ -116,8 +118,9 @@ static hak_heap_t *heap_create(void) {
   if (h == NULL) return NULL;
   h->map_bytes = bytes;
   void **items = (void **)(h + 1); /* zero from the OS: every sentinel is NULL */
+  for (unsigned t = 0; t < HAK_TAG_COUNT; t++) h->mag[t] = hak_heap_empty.mag[t]; /* no room */
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    h->mag_base[c] = h->mag[c].top = items + 1; /* items[0] is the sentinel */
+    h->mag_base[c] = mag_of(h, c)->top = items + 1; /* items[0] is the sentinel */
     mag_set_cap(h, c, config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) / MAG_START_SHARE
                                            : hak_class_mag_cap[c]);
     items += hak_class_mag_cap[c] + 1u;
@@ -131,18 +134,38 @@ static hak_heap_t *heap_create(void) {
   return h;
 }
 
-/* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs. */
+/* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs:
+ * into the slab when the heap owns it, else onto the slab's remote-free
+ * stack, each run of blocks of one slab with one CAS (I4). */
 static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
   void **base = h->mag_base[c];
+  hak_slab_t *rs = NULL; /* the slab of the remote chain being built */
+  hak_block_t *first = NULL, *last = NULL;
+  uint32_t remote = 0;
   for (uint32_t i = 0; i < n; i++) {
     hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(base[i]);
-    hak_slab_put(s, base[i], "free()");
-    if (s->in_full) slab_to_partial(h, s);
-    if (s->used == 0) slab_maybe_release(h, s);
+    if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) == h) {
+      hak_slab_put(s, base[i], "free()");
+      if (s->in_full) slab_to_partial(h, s);
+      if (s->used == 0) slab_maybe_release(h, s);
+      continue;
+    }
+    hak_block_t *b = base[i];
+    if (s != rs) {
+      if (rs != NULL) hak_xfree_push_chain(&rs->xfree, first, last);
+      rs = s;
+      first = b;
+    } else {
+      last->next = b;
+    }
+    last = b;
+    remote++;
   }
+  if (rs != NULL) hak_xfree_push_chain(&rs->xfree, first, last);
   memmove(base, base + n, (mag_count(h, c) - n) * sizeof(void *));
-  h->mag[c].top -= n;
+  mag_of(h, c)->top -= n;
   HAK_STAT_ADD(h, flushes, 1);
+  if (remote) HAK_STAT_ADD(h, remote_frees, remote);
 }
 
 /* Gives every slab of h away: empty ones to the pool, others to the
@@ -220,7 +243,7 @@ static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
 
 /* Fills magazine c with up to half its capacity; returns false when out of memory. */
 static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
-  hak_mag_t *m = &h->mag[c];
+  hak_mag_t *m = mag_of(h, c);
   hak_class_slabs_t *cs = &h->slabs[c];
   unsigned want = mag_cap(h, c) / 2 ? mag_cap(h, c) / 2 : 1;
   HAK_STAT_ADD(h, refills, 1);
@@ -296,7 +319,7 @@ static void mag_adapt(hak_heap_t *h, unsigned c) {
 void *hak_heap_alloc_small(unsigned c) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
-  hak_mag_t *m = &h->mag[c];
+  hak_mag_t *m = mag_of(h, c);
   if (mag_count(h, c) == 0) {
     if (config_dynamic_flush) mag_adapt(h, c);
     owner_enter(h);
@@ -307,28 +330,25 @@ void *hak_heap_alloc_small(unsigned c) {
   return *--m->top;
 }
 
-void hak_remote_free(hak_slab_t *s, void *p) {
-  hak_slab_check_remote(s, p, "free()");
-  hak_xfree_push(&s->xfree, (hak_block_t *)p);
-  hak_heap_t *h = hak_tls_heap;
-  if (h != &hak_heap_empty) HAK_STAT_ADD(h, remote_frees, 1);
-}
-
-/* Frees block p of slab s when the fast path could not: s belongs to another
- * heap (a remote free), the magazine is full, p is on its top (a double free),
- * or p is not the start of a block (fatal). */
+/* Frees block p of slab s when the fast path could not: the magazine is
+ * full, p is on its top (a double free), p is not the start of a block or s
+ * is pooled (fatal), or the thread has no heap yet (it gets one: a thread
+ * that only frees then batches its frees too). The block goes into the
+ * calling thread's magazine whoever owns its slab (I4). */
 void hak_heap_free_small(void *p, hak_slab_t *s) {
   hak_heap_t *h = hak_tls_heap;
-  if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h) {
-    hak_remote_free(s, p);
+  if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) == h) hak_slab_check_block(s, p, "free()");
+  else hak_slab_check_remote(s, p, "free()");
+  if (h == &hak_heap_empty && (h = heap_create()) == NULL) { /* no memory for a heap: free it remotely */
+    hak_xfree_push(&s->xfree, (hak_block_t *)p);
     return;
   }
-  hak_mag_t *m = &h->mag[s->cls];
+  unsigned c = s->cls;
+  hak_mag_t *m = mag_of(h, c);
   if (m->top[-1] == p) hak_fatal("free()", "double free", p); /* the sentinel is NULL */
-  hak_slab_check_block(s, p, "free()");
   if (m->top >= m->limit) {
     owner_enter(h);
-    mag_flush(h, s->cls, mag_count(h, s->cls) - mag_cap(h, s->cls) / 2);
+    mag_flush(h, c, mag_count(h, c) - mag_cap(h, c) / 2);
     owner_leave(h);
   }
   *m->top++ = p;
@@ -558,15 +578,19 @@ static const char *heap_validate(hak_heap_t *h) {
       return "a magazine's count or capacity is out of range, or its sentinel is not NULL";
     for (uint32_t i = 0; i < count; i++) {
       void *p = h->mag_base[c][i];
-      hak_span_t *span = hak_pagemap_lookup(p);
+      uintptr_t entry = hak_pagemap_entry(p);
+      hak_span_t *span = (hak_span_t *)(entry & ~HAK_TAG_MASK);
       if (span == NULL || span->kind != HAK_SPAN_SLAB) return "a magazine holds a pointer that is not in a slab";
       hak_slab_t *s = (hak_slab_t *)span;
-      if (atomic_load_explicit(&s->span.owner, memory_order_relaxed) != h)
-        return "a magazine holds a block of a slab its heap does not own (I4)";
-      if (s->cls != c) return "a magazine holds a block of another size class";
+      if (s->cls != c || (entry & HAK_TAG_MASK) != HAK_CLASS_TAG(c))
+        return "a magazine holds a block of another size class, or its page-map tag is wrong (I7)";
       size_t k = hak_slab_index(s, p);
-      if (!hak_slab_is_block_start(s, p) || k >= s->bump) return "a magazine holds a pointer that is not a handed-out block";
-      if (config_slab_bitmap && (s->bits[k / 64] >> (k % 64) & 1)) return "a magazine holds a block its slab's bitmap marks free (I4)";
+      if (!hak_slab_is_block_start(s, p) || k >= s->capacity) return "a magazine holds a pointer that is not a block";
+      /* A slab of this heap's (others' are read only by their owners) */
+      bool mine = atomic_load_explicit(&s->span.owner, memory_order_relaxed) == h;
+      if (mine && k >= s->bump) return "a magazine holds a block its slab never handed out";
+      if (mine && config_slab_bitmap && (s->bits[k / 64] >> (k % 64) & 1))
+        return "a magazine holds a block its slab's bitmap marks free (I4)";
       if (config_check && hak_check_is_live(s, k)) return "a magazine holds a block the program holds";
       sorted[i] = p;
     }

@@ -94,21 +94,34 @@ void hak_os_fail_after(long n, bool sticky);
 /* ---- pagemap.c: unit -> span ----------------------------------------------- */
 #define HAK_PM_LEAF_BITS 20
 #define HAK_PM_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - HAK_PM_LEAF_BITS)
-typedef _Atomic(hak_span_t *) hak_pm_leaf_t[1u << HAK_PM_LEAF_BITS];
-extern hak_pm_leaf_t *_Atomic hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
+/* A leaf entry: a span pointer with its tag (types.h) in the low bits. */
+typedef _Atomic(uintptr_t) hak_pm_leaf_t[1u << HAK_PM_LEAF_BITS];
+/* Root entries are leaf addresses relative to the shared empty leaf, so the
+ * root starts as zero (.bss: no relocations to apply at load, no pages until
+ * used) and yet every entry points at a leaf. */
+extern _Atomic(intptr_t) hak_pagemap_root[1u << HAK_PM_ROOT_BITS];
+extern hak_pm_leaf_t hak_pagemap_empty_leaf;
 bool hak_pagemap_reserve(const void *base, size_t size); /* map the leaves; false: no memory */
-void hak_pagemap_set(void *base, size_t size, hak_span_t *span); /* span (reserved) or NULL */
+/* Points the units of [base, base + size) at span (reserved first) with tag,
+ * or clears them (span NULL). */
+void hak_pagemap_set(void *base, size_t size, hak_span_t *span, unsigned tag);
 
-/* Span owning p, or NULL when hakmem does not own p. Lock-free, two loads;
- * every root entry points at a leaf (the shared empty leaf until one is
- * mapped), so there is no test between them. */
-static inline hak_span_t *hak_pagemap_lookup(const void *p) {
+/* The entry of p: its span and tag, 0 when hakmem does not own p. Lock-free,
+ * two loads; every root entry points at a leaf (the shared empty leaf until
+ * one is mapped), so there is no test between them. */
+static inline uintptr_t hak_pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  hak_pm_leaf_t *leaf = atomic_load_explicit(
+  intptr_t rel = atomic_load_explicit(
       &hak_pagemap_root[(a >> (HAK_UNIT_SHIFT + HAK_PM_LEAF_BITS)) & ((1u << HAK_PM_ROOT_BITS) - 1)],
       memory_order_acquire);
+  hak_pm_leaf_t *leaf = (hak_pm_leaf_t *)((uintptr_t)&hak_pagemap_empty_leaf + (uintptr_t)rel);
   return atomic_load_explicit(&(*leaf)[(a >> HAK_UNIT_SHIFT) & ((1u << HAK_PM_LEAF_BITS) - 1)],
                               memory_order_acquire);
+}
+
+/* Span owning p, or NULL when hakmem does not own p. */
+static inline hak_span_t *hak_pagemap_lookup(const void *p) {
+  return (hak_span_t *)(hak_pagemap_entry(p) & ~HAK_TAG_MASK);
 }
 
 /* Block arithmetic by a 64-bit reciprocal instead of a division. With
@@ -119,7 +132,7 @@ static inline hak_span_t *hak_pagemap_lookup(const void *p) {
  * 2^64 / 2^15 = 2^49 otherwise. So the high 64 bits of the product are the
  * index i, and the low 64 bits are below 2^18 exactly when p is the start of
  * a block: the free fast path tests that with one multiply and one shift. */
-static inline uint64_t hak_recip_of(uint32_t size) { return UINT64_MAX / size + 1; }
+static inline uint64_t hak_recip_of(uint32_t size) { return HAK_RECIP(size); }
 /* Low word of (p - base) * recip: below 2^32 iff p starts a block of s. */
 static inline uint64_t hak_slab_frac(const hak_slab_t *s, const void *p) {
   return (uint64_t)((const char *)p - s->base) * s->recip;
@@ -135,7 +148,7 @@ _Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size
                "slab offsets (< 2^18) and block sizes (<= 2^15) keep the reciprocal exact");
 
 /* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
-void *hak_meta_alloc(size_t size);   /* zeroed, 64-byte aligned; NULL when out of memory */
+void *hak_meta_alloc(size_t size);   /* zeroed, HAK_SPAN_ALIGN-aligned; NULL when out of memory */
 void  hak_meta_free(void *p, size_t size);
 
 /* ---- slab.c ---------------------------------------------------------------- */
@@ -180,7 +193,6 @@ void  hak_heap_fork_prepare(void);
 void  hak_heap_fork_parent(void);
 void  hak_heap_fork_child(void);
 void  hak_heap_stats_sum(hak_heap_stats_t *out);
-void  hak_remote_free(hak_slab_t *s, void *p);
 const char *hak_heap_validate_own(void);  /* the calling thread's heap */
 const char *hak_heaps_validate(void);     /* every heap, abandoned slabs; others quiescent */
 

@@ -124,7 +124,7 @@ static hak_large_t *cut_tail(hak_large_t *l, size_t need) {
   }
   l->ncuts = keep;
   l->map_bytes = need;
-  hak_pagemap_set(t->base, t->map_bytes, &t->span);
+  hak_pagemap_set(t->base, t->map_bytes, &t->span, 0);
   return t;
 }
 
@@ -148,7 +148,7 @@ static void cache_push_pieces(hak_large_t *l) {
 
 /* ---- releasing (no lock) ---------------------------------------------------- */
 static void release(hak_large_t *l) {
-  hak_pagemap_set(l->base, l->map_bytes, NULL);
+  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
   hak_os_unmap(l->base, l->map_bytes);
   hak_meta_free(l, sizeof(hak_large_t));
 }
@@ -189,7 +189,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   for (int i = 0; i < n; i++) {
     hak_large_t *p = piece[i];
     size_t room = i == n - 1 ? need - off : p->map_bytes; /* the last one grows to the end */
-    hak_pagemap_set(p->base, p->map_bytes, NULL); /* before its addresses are given up */
+    hak_pagemap_set(p->base, p->map_bytes, NULL, 0); /* before its addresses are given up */
     if (hak_os_move(p->base, p->map_bytes, base + off, room)) {
       if (off > 0) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
       off += room;
@@ -200,7 +200,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   }
   /* When the last move failed, the fresh rest is a mapping of its own. */
   if (off > 0 && off < need) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
-  hak_pagemap_set(base, need, &l->span);
+  hak_pagemap_set(base, need, &l->span, 0);
   *zeroed = n == 0;
   return l;
 }
@@ -309,7 +309,7 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
   if (l->ncuts > 0) return NULL; /* several kernel mappings: mremap cannot take it whole */
   if (hak_os_grow_in_place(l->base, l->map_bytes, need)) {
     if (hak_pagemap_reserve(l->base + l->map_bytes, need - l->map_bytes)) {
-      hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span);
+      hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span, 0);
       grew(l, need);
       return p;
     }
@@ -322,14 +322,14 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
     hak_os_unmap(base, need);
     return NULL;
   }
-  hak_pagemap_set(l->base, l->map_bytes, NULL);
+  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
   if (!hak_os_move(l->base, l->map_bytes, base, need)) { /* grows over the fresh range: one mapping */
-    hak_pagemap_set(l->base, l->map_bytes, &l->span);
+    hak_pagemap_set(l->base, l->map_bytes, &l->span, 0);
     hak_os_unmap(base, need);
     return NULL;
   }
   l->base = base;
-  hak_pagemap_set(base, need, &l->span);
+  hak_pagemap_set(base, need, &l->span, 0);
   grew(l, need);
   return base;
 }
@@ -387,7 +387,7 @@ const char *hak_large_validate(void) {
   }
   if (err == NULL && prev != cache_tail) err = "the large cache's tail is not its last range";
   if (err == NULL && (n != cache_entries || bytes != cache_bytes)) err = "the large cache's counts do not match its list";
-  if (err == NULL && (n > config_large_cache_entries || bytes > config_large_cache_max))
+  if (err == NULL && (n > config_large_cache_entries || bytes > cache_bound()))
     err = "the large cache is over its bounds";
   pthread_mutex_unlock(&hak_large_lock);
   return err;

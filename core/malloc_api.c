@@ -3,10 +3,14 @@
  * Fast paths (everything else is out of line in heap.c, medium.c, large.c):
  *   malloc: size <= HAK_SMALL_MAX -> class (arithmetic) -> pop the calling
  *           thread's magazine. No lock, no atomic, no call.
- *   free:   page-map lookup (two loads) -> a slab owned by the calling thread
- *           whose magazine has room, p is not the block on top (the cheap
- *           double-free check) and p is the start of a block (one multiply,
- *           internal.h) -> push. No lock, no atomic, no call.
+ *   free:   page-map entry (two loads), whose tag is the block's class (0 for
+ *           anything but a small block) -> p is the start of a block (its
+ *           offset in the slab, a mask, times the class's reciprocal: one
+ *           multiply, internal.h) -> the calling thread's magazine of that
+ *           class has room and p is not the block on top (the cheap
+ *           double-free check) -> push, whichever thread owns the slab (a
+ *           flush sends it back, types.h I4). No lock, no atomic, no call,
+ *           and the slab's descriptor is not read.
  * A thread that has not allocated yet points at hak_heap_empty, whose
  * magazines are empty with no room, so both fast paths fail over to the slow
  * path without a NULL test. Magazines: types.h (a NULL sentinel below each
@@ -46,7 +50,7 @@ static inline void *mag_pop(hak_mag_t *m) {
 
 /* A block of small class c: a pop from the calling thread's magazine. */
 static inline void *alloc_class(unsigned c) {
-  void *p = mag_pop(&hak_tls_heap->mag[c]);
+  void *p = mag_pop(&hak_tls_heap->mag[HAK_CLASS_TAG(c)]);
   if (hak_likely(p != NULL)) return p;
   return alloc_small_slow(c);
 }
@@ -86,9 +90,9 @@ static hak_noinline void *alloc_routed(size_t size, size_t align, bool *zeroed) 
 static inline void *alloc_inline(size_t size) {
   hak_mag_t *m;
   if (hak_likely(size <= 1024)) /* the common case: a shift, no table */
-    m = &hak_tls_heap->mag[(size + 15) >> 4];
+    m = &hak_tls_heap->mag[(size + 31) >> 4]; /* HAK_CLASS_TAG((size + 15) >> 4) */
   else if (size <= HAK_SMALL_MAX)
-    m = &hak_tls_heap->mag[hak_size_class(size)];
+    m = &hak_tls_heap->mag[HAK_CLASS_TAG(hak_size_class(size))];
   else {
     bool zeroed;
     return alloc_routed(size, 1, &zeroed);
@@ -153,11 +157,11 @@ static hak_noinline void free_slow(void *p) {
 
 HAK_API void hak_free(void *p) {
   if (config_check && p != NULL) hak_check_on_free(p, "free()");
-  hak_span_t *span = hak_pagemap_lookup(p);
-  hak_heap_t *h = hak_tls_heap;
-  if (hak_likely(span != NULL && atomic_load_explicit(&span->owner, memory_order_relaxed) == h &&
-                 hak_slab_is_block_start((hak_slab_t *)span, p))) {
-    hak_mag_t *m = (hak_mag_t *)((char *)h->mag + ((hak_slab_t *)span)->mag_off);
+  uintptr_t entry = hak_pagemap_entry(p);
+  unsigned tag = (unsigned)(entry & HAK_TAG_MASK);
+  const hak_tag_info_t *info = &hak_tag_info[tag];
+  if (hak_likely((((uint64_t)((uintptr_t)p & info->mask) * info->recip) >> 32) == 0)) { /* a block start */
+    hak_mag_t *m = &hak_tls_heap->mag[tag]; /* tag 0: never has room */
     void **top = m->top;
     if (hak_likely(top < m->limit && top[-1] != p)) {
       *top = p;

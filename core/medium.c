@@ -82,7 +82,7 @@ static hak_chunk_t *chunk_new(void) {
   c->base = base;
   run_mark(c, 0, HAK_CHUNK_PAGES, PG_FREE);
   c->free_pages = HAK_CHUNK_PAGES;
-  hak_pagemap_set(base, HAK_CHUNK_SIZE, &c->span);
+  hak_pagemap_set(base, HAK_CHUNK_SIZE, &c->span, 0);
   hak_list_push(&chunks, c);
   chunk_count++;
   return c;
@@ -92,7 +92,7 @@ static void chunk_delete(hak_chunk_t *c) {
   hak_list_remove(&chunks, c);
   dirty_pages_total -= c->dirty_pages;
   chunk_count--;
-  hak_pagemap_set(c->base, HAK_CHUNK_SIZE, NULL);
+  hak_pagemap_set(c->base, HAK_CHUNK_SIZE, NULL, 0);
   hak_os_unmap(c->base, HAK_CHUNK_SIZE);
   hak_meta_free(c, sizeof(hak_chunk_t));
 }

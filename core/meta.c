@@ -1,12 +1,13 @@
 /* meta.c — memory for descriptors (slab descriptors, medium chunks, large
  * descriptors, heaps), taken from the OS and never from the blocks we serve.
- * Size-segregated free lists over 64-byte granules; blocks above 4 KiB get
+ * Size-segregated free lists over 128-byte granules (span descriptors are
+ * HAK_SPAN_ALIGN-aligned: the page map tags their pointers); blocks above 4 KiB get
  * their own mapping. One lock (hak_meta_lock), last in the lock order. */
 #include <string.h>
 
 #include "internal.h"
 
-#define META_GRANULE 64
+#define META_GRANULE HAK_SPAN_ALIGN /* span descriptors carry a tag in their low bits */
 #define META_SMALL_MAX 4096
 #define META_AREA (HAK_UNIT_SIZE * 4)
 

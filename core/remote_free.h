@@ -20,6 +20,17 @@ static inline void hak_xfree_push(_Atomic(hak_block_t *) *head, hak_block_t *b) 
                                                   memory_order_relaxed));
 }
 
+/* Pushes a chain first..last (already linked by next) with one CAS: a
+ * magazine flush sends each run of one slab's blocks this way. */
+static inline void hak_xfree_push_chain(_Atomic(hak_block_t *) *head, hak_block_t *first,
+                                        hak_block_t *last) {
+  hak_block_t *old = atomic_load_explicit(head, memory_order_relaxed);
+  do {
+    last->next = old;
+  } while (!atomic_compare_exchange_weak_explicit(head, &old, first, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 static inline hak_block_t *hak_xfree_take_all(_Atomic(hak_block_t *) *head) {
   if (atomic_load_explicit(head, memory_order_relaxed) == NULL) return NULL;
   return atomic_exchange_explicit(head, NULL, memory_order_acquire);

@@ -58,6 +58,17 @@ _Static_assert(HAK_CLASS_SIZE(HAK_CLASS_COUNT - 1) == HAK_SMALL_MAX, "last class
 _Static_assert(HAK_CLASS_OF(HAK_SMALL_MAX) == HAK_CLASS_COUNT - 1, "HAK_SMALL_MAX is the last class");
 _Static_assert(HAK_CLASS_OF(0) == 0 && HAK_CLASS_OF(1) == 1 && HAK_CLASS_OF(1025) == 65, "boundaries");
 
+/* What free's fast path needs of a class, by tag (types.h): mask gives a
+ * block's offset in its slab (slabs are aligned to their length), recip is
+ * the block size's 64-bit reciprocal (internal.h). Tag 0 and tags past the
+ * last class: zero, never used (their magazines never have room). */
+typedef struct hak_tag_info_s {
+  uint64_t mask;
+  uint64_t recip;
+} hak_tag_info_t;
+#define HAK_RECIP(size) (UINT64_MAX / (size) + 1)
+extern const hak_tag_info_t hak_tag_info[HAK_TAG_COUNT];
+
 extern const uint32_t hak_class_size[HAK_CLASS_COUNT];
 extern const uint8_t  hak_class_units[HAK_CLASS_COUNT];
 extern const uint16_t hak_class_mag_cap[HAK_CLASS_COUNT];

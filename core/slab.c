@@ -33,7 +33,6 @@ _Atomic size_t hak_slab_total;
 void hak_slab_init(hak_slab_t *s, unsigned cls) {
   s->span.kind = HAK_SPAN_SLAB;
   s->cls = (uint8_t)cls;
-  s->mag_off = (uint16_t)(cls * sizeof(hak_mag_t));
   s->block_size = hak_class_size[cls];
   s->recip = hak_recip_of(s->block_size);
   s->capacity = (uint32_t)(s->units * HAK_UNIT_SIZE / s->block_size);
@@ -61,6 +60,7 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
   } else {
     s->bump = 0;
   }
+  hak_pagemap_set(s->base, s->units * HAK_UNIT_SIZE, &s->span, HAK_CLASS_TAG(cls)); /* I7 */
 }
 
 /* Memory and a descriptor for a slab of `units` units, registered in the page
@@ -69,14 +69,14 @@ static hak_slab_t *slab_map(unsigned units) {
   if (config_superslab) { /* units and page map change together, under the lock */
     pthread_mutex_lock(&hak_pool_lock);
     hak_slab_t *s = hak_superslab_take(units);
-    if (s != NULL) hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span);
+    if (s != NULL) hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span, 0);
     pthread_mutex_unlock(&hak_pool_lock);
     if (s == NULL) return NULL;
     atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
     return s;
   }
   size_t bytes = units * HAK_UNIT_SIZE;
-  char *base = hak_os_map_aligned(bytes, HAK_UNIT_SIZE);
+  char *base = hak_os_map_aligned(bytes, bytes); /* aligned to its length (hak_tag_info) */
   if (base == NULL) return NULL;
   hak_slab_t *s = hak_pagemap_reserve(base, bytes) ? hak_meta_alloc(sizeof(hak_slab_t)) : NULL;
   if (s == NULL) {
@@ -85,7 +85,7 @@ static hak_slab_t *slab_map(unsigned units) {
   }
   s->units = (uint8_t)units;
   s->base = base;
-  hak_pagemap_set(base, bytes, &s->span);
+  hak_pagemap_set(base, bytes, &s->span, 0);
   atomic_fetch_add_explicit(&hak_slab_total, 1, memory_order_relaxed);
   return s;
 }
@@ -97,12 +97,12 @@ static void slab_unmap(hak_slab_t *s) {
   atomic_fetch_sub_explicit(&hak_slab_total, 1, memory_order_relaxed);
   if (config_superslab) {
     pthread_mutex_lock(&hak_pool_lock);
-    hak_pagemap_set(s->base, bytes, NULL);
+    hak_pagemap_set(s->base, bytes, NULL, 0);
     hak_superslab_put(s);
     pthread_mutex_unlock(&hak_pool_lock);
     return;
   }
-  hak_pagemap_set(s->base, bytes, NULL);
+  hak_pagemap_set(s->base, bytes, NULL, 0);
   hak_os_unmap(s->base, bytes);
   hak_meta_free(s, sizeof(hak_slab_t));
 }
@@ -132,6 +132,7 @@ void hak_slab_release(hak_slab_t *s) {
   size_t bytes = s->units * HAK_UNIT_SIZE;
   atomic_store_explicit(&s->span.owner, NULL, memory_order_release);
   s->cls = HAK_CLASS_POOLED;
+  hak_pagemap_set(s->base, bytes, &s->span, 0); /* I7: no class, no fast path */
   pthread_mutex_lock(&hak_pool_lock);
   if (pool_bytes + bytes <= config_pool_max_bytes) {
     hak_slab_t **head = &pool_head[s->units == 1 ? 0 : 1];

@@ -72,8 +72,15 @@
  *   I3  s->span.owner changes only from NULL to a heap (adoption, under the
  *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
  *       the owner). So "s->span.owner == me" is stable for the thread that asks.
+ *   I7  A slab's page-map entries carry the tag of its class while it has one
+ *       (from hak_slab_init until hak_slab_release), tag 0 otherwise; medium
+ *       chunks and large ranges always have tag 0.
  *   I4  A block sits in at most one of: the program, one magazine, s->free,
- *       s->xfree. A block in a magazine belongs to a slab the heap owns.
+ *       s->xfree. A block in a magazine is counted in its slab's used; the
+ *       slab may belong to another heap (a block freed by a thread that
+ *       does not own its slab goes into that thread's magazine; a flush
+ *       sends it back to its slab, by a remote free when the slab is not
+ *       the flushing heap's).
  *   I5  Page-map entries of a span are set before any of its memory is handed
  *       out and cleared only after all of it has been returned.
  *   I6  A heap's owner sets h->in_slabs before it changes any slab of the heap
@@ -114,6 +121,16 @@ _Static_assert(HAK_MEDIUM_MAX * 4 <= HAK_CHUNK_SIZE, "a chunk holds at least fou
 _Static_assert(HAK_SMALL_MAX < HAK_MEDIUM_MAX, "tiers are ordered");
 _Static_assert(HAK_CHUNK_PAGES <= 0x7ff, "page-run lengths fit the 11-bit field of medium.c");
 
+/* Span tags. The page map keeps, in the low bits of each span pointer, a
+ * 7-bit tag: for a slab of class c, c + 1; for anything else (a medium chunk,
+ * a large range, a pooled slab), 0. So free's fast path learns a block's
+ * class without reading the slab's descriptor. Span descriptors are
+ * HAK_SPAN_ALIGN-aligned so that the tag fits. */
+#define HAK_SPAN_ALIGN  128
+#define HAK_TAG_MASK    ((uintptr_t)HAK_SPAN_ALIGN - 1)
+#define HAK_TAG_COUNT   128                 /* tags 0..127; heaps keep a magazine per tag */
+#define HAK_CLASS_TAG(c) ((c) + 1u)
+
 typedef enum hak_span_kind_e {
   HAK_SPAN_SLAB = 1,
   HAK_SPAN_MEDIUM = 2,
@@ -143,33 +160,42 @@ typedef struct hak_block_s {
 #define HAK_SUPERSLAB_UNITS   ((unsigned)(HAK_SUPERSLAB_SIZE / HAK_UNIT_SIZE))
 struct hak_superslab_s;
 
+/* A slab descriptor is laid out by who touches it, one cache line each:
+ * line 0 its identity (owner, class, base, reciprocal), written only when the
+ * slab changes hands or class; line 1 the owner's bookkeeping; line 2 the
+ * remote-free stack alone, since other threads write it (so their frees
+ * never evict the owner's lines). */
+#define HAK_CACHE_LINE 64
 typedef struct hak_slab_s {
-  hak_span_t span;                    /* kind == HAK_SPAN_SLAB; must be first  */
+  /* line 0: read by the slow paths first */
+  _Alignas(HAK_SPAN_ALIGN) hak_span_t span; /* kind == HAK_SPAN_SLAB; must be first */
   uint8_t  units;                     /* 1 or 4 units                          */
-  uint8_t  in_full;                   /* on the owner's full list              */
   uint8_t  cls;                       /* size class                            */
-  uint16_t mag_off;                   /* cls * sizeof(hak_mag_t): free's fast path */
   uint32_t block_size;                /* class size in bytes                   */
   uint64_t recip;                     /* 2^64 / block_size, rounded up (internal.h) */
-  uint32_t capacity;                  /* blocks that fit                       */
-  uint32_t used;                      /* blocks out of the slab (I1)           */
-  uint32_t bump;                      /* blocks never handed out start here    */
   char    *base;                      /* first byte; 64 KiB aligned            */
-  hak_block_t *free;                  /* owner-only LIFO free list             */
-  _Atomic(hak_block_t *) xfree;       /* remote frees (remote_free.h)          */
-  struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
+  uint32_t capacity;                  /* blocks that fit                       */
   struct hak_superslab_s *ss;         /* superslab holding it (superslab variants) */
+  /* line 1: the owner's bookkeeping */
+  _Alignas(HAK_CACHE_LINE) uint32_t used; /* blocks out of the slab (I1)        */
+  uint32_t bump;                      /* blocks never handed out start here    */
+  uint8_t  in_full;                   /* on the owner's full list              */
+  hak_block_t *free;                  /* owner-only LIFO free list             */
+  struct hak_slab_s *next, *prev;     /* owner's class list, or pool/abandoned */
   /* Bitmap variants: bit i of bits[] set = block i is free in the slab; bit w
    * of summary set = bits[w] != 0; hint = lowest word that may be non-empty. */
   uint32_t hint;
   uint64_t summary;
-  uint64_t bits[HAK_SLAB_BITMAP_WORDS];
+  /* line 2: written by other threads */
+  _Alignas(HAK_CACHE_LINE) _Atomic(hak_block_t *) xfree; /* remote frees (remote_free.h) */
+  _Alignas(HAK_CACHE_LINE) uint64_t bits[HAK_SLAB_BITMAP_WORDS];
   /* Checked builds (check.c): bit i of chk_live set = block i is held by the
    * program; of chk_poison = block i was filled with the freed pattern and
    * nothing has touched it since. Written by any thread, atomically. */
   _Atomic uint64_t chk_live[HAK_CHECK_WORDS];
   _Atomic uint64_t chk_poison[HAK_CHECK_WORDS];
 } hak_slab_t;
+_Static_assert(sizeof(hak_span_t) + 4 + 4 + 8 + 8 + 4 + 8 <= HAK_CACHE_LINE, "free's fields fit line 0");
 _Static_assert(HAK_SLAB_BITMAP_WORDS == 1 || HAK_SLAB_BITMAP_WORDS * 64 >= HAK_UNIT_SIZE / 16,
                "the bitmap covers the largest slab capacity");
 
@@ -192,7 +218,8 @@ typedef struct hak_mag_s {
   void **top;
   void **limit;
 } hak_mag_t;
-_Static_assert(sizeof(hak_mag_t) == 16, "malloc finds a magazine at (size + 15) & ~15 (malloc_api.c)");
+_Static_assert(sizeof(hak_mag_t) == 16, "malloc finds a magazine at 16 + ((size + 15) & ~15) (malloc_api.c)");
+_Static_assert(HAK_CLASS_COUNT + 1 <= HAK_TAG_COUNT, "every class has a tag");
 
 typedef struct hak_class_slabs_s {
   hak_slab_t *partial;                /* slabs that may have free blocks       */
@@ -210,7 +237,10 @@ typedef struct hak_heap_stats_s {
                         memory_order_relaxed)
 
 typedef struct hak_heap_s {
-  hak_mag_t mag[HAK_CLASS_COUNT];     /* first: the fast path's only data       */
+  /* First: the fast paths' only data. mag[HAK_CLASS_TAG(c)] is class c's
+   * magazine; mag[0] and those past the last class never have room, so a
+   * block whose tag is 0 (not a small block) always takes the slow path. */
+  hak_mag_t mag[HAK_TAG_COUNT];
   void   **mag_base[HAK_CLASS_COUNT]; /* each magazine's array (sentinel at [-1]) */
   hak_class_slabs_t slabs[HAK_CLASS_COUNT];
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
@@ -224,7 +254,7 @@ typedef struct hak_heap_s {
 
 /* Medium chunk: 1024 pages; pg[] holds run boundary tags (medium.c). */
 typedef struct hak_chunk_s {
-  hak_span_t span;                    /* kind == HAK_SPAN_MEDIUM               */
+  _Alignas(HAK_SPAN_ALIGN) hak_span_t span; /* kind == HAK_SPAN_MEDIUM          */
   char      *base;
   uint32_t   free_pages;
   uint32_t   dirty_pages;             /* free pages not yet decommitted        */
@@ -237,7 +267,7 @@ typedef struct hak_chunk_s {
  * unit offsets, ascending, where a new one may start. */
 #define HAK_LARGE_CUTS 7
 typedef struct hak_large_s {
-  hak_span_t span;                    /* kind == HAK_SPAN_LARGE                */
+  _Alignas(HAK_SPAN_ALIGN) hak_span_t span; /* kind == HAK_SPAN_LARGE           */
   uint8_t    cached;                  /* in the large cache, not live          */
   uint8_t    ncuts;                   /* kernel mappings spanned, minus one    */
   uint32_t   cut[HAK_LARGE_CUTS];
