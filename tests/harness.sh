@@ -72,11 +72,22 @@ printf 'onlylabel\n' > "$tmp/bad.suite"
 check "malformed suite line rejected" rejects $HB run --suite "$tmp/bad.suite" --out "$tmp/x5"
 check "larson.sh unknown profile rejected with the list" \
   bash -c "./larson.sh nosuchprofile 2>&1 >/dev/null | grep -q '^server'; [ \${PIPESTATUS[0]} -ne 0 ]"
+check "larson.sh FLOOR other than 0 or 1 rejected" rejects env FLOOR=maybe ./larson.sh quick
 check "larson.sh --list names every profile" \
   bash -c "out=\$(./larson.sh --list) && for p in quick server tiny mid scaling; do grep -q \"^\$p \" <<<\"\$out\" || exit 1; done"
 check "report.py without a run directory rejected" rejects $PY scripts/report.py "$tmp/nothing"
 check "compare with one run rejected" rejects $PY scripts/compare tests/harness
+printf 'few fakewl --ops 10 --floor\n' > "$tmp/floorarg.suite"
+check "a suite line with --floor rejected (the runner adds the floor runs)" \
+  rejects $HB run --suite "$tmp/floorarg.suite" --workload-dir "$tmp/wl" --out "$tmp/x6"
+check "--alloc floor rejected (the floor is not an allocator to choose)" \
+  rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --alloc glibc,floor --out "$tmp/x7"
+printf 'floor\tsystem\tan allocator that takes the name\n' > "$tmp/floorname.tsv"
+check "an allocator table that names an allocator floor rejected" \
+  rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/floorname.tsv" --out "$tmp/x8"
 check "no result directory left by rejected runs" bash -c "! ls -d $tmp/x? 2>/dev/null"
+check "list shows the floor, and not with --no-floor" \
+  bash -c "$HB list --allocators '$tmp/alloc.tsv' | grep -q '^floor  *floor ' && ! $HB list --allocators '$tmp/alloc.tsv' --no-floor | grep -q '^floor'"
 
 # ---- a small matrix ------------------------------------------------------------
 out=$tmp/run
@@ -103,17 +114,19 @@ if what == "context":
         for k in ("name", "kind", "library", "realpath", "status", "version"):
             assert k in a, (a["name"], k)
 elif what == "count":
-    # 2 real cases x 3 available allocators x 2 reps
-    assert len(runs) == 12, len(runs)
+    # 2 real cases x (3 available allocators + the floor) x 2 reps
+    assert len(runs) == 16, len(runs)
 elif what == "fields":
     need = ("schema", "mode", "seq", "rep", "label", "workload", "args", "allocator", "status", "reason",
             "exit_code", "signal", "wall_s", "user_s", "sys_s", "maxrss_kib", "minflt", "majflt", "ops",
             "seconds", "ns_per_op", "ops_per_sec", "peak_live_bytes", "final_live_bytes", "peak_rss_kib",
-            "fragmentation", "mem", "phases", "timeline", "verify", "log", "result")
+            "fragmentation", "mem", "phases", "timeline", "verify", "log", "result", "floor")
     for r in runs:
         assert r["schema"] == "hakmem-bench/1"
         for k in need:
             assert k in r, (r["seq"], k)
+        for k in ("expected", "malloc_from", "malloc_from_ok", "maps_has_lib", "floor_reported"):
+            assert k in r["verify"], (r["seq"], k)
         for k in ("rss_kib", "pss_kib", "private_dirty_kib", "anonymous_kib", "anon_huge_kib", "lazyfree_kib",
                   "rss_nolazy_kib"):
             assert k in r["mem"]["peak"] and k in r["mem"]["final"], k
@@ -147,10 +160,50 @@ elif what == "phases":
         assert r["idle"]["rss_at_idle_end_kib"] > 0
 elif what == "rotation":
     first = [r["allocator"] for r in runs if r["label"] == "many"]
-    assert first[0] != first[3], first  # rep 0 and rep 1 start with different allocators
+    n = len(first) // 2  # runs per repetition
+    assert n == 4 and first[0] != first[n], first  # rep 0 and rep 1 start with different allocators
+    # the floor is one of the rotation, not run apart at a fixed place
+    assert first.index("floor") != first.index("floor", n) - n, first
+elif what == "floor-rows":
+    fl = [a for a in ctx["allocators"] if a["name"] == "floor"]
+    assert len(fl) == 1 and fl[0]["kind"] == "floor" and fl[0]["status"] == "available", fl
+    assert ctx["runner"]["floor"] is True
+    libc = [a for a in ctx["allocators"] if a["name"] == "glibc"][0]["realpath"]
+    for label, wl_args in (("many", ["--ops", "30000"]), ("few", ["--ops", "1000", "--phases", "--sleep-ms", "150"])):
+        rs = by(label, "floor")
+        assert len(rs) == 2 and sorted(r["rep"] for r in rs) == [0, 1], rs
+        for r in rs:
+            assert r["status"] == "ok" and r["reason"] is None, r["reason"]
+            assert r["floor"] is True and r["args"] == wl_args + ["--floor"], r["args"]
+            assert r["result"]["floor"] is True and r["verify"]["floor_reported"] is True
+            assert r["verify"]["expected"] == libc, r["verify"]
+            assert r["verify"]["malloc_from_ok"] is True and r["verify"]["maps_has_lib"] is None
+            assert r["ns_per_op"] > 0 and r["peak_rss_kib"] > 0
+    others = [r for r in runs if r["allocator"] != "floor"]
+    assert others and all(r["floor"] is False and "--floor" not in r["args"] for r in others)
+    assert all(r["verify"]["floor_reported"] is False for r in others if r["result"])
+elif what == "floor-checked":
+    # the floor run must be the workload's own word: "floor": true
+    assert ctx["runner"]["floor"] is True
+    want = {"told": ("ok", None), "deaf": ("invalid", 'says "floor": false'),
+            "old": ("invalid", 'has no "floor": true')}
+    for label, (st, why) in want.items():
+        rs = by(label, "floor")
+        assert len(rs) == 1 and rs[0]["status"] == st, (label, rs)
+        assert (rs[0]["reason"] is None) if why is None else (why in rs[0]["reason"]), (label, rs[0]["reason"])
+        g = by(label, "glibc")
+        assert len(g) == 1 and g[0]["status"] == "ok", (label, g)
+    assert by("deaf", "floor")[0]["verify"]["floor_reported"] is False
+    assert by("old", "floor")[0]["verify"]["floor_reported"] is None
+    e = rows[-1]
+    assert (e["ok"], e["invalid"], e["failed"]) == (4, 2, 0), e
+elif what == "no-floor":
+    assert ctx["runner"]["floor"] is False
+    assert not [a for a in ctx["allocators"] if a["name"] == "floor" or a["kind"] == "floor"]
+    assert runs and not [r for r in runs if r["allocator"] == "floor" or r["floor"]]
 elif what == "end":
     e = rows[-1]
-    assert e["type"] == "end" and e["interrupted"] is False and e["ok"] + e["failed"] + e["invalid"] == 12
+    assert e["type"] == "end" and e["interrupted"] is False and e["ok"] + e["failed"] + e["invalid"] == 16
 elif what == "timeout":
     rs = [r for r in runs if r["label"] == "slow"]
     assert len(rs) == 1 and rs[0]["status"] == "failed" and "timeout" in rs[0]["reason"] and rs[0]["signal"] == 9
@@ -201,7 +254,8 @@ check "preload that does not take recorded as invalid" rowcheck noalloc-invalid
 check "missing allocator recorded as skipped" rowcheck absent-skipped
 check "missing workload recorded as a skip row" rowcheck ghost-skipped
 check "phase markers and idle RSS recorded" rowcheck phases
-check "allocators rotated between repetitions" rowcheck rotation
+check "allocators rotated between repetitions, the floor among them" rowcheck rotation
+check "floor rows: every case once per repetition, --floor appended, no preload, ok" rowcheck floor-rows
 check "end row closes the file" rowcheck end
 check "per-run logs written" bash -c "ls $out/logs/*.out $out/logs/*.err >/dev/null"
 check "existing raw.jsonl is not overwritten" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" --out "$out"
@@ -219,6 +273,19 @@ check "context row records the allocator environment, nothing else" rowcheck env
 check "context row records hakmem's option table with the values in force" env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" options
 check "an unreadable option line is named, the readable ones kept" rowcheck options-unreadable
 
+# ---- the floor's own check: the workload must say "floor": true ----------------
+# told: a workload that honours --floor; deaf: one that ignores it (says
+# "floor": false); old: one older than --floor (no "floor" key).
+cat > "$tmp/floor.suite" <<EOF
+told    fakewl --ops 1000
+deaf    fakewl --ops 1000 --ignore-floor
+old     fakewl --ops 1000 --no-floor-key
+EOF
+out=$tmp/floorcheck
+$HB run --suite "$tmp/floor.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+  --reps 1 --out "$out" --quiet >/dev/null 2>&1
+check "a floor run that does not say \"floor\": true recorded as invalid, with why" rowcheck floor-checked
+
 # ---- time limit and a workload without a result line --------------------------
 cat > "$tmp/slow.suite" <<EOF
 slow    fakewl --ops 10 --sleep-ms 10000
@@ -227,9 +294,10 @@ silent  fakewl --ops 10 --no-result
 EOF
 out=$tmp/slow
 $HB run --suite "$tmp/slow.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
-  --reps 1 --timeout 1 --out "$out" --quiet >/dev/null 2>&1
+  --reps 1 --timeout 1 --no-floor --out "$out" --quiet >/dev/null 2>&1
 check "run past its time limit killed and recorded as failed; matrix continues" rowcheck timeout
 check "workload without a JSON result line recorded as invalid" rowcheck nolines
+check "--no-floor: no floor runs, no floor allocator, runner.floor false" rowcheck no-floor
 
 # ---- interruption keeps finished rows ------------------------------------------
 out=$tmp/intr
