@@ -328,12 +328,64 @@ mkdir -p "$rep" && cp tests/harness/fixture-raw.jsonl "$rep/raw.jsonl"
 check "report.py renders the fixed raw file" $PY scripts/report.py "$rep"
 md=$rep/report.md
 has() { grep -qF -- "$1" "$md"; }
-check "report: ns/op row with best in bold, MAD and ratios" \
-  has "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) |"
-check "report: burst_idle ns/op row" has "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) |"
-check "report: geomean row" has "| geomean ratio | 1.18× | 1.36× | 1.00× |"
-check "report: peak RSS row" has "| tiny | 2.0 (±0%, 1.33×) | **1.5** (±0%, 1.00×) | 4.0 (±0%, 2.67×) |"
-check "report: idle RSS row" has "| burst_idle | 4.0 (±0%, 2.00×) | **2.0** (±0%, 1.00×) | 70.0 (±0%, 35.00×) |"
+line() { grep -qxF -- "$1" "$md"; } # a whole line of the report
+# The fixture's floor (tiny 3.0 ns/op, burst_idle 20.5; a smaller peak and
+# idle RSS than any allocator) must sit beside the allocators: a column of its
+# own in the time table, and no change to any bold, ratio or geomean.
+check "report: ns/op row with best in bold, MAD and ratios, the floor after them" \
+  line "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) | 3.00 (±3%) |"
+check "report: burst_idle ns/op row" \
+  line "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) | 20.50 (±2%) |"
+check "report: geomean row, none for the floor" line "| geomean ratio | 1.18× | 1.36× | 1.00× | – |"
+check "report: the floor column of the time table explained" \
+  has "floor: the workload's own cost (its \`--floor\` run, no allocator in its timed work"
+check "report: peak RSS row" line "| tiny | 2.0 (±0%, 1.33×) | **1.5** (±0%, 1.00×) | 4.0 (±0%, 2.67×) |"
+check "report: idle RSS row" line "| burst_idle | 4.0 (±0%, 2.00×) | **2.0** (±0%, 1.00×) | 70.0 (±0%, 35.00×) |"
+cat > "$tmp/sections.py" <<'EOF'
+import re, sys
+md = open(sys.argv[1]).read()
+secs = dict(re.findall(r"^#+ (.*)\n((?:(?!^#).*\n)*)", md, re.M))
+def rows(title):
+    body = [v for k, v in secs.items() if k.startswith(title)]
+    assert len(body) == 1, (title, list(secs))
+    return [l for l in body[0].splitlines() if l.startswith("| ")]
+what = sys.argv[2]
+if what == "memory":
+    # the floor is no competitor in the memory tables, the glance or Other figures
+    for t in ("peak RSS (", "fragmentation (", "RSS at the end of the idle period (", "RSS - LazyFree at the end of the idle period (",
+              "At a glance", "Other figures"):
+        r = rows(t)
+        assert r and not any("floor" in l for l in r), (t, r)
+    assert rows("At a glance")[0] == "| allocator | time | throughput | peak RSS | fragmentation | idle RSS | idle Rss−LazyFree |"
+elif what == "floor":
+    assert rows("time per op (")[0] == "| workload | hakmem-test | glibc | jemalloc | floor |"
+    assert rows("What the allocator can change") == [
+        "| workload | floor ns/op | fastest allocator | its ns/op | difference ns/op | floor's share of its time |",
+        "| tiny | 3.00 (±3%) | jemalloc | 9.00 | 6.00 | 33% |",
+        "| burst_idle | 20.50 (±2%) | jemalloc | 40.50 | 20.00 | 51% |"], rows("What the allocator can change")
+    assert rows("Time above the floor") == [
+        "| workload | hakmem-test | glibc | jemalloc |",
+        "| tiny | 6.70 (69%) | 8.00 (73%) | **6.00** (67%) |",
+        "| burst_idle | 31.50 (61%) | 40.50 (66%) | **20.00** (49%) |"], rows("Time above the floor")
+elif what == "nofloor":
+    # no floor figures: no floor column, and the section says why
+    assert rows("time per op (")[0] == "| workload | hakmem-test | glibc | jemalloc |", rows("time per op (")
+    assert not [k for k in secs if k.startswith("Time above the floor")]
+    assert "No floor figures: " + sys.argv[3] in secs["What the allocator can change"], secs["What the allocator can change"]
+elif what == "partfloor":
+    # tiny has a floor, burst_idle's floor runs were all invalid
+    assert rows("time per op (")[1:3] == [
+        "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) | 3.00 (±3%) |",
+        "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) | – |"], rows("time per op (")
+    assert [l.split(" | ")[0] for l in rows("What the allocator can change")[1:]] == ["| tiny"]
+    assert "No floor figure for burst_idle: the floor runs of these cases failed or were invalid" in \
+        secs["What the allocator can change"]
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+check "report: the floor in no memory table, no glance row, no Other figures row" $PY "$tmp/sections.py" "$md" memory
+check "report: What the allocator can change: floor, fastest, difference, share; time above the floor" \
+  $PY "$tmp/sections.py" "$md" floor
 check "report: fragmentation only where live bytes are meaningful" \
   bash -c "grep -A4 '^### fragmentation' '$md' | grep -qF '| burst_idle | **1.07**' && ! grep -A4 '^### fragmentation' '$md' | grep -q '^| tiny'"
 check "report: machine and noise stated" bash -c "grep -q 'Fixture CPU (2 cores)' '$md' && grep -q 'median relative MAD' '$md'"
@@ -341,6 +393,7 @@ check "report: skipped allocator listed" has "- skipped: allocator mimalloc: lib
 check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
 check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
 check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "report: invalid floor run listed" has "- invalid: burst_idle / floor rep 2: a floor run whose result says"
 check "report: the allocator environment under Machine and noise" \
   has "- Allocator environment, inherited by every run: \`HAKMEM_IDLE_MS=50\`, \`MALLOC_CONF=narenas:1\`."
 check "report: hakmem options off their default listed, and only those" \
@@ -356,7 +409,20 @@ assert (c['median'],c['min'],c['max'],c['mad'],c['n'])==(11,10,12,1,3), c
 assert abs(c['ratio_to_best_reference']-11/9)<1e-9
 assert s['best_reference']['tiny']['ns_per_op']['allocator']=='jemalloc'
 assert abs(s['geomean']['jemalloc']['ns_per_op']['geomean_ratio']-1)<1e-9
-assert s['counts']=={'ok':16,'failed':1,'invalid':1}, s['counts']"
+assert s['counts']=={'ok':21,'failed':1,'invalid':2}, s['counts']"
+check "summary.json: the floor's cells kept, but no reference, best, ratio or geomean" \
+  $PY -c "
+import json; s=json.load(open('$rep/summary.json'))
+assert s['floor']=='floor' and s['floor_ran'] is True
+assert 'floor' not in s['available'] and 'floor' not in s['reference'] and 'floor' not in s['geomean'], s['available']
+c=s['cells']['tiny']['floor']
+assert c['ns_per_op']['median']==3.0 and c['peak_rss_kib']['median']==512, c
+assert not any('ratio_to_best_reference' in v for v in c.values()), c
+assert all(b['allocator']!='floor' for l in s['best_reference'].values() for b in l.values())
+a=s['above_floor']['tiny']
+assert a['best']=={'allocator':'jemalloc','median':9.0} and abs(a['floor_share_of_best']-1/3)<1e-9, a
+assert abs(a['allocators']['glibc']['above_floor']-8)<1e-9 and abs(a['allocators']['glibc']['share_above_floor']-8/11)<1e-9
+assert 'floor' not in a['allocators']"
 check "report.html is self-contained (no external references)" \
   bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
 if $PY -c "import matplotlib" 2>/dev/null; then
@@ -387,6 +453,45 @@ for a in ctx['allocators']:
         a['probe_malloc_from'] = '/usr/lib/x86_64-linux-gnu/libc.so.6'
 with open('$old/raw.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in rows if r['type'] != 'end')"
+# The same fixture without its floor in three ways: written before the floor
+# (no floor anywhere), run with --no-floor, and burst_idle's floor runs (or
+# all floor runs) invalid.
+$PY - "$tmp" <<'EOF'
+import copy, json, os, sys
+rows = [json.loads(l) for l in open('tests/harness/fixture-raw.jsonl')]
+def write(name, rs):
+    os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
+    with open(os.path.join(sys.argv[1], name, 'raw.jsonl'), 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in rs)
+def strip(runner_floor):
+    rs = copy.deepcopy([r for r in rows if r.get('allocator') != 'floor'])
+    rs[0]['allocators'] = [a for a in rs[0]['allocators'] if a['kind'] != 'floor']
+    if runner_floor is None: del rs[0]['runner']['floor']
+    else: rs[0]['runner']['floor'] = runner_floor
+    return rs
+def invalid(labels):
+    rs = copy.deepcopy(rows)
+    for r in rs:
+        if r.get('allocator') == 'floor' and r['label'] in labels:
+            r['status'] = 'invalid'
+    return rs
+write('prefloor', strip(None))
+write('nofloor', strip(False))
+write('partfloor', invalid({'burst_idle'}))
+write('badfloor', invalid({'tiny', 'burst_idle'}))
+EOF
+for v in prefloor nofloor partfloor badfloor; do $PY scripts/report.py "$tmp/$v" --no-plots >/dev/null; done
+check "report: a raw file from before the floor: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/prefloor/report.md" nofloor "this raw.jsonl was written before the runner made floor runs."
+check "report: a run with --no-floor: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/nofloor/report.md" nofloor "the run was made without floor runs (\`--no-floor\`)."
+check "report: every floor run invalid: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/badfloor/report.md" nofloor "every floor run failed or was invalid"
+check "report: a case whose floor runs were all invalid: a dash, and named" \
+  $PY "$tmp/sections.py" "$tmp/partfloor/report.md" partfloor
+for v in prefloor partfloor; do
+  check "report: Markdown and HTML say the same ($v)" $PY tests/harness/report-parity.py "$tmp/$v/report.md" "$tmp/$v/report.html"
+done
 check "report.py reads a raw file without the settings fields" $PY scripts/report.py "$old" --no-plots
 check "report: settings not recorded in an older raw file, said so" \
   grep -qF -- "- Allocator settings: not recorded" "$old/report.md"
