@@ -507,6 +507,10 @@ mkdir -p "$tmp/badschema" && printf '{"type":"context","schema":"hakmem-bench/0"
 check "report.py rejects a raw file of another schema" rejects $PY scripts/report.py "$tmp/badschema"
 check "compare rejects an unknown figure" rejects $PY scripts/compare "$rep" "$rep" --fig nosuch
 check "compare knows peak Rss−LazyFree" bash -c "$PY scripts/compare '$rep' '$rep' --fig peak_nolazy_kib | grep -q '^tiny .*peak_nolazy_kib'"
+check "compare shows the floor's time, says what it is, and leaves it out of memory figures" \
+  bash -c "out=\$($PY scripts/compare '$rep' '$rep' --all) && grep -q '^tiny  *floor  *ns_per_op ' <<<\"\$out\" \
+    && grep -q '^tiny  *floor  *ops_per_sec ' <<<\"\$out\" && grep -q '^floor: the workload.s own cost' <<<\"\$out\" \
+    && ! grep -qE '^[a-z_]+  *floor  *(peak|idle|final|fragmentation|user|sys|minflt)' <<<\"\$out\""
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
