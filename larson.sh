@@ -8,7 +8,9 @@
 # Allocators are the names `build/harness/hakbench list --hakmem all` shows:
 # glibc, jemalloc, mimalloc, tcmalloc, and hakmem-<variant> for every variant
 # built in build/ (build one with `make VARIANT=<name>`). Environment:
-# REPS (repetitions, default 5; quick: 3), OUT (result directory).
+# REPS (repetitions, default 5; quick: 3), OUT (result directory), FLOOR=0
+# (no floor runs; by default each case also runs with --floor, so the report
+# shows the throughput of larson's own work with no allocator in it).
 # The runner interleaves the allocators within each repetition; the report
 # (results/<run>/report.md and report.html) states the machine and the noise.
 set -euo pipefail
@@ -33,7 +35,7 @@ scaling_threads() {
 list() { for p in "${profiles[@]}"; do describe "$p"; done; }
 
 if [ $# -lt 1 ] || [ "$1" = -h ] || [ "$1" = --help ]; then
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
   echo; echo "profiles:"; list
   [ $# -lt 1 ] && exit 2 || exit 0
 fi
@@ -51,6 +53,8 @@ case $profile in
   *) echo "larson.sh: unknown profile '$profile'; valid profiles:" >&2; list >&2; exit 2 ;;
 esac
 case $reps in ''|*[!0-9]*|0) echo "larson.sh: REPS must be a positive integer, got '$reps'" >&2; exit 2 ;; esac
+case ${FLOOR:-1} in 0|no) floor_args=(--no-floor) ;; 1|yes) floor_args=() ;;
+  *) echo "larson.sh: FLOOR must be 0 or 1, got '$FLOOR'" >&2; exit 2 ;; esac
 
 make -s --no-print-directory harness build/workloads/larson
 run=${OUT:-results/$(date +%Y%m%d-%H%M%S)-larson-$profile}
@@ -58,7 +62,7 @@ mkdir -p "$run"
 printf '# larson.sh profile %s\n%s\n' "$profile" "$suite" > "$run/larson-$profile.suite"
 alloc_args=()
 if [ $# -gt 0 ]; then alloc_args=(--alloc "$(IFS=,; echo "$*")"); fi
-build/harness/hakbench run --suite "$run/larson-$profile.suite" --hakmem all "${alloc_args[@]}" \
+build/harness/hakbench run --suite "$run/larson-$profile.suite" --hakmem all "${alloc_args[@]}" "${floor_args[@]}" \
   --reps "$reps" --timeout 60 --out "$run" --name "larson-$profile" >/dev/null ||
   { st=$?; [ -s "$run/raw.jsonl" ] || rm -rf "$run"; exit "$st"; }
 /usr/bin/python3 scripts/report.py "$run"

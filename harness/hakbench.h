@@ -5,6 +5,12 @@
  * Glossary
  *   allocator  a name plus a shared library injected with LD_PRELOAD, or
  *              "system" (no preload: glibc's malloc).
+ *   floor      a pseudo-allocator, on unless --no-floor: every case once
+ *              more per repetition with --floor appended and no preload, so
+ *              the workload serves the malloc/free/realloc of its timed work
+ *              from a trivial recycle of its own and its figure is the cost
+ *              no allocator can change. Never a reference: the report sets
+ *              it beside the allocators, never among them.
  *   suite      a text file of runs: `label workload args...` per line.
  *   run        one fresh process: one suite line under one allocator, one
  *              repetition. It ends as ok, failed (signal, exit status,
@@ -77,7 +83,16 @@ bool json_get_str(const char *s, size_t n, const char *key, char *out, size_t ca
 
 /* ---- allocators and suites (main.c) ------------------------------------- */
 
-typedef enum { HB_KIND_REFERENCE, HB_KIND_HAKMEM } hb_kind;
+typedef enum {
+    HB_KIND_REFERENCE,   /* allocators.tsv */
+    HB_KIND_HAKMEM,      /* build/<variant>/libhakmem.so */
+    HB_KIND_FLOOR,       /* the floor: the workload's --floor, no preload */
+} hb_kind;
+
+/* The floor's allocator name; allocators.tsv may not use it. */
+#define HB_FLOOR_NAME "floor"
+/* The flag the runner appends to a case's arguments for a floor run. */
+#define HB_FLOOR_FLAG "--floor"
 
 /* One row of a hakmem library's option table (hak_options_print), as the
  * probe saw it: the effective value under the runner's environment. */
@@ -127,6 +142,7 @@ typedef struct hb_opts {
     double timeout_s;
     int sample_ms;
     int reps;
+    bool floor;          /* the floor runs are part of the matrix */
     bool quiet;
 } hb_opts;
 
@@ -210,6 +226,7 @@ typedef struct hb_verdict {
     char malloc_from[PATH_MAX]; /* what the result line says served it; "" */
     bool verified;       /* malloc_from is the expected library */
     bool have_result;    /* the last stdout line is one JSON object */
+    int floor_reported;  /* the result's "floor": 1 true, 0 false, -1 absent (or not a boolean) */
     long long instructions; /* callgrind total; -1: unknown */
     char stderr_tail[600];  /* not ok: the end of the run's stderr */
 } hb_verdict;

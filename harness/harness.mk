@@ -3,10 +3,12 @@
 # VARIANTS).
 #
 #   make harness                 build the runner: build/harness/hakbench
-#   make bench [VARIANT=v] [CHECK=1] [QUICK=1] [REPS=n] [CALLGRIND=1]
+#   make bench [VARIANT=v] [CHECK=1] [QUICK=1] [REPS=n] [CALLGRIND=1] [FLOOR=0]
 #                                standard suite: hakmem-<v>, glibc, jemalloc,
-#                                mimalloc, tcmalloc -> results/<run>/report.md
-#   make ablation [QUICK=1]      every built variant through the standard suite
+#                                mimalloc, tcmalloc and the floor (every case
+#                                with --floor: the workload's own cost; FLOOR=0
+#                                leaves it out) -> results/<run>/report.md
+#   make ablation [QUICK=1] [FLOOR=0]   every built variant through the standard suite
 #   make report RUN=results/<run>   re-render summary.json, report.md/.html
 #   make test-harness            the runner's tests (part of `make test`)
 
@@ -20,6 +22,8 @@ BENCH_QUICK := $(filter-out 0 no,$(QUICK))
 BENCH_SUITE := harness/suites/$(if $(BENCH_QUICK),quick,standard).suite
 REPS        ?= $(if $(BENCH_QUICK),3,5)
 BENCH_CG    := $(if $(filter-out 0 no,$(CALLGRIND)),--callgrind harness/suites/callgrind.suite)
+# FLOOR=0 (or no): no floor runs; the runner's default is to run them.
+BENCH_FLOOR := $(if $(filter 0 no,$(FLOOR)),--no-floor)
 BENCH_TAG   := $(if $(BENCH_QUICK),-quick)
 comma := ,
 space := $(empty) $(empty)
@@ -61,7 +65,7 @@ BENCH_CHECKTAG := $(if $(filter 1,$(CHECK)),-check)
 bench: deps-bench $(BUILD)/$(VARIANT)/libhakmem.so $(if $(filter 1,$(CHECK)),$(BUILD)/$(VARIANT)-check/libhakmem.so) harness
 	@$(MAKE) --no-print-directory -k workloads || echo "bench: some workloads did not build; the runner records their runs as skipped" >&2
 	@run=results/$$(date +%Y%m%d-%H%M%S)-bench-$(VARIANT)$(BENCH_CHECKTAG)$(BENCH_TAG); start=$$(date +%s); \
-	$(HARNESS_BIN) run --suite $(BENCH_SUITE) --hakmem $(BENCH_HAKMEM) --reps $(REPS) --out $$run $(BENCH_CG) >/dev/null \
+	$(HARNESS_BIN) run --suite $(BENCH_SUITE) --hakmem $(BENCH_HAKMEM) --reps $(REPS) --out $$run $(BENCH_CG) $(BENCH_FLOOR) >/dev/null \
 	&& $(PY) scripts/report.py $$run \
 	&& echo "bench: finished in $$(( $$(date +%s) - start )) s" \
 	&& echo "report: $$run/report.md  (self-contained: $$run/report.html)"
@@ -70,7 +74,7 @@ ablation: deps-bench lib harness
 	@$(MAKE) --no-print-directory -k workloads || echo "ablation: some workloads did not build; the runner records their runs as skipped" >&2
 	@run=results/$$(date +%Y%m%d-%H%M%S)-ablation$(BENCH_TAG); start=$$(date +%s); \
 	$(HARNESS_BIN) run --suite $(BENCH_SUITE) --hakmem $(subst $(space),$(comma),$(strip $(VARIANTS))) \
-	  --reps $(if $(filter command line,$(origin REPS)),$(REPS),3) --out $$run --name ablation $(BENCH_CG) >/dev/null \
+	  --reps $(if $(filter command line,$(origin REPS)),$(REPS),3) --out $$run --name ablation $(BENCH_CG) $(BENCH_FLOOR) >/dev/null \
 	&& $(PY) scripts/report.py $$run \
 	&& echo "ablation: finished in $$(( $$(date +%s) - start )) s" \
 	&& echo "report: $$run/report.md  (self-contained: $$run/report.html)"

@@ -2,7 +2,8 @@
  * main.c — hakbench's command line, the allocator and suite files, and the
  * matrix loop: repetitions outermost, then suite cases, then allocators
  * (rotated by one each repetition), so that drift on a noisy machine hits
- * every allocator alike.
+ * every allocator alike. The floor (hakbench.h) is one more allocator in
+ * that rotation, added after --alloc has chosen the real ones.
  */
 #include "hakbench.h"
 
@@ -37,14 +38,18 @@ static const char usage[] =
     "  --allocators FILE     allocator table (default harness/allocators.tsv)\n"
     "  --hakmem LIST|all     add hakmem variants from <build>/<v>/libhakmem.so\n"
     "  --build-dir DIR       where hakmem variants are built (default build)\n"
-    "  --alloc LIST          only these allocators (comma-separated names)\n"
+    "  --alloc LIST          only these allocators (comma-separated names); the\n"
+    "                        floor runs either way\n"
+    "  --no-floor            no floor runs (by default every case also runs once per\n"
+    "                        repetition with --floor appended and no preload: the\n"
+    "                        workload's own cost, recorded as allocator `floor`)\n"
     "  --workload-dir DIR    workload binaries (default build/workloads)\n"
     "  --reps N              repetitions (default " STR(DEFAULT_REPS) ")\n"
     "  --timeout SEC         per-run time limit (default " STR(DEFAULT_TIMEOUT_S) ")\n"
     "  --sample-ms N         smaps_rollup sampling interval (default " STR(DEFAULT_SAMPLE_MS) ")\n"
     "  --callgrind FILE      after the repetitions, run each case of this suite once\n"
-    "                        per allocator under valgrind --tool=callgrind\n"
-    "                        (instructions per op; use small parameters)\n"
+    "                        per allocator (not the floor) under valgrind\n"
+    "                        --tool=callgrind (instructions per op; use small parameters)\n"
     "  --callgrind-only      skip the timed repetitions (needs --callgrind)\n"
     "  --quiet               no per-run progress lines\n"
     "\n"
@@ -116,6 +121,10 @@ static void load_allocators(const char *path)
         char *desc = strtok(NULL, "");
         if (!name || !lib) {
             fprintf(stderr, "hakbench: %s:%d: expected `name<TAB>library|system<TAB>description`\n", path, lineno);
+            exit(2);
+        }
+        if (strcmp(name, HB_FLOOR_NAME) == 0) {
+            fprintf(stderr, "hakbench: %s:%d: the name '%s' is reserved for the floor runs\n", path, lineno, name);
             exit(2);
         }
         add_alloc(name, lib, desc ? trim(desc) : "", HB_KIND_REFERENCE);
@@ -221,6 +230,11 @@ static int load_suite(const char *path, const char *wdir, hb_case *out, int max)
         c->argv[c->argc++] = strdup(realpath(bin, rp) ? rp : bin);
         for (char *arg = strtok(NULL, " \t"); arg; arg = strtok(NULL, " \t")) {
             if (c->argc == HB_MAX_ARGS) { fprintf(stderr, "hakbench: %s:%d: too many arguments\n", path, lineno); exit(2); }
+            if (strcmp(arg, HB_FLOOR_FLAG) == 0) {
+                fprintf(stderr, "hakbench: %s:%d: %s in a suite line: the runner adds the floor runs itself "
+                        "(allocator `%s`; --no-floor turns them off)\n", path, lineno, HB_FLOOR_FLAG, HB_FLOOR_NAME);
+                exit(2);
+            }
             c->argv[c->argc++] = strdup(arg);
         }
         c->argv[c->argc] = NULL;
@@ -279,10 +293,15 @@ typedef struct {
     hb_opts o;
 } cli;
 
+static const char floor_desc[] =
+    "the cost floor: the workload with --floor (every malloc, free and realloc of its timed work served by "
+    "a trivial recycle set up before timing), no preload";
+
 static void parse_args(int argc, char **argv, cli *c)
 {
     *c = (cli){ .table = "harness/allocators.tsv", .build = "build", .wdir = "build/workloads",
-                .o = { .timeout_s = DEFAULT_TIMEOUT_S, .sample_ms = DEFAULT_SAMPLE_MS, .reps = DEFAULT_REPS } };
+                .o = { .timeout_s = DEFAULT_TIMEOUT_S, .sample_ms = DEFAULT_SAMPLE_MS, .reps = DEFAULT_REPS,
+                       .floor = true } };
     c->list = strcmp(argv[1], "list") == 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -301,10 +320,12 @@ static void parse_args(int argc, char **argv, cli *c)
         else if (strcmp(a, "--sample-ms") == 0) { NEEDV(); c->o.sample_ms = (int)parse_long(a, v, 1, 1000); }
         else if (strcmp(a, "--callgrind") == 0) { NEEDV(); c->cgsuite = v; }
         else if (strcmp(a, "--callgrind-only") == 0) c->callgrind_only = true;
+        else if (strcmp(a, "--no-floor") == 0) c->o.floor = false;
         else if (strcmp(a, "--quiet") == 0) c->o.quiet = true;
         else die_usage("unknown option '%s'", a);
 #undef NEEDV
     }
+    if (c->callgrind_only) c->o.floor = false; /* no timed repetitions: nothing for the floor to run */
 }
 
 /* The allocator table, the hakmem variants, --alloc; then each is probed. */
@@ -316,6 +337,11 @@ static void select_allocators(const cli *c)
     if (c->only) {
         char *copy = strdup(c->only);
         for (char *n = strtok(copy, ","); n; n = strtok(NULL, ",")) {
+            if (strcmp(n, HB_FLOOR_NAME) == 0) {
+                fprintf(stderr, "hakbench: --alloc: '%s' is not an allocator to choose: the floor runs unless "
+                        "--no-floor\n", n);
+                exit(2);
+            }
             bool found = false;
             for (int i = 0; i < nalloc; i++) found |= strcmp(allocs[i].name, n) == 0;
             if (!found) {
@@ -331,6 +357,7 @@ static void select_allocators(const cli *c)
             if (in_list(c->only, allocs[i].name)) allocs[k++] = allocs[i];
         nalloc = k;
     }
+    if (c->o.floor) add_alloc(HB_FLOOR_NAME, "system", floor_desc, HB_KIND_FLOOR);
     const char *self = self_exe();
     for (int i = 0; i < nalloc; i++) hb_probe_alloc(&allocs[i], self);
 }
@@ -339,6 +366,10 @@ static void print_allocators(void)
 {
     for (int i = 0; i < nalloc; i++) {
         const hb_alloc *a = &allocs[i];
+        if (a->kind == HB_KIND_FLOOR) {
+            printf("%-22s %-9s %-10s %s\n", a->name, "floor", "ok", "no preload: the workload's --floor");
+            continue;
+        }
         printf("%-22s %-9s %-10s %s%s%s\n", a->name, a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference",
                a->available ? (a->preload_ok ? "ok" : "NOT-TAKING") : "skipped",
                a->system ? "system" : a->lib, a->version[0] ? "  " : "", a->version);
@@ -403,8 +434,10 @@ static bool run_matrix(const cli *c, int raw, hb_tally *t)
         else fprintf(stderr, "hakbench: skipping %s: %s\n", allocs[i].name, allocs[i].skip_reason);
     }
     int reps = c->callgrind_only ? 0 : o->reps;
-    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators x %d reps%s) -> %s\n",
-            reps * nrun * navail + ncgrun * navail, nrun, navail, reps, c->cgsuite ? " + callgrind" : "", o->out_dir);
+    int ncgalloc = navail - (o->floor ? 1 : 0); /* the floor has no callgrind run */
+    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators%s x %d reps%s) -> %s\n",
+            reps * nrun * navail + ncgrun * ncgalloc, nrun, ncgalloc, o->floor ? " + floor" : "", reps,
+            c->cgsuite ? " + callgrind" : "", o->out_dir);
 
     int seq = 0;
     bool stop = false;
@@ -417,7 +450,7 @@ static bool run_matrix(const cli *c, int raw, hb_tally *t)
             }
     for (int i = 0; i < ncg && !stop; i++)
         for (int k = 0; k < nalloc && !stop; k++) {
-            if (!allocs[k].available || cg_cases[i].missing) continue;
+            if (!allocs[k].available || allocs[k].kind == HB_KIND_FLOOR || cg_cases[i].missing) continue;
             hb_job j = { &cg_cases[i], &allocs[k], 0, ++seq, HB_MODE_CALLGRIND };
             stop = !hb_run(o, raw, &j, t) || hb_interrupted;
         }

@@ -74,11 +74,23 @@ static void str_or_null(hb_jbuf *b, const char *key, const char *s)
     jb_str(b, key, s[0] ? s : NULL);
 }
 
-static void write_args(hb_jbuf *b, const hb_case *c)
+/* The arguments the workload was given: a floor run's end with --floor. */
+static void write_args(hb_jbuf *b, const hb_case *c, bool floor_run)
 {
     jb_open(b, "args", '[');
     for (int k = 1; k < c->argc; k++) jb_str(b, NULL, c->argv[k]);
+    if (floor_run) jb_str(b, NULL, HB_FLOOR_FLAG);
     jb_close(b, ']');
+}
+
+static const char *kind_name(hb_kind k)
+{
+    switch (k) {
+    case HB_KIND_REFERENCE: return "reference";
+    case HB_KIND_HAKMEM: return "hakmem";
+    case HB_KIND_FLOOR: return "floor";
+    }
+    return "?";
 }
 
 /* An option's value as printed: a number when it is an integer. */
@@ -116,7 +128,7 @@ static void write_allocator(hb_jbuf *b, const hb_alloc *a)
 {
     jb_open(b, NULL, '{');
     jb_str(b, "name", a->name);
-    jb_str(b, "kind", a->kind == HB_KIND_HAKMEM ? "hakmem" : "reference");
+    jb_str(b, "kind", kind_name(a->kind));
     jb_str(b, "library", a->lib);
     str_or_null(b, "realpath", a->real);
     jb_str(b, "description", a->desc);
@@ -173,6 +185,7 @@ static void write_runner(hb_jbuf *b, const hb_opts *o)
     jb_num(b, "timeout_s", o->timeout_s);
     jb_int(b, "sample_ms", o->sample_ms);
     jb_str(b, "callgrind_suite", o->callgrind_suite);
+    jb_bool(b, "floor", o->floor);
     jb_str(b, "order", "repetition > case > allocator (rotated by one each repetition)");
     jb_close(b, '}');
 }
@@ -186,7 +199,7 @@ static void write_cases(hb_jbuf *b, const hb_matrix *mx)
         jb_str(b, "label", c->label);
         jb_str(b, "workload", c->workload);
         jb_bool(b, "missing", c->missing);
-        write_args(b, c);
+        write_args(b, c, false);
         jb_close(b, '}');
     }
     jb_close(b, ']');
@@ -371,8 +384,9 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     jb_int(&b, "rep", j->rep);
     jb_str(&b, "label", j->c->label);
     jb_str(&b, "workload", j->c->workload);
-    write_args(&b, j->c);
+    write_args(&b, j->c, j->a->kind == HB_KIND_FLOOR);
     jb_str(&b, "allocator", j->a->name);
+    jb_bool(&b, "floor", j->a->kind == HB_KIND_FLOOR);
     jb_str(&b, "status", hb_status_name(v->status));
     str_or_null(&b, "reason", v->reason);
     if (v->exit_code >= 0) jb_int(&b, "exit_code", v->exit_code); else jb_null(&b, "exit_code");
@@ -396,6 +410,7 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     str_or_null(&b, "malloc_from", v->malloc_from);
     jb_bool(&b, "malloc_from_ok", v->verified);
     if (j->a->system) jb_null(&b, "maps_has_lib"); else jb_bool(&b, "maps_has_lib", ob->maps_seen);
+    if (v->floor_reported < 0) jb_null(&b, "floor_reported"); else jb_bool(&b, "floor_reported", v->floor_reported);
     jb_close(&b, '}');
 
     jb_str(&b, "log", log);

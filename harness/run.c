@@ -18,7 +18,9 @@
  * Verification: the workload's last stdout line is a JSON object whose
  * `malloc_from` names the object that served malloc; its realpath must equal
  * the allocator's (libc's for system), and for a preloaded library the
- * library must also appear in /proc/<pid>/maps.
+ * library must also appear in /proc/<pid>/maps. A floor run (the case's
+ * arguments and --floor, no preload) has libc as its malloc_from and must
+ * say `"floor": true`: the workload's own word that no malloc was timed.
  */
 #include "hakbench.h"
 
@@ -287,6 +289,7 @@ static pid_t spawn(const hb_job *j, const run_paths *p, char **env, int *out_fd,
         argv[ac++] = cgopt;
     }
     for (int i = 0; i < j->c->argc; i++) argv[ac++] = j->c->argv[i];
+    if (j->a->kind == HB_KIND_FLOOR) argv[ac++] = HB_FLOOR_FLAG;
     argv[ac] = NULL;
 
     int outp[2], execp[2];
@@ -453,14 +456,27 @@ static void classify_exit(const hb_job *j, const hb_observation *ob, hb_verdict 
     }
 }
 
+/* The result's "floor" member: 1 true, 0 false, -1 absent or not a boolean. */
+static int result_floor(const hb_observation *ob)
+{
+    const char *val;
+    size_t n;
+    if (!json_get(ob->result, ob->resultlen, "floor", &val, &n)) return -1;
+    if (n == 4 && memcmp(val, "true", 4) == 0) return 1;
+    if (n == 5 && memcmp(val, "false", 5) == 0) return 0;
+    return -1;
+}
+
 /* Whether the intended allocator served the run: an ok exit becomes
- * invalid when nothing proves it. */
+ * invalid when nothing proves it. For the floor, the intended "allocator" is
+ * the workload's own recycle: the result must say so. */
 static void classify_allocator(const hb_job *j, const hb_observation *ob, hb_verdict *v)
 {
     const hb_alloc *a = j->a;
     char real[PATH_MAX] = "";
     v->expected = a->system ? hb_libc_path() : a->real;
     v->have_result = ob->result && json_object_valid(ob->result, ob->resultlen);
+    v->floor_reported = v->have_result ? result_floor(ob) : -1;
     if (v->have_result && json_get_str(ob->result, ob->resultlen, "malloc_from", v->malloc_from, sizeof v->malloc_from)) {
         if (!realpath(v->malloc_from, real)) snprintf(real, sizeof real, "%s", v->malloc_from);
         v->verified = strcmp(real, v->expected) == 0;
@@ -478,6 +494,10 @@ static void classify_allocator(const hb_job *j, const hb_observation *ob, hb_ver
     } else if (!a->system && j->mode == HB_MODE_MEASURE && !ob->maps_seen && ob->nsamples > 0 && ob->maps_tries > 0) {
         v->status = HB_INVALID;
         hb_fmt(v->reason, sizeof v->reason, "%s never appeared in /proc/<pid>/maps", a->real);
+    } else if (a->kind == HB_KIND_FLOOR && v->floor_reported != 1) {
+        v->status = HB_INVALID;
+        hb_fmt(v->reason, sizeof v->reason, "a floor run whose result %s: nothing proves that its timed work "
+               "called no malloc", v->floor_reported == 0 ? "says \"floor\": false" : "has no \"floor\": true");
     }
 }
 

@@ -12,6 +12,12 @@ allocator up in one number per figure.
 
 Every figure is one row of FIGURES: how it is read from a row, how it is
 shown, and where it appears. Nothing else names a figure by hand.
+
+The floor (allocator kind "floor": every case run with the workload's
+--floor, no preload) is not an allocator: its cells are kept, but it is not
+in `available`, never a reference or a best, has no ratio and no geometric
+mean. `above_floor` sets each allocator's time per op against it: what the
+allocator adds to the workload's own cost.
 """
 import json
 import math
@@ -50,6 +56,7 @@ class Figure:
     plot: bool = False      # a bar plot per workload
     compared: bool = False  # compare shows it by default
     noise: bool = False     # its spread is stated under "Machine and noise"
+    floor: bool = False     # the floor's value is shown beside the allocators' (a time, not memory)
 
     def text(self, v):
         return "–" if v is None else self.fmt.format(v / self.scale)
@@ -91,9 +98,9 @@ def _peak_rss(row):
 MIB = 1024.0
 FIGURES = [
     Figure("ns_per_op", "time per op", "time", "ns/op", "lower", 1.0, "{:.2f}", _field("ns_per_op"),
-           headline=True, plot=True, compared=True, noise=True),
+           headline=True, plot=True, compared=True, noise=True, floor=True),
     Figure("ops_per_sec", "throughput", "throughput", "Mops/s", "higher", 1e6, "{:.2f}", _field("ops_per_sec"),
-           headline=True),
+           headline=True, floor=True),
     Figure("peak_rss_kib", "peak RSS", "peak RSS", "MiB", "lower", MIB, "{:.1f}", _peak_rss,
            headline=True, plot=True, compared=True, noise=True),
     Figure("fragmentation", "fragmentation (peak RSS / peak live bytes)", "fragmentation", "x", "lower", 1.0,
@@ -114,6 +121,9 @@ FIGURES = [
            _field("instr_per_op"), mode="callgrind", headline=True, plot=True, compared=True, noise=True),
 ]
 FIG = {f.key: f for f in FIGURES}
+
+# The figure the floor is set against in `above_floor`.
+FLOOR_FIGURE = "ns_per_op"
 
 
 def figures_of(row):
@@ -230,9 +240,9 @@ def _cells(rows):
     return cells, counts, problems
 
 
-def _ratios(cells, labels, reference):
-    """Adds ratio_to_best_reference to every cell; returns the best
-    reference per case and figure."""
+def _ratios(cells, labels, reference, floor):
+    """Adds ratio_to_best_reference to every cell but the floor's; returns
+    the best reference per case and figure."""
     best_ref = {}
     for label in labels:
         for f in FIGURES:
@@ -244,6 +254,8 @@ def _ratios(cells, labels, reference):
             v, a = f.best(cands)
             best_ref.setdefault(label, {})[f.key] = {"allocator": a, "median": v}
             for alloc in cells.get(label, {}):
+                if alloc == floor:
+                    continue
                 c = cells[label][alloc].get(f.key)
                 if c and v:
                     c["ratio_to_best_reference"] = c["median"] / v
@@ -260,6 +272,31 @@ def _geomeans(cells, labels, alloc_names):
             if g is not None:
                 geo.setdefault(alloc, {})[f.key] = {"geomean_ratio": g, "cases": len([r for r in rs if r])}
     return geo
+
+
+def _above_floor(cells, labels, allocs, floor):
+    """Per case with a floor figure: the floor's time per op, the fastest
+    allocator, and for each allocator its time above the floor (ns/op) and
+    that as a share of its time. A difference below zero is kept as it is:
+    the allocator's median fell below the floor's."""
+    out = {}
+    k = FLOOR_FIGURE
+    for label in labels:
+        byalloc = cells.get(label, {})
+        fl = byalloc.get(floor, {}).get(k) if floor else None
+        meds = {a: byalloc[a][k]["median"] for a in allocs if k in byalloc.get(a, {})}
+        if not fl or not meds:
+            continue
+        f0 = fl["median"]
+        best = FIG[k].best([(m, a) for a, m in meds.items()])
+        out[label] = {
+            "floor": {"median": f0, "rel_mad": fl["rel_mad"], "n": fl["n"]},
+            "best": {"allocator": best[1], "median": best[0]},
+            "floor_share_of_best": f0 / best[0] if best[0] else None,
+            "allocators": {a: {"median": m, "above_floor": m - f0, "share_above_floor": (m - f0) / m if m else None}
+                           for a, m in meds.items()},
+        }
+    return out
 
 
 def _noise(cells):
@@ -279,8 +316,10 @@ def _noise(cells):
 
 def summarize(context, rows, skips, end):
     allocs = context.get("allocators", [])
-    alloc_names = [a["name"] for a in allocs]
-    available = [a["name"] for a in allocs if a.get("status") == "available"]
+    floors = [a["name"] for a in allocs if a.get("kind") == "floor" and a.get("status") == "available"]
+    floor = floors[0] if floors else None
+    alloc_names = [a["name"] for a in allocs if a.get("kind") != "floor"]
+    available = [a["name"] for a in allocs if a.get("status") == "available" and a.get("kind") != "floor"]
     reference = [a["name"] for a in allocs if a.get("kind") == "reference" and a.get("status") == "available"]
     labels = [c["label"] for c in context.get("cases", [])]
     for r in rows:  # callgrind-only cases, or cases not in the context
@@ -291,7 +330,7 @@ def summarize(context, rows, skips, end):
         workload_of.setdefault(r["label"], r.get("workload"))
 
     cells, counts, problems = _cells(rows)
-    best_ref = _ratios(cells, labels, reference)
+    best_ref = _ratios(cells, labels, reference, floor)
     return {
         "schema": SUMMARY_SCHEMA,
         "raw_schema": context.get("schema"),
@@ -305,8 +344,12 @@ def summarize(context, rows, skips, end):
         "interrupted": (end or {}).get("interrupted") if end else True,
         "runner": context.get("runner"),
         "allocators": allocs,
-        "available": available,
+        "available": available,        # the allocators compared: the floor is not one
         "reference": reference,
+        # the floor pseudo-allocator's name, or None; floor_ran: the runner's
+        # runner.floor (None: written before the runner had floor runs)
+        "floor": floor,
+        "floor_ran": (context.get("runner") or {}).get("floor"),
         "cases": labels,
         "workload_of": workload_of,
         "counts": counts,
@@ -317,6 +360,7 @@ def summarize(context, rows, skips, end):
         "cells": cells,
         "best_reference": best_ref,
         "geomean": _geomeans(cells, labels, alloc_names),
+        "above_floor": _above_floor(cells, labels, available, floor),
         "noise": _noise(cells),
     }
 

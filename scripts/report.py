@@ -6,7 +6,10 @@ and a self-contained report.html, with the plots as PNG files in
     /usr/bin/python3 scripts/report.py results/<run> [--no-plots]
 
 The figures and the statistics are benchdata's (scripts/benchdata.py, shared
-with scripts/compare). The report is one list of sections (a title,
+with scripts/compare). The floor (each workload run with its --floor, no
+allocator in its timed work) is shown beside the allocators, never among
+them: a column of its own in the time and throughput tables and plots, and
+the section "What the allocator can change". The report is one list of sections (a title,
 paragraphs, a list, a table, notes, plots), built once from the summary and
 written by two emitters, Markdown and HTML, that only format what the
 sections hold: what one shows, the other shows too.
@@ -152,6 +155,9 @@ def machine_section(summary):
 def allocators_section(summary):
     rows = []
     for a in summary["allocators"]:
+        if a.get("kind") == "floor":
+            rows.append([a["name"], "floor", "–", "no preload: the workload's `--floor` recycle", str(a.get("status"))])
+            continue
         status = a.get("status")
         if status == "available" and a.get("probe_preload_ok") is False:
             status = "available, but the probe saw malloc from " + str(a.get("probe_malloc_from"))
@@ -177,9 +183,26 @@ def glance_section(summary):
                           "1.00× beat the best reference allocator."])
 
 
+def floor_cell(f, c):
+    """The floor's figure: its median and spread; never a best, no ratio."""
+    if not c:
+        return "–"
+    return Cell(f.text(c["median"]), False, f"±{100 * c['rel_mad']:.0f}%" if c.get("rel_mad") is not None
+                and c["n"] >= 2 else "")
+
+
+def floor_column(summary, f):
+    """Whether figure f's table gets a floor column: the figure is one the
+    floor is shown beside and some case has the floor's value."""
+    fl = summary.get("floor")
+    return bool(f.floor and fl and any(f.key in summary["cells"].get(l, {}).get(fl, {}) for l in summary["cases"]))
+
+
 def figure_section(summary, f):
-    """One headline figure: a row per case, a column per allocator."""
+    """One headline figure: a row per case, a column per allocator (and one
+    for the floor, after them, when it has the figure)."""
     allocs = summary["available"]
+    fl = summary.get("floor") if floor_column(summary, f) else None
     rows = []
     for label in summary["cases"]:
         byalloc = summary["cells"].get(label, {})
@@ -188,14 +211,90 @@ def figure_section(summary, f):
             continue
         best = f.best(meds)
         rows.append([label] + [figure_cell(f, byalloc[a][f.key], best) if f.key in byalloc.get(a, {}) else "–"
-                               for a in allocs])
+                               for a in allocs]
+                    + ([floor_cell(f, byalloc.get(fl, {}).get(f.key))] if fl else []))
     if not rows:
         return None
     if len(rows) > 1:
         geo = [summary["geomean"].get(a, {}).get(f.key) for a in allocs]
-        rows.append(["geomean ratio"] + [ratio_text(g["geomean_ratio"] if g else None) for g in geo])
+        rows.append(["geomean ratio"] + [ratio_text(g["geomean_ratio"] if g else None) for g in geo]
+                    + (["–"] if fl else []))
+    notes = [f"{fl}: the workload's own cost (its `--floor` run, no allocator in its timed work; see \"What the "
+             f"allocator can change\"), not an allocator: never in bold, no ratio, not in the geomean."] if fl else []
     return Section(f"{f.title} ({f.unit}, {f.better} is better)", level=3,
-                   table=Table([("workload", False)] + [(a, True) for a in allocs], rows))
+                   table=Table([("workload", False)] + [(a, True) for a in allocs] + ([(fl, True)] if fl else []),
+                               rows), notes=notes)
+
+
+def pct(x):
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def floor_sections(summary):
+    """"What the allocator can change": per case the floor's time per op, the
+    fastest allocator's and the difference; then every allocator's time above
+    the floor. A section that says why when there is no floor figure; none
+    when the run has no time per op at all."""
+    f = FIG[benchdata.FLOOR_FIGURE]
+    timed = [l for l in summary["cases"]
+             if any(f.key in summary["cells"].get(l, {}).get(a, {}) for a in summary["available"])]
+    if not timed:
+        return []
+    title = "What the allocator can change"
+    af = summary.get("above_floor") or {}
+    if not af:
+        if summary.get("floor_ran") is False:
+            why = "the run was made without floor runs (`--no-floor`)."
+        elif summary.get("floor") is None:
+            why = "this raw.jsonl was written before the runner made floor runs."
+        else:
+            why = "every floor run failed or was invalid (see \"Skipped, failed and invalid runs\")."
+        return [Section(title, text=[f"No floor figures: {why}"])]
+    fl = summary["floor"]
+    rows = []
+    for label in timed:
+        x = af.get(label)
+        if not x:
+            continue
+        b = x["best"]
+        rows.append([label, floor_cell(f, summary["cells"][label][fl][f.key]), b["allocator"], f.text(b["median"]),
+                     f.text(b["median"] - x["floor"]["median"]), pct(x["floor_share_of_best"])])
+    missing = [l for l in timed if l not in af]
+    text = [f"The floor is each workload run once more per repetition with `--floor`: every malloc, free and "
+            f"realloc of its timed work goes to a trivial recycle set up before timing, everything else (random "
+            f"numbers, writing and checking blocks, queues, threads) stays. Its time per op is the workload's own "
+            f"cost, which no allocator can change; what lies above it is the allocator's part. Medians over the ok "
+            f"repetitions, in {f.unit}."]
+    notes = [f"No floor figure for {', '.join(missing)}: the floor runs of these cases failed or were invalid "
+             f"(see \"Skipped, failed and invalid runs\")."] if missing else []
+    first = Section(title, text=text, notes=notes, table=Table(
+        [("workload", False), (f"floor {f.unit}", True), ("fastest allocator", False), (f"its {f.unit}", True),
+         (f"difference {f.unit}", True), ("floor's share of its time", True)], rows))
+
+    allocs = summary["available"]
+    rows, negative = [], False
+    for label in timed:
+        x = af.get(label)
+        if not x:
+            continue
+        row = [label]
+        for a in allocs:
+            c = x["allocators"].get(a)
+            if c is None:
+                row.append("–")
+                continue
+            negative |= c["above_floor"] < 0
+            row.append(Cell(f.text(c["above_floor"]), a == x["best"]["allocator"], pct(c["share_above_floor"])))
+        rows.append(row)
+    notes = ["Each cell: the allocator's median time per op minus the floor's, and in brackets that difference as "
+             "a share of the allocator's time (**lowest** in bold). The floor's spread is in the table above: a "
+             "difference within a few times it is noise."]
+    if negative:
+        notes.append("A negative figure: the allocator's median fell below the floor's (noise, or on that workload "
+                     "the floor's recycle costs more than the allocator).")
+    second = Section(f"Time above the floor ({f.unit}, lower is better)", level=3,
+                     table=Table([("workload", False)] + [(a, True) for a in allocs], rows), notes=notes)
+    return [first, second]
 
 
 def other_section(summary):
@@ -243,6 +342,7 @@ def build_report(summary, plots, no_plots_why):
                                           "The geomean row is the geometric mean of the ratios."])]
     sections += [s for s in [glance_section(summary)] + [figure_section(summary, f) for f in FIGURES if f.headline]
                  if s]
+    sections += floor_sections(summary)
     sections.append(other_section(summary))
     sections += plot_sections(plots, no_plots_why)
     items = problem_items(summary)
@@ -355,10 +455,18 @@ def png(plt, fig):
     return buf.getvalue()
 
 
-def color_map(allocs):
+FLOOR_COLOR = "#b0b0b0"
+
+
+def color_map(allocs, floor):
+    """A colour per allocator; the floor's is a light grey (drawn hatched or
+    dashed, so it reads as no allocator)."""
     palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf"]
-    return {a: palette[i % len(palette)] for i, a in enumerate(allocs)}
+    colors = {a: palette[i % len(palette)] for i, a in enumerate(allocs)}
+    if floor:
+        colors[floor] = FLOOR_COLOR
+    return colors
 
 
 def file_name(*parts):
@@ -367,17 +475,19 @@ def file_name(*parts):
 
 def plot_bars(plt, summary, f, colors):
     """One small panel per workload: a bar per allocator (median) with a
-    min-max error bar."""
-    labels = [l for l in summary["cases"] if any(f.key in c for c in summary["cells"].get(l, {}).values())]
+    min-max error bar; for a figure the floor is shown beside, a last,
+    hatched bar for the floor."""
+    fl = summary.get("floor") if floor_column(summary, f) else None
+    allocs = summary["available"] + ([fl] if fl else [])
+    labels = [l for l in summary["cases"] if any(f.key in summary["cells"].get(l, {}).get(a, {}) for a in allocs)]
     if not labels:
         return None
-    allocs = summary["available"]
     ncol = min(4, len(labels))
     nrow = (len(labels) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 2.6 * nrow), squeeze=False)
     for i, label in enumerate(labels):
         ax = axes[i // ncol][i % ncol]
-        xs, meds, lo, hi, cs = [], [], [], [], []
+        xs, meds, lo, hi, cs, hatched = [], [], [], [], [], []
         for j, a in enumerate(allocs):
             c = summary["cells"].get(label, {}).get(a, {}).get(f.key)
             if not c:
@@ -387,14 +497,19 @@ def plot_bars(plt, summary, f, colors):
             lo.append((c["median"] - c["min"]) / f.scale)
             hi.append((c["max"] - c["median"]) / f.scale)
             cs.append(colors[a])
-        ax.bar(xs, meds, color=cs, yerr=[lo, hi], capsize=3)
+            hatched.append(a == fl)
+        bars = ax.bar(xs, meds, color=cs, yerr=[lo, hi], capsize=3)
+        for bar, h in zip(bars, hatched):
+            if h:
+                bar.set_hatch("//")
         ax.set_xticks(range(len(allocs)))
         ax.set_xticklabels(allocs, rotation=45, ha="right", fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
     for k in range(len(labels), nrow * ncol):
         axes[k // ncol][k % ncol].axis("off")
-    fig.suptitle(f"{f.title} ({f.unit}, {f.better} is better); bars: median, whiskers: min–max", fontsize=10)
+    fig.suptitle(f"{f.title} ({f.unit}, {f.better} is better); bars: median, whiskers: min–max"
+                 + (f"; hatched: {fl}, the workload's own cost" if fl else ""), fontsize=10)
     fig.tight_layout()
     return Plot(f.title, file_name(f.key), png(plt, fig))
 
@@ -448,7 +563,8 @@ def scaling_groups(rows):
 def plot_scaling(plt, summary, rows, workload, group, colors):
     f = FIG["ops_per_sec"]
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for a in summary["available"]:
+    fl = summary.get("floor")
+    for a in summary["available"] + ([fl] if fl else []):
         xs, ys = [], []
         for t in sorted(group):
             vals = [r["ops_per_sec"] for r in rows if r["workload"] == workload and r.get("threads") == t
@@ -458,7 +574,8 @@ def plot_scaling(plt, summary, rows, workload, group, colors):
                 xs.append(t)
                 ys.append(benchdata.median(vals) / f.scale)
         if xs:
-            ax.plot(xs, ys, marker="o", label=a, color=colors[a])
+            ax.plot(xs, ys, marker="o", label=a + (" (the workload's own cost)" if a == fl else ""), color=colors[a],
+                    ls="--" if a == fl else "-")
     ax.set_xlabel("threads")
     ax.set_ylabel(f"{f.unit} (median)")
     ax.set_xticks(sorted(group))
@@ -476,7 +593,7 @@ def make_plots(summary, rows):
     plt = load_matplotlib()
     if plt is None:
         return None
-    colors = color_map(summary["available"])
+    colors = color_map(summary["available"], summary.get("floor"))
     plots = [plot_bars(plt, summary, f, colors) for f in FIGURES if f.plot]
     for label in summary["cases"]:
         runs = timeline_rows(summary, rows, label)

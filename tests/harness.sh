@@ -72,11 +72,22 @@ printf 'onlylabel\n' > "$tmp/bad.suite"
 check "malformed suite line rejected" rejects $HB run --suite "$tmp/bad.suite" --out "$tmp/x5"
 check "larson.sh unknown profile rejected with the list" \
   bash -c "./larson.sh nosuchprofile 2>&1 >/dev/null | grep -q '^server'; [ \${PIPESTATUS[0]} -ne 0 ]"
+check "larson.sh FLOOR other than 0 or 1 rejected" rejects env FLOOR=maybe ./larson.sh quick
 check "larson.sh --list names every profile" \
   bash -c "out=\$(./larson.sh --list) && for p in quick server tiny mid scaling; do grep -q \"^\$p \" <<<\"\$out\" || exit 1; done"
 check "report.py without a run directory rejected" rejects $PY scripts/report.py "$tmp/nothing"
 check "compare with one run rejected" rejects $PY scripts/compare tests/harness
+printf 'few fakewl --ops 10 --floor\n' > "$tmp/floorarg.suite"
+check "a suite line with --floor rejected (the runner adds the floor runs)" \
+  rejects $HB run --suite "$tmp/floorarg.suite" --workload-dir "$tmp/wl" --out "$tmp/x6"
+check "--alloc floor rejected (the floor is not an allocator to choose)" \
+  rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --alloc glibc,floor --out "$tmp/x7"
+printf 'floor\tsystem\tan allocator that takes the name\n' > "$tmp/floorname.tsv"
+check "an allocator table that names an allocator floor rejected" \
+  rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/floorname.tsv" --out "$tmp/x8"
 check "no result directory left by rejected runs" bash -c "! ls -d $tmp/x? 2>/dev/null"
+check "list shows the floor, and not with --no-floor" \
+  bash -c "$HB list --allocators '$tmp/alloc.tsv' | grep -q '^floor  *floor ' && ! $HB list --allocators '$tmp/alloc.tsv' --no-floor | grep -q '^floor'"
 
 # ---- a small matrix ------------------------------------------------------------
 out=$tmp/run
@@ -103,17 +114,19 @@ if what == "context":
         for k in ("name", "kind", "library", "realpath", "status", "version"):
             assert k in a, (a["name"], k)
 elif what == "count":
-    # 2 real cases x 3 available allocators x 2 reps
-    assert len(runs) == 12, len(runs)
+    # 2 real cases x (3 available allocators + the floor) x 2 reps
+    assert len(runs) == 16, len(runs)
 elif what == "fields":
     need = ("schema", "mode", "seq", "rep", "label", "workload", "args", "allocator", "status", "reason",
             "exit_code", "signal", "wall_s", "user_s", "sys_s", "maxrss_kib", "minflt", "majflt", "ops",
             "seconds", "ns_per_op", "ops_per_sec", "peak_live_bytes", "final_live_bytes", "peak_rss_kib",
-            "fragmentation", "mem", "phases", "timeline", "verify", "log", "result")
+            "fragmentation", "mem", "phases", "timeline", "verify", "log", "result", "floor")
     for r in runs:
         assert r["schema"] == "hakmem-bench/1"
         for k in need:
             assert k in r, (r["seq"], k)
+        for k in ("expected", "malloc_from", "malloc_from_ok", "maps_has_lib", "floor_reported"):
+            assert k in r["verify"], (r["seq"], k)
         for k in ("rss_kib", "pss_kib", "private_dirty_kib", "anonymous_kib", "anon_huge_kib", "lazyfree_kib",
                   "rss_nolazy_kib"):
             assert k in r["mem"]["peak"] and k in r["mem"]["final"], k
@@ -147,10 +160,50 @@ elif what == "phases":
         assert r["idle"]["rss_at_idle_end_kib"] > 0
 elif what == "rotation":
     first = [r["allocator"] for r in runs if r["label"] == "many"]
-    assert first[0] != first[3], first  # rep 0 and rep 1 start with different allocators
+    n = len(first) // 2  # runs per repetition
+    assert n == 4 and first[0] != first[n], first  # rep 0 and rep 1 start with different allocators
+    # the floor is one of the rotation, not run apart at a fixed place
+    assert first.index("floor") != first.index("floor", n) - n, first
+elif what == "floor-rows":
+    fl = [a for a in ctx["allocators"] if a["name"] == "floor"]
+    assert len(fl) == 1 and fl[0]["kind"] == "floor" and fl[0]["status"] == "available", fl
+    assert ctx["runner"]["floor"] is True
+    libc = [a for a in ctx["allocators"] if a["name"] == "glibc"][0]["realpath"]
+    for label, wl_args in (("many", ["--ops", "30000"]), ("few", ["--ops", "1000", "--phases", "--sleep-ms", "150"])):
+        rs = by(label, "floor")
+        assert len(rs) == 2 and sorted(r["rep"] for r in rs) == [0, 1], rs
+        for r in rs:
+            assert r["status"] == "ok" and r["reason"] is None, r["reason"]
+            assert r["floor"] is True and r["args"] == wl_args + ["--floor"], r["args"]
+            assert r["result"]["floor"] is True and r["verify"]["floor_reported"] is True
+            assert r["verify"]["expected"] == libc, r["verify"]
+            assert r["verify"]["malloc_from_ok"] is True and r["verify"]["maps_has_lib"] is None
+            assert r["ns_per_op"] > 0 and r["peak_rss_kib"] > 0
+    others = [r for r in runs if r["allocator"] != "floor"]
+    assert others and all(r["floor"] is False and "--floor" not in r["args"] for r in others)
+    assert all(r["verify"]["floor_reported"] is False for r in others if r["result"])
+elif what == "floor-checked":
+    # the floor run must be the workload's own word: "floor": true
+    assert ctx["runner"]["floor"] is True
+    want = {"told": ("ok", None), "deaf": ("invalid", 'says "floor": false'),
+            "old": ("invalid", 'has no "floor": true')}
+    for label, (st, why) in want.items():
+        rs = by(label, "floor")
+        assert len(rs) == 1 and rs[0]["status"] == st, (label, rs)
+        assert (rs[0]["reason"] is None) if why is None else (why in rs[0]["reason"]), (label, rs[0]["reason"])
+        g = by(label, "glibc")
+        assert len(g) == 1 and g[0]["status"] == "ok", (label, g)
+    assert by("deaf", "floor")[0]["verify"]["floor_reported"] is False
+    assert by("old", "floor")[0]["verify"]["floor_reported"] is None
+    e = rows[-1]
+    assert (e["ok"], e["invalid"], e["failed"]) == (4, 2, 0), e
+elif what == "no-floor":
+    assert ctx["runner"]["floor"] is False
+    assert not [a for a in ctx["allocators"] if a["name"] == "floor" or a["kind"] == "floor"]
+    assert runs and not [r for r in runs if r["allocator"] == "floor" or r["floor"]]
 elif what == "end":
     e = rows[-1]
-    assert e["type"] == "end" and e["interrupted"] is False and e["ok"] + e["failed"] + e["invalid"] == 12
+    assert e["type"] == "end" and e["interrupted"] is False and e["ok"] + e["failed"] + e["invalid"] == 16
 elif what == "timeout":
     rs = [r for r in runs if r["label"] == "slow"]
     assert len(rs) == 1 and rs[0]["status"] == "failed" and "timeout" in rs[0]["reason"] and rs[0]["signal"] == 9
@@ -201,7 +254,8 @@ check "preload that does not take recorded as invalid" rowcheck noalloc-invalid
 check "missing allocator recorded as skipped" rowcheck absent-skipped
 check "missing workload recorded as a skip row" rowcheck ghost-skipped
 check "phase markers and idle RSS recorded" rowcheck phases
-check "allocators rotated between repetitions" rowcheck rotation
+check "allocators rotated between repetitions, the floor among them" rowcheck rotation
+check "floor rows: every case once per repetition, --floor appended, no preload, ok" rowcheck floor-rows
 check "end row closes the file" rowcheck end
 check "per-run logs written" bash -c "ls $out/logs/*.out $out/logs/*.err >/dev/null"
 check "existing raw.jsonl is not overwritten" rejects $HB run --suite "$tmp/small.suite" --allocators "$tmp/alloc.tsv" --workload-dir "$tmp/wl" --out "$out"
@@ -219,6 +273,19 @@ check "context row records the allocator environment, nothing else" rowcheck env
 check "context row records hakmem's option table with the values in force" env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" options
 check "an unreadable option line is named, the readable ones kept" rowcheck options-unreadable
 
+# ---- the floor's own check: the workload must say "floor": true ----------------
+# told: a workload that honours --floor; deaf: one that ignores it (says
+# "floor": false); old: one older than --floor (no "floor" key).
+cat > "$tmp/floor.suite" <<EOF
+told    fakewl --ops 1000
+deaf    fakewl --ops 1000 --ignore-floor
+old     fakewl --ops 1000 --no-floor-key
+EOF
+out=$tmp/floorcheck
+$HB run --suite "$tmp/floor.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+  --reps 1 --out "$out" --quiet >/dev/null 2>&1
+check "a floor run that does not say \"floor\": true recorded as invalid, with why" rowcheck floor-checked
+
 # ---- time limit and a workload without a result line --------------------------
 cat > "$tmp/slow.suite" <<EOF
 slow    fakewl --ops 10 --sleep-ms 10000
@@ -227,9 +294,10 @@ silent  fakewl --ops 10 --no-result
 EOF
 out=$tmp/slow
 $HB run --suite "$tmp/slow.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
-  --reps 1 --timeout 1 --out "$out" --quiet >/dev/null 2>&1
+  --reps 1 --timeout 1 --no-floor --out "$out" --quiet >/dev/null 2>&1
 check "run past its time limit killed and recorded as failed; matrix continues" rowcheck timeout
 check "workload without a JSON result line recorded as invalid" rowcheck nolines
+check "--no-floor: no floor runs, no floor allocator, runner.floor false" rowcheck no-floor
 
 # ---- interruption keeps finished rows ------------------------------------------
 out=$tmp/intr
@@ -260,12 +328,64 @@ mkdir -p "$rep" && cp tests/harness/fixture-raw.jsonl "$rep/raw.jsonl"
 check "report.py renders the fixed raw file" $PY scripts/report.py "$rep"
 md=$rep/report.md
 has() { grep -qF -- "$1" "$md"; }
-check "report: ns/op row with best in bold, MAD and ratios" \
-  has "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) |"
-check "report: burst_idle ns/op row" has "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) |"
-check "report: geomean row" has "| geomean ratio | 1.18× | 1.36× | 1.00× |"
-check "report: peak RSS row" has "| tiny | 2.0 (±0%, 1.33×) | **1.5** (±0%, 1.00×) | 4.0 (±0%, 2.67×) |"
-check "report: idle RSS row" has "| burst_idle | 4.0 (±0%, 2.00×) | **2.0** (±0%, 1.00×) | 70.0 (±0%, 35.00×) |"
+line() { grep -qxF -- "$1" "$md"; } # a whole line of the report
+# The fixture's floor (tiny 3.0 ns/op, burst_idle 20.5; a smaller peak and
+# idle RSS than any allocator) must sit beside the allocators: a column of its
+# own in the time table, and no change to any bold, ratio or geomean.
+check "report: ns/op row with best in bold, MAD and ratios, the floor after them" \
+  line "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) | 3.00 (±3%) |"
+check "report: burst_idle ns/op row" \
+  line "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) | 20.50 (±2%) |"
+check "report: geomean row, none for the floor" line "| geomean ratio | 1.18× | 1.36× | 1.00× | – |"
+check "report: the floor column of the time table explained" \
+  has "floor: the workload's own cost (its \`--floor\` run, no allocator in its timed work"
+check "report: peak RSS row" line "| tiny | 2.0 (±0%, 1.33×) | **1.5** (±0%, 1.00×) | 4.0 (±0%, 2.67×) |"
+check "report: idle RSS row" line "| burst_idle | 4.0 (±0%, 2.00×) | **2.0** (±0%, 1.00×) | 70.0 (±0%, 35.00×) |"
+cat > "$tmp/sections.py" <<'EOF'
+import re, sys
+md = open(sys.argv[1]).read()
+secs = dict(re.findall(r"^#+ (.*)\n((?:(?!^#).*\n)*)", md, re.M))
+def rows(title):
+    body = [v for k, v in secs.items() if k.startswith(title)]
+    assert len(body) == 1, (title, list(secs))
+    return [l for l in body[0].splitlines() if l.startswith("| ")]
+what = sys.argv[2]
+if what == "memory":
+    # the floor is no competitor in the memory tables, the glance or Other figures
+    for t in ("peak RSS (", "fragmentation (", "RSS at the end of the idle period (", "RSS - LazyFree at the end of the idle period (",
+              "At a glance", "Other figures"):
+        r = rows(t)
+        assert r and not any("floor" in l for l in r), (t, r)
+    assert rows("At a glance")[0] == "| allocator | time | throughput | peak RSS | fragmentation | idle RSS | idle Rss−LazyFree |"
+elif what == "floor":
+    assert rows("time per op (")[0] == "| workload | hakmem-test | glibc | jemalloc | floor |"
+    assert rows("What the allocator can change") == [
+        "| workload | floor ns/op | fastest allocator | its ns/op | difference ns/op | floor's share of its time |",
+        "| tiny | 3.00 (±3%) | jemalloc | 9.00 | 6.00 | 33% |",
+        "| burst_idle | 20.50 (±2%) | jemalloc | 40.50 | 20.00 | 51% |"], rows("What the allocator can change")
+    assert rows("Time above the floor") == [
+        "| workload | hakmem-test | glibc | jemalloc |",
+        "| tiny | 6.70 (69%) | 8.00 (73%) | **6.00** (67%) |",
+        "| burst_idle | 31.50 (61%) | 40.50 (66%) | **20.00** (49%) |"], rows("Time above the floor")
+elif what == "nofloor":
+    # no floor figures: no floor column, and the section says why
+    assert rows("time per op (")[0] == "| workload | hakmem-test | glibc | jemalloc |", rows("time per op (")
+    assert not [k for k in secs if k.startswith("Time above the floor")]
+    assert "No floor figures: " + sys.argv[3] in secs["What the allocator can change"], secs["What the allocator can change"]
+elif what == "partfloor":
+    # tiny has a floor, burst_idle's floor runs were all invalid
+    assert rows("time per op (")[1:3] == [
+        "| tiny | 9.70 (±2%, 1.08×) | 11.00 (±9%, 1.22×) | **9.00** (±11%, 1.00×) | 3.00 (±3%) |",
+        "| burst_idle | 52.00 (±4%, 1.28×) | 61.00 (±2%, 1.51×) | **40.50** (±1%, 1.00×) | – |"], rows("time per op (")
+    assert [l.split(" | ")[0] for l in rows("What the allocator can change")[1:]] == ["| tiny"]
+    assert "No floor figure for burst_idle: the floor runs of these cases failed or were invalid" in \
+        secs["What the allocator can change"]
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+check "report: the floor in no memory table, no glance row, no Other figures row" $PY "$tmp/sections.py" "$md" memory
+check "report: What the allocator can change: floor, fastest, difference, share; time above the floor" \
+  $PY "$tmp/sections.py" "$md" floor
 check "report: fragmentation only where live bytes are meaningful" \
   bash -c "grep -A4 '^### fragmentation' '$md' | grep -qF '| burst_idle | **1.07**' && ! grep -A4 '^### fragmentation' '$md' | grep -q '^| tiny'"
 check "report: machine and noise stated" bash -c "grep -q 'Fixture CPU (2 cores)' '$md' && grep -q 'median relative MAD' '$md'"
@@ -273,6 +393,7 @@ check "report: skipped allocator listed" has "- skipped: allocator mimalloc: lib
 check "report: skipped workload listed" has "- skipped: case json (measure): workload binary"
 check "report: failed run listed with its signal" has "- failed: tiny / hakmem-test rep 2: killed by signal 11 (SIGSEGV)"
 check "report: invalid run listed" has "- invalid: burst_idle / jemalloc rep 2: malloc was served by"
+check "report: invalid floor run listed" has "- invalid: burst_idle / floor rep 2: a floor run whose result says"
 check "report: the allocator environment under Machine and noise" \
   has "- Allocator environment, inherited by every run: \`HAKMEM_IDLE_MS=50\`, \`MALLOC_CONF=narenas:1\`."
 check "report: hakmem options off their default listed, and only those" \
@@ -288,7 +409,20 @@ assert (c['median'],c['min'],c['max'],c['mad'],c['n'])==(11,10,12,1,3), c
 assert abs(c['ratio_to_best_reference']-11/9)<1e-9
 assert s['best_reference']['tiny']['ns_per_op']['allocator']=='jemalloc'
 assert abs(s['geomean']['jemalloc']['ns_per_op']['geomean_ratio']-1)<1e-9
-assert s['counts']=={'ok':16,'failed':1,'invalid':1}, s['counts']"
+assert s['counts']=={'ok':21,'failed':1,'invalid':2}, s['counts']"
+check "summary.json: the floor's cells kept, but no reference, best, ratio or geomean" \
+  $PY -c "
+import json; s=json.load(open('$rep/summary.json'))
+assert s['floor']=='floor' and s['floor_ran'] is True
+assert 'floor' not in s['available'] and 'floor' not in s['reference'] and 'floor' not in s['geomean'], s['available']
+c=s['cells']['tiny']['floor']
+assert c['ns_per_op']['median']==3.0 and c['peak_rss_kib']['median']==512, c
+assert not any('ratio_to_best_reference' in v for v in c.values()), c
+assert all(b['allocator']!='floor' for l in s['best_reference'].values() for b in l.values())
+a=s['above_floor']['tiny']
+assert a['best']=={'allocator':'jemalloc','median':9.0} and abs(a['floor_share_of_best']-1/3)<1e-9, a
+assert abs(a['allocators']['glibc']['above_floor']-8)<1e-9 and abs(a['allocators']['glibc']['share_above_floor']-8/11)<1e-9
+assert 'floor' not in a['allocators']"
 check "report.html is self-contained (no external references)" \
   bash -c "grep -q '<table>' '$rep/report.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$rep/report.html'"
 if $PY -c "import matplotlib" 2>/dev/null; then
@@ -319,6 +453,45 @@ for a in ctx['allocators']:
         a['probe_malloc_from'] = '/usr/lib/x86_64-linux-gnu/libc.so.6'
 with open('$old/raw.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in rows if r['type'] != 'end')"
+# The same fixture without its floor in three ways: written before the floor
+# (no floor anywhere), run with --no-floor, and burst_idle's floor runs (or
+# all floor runs) invalid.
+$PY - "$tmp" <<'EOF'
+import copy, json, os, sys
+rows = [json.loads(l) for l in open('tests/harness/fixture-raw.jsonl')]
+def write(name, rs):
+    os.makedirs(os.path.join(sys.argv[1], name), exist_ok=True)
+    with open(os.path.join(sys.argv[1], name, 'raw.jsonl'), 'w') as f:
+        f.writelines(json.dumps(r) + '\n' for r in rs)
+def strip(runner_floor):
+    rs = copy.deepcopy([r for r in rows if r.get('allocator') != 'floor'])
+    rs[0]['allocators'] = [a for a in rs[0]['allocators'] if a['kind'] != 'floor']
+    if runner_floor is None: del rs[0]['runner']['floor']
+    else: rs[0]['runner']['floor'] = runner_floor
+    return rs
+def invalid(labels):
+    rs = copy.deepcopy(rows)
+    for r in rs:
+        if r.get('allocator') == 'floor' and r['label'] in labels:
+            r['status'] = 'invalid'
+    return rs
+write('prefloor', strip(None))
+write('nofloor', strip(False))
+write('partfloor', invalid({'burst_idle'}))
+write('badfloor', invalid({'tiny', 'burst_idle'}))
+EOF
+for v in prefloor nofloor partfloor badfloor; do $PY scripts/report.py "$tmp/$v" --no-plots >/dev/null; done
+check "report: a raw file from before the floor: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/prefloor/report.md" nofloor "this raw.jsonl was written before the runner made floor runs."
+check "report: a run with --no-floor: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/nofloor/report.md" nofloor "the run was made without floor runs (\`--no-floor\`)."
+check "report: every floor run invalid: no floor column, said so" \
+  $PY "$tmp/sections.py" "$tmp/badfloor/report.md" nofloor "every floor run failed or was invalid"
+check "report: a case whose floor runs were all invalid: a dash, and named" \
+  $PY "$tmp/sections.py" "$tmp/partfloor/report.md" partfloor
+for v in prefloor partfloor; do
+  check "report: Markdown and HTML say the same ($v)" $PY tests/harness/report-parity.py "$tmp/$v/report.md" "$tmp/$v/report.html"
+done
 check "report.py reads a raw file without the settings fields" $PY scripts/report.py "$old" --no-plots
 check "report: settings not recorded in an older raw file, said so" \
   grep -qF -- "- Allocator settings: not recorded" "$old/report.md"
@@ -334,6 +507,10 @@ mkdir -p "$tmp/badschema" && printf '{"type":"context","schema":"hakmem-bench/0"
 check "report.py rejects a raw file of another schema" rejects $PY scripts/report.py "$tmp/badschema"
 check "compare rejects an unknown figure" rejects $PY scripts/compare "$rep" "$rep" --fig nosuch
 check "compare knows peak Rss−LazyFree" bash -c "$PY scripts/compare '$rep' '$rep' --fig peak_nolazy_kib | grep -q '^tiny .*peak_nolazy_kib'"
+check "compare shows the floor's time, says what it is, and leaves it out of memory figures" \
+  bash -c "out=\$($PY scripts/compare '$rep' '$rep' --all) && grep -q '^tiny  *floor  *ns_per_op ' <<<\"\$out\" \
+    && grep -q '^tiny  *floor  *ops_per_sec ' <<<\"\$out\" && grep -q '^floor: the workload.s own cost' <<<\"\$out\" \
+    && ! grep -qE '^[a-z_]+  *floor  *(peak|idle|final|fragmentation|user|sys|minflt)' <<<\"\$out\""
 check "make report re-renders a run" bash -c "make -s --no-print-directory report RUN='$rep' | grep -q report.md"
 check "compare shows a run against itself as within noise" \
   bash -c "$PY scripts/compare '$rep' '$rep' | grep -q 'within noise' && ! $PY scripts/compare '$rep' '$rep' | grep -qE 'BETTER|WORSE'"
