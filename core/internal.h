@@ -156,6 +156,7 @@ hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner); /* from pool or OS */
 void hak_slab_init(hak_slab_t *s, unsigned cls);
 unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
+void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call); /* owner, all in s */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
 size_t hak_pool_bytes(void);

@@ -311,6 +311,26 @@ void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
   s->used--;
 }
 
+/* Puts blocks[0..n), all within s's memory, back into s (owner): one pass,
+ * the same checks as hak_slab_put for each. */
+void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call) {
+  if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", blocks[0]);
+  if (hak_unlikely(n > s->used)) hak_fatal(call, "double free detected in slab at", s->base);
+  for (unsigned k = 0; k < n; k++) {
+    void *p = blocks[k];
+    size_t i = hak_slab_index(s, p);
+    if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
+    if (config_slab_bitmap) {
+      bitmap_put(s, i, p, call);
+    } else {
+      hak_block_t *b = p;
+      b->next = s->free;
+      s->free = b;
+    }
+  }
+  s->used -= n;
+}
+
 /* Moves the remote frees onto the local free list (or bitmap); returns how many. */
 unsigned hak_slab_collect(hak_slab_t *s) {
   hak_block_t *b = hak_xfree_take_all(&s->xfree);
