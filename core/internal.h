@@ -164,6 +164,7 @@ void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
 void hak_pool_trim(size_t keep_bytes);
+void hak_pool_decay(void);                   /* dynamic flush: SuperSlabs unused for a second go back */
 extern pthread_mutex_t hak_pool_lock;
 size_t hak_pool_count(void);
 /* Validator: checks I1 and the free lists of a slab; returns NULL when sound,
@@ -175,7 +176,8 @@ extern _Atomic size_t hak_slab_total;
 /* ---- superslab.c (pool lock held) ------------------------------------------ */
 hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
 void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty SuperSlab unmapped */
-void hak_superslab_purge(void);                 /* decommit every dirty free unit */
+void hak_superslab_purge(void);                 /* unmap empty SuperSlabs, decommit dirty units */
+void hak_superslab_decay(void);                 /* dynamic flush: the same for those unused a second */
 const char *hak_superslab_validate(void);       /* unit maps, lists, dirty counts */
 
 /* ---- heap.c ---------------------------------------------------------------- */

@@ -1,9 +1,9 @@
 /* os.c — the OS layer: the only file that maps, unmaps or advises memory.
  *
  * Every mapping is a whole number of 64 KiB units aligned to at least a unit.
- * An aligned mapping first tries the address just past the previous one (the
- * kernel usually grants it, already aligned); otherwise it over-maps by the
- * alignment and trims both ends. Memory returned with hak_os_decommit leaves
+ * An aligned mapping first tries the first aligned address past the previous
+ * one (the kernel usually grants it); otherwise it over-maps by the alignment
+ * and trims both ends. Memory returned with hak_os_decommit leaves
  * RSS at once (MADV_DONTNEED), never lingering as LazyFree. */
 #include <errno.h>
 #include <sys/mman.h>
@@ -53,7 +53,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   if (size == 0 || size > HAK_MAX_REQUEST || size + align < size) return NULL;
   int saved = errno;
   uintptr_t hint = atomic_load_explicit(&os_hint, memory_order_relaxed);
-  char *p = hint ? os_mmap((void *)hint, size) : NULL;
+  char *p = hint ? os_mmap((void *)hak_align_up(hint, align), size) : NULL; /* aligned, if it is free */
   if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
     os_munmap_raw(p, size);
     p = NULL;

@@ -11,8 +11,9 @@
  *     back what their slabs hold free (remote frees collected, empty slabs to
  *     the pool, free pages decommitted), so that a thread that allocated and
  *     then only waits (a main thread) does not pin memory the busy threads
- *     have freed, and cached large ranges not reused for a second are
- *     unmapped; once a second the empty-slab pool shrinks to half its size;
+ *     have freed, and cached large ranges and SuperSlab memory not used for
+ *     a second go back; once a second the empty-slab pool shrinks to half
+ *     its size;
  *   - idle for idle_ms (option HAKMEM_IDLE_MS): once per idle period, it
  *     returns everything it can: empty abandoned slabs, empty slabs of every
  *     heap, free pages of partly used bitmap slabs (heap.c, slab.c), the pool,
@@ -64,6 +65,7 @@ static void *scavenger_main(void *arg) {
       scavenged = false;
       hak_heaps_scavenge(true);
       hak_large_decay();
+      hak_pool_decay();
       if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) hak_pool_trim(hak_pool_bytes() / 2);
       continue;
     }

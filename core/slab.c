@@ -171,6 +171,13 @@ void hak_pool_trim(size_t keep_bytes) {
   }
 }
 
+void hak_pool_decay(void) {
+  if (!config_superslab) return;
+  pthread_mutex_lock(&hak_pool_lock);
+  hak_superslab_decay();
+  pthread_mutex_unlock(&hak_pool_lock);
+}
+
 size_t hak_pool_bytes(void) {
   pthread_mutex_lock(&hak_pool_lock);
   size_t n = pool_bytes;

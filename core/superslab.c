@@ -1,38 +1,72 @@
 /* superslab.c — SuperSlabs: 2 MiB-aligned regions of 32 units from which
  * slabs of 1 or 4 units are carved (variants with config_superslab).
  *
- * The descriptors of a SuperSlab's slabs live in its header (slabs[u] is the
- * slab that starts at unit u), so the slabs of one region share one metadata
- * block and a pointer's slab is found from the region base and the unit index.
+ * Unit 0 of a SuperSlab holds its header: the descriptors of its slabs
+ * (slabs[u] is the slab that starts at unit u), so a SuperSlab is one
+ * mapping with nothing to allocate beside it, and its slabs' descriptors go
+ * when it goes. Units 1..31 hold slabs (a 4-unit slab starts at a multiple of
+ * 4, so it is aligned to its length). One mmap serves up to 31 slabs.
+ *
  * A slab given back returns its units to the SuperSlab as dirty (still
- * committed): a SuperSlab whose units are all free is unmapped with one
- * munmap, and when the dirty units of all SuperSlabs pass
- * config_superslab_dirty_max they are decommitted (MADV_DONTNEED, in runs) at
- * once, as is everything dirty on hak_superslab_purge() (hak_flush, the idle
- * scavenger). A program freeing a burst in allocation order thus returns it
- * one SuperSlab (32 slabs) per system call. One mmap serves 32 slabs.
+ * committed). Without dynamic flush, a SuperSlab whose slab units are all
+ * free is unmapped at once, and when the dirty units of all SuperSlabs pass
+ * config_superslab_dirty_max they are decommitted (MADV_DONTNEED, in runs).
+ * With dynamic flush, freed units and empty SuperSlabs stay committed while
+ * the program is busy, for its next slabs, and the scavenger gives back what
+ * has not been touched for SS_DECAY_TICKS (hak_superslab_decay): an empty
+ * SuperSlab is unmapped, a partly used one has its dirty units decommitted.
+ * hak_superslab_purge (hak_flush, the idle scavenger) gives back everything
+ * at once. A program freeing a burst thus pays no system call while it frees.
  *
  * Called with hak_pool_lock held (slab.c). */
 #include "internal.h"
 #include "list.h"
 
-static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free unit */
+static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free slab unit */
 static hak_superslab_t *ss_full;  /* SuperSlabs with none */
 static size_t dirty_units;        /* free units still committed, all SuperSlabs */
 
-static const uint32_t ALL_UNITS = 0xffffffffu;
+/* Units that hold slabs: all but unit 0, the header. */
+static const uint32_t SLAB_UNITS = 0xfffffffeu;
 _Static_assert(HAK_SUPERSLAB_UNITS == 32, "a SuperSlab's unit masks are 32 bits, one per unit");
-/* The mask of n adjacent units, n <= 31: a slab is 1 or 4 units, and a run of
- * dirty units is shorter than a SuperSlab (one whose units are all free is
- * unmapped at once, so a mapped one always has a unit in use). */
+_Static_assert(sizeof(hak_superslab_t) <= HAK_UNIT_SIZE, "the header fits unit 0");
+/* Dynamic flush: a SuperSlab whose units have not changed for this many
+ * scavenger ticks (one second) gives its free memory back. */
+#define SS_DECAY_TICKS HAK_TICKS_PER_SECOND
+
+/* The mask of n adjacent units, n <= 31 (a slab is 1 or 4 units; a run of
+ * dirty units lies within units 1..31). */
 static uint32_t units_mask(unsigned n) { return (1u << n) - 1; }
+
+static void ss_touch(hak_superslab_t *ss) { ss->touched_tick = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed); }
 
 /* First run of `units` free units at a multiple of `units`, or -1. */
 static int ss_find(const hak_superslab_t *ss, unsigned units) {
   uint32_t want = units_mask(units);
-  for (unsigned u = 0; u + units <= HAK_SUPERSLAB_UNITS; u += units)
+  for (unsigned u = units; u + units <= HAK_SUPERSLAB_UNITS; u += units) /* unit 0 is the header */
     if (((ss->free_units >> u) & want) == want) return (int)u;
   return -1;
+}
+
+/* A fresh SuperSlab (its header written into unit 0), or NULL. */
+static hak_superslab_t *ss_map(void) {
+  char *base = hak_os_map_aligned(HAK_SUPERSLAB_SIZE, HAK_SUPERSLAB_SIZE);
+  if (base == NULL) return NULL;
+  if (!hak_pagemap_reserve(base, HAK_SUPERSLAB_SIZE)) {
+    hak_os_unmap(base, HAK_SUPERSLAB_SIZE);
+    return NULL;
+  }
+  hak_superslab_t *ss = (hak_superslab_t *)base; /* fresh from the OS: zero */
+  ss->base = base;
+  ss->free_units = SLAB_UNITS;
+  hak_list_push(&ss_list, ss);
+  return ss;
+}
+
+static void ss_unmap(hak_superslab_t *ss) {
+  hak_list_remove(&ss_list, ss);
+  dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
+  hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
 }
 
 hak_slab_t *hak_superslab_take(unsigned units) {
@@ -41,22 +75,14 @@ hak_slab_t *hak_superslab_take(unsigned units) {
   for (ss = ss_list; ss != NULL; ss = ss->next)
     if ((u = ss_find(ss, units)) >= 0) break;
   if (ss == NULL) {
-    char *base = hak_os_map_aligned(HAK_SUPERSLAB_SIZE, HAK_SUPERSLAB_SIZE);
-    if (base == NULL) return NULL;
-    ss = hak_pagemap_reserve(base, HAK_SUPERSLAB_SIZE) ? hak_meta_alloc(sizeof(hak_superslab_t)) : NULL;
-    if (ss == NULL) {
-      hak_os_unmap(base, HAK_SUPERSLAB_SIZE);
-      return NULL;
-    }
-    ss->base = base;
-    ss->free_units = ALL_UNITS;
-    hak_list_push(&ss_list, ss);
-    u = 0;
+    if ((ss = ss_map()) == NULL) return NULL;
+    u = ss_find(ss, units);
   }
   uint32_t mask = units_mask(units) << u;
   dirty_units -= (size_t)__builtin_popcount(ss->dirty_units & mask);
   ss->dirty_units &= ~mask;
   ss->free_units &= ~mask;
+  ss_touch(ss);
   if (ss->free_units == 0) {
     hak_list_remove(&ss_list, ss);
     hak_list_push(&ss_full, ss);
@@ -81,8 +107,24 @@ static void ss_decommit(hak_superslab_t *ss) {
   ss->dirty_units = 0;
 }
 
+/* Everything free goes back: empty SuperSlabs unmapped, dirty units decommitted. */
 void hak_superslab_purge(void) {
-  for (hak_superslab_t *ss = ss_list; ss != NULL; ss = ss->next) ss_decommit(ss);
+  for (hak_superslab_t *ss = ss_list, *next; ss != NULL; ss = next) {
+    next = ss->next;
+    if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
+    else ss_decommit(ss);
+  }
+}
+
+/* Dynamic flush, while busy: the same for SuperSlabs untouched for SS_DECAY_TICKS. */
+void hak_superslab_decay(void) {
+  uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
+  for (hak_superslab_t *ss = ss_list, *next; ss != NULL; ss = next) {
+    next = ss->next;
+    if (now - ss->touched_tick < SS_DECAY_TICKS) continue;
+    if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
+    else if (ss->dirty_units != 0) ss_decommit(ss);
+  }
 }
 
 void hak_superslab_put(hak_slab_t *s) {
@@ -96,16 +138,11 @@ void hak_superslab_put(hak_slab_t *s) {
   ss->free_units |= mask;
   ss->dirty_units |= mask;
   dirty_units += s->units;
-  if (ss->free_units == ALL_UNITS) {
-    hak_list_remove(&ss_list, ss);
-    dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
-    hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
-    hak_meta_free(ss, sizeof(hak_superslab_t));
-  } else if (dirty_units * HAK_UNIT_SIZE > config_superslab_dirty_max) {
-    hak_superslab_purge();
-  }
+  ss_touch(ss);
+  if (config_dynamic_flush) return; /* the scavenger gives it back once unused (above) */
+  if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
+  else if (dirty_units * HAK_UNIT_SIZE > config_superslab_dirty_max) hak_superslab_purge();
 }
-
 
 /* Validator (pool lock held): each SuperSlab on the right list (ss_full holds
  * exactly those with no free unit), dirty units a subset of free units, and
@@ -121,11 +158,14 @@ const char *hak_superslab_validate(void) {
       if (++n > ((size_t)1 << 24)) return "a SuperSlab list is cyclic";
       if (ss->prev != prev) return "a SuperSlab list has a broken back link";
       if ((ss->free_units == 0) != (full == 1)) return "a SuperSlab is on the wrong list for its free units";
-      if (ss->free_units == ALL_UNITS) return "an empty SuperSlab is still mapped";
+      if ((ss->free_units & ~SLAB_UNITS) != 0) return "a SuperSlab's header unit is marked free";
+      if (!config_dynamic_flush && ss->free_units == SLAB_UNITS) return "an empty SuperSlab is still mapped";
       if ((ss->dirty_units & ~ss->free_units) != 0) return "a SuperSlab unit is dirty but not free";
-      if (((uintptr_t)ss->base & (HAK_SUPERSLAB_SIZE - 1)) != 0) return "a SuperSlab is not aligned to its size";
+      if (((uintptr_t)ss->base & (HAK_SUPERSLAB_SIZE - 1)) != 0 || (char *)ss != ss->base)
+        return "a SuperSlab is not aligned to its size, or its header is not in its unit 0";
       dirty += (size_t)__builtin_popcount(ss->dirty_units);
-      for (unsigned u = 0; u < HAK_SUPERSLAB_UNITS;) {
+      if (hak_pagemap_lookup(ss->base) != NULL) return "a SuperSlab's header unit is in the page map";
+      for (unsigned u = 1; u < HAK_SUPERSLAB_UNITS;) {
         char *unit = ss->base + (size_t)u * HAK_UNIT_SIZE;
         if (ss->free_units >> u & 1) {
           if (hak_pagemap_lookup(unit) != NULL) return "a free SuperSlab unit is still in the page map";

@@ -199,12 +199,14 @@ _Static_assert(sizeof(hak_span_t) + 4 + 4 + 8 + 8 + 4 + 8 <= HAK_CACHE_LINE, "fr
 _Static_assert(HAK_SLAB_BITMAP_WORDS == 1 || HAK_SLAB_BITMAP_WORDS * 64 >= HAK_UNIT_SIZE / 16,
                "the bitmap covers the largest slab capacity");
 
-/* A SuperSlab: 2 MiB, 2 MiB-aligned, carved into 1- and 4-unit slabs whose
- * descriptors live in this header (superslab.c). */
+/* A SuperSlab: 2 MiB, 2 MiB-aligned; this header sits in its unit 0, the
+ * other units are carved into 1- and 4-unit slabs whose descriptors live in
+ * the header (superslab.c). */
 typedef struct hak_superslab_s {
-  char    *base;
+  char    *base;                      /* == the header's own address (unit 0)    */
   uint32_t free_units;                /* bit u set = unit u is not in a slab     */
   uint32_t dirty_units;               /* free units not yet decommitted          */
+  uint32_t touched_tick;              /* dynamic flush: hak_clock_tick of its last change */
   struct hak_superslab_s *next, *prev;
   hak_slab_t slabs[HAK_SUPERSLAB_UNITS]; /* slabs[u]: the slab starting at unit u */
 } hak_superslab_t;
