@@ -16,13 +16,16 @@ typedef struct hak_option_desc_s {
   const char *name;
   long        def;
   long        min, max;
+  const char *const *words; /* optional: words[v] names value v, accepted as well as v */
   const char *meaning;
 } hak_option_desc_t;
 
+static const char *const stats_words[] = {"off", "text", "json", NULL};
+
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
-  [HAK_OPT_STATS]   = {"stats", 0, 0, 2, "print statistics to stderr at exit (1 text, 2 JSON)"},
-  [HAK_OPT_VERBOSE] = {"verbose", 0, 0, 1, "print the version, variant and this table at start-up"},
-  [HAK_OPT_IDLE_MS] = {"idle_ms", 200, 10, 600000,
+  [HAK_OPT_STATS]   = {"stats", 0, 0, 2, stats_words, "statistics at exit: off, text or json (0, 1, 2)"},
+  [HAK_OPT_VERBOSE] = {"verbose", 0, 0, 1, NULL, "print the version, variant and this table at start-up"},
+  [HAK_OPT_IDLE_MS] = {"idle_ms", 200, 10, 600000, NULL,
                        "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS"},
 };
 
@@ -43,6 +46,20 @@ static const char *env_name(const hak_option_desc_t *d, char out[ENV_NAME_MAX]) 
 }
 
 extern char **environ;
+
+/* The value s names: one of d's words, or a number in its range. */
+static bool parse_value(const hak_option_desc_t *d, const char *s, long *out) {
+  for (long w = 0; d->words != NULL && d->words[w] != NULL; w++)
+    if (strcmp(s, d->words[w]) == 0) {
+      *out = w;
+      return true;
+    }
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || v < d->min || v > d->max) return false;
+  *out = v;
+  return true;
+}
 
 /* A HAKMEM_ variable that names no option is a typo: say so, with the list. */
 static void check_unknown(void) {
@@ -70,11 +87,10 @@ void hak_options_init(void) {
     option_value[i] = d->def;
     const char *s = getenv(env_name(d, env));
     if (s == NULL || *s == '\0') continue;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < d->min || v > d->max) {
-      fprintf(stderr, "hakmem: %s=%s is not a number in [%ld, %ld]; using %ld\n", env, s, d->min, d->max,
-              d->def);
+    long v;
+    if (!parse_value(d, s, &v)) {
+      fprintf(stderr, "hakmem: %s=%s is not %s in [%ld, %ld]; using %ld\n", env, s,
+              d->words ? "a known word or a number" : "a number", d->min, d->max, d->def);
       continue;
     }
     option_value[i] = v;
