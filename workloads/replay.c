@@ -445,17 +445,18 @@ int main(int argc, char **argv)
     g_slots = map_zeroed((size_t)g_h.slots * sizeof *g_slots);
     if (wl_floor_on) {
         g_raw = map_zeroed((size_t)g_h.slots * sizeof *g_raw);
-        uint64_t total = 0;
+        /* Bins keep freed blocks by class, so a thread may need all it
+         * allocates: that much is prefaulted while it stays under 2 GiB in
+         * all; else twice the peak, shared out by what each allocates (more
+         * is mapped when a thread runs out). */
+        uint64_t sum = 0;
+        for (uint32_t i = 0; i < g_h.threads; i++)
+            sum += g_th[i].info.alloc_bytes;
         for (uint32_t i = 0; i < g_h.threads; i++) {
-            /* bins keep freed blocks by class: up to twice the peak */
-            uint64_t want = g_th[i].info.alloc_bytes < 2 * g_h.peak_live_bytes ? g_th[i].info.alloc_bytes
-                                                                                 : 2 * g_h.peak_live_bytes;
-            want += (uint64_t)1 << 20;
-            total += want;
-            if (total > WL_FLOOR_MAX_MAP)
-                wl_usage_error("--floor would set aside more than %.0f GiB for %u threads",
-                               (double)WL_FLOOR_MAX_MAP / (1ULL << 30), g_h.threads);
-            wl_live_floor(&g_th[i].live, (size_t)want);
+            uint64_t want = g_th[i].info.alloc_bytes;
+            if (sum > ((uint64_t)2 << 30))
+                want = (uint64_t)(2.0 * (double)g_h.peak_live_bytes * (double)want / (double)sum);
+            wl_live_floor(&g_th[i].live, (size_t)(want + ((uint64_t)1 << 20)));
         }
     }
     for (uint32_t i = 0; i < g_h.threads; i++)
