@@ -314,6 +314,10 @@ static int cmd_dump(int argc, char **argv)
         tr_instance *in = &run.inst[k];
         for (uint32_t i = 0; i < in->nfiles; i++) {
             const tr_file *f = in->files[i];
+            printf("# file %s pid %" PRIu64 " epoch %" PRIu64 " ppid %" PRIu64 " thread %u tid %" PRIu64
+                   " flags %u mode %u records %" PRIu64 " cut %" PRIu64 " ended %d exe %s\n",
+                   f->path, in->pid, in->epoch, in->ppid, f->h.thread_index, f->h.tid, f->h.flags, f->h.mode,
+                   f->events, f->cut_bytes, f->has_end, f->h.exe);
             for (uint64_t u = 0; u < f->nunits; u++) {
                 const ht_event *e = &f->units[u];
                 printf("%" PRIu64 " %u %" PRIu64 " %" PRIu64 " %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64

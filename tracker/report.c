@@ -309,7 +309,10 @@ static void analyse(analysis *a, tr_instance *in)
                 a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) : 0;
             }
             live_add(a, ((int64_t)e->size - (int64_t)b->size) * b->weight, it.key);
-            a->threads[it.thread].alloc_bytes += e->size > b->size ? (e->size - b->size) * b->weight : 0;
+            if (e->size > b->size) { /* growth counts as allocated */
+                a->alloc_bytes += (e->size - b->size) * b->weight;
+                a->threads[it.thread].alloc_bytes += (e->size - b->size) * b->weight;
+            }
             b->size = e->size;
             tr_map_put(&a->ptrs, e->ptr, bi);
             break;
@@ -513,7 +516,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
         qsort(order, n, sizeof *order, cmp_site);
         for (uint32_t i = 0; i < n && i < 3; i++) {
             const site_stat *s = &a->sites[order[i]];
-            if (!a->allocs || s->small * 20 < a->allocs)
+            if (!a->allocs || s->small * 20 < a->allocs || s->small < 1000)
                 break;
             human_count(b1, sizeof b1, (double)s->small);
             hint(&h, "hot_small_site",
@@ -531,7 +534,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
              100.0 * (double)a->small_allocs / (double)a->allocs, SMALL_BYTES);
     }
     /* short-lived large blocks */
-    if (a->large_short && a->large_short * 10 >= a->large_allocs / 10 + 1) {
+    if (a->large_short && (a->large_short >= 10 || a->large_short * 10 >= a->large_allocs)) {
         human_count(b1, sizeof b1, (double)a->large_short);
         human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
         char where[600] = "";

@@ -19,7 +19,7 @@ TRACK_SRCS    := tracker/main.c tracker/trace_read.c tracker/report.c tracker/co
 TRACK_LIBFLAGS := $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
                   -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/tracker_threads \
-                 $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_fixed $(BUILD)/tests/tracker_mix
+                 $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix
 
 .PHONY: tracker test-tracker traces bench-traces deps-traces
 all: tracker
@@ -45,7 +45,8 @@ $(BUILD)/tests/tracker_%: tests/tracker/%.c
 
 $(WL_DIR)/replay: tracker/trace_format.h
 
-test-tracker: deps-traces tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so
+test-tracker: deps-traces tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so \
+              $(BUILD)/tests/libbroken_malloc.so
 	@tests/tracker.sh
 
 deps-traces:
