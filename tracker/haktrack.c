@@ -70,7 +70,7 @@
  * event). */
 #define HT_BUF_UNITS ((256u << 10) / HT_UNIT)
 #define HT_ROOM (2u + (HT_MAX_FRAMES + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT + 2u)
-#define HT_SET_BITS 21 /* sampled-pointer set: 2^21 entries (16 MiB virtual) */
+#define HT_SET_BITS 18 /* sampled-pointer set: 2^18 entries (2 MiB), live sampled blocks */
 #define HT_BOOT_BYTES (64u << 10)
 
 /* ---- options ------------------------------------------------------------ */
