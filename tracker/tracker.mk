@@ -45,7 +45,7 @@ $(BUILD)/tests/tracker_%: tests/tracker/%.c
 
 $(WL_DIR)/replay: tracker/trace_format.h
 
-test-tracker: deps-traces tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so \
+test-tracker: deps-bench tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so \
               $(BUILD)/tests/libbroken_malloc.so
 	@tests/tracker.sh
 
