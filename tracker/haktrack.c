@@ -682,7 +682,6 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
  * exported function, so that ht_stack sees it as its caller. */
 #define HT_RECORD_ALLOC(t, op, p, n, aux)                                           \
     do {                                                                            \
-        uint64_t now_ = ht_now();                                                   \
         uint8_t fl_ = 0;                                                            \
         if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {                             \
             if (!(p) || !ht_sample((t), (n)))                                       \
@@ -690,6 +689,7 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
             ht_set_insert(p);                                                       \
             fl_ = (n) >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;            \
         }                                                                           \
+        uint64_t now_ = ht_now();                                                   \
         uint32_t st_ = g_opt[OPT_STACKS].value ? ht_stack(t) : 0;                   \
         ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0);     \
     } while (0)
@@ -783,7 +783,7 @@ static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *
         rec = was || ht_sample(t, b);
         fl = b >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;
     }
-    uint64_t t0 = ht_now();
+    uint64_t t0 = rec ? ht_now() : 0;
     void *q = op == HT_OP_REALLOC ? next.realloc(p, n) : next.reallocarray(p, k, n);
     int e = errno;
     if (rec) {
