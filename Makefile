@@ -89,6 +89,7 @@ deps-bench:
 -include tests/tests.mk
 -include workloads/workloads.mk
 -include harness/harness.mk
+-include tracker/tracker.mk
 
 help:
 	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
