@@ -23,6 +23,7 @@ TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/tracker_threa
 
 .PHONY: tracker test-tracker traces bench-traces deps-traces
 all: tracker
+test: test-tracker
 tracker: $(TRACK_LIB) $(TRACK_BIN)
 
 $(TRACK_LIB): tracker/haktrack.c tracker/trace_format.h
