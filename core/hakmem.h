@@ -60,6 +60,32 @@ typedef struct hak_stats_s {
 void hak_stats_get(hak_stats_t *out);
 /* Prints the statistics as text, or as one JSON object when json != 0. */
 void hak_stats_print(FILE *out, int json);
+/* Allocation hooks: callbacks told of every call. Any pointer may be NULL
+ * (that event is not wanted); arg is passed back to each. malloc and calloc
+ * report as malloc (calloc with the product of its arguments); the aligned
+ * functions (posix_memalign, aligned_alloc, memalign, valloc, pvalloc) as
+ * aligned; realloc and reallocarray as realloc (its internal malloc and free
+ * are not reported). An allocation made inside a hook calls no hook. */
+typedef struct hak_hooks_s {
+  void (*malloc_before)(size_t size, void *arg);
+  void (*malloc_after)(void *p, size_t size, void *arg);       /* p may be NULL */
+  void (*free_before)(void *p, void *arg);
+  void (*free_after)(void *p, void *arg);
+  void (*realloc_before)(void *p, size_t size, void *arg);
+  void (*realloc_after)(void *old, void *p, size_t size, void *arg);
+  void (*aligned_before)(size_t align, size_t size, void *arg);
+  void (*aligned_after)(void *p, size_t align, size_t size, void *arg);
+  void *arg;
+} hak_hooks_t;
+/* Installs a copy of *hooks (several run in the order they were added);
+ * returns its id, or -1 when 16 are installed already. Thread-safe, also while
+ * other threads allocate; calls that start after it returns are reported. */
+int hak_hook_add(const hak_hooks_t *hooks);
+/* Removes hook id; once it returns, the hook is called no more (so a hook must
+ * not remove hooks). 0, or -1 for an unknown id. With no hook installed the
+ * fast paths cost what they cost without hooks. */
+int hak_hook_remove(int id);
+
 /* Walks every structure of the allocator (heaps, magazines, slabs, the pool,
  * SuperSlabs, medium chunks, the large cache) and checks its invariants.
  * Returns NULL when all hold, else a static string naming the first broken

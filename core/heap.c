@@ -26,6 +26,19 @@ hak_heap_t hak_heap_empty = {.mag = {[0 ... HAK_TAG_COUNT - 1] = {empty_magazine
 _Atomic uint32_t hak_clock_tick; /* the magazines' clock: the scavenger advances it */
 hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
 
+/* The gate: the heap the fast paths use, the thread's own heap, or the empty
+ * heap when every call must take the slow path (hooks are installed: the
+ * slow paths run them). Closing the gates means storing &hak_heap_empty into
+ * every thread's gate (heap.c keeps each heap's gate address), so with no
+ * hook the fast paths test nothing more. Another thread writes a gate with an
+ * atomic store while its owner reads it with a plain aligned load (one copy
+ * of an 8-byte pointer, as the hardware does it; TSan builds load it
+ * atomically, internal.h): the owner sees the change at its next call.
+ * hak_gates_closed counts the reasons to keep them closed; gates open again
+ * lazily, each at its thread's next slow path. */
+hak_tls hak_heap_t *hak_tls_gate = &hak_heap_empty;
+_Atomic unsigned hak_gates_closed;
+
 /* Dynamic flush: a magazine starts at 1 / MAG_START_SHARE of its class's
  * capacity (rounded up) and grows with demand (mag_adapt), so a thread that
  * allocates a few blocks of many classes holds few; it never shrinks below
@@ -126,10 +139,13 @@ static hak_heap_t *heap_create(void) {
     items += hak_class_mag_cap[c] + 1u;
   }
   pthread_mutex_init(&h->lock, NULL);
+  h->gate = &hak_tls_gate;
+  hak_tls_heap = h;
   pthread_mutex_lock(&hak_heap_list_lock);
   hak_list_push(&heap_list, h);
+  /* under the list lock: hak_gates_close either sees this heap or we see its count */
+  __atomic_store_n(&hak_tls_gate, atomic_load(&hak_gates_closed) ? &hak_heap_empty : h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
-  hak_tls_heap = h;
   pthread_setspecific(heap_key, h);
   return h;
 }
@@ -207,11 +223,37 @@ static void heap_unlink_and_unmap(hak_heap_t *h, bool lock) {
 static void heap_thread_exit(void *arg) {
   hak_heap_t *h = arg;
   if (h == NULL || h == &hak_heap_empty) return;
+  pthread_mutex_lock(&hak_heap_list_lock); /* so that no one writes the gate from now on */
+  __atomic_store_n(&hak_tls_gate, &hak_heap_empty, __ATOMIC_RELAXED);
+  h->gate = NULL;
+  pthread_mutex_unlock(&hak_heap_list_lock);
   hak_tls_heap = &hak_heap_empty;
   owner_enter(h);
   heap_abandon_slabs(h, true);
   owner_leave(h);
   heap_unlink_and_unmap(h, true);
+}
+
+/* Closes every thread's gate: from their next call on, every call of every
+ * thread takes the slow path (until as many hak_gates_open). */
+void hak_gates_close(void) {
+  pthread_mutex_lock(&hak_heap_list_lock);
+  atomic_fetch_add(&hak_gates_closed, 1);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
+    if (h->gate != NULL) __atomic_store_n(h->gate, &hak_heap_empty, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&hak_heap_list_lock);
+}
+
+void hak_gates_open(void) { atomic_fetch_sub(&hak_gates_closed, 1); }
+
+/* A slow path's check: the calling thread's gate, closed while nothing needs
+ * it closed any more, opens again. */
+void hak_gate_reopen(void) {
+  hak_heap_t *h = hak_tls_heap;
+  if (h == &hak_heap_empty || hak_tls_gate == h) return;
+  pthread_mutex_lock(&hak_heap_list_lock);
+  if (atomic_load(&hak_gates_closed) == 0) __atomic_store_n(&hak_tls_gate, h, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&hak_heap_list_lock);
 }
 
 void hak_heap_init(void) {

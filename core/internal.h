@@ -183,7 +183,21 @@ const char *hak_superslab_validate(void);       /* unit maps, lists, dirty count
 /* ---- heap.c ---------------------------------------------------------------- */
 #define HAK_TICKS_PER_SECOND 10
 extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
-extern hak_tls hak_heap_t *hak_tls_heap;
+extern hak_tls hak_heap_t *hak_tls_heap;  /* the thread's heap (slow paths) */
+extern hak_tls hak_heap_t *hak_tls_gate;  /* the fast paths' heap (heap.c: the gate) */
+extern _Atomic unsigned hak_gates_closed;
+/* The fast paths' heap: a plain load (heap.c says why); TSan builds, which
+ * check every access, load it atomically. */
+static inline hak_heap_t *hak_gate(void) {
+#if defined(__SANITIZE_THREAD__)
+  return __atomic_load_n(&hak_tls_gate, __ATOMIC_RELAXED);
+#else
+  return hak_tls_gate;
+#endif
+}
+void hak_gates_close(void);  /* every call of every thread takes the slow path */
+void hak_gates_open(void);   /* undoes one hak_gates_close (gates reopen lazily) */
+void hak_gate_reopen(void);  /* slow paths: reopen the caller's gate when allowed */
 extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
 void  hak_heap_free_small(void *p, hak_slab_t *s);  /* the fast path could not */
@@ -243,6 +257,19 @@ size_t hak_check_requested(const void *p, const char *call); /* live block's siz
 static inline bool hak_check_is_live(const hak_slab_t *s, size_t i) {
   return (atomic_load_explicit(&s->chk_live[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
 }
+
+/* ---- hooks.c: allocation hooks (only the slow paths call these) ----------------- */
+extern _Atomic bool hak_hooks_on;
+bool hak_hooks_enter(void);   /* false if the thread is inside a hooked call already */
+void hak_hooks_leave(void);
+void hak_hooks_malloc_before(size_t size);
+void hak_hooks_malloc_after(void *p, size_t size);
+void hak_hooks_free_before(void *p);
+void hak_hooks_free_after(void *p);
+void hak_hooks_realloc_before(void *p, size_t size);
+void hak_hooks_realloc_after(void *old, void *p, size_t size);
+void hak_hooks_aligned_before(size_t align, size_t size);
+void hak_hooks_aligned_after(void *p, size_t align, size_t size);
 
 /* ---- validate.c: every validator, in lock order -------------------------------- */
 const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, large */

@@ -27,9 +27,37 @@
 
 #define HAK_API __attribute__((visibility("default")))
 
+/* ---- hooks (hooks.c) ------------------------------------------------------------ */
+/* True when this call must run the hooks: some are installed and the thread
+ * is not already inside a hooked call (then it is marked as inside). Only the
+ * slow paths ask: with hooks installed, every thread's gate is closed, so
+ * every call comes here (heap.c). */
+static inline bool hooks_start(void) {
+  return hak_unlikely(atomic_load_explicit(&hak_hooks_on, memory_order_relaxed)) && hak_hooks_enter();
+}
+/* The same where a fast path failed (malloc, free). A checked build runs
+ * malloc's and free's hooks around its own checks instead (hak_malloc,
+ * hak_free), so that the checks see each call once. */
+static inline bool hooks_start_slow(void) { return !config_check && hooks_start(); }
+
+/* A slow path's first duty: reopen the caller's gate when hooks went away. */
+static inline void gate_check(void) {
+  if (hak_unlikely(hak_tls_gate != hak_tls_heap) && atomic_load_explicit(&hak_gates_closed, memory_order_relaxed) == 0)
+    hak_gate_reopen();
+}
+
+static hak_noinline void *hooked_malloc(size_t size) {
+  hak_hooks_malloc_before(size);
+  void *p = hak_malloc(size);
+  hak_hooks_malloc_after(p, size);
+  hak_hooks_leave();
+  return p;
+}
+
 /* ---- allocation ------------------------------------------------------------------ */
 /* Ends the fast path of small class c: the magazine was empty. */
 static hak_noinline void *alloc_small_slow(unsigned c) {
+  gate_check();
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   if (config_dynamic_flush) hak_scavenger_start();
   void *p = hak_heap_alloc_small(c);
@@ -38,7 +66,10 @@ static hak_noinline void *alloc_small_slow(unsigned c) {
 }
 
 /* The same for a small size, its class computed here (off the fast path). */
-static hak_noinline void *alloc_small_miss(size_t size) { return alloc_small_slow(hak_size_class(size)); }
+static hak_noinline void *alloc_small_miss(size_t size) {
+  if (hooks_start_slow()) return hooked_malloc(size); /* only malloc comes here outside a hooked call */
+  return alloc_small_slow(hak_size_class(size));
+}
 
 /* A pop from magazine m, or NULL when it is empty (its sentinel is NULL). */
 static inline void *mag_pop(hak_mag_t *m) {
@@ -50,7 +81,7 @@ static inline void *mag_pop(hak_mag_t *m) {
 
 /* A block of small class c: a pop from the calling thread's magazine. */
 static inline void *alloc_class(unsigned c) {
-  void *p = mag_pop(&hak_tls_heap->mag[HAK_CLASS_TAG(c)]);
+  void *p = mag_pop(&hak_gate()->mag[HAK_CLASS_TAG(c)]);
   if (hak_likely(p != NULL)) return p;
   return alloc_small_slow(c);
 }
@@ -65,6 +96,7 @@ static inline void *alloc_class(unsigned c) {
  * mapped. *zeroed: the memory is known to read as zero. */
 static hak_noinline void *alloc_routed(size_t size, size_t align, bool *zeroed) {
   *zeroed = false;
+  if (align == 1 && hooks_start_slow()) return hooked_malloc(size); /* a plain malloc above the small sizes */
   if (hak_unlikely(size > HAK_MAX_REQUEST)) {
     errno = ENOMEM;
     return NULL;
@@ -90,9 +122,9 @@ static hak_noinline void *alloc_routed(size_t size, size_t align, bool *zeroed) 
 static inline void *alloc_inline(size_t size) {
   hak_mag_t *m;
   if (hak_likely(size <= 1024)) /* the common case: a shift, no table */
-    m = &hak_tls_heap->mag[(size + 31) >> 4]; /* HAK_CLASS_TAG((size + 15) >> 4) */
+    m = &hak_gate()->mag[(size + 31) >> 4]; /* HAK_CLASS_TAG((size + 15) >> 4) */
   else if (size <= HAK_SMALL_MAX)
-    m = &hak_tls_heap->mag[HAK_CLASS_TAG(hak_size_class(size))];
+    m = &hak_gate()->mag[HAK_CLASS_TAG(hak_size_class(size))];
   else {
     bool zeroed;
     return alloc_routed(size, 1, &zeroed);
@@ -132,6 +164,7 @@ static hak_noinline void *checked_alloc(size_t align, size_t size, bool zero, co
 }
 
 HAK_API void *hak_malloc(size_t size) {
+  if (config_check && hooks_start()) return hooked_malloc(size);
   if (config_check) return checked_alloc(16, size, false, "malloc()");
   return alloc_inline(size);
 }
@@ -139,7 +172,19 @@ HAK_API void *hak_malloc(size_t size) {
 /* ---- free ------------------------------------------------------------------------ */
 /* free when the fast path could not: the span is looked up again, so that the
  * fast path keeps nothing for this call. */
+static hak_noinline void hooked_free(void *p) {
+  hak_hooks_free_before(p);
+  hak_free(p);
+  hak_hooks_free_after(p);
+  hak_hooks_leave();
+}
+
 static hak_noinline void free_slow(void *p) {
+  gate_check();
+  if (hooks_start_slow()) {
+    hooked_free(p);
+    return;
+  }
   hak_span_t *span = hak_pagemap_lookup(p);
   if (span == NULL) {
     if (p == NULL) return;
@@ -156,12 +201,16 @@ static hak_noinline void free_slow(void *p) {
 }
 
 HAK_API void hak_free(void *p) {
+  if (config_check && hooks_start()) {
+    hooked_free(p);
+    return;
+  }
   if (config_check && p != NULL) hak_check_on_free(p, "free()");
   uintptr_t entry = hak_pagemap_entry(p);
   unsigned tag = (unsigned)(entry & HAK_TAG_MASK);
   const hak_tag_info_t *info = &hak_tag_info[tag];
   if (hak_likely((((uint64_t)((uintptr_t)p & info->mask) * info->recip) >> 32) == 0)) { /* a block start */
-    hak_mag_t *m = &hak_tls_heap->mag[tag]; /* tag 0: never has room */
+    hak_mag_t *m = &hak_gate()->mag[tag]; /* tag 0: never has room */
     void **top = m->top;
     if (hak_likely(top < m->limit && top[-1] != p)) {
       *top = p;
@@ -178,6 +227,13 @@ HAK_API void *hak_calloc(size_t count, size_t size) {
   if (hak_unlikely(__builtin_mul_overflow(count, size, &n))) {
     errno = ENOMEM;
     return NULL;
+  }
+  if (hooks_start()) { /* calloc is reported as malloc of its product */
+    hak_hooks_malloc_before(n);
+    void *p = hak_calloc(count, size);
+    hak_hooks_malloc_after(p, n);
+    hak_hooks_leave();
+    return p;
   }
   if (config_check) return checked_alloc(16, n, true, "calloc()");
   return alloc_zeroed(n);
@@ -226,6 +282,13 @@ static void *realloc_in_tier(void *p, hak_span_t *span, size_t old, size_t size)
 /* realloc(p, 0) frees p and returns NULL, as glibc does. A checked build
  * always moves the block, so that a stale pointer to the old one is caught. */
 HAK_API void *hak_realloc(void *p, size_t size) {
+  if (hooks_start()) {
+    hak_hooks_realloc_before(p, size);
+    void *q = hak_realloc(p, size);
+    hak_hooks_realloc_after(p, q, size);
+    hak_hooks_leave();
+    return q;
+  }
   if (p == NULL) return hak_malloc(size);
   if (size == 0) {
     hak_free(p);
@@ -252,6 +315,13 @@ HAK_API void *hak_reallocarray(void *p, size_t count, size_t size) {
 }
 
 static void *aligned_api(size_t align, size_t size, const char *call) {
+  if (hooks_start()) {
+    hak_hooks_aligned_before(align, size);
+    void *p = aligned_api(align, size, call);
+    hak_hooks_aligned_after(p, align, size);
+    hak_hooks_leave();
+    return p;
+  }
   if (config_check) return checked_alloc(align, size, false, call);
   return alloc_aligned(align, size);
 }

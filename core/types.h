@@ -248,6 +248,7 @@ typedef struct hak_heap_s {
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
   _Atomic uint8_t in_slabs;           /* owner is changing its slabs (fork: I6) */
   pthread_mutex_t lock;               /* dynamic flush: owner vs scavenger     */
+  struct hak_heap_s **gate;           /* the owner's gate (heap.c); NULL once it exits */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */
   struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */

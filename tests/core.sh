@@ -34,6 +34,10 @@ exhaustion() {
   run "$1/exhaustion: huge requests fail without mapping; RLIMIT_AS: ENOMEM everywhere, recovery" \
     env LD_PRELOAD=$2 $B/tests/exhaustion
 }
+hooks() {
+  run "$1/hooks: every call reported before and after, in order, no recursion, add/remove under 4 threads" \
+    env LD_PRELOAD=$2 $B/tests/hooks
+}
 fuzz() { # the short run; `make fuzz` runs 4 seeds x 10^6 operations
   run "$1/fuzz: 10^5 random calls of every API function, shadow-checked (seed 1)" \
     env LD_PRELOAD=$2 $B/tests/fuzz --seed 1 --ops 100000
@@ -53,6 +57,7 @@ for v in "$@"; do
     threads100 "$v" "$lib"
     exhaustion "$v" "$lib"
     fuzz "$v" "$lib"
+    hooks "$v" "$lib"
     continue ;;
   esac
   run "$v/unit: size classes, slabs, remote-free stack, medium, large (UBSan)" $B/$v/tests/unit
@@ -72,6 +77,7 @@ for v in "$@"; do
   threads100 "$v" "$lib"
   exhaustion "$v" "$lib"
   fuzz "$v" "$lib"
+  hooks "$v" "$lib"
   run "$v/stress-tsan: stress on hak_* under ThreadSanitizer, 16 threads at once, 1/3 cross-thread, hak_validate" \
     env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
     $B/$v/tests/stress-tsan --threads=16 --workers=48 --ops=3000 --max-size=1048576 --cross-percent=33 --validate
