@@ -2,12 +2,13 @@
 # Installs the Debian packages hakmem's build, tests and benchmarks need.
 # Usage: scripts/install-deps.sh [test|bench]
 #   test  - what `make test` needs: compiler and sanitizer runtimes, python3 with
-#           matplotlib (report tests), time, and git and sqlite3 (programs run under hakmem)
+#           matplotlib (report tests), time, git and sqlite3 (programs run under
+#           hakmem), g++ and pkg-config (make test-install: the C++ allocator, hakmem.pc)
 #   bench - also the reference allocators and matplotlib for the report
 # Installs only what is missing; needs root (or prints what to install and fails).
 set -euo pipefail
 mode=${1:-test}
-pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3)
+pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3 g++ pkg-config)
 if [ "$mode" = bench ]; then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev google-perftools valgrind)
 fi
