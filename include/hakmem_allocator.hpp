@@ -49,7 +49,6 @@ public:
   };
 
   constexpr allocator() noexcept = default;
-  constexpr allocator(const allocator &) noexcept = default;
   template <class U>
   constexpr allocator(const allocator<U> &) noexcept {}
 
