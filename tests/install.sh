@@ -11,7 +11,7 @@
 # could not run here (never counted as passed), and a final count; exits 1 on
 # any failure. `make test-install` builds the libraries and runs it; it
 # installs every variant with hybrid the default, whatever VARIANT= says.
-# Takes about 10 s.
+# Takes about 3 s.
 set -u
 unset LD_PRELOAD HAKMEM_STATS LD_LIBRARY_PATH PKG_CONFIG_PATH
 cd "$(dirname "$0")/.." || exit 2
@@ -125,9 +125,8 @@ result $? "hakmem prog: the default, hybrid, and no statistics without --stats"
 "$H" --stats=text --variant=bitmap "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
 st=$?
 { echo "exit $st"; cat "$tmp/out" "$tmp/err"; } >>"$log"
-[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ -s "$tmp/err" ] &&
-  { ! has python3 || ! python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$tmp/err" 2>/dev/null; }
-result $? "hakmem --stats=text --variant=bitmap prog: bitmap, statistics on stderr, not JSON"
+[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ -s "$tmp/err" ] && [ "$(head -c 1 "$tmp/err")" != "{" ]
+result $? "hakmem --stats=text --variant=bitmap prog: bitmap, statistics on stderr, not a JSON object"
 mkdir -p "$tmp/elsewhere" && ln -s "$H" "$tmp/elsewhere/hk"
 (cd "$tmp/elsewhere" && ./hk --variant superslab "$tmp/preloaded") >"$tmp/out" 2>>"$log"
 st=$?
