@@ -94,6 +94,7 @@ deps-bench:
 -include tests/tests.mk
 -include workloads/workloads.mk
 -include harness/harness.mk
+-include tracker/tracker.mk
 -include install/install.mk
 
 help:

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# tests/tracker.sh - the allocation tracker, its report, compile and replay.
+#
+#   - 100 threads at once, 5 of them never exiting: every call each thread
+#     made is in its file once, in order (tests/tracker/check_threads.py);
+#     the same check must fail under a tracker built to drop one event in
+#     1000 (build/tests/libhaktrack-drop.so);
+#   - sampled mode: every block at or above the threshold is recorded, and
+#     every recorded free has its allocation;
+#   - fork with the child ending in _exit, exit and exec, while another
+#     thread allocates: the child is its own process in the trace, with the
+#     forking thread only, and neither holds the other's calls;
+#   - a program killed by SIGKILL, a file cut mid-record, a corrupt record,
+#     a foreign file, an empty directory: read up to the last complete
+#     record and said so, or a clear error naming the file;
+#   - a full disk (a 64 KiB tmpfs in a private mount namespace, unshare -m;
+#     SKIP where that is not allowed), a file size limit (ulimit -f with
+#     SIGXFSZ ignored: writes fail with EFBIG) and an unwritable directory:
+#     one message, the program's output and exit status unchanged;
+#   - the report on a trace with known figures (tests/tracker/make_trace.py);
+#   - compile and replay: a recorded multi-threaded trace and a recorded
+#     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
+#     build/hybrid/libhakmem.so (SKIP when not installed): same checksum,
+#     peak_live_bytes equal to the report's peak; a broken allocator is
+#     caught; bad input exits 2.
+#
+# Output: "PASS tracker: ...", "FAIL tracker: ...", "SKIP tracker: ..."
+# lines, then "tracker: N passed, M failed, K skipped". Exit 1 on any
+# failure. About 20 s on 2 cores.
+set -u
+cd "$(dirname "$0")/.."
+B=build
+T=$B/hakmem-trace
+LIB=$B/libhaktrack.so
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+unset LD_PRELOAD HAKTRACK_DIR HAKTRACK_MODE HAKTRACK_STACKS HAKTRACK_THRESHOLD HAKTRACK_EVERY HAKTRACK_DEPTH
+
+pass=0
+fail=0
+skip=0
+ok()      { echo "PASS tracker: $1"; pass=$((pass + 1)); }
+bad()     { echo "FAIL tracker: $1"; fail=$((fail + 1)); }
+skipped() { echo "SKIP tracker: $1"; skip=$((skip + 1)); }
+check()   { if eval "$2"; then ok "$1"; else bad "$1"; fi; }  # label condition
+
+for f in $T $LIB $B/tests/libhaktrack-drop.so $B/tests/tracker_threads $B/tests/tracker_fork \
+         $B/tests/tracker_mix $B/workloads/replay; do
+    if [ ! -x "$f" ] && [ ! -f "$f" ]; then
+        echo "FAIL tracker: $f is missing (make test-tracker builds it)"
+        echo "tracker: 0 passed, 1 failed, 0 skipped"
+        exit 1
+    fi
+done
+
+# A JSON figure: jq-like access with python.  jget FILE EXPR (j is the object)
+jget() { "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
+
+# ---- 100 threads: no event lost or duplicated ----------------------------------
+"$T" record --quiet --out "$TMP/t100" -- $B/tests/tracker_threads 100 5 >"$TMP/t100.out" 2>"$TMP/t100.err"
+rc=$?
+check "100 threads (5 never exit): the program runs as without the tracker (exit $rc)" \
+    '[ $rc -eq 0 ] && grep -q "^done$" "$TMP/t100.out" && [ ! -s "$TMP/t100.err" ]'
+"$T" dump "$TMP/t100" >"$TMP/t100.dump"
+res=$("$PY" tests/tracker/check_threads.py "$TMP/t100.dump" "$TMP/t100.out" | tail -n 3)
+check "100 threads: every call of every thread in its file exactly once, in order ($(echo "$res" | tail -n 1))" \
+    '[[ "$res" == ok\ 100\ * ]]'
+check "100 threads: one file per thread plus main (101), each closed by an end record" \
+    '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
+HAKTRACK_DIR=$TMP/drop LD_PRELOAD=$B/tests/libhaktrack-drop.so $B/tests/tracker_threads 100 5 >"$TMP/drop.out" 2>&1
+"$T" dump "$TMP/drop" >"$TMP/drop.dump"
+res=$("$PY" tests/tracker/check_threads.py "$TMP/drop.dump" "$TMP/drop.out" | tail -n 1)
+check "the count check catches a tracker that drops one event in 1000 ($res)" '[[ "$res" == mismatch* ]]'
+
+# ---- sampled mode ------------------------------------------------------------
+"$T" record --quiet --out "$TMP/samp" --mode sampled --threshold 3500 --every 16 -- \
+    $B/tests/tracker_threads 20 0 >"$TMP/samp.out" 2>&1
+"$T" report --no-html "$TMP/samp" >/dev/null 2>"$TMP/samp.err"
+want_realloc=$("$PY" -c 'print(sum(600 + 10 * i for i in range(20)))')
+want_pm=$("$PY" -c 'print(sum((600 + 10 * i + 4) // 5 for i in range(20)))')
+got=$(jget "$TMP/samp/trace.json" 'j["instances"][j["main"]]["ops"].get("realloc",0), j["instances"][j["main"]]["ops"].get("posix_memalign",0), j["instances"][j["main"]]["unmatched_frees"], j["instances"][j["main"]]["estimated"]')
+check "sampled: every realloc and posix_memalign at or above the threshold recorded ($got; want $want_realloc $want_pm 0 True)" \
+    '[ "$got" = "$want_realloc $want_pm 0 True" ]'
+mallocs=$(jget "$TMP/samp/trace.json" 'sum(1 for _ in [0])')
+nm=$("$T" dump "$TMP/samp" | awk '$5 == "malloc" && $7 >= 3000 && $7 < 3050' | wc -l)
+want_m=$("$PY" -c 'print(sum(600 + 10 * i for i in range(20)))')
+check "sampled: about 1 in 16 of the small mallocs recorded ($nm of $want_m)" \
+    '[ "$nm" -gt $((want_m / 32)) ] && [ "$nm" -lt $((want_m / 8)) ]'
+
+# ---- fork --------------------------------------------------------------------
+for mode in _exit exit exec; do
+    d=$TMP/fork$mode
+    "$T" record --quiet --out "$d" -- $B/tests/tracker_fork $mode >"$TMP/fork.out" 2>&1
+    rc=$?
+    read -r _ ppid _ cpid < <(grep '^parent' "$TMP/fork.out")
+    "$T" dump "$d" >"$TMP/fork.dump"
+    res=$("$PY" - "$TMP/fork.dump" "${ppid:-0}" "${cpid:-0}" <<'EOF'
+import sys
+dump, ppid, cpid = sys.argv[1], sys.argv[2], sys.argv[3]
+files, count, child_frees = {}, {}, 0
+live = set()
+for line in open(dump):
+    w = line.split()
+    if line.startswith("# file"):
+        files.setdefault(w[4], []).append((w[8], w[14]))  # ppid, flags
+        continue
+    if line.startswith("#"):
+        continue
+    pid, op, ptr, size = w[0], w[4], w[5], int(w[6])
+    if op == "malloc" and 4001 <= size <= 4004:
+        count[(pid, size)] = count.get((pid, size), 0) + 1
+        if pid == cpid and size == 4002:
+            live.add(ptr)
+    if op == "free" and pid == cpid and ptr in live:
+        child_frees += 1
+        live.discard(ptr)
+errs = []
+c = lambda p, s: count.get((p, s), 0)
+if (c(ppid, 4001), c(ppid, 4003), c(ppid, 4002)) != (1000, 300, 0):
+    errs.append("parent has %d/%d/%d blocks of 4001/4003/4002" % (c(ppid, 4001), c(ppid, 4003), c(ppid, 4002)))
+if c(ppid, 4004) == 0:
+    errs.append("the parent's helper thread recorded nothing")
+if (c(cpid, 4002), child_frees, c(cpid, 4001), c(cpid, 4004)) != (500, 250, 0, 0):
+    errs.append("child has %d blocks of 4002 (%d freed), %d of 4001, %d of 4004" %
+                (c(cpid, 4002), child_frees, c(cpid, 4001), c(cpid, 4004)))
+cf = files.get(cpid, [])
+if len([f for f in cf if f[1] == "4"]) != 1 or any(f[0] != ppid for f in cf if f[1] == "4"):
+    errs.append("child files %r (want one, flag fork child, parent %s)" % (cf, ppid))
+print("; ".join(errs) if errs else "ok")
+EOF
+)
+    check "fork, child ends with $mode: child and parent each hold exactly their own calls ($res)" \
+        '[ $rc -eq 0 ] && [ "$res" = ok ]'
+done
+
+# ---- killed, cut, corrupt, foreign --------------------------------------------
+"$T" record --quiet --out "$TMP/killed" -- "$PY" -c '
+import os
+keep = [bytearray(5000 + i % 7) for i in range(20000)]
+os.kill(os.getpid(), 9)' >/dev/null 2>&1
+rc=$?
+"$T" report --no-html "$TMP/killed" >/dev/null 2>"$TMP/killed.err"
+rc2=$?
+n=$(jget "$TMP/killed/trace.json" 'j["records"]')
+check "a program killed by SIGKILL (exit $rc): its files are read, the report says the end is missing ($n records)" \
+    '[ $rc -eq 137 ] && [ $rc2 -eq 0 ] && [ "${n:-0}" -gt 10000 ] && grep -q "no end record" "$TMP/killed.err"'
+
+"$T" record --quiet --out "$TMP/mix" -- $B/tests/tracker_mix 2000 >"$TMP/mix.out" 2>&1
+cp -r "$TMP/mix" "$TMP/cut"
+f=$(ls -S "$TMP"/cut/*.htrk | head -n 1)
+truncate -s -17 "$f"
+"$T" report --no-html "$TMP/cut" >/dev/null 2>"$TMP/cut.err"
+rc=$?
+cut=$(jget "$TMP/cut/trace.json" 'j["cut_bytes"]')
+check "a file cut mid-record: read up to the last complete record, 31 bytes reported cut (exit $rc, cut $cut)" \
+    '[ $rc -eq 0 ] && [ "$cut" = 31 ] && grep -q "$(basename "$f"): cut short: 31 bytes" "$TMP/cut.err"'
+
+cp -r "$TMP/mix" "$TMP/corrupt"
+f=$(ls -S "$TMP"/corrupt/*.htrk | head -n 1)
+printf '\x63' | dd of="$f" bs=1 seek=$((256 + 48 * 5 + 40)) conv=notrunc status=none
+"$T" report --no-html "$TMP/corrupt" >/dev/null 2>"$TMP/corrupt.err"
+rc=$?
+check "a corrupt record: exit 1, the message names the file and the byte ($(head -c 150 "$TMP/corrupt.err"))" \
+    '[ $rc -eq 1 ] && grep -q "$(basename "$f"): corrupt record at byte 496" "$TMP/corrupt.err"'
+
+mkdir -p "$TMP/foreign" && cp -r "$TMP"/mix/*.htrk "$TMP/foreign/" && head -c 4000 /bin/ls >"$TMP/foreign/x.htrk"
+"$T" report --no-html "$TMP/foreign" >/dev/null 2>"$TMP/foreign.err"
+rc=$?
+check "a foreign file among the trace files: exit 1 naming it ($(head -c 120 "$TMP/foreign.err"))" \
+    '[ $rc -eq 1 ] && grep -q "x.htrk: not a hakmem trace file" "$TMP/foreign.err"'
+mkdir -p "$TMP/empty"
+"$T" report "$TMP/empty" >/dev/null 2>"$TMP/empty.err"
+rc=$?
+check "an empty directory: exit 1 with a message" '[ $rc -eq 1 ] && grep -q "no trace files" "$TMP/empty.err"'
+"$T" report "$TMP/nonexistent" >/dev/null 2>&1
+check "a missing directory: exit 1" '[ $? -eq 1 ]'
+"$T" record --preset nonsense -- true >/dev/null 2>&1
+check "record with an unknown preset: exit 2" '[ $? -eq 2 ]'
+"$T" record --out "$TMP/mix" -- true >/dev/null 2>&1
+check "record into a directory that holds a trace: exit 2" '[ $? -eq 2 ]'
+
+# ---- full disk, size limit, unwritable directory -------------------------------
+$B/tests/tracker_mix 2000 >"$TMP/plain.out" 2>&1
+one_message() { # stderr-file
+    [ "$(grep -c '^haktrack: ' "$1")" -eq 1 ] && grep -q "recording stops, the program goes on" "$1" &&
+        [ "$(grep -vc '^haktrack: ' "$1")" -eq 0 ]
+}
+if unshare -m true 2>/dev/null; then
+    mkdir -p "$TMP/full"
+    unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs "$1" && \
+        HAKTRACK_DIR="$1/trace" LD_PRELOAD="$2" "$3" 2000 >"$4.out" 2>"$4.err"; echo $? >"$4.rc"; \
+        df -k "$1" | tail -n 1 >"$4.df"; cp -r "$1/trace" "$4.files" 2>/dev/null' \
+        sh "$TMP/full" "$LIB" $B/tests/tracker_mix "$TMP/fullrun" 2>"$TMP/full.mnt"
+    if [ -f "$TMP/fullrun.rc" ]; then
+        rc=$(cat "$TMP/fullrun.rc")
+        check "full disk (64 KiB tmpfs, $(awk '{print $4}' "$TMP/fullrun.df") KiB left): one message, output and exit status unchanged ($(head -c 160 "$TMP/fullrun.err"))" \
+            '[ "$rc" = 0 ] && cmp -s "$TMP/fullrun.out" "$TMP/plain.out" && one_message "$TMP/fullrun.err"'
+        "$T" report --no-html "$TMP/fullrun.files" >/dev/null 2>&1
+        check "full disk: what was written is readable" '[ $? -eq 0 ]'
+    else
+        skipped "full disk: cannot mount a tmpfs here ($(head -c 100 "$TMP/full.mnt"))"
+    fi
+else
+    skipped "full disk: unshare -m is not allowed here"
+fi
+(trap '' XFSZ; ulimit -f 32; HAKTRACK_DIR=$TMP/fsize LD_PRELOAD=$LIB exec $B/tests/tracker_mix 2000) \
+    >"$TMP/fsize.out" 2>"$TMP/fsize.err"
+rc=$?
+check "file size limit (ulimit -f 32, SIGXFSZ ignored): one message, output and exit status unchanged ($(head -c 160 "$TMP/fsize.err"))" \
+    '[ $rc -eq 0 ] && cmp -s "$TMP/fsize.out" "$TMP/plain.out" && one_message "$TMP/fsize.err"'
+touch "$TMP/afile"
+HAKTRACK_DIR=$TMP/afile/trace LD_PRELOAD=$LIB $B/tests/tracker_mix 2000 >"$TMP/nodir.out" 2>"$TMP/nodir.err"
+rc=$?
+check "unwritable directory: one message, output and exit status unchanged ($(head -c 160 "$TMP/nodir.err"))" \
+    '[ $rc -eq 0 ] && cmp -s "$TMP/nodir.out" "$TMP/plain.out" && one_message "$TMP/nodir.err"'
+
+# ---- the report on a trace with known figures -----------------------------------
+"$PY" tests/tracker/make_trace.py "$TMP/fixed"
+"$T" report "$TMP/fixed" >"$TMP/fixed.out" 2>"$TMP/fixed.err"
+rc=$?
+res=$("$PY" - "$TMP/fixed/trace.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = j["instances"][0]
+want = {
+    "allocations": 5, "frees": 3, "peak_live_bytes": 77348, "peak_time_ns": 700, "final_live_bytes": 2348,
+    "never_freed_blocks": 2, "never_freed_bytes": 2348, "unmatched_frees": 1, "free_null": 1, "failed_calls": 1,
+    "allocated_bytes": 78348, "threads": 2,
+}
+errs = ["%s %r != %r" % (k, m.get(k), v) for k, v in want.items() if m.get(k) != v]
+checks = [
+    ("ops", m["ops"], {"malloc": 5, "free": 5, "calloc": 1, "realloc": 2}),
+    ("matrix", m["cross_thread"]["matrix"], [[2, 1], [0, 0]]),
+    ("chains", [m["realloc_chains"][k] for k in ("chains", "reallocs", "moves", "copied_bytes")], [1, 2, 1, 100]),
+    ("short-lived large", m["short_lived_large"], {"blocks": 1, "bytes": 70000}),
+    ("size buckets", [i for i, v in enumerate(m["size_hist"]) if v], [7, 10, 12, 13, 17]),
+    ("lifetime buckets", [i for i, v in enumerate(m["lifetime_hist_ns"]) if v], [7, 9, 10]),
+    ("cut", (j["cut_bytes"], j["files_without_end"]), (20, 1)),
+    ("top site", (m["top_sites_by_bytes"][0]["bytes"], m["top_sites_by_bytes"][0]["frames"]), (1100, ["0x1000", "0x2000"])),
+    ("hints", sorted(h["kind"] for h in m["hints"]), ["cross_thread", "never_freed", "short_lived_large"]),
+]
+errs += ["%s %r != %r" % (n, a, b) for n, a, b in checks if a != b]
+print("; ".join(errs) if errs else "ok")
+EOF
+)
+check "report on a fixed trace: every known figure ($res)" '[ $rc -eq 0 ] && [ "$res" = ok ]'
+check "report on a fixed trace: self-contained trace.html with the plots" \
+    '[ "$(grep -o "<img src=\"data:image/png;base64," "$TMP/fixed/trace.html" | wc -l)" -ge 5 ]'
+"$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
+out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
+check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \
+    '[[ "$out" == *"\"peak_live_bytes\":77348,\"final_live_bytes\":2348"*"\"cross_thread_waits\":1"* ]]'
+
+# ---- replay under every allocator ---------------------------------------------
+"$T" report --no-html "$TMP/mix" >/dev/null 2>&1
+"$T" compile "$TMP/mix" >/dev/null 2>&1
+"$T" record --quiet --out "$TMP/py" -- "$PY" -c '
+import json, re
+d = [{"k%d" % i: [i, str(i) * 3, {"x": i / 3}]} for i in range(3000)]
+s = json.dumps(d)
+print(len(json.loads(s)), len(re.findall(r"\d+", s)))' >/dev/null 2>&1
+"$T" report --no-html "$TMP/py" >/dev/null 2>&1
+"$T" compile "$TMP/py" >/dev/null 2>&1
+declare -A LIBS=(
+    [glibc]=""
+    [jemalloc]=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+    [mimalloc]=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+    [tcmalloc]=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+    [hakmem-hybrid]=$B/hybrid/libhakmem.so
+)
+for trace in mix py; do
+    peak=$(jget "$TMP/$trace/trace.json" 'j["instances"][j["main"]]["peak_live_bytes"]')
+    threads=$(jget "$TMP/$trace/trace.json" 'j["instances"][j["main"]]["threads"]')
+    sum0=""
+    for a in glibc jemalloc mimalloc tcmalloc hakmem-hybrid; do
+        lib=${LIBS[$a]}
+        if [ -n "$lib" ] && [ ! -f "$lib" ]; then
+            skipped "replay of the $trace trace under $a: $lib is not installed"
+            continue
+        fi
+        LD_PRELOAD=$lib timeout 60 $B/workloads/replay --trace "$TMP/$trace/trace.replay" --verify full \
+            >"$TMP/r.out" 2>"$TMP/r.err"
+        rc=$?
+        # Debian 12's mimalloc 2.0.9 returns misaligned blocks for some aligned
+        # requests of 256 to 1024 bytes (upstream issue #700, fixed after
+        # 2.0.9); the mix trace makes such requests, and replay must say so.
+        if [ $a = mimalloc ] && [ $rc -eq 3 ] && grep -q "is not aligned to" "$TMP/r.err" &&
+            dpkg-query -W -f='${Version}' libmimalloc2.0 2>/dev/null | grep -q '^2\.0\.9'; then
+            ok "replay of the $trace trace under mimalloc 2.0.9 stops at its known misaligned aligned allocation ($(head -c 120 "$TMP/r.err"))"
+            continue
+        fi
+        res=$("$PY" - "$TMP/r.out" "${lib:-libc.so}" "$peak" "$threads" <<'EOF'
+import json, os, sys
+j = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+lib, peak, threads = os.path.basename(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+errs = []
+if lib not in j["malloc_from"]:
+    errs.append("malloc_from %s" % j["malloc_from"])
+if j["peak_live_bytes"] != peak:
+    errs.append("peak_live_bytes %d, the report says %d" % (j["peak_live_bytes"], peak))
+if threads == 1 and j["replay_peak_live_bytes"] != peak:
+    errs.append("one thread, but this run's peak is %d" % j["replay_peak_live_bytes"])
+print(("checksum " + j["checksum"]) if not errs else "; ".join(errs))
+EOF
+)
+        [ -z "$sum0" ] && sum0=$res
+        check "replay of the $trace trace ($threads threads) under $a: peak $peak equal to the report's, same checksum ($res)" \
+            '[ $rc -eq 0 ] && [[ "$res" == checksum* ]] && [ "$res" = "$sum0" ]'
+    done
+done
+if [ -f $B/tests/libbroken_malloc.so ]; then
+    LD_PRELOAD=$B/tests/libbroken_malloc.so $B/workloads/replay --trace "$TMP/py/trace.replay" >/dev/null 2>"$TMP/broken.err"
+    rc=$?
+    check "replay catches an allocator that hands a block out twice (exit $rc: $(head -c 100 "$TMP/broken.err"))" \
+        '[ $rc -eq 3 ] && grep -q "corrupted block" "$TMP/broken.err"'
+else
+    bad "no broken allocator at $B/tests/libbroken_malloc.so"
+fi
+$B/workloads/replay >/dev/null 2>"$TMP/e1"
+rc1=$?
+$B/workloads/replay --trace "$TMP/mix/trace.json" >/dev/null 2>"$TMP/e2"
+rc2=$?
+check "replay without --trace, or of a file that is no replay file: exit 2, one line" \
+    '[ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ "$(wc -l <"$TMP/e1")" -eq 1 ] && grep -q "not a replay file" "$TMP/e2"'
+"$T" compile "$TMP/samp" >/dev/null 2>"$TMP/e3"
+check "compile of a sampled trace: exit 2 with the reason" '[ $? -eq 2 ] && grep -q "sampled trace cannot be replayed" "$TMP/e3"'
+
+# ---- the tracker over other allocators ------------------------------------------
+for a in jemalloc hakmem-hybrid; do
+    lib=${LIBS[$a]}
+    if [ ! -f "$lib" ]; then
+        skipped "recording over $a: $lib is not installed"
+        continue
+    fi
+    "$T" record --quiet --out "$TMP/over-$a" --preset leaks --preload "$lib" -- $B/tests/tracker_mix 2000 \
+        >"$TMP/over.out" 2>"$TMP/over.err"
+    rc=$?
+    "$T" report --no-html "$TMP/over-$a" >/dev/null 2>&1
+    rc2=$?
+    n=$(jget "$TMP/over-$a/trace.json" 'j["instances"][j["main"]]["unmatched_frees"]')
+    check "recording over $a (leaks preset): program unchanged, report reads it, no unmatched free ($n)" \
+        '[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && cmp -s "$TMP/over.out" "$TMP/plain.out" && [ "$n" = 0 ]'
+done
+
+echo "tracker: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]

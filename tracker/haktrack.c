@@ -1,0 +1,1154 @@
+/* haktrack.c - libhaktrack.so, the allocation tracker.
+ *
+ * Preloaded in front of any allocator, it records every call of the malloc
+ * family and forwards it to the next definition (dlsym(RTLD_NEXT)). The
+ * file format is in trace_format.h; the options are the table below, set
+ * through the environment (hakmem-trace record sets them).
+ *
+ * Recording, per thread, without locks or shared writes on the hot path:
+ *   - a thread's first call registers it: an mmap'd ht_thread with its
+ *     buffer, an index from one atomic counter, its own file, and a push
+ *     onto the registry list (the only shared writes);
+ *   - each call appends one record to the thread's buffer; a full buffer is
+ *     written to the thread's file by the thread itself;
+ *   - at thread exit (a pthread key destructor, re-armed so that it runs in
+ *     the last round) the rest is written and the file closed; later calls
+ *     of that thread (other destructors) are appended one by one;
+ *   - at process exit (this library's destructor), _exit/_Exit and exec,
+ *     every registered thread's buffer is written, running or blocked, and
+ *     from then on each thread writes every record at once ("direct").
+ *   The buffer is written under a per-thread flag lock that only the owner
+ *   (buffer full) and an exit flush ever take; the owner publishes each
+ *   record with a release store of its position, so an exit flush writes
+ *   every record published before it and the owner writes the rest.
+ *
+ * Sampled mode keeps one shared open-addressing set of the sampled blocks'
+ * pointers, so that only frees of sampled blocks are recorded: it is read
+ * on every free and written once per sampled block (never for a call that
+ * is not recorded).
+ *
+ * Bootstrap: until dlsym has resolved the next functions, allocations (made
+ * by dlsym itself) come from a static area; they are never passed to the
+ * next free. Calls made while this library is working for the same thread
+ * (libunwind, dlsym, the allocator's own calls) pass through unrecorded.
+ *
+ * fork: the child is a new instance with its own files (its header names the
+ * parent); the forking thread's records made before the fork stay with the
+ * parent, the other threads do not exist in the child. A child that ends in
+ * _exit or exec gets its records written there; one that calls execl/execle/
+ * execlp (glibc calls execve internally, past this library) or is killed
+ * loses what its buffer held.
+ */
+#define UNW_LOCAL_ONLY
+#include "trace_format.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libunwind.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HT_EXPORT __attribute__((visibility("default")))
+#define HT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* A thread's buffer: 256 KiB of units; flushed when fewer than
+ * HT_ROOM units are left (room for the largest stack definition and an
+ * event). */
+#define HT_BUF_UNITS ((256u << 10) / HT_UNIT)
+#define HT_ROOM (2u + (HT_MAX_FRAMES + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT + 2u)
+#define HT_SET_BITS 18 /* sampled-pointer set: 2^18 entries (2 MiB), live sampled blocks */
+#define HT_BOOT_BYTES (64u << 10)
+
+/* ---- options ------------------------------------------------------------ */
+
+typedef struct ht_option {
+    const char *env;
+    uint64_t def, min, max;
+    const char *meaning;
+    uint64_t value;
+} ht_option;
+
+enum { OPT_MODE, OPT_THRESHOLD, OPT_EVERY, OPT_STACKS, OPT_DEPTH, OPT_COUNT };
+
+/* The one option table (HAKTRACK_DIR, a path, is read on its own). */
+static ht_option g_opt[OPT_COUNT] = {
+    [OPT_MODE] = { "HAKTRACK_MODE", HT_MODE_FULL, 0, 1,
+                   "full (every call) or sampled (0 or 1 also accepted)", 0 },
+    [OPT_THRESHOLD] = { "HAKTRACK_THRESHOLD", 65536, 1, UINT64_MAX,
+                        "sampled: every block of at least this many bytes is recorded", 0 },
+    [OPT_EVERY] = { "HAKTRACK_EVERY", 128, 1, 1u << 30,
+                    "sampled: one in this many smaller calls (random gaps, this mean)", 0 },
+    [OPT_STACKS] = { "HAKTRACK_STACKS", 0, 0, 1, "record the call stack of allocations", 0 },
+    [OPT_DEPTH] = { "HAKTRACK_DEPTH", 24, 1, HT_MAX_FRAMES, "frames kept per stack", 0 },
+};
+
+/* ---- the next definitions ----------------------------------------------- */
+
+static struct {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    void (*_exit)(int);
+    void (*_Exit)(int);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execv)(const char *, char *const[]);
+    int (*execvp)(const char *, char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    int (*fexecve)(int, char *const[], char *const[]);
+} next;
+
+static _Atomic int g_ready;     /* next.* resolved */
+static _Atomic int g_resolving; /* dlsym in progress */
+
+/* ---- bootstrap area ------------------------------------------------------ */
+
+static _Alignas(64) unsigned char g_boot[HT_BOOT_BYTES];
+static _Atomic size_t g_boot_used;
+
+static bool ht_is_boot(const void *p)
+{
+    return (const unsigned char *)p >= g_boot && (const unsigned char *)p < g_boot + sizeof g_boot;
+}
+
+/* Each boot block is preceded by 16 bytes holding its size. */
+static void *ht_boot_alloc(size_t n, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    for (;;) {
+        size_t used = atomic_load(&g_boot_used);
+        size_t start = (used + 16 + align - 1) & ~(align - 1);
+        if (n > sizeof g_boot || start + n > sizeof g_boot)
+            return NULL;
+        if (atomic_compare_exchange_weak(&g_boot_used, &used, start + n)) {
+            memcpy(g_boot + start - sizeof(size_t), &n, sizeof n);
+            return g_boot + start;
+        }
+    }
+}
+
+static size_t ht_boot_size(const void *p)
+{
+    size_t n;
+    memcpy(&n, (const unsigned char *)p - sizeof n, sizeof n);
+    return n;
+}
+
+/* ---- process state ----------------------------------------------------- */
+
+typedef struct ht_thread {
+    struct ht_thread *next;  /* registry link, set before publication */
+    ht_event *buf;           /* the buffer (the tail array once dead) */
+    _Atomic uint32_t pos;    /* units filled; written by the owner only */
+    uint32_t written;        /* units of buf already in the file (lock) */
+    uint32_t flush_at;
+    atomic_flag lock;        /* held while writing buf out */
+    _Atomic int direct;      /* write every record at once */
+    int dead;                /* thread exited, file closed */
+    int fd;
+    uint32_t index;
+    uint32_t exit_rounds;
+    pid_t tid;
+    uint64_t events;         /* event records made (not stack definitions) */
+    uint64_t countdown;      /* sampled: calls left before the next sample */
+    uint64_t rng;
+    uint64_t *stack_keys;    /* open addressing: frame hash -> id */
+    uint32_t *stack_ids;
+    uint32_t stack_mask, stack_count;
+    size_t map_bytes;        /* the mmap holding this struct and buf */
+    ht_event tail[HT_ROOM];  /* after death: room for one call's records */
+    char path[PATH_MAX];
+} ht_thread;
+
+static char g_dir[PATH_MAX - 64];
+static char g_exe[128];
+static _Atomic int g_on;        /* recording */
+static _Atomic int g_warned;    /* the one message was printed */
+static pid_t g_pid;
+static uint64_t g_epoch, g_epoch_rt, g_parent_epoch;
+static uint32_t g_flags;
+static _Atomic uint32_t g_nthreads;
+static ht_thread *_Atomic g_threads;
+static pthread_key_t g_key;
+static _Atomic uint64_t *g_set;  /* sampled mode: live sampled pointers */
+
+static __thread ht_thread *t_self __attribute__((tls_model("initial-exec")));
+static __thread int t_busy __attribute__((tls_model("initial-exec")));
+
+/* ---- small helpers (no malloc, no stdio) ------------------------------ */
+
+static uint64_t ht_clock(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t ht_now(void)
+{
+    return ht_clock(CLOCK_MONOTONIC) - g_epoch;
+}
+
+static char *ht_cat(char *d, const char *end, const char *s)
+{
+    while (*s && d < end - 1)
+        *d++ = *s++;
+    *d = 0;
+    return d;
+}
+
+static char *ht_cat_u64(char *d, const char *end, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0 && d < end - 1)
+        *d++ = tmp[--n];
+    *d = 0;
+    return d;
+}
+
+static bool ht_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        c += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void ht_say(const char *a, const char *b, const char *c)
+{
+    char msg[PATH_MAX + 256], *e = msg + sizeof msg, *d = msg;
+    d = ht_cat(d, e, "haktrack: ");
+    d = ht_cat(d, e, a);
+    d = ht_cat(d, e, b);
+    d = ht_cat(d, e, c);
+    d = ht_cat(d, e, "\n");
+    ssize_t ignored = write(2, msg, (size_t)(d - msg));
+    (void)ignored;
+}
+
+/* Recording stops for good, with one message; the program goes on. */
+static void ht_stop(const char *what, int err)
+{
+    atomic_store(&g_on, 0);
+    if (atomic_exchange(&g_warned, 1))
+        return;
+    char m[PATH_MAX + 64], *e = m + sizeof m, *d = m;
+    d = ht_cat(d, e, what);
+    d = ht_cat(d, e, g_dir);
+    d = ht_cat(d, e, ": ");
+    ht_cat(d, e, strerror(err));
+    ht_say(m, "; recording stops, the program goes on", "");
+}
+
+static inline uint64_t ht_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static char *ht_instance_path(char *buf, size_t size, const char *suffix)
+{
+    char *e = buf + size, *d = buf;
+    d = ht_cat(d, e, g_dir);
+    d = ht_cat(d, e, "/");
+    d = ht_cat_u64(d, e, (uint64_t)g_pid);
+    d = ht_cat(d, e, "-");
+    d = ht_cat_u64(d, e, g_epoch);
+    return ht_cat(d, e, suffix);
+}
+
+/* Open the thread's file and write its header; false (recording stopped)
+ * on failure. */
+static bool ht_open_file(ht_thread *t)
+{
+    char *d = ht_instance_path(t->path, sizeof t->path, "-");
+    d = ht_cat_u64(d, t->path + sizeof t->path, t->index);
+    ht_cat(d, t->path + sizeof t->path, ".htrk");
+    int fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && mkdir(g_dir, 0755) == 0)
+        fd = open(t->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ht_stop("cannot create a trace file in ", errno);
+        return false;
+    }
+    ht_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, HT_MAGIC, 8);
+    h.version = HT_VERSION;
+    h.header_size = HT_HEADER_SIZE;
+    h.unit_size = HT_UNIT;
+    h.flags = g_flags;
+    h.mode = (uint32_t)g_opt[OPT_MODE].value;
+    h.thread_index = t->index;
+    h.pid = (uint64_t)g_pid;
+    h.ppid = (uint64_t)getppid();
+    h.tid = (uint64_t)t->tid;
+    h.epoch_ns = g_epoch;
+    h.epoch_realtime_ns = g_epoch_rt;
+    h.thread_start_ns = ht_now();
+    h.sample_threshold = g_opt[OPT_THRESHOLD].value;
+    h.sample_every = g_opt[OPT_EVERY].value;
+    h.parent_epoch_ns = g_parent_epoch;
+    memcpy(h.exe, g_exe, sizeof h.exe);
+    if (!ht_write_all(fd, &h, sizeof h)) {
+        ht_stop("cannot write a trace file in ", errno ? errno : ENOSPC);
+        close(fd);
+        return false;
+    }
+    t->fd = fd;
+    return true;
+}
+
+/* A copy of /proc/self/maps for symbolizing stacks. */
+static void ht_write_maps(void)
+{
+    if (!g_opt[OPT_STACKS].value || !atomic_load(&g_on))
+        return;
+    char path[PATH_MAX];
+    ht_instance_path(path, sizeof path, ".maps");
+    int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return;
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out >= 0) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+            if (!ht_write_all(out, buf, (size_t)n))
+                break;
+        close(out);
+    }
+    close(in);
+}
+
+/* Writes buf[written, pos) out. Caller holds t->lock. */
+static void ht_write_out(ht_thread *t)
+{
+    if (!atomic_load(&g_on))
+        return;
+    uint32_t pos = atomic_load_explicit(&t->pos, memory_order_acquire);
+    if (pos <= t->written)
+        return;
+    size_t bytes = (size_t)(pos - t->written) * HT_UNIT;
+    const void *from = &t->buf[t->written];
+    bool ok;
+    if (t->dead) {
+        int fd = open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        ok = fd >= 0 && ht_write_all(fd, from, bytes);
+        if (fd >= 0)
+            close(fd);
+    } else {
+        ok = t->fd >= 0 && ht_write_all(t->fd, from, bytes);
+    }
+    if (!ok && atomic_load(&g_on))
+        ht_stop("cannot write the trace to ", errno ? errno : ENOSPC);
+    t->written = pos;
+}
+
+static void ht_lock(ht_thread *t)
+{
+    while (atomic_flag_test_and_set_explicit(&t->lock, memory_order_acquire))
+        sched_yield();
+}
+
+static void ht_unlock(ht_thread *t)
+{
+    atomic_flag_clear_explicit(&t->lock, memory_order_release);
+}
+
+/* The owner's flush: buffer full, or direct mode. */
+static void ht_flush_own(ht_thread *t)
+{
+    ht_lock(t);
+    ht_write_out(t);
+    if (atomic_load_explicit(&t->pos, memory_order_relaxed) >= t->flush_at || t->dead) {
+        atomic_store_explicit(&t->pos, 0, memory_order_relaxed);
+        t->written = 0;
+    }
+    ht_unlock(t);
+}
+
+/* An END record straight to the file. Caller holds t->lock, buffer written. */
+static void ht_write_end(ht_thread *t)
+{
+    if (t->fd < 0 || !atomic_load(&g_on))
+        return;
+    ht_event e;
+    memset(&e, 0, sizeof e);
+    e.op = HT_OP_END;
+    e.time = ht_now();
+    e.size = t->events;
+    if (!ht_write_all(t->fd, &e, sizeof e))
+        ht_stop("cannot write the trace to ", errno ? errno : ENOSPC);
+}
+
+/* Process exit, _exit, exec: every live thread's records are written, and
+ * each record after this is written at once. */
+static void ht_flush_all(void)
+{
+    if (!atomic_load(&g_ready))
+        return;
+    int saved = errno;
+    int busy = t_busy;
+    t_busy = 1;
+    for (ht_thread *t = atomic_load(&g_threads); t; t = t->next) {
+        ht_lock(t);
+        if (!t->dead) {
+            ht_write_out(t);
+            ht_write_end(t);
+            atomic_store(&t->direct, 1);
+        }
+        ht_unlock(t);
+    }
+    ht_write_maps();
+    t_busy = busy;
+    errno = saved;
+}
+
+/* ---- registering a thread ------------------------------------------------ */
+
+static void ht_thread_exit(void *arg);
+
+static ht_thread *ht_register(void)
+{
+    size_t bytes = (sizeof(ht_thread) + 4095) / 4096 * 4096 + (size_t)HT_BUF_UNITS * HT_UNIT;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        ht_stop("out of memory for a thread's buffer, writing to ", ENOMEM);
+        return NULL;
+    }
+    ht_thread *t = m;
+    t->map_bytes = bytes;
+    t->buf = (ht_event *)((char *)m + (sizeof(ht_thread) + 4095) / 4096 * 4096);
+    t->flush_at = HT_BUF_UNITS - HT_ROOM;
+    t->tid = (pid_t)syscall(SYS_gettid);
+    t->index = atomic_fetch_add(&g_nthreads, 1);
+    t->rng = ht_mix(((uint64_t)g_pid << 32) ^ t->index ^ g_epoch);
+    t->countdown = 1 + t->rng % (2 * g_opt[OPT_EVERY].value);
+    t->fd = -1;
+    atomic_flag_clear(&t->lock);
+    if (!ht_open_file(t)) {
+        munmap(m, bytes);
+        return NULL;
+    }
+    ht_thread *head = atomic_load(&g_threads);
+    do
+        t->next = head;
+    while (!atomic_compare_exchange_weak(&g_threads, &head, t));
+    pthread_setspecific(g_key, t);
+    t_self = t;
+    return t;
+}
+
+/* pthread key destructor: re-armed until the last round, so that other
+ * keys' destructors run before the file is closed. */
+static void ht_thread_exit(void *arg)
+{
+    ht_thread *t = arg;
+    if (++t->exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(g_key, t);
+        return;
+    }
+    int saved = errno;
+    t_busy = 1;
+    ht_lock(t);
+    if (!t->dead) {
+        ht_write_out(t);
+        ht_write_end(t);
+        if (t->fd >= 0)
+            close(t->fd);
+        t->fd = -1;
+        t->dead = 1;
+        char *old = (char *)t->buf;
+        t->buf = t->tail;
+        atomic_store(&t->pos, 0);
+        t->written = 0;
+        t->flush_at = HT_ROOM;
+        atomic_store(&t->direct, 1);
+        munmap(old, (size_t)HT_BUF_UNITS * HT_UNIT);
+    }
+    ht_unlock(t);
+    t_busy = 0;
+    errno = saved;
+}
+
+/* ---- sampled mode ---------------------------------------------------- */
+
+static inline bool ht_sample(ht_thread *t, size_t n)
+{
+    if (n >= g_opt[OPT_THRESHOLD].value)
+        return true;
+    if (--t->countdown)
+        return false;
+    t->rng = ht_mix(t->rng + 0x9e3779b97f4a7c15ULL);
+    t->countdown = 1 + t->rng % (2 * g_opt[OPT_EVERY].value - 1);
+    return true;
+}
+
+/* Slots hold a pointer, 0 (empty) or 1 (deleted). */
+static void ht_set_insert(void *p)
+{
+    uint64_t key = (uint64_t)(uintptr_t)p, mask = (1u << HT_SET_BITS) - 1;
+    uint64_t i = ht_mix(key) & mask;
+    for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        uint64_t cur = atomic_load_explicit(&g_set[i], memory_order_relaxed);
+        if (cur <= 1 && atomic_compare_exchange_strong(&g_set[i], &cur, key))
+            return;
+    }
+    /* Full: this block's free will not be recorded (it shows as never freed). */
+}
+
+/* Removes p; true when it was there. */
+static bool ht_set_take(void *p)
+{
+    uint64_t key = (uint64_t)(uintptr_t)p, mask = (1u << HT_SET_BITS) - 1;
+    uint64_t i = ht_mix(key) & mask;
+    for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        uint64_t cur = atomic_load_explicit(&g_set[i], memory_order_relaxed);
+        if (cur == key) {
+            atomic_store_explicit(&g_set[i], 1, memory_order_relaxed);
+            return true;
+        }
+        if (cur == 0)
+            return false;
+    }
+    return false;
+}
+
+/* ---- stacks -------------------------------------------------------------- */
+
+static void ht_stack_table_grow(ht_thread *t)
+{
+    uint32_t cap = t->stack_mask ? (t->stack_mask + 1) * 2 : 1024;
+    size_t kb = (size_t)cap * sizeof(uint64_t), ib = (size_t)cap * sizeof(uint32_t);
+    void *m = mmap(NULL, kb + ib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    uint64_t *keys = m;
+    uint32_t *ids = (uint32_t *)((char *)m + kb);
+    for (uint32_t k = 0; t->stack_mask && k <= t->stack_mask; k++) {
+        if (!t->stack_keys[k])
+            continue;
+        uint32_t i = (uint32_t)ht_mix(t->stack_keys[k]) & (cap - 1);
+        while (keys[i])
+            i = (i + 1) & (cap - 1);
+        keys[i] = t->stack_keys[k];
+        ids[i] = t->stack_ids[k];
+    }
+    if (t->stack_mask)
+        munmap(t->stack_keys, (size_t)(t->stack_mask + 1) * (sizeof(uint64_t) + sizeof(uint32_t)));
+    t->stack_keys = keys;
+    t->stack_ids = ids;
+    t->stack_mask = cap - 1;
+}
+
+/* The id of the current call stack in this thread's file, writing its
+ * definition first when it is new. Called straight from an exported
+ * function: frames 0 and 1 are this function and that one. */
+static __attribute__((noinline)) uint32_t ht_stack(ht_thread *t)
+{
+    void *fr[HT_MAX_FRAMES + 2];
+    int n = unw_backtrace(fr, (int)g_opt[OPT_DEPTH].value + 2) - 2;
+    if (n <= 0)
+        return 0;
+    uint64_t h = 0x84222325cbf29ce4ULL;
+    for (int k = 0; k < n; k++)
+        h = ht_mix(h ^ (uint64_t)(uintptr_t)fr[k + 2]);
+    h |= 1; /* never 0, the empty key */
+    if (t->stack_count * 2 >= t->stack_mask) {
+        ht_stack_table_grow(t);
+        if (t->stack_count * 2 >= t->stack_mask)
+            return 0;
+    }
+    uint32_t i = (uint32_t)ht_mix(h) & t->stack_mask;
+    while (t->stack_keys[i]) {
+        if (t->stack_keys[i] == h)
+            return t->stack_ids[i];
+        i = (i + 1) & t->stack_mask;
+    }
+    uint32_t id = ++t->stack_count;
+    t->stack_keys[i] = h;
+    t->stack_ids[i] = id;
+    uint32_t pos = atomic_load_explicit(&t->pos, memory_order_relaxed);
+    ht_event *e = &t->buf[pos];
+    memset(e, 0, sizeof *e);
+    e->op = HT_OP_STACK;
+    e->stack = id;
+    e->size = (uint64_t)n;
+    e->aux = h;
+    uint32_t units = 1 + ((uint32_t)n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+    uint64_t *frames = (uint64_t *)(e + 1);
+    memset(frames, 0, (size_t)(units - 1) * HT_UNIT);
+    for (int k = 0; k < n; k++)
+        frames[k] = (uint64_t)(uintptr_t)fr[k + 2];
+    atomic_store_explicit(&t->pos, pos + units, memory_order_release);
+    return id;
+}
+
+/* ---- the recording path -------------------------------------------------- */
+
+static void ht_resolve(void);
+
+/* Enter the tracker for one call: false when this call is not recorded
+ * (recording off, or a call made from inside the tracker). */
+static inline bool ht_enter(ht_thread **tp)
+{
+    if (t_busy || !atomic_load_explicit(&g_on, memory_order_relaxed))
+        return false;
+    t_busy = 1;
+    ht_thread *t = t_self;
+    if (HT_UNLIKELY(!t)) {
+        t = ht_register();
+        if (!t) {
+            t_busy = 0;
+            return false;
+        }
+    }
+    *tp = t;
+    return true;
+}
+
+static inline void ht_leave(void)
+{
+    t_busy = 0;
+}
+
+static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void *ptr,
+                             uint64_t size, uint64_t aux, uint32_t stack, uint8_t flags,
+                             uint32_t start)
+{
+    ht_event *e = &t->buf[atomic_load_explicit(&t->pos, memory_order_relaxed)];
+    e->time = time;
+    e->ptr = (uint64_t)(uintptr_t)ptr;
+    e->size = size;
+    e->aux = aux;
+    e->start = start;
+    e->stack = stack;
+    e->op = op;
+    e->flags = flags;
+    e->reserved16 = 0;
+    e->reserved32 = 0;
+#ifdef HT_TEST_DROP_EVERY
+    /* test build only: an injected fault that loses one event in N */
+    if ((t->events + 1) % HT_TEST_DROP_EVERY == 0) {
+        t->events++;
+        return;
+    }
+#endif
+    uint32_t pos = atomic_load_explicit(&t->pos, memory_order_relaxed) + 1;
+    atomic_store_explicit(&t->pos, pos, memory_order_release);
+    t->events++;
+    if (HT_UNLIKELY(pos >= t->flush_at || atomic_load_explicit(&t->direct, memory_order_relaxed)))
+        ht_flush_own(t);
+}
+
+/* An allocation that returned p (or failed). Always inlined into the
+ * exported function, so that ht_stack sees it as its caller. */
+#define HT_RECORD_ALLOC(t, op, p, n, aux)                                           \
+    do {                                                                            \
+        uint8_t fl_ = 0;                                                            \
+        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {                             \
+            if (!(p) || !ht_sample((t), (n)))                                       \
+                break;                                                              \
+            ht_set_insert(p);                                                       \
+            fl_ = (n) >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;            \
+        }                                                                           \
+        uint64_t now_ = ht_now();                                                   \
+        uint32_t st_ = g_opt[OPT_STACKS].value ? ht_stack(t) : 0;                   \
+        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0);     \
+    } while (0)
+
+/* ---- the exported functions --------------------------------------------- */
+
+HT_EXPORT void *malloc(size_t n)
+{
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire))) {
+        ht_resolve();
+        if (!g_ready)
+            return ht_boot_alloc(n, 16);
+    }
+    ht_thread *t;
+    if (!ht_enter(&t))
+        return next.malloc(n);
+    void *p = next.malloc(n);
+    int e = errno;
+    HT_RECORD_ALLOC(t, HT_OP_MALLOC, p, n, 0);
+    ht_leave();
+    errno = e;
+    return p;
+}
+
+HT_EXPORT void *calloc(size_t k, size_t n)
+{
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire))) {
+        ht_resolve();
+        if (!g_ready) {
+            size_t b;
+            return __builtin_mul_overflow(k, n, &b) ? NULL : ht_boot_alloc(b, 16);
+        }
+    }
+    ht_thread *t;
+    if (!ht_enter(&t))
+        return next.calloc(k, n);
+    void *p = next.calloc(k, n);
+    int e = errno;
+    size_t b;
+    if (__builtin_mul_overflow(k, n, &b))
+        b = SIZE_MAX;
+    HT_RECORD_ALLOC(t, HT_OP_CALLOC, p, b, k);
+    ht_leave();
+    errno = e;
+    return p;
+}
+
+HT_EXPORT void free(void *p)
+{
+    if (HT_UNLIKELY(!p || ht_is_boot(p) || !atomic_load_explicit(&g_ready, memory_order_acquire))) {
+        if (p && !ht_is_boot(p) && next.free)
+            next.free(p);
+        if (!p && g_ready) {
+            ht_thread *t;
+            if (g_opt[OPT_MODE].value == HT_MODE_FULL && ht_enter(&t)) {
+                ht_commit(t, HT_OP_FREE, ht_now(), NULL, 0, 0, 0, 0, 0);
+                ht_leave();
+            }
+        }
+        return;
+    }
+    ht_thread *t;
+    if (!ht_enter(&t)) {
+        next.free(p);
+        return;
+    }
+    int e = errno;
+    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED && !ht_set_take(p)) {
+        next.free(p);
+        ht_leave();
+        errno = e;
+        return;
+    }
+    uint64_t now = ht_now();
+    next.free(p);
+    ht_commit(t, HT_OP_FREE, now, p, 0, 0, 0, 0, 0);
+    ht_leave();
+    errno = e;
+}
+
+/* realloc and reallocarray: old released at the call's start, new born
+ * after it. In sampled mode a realloc is recorded when its old block was
+ * sampled or when the new size is drawn. */
+static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *t, uint8_t op, void *p, size_t n, size_t k,
+                                      size_t b)
+{
+    bool rec = true, was = false;
+    uint8_t fl = 0;
+    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
+        was = p && ht_set_take(p);
+        rec = was || ht_sample(t, b);
+        fl = b >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;
+    }
+    uint64_t t0 = rec ? ht_now() : 0;
+    void *q = op == HT_OP_REALLOC ? next.realloc(p, n) : next.reallocarray(p, k, n);
+    int e = errno;
+    if (rec) {
+        uint64_t t1 = ht_now();
+        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
+            if (q)
+                ht_set_insert(q);
+            else if (was && b)
+                ht_set_insert(p); /* failed: the old block lives on */
+        }
+        uint32_t st = g_opt[OPT_STACKS].value && q ? ht_stack(t) : 0;
+        uint64_t d = t1 - t0;
+        ht_commit(t, op, t1, q, b, (uint64_t)(uintptr_t)p, st, fl,
+                  d > UINT32_MAX ? UINT32_MAX : (uint32_t)d);
+    }
+    errno = e;
+    return q;
+}
+
+HT_EXPORT void *realloc(void *p, size_t n)
+{
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire) || ht_is_boot(p))) {
+        if (!g_ready)
+            ht_resolve();
+        if (!g_ready) {
+            void *q = ht_boot_alloc(n, 16);
+            if (q && p)
+                memcpy(q, p, ht_boot_size(p) < n ? ht_boot_size(p) : n);
+            return q;
+        }
+        if (ht_is_boot(p)) {
+            void *q = malloc(n);
+            if (q)
+                memcpy(q, p, ht_boot_size(p) < n ? ht_boot_size(p) : n);
+            return q;
+        }
+    }
+    ht_thread *t;
+    if (!ht_enter(&t))
+        return next.realloc(p, n);
+    void *q = ht_realloc_common(t, HT_OP_REALLOC, p, n, 1, n);
+    ht_leave();
+    return q;
+}
+
+HT_EXPORT void *reallocarray(void *p, size_t k, size_t n)
+{
+    size_t b;
+    if (__builtin_mul_overflow(k, n, &b))
+        b = SIZE_MAX;
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire) || ht_is_boot(p) ||
+                    !next.reallocarray)) {
+        if (b == SIZE_MAX) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return realloc(p, b);
+    }
+    ht_thread *t;
+    if (!ht_enter(&t))
+        return next.reallocarray(p, k, n);
+    void *q = ht_realloc_common(t, HT_OP_REALLOCARRAY, p, n, k, b);
+    ht_leave();
+    return q;
+}
+
+HT_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire))) {
+        ht_resolve();
+        if (!g_ready) {
+            void *p = ht_boot_alloc(n, align);
+            if (!p)
+                return ENOMEM;
+            *out = p;
+            return 0;
+        }
+    }
+    ht_thread *t;
+    if (!ht_enter(&t))
+        return next.posix_memalign(out, align, n);
+    int r = next.posix_memalign(out, align, n);
+    int e = errno;
+    void *p = r == 0 ? *out : NULL;
+    HT_RECORD_ALLOC(t, HT_OP_POSIX_MEMALIGN, p, n, align);
+    ht_leave();
+    errno = e;
+    return r;
+}
+
+/* aligned_alloc, memalign, valloc, pvalloc: one shape. */
+#define HT_ALIGNED_FN(name, op, params, args, align_expr, size_expr)                   \
+    HT_EXPORT void *name params                                                        \
+    {                                                                                  \
+        if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire))) {      \
+            ht_resolve();                                                              \
+            if (!g_ready)                                                              \
+                return ht_boot_alloc((size_expr), (align_expr));                       \
+        }                                                                              \
+        ht_thread *t;                                                                  \
+        if (!next.name) {                                                              \
+            errno = ENOMEM;                                                            \
+            return NULL;                                                               \
+        }                                                                              \
+        if (!ht_enter(&t))                                                             \
+            return next.name args;                                                     \
+        void *p = next.name args;                                                      \
+        int e = errno;                                                                 \
+        HT_RECORD_ALLOC(t, op, p, (size_expr), (align_expr));                          \
+        ht_leave();                                                                    \
+        errno = e;                                                                     \
+        return p;                                                                      \
+    }
+
+HT_ALIGNED_FN(aligned_alloc, HT_OP_ALIGNED_ALLOC, (size_t a, size_t n), (a, n), a, n)
+HT_ALIGNED_FN(memalign, HT_OP_MEMALIGN, (size_t a, size_t n), (a, n), a, n)
+HT_ALIGNED_FN(valloc, HT_OP_VALLOC, (size_t n), (n), (size_t)sysconf(_SC_PAGESIZE), n)
+HT_ALIGNED_FN(pvalloc, HT_OP_PVALLOC, (size_t n), (n), (size_t)sysconf(_SC_PAGESIZE), n)
+
+HT_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (ht_is_boot(p))
+        return ht_boot_size(p);
+    if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire) || !next.malloc_usable_size))
+        return 0;
+    ht_thread *t;
+    if (g_opt[OPT_MODE].value != HT_MODE_FULL || !ht_enter(&t))
+        return next.malloc_usable_size(p);
+    size_t n = next.malloc_usable_size(p);
+    int e = errno;
+    ht_commit(t, HT_OP_USABLE_SIZE, ht_now(), p, n, 0, 0, 0, 0);
+    ht_leave();
+    errno = e;
+    return n;
+}
+
+/* ---- exit and exec: write everything first ------------------------------- */
+
+HT_EXPORT void _exit(int status)
+{
+    ht_flush_all();
+    if (!next._exit)
+        next._exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+    next._exit(status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+HT_EXPORT void _Exit(int status)
+{
+    ht_flush_all();
+    if (!next._Exit)
+        next._Exit = (void (*)(int))dlsym(RTLD_NEXT, "_Exit");
+    next._Exit(status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+HT_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    ht_flush_all();
+    return next.execve(path, argv, envp);
+}
+
+HT_EXPORT int execv(const char *path, char *const argv[])
+{
+    ht_flush_all();
+    return next.execv(path, argv);
+}
+
+HT_EXPORT int execvp(const char *file, char *const argv[])
+{
+    ht_flush_all();
+    return next.execvp(file, argv);
+}
+
+HT_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    ht_flush_all();
+    return next.execvpe(file, argv, envp);
+}
+
+HT_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    ht_flush_all();
+    return next.fexecve(fd, argv, envp);
+}
+
+/* ---- start-up, fork ------------------------------------------------------ */
+
+static void ht_start_instance(void)
+{
+    g_pid = getpid();
+    g_epoch = ht_clock(CLOCK_MONOTONIC);
+    g_epoch_rt = ht_clock(CLOCK_REALTIME);
+}
+
+/* The child of a fork is a new instance: new files; the records that were
+ * in the forking thread's buffer belong to the parent, the other threads
+ * do not exist here. */
+static void ht_atfork_child(void)
+{
+    if (!atomic_load(&g_on))
+        return;
+    int saved = errno;
+    int busy = t_busy;
+    t_busy = 1;
+    g_parent_epoch = g_epoch;
+    g_flags |= HT_F_FORK_CHILD;
+    ht_start_instance();
+    ht_thread *self = t_self;
+    for (ht_thread *t = atomic_load(&g_threads), *nx; t; t = nx) {
+        nx = t->next;
+        if (t->fd >= 0)
+            close(t->fd);
+        t->fd = -1;
+        if (t != self && !t->dead)
+            munmap(t, t->map_bytes); /* never used again here */
+    }
+    atomic_store(&g_threads, NULL);
+    atomic_store(&g_nthreads, 0);
+    if (self && !self->dead) {
+        atomic_store(&self->pos, 0);
+        self->written = 0;
+        self->events = 0;
+        self->exit_rounds = 0;
+        atomic_flag_clear(&self->lock);
+        atomic_store(&self->direct, 0);
+        self->tid = (pid_t)syscall(SYS_gettid);
+        self->index = atomic_fetch_add(&g_nthreads, 1);
+        if (self->stack_mask)
+            memset(self->stack_keys, 0, (size_t)(self->stack_mask + 1) * sizeof(uint64_t));
+        self->stack_count = 0;
+        if (ht_open_file(self)) {
+            self->next = NULL;
+            atomic_store(&g_threads, self);
+        } else {
+            t_self = NULL;
+        }
+    } else {
+        t_self = NULL;
+    }
+    t_busy = busy;
+    errno = saved;
+}
+
+static bool ht_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* Options from the environment; false (with one message) on a bad value. */
+static bool ht_read_options(void)
+{
+    for (int k = 0; k < OPT_COUNT; k++) {
+        ht_option *o = &g_opt[k];
+        const char *s = getenv(o->env);
+        o->value = o->def;
+        if (!s)
+            continue;
+        uint64_t v;
+        if (k == OPT_MODE && strcmp(s, "full") == 0)
+            v = HT_MODE_FULL;
+        else if (k == OPT_MODE && strcmp(s, "sampled") == 0)
+            v = HT_MODE_SAMPLED;
+        else if (!ht_parse_u64(s, &v) || v < o->min || v > o->max) {
+            ht_say(o->env, " has a bad value: ", s);
+            return false;
+        }
+        o->value = v;
+    }
+    const char *dir = getenv("HAKTRACK_DIR");
+    if (!dir || !*dir)
+        dir = "haktrack.out";
+    if (strlen(dir) >= sizeof g_dir) {
+        ht_say("HAKTRACK_DIR is too long: ", dir, "");
+        return false;
+    }
+    strcpy(g_dir, dir);
+    return true;
+}
+
+static void ht_resolve(void)
+{
+    int expected = 0;
+    if (atomic_load(&g_ready) || !atomic_compare_exchange_strong(&g_resolving, &expected, 1))
+        return;
+#define HT_NEXT(f) next.f = (__typeof__(next.f))dlsym(RTLD_NEXT, #f)
+    HT_NEXT(malloc);
+    HT_NEXT(free);
+    HT_NEXT(calloc);
+    HT_NEXT(realloc);
+    HT_NEXT(reallocarray);
+    HT_NEXT(posix_memalign);
+    HT_NEXT(aligned_alloc);
+    HT_NEXT(memalign);
+    HT_NEXT(valloc);
+    HT_NEXT(pvalloc);
+    HT_NEXT(malloc_usable_size);
+    HT_NEXT(_exit);
+    HT_NEXT(_Exit);
+    HT_NEXT(execve);
+    HT_NEXT(execv);
+    HT_NEXT(execvp);
+    HT_NEXT(execvpe);
+    HT_NEXT(fexecve);
+#undef HT_NEXT
+    if (!next.malloc || !next.free || !next.calloc || !next.realloc || !next.posix_memalign) {
+        ht_say("cannot find the next malloc, free, calloc, realloc or posix_memalign", "", "");
+        _exit(127);
+    }
+    atomic_store_explicit(&g_ready, 1, memory_order_release);
+}
+
+__attribute__((constructor)) static void ht_init(void)
+{
+    t_busy = 1;
+    ht_resolve();
+    ht_start_instance();
+    ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+    g_exe[n > 0 ? n : 0] = 0;
+    if (!ht_read_options()) {
+        t_busy = 0;
+        return;
+    }
+    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
+        g_flags |= HT_F_SAMPLED;
+        void *m = mmap(NULL, sizeof(uint64_t) << HT_SET_BITS, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            ht_say("out of memory for the sampled set; not recording", "", "");
+            t_busy = 0;
+            return;
+        }
+        g_set = m;
+    }
+    if (g_opt[OPT_STACKS].value)
+        g_flags |= HT_F_STACKS;
+    if (pthread_key_create(&g_key, ht_thread_exit) != 0 ||
+        pthread_atfork(NULL, NULL, ht_atfork_child) != 0) {
+        ht_say("cannot set up thread exit or fork handling; not recording", "", "");
+        t_busy = 0;
+        return;
+    }
+    if (g_opt[OPT_STACKS].value) {
+        /* libunwind sets itself up on its first use: do that now. */
+        void *fr[4];
+        unw_backtrace(fr, 4);
+    }
+    atomic_store(&g_on, 1);
+    t_busy = 0;
+}
+
+__attribute__((destructor)) static void ht_fini(void)
+{
+    ht_flush_all();
+}

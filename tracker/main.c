@@ -1,0 +1,351 @@
+/* main.c - the hakmem-trace command: record, report, compile, dump.
+ *
+ *   hakmem-trace record [options] -- program args...
+ *   hakmem-trace report DIR [--pid N] [--no-html]
+ *   hakmem-trace compile DIR [--pid N] [-o FILE]
+ *   hakmem-trace dump DIR
+ *
+ * Exit codes: 0 done; 1 unreadable or corrupt input, or a failed write;
+ * 2 bad command line. record exits with the program's status (128 + signal
+ * when it was killed).
+ */
+#include "compile.h"
+#include "report.h"
+#include "trace_read.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: hakmem-trace record [options] -- program args...   run a program under the tracker\n"
+    "       hakmem-trace report DIR [--pid N] [--no-html]        DIR/trace.json and DIR/trace.html\n"
+    "       hakmem-trace compile DIR [--pid N] [-o FILE]         a replay file (default DIR/trace.replay)\n"
+    "       hakmem-trace dump DIR                                every record as one text line\n"
+    "\n"
+    "record options:\n"
+    "  --out DIR          where the trace files go (default trace-<date>-<time>); must hold no trace yet\n"
+    "  --preset NAME      replay: full mode, no stacks (default; what compile needs)\n"
+    "                     overview: sampled (every block >= 64 KiB, 1 in 128 below), stacks\n"
+    "                     leaks: full mode with stacks (every block's site, frees included)\n"
+    "  --mode full|sampled, --threshold BYTES, --every N, --stacks, --no-stacks, --depth N\n"
+    "                     override the preset (sampled: every block >= threshold, 1 in N below it)\n"
+    "  --preload LIB      put LIB behind the tracker (an allocator to record over); LD_PRELOAD\n"
+    "                     already set is kept behind both\n"
+    "  --quiet            no summary line\n"
+    "report: --pid picks the process shown in detail (default: the one with the most records);\n"
+    "  every process is in trace.json. compile: --pid picks the process to replay (same default).\n"
+    "See README.md, \"Allocation traces\", for the file formats.\n";
+
+static _Noreturn void usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "hakmem-trace: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (hakmem-trace --help)\n");
+    exit(2);
+}
+
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        usage_error("%s needs a number", opt);
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t mul = 1;
+    if (*end == 'k' || *end == 'K')
+        mul = 1024, end++;
+    else if (*end == 'm' || *end == 'M')
+        mul = 1024 * 1024, end++;
+    else if (*end == 'g' || *end == 'G')
+        mul = 1024 * 1024 * 1024, end++;
+    if (errno || *end || v > max / mul || v * mul < min)
+        usage_error("bad value for %s", opt);
+    return v * mul;
+}
+
+/* The directory this program lives in (libhaktrack.so is beside it). */
+static void exe_dir(char *buf, size_t n)
+{
+    ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+    if (k <= 0)
+        tr_die(1, "cannot read /proc/self/exe");
+    buf[k] = 0;
+    char *s = strrchr(buf, '/');
+    if (s)
+        *s = 0;
+}
+
+static bool dir_has_trace(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *de;
+    bool found = false;
+    while (!found && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        found = n > 5 && strcmp(de->d_name + n - 5, ".htrk") == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+static int cmd_record(int argc, char **argv)
+{
+    const char *out = NULL, *preload = NULL, *mode = NULL;
+    int stacks = -1, quiet = 0;
+    uint64_t threshold = 0, every = 0, depth = 0;
+    const char *preset = "replay";
+    int i = 2;
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-')
+            break;
+        if (strcmp(a, "--out") == 0 && v) out = v, i++;
+        else if (strcmp(a, "--preset") == 0 && v) preset = v, i++;
+        else if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
+        else if (strcmp(a, "--threshold") == 0) threshold = parse_u64(a, v, 1, UINT64_MAX), i++;
+        else if (strcmp(a, "--every") == 0) every = parse_u64(a, v, 1, 1u << 30), i++;
+        else if (strcmp(a, "--depth") == 0) depth = parse_u64(a, v, 1, HT_MAX_FRAMES), i++;
+        else if (strcmp(a, "--stacks") == 0) stacks = 1;
+        else if (strcmp(a, "--no-stacks") == 0) stacks = 0;
+        else if (strcmp(a, "--preload") == 0 && v) preload = v, i++;
+        else if (strcmp(a, "--quiet") == 0) quiet = 1;
+        else usage_error("record: unknown option or missing value: %s", a);
+    }
+    if (i >= argc)
+        usage_error("record: no program to run%s", "");
+    const char *pmode;
+    int pstacks;
+    if (strcmp(preset, "replay") == 0) pmode = "full", pstacks = 0;
+    else if (strcmp(preset, "overview") == 0) pmode = "sampled", pstacks = 1;
+    else if (strcmp(preset, "leaks") == 0) pmode = "full", pstacks = 1;
+    else usage_error("record: unknown preset '%s' (replay, overview or leaks)", preset);
+    if (!mode)
+        mode = pmode;
+    if (strcmp(mode, "full") != 0 && strcmp(mode, "sampled") != 0)
+        usage_error("record: --mode must be full or sampled, not '%s'", mode);
+    if (stacks < 0)
+        stacks = pstacks;
+
+    char defout[64], lib[PATH_MAX], absout[PATH_MAX];
+    if (!out) {
+        time_t now = time(NULL);
+        strftime(defout, sizeof defout, "trace-%Y%m%d-%H%M%S", localtime(&now));
+        out = defout;
+    }
+    if (dir_has_trace(out))
+        usage_error("record: %s already holds a trace; remove it or choose another --out", out);
+    if (mkdir(out, 0755) != 0 && errno != EEXIST)
+        tr_die(1, "record: cannot create %s: %s", out, strerror(errno));
+    if (!realpath(out, absout))
+        tr_die(1, "record: %s: %s", out, strerror(errno));
+    exe_dir(lib, sizeof lib);
+    strncat(lib, "/libhaktrack.so", sizeof lib - strlen(lib) - 1);
+    if (access(lib, R_OK) != 0)
+        tr_die(1, "record: %s is missing (make tracker builds it)", lib);
+
+    const char *old = getenv("LD_PRELOAD");
+    size_t n = strlen(lib) + (preload ? strlen(preload) : 0) + (old ? strlen(old) : 0) + 4;
+    char *pre = tr_xmalloc(n);
+    snprintf(pre, n, "%s%s%s%s%s", lib, preload ? " " : "", preload ? preload : "", old && *old ? " " : "",
+             old ? old : "");
+    char num[32];
+    setenv("LD_PRELOAD", pre, 1);
+    setenv("HAKTRACK_DIR", absout, 1);
+    setenv("HAKTRACK_MODE", mode, 1);
+    setenv("HAKTRACK_STACKS", stacks ? "1" : "0", 1);
+    if (threshold) {
+        snprintf(num, sizeof num, "%" PRIu64, threshold);
+        setenv("HAKTRACK_THRESHOLD", num, 1);
+    }
+    if (every) {
+        snprintf(num, sizeof num, "%" PRIu64, every);
+        setenv("HAKTRACK_EVERY", num, 1);
+    }
+    if (depth) {
+        snprintf(num, sizeof num, "%" PRIu64, depth);
+        setenv("HAKTRACK_DEPTH", num, 1);
+    }
+    pid_t pid = fork();
+    if (pid < 0)
+        tr_die(1, "record: fork: %s", strerror(errno));
+    if (pid == 0) {
+        execvp(argv[i], argv + i);
+        fprintf(stderr, "hakmem-trace: record: cannot run %s: %s\n", argv[i], strerror(errno));
+        _exit(127);
+    }
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            tr_die(1, "record: waitpid: %s", strerror(errno));
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (!quiet) {
+        DIR *d = opendir(absout);
+        uint64_t files = 0, bytes = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            size_t k = strlen(de->d_name);
+            if (k > 5 && strcmp(de->d_name + k - 5, ".htrk") == 0) {
+                char p[PATH_MAX + 256];
+                struct stat sb;
+                snprintf(p, sizeof p, "%s/%s", absout, de->d_name);
+                if (stat(p, &sb) == 0)
+                    bytes += (uint64_t)sb.st_size;
+                files++;
+            }
+        }
+        if (d)
+            closedir(d);
+        fprintf(stderr, "hakmem-trace: %" PRIu64 " trace files, %.1f MiB in %s (%s mode%s); %s %s\n", files,
+                (double)bytes / 1048576.0, out, mode, stacks ? ", stacks" : "",
+                WIFEXITED(st) ? "program exited with" : "program killed by signal",
+                WIFEXITED(st) ? (snprintf(num, sizeof num, "%d", WEXITSTATUS(st)), num)
+                              : (snprintf(num, sizeof num, "%d", WTERMSIG(st)), num));
+    }
+    free(pre);
+    return rc;
+}
+
+static uint64_t opt_pid(int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--pid") != 0)
+        return 0;
+    (*i)++;
+    return parse_u64("--pid", *i < argc ? argv[*i] : NULL, 1, UINT32_MAX);
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    const char *dir = NULL;
+    uint64_t pid = 0;
+    bool html = true;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "--no-html") == 0) html = false;
+        else if (argv[i][0] == '-' || dir) usage_error("report: unexpected argument %s", argv[i]);
+        else dir = argv[i];
+    }
+    if (!dir)
+        usage_error("report: no trace directory given%s", "");
+    char json[PATH_MAX], page[PATH_MAX], head[1024] = "";
+    snprintf(json, sizeof json, "%s/trace.json", dir);
+    snprintf(page, sizeof page, "%s/trace.html", dir);
+    double secs;
+    uint64_t records;
+    int rc = report_run(dir, json, pid, head, sizeof head, &secs, &records);
+    if (rc)
+        return rc;
+    printf("%s\n", head);
+    printf("read %" PRIu64 " records in %.3f s (%.1f M records/s)\n", records, secs,
+           secs > 0 ? (double)records / secs / 1e6 : 0.0);
+    printf("figures: %s\n", json);
+    if (!html)
+        return 0;
+    char script[PATH_MAX];
+    exe_dir(script, sizeof script);
+    strncat(script, "/../tracker/trace_html.py", sizeof script - strlen(script) - 1);
+    if (access(script, R_OK) != 0)
+        snprintf(script, sizeof script, "%s", HT_SOURCE_DIR "/trace_html.py");
+    pid_t p = fork();
+    if (p == 0) {
+        execl("/usr/bin/python3", "python3", script, json, page, (char *)NULL);
+        fprintf(stderr, "hakmem-trace: cannot run /usr/bin/python3 for the plots: %s\n", strerror(errno));
+        _exit(127);
+    }
+    int st;
+    if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "hakmem-trace: %s was not written (the plot script failed)\n", page);
+        return 1;
+    }
+    printf("report: %s\n", page);
+    return 0;
+}
+
+static int cmd_compile(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL;
+    uint64_t pid = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) out = argv[++i];
+        else if (argv[i][0] == '-' || dir) usage_error("compile: unexpected argument %s", argv[i]);
+        else dir = argv[i];
+    }
+    if (!dir)
+        usage_error("compile: no trace directory given%s", "");
+    char def[PATH_MAX], summary[2048];
+    if (!out) {
+        snprintf(def, sizeof def, "%s/trace.replay", dir);
+        out = def;
+    }
+    int rc = compile_run(dir, out, pid, summary, sizeof summary);
+    if (rc == 0)
+        printf("%s\n", summary);
+    return rc;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+    if (argc != 3 || argv[2][0] == '-')
+        usage_error("dump: give one trace directory%s", "");
+    tr_run run;
+    if (!tr_open(argv[2], &run))
+        return 1;
+    printf("# pid thread tid time_ns op ptr size aux start stack flags\n");
+    for (uint32_t k = 0; k < run.ninst; k++) {
+        tr_instance *in = &run.inst[k];
+        for (uint32_t i = 0; i < in->nfiles; i++) {
+            const tr_file *f = in->files[i];
+            printf("# file %s pid %" PRIu64 " epoch %" PRIu64 " ppid %" PRIu64 " thread %u tid %" PRIu64
+                   " flags %u mode %u records %" PRIu64 " cut %" PRIu64 " ended %d exe %s\n",
+                   f->path, in->pid, in->epoch, in->ppid, f->h.thread_index, f->h.tid, f->h.flags, f->h.mode,
+                   f->events, f->cut_bytes, f->has_end, f->h.exe);
+            for (uint64_t u = 0; u < f->nunits; u++) {
+                const ht_event *e = &f->units[u];
+                printf("%" PRIu64 " %u %" PRIu64 " %" PRIu64 " %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64
+                       " %u %u %u\n",
+                       in->pid, f->h.thread_index, f->h.tid, e->time, tr_op_name(e->op), e->ptr, e->size,
+                       e->aux, e->start, e->stack, e->flags);
+                if (e->op == HT_OP_STACK)
+                    u += (e->size + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+            }
+        }
+    }
+    tr_close(&run);
+    return ferror(stdout) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "record") == 0)
+        return cmd_record(argc, argv);
+    if (strcmp(argv[1], "report") == 0)
+        return cmd_report(argc, argv);
+    if (strcmp(argv[1], "compile") == 0)
+        return cmd_compile(argc, argv);
+    if (strcmp(argv[1], "dump") == 0)
+        return cmd_dump(argc, argv);
+    usage_error("unknown command '%s' (record, report, compile, dump)", argv[1]);
+}

@@ -1,0 +1,862 @@
+/* report.c - hakmem-trace report: one pass over each instance's merged
+ * events, figures into trace.json (its layout is in README.md, "The trace
+ * report"); trace_html.py draws trace.html from it.
+ *
+ * Per instance: counts per operation and per thread, bytes allocated, live
+ * bytes over time (peak and final), a size histogram (powers of two), a
+ * lifetime histogram of freed blocks (powers of two of ns), the
+ * cross-thread matrix (allocating thread x freeing thread), realloc chains
+ * (a block's life through its reallocs: moves and bytes copied), call
+ * sites (with stacks), blocks never freed, anomalies (frees of pointers
+ * never seen, allocations of a pointer still live) and hints. In sampled
+ * mode a sampled call stands for sample_every calls and figures are
+ * estimates (the JSON says so).
+ */
+#include "report.h"
+
+#include "trace_read.h"
+
+#include <inttypes.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NBUCKETS 1000     /* points of the live-bytes timeline */
+#define NHIST 48          /* power-of-two histogram buckets */
+#define MAXT 64           /* threads shown in the matrix (the rest fold into the last) */
+#define TOP 20
+#define SMALL_BYTES 256
+#define LARGE_BYTES (64u << 10)
+#define SHORT_NS 1000000u /* 1 ms */
+
+typedef struct blk {
+    uint64_t size, t_alloc, first_size, copied;
+    uint32_t thread, site, reallocs, moves;
+    uint32_t weight;
+    uint32_t next_free;
+} blk;
+
+typedef struct site_stat {
+    uint64_t allocs, bytes, frees, live_blocks, live_bytes, small, large_short, large_short_bytes;
+    uint64_t reallocs, moves, copied;
+    double lifetime_sum;
+} site_stat;
+
+typedef struct thread_stat {
+    uint64_t ops[HT_OP_LAST_CALL + 1];
+    uint64_t alloc_bytes, foreign_frees;
+} thread_stat;
+
+typedef struct chain {
+    uint64_t copied, first_size, last_size;
+    uint32_t thread, site, reallocs, moves;
+} chain;
+
+typedef struct analysis {
+    tr_instance *in;
+    tr_map ptrs;
+    blk *blks;
+    uint32_t nblks, capblks, free_blk;
+    uint64_t ops[HT_OP_LAST_CALL + 1];
+    uint64_t allocs, frees, alloc_bytes, failed, free_null, unmatched_frees, unmatched_reallocs,
+        realloc_while_live, alloc_while_live;
+    int64_t live, peak;
+    uint64_t peak_time;
+    int64_t tl_max[NBUCKETS];
+    int64_t tl_last[NBUCKETS];
+    uint64_t bucket_ns;
+    uint64_t size_hist[NHIST], size_hist_bytes[NHIST];
+    uint64_t life_hist[NHIST];
+    uint64_t freed_blocks;
+    double life_sum;
+    uint64_t *matrix; /* MAXT x MAXT */
+    thread_stat *threads;
+    site_stat *sites;
+    uint64_t chains, chain_reallocs, chain_moves, chain_copied, chain_len_hist[NHIST];
+    chain top_chains[TOP];
+    uint32_t ntop_chains;
+    uint64_t small_allocs, large_allocs, large_short, large_short_bytes;
+    uint64_t live_blocks_end, live_bytes_end;
+    blk leaks[TOP];
+    uint32_t nleaks;
+    bool estimated;
+} analysis;
+
+static unsigned log2_bucket(uint64_t v)
+{
+    unsigned b = v ? 64u - (unsigned)__builtin_clzll(v) : 0;
+    return b < NHIST ? b : NHIST - 1;
+}
+
+static uint32_t blk_new(analysis *a)
+{
+    if (a->free_blk != UINT32_MAX) {
+        uint32_t i = a->free_blk;
+        a->free_blk = a->blks[i].next_free;
+        return i;
+    }
+    if (a->nblks == a->capblks) {
+        a->capblks = a->capblks ? a->capblks * 2 : 4096;
+        a->blks = tr_xrealloc(a->blks, (size_t)a->capblks * sizeof *a->blks);
+    }
+    return a->nblks++;
+}
+
+static void blk_release(analysis *a, uint32_t i)
+{
+    a->blks[i].next_free = a->free_blk;
+    a->free_blk = i;
+}
+
+static void live_add(analysis *a, int64_t d, uint64_t t)
+{
+    a->live += d;
+    if (a->live > a->peak) {
+        a->peak = a->live;
+        a->peak_time = t;
+    }
+    uint64_t b = t / a->bucket_ns;
+    if (b >= NBUCKETS)
+        b = NBUCKETS - 1;
+    if (a->live > a->tl_max[b])
+        a->tl_max[b] = a->live;
+    a->tl_last[b] = a->live;
+}
+
+static uint32_t site_of(const analysis *a, const ht_event *e, uint32_t thread)
+{
+    if (!e->stack)
+        return 0;
+    const tr_file *f = a->in->files[thread];
+    return e->stack <= f->nstack_ids ? f->site_of[e->stack] : 0;
+}
+
+static void chain_end(analysis *a, const blk *b)
+{
+    if (!b->reallocs)
+        return;
+    a->chains++;
+    a->chain_len_hist[log2_bucket(b->reallocs)]++;
+    chain c = { b->copied, b->first_size, b->size, b->thread, b->site, b->reallocs, b->moves };
+    uint32_t n = a->ntop_chains;
+    if (n == TOP && a->top_chains[n - 1].copied >= c.copied)
+        return;
+    if (n < TOP)
+        a->ntop_chains++;
+    uint32_t i = a->ntop_chains - 1;
+    while (i > 0 && a->top_chains[i - 1].copied < c.copied) {
+        a->top_chains[i] = a->top_chains[i - 1];
+        i--;
+    }
+    a->top_chains[i] = c;
+}
+
+/* A block ends (free or realloc to 0) at time t in thread th. */
+static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
+{
+    blk *b = &a->blks[bi];
+    uint64_t life = t > b->t_alloc ? t - b->t_alloc : 0;
+    a->frees += b->weight;
+    a->freed_blocks += b->weight;
+    a->life_hist[log2_bucket(life)] += b->weight;
+    a->life_sum += (double)life * b->weight;
+    uint32_t x = b->thread < MAXT ? b->thread : MAXT - 1, y = th < MAXT ? th : MAXT - 1;
+    a->matrix[x * MAXT + y] += b->weight;
+    if (b->thread != th)
+        a->threads[th].foreign_frees += b->weight;
+    if (b->size >= LARGE_BYTES && life < SHORT_NS) {
+        a->large_short += b->weight;
+        a->large_short_bytes += b->size * b->weight;
+    }
+    if (b->site) {
+        site_stat *s = &a->sites[b->site];
+        s->frees += b->weight;
+        s->lifetime_sum += (double)life * b->weight;
+        if (b->size >= LARGE_BYTES && life < SHORT_NS) {
+            s->large_short += b->weight;
+            s->large_short_bytes += b->size * b->weight;
+        }
+    }
+    live_add(a, -(int64_t)(b->size * b->weight), t);
+    chain_end(a, b);
+    blk_release(a, bi);
+}
+
+static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t weight)
+{
+    const ht_event *e = it->e;
+    uint64_t old;
+    if (tr_map_take(&a->ptrs, e->ptr, &old)) { /* a free we never saw */
+        a->alloc_while_live++;
+        block_freed(a, (uint32_t)old, it->key, it->thread);
+    }
+    uint32_t bi = blk_new(a);
+    blk *b = &a->blks[bi];
+    *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
+                .site = site_of(a, e, it->thread), .weight = weight };
+    tr_map_put(&a->ptrs, e->ptr, bi);
+    a->allocs += weight;
+    a->alloc_bytes += size * weight;
+    a->threads[it->thread].alloc_bytes += size * weight;
+    a->size_hist[log2_bucket(size)] += weight;
+    a->size_hist_bytes[log2_bucket(size)] += size * weight;
+    if (size <= SMALL_BYTES)
+        a->small_allocs += weight;
+    if (size >= LARGE_BYTES)
+        a->large_allocs += weight;
+    if (b->site) {
+        site_stat *s = &a->sites[b->site];
+        s->allocs += weight;
+        s->bytes += size * weight;
+        if (size <= SMALL_BYTES)
+            s->small += weight;
+    }
+    live_add(a, (int64_t)(size * weight), it->key);
+}
+
+static void analyse(analysis *a, tr_instance *in)
+{
+    memset(a, 0, sizeof *a);
+    a->in = in;
+    a->free_blk = UINT32_MAX;
+    a->bucket_ns = in->last_time / NBUCKETS + 1;
+    for (int i = 0; i < NBUCKETS; i++)
+        a->tl_max[i] = a->tl_last[i] = -1;
+    tr_map_init(&a->ptrs);
+    a->matrix = calloc(MAXT * MAXT, sizeof *a->matrix);
+    a->threads = calloc(in->nfiles ? in->nfiles : 1, sizeof *a->threads);
+    a->sites = calloc(in->nsites ? in->nsites : 1, sizeof *a->sites);
+    if (!a->matrix || !a->threads || !a->sites)
+        tr_die(1, "out of memory");
+    a->estimated = in->mode == HT_MODE_SAMPLED;
+    uint32_t *pending = tr_xmalloc((in->nfiles ? in->nfiles : 1) * sizeof *pending);
+
+    tr_walk w;
+    tr_walk_init(&w, in);
+    tr_item it;
+    while (tr_walk_next(&w, &it)) {
+        const ht_event *e = it.e;
+        uint32_t weight = (e->flags & HT_EV_SAMPLED) ? (uint32_t)in->sample_every : 1;
+        if (it.kind != TR_REALLOC_OLD) {
+            a->ops[e->op] += weight;
+            a->threads[it.thread].ops[e->op] += weight;
+        }
+        switch (it.kind) {
+        case TR_ALLOC:
+            if (e->ptr)
+                block_new(a, &it, e->size, weight);
+            else
+                a->failed += weight;
+            break;
+        case TR_FREE: {
+            uint64_t bi;
+            if (!e->ptr)
+                a->free_null++;
+            else if (tr_map_take(&a->ptrs, e->ptr, &bi))
+                block_freed(a, (uint32_t)bi, it.key, it.thread);
+            else
+                a->unmatched_frees++;
+            break;
+        }
+        case TR_REALLOC_OLD: {
+            uint64_t bi;
+            pending[it.thread] = tr_map_take(&a->ptrs, e->aux, &bi) ? (uint32_t)bi : UINT32_MAX;
+            if (pending[it.thread] == UINT32_MAX)
+                a->unmatched_reallocs++;
+            break;
+        }
+        case TR_REALLOC_NEW: {
+            uint32_t bi = e->aux ? pending[it.thread] : UINT32_MAX;
+            if (bi == UINT32_MAX) { /* realloc(NULL, n), or of a block never seen */
+                if (e->ptr)
+                    block_new(a, &it, e->size, weight);
+                else if (e->size)
+                    a->failed += weight;
+                break;
+            }
+            blk *b = &a->blks[bi];
+            if (!e->ptr && e->size) { /* failed: the old block lives on */
+                a->failed += weight;
+                tr_map_put(&a->ptrs, e->aux, bi);
+                break;
+            }
+            if (!e->ptr) { /* realloc(p, 0) freed it */
+                block_freed(a, bi, it.key, it.thread);
+                break;
+            }
+            uint64_t old;
+            if (tr_map_take(&a->ptrs, e->ptr, &old)) {
+                a->alloc_while_live++;
+                block_freed(a, (uint32_t)old, it.key, it.thread);
+                b = &a->blks[bi];
+            }
+            b->reallocs++;
+            if (e->ptr != e->aux) {
+                uint64_t c = b->size < e->size ? b->size : e->size;
+                b->moves++;
+                b->copied += c;
+                a->chain_moves += b->weight;
+                a->chain_copied += c * b->weight;
+            }
+            a->chain_reallocs += b->weight;
+            if (b->site) {
+                a->sites[b->site].reallocs += b->weight;
+                a->sites[b->site].moves += e->ptr != e->aux ? b->weight : 0;
+                a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) : 0;
+            }
+            live_add(a, ((int64_t)e->size - (int64_t)b->size) * b->weight, it.key);
+            if (e->size > b->size) { /* growth counts as allocated */
+                a->alloc_bytes += (e->size - b->size) * b->weight;
+                a->threads[it.thread].alloc_bytes += (e->size - b->size) * b->weight;
+            }
+            b->size = e->size;
+            tr_map_put(&a->ptrs, e->ptr, bi);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    tr_walk_done(&w);
+    free(pending);
+
+    /* What is still live: never freed. */
+    for (uint64_t i = 0; i <= a->ptrs.mask; i++) {
+        if (!a->ptrs.keys[i])
+            continue;
+        blk *b = &a->blks[a->ptrs.vals[i]];
+        a->live_blocks_end += b->weight;
+        a->live_bytes_end += b->size * b->weight;
+        chain_end(a, b);
+        if (b->site) {
+            a->sites[b->site].live_blocks += b->weight;
+            a->sites[b->site].live_bytes += b->size * b->weight;
+        }
+        uint32_t n = a->nleaks;
+        if (n == TOP && a->leaks[n - 1].size >= b->size)
+            continue;
+        if (n < TOP)
+            a->nleaks++;
+        uint32_t k = a->nleaks - 1;
+        while (k > 0 && a->leaks[k - 1].size < b->size) {
+            a->leaks[k] = a->leaks[k - 1];
+            k--;
+        }
+        a->leaks[k] = *b;
+    }
+}
+
+static void analysis_free(analysis *a)
+{
+    tr_map_free(&a->ptrs);
+    free(a->blks);
+    free(a->matrix);
+    free(a->threads);
+    free(a->sites);
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static void jstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void human_bytes(char *buf, size_t n, double v)
+{
+    const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int k = 0;
+    while (v >= 1024 && k < 4) {
+        v /= 1024;
+        k++;
+    }
+    snprintf(buf, n, k ? "%.1f %s" : "%.0f %s", v, u[k]);
+}
+
+static void human_count(char *buf, size_t n, double v)
+{
+    if (v >= 1e9)
+        snprintf(buf, n, "%.2f G", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, n, "%.2f M", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, n, "%.1f K", v / 1e3);
+    else
+        snprintf(buf, n, "%.0f", v);
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void site_frames(FILE *f, tr_symbolizer *sym, const tr_site *s)
+{
+    char buf[512];
+    fprintf(f, "[");
+    for (uint32_t k = 0; k < s->nframes; k++) {
+        if (k)
+            fprintf(f, ",");
+        jstr(f, tr_symbolize(sym, s->frames[k], buf, sizeof buf));
+    }
+    fprintf(f, "]");
+}
+
+static const analysis *g_sort_a;
+static int g_sort_key;
+
+static uint64_t site_key(const site_stat *s, int key)
+{
+    switch (key) {
+    case 0: return s->bytes;
+    case 1: return s->allocs;
+    case 2: return s->live_bytes;
+    case 3: return s->small;
+    case 4: return s->large_short;
+    default: return s->copied;
+    }
+}
+
+static int cmp_site(const void *x, const void *y)
+{
+    uint64_t a = site_key(&g_sort_a->sites[*(const uint32_t *)x], g_sort_key);
+    uint64_t b = site_key(&g_sort_a->sites[*(const uint32_t *)y], g_sort_key);
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* The top sites by one key, as a JSON list. */
+static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, uint32_t *order,
+                      const char *name)
+{
+    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
+    for (uint32_t i = 0; i < n; i++)
+        order[i] = i + 1;
+    g_sort_a = a;
+    g_sort_key = key;
+    qsort(order, n, sizeof *order, cmp_site);
+    fprintf(f, ",\"%s\":[", name);
+    for (uint32_t i = 0, shown = 0; i < n && shown < TOP; i++) {
+        const site_stat *s = &a->sites[order[i]];
+        if (!site_key(s, key))
+            break;
+        fprintf(f, "%s{\"site\":%u,\"allocs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"frees\":%" PRIu64
+                   ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64 ",\"small_allocs\":%" PRIu64
+                   ",\"short_lived_large\":%" PRIu64 ",\"reallocs\":%" PRIu64 ",\"moves\":%" PRIu64
+                   ",\"copied_bytes\":%" PRIu64 ",\"mean_lifetime_ns\":%.0f,\"frames\":",
+                shown ? "," : "", order[i], s->allocs, s->bytes, s->frees, s->live_blocks, s->live_bytes,
+                s->small, s->large_short, s->reallocs, s->moves, s->copied,
+                s->frees ? s->lifetime_sum / (double)s->frees : 0.0);
+        site_frames(f, sym, &a->in->sites[order[i]]);
+        fprintf(f, "}");
+        shown++;
+    }
+    fprintf(f, "]");
+}
+
+/* The function that called the allocator (first frame not in an allocator's
+ * library), for hint text. */
+static const char *site_caller(tr_symbolizer *sym, const tr_site *s, char *buf, size_t n)
+{
+    for (uint32_t k = 0; k < s->nframes; k++) {
+        tr_symbolize(sym, s->frames[k], buf, n);
+        if (!strstr(buf, "libhaktrack") && !strstr(buf, "libjemalloc") && !strstr(buf, "libmimalloc") &&
+            !strstr(buf, "libtcmalloc") && !strstr(buf, "libhakmem"))
+            return buf;
+    }
+    return s->nframes ? tr_symbolize(sym, s->frames[0], buf, n) : "?";
+}
+
+typedef struct hint_list {
+    FILE *f;
+    int n;
+} hint_list;
+
+static void hint(hint_list *h, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void hint(hint_list *h, const char *kind, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(h->f, "%s{\"kind\":", h->n++ ? "," : "");
+    jstr(h->f, kind);
+    fprintf(h->f, ",\"text\":");
+    jstr(h->f, text);
+    fprintf(h->f, "}");
+}
+
+static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *order)
+{
+    hint_list h = { f, 0 };
+    char b1[64], b2[64], b3[512];
+    fprintf(f, ",\"hints\":[");
+    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
+    /* hot small-allocation sites */
+    if (n) {
+        for (uint32_t i = 0; i < n; i++)
+            order[i] = i + 1;
+        g_sort_a = a;
+        g_sort_key = 3;
+        qsort(order, n, sizeof *order, cmp_site);
+        for (uint32_t i = 0; i < n && i < 3; i++) {
+            const site_stat *s = &a->sites[order[i]];
+            if (!a->allocs || s->small * 20 < a->allocs || s->small < 1000)
+                break;
+            human_count(b1, sizeof b1, (double)s->small);
+            hint(&h, "hot_small_site",
+                 "%s small allocations (<= %d B, %.0f%% of all) come from one call stack, at %s; "
+                 "mean size %.0f B, mean lifetime %.1f us: a per-site pool or arena would serve them",
+                 b1, SMALL_BYTES, 100.0 * (double)s->small / (double)a->allocs,
+                 site_caller(sym, &a->in->sites[order[i]], b3, sizeof b3),
+                 s->allocs ? (double)s->bytes / (double)s->allocs : 0.0,
+                 s->frees ? s->lifetime_sum / (double)s->frees / 1e3 : 0.0);
+        }
+    } else if (a->allocs && a->small_allocs * 2 >= a->allocs) {
+        hint(&h, "hot_small",
+             "%.0f%% of allocations are small (<= %d B); record with stacks (--preset overview) "
+             "to see the sites",
+             100.0 * (double)a->small_allocs / (double)a->allocs, SMALL_BYTES);
+    }
+    /* short-lived large blocks */
+    if (a->large_short && (a->large_short >= 10 || a->large_short * 10 >= a->large_allocs)) {
+        human_count(b1, sizeof b1, (double)a->large_short);
+        human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
+        char where[600] = "";
+        if (n) {
+            g_sort_key = 4;
+            qsort(order, n, sizeof *order, cmp_site);
+            if (a->sites[order[0]].large_short)
+                snprintf(where, sizeof where, "; most at %s",
+                         site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
+        }
+        hint(&h, "short_lived_large",
+             "%s blocks of %u KiB or more (%s, %.0f%% of the large ones) lived under 1 ms%s: an "
+             "allocator that returns them to the system faults their pages in again on every reuse",
+             b1, LARGE_BYTES >> 10, b2, a->large_allocs ? 100.0 * (double)a->large_short / (double)a->large_allocs : 0.0,
+             where);
+    }
+    /* copying realloc chains */
+    if (a->ntop_chains && a->top_chains[0].moves >= 4) {
+        const chain *c = &a->top_chains[0];
+        human_bytes(b1, sizeof b1, (double)a->chain_copied);
+        human_bytes(b2, sizeof b2, (double)c->copied);
+        char where[600] = "";
+        if (c->site)
+            snprintf(where, sizeof where, " at %s", site_caller(sym, &a->in->sites[c->site], b3, sizeof b3));
+        hint(&h, "copying_realloc_chain",
+             "realloc moved blocks %" PRIu64 " times and copied %s in all; the worst chain%s grew "
+             "from %" PRIu64 " to %" PRIu64 " bytes in %u reallocs, %u of them moves (%s copied): "
+             "growing by a factor, or reserving the final size, avoids the copies",
+             a->chain_moves, b1, where, c->first_size, c->last_size, c->reallocs, c->moves, b2);
+    }
+    /* cross-thread frees */
+    uint64_t cross = 0, best = 0;
+    uint32_t bx = 0, by = 0;
+    for (uint32_t x = 0; x < MAXT; x++)
+        for (uint32_t y = 0; y < MAXT; y++)
+            if (x != y) {
+                cross += a->matrix[x * MAXT + y];
+                if (a->matrix[x * MAXT + y] > best) {
+                    best = a->matrix[x * MAXT + y];
+                    bx = x;
+                    by = y;
+                }
+            }
+    if (a->frees && cross * 10 >= a->frees) {
+        human_count(b1, sizeof b1, (double)cross);
+        hint(&h, "cross_thread",
+             "%s blocks (%.0f%% of frees) are freed by a thread other than the one that allocated "
+             "them; the busiest pair is thread %u -> thread %u (%" PRIu64 "): remote frees are "
+             "what allocators with per-thread heaps pay for",
+             b1, 100.0 * (double)cross / (double)a->frees, bx, by, best);
+    }
+    /* never freed */
+    if (a->live_blocks_end) {
+        human_count(b1, sizeof b1, (double)a->live_blocks_end);
+        human_bytes(b2, sizeof b2, (double)a->live_bytes_end);
+        char where[600] = "";
+        if (n) {
+            g_sort_key = 2;
+            qsort(order, n, sizeof *order, cmp_site);
+            if (a->sites[order[0]].live_bytes)
+                snprintf(where, sizeof where, "; the most from %s",
+                         site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
+        }
+        hint(&h, "never_freed", "%s blocks (%s) were never freed before the program ended%s", b1, b2,
+             where);
+    }
+    fprintf(f, "]");
+}
+
+static void hist(FILE *f, const char *name, const uint64_t *h)
+{
+    int last = NHIST - 1;
+    while (last > 0 && !h[last])
+        last--;
+    fprintf(f, ",\"%s\":[", name);
+    for (int i = 0; i <= last; i++)
+        fprintf(f, "%s%" PRIu64, i ? "," : "", h[i]);
+    fprintf(f, "]");
+}
+
+/* The median lifetime of freed blocks, as the bounds of its histogram bucket. */
+static void median_lifetime(char *med, size_t n, const analysis *a)
+{
+    uint64_t half = a->freed_blocks / 2, acc = 0;
+    snprintf(med, n, "n/a");
+    for (int i = 0; i < NHIST && a->freed_blocks; i++) {
+        acc += a->life_hist[i];
+        if (acc <= half)
+            continue;
+        double lo = i ? ldexp(1.0, i - 1) : 0, hi = ldexp(1.0, i);
+        if (hi < 1e3)
+            snprintf(med, n, "%.0f-%.0f ns", lo, hi);
+        else if (hi < 1e6)
+            snprintf(med, n, "%.1f-%.1f us", lo / 1e3, hi / 1e3);
+        else
+            snprintf(med, n, "%.1f-%.1f ms", lo / 1e6, hi / 1e6);
+        return;
+    }
+}
+
+static void headline(char *buf, size_t n, const analysis *a)
+{
+    const tr_instance *in = a->in;
+    char ev[32], peak[32], leak[32], alloc[32], cp[32], med[64];
+    human_count(ev, sizeof ev, (double)(a->allocs + a->frees));
+    human_bytes(peak, sizeof peak, (double)a->peak);
+    human_bytes(leak, sizeof leak, (double)a->live_bytes_end);
+    human_bytes(alloc, sizeof alloc, (double)a->alloc_bytes);
+    human_bytes(cp, sizeof cp, (double)a->chain_copied);
+    median_lifetime(med, sizeof med, a);
+    snprintf(buf, n,
+             "%s (pid %" PRIu64 "): %s%s allocations and frees in %u thread%s over %.3f s; %s "
+             "allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
+             "%s never freed; realloc copied %s",
+             base_name(in->exe), in->pid, a->estimated ? "~" : "", ev, in->nfiles, in->nfiles == 1 ? "" : "s",
+             (double)in->last_time / 1e9, alloc, peak, (double)a->peak_time / 1e9,
+             a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
+             leak, cp);
+}
+
+static void write_instance(FILE *f, const analysis *a, bool detail, char *head, size_t headn)
+{
+    const tr_instance *in = a->in;
+    tr_symbolizer *sym = tr_symbolizer_new(in->maps_path);
+    headline(head, headn, a);
+    fprintf(f, "{\"pid\":%" PRIu64 ",\"ppid\":%" PRIu64 ",\"exe\":", in->pid, in->ppid);
+    jstr(f, in->exe);
+    fprintf(f, ",\"name\":");
+    jstr(f, base_name(in->exe));
+    fprintf(f, ",\"fork_child\":%s,\"mode\":\"%s\",\"stacks\":%s,\"estimated\":%s",
+            (in->flags & HT_F_FORK_CHILD) ? "true" : "false", in->mode ? "sampled" : "full",
+            (in->flags & HT_F_STACKS) ? "true" : "false", a->estimated ? "true" : "false");
+    if (in->mode == HT_MODE_SAMPLED)
+        fprintf(f, ",\"sample_threshold\":%" PRIu64 ",\"sample_every\":%" PRIu64, in->sample_threshold,
+                in->sample_every);
+    fprintf(f, ",\"headline\":");
+    jstr(f, head);
+    fprintf(f, ",\"threads\":%u,\"records\":%" PRIu64 ",\"duration_ns\":%" PRIu64, in->nfiles, in->events,
+            in->last_time);
+    fprintf(f, ",\"ops\":{");
+    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
+        if (a->ops[op]) {
+            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), a->ops[op]);
+            first = 0;
+        }
+    fprintf(f, "},\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
+               ",\"peak_live_bytes\":%" PRId64 ",\"peak_time_ns\":%" PRIu64 ",\"final_live_bytes\":%" PRId64
+               ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64
+               ",\"free_null\":%" PRIu64 ",\"unmatched_frees\":%" PRIu64 ",\"unmatched_reallocs\":%" PRIu64
+               ",\"allocated_while_live\":%" PRIu64,
+            a->allocs, a->frees, a->alloc_bytes, a->peak, a->peak_time, a->live, a->live_blocks_end,
+            a->live_bytes_end, a->failed, a->free_null, a->unmatched_frees, a->unmatched_reallocs,
+            a->alloc_while_live);
+    fprintf(f, ",\"files\":[");
+    for (uint32_t i = 0; i < in->nfiles; i++) {
+        const tr_file *t = in->files[i];
+        fprintf(f, "%s{\"path\":", i ? "," : "");
+        jstr(f, base_name(t->path));
+        fprintf(f, ",\"thread\":%u,\"tid\":%" PRIu64 ",\"records\":%" PRIu64 ",\"ended\":%s,\"cut_bytes\":%" PRIu64 "}",
+                t->h.thread_index, t->h.tid, t->events, t->has_end ? "true" : "false", t->cut_bytes);
+    }
+    fprintf(f, "]");
+    if (!detail) {
+        fprintf(f, "}");
+        tr_symbolizer_free(sym);
+        return;
+    }
+    /* live bytes over time: forward-filled buckets */
+    fprintf(f, ",\"timeline\":{\"bucket_ns\":%" PRIu64 ",\"max\":[", a->bucket_ns);
+    int last = NBUCKETS - 1;
+    while (last > 0 && a->tl_last[last] < 0)
+        last--;
+    int64_t carry = 0;
+    for (int i = 0; i <= last; i++) {
+        int64_t v = a->tl_max[i] >= 0 ? a->tl_max[i] : carry;
+        if (a->tl_last[i] >= 0)
+            carry = a->tl_last[i];
+        fprintf(f, "%s%" PRId64, i ? "," : "", v);
+    }
+    fprintf(f, "]}");
+    hist(f, "size_hist", a->size_hist);
+    hist(f, "size_hist_bytes", a->size_hist_bytes);
+    hist(f, "lifetime_hist_ns", a->life_hist);
+    fprintf(f, ",\"mean_lifetime_ns\":%.0f", a->freed_blocks ? a->life_sum / (double)a->freed_blocks : 0.0);
+    fprintf(f, ",\"per_thread\":[");
+    for (uint32_t i = 0; i < in->nfiles; i++) {
+        const thread_stat *t = &a->threads[i];
+        fprintf(f, "%s{\"thread\":%u,\"tid\":%" PRIu64 ",\"ops\":{", i ? "," : "", i, in->files[i]->h.tid);
+        for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
+            if (t->ops[op]) {
+                fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), t->ops[op]);
+                first = 0;
+            }
+        fprintf(f, "},\"allocated_bytes\":%" PRIu64 ",\"frees_of_other_threads_blocks\":%" PRIu64 "}",
+                t->alloc_bytes, t->foreign_frees);
+    }
+    fprintf(f, "]");
+    uint32_t mt = in->nfiles < MAXT ? in->nfiles : MAXT;
+    fprintf(f, ",\"cross_thread\":{\"threads\":%u,\"folded_from\":%u,\"matrix\":[", mt,
+            in->nfiles > MAXT ? MAXT - 1 : mt);
+    for (uint32_t x = 0; x < mt; x++) {
+        fprintf(f, "%s[", x ? "," : "");
+        for (uint32_t y = 0; y < mt; y++)
+            fprintf(f, "%s%" PRIu64, y ? "," : "", a->matrix[x * MAXT + y]);
+        fprintf(f, "]");
+    }
+    fprintf(f, "]}");
+    fprintf(f, ",\"realloc_chains\":{\"chains\":%" PRIu64 ",\"reallocs\":%" PRIu64 ",\"moves\":%" PRIu64
+               ",\"copied_bytes\":%" PRIu64,
+            a->chains, a->chain_reallocs, a->chain_moves, a->chain_copied);
+    hist(f, "length_hist", a->chain_len_hist);
+    fprintf(f, ",\"top\":[");
+    char buf[512];
+    for (uint32_t i = 0; i < a->ntop_chains; i++) {
+        const chain *c = &a->top_chains[i];
+        fprintf(f, "%s{\"thread\":%u,\"first_size\":%" PRIu64 ",\"last_size\":%" PRIu64 ",\"reallocs\":%u"
+                   ",\"moves\":%u,\"copied_bytes\":%" PRIu64 ",\"site\":",
+                i ? "," : "", c->thread, c->first_size, c->last_size, c->reallocs, c->moves, c->copied);
+        if (c->site)
+            jstr(f, site_caller(sym, &in->sites[c->site], buf, sizeof buf));
+        else
+            fprintf(f, "null");
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}");
+    fprintf(f, ",\"never_freed\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"largest\":[",
+            a->live_blocks_end, a->live_bytes_end);
+    for (uint32_t i = 0; i < a->nleaks; i++) {
+        const blk *b = &a->leaks[i];
+        fprintf(f, "%s{\"size\":%" PRIu64 ",\"thread\":%u,\"time_ns\":%" PRIu64 ",\"site\":", i ? "," : "",
+                b->size, b->thread, b->t_alloc);
+        if (b->site)
+            jstr(f, site_caller(sym, &in->sites[b->site], buf, sizeof buf));
+        else
+            fprintf(f, "null");
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}");
+    fprintf(f, ",\"small_allocations\":%" PRIu64 ",\"large_allocations\":%" PRIu64
+               ",\"short_lived_large\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+            a->small_allocs, a->large_allocs, a->large_short, a->large_short_bytes);
+    uint32_t *order = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *order);
+    fprintf(f, ",\"sites\":%u", in->nsites ? in->nsites - 1 : 0);
+    if (in->nsites > 1) {
+        top_sites(f, a, sym, 0, order, "top_sites_by_bytes");
+        top_sites(f, a, sym, 1, order, "top_sites_by_count");
+        top_sites(f, a, sym, 2, order, "top_sites_never_freed");
+    }
+    hints(f, a, sym, order);
+    free(order);
+    fprintf(f, "}");
+    tr_symbolizer_free(sym);
+}
+
+int report_run(const char *dir, const char *json_path, uint64_t pid, char *head, size_t headn,
+               double *seconds, uint64_t *records)
+{
+    tr_run run;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!tr_open(dir, &run))
+        return 1;
+    /* The main instance: the one asked for, else the one with most records. */
+    uint32_t main_i = 0;
+    bool found = false;
+    for (uint32_t k = 0; k < run.ninst; k++) {
+        if (pid ? run.inst[k].pid == pid && !found : run.inst[k].events > run.inst[main_i].events) {
+            main_i = k;
+            found = true;
+        }
+    }
+    if (pid && !found) {
+        fprintf(stderr, "hakmem-trace: %s: no process %" PRIu64 " in this trace\n", dir, pid);
+        tr_close(&run);
+        return 2;
+    }
+    FILE *f = fopen(json_path, "w");
+    if (!f) {
+        fprintf(stderr, "hakmem-trace: %s: cannot write: %s\n", json_path, strerror(errno));
+        tr_close(&run);
+        return 1;
+    }
+    uint64_t total = 0, cut = 0, unended = 0;
+    for (uint32_t i = 0; i < run.nfiles; i++) {
+        total += run.files[i].events;
+        cut += run.files[i].cut_bytes;
+        unended += !run.files[i].has_end;
+    }
+    fprintf(f, "{\"schema\":\"hakmem-trace-report/1\",\"dir\":");
+    jstr(f, dir);
+    fprintf(f, ",\"files\":%u,\"records\":%" PRIu64 ",\"cut_bytes\":%" PRIu64 ",\"files_without_end\":%" PRIu64
+               ",\"main\":%u,\"instances\":[",
+            run.nfiles, total, cut, unended, main_i);
+    char other_head[1024];
+    for (uint32_t k = 0; k < run.ninst; k++) {
+        analysis a;
+        analyse(&a, &run.inst[k]);
+        if (k)
+            fprintf(f, ",");
+        write_instance(f, &a, true, k == main_i ? head : other_head, k == main_i ? headn : sizeof other_head);
+        analysis_free(&a);
+    }
+    fprintf(f, "]}\n");
+    bool ok = fflush(f) == 0 && !ferror(f);
+    ok = fclose(f) == 0 && ok;
+    if (!ok) {
+        fprintf(stderr, "hakmem-trace: %s: write failed\n", json_path);
+        tr_close(&run);
+        return 1;
+    }
+    for (uint32_t i = 0; i < run.nfiles; i++) {
+        const tr_file *t = &run.files[i];
+        if (t->cut_bytes)
+            fprintf(stderr, "hakmem-trace: %s: cut short: %" PRIu64 " bytes after the last complete record were dropped\n",
+                    t->path, t->cut_bytes);
+        else if (!t->has_end)
+            fprintf(stderr, "hakmem-trace: %s: no end record (the thread or program was killed?): read %" PRIu64
+                            " records\n", t->path, t->events);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    *records = total;
+    tr_close(&run);
+    return 0;
+}

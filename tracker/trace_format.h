@@ -1,0 +1,172 @@
+/* trace_format.h - the on-disk formats of the allocation tracker: the trace
+ * files libhaktrack.so writes (one per thread) and the replay file
+ * `hakmem-trace compile` makes of them for workloads/replay.
+ *
+ * Glossary
+ *   instance   one process image being traced: a pid and the monotonic time
+ *              it started (a forked child is a new instance; so is a program
+ *              after exec, which keeps its pid).
+ *   unit       48 bytes: the size of every trace record; a stack definition
+ *              takes one unit plus ceil(frames / 6) units of frames.
+ *   epoch      CLOCK_MONOTONIC nanoseconds at an instance's start; event
+ *              times are nanoseconds since it.
+ *   slot       in a replay file, the number standing for a block: the
+ *              pointer of the trace becomes a slot, reused only by the
+ *              thread that freed it.
+ *
+ * Trace file: <dir>/<pid>-<epoch>-<thread index>.htrk
+ *   header (ht_header, 256 bytes), then units: events (ht_event) and stack
+ *   definitions, in the order the thread made its calls. Little-endian, the
+ *   writer's native layout (x86-64). A file ends at any unit boundary; a
+ *   killed program may leave a partial unit at the end, which readers drop
+ *   (and say so). An HT_OP_END record marks each flush at thread or process
+ *   exit; events after it (frees made by late destructors) are valid.
+ *
+ * Time order: an allocation's time is taken after the call returns, a free's
+ * before the call, and a realloc records both (time = after, `start` = ns
+ * from the call's start). So a block freed by one thread and handed out to
+ * another always has free time < allocation time, and merging the threads'
+ * files by time gives an order in which no pointer is live twice.
+ */
+#ifndef HT_TRACE_FORMAT_H
+#define HT_TRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define HT_MAGIC "HAKTRACE"
+#define HT_VERSION 1
+#define HT_UNIT 48
+#define HT_HEADER_SIZE 256
+#define HT_FRAMES_PER_UNIT 6
+#define HT_MAX_FRAMES 64
+
+/* Operations (ht_event.op). */
+enum ht_op {
+    HT_OP_MALLOC = 1,         /* ptr = malloc(size) */
+    HT_OP_FREE = 2,           /* free(ptr) */
+    HT_OP_CALLOC = 3,         /* ptr = calloc(aux, size / aux); size = total */
+    HT_OP_REALLOC = 4,        /* ptr = realloc(aux, size) */
+    HT_OP_REALLOCARRAY = 5,   /* ptr = reallocarray(aux, n, s); size = n * s */
+    HT_OP_POSIX_MEMALIGN = 6, /* posix_memalign(&ptr, aux, size) */
+    HT_OP_ALIGNED_ALLOC = 7,  /* ptr = aligned_alloc(aux, size) */
+    HT_OP_MEMALIGN = 8,       /* ptr = memalign(aux, size) */
+    HT_OP_VALLOC = 9,         /* ptr = valloc(size); aux = page size */
+    HT_OP_PVALLOC = 10,       /* ptr = pvalloc(size); aux = page size */
+    HT_OP_USABLE_SIZE = 11,   /* size = malloc_usable_size(ptr) (full mode) */
+    HT_OP_LAST_CALL = 11,
+    HT_OP_STACK = 32,         /* stack definition: stack = id, size = frames,
+                                 aux = hash of the frames; frames follow */
+    HT_OP_FORK = 33,          /* this thread forked: aux = child's pid */
+    HT_OP_END = 34,           /* flush at exit: size = events written so far
+                                 in this file, aux = events this thread could
+                                 not record (recording stopped) */
+};
+
+/* ht_event.flags */
+#define HT_EV_SAMPLED 1   /* sampled mode: stands for `sample_every` calls */
+
+typedef struct ht_event {
+    uint64_t time;   /* ns since the instance's epoch (see above) */
+    uint64_t ptr;    /* block returned, or freed; 0 when the call failed */
+    uint64_t size;   /* bytes asked for (calloc, reallocarray: the product,
+                        UINT64_MAX when it overflows); 0 for free */
+    uint64_t aux;    /* realloc: old pointer; aligned calls: alignment;
+                        calloc: element count */
+    uint32_t start;  /* realloc: ns from the call's start to `time` */
+    uint32_t stack;  /* the file's stack id, 0 when none was recorded */
+    uint8_t op;      /* enum ht_op */
+    uint8_t flags;   /* HT_EV_* */
+    uint16_t reserved16;
+    uint32_t reserved32;
+} ht_event;
+_Static_assert(sizeof(ht_event) == HT_UNIT, "a trace record is one unit");
+
+/* ht_header.flags */
+#define HT_F_STACKS 1      /* allocations carry stack ids */
+#define HT_F_SAMPLED 2     /* sampled mode (not replayable) */
+#define HT_F_FORK_CHILD 4  /* the instance is a forked child */
+
+enum ht_mode { HT_MODE_FULL = 0, HT_MODE_SAMPLED = 1 };
+
+typedef struct ht_header {
+    char magic[8];              /* "HAKTRACE" */
+    uint32_t version;           /* HT_VERSION */
+    uint32_t header_size;       /* HT_HEADER_SIZE */
+    uint32_t unit_size;         /* HT_UNIT */
+    uint32_t flags;             /* HT_F_* */
+    uint32_t mode;              /* enum ht_mode */
+    uint32_t thread_index;      /* 0, 1, ... in order of first call, per instance */
+    uint64_t pid, ppid, tid;
+    uint64_t epoch_ns;          /* CLOCK_MONOTONIC at the instance's start */
+    uint64_t epoch_realtime_ns; /* CLOCK_REALTIME at the same moment */
+    uint64_t thread_start_ns;   /* ns since epoch of this thread's first call */
+    uint64_t sample_threshold;  /* sampled: blocks >= this are all recorded */
+    uint64_t sample_every;      /* sampled: 1 in this many below it */
+    uint64_t parent_epoch_ns;   /* forked child: the parent instance's epoch */
+    char exe[128];              /* /proc/self/exe at the instance's start (cut) */
+    uint8_t reserved[24];
+} ht_header;
+_Static_assert(sizeof(ht_header) == HT_HEADER_SIZE, "header size");
+
+/* The maps file of an instance, <dir>/<pid>-<epoch>.maps: a copy of
+ * /proc/self/maps taken at exit (and before exec), for symbolizing stacks. */
+
+/* ---- replay file (hakmem-trace compile -> workloads/replay) ------------- */
+
+#define HR_MAGIC "HAKRPLAY"
+#define HR_VERSION 1
+
+enum hr_op {
+    HR_MALLOC = 1,         /* slot = malloc(size) */
+    HR_CALLOC = 2,         /* slot = calloc(arg, size / arg) */
+    HR_REALLOC = 3,        /* slot = realloc(slot, size) (same slot) */
+    HR_FREE = 4,           /* free(slot) */
+    HR_POSIX_MEMALIGN = 5, /* posix_memalign(&slot, arg, size) (also valloc, pvalloc) */
+    HR_ALIGNED_ALLOC = 6,  /* slot = aligned_alloc(arg, size) */
+    HR_MEMALIGN = 7,       /* slot = memalign(arg, size) */
+    HR_REALLOC_NEW = 8,    /* slot = realloc(NULL, size) */
+    HR_OP_LAST = 8,
+};
+
+/* hr_event.flags */
+#define HR_PUBLISH 1  /* another thread waits for this event: announce it */
+
+typedef struct hr_event {
+    uint64_t time;        /* recorded ns since the instance's epoch */
+    uint64_t size;        /* bytes asked for (calloc: the product) */
+    uint64_t arg;         /* alignment, or calloc's element count */
+    uint64_t wait_index;  /* with wait_thread: that thread's event index that
+                             must be done before this one */
+    uint32_t slot;
+    uint16_t wait_thread; /* 0: no wait; else the thread's index + 1 */
+    uint8_t op;           /* enum hr_op */
+    uint8_t flags;        /* HR_* */
+} hr_event;
+_Static_assert(sizeof(hr_event) == 40, "replay event size");
+
+typedef struct hr_thread {
+    uint64_t offset;        /* byte offset of its first event in the file */
+    uint64_t events;        /* number of events */
+    uint64_t alloc_bytes;   /* bytes it allocates in all (for --floor) */
+    uint64_t tid;           /* recorded kernel thread id */
+} hr_thread;
+
+typedef struct hr_header {
+    char magic[8];            /* "HAKRPLAY" */
+    uint32_t version;         /* HR_VERSION */
+    uint32_t threads;         /* hr_thread entries after the header */
+    uint64_t slots;           /* slots used (0 .. slots - 1) */
+    uint64_t events;          /* events in all threads */
+    uint64_t peak_live_bytes; /* the trace's peak of live bytes asked for, in
+                                 recorded order */
+    uint64_t final_live_bytes;/* live at the end of the trace (never freed) */
+    uint64_t skipped;         /* trace events not replayed (failed calls,
+                                 frees of unknown pointers, free(NULL)) */
+    uint64_t pid;             /* the traced instance */
+    uint64_t duration_ns;     /* recorded span */
+    char program[128];        /* exe of the traced instance */
+    uint8_t reserved[56];
+} hr_header;
+_Static_assert(sizeof(hr_header) == 256, "replay header size");
+
+#endif /* HT_TRACE_FORMAT_H */

@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""trace_html.py - draws trace.html from trace.json (written by
+`hakmem-trace report`). Reads only the JSON; the page is self-contained
+(plots embedded as base64 PNG).
+
+usage: /usr/bin/python3 tracker/trace_html.py trace.json trace.html
+"""
+import base64
+import html
+import io
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+
+
+def human_bytes(v):
+    v = float(v)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(v) < 1024 or unit == "GiB":
+            return ("%.0f %s" if unit == "B" else "%.1f %s") % (v, unit)
+        v /= 1024
+    return "%.1f TiB" % v
+
+
+def human_count(v):
+    v = float(v)
+    for div, unit in ((1e9, " G"), (1e6, " M"), (1e3, " K")):
+        if v >= div:
+            return "%.2f%s" % (v / div, unit)
+    return "%.0f" % v
+
+
+def bucket_label(i, unit):
+    """Power-of-two bucket i holds values in [2^(i-1), 2^i)."""
+    if i == 0:
+        return "0"
+    lo = 1 << (i - 1)
+    if unit == "B":
+        return human_bytes(lo).replace(".0 ", " ")
+    ns = float(lo)
+    for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
+        if ns >= div:
+            return "%.3g %s" % (ns / div, u)
+    return "%.0f ns" % ns
+
+
+def png(fig):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return '<img src="data:image/png;base64,%s">' % base64.b64encode(buf.getvalue()).decode()
+
+
+def plot_timeline(m):
+    tl = m.get("timeline", {})
+    ys = tl.get("max", [])
+    if not ys:
+        return "<p>No events.</p>"
+    step = tl["bucket_ns"] / 1e9
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot([i * step for i in range(len(ys))], [y / 1048576 for y in ys], lw=1.2)
+    ax.axhline(m["peak_live_bytes"] / 1048576, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("live MiB (requested)")
+    ax.set_title("Live bytes over time (peak %s)" % human_bytes(m["peak_live_bytes"]))
+    return png(fig)
+
+
+def plot_hist(counts, weights, unit, title, xlabel):
+    if not counts or not any(counts):
+        return "<p>Nothing to show.</p>"
+    fig, ax = plt.subplots(figsize=(9, 3))
+    xs = range(len(counts))
+    ax.bar(xs, counts, color="#4477aa", label="blocks")
+    ax.set_ylabel("blocks")
+    if weights:
+        ax2 = ax.twinx()
+        ax2.plot(xs, [w / 1048576 for w in weights], color="#cc6677", marker=".", label="MiB")
+        ax2.set_ylabel("MiB", color="#cc6677")
+    step = max(1, len(counts) // 12)
+    ax.set_xticks(list(xs)[::step])
+    ax.set_xticklabels([bucket_label(i, unit) for i in xs][::step], rotation=30, ha="right")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return png(fig)
+
+
+def plot_threads(m):
+    rows = m.get("per_thread", [])[:64]
+    if not rows:
+        return ""
+    groups = (("allocations", ("malloc", "calloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc")),
+              ("frees", ("free",)), ("reallocs", ("realloc", "reallocarray")), ("other", ("malloc_usable_size",)))
+    fig, ax = plt.subplots(figsize=(9, 3))
+    bottom = [0] * len(rows)
+    for label, ops in groups:
+        vals = [sum(r["ops"].get(o, 0) for o in ops) for r in rows]
+        if any(vals):
+            ax.bar(range(len(rows)), vals, bottom=bottom, label=label)
+            bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xlabel("thread (index in order of first call)")
+    ax.set_ylabel("calls")
+    ax.set_title("Operations per thread")
+    ax.legend(fontsize=8)
+    return png(fig)
+
+
+def plot_matrix(m):
+    ct = m.get("cross_thread", {})
+    mat = ct.get("matrix", [])
+    if len(mat) < 2:
+        return "<p>One thread: no cross-thread frees.</p>"
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    data = [[v if v > 0 else float("nan") for v in row] for row in mat]
+    vmax = max(max(row) for row in mat) or 1
+    im = ax.imshow(data, cmap="viridis", norm=LogNorm(vmin=1, vmax=max(vmax, 2)))
+    fig.colorbar(im, ax=ax, label="blocks")
+    ax.set_xlabel("freeing thread")
+    ax.set_ylabel("allocating thread")
+    title = "Who frees what who allocated"
+    if ct.get("threads", 0) < len(m.get("per_thread", [])):
+        title += " (threads >= %d folded)" % (ct["threads"] - 1)
+    ax.set_title(title)
+    return png(fig)
+
+
+def table(headers, rows):
+    out = ["<table><tr>%s</tr>" % "".join("<th>%s</th>" % html.escape(h) for h in headers)]
+    for r in rows:
+        out.append("<tr>%s</tr>" % "".join("<td>%s</td>" % c for c in r))
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def frames_cell(frames, n=6):
+    shown = "<br>".join(html.escape(f) for f in frames[:n])
+    if len(frames) > n:
+        shown += "<br>... %d more" % (len(frames) - n)
+    return '<span class="fr">%s</span>' % shown
+
+
+def sites_table(sites):
+    rows = []
+    for s in sites:
+        rows.append([human_count(s["allocs"]), human_bytes(s["bytes"]), human_count(s["frees"]),
+                     human_bytes(s["live_bytes"]), "%.1f us" % (s["mean_lifetime_ns"] / 1e3),
+                     frames_cell(s["frames"])])
+    return table(["allocations", "bytes", "frees", "never freed", "mean lifetime", "call stack"], rows)
+
+
+def instance_section(m, main):
+    h = []
+    est = " (estimated from samples)" if m.get("estimated") else ""
+    h.append("<h2>%s, pid %d%s</h2>" % (html.escape(m["name"]), m["pid"], " (main)" if main else ""))
+    h.append('<p class="head">%s</p>' % html.escape(m["headline"]))
+    ops = ", ".join("%s %s" % (k, human_count(v)) for k, v in sorted(m["ops"].items(), key=lambda kv: -kv[1]))
+    facts = [
+        ["mode", m["mode"] + (", stacks" if m["stacks"] else "") +
+         (", every block >= %s and 1 in %d below" % (human_bytes(m["sample_threshold"]), m["sample_every"])
+          if m["mode"] == "sampled" else "")],
+        ["calls" + est, ops],
+        ["allocated", human_bytes(m["allocated_bytes"]) + est],
+        ["peak live", "%s at %.3f s" % (human_bytes(m["peak_live_bytes"]), m["peak_time_ns"] / 1e9)],
+        ["never freed", "%s blocks, %s" % (human_count(m["never_freed_blocks"]), human_bytes(m["never_freed_bytes"]))],
+        ["threads", str(m["threads"])],
+        ["anomalies", "%d frees of pointers never seen allocated, %d reallocs of such pointers, "
+                      "%d allocations of a pointer still live, %d failed calls, %d free(NULL)" %
+         (m["unmatched_frees"], m["unmatched_reallocs"], m["allocated_while_live"], m["failed_calls"], m["free_null"])],
+    ]
+    h.append(table(["", ""], [[html.escape(a), html.escape(b)] for a, b in facts]))
+    if "timeline" not in m:
+        return "\n".join(h)
+    if m["hints"]:
+        h.append("<h3>Hints</h3><ul>%s</ul>" % "".join(
+            "<li><b>%s</b>: %s</li>" % (html.escape(x["kind"].replace("_", " ")), html.escape(x["text"]))
+            for x in m["hints"]))
+    h.append("<h3>Live bytes</h3>" + plot_timeline(m))
+    h.append("<h3>Sizes</h3>" + plot_hist(m["size_hist"], m["size_hist_bytes"], "B",
+                                         "Block sizes (bars: blocks, line: MiB)", "requested size (bucket start)"))
+    h.append("<h3>Lifetimes of freed blocks</h3>" + plot_hist(m["lifetime_hist_ns"], None, "ns",
+                                                            "Lifetime, allocation to free (mean %.1f us)" %
+                                                            (m["mean_lifetime_ns"] / 1e3), "lifetime (bucket start)"))
+    h.append("<h3>Threads</h3>" + plot_threads(m) + plot_matrix(m))
+    rc = m["realloc_chains"]
+    h.append("<h3>Realloc chains</h3><p>%s blocks were reallocated (%s reallocs, %s moves, %s copied).</p>" %
+             (human_count(rc["chains"]), human_count(rc["reallocs"]), human_count(rc["moves"]),
+              human_bytes(rc["copied_bytes"])))
+    if rc["top"]:
+        h.append(plot_hist(rc["length_hist"], None, "n", "Reallocs per chain", "reallocs (bucket start)")
+                 .replace("B</", "</"))
+        h.append(table(["first size", "last size", "reallocs", "moves", "copied", "thread", "site"],
+                       [[str(c["first_size"]), str(c["last_size"]), str(c["reallocs"]), str(c["moves"]),
+                         human_bytes(c["copied_bytes"]), str(c["thread"]), html.escape(c["site"] or "-")]
+                        for c in rc["top"][:10]]))
+    if m.get("top_sites_by_bytes"):
+        h.append("<h3>Top call sites by bytes</h3>" + sites_table(m["top_sites_by_bytes"][:10]))
+        h.append("<h3>Top call sites by count</h3>" + sites_table(m["top_sites_by_count"][:10]))
+    elif not m["stacks"]:
+        h.append("<p>No call stacks were recorded (record with --preset overview or leaks, or --stacks).</p>")
+    nf = m["never_freed"]
+    h.append("<h3>Blocks never freed</h3><p>%s blocks, %s.</p>" % (human_count(nf["blocks"]), human_bytes(nf["bytes"])))
+    if m.get("top_sites_never_freed"):
+        h.append(sites_table(m["top_sites_never_freed"][:10]))
+    if nf["largest"]:
+        h.append(table(["size", "thread", "allocated at", "site"],
+                       [[human_bytes(b["size"]), str(b["thread"]), "%.3f s" % (b["time_ns"] / 1e9),
+                         html.escape(b["site"] or "-")] for b in nf["largest"][:10]]))
+    return "\n".join(h)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: trace_html.py trace.json trace.html")
+    with open(sys.argv[1], encoding="utf-8") as f:
+        j = json.load(f)
+    if j.get("schema") != "hakmem-trace-report/1":
+        sys.exit("trace_html.py: %s: not a hakmem-trace report" % sys.argv[1])
+    insts = j["instances"]
+    main_i = j["main"]
+    body = ["<h1>Allocation trace: %s</h1>" % html.escape(j["dir"])]
+    body.append("<p>%d files, %s records; %d processes. %s</p>" % (
+        j["files"], human_count(j["records"]), len(insts),
+        ("%d bytes after the last complete record were cut; %d files have no end record (killed?)" %
+         (j["cut_bytes"], j["files_without_end"])) if j["cut_bytes"] or j["files_without_end"] else
+        "Every file is complete."))
+    if len(insts) > 1:
+        body.append("<h2>Processes</h2>" + table(
+            ["pid", "parent", "program", "threads", "calls", "peak live", "never freed", ""],
+            [[str(m["pid"]), str(m["ppid"]), html.escape(m["name"]), str(m["threads"]),
+              human_count(m["allocations"] + m["frees"]), human_bytes(m["peak_live_bytes"]),
+              human_bytes(m["never_freed_bytes"]), "fork child" if m["fork_child"] else ""] for m in insts]))
+    body.append(instance_section(insts[main_i], True))
+    # the other processes in detail too, largest first, up to three
+    others = sorted((m for i, m in enumerate(insts) if i != main_i), key=lambda m: -m["records"])[:3]
+    for m in others:
+        body.append(instance_section(m, False))
+    page = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>hakmem-trace report</title>
+<style>
+body { font-family: sans-serif; max-width: 1000px; margin: 1em auto; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 2px 6px; text-align: left; vertical-align: top; }
+.fr { font-family: monospace; font-size: 0.85em; }
+.head { background: #f3f3f3; padding: 0.5em; }
+img { max-width: 100%%; }
+</style></head><body>
+%s
+</body></html>
+""" % "\n".join(body)
+    with open(sys.argv[2], "w", encoding="utf-8") as f:
+        f.write(page)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+/* trace_read.h - reading a trace directory: validating its files, grouping
+ * them into instances (process images), merging an instance's threads into
+ * one time order, a pointer map, and naming stack frames.
+ *
+ * The merge ("walk") yields items keyed by (time, thread index): an
+ * allocation at its time, a free at its time, and a realloc twice - its
+ * release of the old block at the call's start, its new block at the end
+ * (TR_REALLOC_NEW). Live bytes are counted at the items with a size
+ * change: allocations, frees and TR_REALLOC_NEW (new - old at once), so
+ * report and compile agree on the trace's peak to the byte.
+ */
+#ifndef TR_TRACE_READ_H
+#define TR_TRACE_READ_H
+
+#include "trace_format.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tr_file {
+    char *path;
+    ht_header h;
+    const unsigned char *map;  /* the whole file, mmap'd */
+    size_t map_size;
+    const ht_event *units;     /* the complete units after the header */
+    uint64_t nunits;
+    uint64_t cut_bytes;        /* bytes dropped at the end: a partial record */
+    uint64_t events;           /* event records (calls) */
+    uint64_t ended_events;     /* events the last END record counted */
+    bool has_end;              /* an END record was written */
+    uint64_t last_time;
+    uint32_t *site_of;         /* the file's stack id -> instance site index */
+    uint32_t nstack_ids;
+    uint32_t thread;           /* index within the instance (sorted) */
+} tr_file;
+
+typedef struct tr_site {
+    uint64_t hash;
+    uint32_t nframes;
+    const uint64_t *frames;    /* points into a file map */
+} tr_site;
+
+typedef struct tr_instance {
+    uint64_t pid, ppid, epoch, parent_epoch;
+    uint32_t flags, mode;
+    uint64_t sample_threshold, sample_every;
+    const char *exe;
+    tr_file **files;           /* sorted by thread index */
+    uint32_t nfiles;
+    uint64_t events, last_time;
+    tr_site *sites;            /* distinct stacks, index 0 unused */
+    uint32_t nsites;
+    char maps_path[4096];      /* "" when there is none */
+} tr_instance;
+
+typedef struct tr_run {
+    const char *dir;
+    tr_file *files;
+    uint32_t nfiles;
+    tr_instance *inst;
+    uint32_t ninst;
+} tr_run;
+
+/* Reads every *.htrk file of dir. On a foreign, corrupt or unreadable file
+ * prints "hakmem-trace: <file>: <what>" and returns false. */
+bool tr_open(const char *dir, tr_run *run);
+void tr_close(tr_run *run);
+
+/* ---- the walk ------------------------------------------------------------ */
+
+enum tr_kind {
+    TR_ALLOC,         /* any allocating call (ptr may be 0: failed) */
+    TR_FREE,          /* free (ptr may be 0) */
+    TR_REALLOC_OLD,   /* a realloc gives up its old block (aux != 0) */
+    TR_REALLOC_NEW,   /* a realloc's result (ptr 0: failed or size 0) */
+    TR_OTHER,         /* malloc_usable_size */
+};
+
+typedef struct tr_item {
+    const ht_event *e;
+    uint64_t key;     /* time of this item */
+    uint32_t thread;  /* file index within the instance */
+    uint8_t kind;     /* enum tr_kind */
+} tr_item;
+
+typedef struct tr_cursor {
+    uint64_t pos;     /* unit index in the file */
+    uint64_t key;
+    uint8_t phase;    /* realloc: 0 release next, 1 result next */
+} tr_cursor;
+
+typedef struct tr_walk {
+    tr_instance *in;
+    tr_cursor *cur;
+    uint32_t *heap;   /* file indices, min-heap by (key, index) */
+    uint32_t nheap;
+} tr_walk;
+
+void tr_walk_init(tr_walk *w, tr_instance *in);
+bool tr_walk_next(tr_walk *w, tr_item *it);
+void tr_walk_done(tr_walk *w);
+
+static inline bool tr_is_alloc_op(uint8_t op)
+{
+    return op == HT_OP_MALLOC || op == HT_OP_CALLOC || (op >= HT_OP_POSIX_MEMALIGN && op <= HT_OP_PVALLOC);
+}
+
+static inline bool tr_is_realloc_op(uint8_t op)
+{
+    return op == HT_OP_REALLOC || op == HT_OP_REALLOCARRAY;
+}
+
+/* ---- pointer map: u64 key (non-zero) -> u64 value --------------------------- */
+
+typedef struct tr_map {
+    uint64_t *keys, *vals;
+    uint64_t mask, count;
+} tr_map;
+
+void tr_map_init(tr_map *m);
+void tr_map_free(tr_map *m);
+/* Pointer to the value for key, or NULL. */
+uint64_t *tr_map_get(tr_map *m, uint64_t key);
+void tr_map_put(tr_map *m, uint64_t key, uint64_t val);
+/* Removes key; true (and *val) when it was there. */
+bool tr_map_take(tr_map *m, uint64_t key, uint64_t *val);
+
+/* ---- names of frames ------------------------------------------------------- */
+
+/* "function+0x1a (libfoo.so.1)" or "0x7f... (module+0x1234)" into buf. */
+typedef struct tr_symbolizer tr_symbolizer;
+tr_symbolizer *tr_symbolizer_new(const char *maps_path);
+const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size);
+void tr_symbolizer_free(tr_symbolizer *s);
+
+/* Names of operations. */
+const char *tr_op_name(uint8_t op);
+
+/* Fatal helpers for the command line: "hakmem-trace: ..." and exit. */
+_Noreturn void tr_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *tr_xmalloc(size_t n);
+void *tr_xrealloc(void *p, size_t n);
+
+#endif /* TR_TRACE_READ_H */

@@ -1,0 +1,67 @@
+# tracker/tracker.mk - the allocation tracker, included by the top-level Makefile.
+#
+#   make tracker        build/libhaktrack.so (the preload) and build/hakmem-trace
+#   make test-tracker   tests/tracker.sh: 100 threads, fork, exit paths, a cut file,
+#                       a full disk, the report's figures, replay under every allocator
+#   make traces         record the real programs of tracker/traces.sh into
+#                       results/traces/ and compile their replay files
+#   make bench-traces [VARIANT=v] [REPS=n]
+#                       replay them (harness/suites/traces.suite) under hakmem-<v>,
+#                       glibc, jemalloc, mimalloc and tcmalloc -> results/<run>/report.md
+#
+# The preload is built like the allocator (PIC, initial-exec TLS, no builtin
+# malloc) and links libunwind for call stacks.
+
+TRACK_LIB     := $(BUILD)/libhaktrack.so
+TRACK_BIN     := $(BUILD)/hakmem-trace
+TRACK_HDRS    := tracker/trace_format.h tracker/trace_read.h tracker/report.h tracker/compile.h
+TRACK_SRCS    := tracker/main.c tracker/trace_read.c tracker/report.c tracker/compile.c
+TRACK_LIBFLAGS := $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
+                  -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/tracker_threads \
+                 $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix
+
+.PHONY: tracker test-tracker traces bench-traces deps-traces
+all: tracker
+test: test-tracker
+tracker: $(TRACK_LIB) $(TRACK_BIN)
+
+$(TRACK_LIB): tracker/haktrack.c tracker/trace_format.h
+	@mkdir -p $(@D)
+	$(CC) $(TRACK_LIBFLAGS) -o $@ $< -ldl -lpthread -lunwind
+
+$(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) -lm
+
+# A tracker with an injected fault: it drops one event in 1000 (the tests
+# must notice).
+$(BUILD)/tests/libhaktrack-drop.so: tracker/haktrack.c tracker/trace_format.h
+	@mkdir -p $(@D)
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $< -ldl -lpthread -lunwind
+
+$(BUILD)/tests/tracker_%: tests/tracker/%.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -fno-builtin -o $@ $< -lpthread
+
+$(WL_DIR)/replay: tracker/trace_format.h
+
+test-tracker: deps-bench tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so \
+              $(BUILD)/tests/libbroken_malloc.so
+	@tests/tracker.sh
+
+deps-traces:
+	@scripts/install-deps.sh traces
+
+traces: deps-traces tracker $(WL_DIR)/replay
+	@tracker/traces.sh results/traces
+
+BENCH_TRACES_REPS := $(if $(filter command line,$(origin REPS)),$(REPS),3)
+bench-traces: deps-traces $(BUILD)/$(VARIANT)/libhakmem.so harness $(WL_DIR)/replay
+	@test -f results/traces/python.replay || $(MAKE) --no-print-directory traces
+	@run=results/$$(date +%Y%m%d-%H%M%S)-traces-$(VARIANT); start=$$(date +%s); \
+	$(HARNESS_BIN) run --suite harness/suites/traces.suite --hakmem $(VARIANT) --reps $(BENCH_TRACES_REPS) \
+	  --out $$run --name traces >/dev/null \
+	&& $(PY) scripts/report.py $$run \
+	&& echo "bench-traces: finished in $$(( $$(date +%s) - start )) s" \
+	&& echo "report: $$run/report.md  (self-contained: $$run/report.html)"
