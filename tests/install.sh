@@ -119,12 +119,12 @@ else
 fi
 "$H" "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
 st=$?
-{ echo "exit $st"; cat "$tmp/out" "$tmp/err"; } >>"$log"
+{ echo "exit $st"; cat "$tmp/err" "$tmp/out"; } >>"$log"
 [ $st = 0 ] && served hybrid "$tmp/out" >>"$log" && [ ! -s "$tmp/err" ]
 result $? "hakmem prog: the default, hybrid, and no statistics without --stats"
 "$H" --stats=text --variant=bitmap "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
 st=$?
-{ echo "exit $st"; cat "$tmp/out" "$tmp/err"; } >>"$log"
+{ echo "exit $st"; cat "$tmp/err" "$tmp/out"; } >>"$log"
 [ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ -s "$tmp/err" ] && [ "$(head -c 1 "$tmp/err")" != "{" ]
 result $? "hakmem --stats=text --variant=bitmap prog: bitmap, statistics on stderr, not a JSON object"
 mkdir -p "$tmp/elsewhere" && ln -s "$H" "$tmp/elsewhere/hk"
