@@ -5,6 +5,9 @@
 #   make VARIANT=<name>      build one variant
 #   make test                build and run the whole test suite, for every variant
 #   make bench [VARIANT=..]  the main job: deps, build, benchmark, report
+#   make install [PREFIX=..] every variant, headers, pkg-config file and the
+#                            hakmem command under PREFIX (install/install.mk)
+#   make uninstall [PREFIX=..]  removes exactly what make install put there
 #   make help                this text and the documented make variables
 #
 # Documented make variables (the only build-time knobs):
@@ -18,6 +21,8 @@
 #   REPS=n    repetitions per benchmark (default 5, QUICK=1: 3)
 #   CALLGRIND=1  also count instructions per op under valgrind (make bench)
 #   RUN=dir   the result directory for `make report`
+#   PREFIX    where make install puts hakmem (default: /usr/local)
+#   DESTDIR   a staging directory prepended to PREFIX (packaging)
 
 VARIANTS := mini_magazine bitmap superslab dynamic_flush hybrid
 
@@ -90,6 +95,7 @@ deps-bench:
 -include workloads/workloads.mk
 -include harness/harness.mk
 -include tracker/tracker.mk
+-include install/install.mk
 
 help:
 	@sed -n '2,/^$$/p' Makefile | sed 's/^# \{0,1\}//'

@@ -3,14 +3,15 @@
 # Usage: scripts/install-deps.sh [test|bench|traces]
 #   test   - what `make test` needs: compiler and sanitizer runtimes, python3 with
 #            matplotlib (report tests), time, git and sqlite3 (programs run under hakmem),
-#            libunwind (the tracker's call stacks)
+#            libunwind (the tracker's call stacks), g++ and pkg-config (make
+#            test-install: the C++ allocator, hakmem.pc)
 #   bench  - also the reference allocators and matplotlib for the report
 #   traces - also what `make traces` records and the tracker's cost is compared with:
 #            redis (server and benchmark), heaptrack
 # Installs only what is missing; needs root (or prints what to install and fails).
 set -euo pipefail
 mode=${1:-test}
-pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3 libunwind-dev)
+pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3 libunwind-dev g++ pkg-config)
 if [ "$mode" = bench ] || [ "$mode" = traces ]; then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev google-perftools valgrind)
 fi
