@@ -9,27 +9,36 @@
  * call the hooks again: a thread-local flag marks the thread as inside the
  * hooks.
  *
- * Registration is thread-safe: the table is an array of slots, each an
- * atomic pointer to an immutable copy of the caller's hak_hooks_t. A call
- * runs the hooks it finds. hak_hook_remove empties the slot, then waits for a
- * grace period before freeing the copy: calls count themselves in one of two
- * counters, chosen by the parity of an epoch; the remover advances the epoch
- * and waits for the old counter to drain, while new calls count in the
- * other (so it cannot starve). A removed hook is never called after
- * hak_hook_remove returns; a hook must therefore not remove hooks itself.
+ * Registration is thread-safe: the hooks installed are one immutable table
+ * (an array in registration order), published through one atomic pointer.
+ * A call reads the pointer and runs the table it found. hak_hook_add and
+ * hak_hook_remove build a new table, publish it, then wait for a grace
+ * period before freeing the old one (and a removed hook's entry with it):
+ * calls count themselves in one of two counters, chosen by the parity of an
+ * epoch; the writer advances the epoch and waits for the old counter to
+ * drain, while new calls count in the other (so it cannot starve). A removed
+ * hook is never called after hak_hook_remove returns; a hook must therefore
+ * not add or remove hooks itself.
  * One lock, hooks_lock, orders adds and removes (held through the wait); it
  * is never taken on an allocation path. */
+#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 
 #include "hakmem.h"
 #include "internal.h"
 
-#define HOOK_SLOTS 16 /* hooks installed at once */
+#define HOOK_MAX 16 /* hooks installed at once */
+
+typedef struct hook_table_s {
+  unsigned n;
+  int id[HOOK_MAX];
+  hak_hooks_t hooks[HOOK_MAX]; /* in registration order */
+} hook_table_t;
 
 static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(hak_hooks_t *) slot[HOOK_SLOTS];
-static unsigned installed;             /* under hooks_lock */
+static _Atomic(hook_table_t *) table;  /* NULL: no hook */
+static int next_id;                    /* under hooks_lock */
 static _Atomic unsigned epoch;         /* its parity picks the counter new calls use */
 static _Atomic unsigned active[2];     /* calls inside the hooks, by epoch parity */
 static hak_tls unsigned my_parity;     /* the counter this thread's call used */
@@ -49,11 +58,12 @@ void hak_hooks_leave(void) {
   in_hooks = false;
 }
 
-/* Each hook present, in slot order, with the callback chosen by the caller's
- * macro (the callback pointer may be NULL: that event is not wanted). */
-#define FOR_EACH_HOOK(h)                                                       \
-  for (unsigned i_ = 0; i_ < HOOK_SLOTS; i_++)                                 \
-    for (hak_hooks_t *h = atomic_load_explicit(&slot[i_], memory_order_acquire); h != NULL; h = NULL)
+/* Each hook installed, in registration order, with the callback chosen by
+ * the caller's macro (the callback pointer may be NULL: that event is not
+ * wanted). */
+#define FOR_EACH_HOOK(h)                                                                       \
+  for (hook_table_t *t_ = atomic_load_explicit(&table, memory_order_acquire); t_ != NULL; t_ = NULL) \
+    for (const hak_hooks_t *h = t_->hooks; h < t_->hooks + t_->n; h++)
 
 void hak_hooks_malloc_before(size_t size) {
   FOR_EACH_HOOK(h) if (h->malloc_before) h->malloc_before(size, h->arg);
@@ -80,42 +90,61 @@ void hak_hooks_aligned_after(void *p, size_t align, size_t size) {
   FOR_EACH_HOOK(h) if (h->aligned_after) h->aligned_after(p, align, size, h->arg);
 }
 
+/* Publishes t (NULL: no hook) as the table, switching the gates when hooks
+ * come or go, waits until no call can still be reading the old table, and
+ * frees it. hooks_lock held. */
+static void publish(hook_table_t *t) {
+  hook_table_t *old = atomic_exchange_explicit(&table, t, memory_order_acq_rel);
+  if (old == NULL && t != NULL) {
+    atomic_store(&hak_hooks_on, true);
+    hak_gates_close();
+  } else if (old != NULL && t == NULL) {
+    atomic_store(&hak_hooks_on, false);
+    hak_gates_open();
+  }
+  if (old == NULL) return;
+  unsigned parity = atomic_fetch_add(&epoch, 1) & 1; /* a grace period */
+  while (atomic_load(&active[parity]) != 0) sched_yield();
+  hak_meta_free(old, sizeof *old);
+}
+
 __attribute__((visibility("default"))) int hak_hook_add(const hak_hooks_t *hooks) {
   if (hooks == NULL) return -1;
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  hak_hooks_t *copy = hak_meta_alloc(sizeof *copy);
-  if (copy == NULL) return -1;
-  *copy = *hooks;
   pthread_mutex_lock(&hooks_lock);
+  hook_table_t *old = atomic_load(&table), *t = NULL;
   int id = -1;
-  for (int i = 0; i < HOOK_SLOTS && id < 0; i++)
-    if (atomic_load(&slot[i]) == NULL) id = i;
-  if (id >= 0) {
-    atomic_store_explicit(&slot[id], copy, memory_order_release);
-    if (installed++ == 0) {
-      atomic_store(&hak_hooks_on, true);
-      hak_gates_close();
-    }
+  if ((old == NULL || old->n < HOOK_MAX) && next_id < INT_MAX && (t = hak_meta_alloc(sizeof *t)) != NULL) {
+    if (old != NULL) *t = *old;
+    else t->n = 0;
+    id = next_id++;
+    t->id[t->n] = id;
+    t->hooks[t->n++] = *hooks;
+    publish(t);
   }
   pthread_mutex_unlock(&hooks_lock);
-  if (id < 0) hak_meta_free(copy, sizeof *copy);
   return id;
 }
 
 __attribute__((visibility("default"))) int hak_hook_remove(int id) {
-  if (id < 0 || id >= HOOK_SLOTS) return -1;
   pthread_mutex_lock(&hooks_lock);
-  hak_hooks_t *copy = atomic_exchange(&slot[id], NULL);
-  if (copy != NULL && --installed == 0) {
-    atomic_store(&hak_hooks_on, false);
-    hak_gates_open();
-  }
-  if (copy != NULL) { /* a grace period: calls that may have read the slot finish */
-    unsigned old = atomic_fetch_add(&epoch, 1) & 1;
-    while (atomic_load(&active[old]) != 0) sched_yield();
+  hook_table_t *old = atomic_load(&table), *t = NULL;
+  unsigned at = old != NULL ? old->n : 0;
+  for (unsigned i = 0; old != NULL && i < old->n; i++)
+    if (old->id[i] == id) at = i;
+  int r = -1;
+  if (old != NULL && at < old->n && (old->n == 1 || (t = hak_meta_alloc(sizeof *t)) != NULL)) {
+    if (t != NULL) {
+      t->n = 0;
+      for (unsigned i = 0; i < old->n; i++)
+        if (i != at) {
+          t->id[t->n] = old->id[i];
+          t->hooks[t->n++] = old->hooks[i];
+        }
+    }
+    publish(t);
+    r = 0;
   }
   pthread_mutex_unlock(&hooks_lock);
-  if (copy == NULL) return -1;
-  hak_meta_free(copy, sizeof *copy);
-  return 0;
+  return r;
 }

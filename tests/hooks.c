@@ -134,8 +134,23 @@ static void test_order_and_recursion(void) {
   order[order_n] = 0;
   CHECK(strcmp((const char *)order, "AC") == 0, "after removing the middle one: '%s'", (const char *)order);
   free(p);
+  /* A hook added after a removal runs after those added before it, not in
+   * the place the removed one had. */
   hook_remove(ia);
+  ib = hook_add(&hb);
+  order_n = 0;
+  p = malloc(50);
+  order[order_n] = 0;
+  CHECK(strcmp((const char *)order, "CB") == 0, "a hook added after removals runs last: '%s'", (const char *)order);
+  free(p);
+  CHECK(ib != ia && ib != ic, "a new hook gets a new id (%d; the others %d, %d)", ib, ia, ic);
+  CHECK(hook_remove(ia) == -1, "a removed id stays unknown");
+  hook_remove(ib);
   hook_remove(ic);
+  int ids[17], n = 0;
+  while (n < 17 && (ids[n] = hook_add(&ha)) >= 0) n++;
+  CHECK(n == 16, "16 hooks can be installed at once, and no more (%d)", n);
+  while (n > 0) hook_remove(ids[--n]);
 }
 
 /* ---- threads -------------------------------------------------------------------- */
