@@ -36,30 +36,78 @@ const char *hak_variant(void);
  * cached large mappings to the OS, as far as the variant's policy allows. */
 void hak_flush(void);
 
-/* Process-wide statistics (bytes are exact; counts are summed over threads). */
+/* Process-wide statistics (hak_stats_get), gathered from the allocator's
+ * structures when asked (taking its locks), so that they cost the fast paths
+ * nothing. Exact while no other thread allocates; a snapshot otherwise.
+ * The first group partitions the mapped address space: its parts sum to
+ * mapped_bytes. */
+#define HAK_STATS_CLASSES 85
+typedef struct hak_class_stats_s {
+  size_t block_size;         /* bytes per block                                    */
+  size_t slabs;              /* slabs of the class (owned by a thread or abandoned) */
+  size_t in_use;             /* blocks held by the program                         */
+  size_t in_magazines;       /* free blocks in thread magazines                    */
+  size_t free_in_slabs;      /* free blocks in its slabs (remote frees included)   */
+  size_t slab_bytes;         /* memory of its slabs                                */
+} hak_class_stats_t;
+
 typedef struct hak_stats_s {
-  size_t mapped_bytes;       /* address space currently mapped from the OS        */
-  size_t slab_count;         /* slabs currently owned, abandoned or pooled         */
-  size_t pooled_slab_count;  /* empty slabs kept for reuse                          */
-  size_t medium_chunk_count; /* medium chunks mapped                                */
-  size_t large_count;        /* live large/huge direct mappings                     */
-  size_t large_cached_bytes; /* bytes held in the large-mapping cache               */
-  size_t os_map_calls;       /* mmap calls so far                                   */
-  size_t os_unmap_calls;     /* munmap calls so far                                 */
-  size_t os_decommit_calls;  /* madvise(MADV_DONTNEED) calls so far                 */
-  struct {                   /* per-thread counters, summed over live and exited threads */
-    unsigned long long refills;          /* magazine refills from slabs             */
-    unsigned long long flushes;          /* magazine flushes back to slabs          */
-    unsigned long long slabs_new;        /* slabs taken from the pool or the OS     */
-    unsigned long long slabs_adopted;    /* slabs of exited threads adopted         */
-    unsigned long long remote_frees;     /* frees pushed to another thread's slab   */
-    unsigned long long remote_collected; /* remote frees collected by owners        */
-  } heap;
+  size_t in_use_bytes;          /* held by the program: usable size of every live block */
+  size_t magazine_bytes;        /* free small blocks in thread magazines               */
+  size_t slab_free_bytes;       /* free small blocks in slabs                          */
+  size_t slab_tail_bytes;       /* slab memory past its last whole block               */
+  size_t pool_bytes;            /* empty slabs kept for reuse                          */
+  size_t superslab_free_bytes;  /* SuperSlab units in no slab ...                      */
+  size_t superslab_dirty_bytes; /*   ... of which still committed                      */
+  size_t medium_free_bytes;     /* free pages of medium chunks ...                     */
+  size_t medium_dirty_bytes;    /*   ... of which still committed                      */
+  size_t large_cache_bytes;     /* freed large blocks kept for reuse                   */
+  size_t metadata_bytes;        /* descriptors, heaps, page-map leaves, SuperSlab headers */
+  size_t mapped_bytes;          /* address space mapped from the OS (the sum of the above) */
+  /* The bytes in use by tier: small blocks, medium blocks (whole pages),
+   * large blocks (whole units); they sum to in_use_bytes. */
+  size_t small_in_use_bytes, medium_in_use_bytes, large_in_use_bytes;
+  /* Of the mapped bytes, those resident in memory now (mincore), by part; the
+   * rest was returned to the OS or never touched. */
+  size_t resident_bytes;
+  size_t process_rss_bytes;     /* the whole process's RSS (/proc/self/statm); 0: unreadable */
+  struct {
+    size_t slabs;             /* small blocks: in use, in magazines, free, tails     */
+    size_t pool, superslab_free, medium, large, large_cache, metadata;
+  } resident;
+  /* What there is. */
+  size_t slabs, pooled_slabs, superslabs, medium_chunks, large_blocks, large_cached, heaps;
+  /* Cumulative, since start or the last hak_reset. Small allocations are
+   * counted where they reach slabs (refills, flushes), not one by one. */
+  struct {
+    unsigned long long refills, refill_blocks;     /* magazine refills, blocks taken from slabs */
+    unsigned long long flushes, flush_blocks;      /* magazine flushes, blocks sent back         */
+    unsigned long long remote_frees;               /* blocks sent to a slab of another thread   */
+    unsigned long long remote_collected;           /* ... collected by the slab's owner         */
+    unsigned long long slabs_new, slabs_adopted;   /* slabs made or taken from the pool; adopted */
+    unsigned long long medium_allocs, medium_frees, medium_bytes;   /* bytes: usable, allocated */
+    unsigned long long large_allocs, large_frees, large_bytes;
+    unsigned long long os_maps, os_unmaps, os_decommits, os_moves;  /* system calls           */
+    unsigned long long released_bytes;             /* unmapped or decommitted                   */
+    unsigned long long scavenger_passes, scavenger_released_bytes;
+  } total;
+  hak_class_stats_t cls[HAK_STATS_CLASSES];
 } hak_stats_t;
 
 void hak_stats_get(hak_stats_t *out);
-/* Prints the statistics as text, or as one JSON object when json != 0. */
-void hak_stats_print(FILE *out, int json);
+/* Prints the statistics: fmt 0 text (laid out like gperftools' GetStats),
+ * 1 one JSON object with every figure. */
+void hak_stats_print(FILE *out, int fmt);
+/* Gives back to the OS everything free that the allocator holds: the calling
+ * thread's magazines (and their arrays' pages), every thread's empty slabs
+ * and, in bitmap variants, the free pages of partly used slabs, the pooled
+ * slabs, SuperSlabs and medium chunks, the large cache; other threads'
+ * magazines stay theirs. Zeroes the cumulative counters. Safe while other
+ * threads allocate. Returns the bytes still in use by the program (0: the
+ * process is back at its starting footprint, but for the page-map leaves and
+ * the heaps of threads that live on). */
+size_t hak_reset(void);
+
 /* Allocation hooks: callbacks told of every call. Any pointer may be NULL
  * (that event is not wanted); arg is passed back to each. malloc and calloc
  * report as malloc (calloc with the product of its arguments); the aligned

@@ -22,6 +22,7 @@ static hak_tls bool in_init; /* this thread is running hak_init_slow */
 
 static void fork_prepare(void) {
   if (hak_init_state != HAK_INIT_DONE) return;
+  hak_stats_fork_prepare();             /* 0 statistics */
   hak_heap_fork_prepare();              /* 1 heap list, 2 abandoned */
   pthread_mutex_lock(&hak_pool_lock);   /* 3 */
   pthread_mutex_lock(&hak_medium_lock); /* 4 */
@@ -36,6 +37,7 @@ static void fork_parent(void) {
   pthread_mutex_unlock(&hak_medium_lock);
   pthread_mutex_unlock(&hak_pool_lock);
   hak_heap_fork_parent();
+  hak_stats_fork_parent();
 }
 
 static void fork_child(void) {
@@ -46,6 +48,7 @@ static void fork_child(void) {
   pthread_mutex_init(&hak_pool_lock, NULL);
   hak_heap_fork_child();
   if (config_dynamic_flush) hak_scavenger_fork_child();
+  hak_stats_fork_child();
 }
 
 /* pthread_atfork and atexit may allocate: that allocation re-enters here on
@@ -62,7 +65,11 @@ hak_cold void hak_init_slow(void) {
   hak_options_init();
   hak_heap_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  if (hak_option(HAK_OPT_STATS)) atexit(hak_stats_at_exit);
+  if (hak_option(HAK_OPT_STATS)) {
+    atexit(hak_stats_at_exit);
+    if (hak_option(HAK_OPT_STATS_PEAK)) hak_stats_peak_init();
+  }
+  hak_stats_signal_init();
   if (hak_option(HAK_OPT_VERBOSE)) {
     fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
     hak_options_print(stderr);

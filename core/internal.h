@@ -15,8 +15,9 @@
  * by the scavenger, which calls down into heap.c.)
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
+ *   0. stats_lock           (stats.c)  the statistics' snapshot and reset zero
  *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
- *   1b. h->lock             (heap.c)   one heap's slabs (dynamic-flush variants)
+ *   1b. h->lock             (heap.c)   one heap's slabs (owner vs scavenger and statistics)
  *   2. hak_abandoned_lock   (heap.c)   abandoned slabs, per class
  *   3. hak_pool_lock        (slab.c)   empty-slab pool
  *   4. hak_medium_lock      (medium.c) medium chunks
@@ -24,7 +25,7 @@
  *   6. hak_meta_lock        (meta.c)   descriptor arena
  * The page map and the OS layer take no locks.
  *
- * fork(): the prepare handler (malloc_api.c) takes 1, 2, 3, 4, 5, 6 in this
+ * fork(): the prepare handler (init.c) takes 0, 1, 2, 3, 4, 5, 6 in this
  * order, so that in the child every global structure (heap list, abandoned
  * lists, pool and SuperSlabs, medium chunks, large cache, descriptor arena) is
  * as some thread left it when it released the lock; parent and child release
@@ -48,6 +49,7 @@
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
 
+#include "hakmem.h"
 #include "size_class.h"
 #include "types.h"
 
@@ -55,6 +57,9 @@
 #define hak_unlikely(x) __builtin_expect(!!(x), 0)
 #define hak_noinline    __attribute__((noinline))
 #define hak_cold        __attribute__((cold, noinline))
+/* A function whose reads of other threads' data are deliberately unlocked
+ * snapshots (statistics): not instrumented under ThreadSanitizer. */
+#define hak_racy_read   __attribute__((no_sanitize_thread, noinline))
 #define hak_tls         __thread __attribute__((tls_model("initial-exec")))
 
 /* Policy constants of the variant, as typed constants so every path
@@ -83,12 +88,14 @@ void  hak_os_decommit(void *p, size_t size);       /* MADV_DONTNEED: leaves RSS 
 bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
 bool  hak_os_move(void *src, size_t size, void *dst, size_t dst_size); /* pages to dst, no copy or fault */
 void  hak_os_shrink(void *p, size_t old_size, size_t new_size);
+size_t hak_os_resident(const void *p, size_t size); /* mincore: bytes resident now */
 typedef struct hak_os_counters_s {
-  _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls, move_calls;
+  _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls, move_calls, released_bytes;
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os_counters;
 /* Test builds (-DHAK_FAULT_INJECTION=1): the n-th mmap from now fails (n = 0:
  * the next one); sticky: it and every later one, until n = -1. */
+size_t hak_os_process_rss(void); /* the process's resident bytes now (/proc/self/statm); 0: unknown */
 void hak_os_fail_after(long n, bool sticky);
 
 /* ---- pagemap.c: unit -> span ----------------------------------------------- */
@@ -202,6 +209,7 @@ extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
 void  hak_heap_free_small(void *p, hak_slab_t *s);  /* the fast path could not */
 void  hak_heap_flush_thread(void);
+void  hak_heap_trim_own(void);     /* after a flush: the magazine arrays' pages go back */
 void  hak_abandoned_sweep(void);   /* abandoned slabs now empty -> pool */
 uint64_t hak_heaps_activity(void);  /* refills + flushes of all heaps */
 size_t hak_heaps_scavenge(bool idle_only); /* collect, release empty slabs, decommit free pages */
@@ -276,16 +284,36 @@ const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, l
 
 /* ---- options.c ------------------------------------------------------------- */
 typedef enum hak_option_e {
-  HAK_OPT_STATS,           /* print statistics to stderr at exit        */
+  HAK_OPT_STATS,           /* statistics at exit: off, text, json       */
+  HAK_OPT_STATS_FILE,      /* ... to this file (a text option)          */
+  HAK_OPT_STATS_SIGNAL,    /* ... on this signal too                    */
+  HAK_OPT_STATS_PEAK,      /* ... with the figures at the peak RSS too  */
   HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
   HAK_OPT_IDLE_MS,         /* dynamic flush: idle time before memory goes back */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);
+const char *hak_option_text(hak_option_t o); /* text options; NULL when unset */
 void hak_options_init(void);
+
+/* ---- statistics: each part accounts for itself (stats.c sums them) ----------- */
+void hak_heaps_account(hak_stats_t *st, hak_heap_stats_t *totals); /* heap.c */
+void hak_pool_account(hak_stats_t *st);                        /* slab.c, with the SuperSlabs */
+void hak_superslab_account(hak_stats_t *st);                   /* superslab.c, pool lock held */
+void hak_medium_account(hak_stats_t *st, uint64_t totals[3]);  /* allocs, frees, bytes */
+void hak_large_account(hak_stats_t *st, uint64_t totals[3]);
+void hak_meta_account(hak_stats_t *st);
+void hak_pagemap_account(hak_stats_t *st);
+void hak_scavenger_account(hak_stats_t *st, uint64_t totals[2]); /* passes, bytes released */
 
 /* ---- stats.c --------------------------------------------------------------- */
 void hak_stats_at_exit(void);   /* atexit handler when HAKMEM_STATS is set */
+void hak_stats_fork_prepare(void); /* the statistics lock across fork */
+void hak_stats_fork_parent(void);
+void hak_stats_fork_child(void);
+void hak_stats_signal_init(void); /* HAKMEM_STATS_SIGNAL: catch it */
+void hak_stats_peak_init(void);   /* HAKMEM_STATS_PEAK: keep the figures at the process's peak RSS */
+void hak_stats_poll(void);        /* slow paths, scavenger: print if the signal came */
 
 /* ---- fatal.c: the bottom of every call chain --------------------------------- */
 /* Stops the program with "hakmem: <call>: <what> <p>" (no address when p is NULL). */

@@ -43,6 +43,23 @@ pthread_mutex_t hak_large_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_large_t *cache_head;   /* newest first */
 static hak_large_t *cache_tail;   /* oldest */
 static size_t cache_entries, cache_bytes, live_count, live_bytes;
+static hak_large_t *live_head;      /* live blocks, for statistics */
+static uint64_t allocs, frees, alloc_bytes; /* cumulative */
+
+/* A block becomes live, or stops being live (lock held). */
+static void live_add(hak_large_t *l) {
+  hak_list_push(&live_head, l);
+  live_count++;
+  live_bytes += l->map_bytes;
+  allocs++;
+  alloc_bytes += l->map_bytes;
+}
+static void live_remove(hak_large_t *l) {
+  hak_list_remove(&live_head, l);
+  live_count--;
+  live_bytes -= l->map_bytes;
+  frees++;
+}
 static _Atomic uint64_t activity; /* written under the lock, read without it */
 
 static void count_activity(void) {
@@ -215,8 +232,7 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   if (l != NULL) {
     split_tail(l, need);
     l->cached = 0;
-    live_count++;
-    live_bytes += l->map_bytes;
+    live_add(l);
     hak_large_t *evict = cache_cut(cache_bound(), config_large_cache_entries);
     pthread_mutex_unlock(&hak_large_lock);
     release_list(evict);
@@ -241,8 +257,7 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
   l = fresh_range(need, align, piece, n, zeroed);
   if (l == NULL) return NULL;
   pthread_mutex_lock(&hak_large_lock);
-  live_count++;
-  live_bytes += l->map_bytes;
+  live_add(l);
   pthread_mutex_unlock(&hak_large_lock);
   return l->base;
 }
@@ -259,8 +274,7 @@ void hak_large_free(hak_large_t *l, void *p, const char *call) {
     pthread_mutex_unlock(&hak_large_lock);
     check_live(l, p, call);
   }
-  live_count--;
-  live_bytes -= l->map_bytes;
+  live_remove(l);
   hak_large_t *evict = NULL;
   if (l->map_bytes <= cache_bound() && config_large_cache_entries > 0) {
     cache_push_pieces(l);
@@ -391,4 +405,22 @@ const char *hak_large_validate(void) {
     err = "the large cache is over its bounds";
   pthread_mutex_unlock(&hak_large_lock);
   return err;
+}
+
+/* Statistics: live blocks (in use), the cache, their residency, the
+ * cumulative counts. */
+void hak_large_account(hak_stats_t *st, uint64_t totals[3]) {
+  pthread_mutex_lock(&hak_large_lock);
+  st->large_blocks += live_count;
+  st->in_use_bytes += live_bytes;
+  st->large_in_use_bytes += live_bytes;
+  st->large_cached += cache_entries;
+  st->large_cache_bytes += cache_bytes;
+  for (hak_large_t *l = live_head; l != NULL; l = l->next) st->resident.large += hak_os_resident(l->base, l->map_bytes);
+  for (hak_large_t *l = cache_head; l != NULL; l = l->next)
+    st->resident.large_cache += hak_os_resident(l->base, l->map_bytes);
+  totals[0] = allocs;
+  totals[1] = frees;
+  totals[2] = alloc_bytes;
+  pthread_mutex_unlock(&hak_large_lock);
 }

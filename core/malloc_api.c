@@ -59,6 +59,7 @@ static hak_noinline void *hooked_malloc(size_t size) {
 static hak_noinline void *alloc_small_slow(unsigned c) {
   gate_check();
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  hak_stats_poll();
   if (config_dynamic_flush) hak_scavenger_start();
   void *p = hak_heap_alloc_small(c);
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
@@ -108,6 +109,7 @@ static hak_noinline void *alloc_routed(size_t size, size_t align, bool *zeroed) 
   }
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   if (config_dynamic_flush) hak_scavenger_start();
+  hak_stats_poll();
   void *p;
   if (align <= HAK_MEDIUM_MAX_ALIGN && size <= HAK_MEDIUM_MAX)
     p = hak_medium_alloc(size > HAK_SMALL_MAX ? size : HAK_SMALL_MAX + 1, align, zeroed);

@@ -27,6 +27,7 @@
 pthread_mutex_t hak_medium_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_chunk_t *chunks;
 static size_t chunk_count, dirty_pages_total;
+static uint64_t allocs, frees, alloc_bytes; /* cumulative, under the lock */
 static _Atomic uint64_t activity; /* written under the lock, read without it */
 
 static void count_activity(void) {
@@ -135,6 +136,10 @@ void *hak_medium_alloc(size_t size, size_t align, bool *zeroed) {
     c = chunk_new();
     if (c != NULL) at = chunk_take(c, npages, align_pages, zeroed);
   }
+  if (at >= 0) {
+    allocs++;
+    alloc_bytes += npages * HAK_PAGE_SIZE;
+  }
   pthread_mutex_unlock(&hak_medium_lock);
   return at < 0 ? NULL : c->base + (size_t)at * HAK_PAGE_SIZE;
 }
@@ -176,6 +181,7 @@ void hak_medium_free(hak_chunk_t *c, void *p, const char *call) {
   count_activity();
   size_t i = run_of(c, p, call);
   size_t len = c->pg[i] & PG_LEN;
+  frees++;
   run_clear(c, i, len);
   run_free(c, i, len, true);
   if (c->free_pages == HAK_CHUNK_PAGES) {
@@ -277,4 +283,22 @@ const char *hak_medium_validate(void) {
   if (err == NULL && dirty_total != dirty_pages_total) err = "total dirty-page count is wrong";
   pthread_mutex_unlock(&hak_medium_lock);
   return err;
+}
+
+/* Statistics: chunks, their live runs (in use), free pages committed or not,
+ * residency, and the cumulative counts (reset: taken as the new zero). */
+void hak_medium_account(hak_stats_t *st, uint64_t totals[3]) {
+  pthread_mutex_lock(&hak_medium_lock);
+  for (hak_chunk_t *c = chunks; c != NULL; c = c->next) {
+    st->medium_chunks++;
+    st->in_use_bytes += (HAK_CHUNK_PAGES - c->free_pages) * HAK_PAGE_SIZE;
+    st->medium_in_use_bytes += (HAK_CHUNK_PAGES - c->free_pages) * HAK_PAGE_SIZE;
+    st->medium_free_bytes += c->free_pages * HAK_PAGE_SIZE;
+    st->medium_dirty_bytes += c->dirty_pages * HAK_PAGE_SIZE;
+    st->resident.medium += hak_os_resident(c->base, HAK_CHUNK_SIZE);
+  }
+  totals[0] = allocs;
+  totals[1] = frees;
+  totals[2] = alloc_bytes;
+  pthread_mutex_unlock(&hak_medium_lock);
 }

@@ -14,11 +14,16 @@
 pthread_mutex_t hak_meta_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *meta_free[META_SMALL_MAX / META_GRANULE + 1];
 static char *meta_bump, *meta_end;
+/* The areas, for statistics: each area's first granule links to the previous. */
+static char *last_area;
+static _Atomic size_t big_bytes; /* blocks with their own mapping */
 
 void *hak_meta_alloc(size_t size) {
   size = hak_align_up(size ? size : 1, META_GRANULE);
   if (size > META_SMALL_MAX) {
-    return hak_os_map_aligned(hak_align_up(size, HAK_UNIT_SIZE), HAK_UNIT_SIZE);
+    void *big = hak_os_map_aligned(hak_align_up(size, HAK_UNIT_SIZE), HAK_UNIT_SIZE);
+    if (big != NULL) atomic_fetch_add(&big_bytes, hak_align_up(size, HAK_UNIT_SIZE));
+    return big;
   }
   size_t k = size / META_GRANULE;
   pthread_mutex_lock(&hak_meta_lock);
@@ -35,7 +40,9 @@ void *hak_meta_alloc(size_t size) {
       pthread_mutex_unlock(&hak_meta_lock);
       return NULL;
     }
-    meta_bump = area;
+    *(char **)area = last_area;
+    last_area = area;
+    meta_bump = area + META_GRANULE;
     meta_end = area + META_AREA;
   }
   p = meta_bump;
@@ -48,6 +55,7 @@ void hak_meta_free(void *p, size_t size) {
   size = hak_align_up(size ? size : 1, META_GRANULE);
   if (size > META_SMALL_MAX) {
     hak_os_unmap(p, hak_align_up(size, HAK_UNIT_SIZE));
+    atomic_fetch_sub(&big_bytes, hak_align_up(size, HAK_UNIT_SIZE));
     return;
   }
   size_t k = size / META_GRANULE;
@@ -55,4 +63,15 @@ void hak_meta_free(void *p, size_t size) {
   *(void **)p = meta_free[k];
   meta_free[k] = p;
   pthread_mutex_unlock(&hak_meta_lock);
+}
+
+/* Statistics: the areas and the blocks with a mapping of their own. */
+void hak_meta_account(hak_stats_t *st) {
+  pthread_mutex_lock(&hak_meta_lock);
+  for (char *a = last_area; a != NULL; a = *(char **)a) {
+    st->metadata_bytes += META_AREA;
+    st->resident.metadata += hak_os_resident(a, META_AREA);
+  }
+  pthread_mutex_unlock(&hak_meta_lock);
+  st->metadata_bytes += atomic_load(&big_bytes); /* none in use now: their residency is not walked */
 }

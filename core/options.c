@@ -18,23 +18,34 @@ typedef struct hak_option_desc_s {
   long        min, max;
   const char *const *words; /* optional: words[v] names value v, accepted as well as v */
   const char *meaning;
+  bool        is_text;      /* a text value (a path): min and max unused */
 } hak_option_desc_t;
 
 static const char *const stats_words[] = {"off", "text", "json", NULL};
 
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
-  [HAK_OPT_STATS]   = {"stats", 0, 0, 2, stats_words, "statistics at exit: off, text or json (0, 1, 2)"},
-  [HAK_OPT_VERBOSE] = {"verbose", 0, 0, 1, NULL, "print the version, variant and this table at start-up"},
+  [HAK_OPT_STATS]   = {"stats", 0, 0, 2, stats_words, "statistics at exit: off, text or json (0, 1, 2)", false},
+  [HAK_OPT_STATS_FILE] = {"stats_file", 0, 0, 0, NULL, "write the statistics to this file instead of stderr", true},
+  [HAK_OPT_STATS_SIGNAL] = {"stats_signal", 0, 0, 64, NULL,
+                            "0 (off) or a signal number: on that signal, statistics at the allocator's next slow path "
+                            "(or scavenger tick)", false},
+  [HAK_OPT_STATS_PEAK] = {"stats_peak", 0, 0, 1, NULL,
+                          "1: the statistics also give the figures at the process's peak RSS (slower: the "
+                          "structures are walked each time the RSS grows by 1/32)", false},
+  [HAK_OPT_VERBOSE] = {"verbose", 0, 0, 1, NULL, "print the version, variant and this table at start-up", false},
   [HAK_OPT_IDLE_MS] = {"idle_ms", 200, 10, 600000, NULL,
-                       "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS"},
+                       "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS",
+                       false},
 };
 
 #define ENV_PREFIX "HAKMEM_"
 #define ENV_NAME_MAX 64 /* longer than any option name, with the prefix */
 
 static long option_value[HAK_OPT_COUNT];
+static const char *option_text[HAK_OPT_COUNT]; /* text options: the environment's string, or NULL */
 
 long hak_option(hak_option_t o) { return option_value[o]; }
+const char *hak_option_text(hak_option_t o) { return option_text[o]; }
 
 /* HAKMEM_<NAME>: the option's environment variable. */
 static const char *env_name(const hak_option_desc_t *d, char out[ENV_NAME_MAX]) {
@@ -87,6 +98,10 @@ void hak_options_init(void) {
     option_value[i] = d->def;
     const char *s = getenv(env_name(d, env));
     if (s == NULL || *s == '\0') continue;
+    if (d->is_text) {
+      option_text[i] = s;
+      continue;
+    }
     long v;
     if (!parse_value(d, s, &v)) {
       fprintf(stderr, "hakmem: %s=%s is not %s in [%ld, %ld]; using %ld\n", env, s,
@@ -102,6 +117,10 @@ __attribute__((visibility("default"))) void hak_options_print(FILE *out) {
   fprintf(out, "%-16s %6s %8s  %-16s %s\n", "option", "value", "default", "environment", "meaning");
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_desc_t *d = &option_table[i];
-    fprintf(out, "%-16s %6ld %8ld  %-16s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
+    if (d->is_text)
+      fprintf(out, "%-16s %6s %8s  %-16s %s\n", d->name, option_text[i] ? option_text[i] : "-", "-", env_name(d, env),
+              d->meaning);
+    else
+      fprintf(out, "%-16s %6ld %8ld  %-16s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
   }
 }

@@ -6,6 +6,8 @@
  * and trims both ends. Memory returned with hak_os_decommit leaves
  * RSS at once (MADV_DONTNEED), never lingering as LazyFree. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -77,6 +79,7 @@ void *hak_os_map_aligned(size_t size, size_t align) {
 void hak_os_unmap(void *p, size_t size) {
   os_munmap_raw(p, size);
   atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_os_counters.released_bytes, size, memory_order_relaxed);
 }
 
 void hak_os_decommit(void *p, size_t size) {
@@ -84,6 +87,7 @@ void hak_os_decommit(void *p, size_t size) {
   int saved = errno;
   madvise(p, size, MADV_DONTNEED);
   atomic_fetch_add_explicit(&hak_os_counters.decommit_calls, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_os_counters.released_bytes, size, memory_order_relaxed);
   errno = saved;
 }
 
@@ -111,6 +115,39 @@ bool hak_os_move(void *src, size_t size, void *dst, size_t dst_size) {
   atomic_fetch_add_explicit(&hak_os_counters.move_calls, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed); /* dst was mapped */
   return true;
+}
+
+/* Bytes of [p, p + size) resident in memory now (mincore); p page-aligned. */
+size_t hak_os_resident(const void *p, size_t size) {
+  unsigned char vec[4096];
+  size_t pages = size / HAK_PAGE_SIZE, resident = 0;
+  int saved = errno;
+  for (size_t done = 0; done < pages;) {
+    size_t n = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore((char *)p + done * HAK_PAGE_SIZE, n * HAK_PAGE_SIZE, vec) != 0) break;
+    for (size_t i = 0; i < n; i++) resident += vec[i] & 1;
+    done += n;
+  }
+  errno = saved;
+  return resident * HAK_PAGE_SIZE;
+}
+
+/* The process's resident bytes (/proc/self/statm), or 0 when unreadable. No
+ * allocation: open, read, close. */
+size_t hak_os_process_rss(void) {
+  int saved = errno;
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *q = buf;
+  while (*q != ' ' && *q != 0) q++; /* size, then resident */
+  size_t pages = 0;
+  for (q++; *q >= '0' && *q <= '9'; q++) pages = pages * 10 + (size_t)(*q - '0');
+  return pages * HAK_PAGE_SIZE;
 }
 
 void hak_os_shrink(void *p, size_t old_size, size_t new_size) {

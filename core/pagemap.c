@@ -55,3 +55,14 @@ void hak_pagemap_set(void *base, size_t size, hak_span_t *span, unsigned tag) {
                           memory_order_release);
   }
 }
+
+/* Statistics: the leaves mapped so far (metadata). */
+void hak_pagemap_account(hak_stats_t *st) {
+  for (size_t i = 0; i < (1u << HAK_PM_ROOT_BITS); i++) {
+    intptr_t rel = atomic_load_explicit(&hak_pagemap_root[i], memory_order_acquire);
+    if (rel == 0) continue;
+    void *leaf = (void *)((uintptr_t)&hak_pagemap_empty_leaf + (uintptr_t)rel);
+    st->metadata_bytes += sizeof(hak_pm_leaf_t);
+    st->resident.metadata += hak_os_resident(leaf, sizeof(hak_pm_leaf_t));
+  }
+}

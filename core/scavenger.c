@@ -40,6 +40,7 @@ static _Atomic uint32_t retry_in;
 #define SCAVENGER_STACK_BYTES HAK_UNIT_SIZE
 #endif
 static void *scavenger_stack;
+static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
 
 void hak_scavenge_idle(void) {
   hak_abandoned_sweep();
@@ -47,6 +48,17 @@ void hak_scavenge_idle(void) {
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();
+}
+
+/* Statistics: the stack (metadata) and the passes (the bytes released during
+ * them, by any thread: the OS layer counts bytes, not who released them). */
+void hak_scavenger_account(hak_stats_t *st, uint64_t totals[2]) {
+  if (scavenger_stack != NULL) {
+    st->metadata_bytes += SCAVENGER_STACK_BYTES;
+    st->resident.metadata += hak_os_resident(scavenger_stack, SCAVENGER_STACK_BYTES);
+  }
+  totals[0] = atomic_load(&passes);
+  totals[1] = atomic_load(&released);
 }
 
 static void *scavenger_main(void *arg) {
@@ -57,9 +69,11 @@ static void *scavenger_main(void *arg) {
   bool scavenged = false;
   for (;;) {
     nanosleep(&tick, NULL);
+    hak_stats_poll();
+    size_t released_before = atomic_load(&hak_os_counters.released_bytes);
     atomic_fetch_add_explicit(&hak_clock_tick, 1, memory_order_relaxed);
     uint64_t now = hak_heaps_activity() + hak_medium_activity() + hak_large_activity();
-    if (now != last) {
+    if (now != last) { /* busy */
       last = now;
       idle_ticks = 0;
       scavenged = false;
@@ -67,13 +81,18 @@ static void *scavenger_main(void *arg) {
       hak_large_decay();
       hak_pool_decay();
       if (++busy_ticks % HAK_TICKS_PER_SECOND == 0) hak_pool_trim(hak_pool_bytes() / 2);
-      continue;
+    } else { /* idle */
+      busy_ticks = 0;
+      idle_ticks++;
+      if (!scavenged && idle_ticks * (1000u / HAK_TICKS_PER_SECOND) >= (unsigned long)hak_option(HAK_OPT_IDLE_MS)) {
+        hak_scavenge_idle();
+        scavenged = true;
+      }
     }
-    busy_ticks = 0;
-    idle_ticks++;
-    if (!scavenged && idle_ticks * (1000u / HAK_TICKS_PER_SECOND) >= (unsigned long)hak_option(HAK_OPT_IDLE_MS)) {
-      hak_scavenge_idle();
-      scavenged = true;
+    size_t gave = atomic_load(&hak_os_counters.released_bytes) - released_before;
+    if (gave != 0) {
+      atomic_fetch_add(&passes, 1);
+      atomic_fetch_add(&released, gave);
     }
   }
   return NULL;

@@ -421,3 +421,16 @@ const char *hak_pool_validate(void) {
   pthread_mutex_unlock(&hak_pool_lock);
   return err;
 }
+
+/* Statistics: the pooled slabs, and (SuperSlab variants) the SuperSlabs. */
+void hak_pool_account(hak_stats_t *st) {
+  pthread_mutex_lock(&hak_pool_lock);
+  for (int i = 0; i < 2; i++)
+    for (hak_slab_t *s = pool_head[i]; s != NULL; s = s->next) {
+      st->pooled_slabs++;
+      st->pool_bytes += s->units * HAK_UNIT_SIZE;
+      st->resident.pool += hak_os_resident(s->base, s->units * HAK_UNIT_SIZE);
+    }
+  if (config_superslab) hak_superslab_account(st);
+  pthread_mutex_unlock(&hak_pool_lock);
+}

@@ -1,48 +1,358 @@
-/* stats.c — process-wide statistics, gathered on request from the counters
- * each part keeps (OS layer, slabs, pool, medium chunks, large mappings, and
- * the per-thread heap counters: atomics written only by their own thread with
- * a relaxed load and store (HAK_STAT_ADD, no read-modify-write) on the slow
- * paths, never on the fast paths, and summed here). */
+/* stats.c — process-wide statistics: where every mapped byte is, what is
+ * resident, what happened so far, per size class; printed as text (laid out
+ * like gperftools' GetStats) or as one JSON object; hak_reset.
+ *
+ * Nothing is counted on the fast paths: each part accounts for itself when
+ * asked (heap.c: heaps, magazines, slabs; slab.c and superslab.c: the pool
+ * and the SuperSlabs; medium.c, large.c, meta.c, pagemap.c, scavenger.c),
+ * taking its locks in the lock order, and residency comes from mincore.
+ * Cumulative counters are the per-thread counters of the slow paths
+ * (atomics written only by their own thread, HAK_STAT_ADD) and the tiers'
+ * counts; hak_reset takes their current values as the new zero rather than
+ * writing other threads' counters.
+ *
+ * At exit (HAKMEM_STATS=text|json), to HAKMEM_STATS_FILE or stderr; on the
+ * signal HAKMEM_STATS_SIGNAL, at the next slow path or scavenger tick (a
+ * signal handler may not take the allocator's locks: it only raises a flag). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
 #include "hakmem.h"
 #include "internal.h"
 
-__attribute__((visibility("default"))) void hak_stats_get(hak_stats_t *out) {
-  out->mapped_bytes = atomic_load(&hak_os_counters.mapped_bytes);
-  out->os_map_calls = atomic_load(&hak_os_counters.map_calls);
-  out->os_unmap_calls = atomic_load(&hak_os_counters.unmap_calls);
-  out->os_decommit_calls = atomic_load(&hak_os_counters.decommit_calls);
-  out->slab_count = atomic_load(&hak_slab_total);
-  out->pooled_slab_count = hak_pool_count();
-  out->medium_chunk_count = hak_medium_chunk_count();
-  hak_large_counts(&out->large_count, &out->large_cached_bytes);
-  hak_heap_stats_t h;
-  hak_heap_stats_sum(&h);
-  out->heap.refills = h.refills;
-  out->heap.flushes = h.flushes;
-  out->heap.slabs_new = h.slabs_new;
-  out->heap.slabs_adopted = h.slabs_adopted;
-  out->heap.remote_frees = h.remote_frees;
-  out->heap.remote_collected = h.remote_collected;
+/* stats_lock guards the cumulative counters at the last hak_reset (zero
+ * before) and the one snapshot buffer of hak_stats_print and hak_reset (static:
+ * too big for some threads' stacks, and never memory that the figures would
+ * then describe). Taken before any other lock of the allocator; held across
+ * fork (hak_stats_fork_*). */
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static hak_stats_t snapshot;
+/* Set while this thread prints: a malloc of the printing (a stdio buffer)
+ * must not print again when the statistics signal comes meanwhile. */
+static hak_tls bool printing;
+static __typeof__(((hak_stats_t *)0)->total) zero;
+/* With HAKMEM_STATS and HAKMEM_STATS_PEAK set: the figures when the
+ * process's RSS was highest.
+ * A slow path (where the RSS grows: fresh blocks and pages come through the
+ * slow paths) reads the RSS (/proc/self/statm) when PEAK_CHECK_NS have passed
+ * since the last reading; past the peak's by 1/32 (at least PEAK_STEP_MIN) it
+ * takes the figures again. peak under stats_lock. */
+static hak_stats_t peak;
+static bool have_peak;
+static _Atomic bool peak_on;
+static _Atomic size_t peak_next;
+static _Atomic uint64_t peak_checked_ns;
+#define PEAK_CHECK_NS 1000000u
+#define PEAK_STEP_MIN ((size_t)256 << 10)
+
+static void gather(hak_stats_t *st) {
+  memset(st, 0, sizeof *st);
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) st->cls[c].block_size = hak_class_size[c];
+  hak_heap_stats_t h = {0};
+  uint64_t medium[3], large[3], scav[2] = {0, 0};
+  hak_heaps_account(st, &h);
+  hak_pool_account(st);
+  hak_medium_account(st, medium);
+  hak_large_account(st, large);
+  hak_meta_account(st);
+  hak_pagemap_account(st);
+  if (config_dynamic_flush) hak_scavenger_account(st, scav);
+  st->mapped_bytes = atomic_load(&hak_os_counters.mapped_bytes);
+  /* Small blocks: a magazine's blocks are counted in their slab's used. */
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    hak_class_stats_t *k = &st->cls[c];
+    k->in_use = k->in_use > k->in_magazines ? k->in_use - k->in_magazines : 0;
+    st->slabs += k->slabs;
+    st->in_use_bytes += k->in_use * k->block_size;
+    st->small_in_use_bytes += k->in_use * k->block_size;
+    st->magazine_bytes += k->in_magazines * k->block_size;
+    st->slab_free_bytes += k->free_in_slabs * k->block_size;
+  }
+  st->process_rss_bytes = hak_os_process_rss();
+  st->resident_bytes = st->resident.slabs + st->resident.pool + st->resident.superslab_free + st->resident.medium +
+                       st->resident.large + st->resident.large_cache + st->resident.metadata;
+  st->total.refills = atomic_load(&h.refills);
+  st->total.refill_blocks = atomic_load(&h.refill_blocks);
+  st->total.flushes = atomic_load(&h.flushes);
+  st->total.flush_blocks = atomic_load(&h.flush_blocks);
+  st->total.remote_frees = atomic_load(&h.remote_frees);
+  st->total.remote_collected = atomic_load(&h.remote_collected);
+  st->total.slabs_new = atomic_load(&h.slabs_new);
+  st->total.slabs_adopted = atomic_load(&h.slabs_adopted);
+  st->total.medium_allocs = medium[0];
+  st->total.medium_frees = medium[1];
+  st->total.medium_bytes = medium[2];
+  st->total.large_allocs = large[0];
+  st->total.large_frees = large[1];
+  st->total.large_bytes = large[2];
+  st->total.os_maps = atomic_load(&hak_os_counters.map_calls);
+  st->total.os_unmaps = atomic_load(&hak_os_counters.unmap_calls);
+  st->total.os_decommits = atomic_load(&hak_os_counters.decommit_calls);
+  st->total.os_moves = atomic_load(&hak_os_counters.move_calls);
+  st->total.released_bytes = atomic_load(&hak_os_counters.released_bytes);
+  st->total.scavenger_passes = scav[0];
+  st->total.scavenger_released_bytes = scav[1];
 }
 
-__attribute__((visibility("default"))) void hak_stats_print(FILE *out, int json) {
-  hak_stats_t s;
-  hak_stats_get(&s);
-#define HAK_STAT_FIELDS(X)                                                                         \
-  X(mapped_bytes) X(slab_count) X(pooled_slab_count) X(medium_chunk_count) X(large_count)          \
-  X(large_cached_bytes) X(os_map_calls) X(os_unmap_calls) X(os_decommit_calls) X(heap.refills)     \
-  X(heap.flushes) X(heap.slabs_new) X(heap.slabs_adopted) X(heap.remote_frees)                     \
-  X(heap.remote_collected)
-  if (json) {
-    fprintf(out, "{\"hakmem\":\"%s\",\"variant\":\"%s\"", HAK_VERSION_STRING, HAK_BUILD_NAME);
-#define HAK_STAT_JSON(f) fprintf(out, ",\"%s\":%llu", #f, (unsigned long long)s.f);
-    HAK_STAT_FIELDS(HAK_STAT_JSON)
-    fprintf(out, "}\n");
-  } else {
-    fprintf(out, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
-#define HAK_STAT_TEXT(f) fprintf(out, "  %-24s %llu\n", #f, (unsigned long long)s.f);
-    HAK_STAT_FIELDS(HAK_STAT_TEXT)
+/* The cumulative counters, all unsigned long long, as an array (for reset). */
+#define TOTAL_COUNT (sizeof(zero) / sizeof(unsigned long long))
+_Static_assert(sizeof(zero) % sizeof(unsigned long long) == 0, "the totals are all unsigned long long");
+
+/* The figures now, cumulative counters since the last reset; stats_lock held. */
+static void gather_since_reset(hak_stats_t *out) {
+  gather(out);
+  unsigned long long *t = (unsigned long long *)&out->total, *z = (unsigned long long *)&zero;
+  for (size_t i = 0; i < TOTAL_COUNT; i++) t[i] -= z[i];
+}
+
+__attribute__((visibility("default"))) void hak_stats_get(hak_stats_t *out) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  pthread_mutex_lock(&stats_lock);
+  gather_since_reset(out);
+  pthread_mutex_unlock(&stats_lock);
+}
+
+void hak_stats_fork_prepare(void) { pthread_mutex_lock(&stats_lock); }
+void hak_stats_fork_parent(void) { pthread_mutex_unlock(&stats_lock); }
+void hak_stats_fork_child(void) { pthread_mutex_init(&stats_lock, NULL); }
+
+/* Keeps the figures now as the peak when the RSS (rss bytes) is past the
+ * peak's by a step (so the peak is the first time the RSS came within a step
+ * of its highest, not the exit of a program that keeps its memory) and the
+ * program still holds at least PEAK_KEEP_IN_USE of the bytes it held at the
+ * peak kept (a program whose RSS creeps up to its end would otherwise be seen
+ * at its peak while it frees everything); either way the next check waits for
+ * another step. stats_lock held. */
+#define PEAK_KEEP_IN_USE(b) ((b) / 4 * 3)
+static void keep_peak(const hak_stats_t *now, size_t rss) {
+  if (have_peak && rss <= atomic_load(&peak_next)) return;
+  if (!have_peak || now->in_use_bytes >= PEAK_KEEP_IN_USE(peak.in_use_bytes)) {
+    peak = *now;
+    have_peak = true;
+  }
+  size_t step = rss / 32 > PEAK_STEP_MIN ? rss / 32 : PEAK_STEP_MIN;
+  atomic_store(&peak_next, rss + step);
+}
+
+static void check_peak(void) {
+  size_t rss = hak_os_process_rss();
+  if (rss <= atomic_load_explicit(&peak_next, memory_order_relaxed)) return;
+  pthread_mutex_lock(&stats_lock);
+  gather_since_reset(&snapshot);
+  keep_peak(&snapshot, rss);
+  pthread_mutex_unlock(&stats_lock);
+}
+
+/* ---- printing -------------------------------------------------------------------- */
+/* Every figure once: for the text layout and the JSON object alike (the JSON
+ * key is the C field's name). */
+#define HAK_PARTS(X)                                                                   \
+  X(in_use_bytes, "Bytes in use by application")                                      \
+  X(magazine_bytes, "Bytes free in thread magazines")                                 \
+  X(slab_free_bytes, "Bytes free in slabs")                                           \
+  X(slab_tail_bytes, "Bytes past the last whole block of slabs")                      \
+  X(pool_bytes, "Bytes in pooled empty slabs")                                        \
+  X(superslab_free_bytes, "Bytes in SuperSlab units in no slab")                      \
+  X(medium_free_bytes, "Bytes free in medium chunks")                                 \
+  X(large_cache_bytes, "Bytes in the large cache")                                    \
+  X(metadata_bytes, "Bytes of metadata")
+#define HAK_OTHER_BYTES(X)                                                             \
+  X(small_in_use_bytes, "Bytes in use in small blocks")                               \
+  X(medium_in_use_bytes, "Bytes in use in medium blocks")                             \
+  X(large_in_use_bytes, "Bytes in use in large blocks")                               \
+  X(superslab_dirty_bytes, "Bytes of SuperSlab units in no slab still committed")    \
+  X(medium_dirty_bytes, "Bytes free in medium chunks still committed")
+#define HAK_RESIDENT(X)                                                                \
+  X(slabs, "in slabs") X(pool, "in pooled slabs") X(superslab_free, "in free SuperSlab units") \
+  X(medium, "in medium chunks") X(large, "in large blocks") X(large_cache, "in the large cache") \
+  X(metadata, "of metadata")
+#define HAK_COUNTS(X)                                                                  \
+  X(slabs, "Slabs owned or abandoned") X(pooled_slabs, "Pooled empty slabs")          \
+  X(superslabs, "SuperSlabs") X(medium_chunks, "Medium chunks")                       \
+  X(large_blocks, "Live large blocks") X(large_cached, "Cached large ranges") X(heaps, "Thread heaps")
+#define HAK_TOTALS(X)                                                                  \
+  X(refills, "Magazine refills") X(refill_blocks, "Blocks taken from slabs by refills") \
+  X(flushes, "Magazine flushes") X(flush_blocks, "Blocks sent back to slabs by flushes") \
+  X(remote_frees, "Blocks sent to a slab of another thread")                          \
+  X(remote_collected, "Remote frees collected by slab owners")                        \
+  X(slabs_new, "Slabs made or taken from the pool") X(slabs_adopted, "Slabs adopted from exited threads") \
+  X(medium_allocs, "Medium allocations") X(medium_frees, "Medium frees")             \
+  X(medium_bytes, "Medium bytes allocated") X(large_allocs, "Large allocations")     \
+  X(large_frees, "Large frees") X(large_bytes, "Large bytes allocated")              \
+  X(os_maps, "mmap calls") X(os_unmaps, "munmap calls") X(os_decommits, "madvise(DONTNEED) calls") \
+  X(os_moves, "mremap moves") X(released_bytes, "Bytes unmapped or decommitted")     \
+  X(scavenger_passes, "Scavenger passes that released memory")                        \
+  X(scavenger_released_bytes, "Bytes released during scavenger passes")
+
+static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+static void print_text(FILE *out, const hak_stats_t *s, const char *when) {
+  fprintf(out, "------------------------------------------------\n");
+  fprintf(out, "hakmem %s, variant %s: %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME, when);
+  const char *sign = " ";
+#define TEXT_PART(f, label)                                                                       \
+  fprintf(out, "MALLOC: %s %14zu (%10.1f MiB) %s\n", sign, s->f, mib(s->f), label);             \
+  sign = "+";
+  HAK_PARTS(TEXT_PART)
+  fprintf(out, "MALLOC:   ------------\n");
+  fprintf(out, "MALLOC: = %14zu (%10.1f MiB) Bytes mapped (Total)\n", s->mapped_bytes, mib(s->mapped_bytes));
+  fprintf(out, "MALLOC:   ------------\n");
+  fprintf(out, "MALLOC:   %14zu (%10.1f MiB) Bytes resident in memory\n", s->resident_bytes, mib(s->resident_bytes));
+  size_t gone = s->mapped_bytes > s->resident_bytes ? s->mapped_bytes - s->resident_bytes : 0;
+  fprintf(out, "MALLOC:   %14zu (%10.1f MiB) Bytes returned to the OS or never touched\n", gone, mib(gone));
+  fprintf(out, "MALLOC:   %14zu (%10.1f MiB) Process RSS (hakmem's and everything else's)\n", s->process_rss_bytes,
+          mib(s->process_rss_bytes));
+#define TEXT_RES(f, label) \
+  fprintf(out, "MALLOC:   %14zu (%10.1f MiB)   resident %s\n", s->resident.f, mib(s->resident.f), label);
+  HAK_RESIDENT(TEXT_RES)
+#define TEXT_BYTES(f, label) fprintf(out, "MALLOC:   %14zu (%10.1f MiB) %s\n", s->f, mib(s->f), label);
+  HAK_OTHER_BYTES(TEXT_BYTES)
+  fprintf(out, "MALLOC:   ------------\n");
+#define TEXT_COUNT(f, label) fprintf(out, "MALLOC:   %14zu              %s\n", s->f, label);
+  HAK_COUNTS(TEXT_COUNT)
+  fprintf(out, "MALLOC:   ------------ since start or the last hak_reset\n");
+#define TEXT_TOTAL(f, label) fprintf(out, "MALLOC:   %14llu              %s\n", s->total.f, label);
+  HAK_TOTALS(TEXT_TOTAL)
+  fprintf(out, "------------------------------------------------\n");
+  fprintf(out, "Size classes (blocks; MiB: the slabs' memory):\n");
+  fprintf(out, "class %8s %7s %10s %10s %10s %9s\n", "size", "slabs", "in use", "magazines", "free", "MiB");
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    const hak_class_stats_t *k = &s->cls[c];
+    if (k->slabs == 0 && k->in_magazines == 0) continue;
+    fprintf(out, "%5u %8zu %7zu %10zu %10zu %10zu %9.2f\n", c, k->block_size, k->slabs, k->in_use, k->in_magazines,
+            k->free_in_slabs, mib(k->slab_bytes));
+  }
+  fprintf(out, "------------------------------------------------\n");
+}
+
+/* Every figure as JSON members, each preceded by a comma. */
+static void print_json_fields(FILE *out, const hak_stats_t *s) {
+#define JSON_FIELD(f, label) fprintf(out, ",\"%s\":%zu", #f, s->f);
+  HAK_PARTS(JSON_FIELD)
+  fprintf(out, ",\"mapped_bytes\":%zu,\"resident_bytes\":%zu,\"process_rss_bytes\":%zu", s->mapped_bytes,
+          s->resident_bytes, s->process_rss_bytes);
+  HAK_OTHER_BYTES(JSON_FIELD)
+  HAK_COUNTS(JSON_FIELD)
+  const char *sep = "";
+  fprintf(out, ",\"resident\":{");
+#define JSON_RES(f, label) fprintf(out, "%s\"%s\":%zu", sep, #f, s->resident.f), sep = ",";
+  HAK_RESIDENT(JSON_RES)
+  sep = "";
+  fprintf(out, "},\"total\":{");
+#define JSON_TOTAL(f, label) fprintf(out, "%s\"%s\":%llu", sep, #f, s->total.f), sep = ",";
+  HAK_TOTALS(JSON_TOTAL)
+  fprintf(out, "},\"classes\":[");
+  sep = "";
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    const hak_class_stats_t *k = &s->cls[c];
+    fprintf(out,
+            "%s{\"class\":%u,\"block_size\":%zu,\"slabs\":%zu,\"in_use\":%zu,\"in_magazines\":%zu,"
+            "\"free_in_slabs\":%zu,\"slab_bytes\":%zu}",
+            sep, c, k->block_size, k->slabs, k->in_use, k->in_magazines, k->free_in_slabs, k->slab_bytes);
+    sep = ",";
+  }
+  fprintf(out, "]");
+}
+
+static void print_json(FILE *out, const hak_stats_t *s, const hak_stats_t *at_peak) {
+  fprintf(out, "{\"hakmem\":\"%s\",\"variant\":\"%s\"", HAK_VERSION_STRING, HAK_BUILD_NAME);
+  print_json_fields(out, s);
+  if (at_peak != NULL) {
+    fprintf(out, ",\"peak\":{\"at\":\"the peak of the process's RSS\"");
+    print_json_fields(out, at_peak);
+    fprintf(out, "}");
+  }
+  fprintf(out, "}\n");
+}
+
+__attribute__((visibility("default"))) void hak_stats_print(FILE *out, int fmt) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  if (printing) return; /* a hook that prints, from inside this print's malloc */
+  printing = true;
+  pthread_mutex_lock(&stats_lock);
+  gather_since_reset(&snapshot);
+  const hak_stats_t *at_peak = have_peak ? &peak : NULL;
+  if (fmt == 1) print_json(out, &snapshot, at_peak);
+  else {
+    print_text(out, &snapshot, "now");
+    if (at_peak != NULL) {
+      char when[96];
+      snprintf(when, sizeof when, "at the peak of the process's RSS (%.1f MiB)", mib(at_peak->process_rss_bytes));
+      print_text(out, at_peak, when);
+    }
+  }
+  pthread_mutex_unlock(&stats_lock);
+  fflush(out);
+  printing = false;
+}
+
+/* ---- at exit, on a signal --------------------------------------------------------- */
+static void emit(void) {
+  long fmt = hak_option(HAK_OPT_STATS);
+  const char *path = hak_option_text(HAK_OPT_STATS_FILE);
+  FILE *f = path != NULL ? fopen(path, "a") : NULL;
+  if (path != NULL && f == NULL) fprintf(stderr, "hakmem: cannot open HAKMEM_STATS_FILE=%s; statistics on stderr\n", path);
+  hak_stats_print(f != NULL ? f : stderr, fmt == 2 ? 1 : 0);
+  if (f != NULL) fclose(f);
+}
+
+void hak_stats_at_exit(void) { emit(); }
+
+static volatile sig_atomic_t stats_wanted;
+static void on_signal(int sig) {
+  (void)sig;
+  stats_wanted = 1;
+}
+
+void hak_stats_peak_init(void) { atomic_store(&peak_on, true); }
+
+void hak_stats_signal_init(void) {
+  long sig = hak_option(HAK_OPT_STATS_SIGNAL);
+  if (sig <= 0) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction((int)sig, &sa, NULL) != 0) fprintf(stderr, "hakmem: cannot catch signal %ld for statistics\n", sig);
+}
+
+/* Slow paths and the scavenger: print if a signal asked for it. */
+void hak_stats_poll(void) {
+  if (hak_likely(!stats_wanted && !atomic_load_explicit(&peak_on, memory_order_relaxed)) || printing) return;
+  if (atomic_load_explicit(&peak_on, memory_order_relaxed)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t last = atomic_load_explicit(&peak_checked_ns, memory_order_relaxed);
+    if (now - last >= PEAK_CHECK_NS && atomic_compare_exchange_strong(&peak_checked_ns, &last, now)) {
+      printing = true;
+      check_peak();
+      printing = false;
+    }
+  }
+  if (stats_wanted) {
+    stats_wanted = 0;
+    emit();
   }
 }
 
-void hak_stats_at_exit(void) { hak_stats_print(stderr, hak_option(HAK_OPT_STATS) == 2); }
+/* ---- reset ---------------------------------------------------------------------- */
+__attribute__((visibility("default"))) size_t hak_reset(void) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  hak_heap_flush_thread();
+  hak_heap_trim_own();
+  hak_abandoned_sweep();
+  hak_heaps_scavenge(false); /* every heap's empty slabs; bitmap slabs' free pages (heap locks) */
+  hak_pool_trim(0);
+  hak_medium_purge();
+  hak_large_cache_clear();
+  pthread_mutex_lock(&stats_lock);
+  gather(&snapshot);
+  zero = snapshot.total;
+  size_t live = snapshot.in_use_bytes;
+  pthread_mutex_unlock(&stats_lock);
+  return live;
+}

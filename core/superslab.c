@@ -188,3 +188,18 @@ const char *hak_superslab_validate(void) {
   if (dirty != dirty_units) return "the SuperSlabs' dirty-unit count does not match their maps";
   return NULL;
 }
+
+/* Statistics (pool lock held): each SuperSlab's header unit (metadata) and
+ * its units in no slab, committed or not. */
+void hak_superslab_account(hak_stats_t *st) {
+  for (int full = 0; full < 2; full++)
+    for (hak_superslab_t *ss = full ? ss_full : ss_list; ss != NULL; ss = ss->next) {
+      st->superslabs++;
+      st->metadata_bytes += HAK_UNIT_SIZE;
+      st->resident.metadata += hak_os_resident(ss->base, HAK_UNIT_SIZE);
+      st->superslab_free_bytes += (size_t)__builtin_popcount(ss->free_units) * HAK_UNIT_SIZE;
+      st->superslab_dirty_bytes += (size_t)__builtin_popcount(ss->dirty_units) * HAK_UNIT_SIZE;
+      for (unsigned u = 1; u < HAK_SUPERSLAB_UNITS; u++)
+        if (ss->free_units >> u & 1) st->resident.superslab_free += hak_os_resident(ss->base + (size_t)u * HAK_UNIT_SIZE, HAK_UNIT_SIZE);
+    }
+}

@@ -63,8 +63,9 @@
  *       and on s->xfree (a remote free cannot touch used; the owner subtracts
  *       when it collects). hak_slab_validate() checks this.
  *   I2  Only the owning heap touches s->free, s->bump, s->used, the bitmap and
- *       the slab's list links (in dynamic-flush variants also the scavenger,
- *       holding that heap's lock, which the owner takes for the same work);
+ *       the slab's list links (also the scavenger, in dynamic-flush variants,
+ *       holding that heap's lock, which the owner takes for the same work;
+ *       the statistics read them holding it);
  *       other threads touch only s->xfree (atomic push). An ownerless slab
  *       (abandoned or pooled) is touched only under the lock of the list it
  *       is on: hak_abandoned_sweep and adoption hold the abandoned lock, the
@@ -231,7 +232,8 @@ typedef struct hak_class_slabs_s {
 /* Per-thread counters: written only by the heap's thread (HAK_STAT_ADD, a
  * relaxed load and store, no read-modify-write), read by anyone summing them. */
 typedef struct hak_heap_stats_s {
-  _Atomic uint64_t refills, flushes, slabs_new, slabs_adopted, remote_frees, remote_collected;
+  _Atomic uint64_t refills, refill_blocks, flushes, flush_blocks, slabs_new, slabs_adopted, remote_frees,
+      remote_collected;
 } hak_heap_stats_t;
 #define HAK_STAT_ADD(h, field, n)                                                     \
   atomic_store_explicit(&(h)->stats.field,                                          \
@@ -247,7 +249,7 @@ typedef struct hak_heap_s {
   hak_class_slabs_t slabs[HAK_CLASS_COUNT];
   hak_heap_stats_t stats;             /* batched per thread; summed on request  */
   _Atomic uint8_t in_slabs;           /* owner is changing its slabs (fork: I6) */
-  pthread_mutex_t lock;               /* dynamic flush: owner vs scavenger     */
+  pthread_mutex_t lock;               /* owner vs scavenger and statistics     */
   struct hak_heap_s **gate;           /* the owner's gate (heap.c); NULL once it exits */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */

@@ -38,6 +38,20 @@ hooks() {
   run "$1/hooks: every call reported before and after, in order, no recursion, add/remove under 4 threads" \
     env LD_PRELOAD=$2 $B/tests/hooks
 }
+stats() { # release builds: statistics against known allocations, hak_reset, text and JSON of one state
+  run "$1/stats: bytes in use and class counts follow known allocations in every tier, parts sum to mapped, hak_reset" \
+    env LD_PRELOAD=$2 $B/tests/stats
+  local t j
+  t=$(mktemp) j=$(mktemp)
+  LD_PRELOAD=$2 $B/tests/stats "$t" "$j" >"$log" 2>&1 &&
+    /usr/bin/python3 tests/stats_json.py "$t" "$j" >>"$log" 2>&1
+  result $? "$1/stats: HAKMEM_STATS=json parses and carries every figure of the text rendering of the same state" "$log"
+  run "$1/stats: HAKMEM_STATS_SIGNAL=12 writes the statistics to HAKMEM_STATS_FILE while the program runs" \
+    env LD_PRELOAD=$2 HAKMEM_STATS_SIGNAL=12 HAKMEM_STATS_FILE="$t" $B/tests/stats --signal "$t"
+  rm -f "$t" "$j"
+  run "$1/stats: 4 threads churn while another reads the statistics and calls hak_reset: patterns, hak_validate" \
+    env LD_PRELOAD=$2 $B/tests/stress --threads=4 --workers=8 --ops=10000 --stats --validate
+}
 fuzz() { # the short run; `make fuzz` runs 4 seeds x 10^6 operations
   run "$1/fuzz: 10^5 random calls of every API function, shadow-checked (seed 1)" \
     env LD_PRELOAD=$2 $B/tests/fuzz --seed 1 --ops 100000
@@ -78,9 +92,13 @@ for v in "$@"; do
   exhaustion "$v" "$lib"
   fuzz "$v" "$lib"
   hooks "$v" "$lib"
+  stats "$v" "$lib"
   run "$v/stress-tsan: stress on hak_* under ThreadSanitizer, 16 threads at once, 1/3 cross-thread, hak_validate" \
     env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
     $B/$v/tests/stress-tsan --threads=16 --workers=48 --ops=3000 --max-size=1048576 --cross-percent=33 --validate
+  run "$v/stress-tsan: statistics and hak_reset from another thread while 4 churn, under ThreadSanitizer" \
+    env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+    $B/$v/tests/stress-tsan --threads=4 --workers=8 --ops=2000 --max-size=1048576 --cross-percent=33 --stats --validate
   run "$v/stress-ubsan: stress on hak_* under UBSan" $B/$v/tests/stress-ubsan --threads=4 --workers=8 --ops=30000
   tests/programs.sh "$lib" "$v/programs" >"$log" 2>&1
   st=$?

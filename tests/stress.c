@@ -9,7 +9,10 @@
  * in the exchange that outlive the thread that allocated them. A block handed
  * out twice, or overwritten by the allocator, breaks a pattern: the program
  * reports it and exits 1. With --validate, hakmem's validators then walk
- * every structure (make test runs it with 100 threads at once).
+ * every structure (make test runs it with 100 threads at once). With
+ * --stats, one more thread reads hakmem's statistics (hak_stats_get, and
+ * hak_stats_print into /dev/null) and calls hak_reset over and over while
+ * the workers run, which must disturb no block.
  *
  * Built two ways: plain (run under LD_PRELOAD of any malloc) and with
  * -DSTRESS_PREFIX, calling hakmem's hak_ entry points directly, for the
@@ -48,7 +51,7 @@ typedef struct block_s {
   unsigned tid; /* the worker that allocated it */
 } block_t;
 
-static unsigned opt_threads = 4, opt_workers = 16, opt_slots = 2000, opt_cross = 25, opt_validate;
+static unsigned opt_threads = 4, opt_workers = 16, opt_slots = 2000, opt_cross = 25, opt_validate, opt_stats;
 static unsigned long opt_ops = 50000;
 static size_t opt_max = 4u << 20;
 static unsigned long long opt_seed = 1;
@@ -233,6 +236,44 @@ static void validate(void) {
   }
 }
 
+/* --stats: statistics and hak_reset from a thread of its own until the
+ * workers are done. Under LD_PRELOAD, found with dlsym. */
+static _Atomic int workers_done;
+static unsigned long stats_calls, resets;
+static void *stats_thread(void *arg) {
+  (void)arg;
+#ifdef STRESS_PREFIX
+  void (*get)(hak_stats_t *) = hak_stats_get;
+  void (*print)(FILE *, int) = hak_stats_print;
+  size_t (*reset)(void) = hak_reset;
+#else
+  void (*get)(void *) = (void (*)(void *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_get");
+  void (*print)(FILE *, int) = (void (*)(FILE *, int))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_print");
+  size_t (*reset)(void) = (size_t(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_reset");
+#endif
+  if (get == NULL || print == NULL || reset == NULL) {
+    fprintf(stderr, "stress: --stats: hak_stats_get, hak_stats_print or hak_reset is not there (is hakmem preloaded?)\n");
+    atomic_fetch_add(&failures, 1);
+    return NULL;
+  }
+  static _Alignas(64) unsigned char st[1 << 16]; /* a hak_stats_t (not on this thread's stack) */
+#ifdef STRESS_PREFIX
+  _Static_assert(sizeof(hak_stats_t) <= sizeof st, "room for the statistics");
+#endif
+  FILE *null = fopen("/dev/null", "w");
+  while (!atomic_load(&workers_done)) {
+    get((void *)st);
+    stats_calls++;
+    if (stats_calls % 8 == 0 && null != NULL) print(null, (int)(stats_calls / 8 % 2));
+    if (stats_calls % 4 == 0) {
+      reset();
+      resets++;
+    }
+  }
+  if (null != NULL) fclose(null);
+  return NULL;
+}
+
 static int parse(const char *arg, const char *name, unsigned long long min, unsigned long long max,
                  unsigned long long *out) {
   size_t len = strlen(name);
@@ -259,12 +300,14 @@ int main(int argc, char **argv) {
     else if (parse(argv[i], "--seed", 0, ~0ull, &v)) opt_seed = v;
     else if (parse(argv[i], "--cross-percent", 0, 100, &v)) opt_cross = (unsigned)v;
     else if (strcmp(argv[i], "--validate") == 0) opt_validate = 1;
+    else if (strcmp(argv[i], "--stats") == 0) opt_stats = 1;
     else {
       fprintf(stderr, "usage: stress [--threads=N] [--workers=N] [--ops=N] [--slots=N] [--max-size=B] [--seed=S]\n"
-                      "              [--cross-percent=P] [--validate]\n"
+                      "              [--cross-percent=P] [--validate] [--stats]\n"
                       "  %u threads run at once; %u workers in all, each doing --ops=%lu steps; P%% of the\n"
                       "  frees of a live block are handed to another thread; --validate: at the end, hakmem's\n"
-                      "  validators walk every structure (hak_validate)\n",
+                      "  validators walk every structure (hak_validate); --stats: another thread reads the\n"
+                      "  statistics and calls hak_reset throughout\n",
               opt_threads, opt_workers, opt_ops);
       return 2;
     }
@@ -272,7 +315,8 @@ int main(int argc, char **argv) {
   if (opt_workers < opt_threads) opt_workers = opt_threads;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  pthread_t *t = CALLOC(opt_threads, sizeof(pthread_t));
+  pthread_t *t = CALLOC(opt_threads, sizeof(pthread_t)), stats_tid;
+  if (opt_stats) pthread_create(&stats_tid, NULL, stats_thread, NULL);
   unsigned started = 0;
   for (; started < opt_threads; started++) pthread_create(&t[started], NULL, worker, (void *)(uintptr_t)started);
   /* Replace workers as they end, so threads start and exit mid-run. */
@@ -281,6 +325,16 @@ int main(int argc, char **argv) {
     pthread_create(&t[k], NULL, worker, (void *)(uintptr_t)started);
   }
   for (unsigned k = 0; k < opt_threads; k++) pthread_join(t[k], NULL);
+  if (opt_stats) {
+    atomic_store(&workers_done, 1);
+    pthread_join(stats_tid, NULL);
+    if (resets == 0) {
+      fprintf(stderr, "stress: --stats: the workers ended before hak_reset was called once\n");
+      atomic_fetch_add(&failures, 1);
+    }
+    printf("stress: --stats: %lu statistics queries and %lu hak_reset calls while the workers ran\n", stats_calls,
+           resets);
+  }
   block_t x;
   while (withdraw(&x, 0)) release(&x);
   FREE(t);

@@ -1,0 +1,220 @@
+/* stats.c — hakmem's statistics against programs whose allocations are known,
+ * under LD_PRELOAD of a hakmem build:
+ *   - N blocks of size S raise the bytes in use by N x the usable size, in
+ *     every tier (small: the class size; medium: whole pages; large: whole
+ *     units), and the size class's count by N; freeing them brings both back;
+ *   - the parts (in use, magazines, free in slabs, ...) sum to the mapped bytes,
+ *     and the resident bytes by part sum to the resident bytes;
+ *   - hak_reset: after everything is freed it returns the bytes still in use
+ *     (what libc itself holds), gives the rest back (at most 256 KiB of
+ *     hakmem's memory stays resident; resident and mapped figures printed),
+ *     and zeroes the cumulative counters;
+ *   - hak_reset from one thread releases the slabs of another, live, thread
+ *     whose blocks were all freed by the first (remote frees, not collected
+ *     by their owner);
+ *   - with arguments --signal FILE (run with HAKMEM_STATS_SIGNAL=12 and
+ *     HAKMEM_STATS_FILE=FILE): raises SIGUSR2, allocates, and checks that the
+ *     statistics were written to FILE while the program ran;
+ *   - with arguments TEXT JSON: writes hak_stats_print's text and JSON to
+ *     those files (tests/core.sh checks that the JSON parses and carries
+ *     every figure of the text).
+ * Usage: stats [TEXT JSON | --signal FILE] */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "hakmem.h"
+
+static void (*stats_get)(hak_stats_t *);
+static void (*stats_print)(FILE *, int);
+static size_t (*reset)(void);
+static hak_stats_t s0, s1; /* big: not on the stack */
+
+static size_t parts_sum(const hak_stats_t *s) {
+  return s->in_use_bytes + s->magazine_bytes + s->slab_free_bytes + s->slab_tail_bytes + s->pool_bytes +
+         s->superslab_free_bytes + s->medium_free_bytes + s->large_cache_bytes + s->metadata_bytes;
+}
+static size_t resident_sum(const hak_stats_t *s) {
+  return s->resident.slabs + s->resident.pool + s->resident.superslab_free + s->resident.medium + s->resident.large +
+         s->resident.large_cache + s->resident.metadata;
+}
+
+static void check_sums(const char *when, const hak_stats_t *s) {
+  CHECK(parts_sum(s) == s->mapped_bytes, "%s: the parts sum to the mapped bytes (%zu vs %zu)", when, parts_sum(s),
+        s->mapped_bytes);
+  CHECK(resident_sum(s) == s->resident_bytes && s->resident_bytes <= s->mapped_bytes,
+        "%s: resident by part sums to the resident bytes (%zu vs %zu), within the mapped", when, resident_sum(s),
+        s->resident_bytes);
+  CHECK(s->process_rss_bytes > 0, "%s: the process's RSS is read", when);
+  CHECK(s->small_in_use_bytes + s->medium_in_use_bytes + s->large_in_use_bytes == s->in_use_bytes,
+        "%s: the bytes in use by tier sum to the bytes in use", when);
+  CHECK(s->superslab_dirty_bytes <= s->superslab_free_bytes && s->medium_dirty_bytes <= s->medium_free_bytes,
+        "%s: committed free bytes are part of the free bytes", when);
+}
+
+/* Allocates n blocks of size bytes, checks the growth of the bytes in use by
+ * n x usable (and of the class's count, for small sizes), frees them, checks
+ * the return. */
+#define MAX_N 2000
+static void *blocks[MAX_N];
+enum { SMALL, MEDIUM, LARGE };
+static size_t tier_bytes(const hak_stats_t *s, int t) {
+  return t == SMALL ? s->small_in_use_bytes : t == MEDIUM ? s->medium_in_use_bytes : s->large_in_use_bytes;
+}
+static void tier(const char *what, size_t size, size_t n, size_t usable, int t) {
+  int small = t == SMALL;
+  stats_get(&s0);
+  int cls = -1;
+  for (int c = 0; small && c < HAK_STATS_CLASSES; c++)
+    if (s0.cls[c].block_size == usable) cls = c;
+  CHECK(!small || cls >= 0, "%s: a size class of %zu bytes is listed", what, usable);
+  for (size_t i = 0; i < n; i++) {
+    blocks[i] = malloc(size);
+    memset(blocks[i], 1, size);
+  }
+  stats_get(&s1);
+  CHECK(s1.in_use_bytes - s0.in_use_bytes == n * usable, "%s: %zu x %zu bytes: in use grew by %zu (expected %zu)",
+        what, n, size, s1.in_use_bytes - s0.in_use_bytes, n * usable);
+  CHECK(tier_bytes(&s1, t) - tier_bytes(&s0, t) == n * usable, "%s: its tier's bytes in use grew by as much", what);
+  if (cls >= 0)
+    CHECK(s1.cls[cls].in_use - s0.cls[cls].in_use == n && s1.cls[cls].block_size == usable,
+          "%s: class %d counts %zu more blocks in use (expected %zu)", what, cls,
+          s1.cls[cls].in_use - s0.cls[cls].in_use, n);
+  check_sums(what, &s1);
+  for (size_t i = 0; i < n; i++) free(blocks[i]);
+  stats_get(&s1);
+  CHECK(s1.in_use_bytes == s0.in_use_bytes, "%s: freed, in use back to %zu (is %zu)", what, s0.in_use_bytes,
+        s1.in_use_bytes);
+  check_sums(what, &s1);
+}
+
+/* A thread that allocates OTHER_N blocks of OTHER_SIZE bytes, then waits,
+ * alive, until told to go. */
+#define OTHER_N 20000
+#define OTHER_SIZE 64
+static void *other_blocks[OTHER_N];
+static pthread_mutex_t other_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t other_cond = PTHREAD_COND_INITIALIZER;
+static int other_state; /* 1: allocated, 2: may exit */
+static void *other_thread(void *arg) {
+  (void)arg;
+  for (int i = 0; i < OTHER_N; i++) memset(other_blocks[i] = malloc(OTHER_SIZE), 7, OTHER_SIZE);
+  pthread_mutex_lock(&other_lock);
+  other_state = 1;
+  pthread_cond_broadcast(&other_cond);
+  while (other_state != 2) pthread_cond_wait(&other_cond, &other_lock);
+  pthread_mutex_unlock(&other_lock);
+  return NULL;
+}
+
+static void reset_other_thread(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, other_thread, NULL);
+  pthread_mutex_lock(&other_lock);
+  while (other_state != 1) pthread_cond_wait(&other_cond, &other_lock);
+  pthread_mutex_unlock(&other_lock);
+  stats_get(&s0);
+  int cls = -1;
+  for (int c = 0; c < HAK_STATS_CLASSES; c++)
+    if (s0.cls[c].block_size == OTHER_SIZE) cls = c;
+  size_t before = cls >= 0 ? s0.cls[cls].slabs : 0;
+  for (int i = 0; i < OTHER_N; i++) free(other_blocks[i]);
+  reset();
+  stats_get(&s1);
+  size_t after = cls >= 0 ? s1.cls[cls].slabs : 0;
+  CHECK(cls >= 0 && before >= 10 && after <= 2 && s1.pool_bytes == 0,
+        "hak_reset releases the slabs of a live thread whose blocks another thread freed (%zu-byte class: %zu slabs "
+        "before, %zu after; pool %zu bytes)", (size_t)OTHER_SIZE, before, after, s1.pool_bytes);
+  pthread_mutex_lock(&other_lock);
+  other_state = 2;
+  pthread_cond_broadcast(&other_cond);
+  pthread_mutex_unlock(&other_lock);
+  pthread_join(t, NULL);
+}
+
+int main(int argc, char **argv) {
+  stats_get = (void (*)(hak_stats_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_get");
+  stats_print = (void (*)(FILE *, int))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_print");
+  reset = (size_t(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_reset");
+  CHECK(stats_get && stats_print && reset, "hakmem is preloaded (hak_stats_get, hak_stats_print, hak_reset)");
+  if (!stats_get || !stats_print || !reset) return check_report("stats");
+  if (argc == 3 && strcmp(argv[1], "--signal") == 0) {
+    raise(SIGUSR2);
+    for (int i = 0; i < 20000; i++) free(malloc((size_t)(i % 4000) + 1)); /* slow paths, where the flag is read */
+    FILE *f = fopen(argv[2], "r");
+    char line[200];
+    int lines = 0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) lines += strncmp(line, "MALLOC:", 7) == 0;
+    if (f != NULL) fclose(f);
+    CHECK(lines > 40, "the signal wrote the statistics to HAKMEM_STATS_FILE while the program ran (%d lines)", lines);
+    return check_report("stats --signal");
+  }
+  if (argc == 3) { /* the two renderings of one state, for the JSON check */
+    /* A background thread (the scavenger) may change the state meanwhile:
+     * the JSON counts when the text before it and the text after it agree. */
+    static char before[16384], after[16384];
+    for (int tries = 0; tries < 20; tries++) {
+      FILE *t = fopen(argv[1], "w+"), *j = fopen(argv[2], "w");
+      if (t == NULL || j == NULL) return 2;
+      setvbuf(t, NULL, _IONBF, 0); /* no buffer allocated between them */
+      setvbuf(j, NULL, _IONBF, 0);
+      stats_print(t, 0);
+      stats_print(j, 1);
+      long n1 = ftell(t);
+      stats_print(t, 0);
+      long n2 = ftell(t) - n1;
+      rewind(t);
+      size_t r1 = n1 > 0 && n1 < (long)sizeof before ? fread(before, 1, (size_t)n1, t) : 0;
+      size_t r2 = n2 > 0 && n2 < (long)sizeof after ? fread(after, 1, (size_t)n2, t) : 0;
+      fclose(j);
+      if (r1 == (size_t)n1 && r2 == (size_t)n2 && n1 == n2 && memcmp(before, after, r1) == 0) {
+        if (ftruncate(fileno(t), n1) != 0) return 2;
+        fclose(t);
+        return 0;
+      }
+      fclose(t);
+      usleep(10000);
+    }
+    fprintf(stderr, "stats: the state kept changing while printing (20 tries)\n");
+    return 1;
+  }
+  stats_get(&s0);
+  size_t mapped_start = s0.mapped_bytes, resident_start = s0.resident_bytes, rss_start = s0.process_rss_bytes;
+  free(malloc(1)); /* what the process keeps from its first call is not the test's */
+  stats_get(&s0);
+  size_t first_call_bytes = s0.in_use_bytes;
+  tier("small", 100, 1000, 112, SMALL);
+  tier("small, 5000 bytes", 5000, 300, 5120, SMALL);
+  tier("medium", 100000, 20, 102400, MEDIUM);
+  tier("large", 3u << 20, 4, 3u << 20, LARGE);
+  stats_get(&s1);
+  CHECK(s1.total.medium_allocs >= 20 && s1.total.large_allocs >= 4 && s1.total.refills > 0,
+        "cumulative counts: %llu medium, %llu large allocations, %llu refills", s1.total.medium_allocs,
+        s1.total.large_allocs, s1.total.refills);
+  size_t live = reset();
+  stats_get(&s1);
+  CHECK(live == s1.in_use_bytes && live == first_call_bytes,
+        "hak_reset returns the bytes still in use (%zu; stats %zu; after the first call %zu)", live, s1.in_use_bytes,
+        first_call_bytes);
+  CHECK(s1.magazine_bytes == 0 && s1.pool_bytes == 0 && s1.large_cache_bytes == 0 && s1.superslab_dirty_bytes == 0 &&
+            s1.medium_dirty_bytes == 0,
+        "after hak_reset nothing free stays committed (magazines %zu, pool %zu, large cache %zu)", s1.magazine_bytes,
+        s1.pool_bytes, s1.large_cache_bytes);
+  CHECK(s1.total.refills == 0 && s1.total.large_allocs == 0 && s1.total.medium_allocs == 0,
+        "hak_reset zeroes the cumulative counters");
+  check_sums("after reset", &s1);
+  CHECK(s1.resident_bytes <= (256u << 10), "after hak_reset at most 256 KiB of hakmem's memory is resident (%zu KiB)",
+        s1.resident_bytes / 1024);
+  printf("stats: before the first block %zu KiB mapped, %zu KiB resident (process RSS %zu KiB); after hak_reset "
+         "%zu KiB mapped (%zu KiB of page-map leaves and metadata), %zu KiB resident (process RSS %zu KiB), %zu "
+         "bytes still in use, as after the process's first call (%zu): not the test's\n",
+         mapped_start / 1024, resident_start / 1024, rss_start / 1024, s1.mapped_bytes / 1024,
+         s1.metadata_bytes / 1024, s1.resident_bytes / 1024, s1.process_rss_bytes / 1024, live, first_call_bytes);
+  reset_other_thread();
+  return check_report("stats");
+}
