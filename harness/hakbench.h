@@ -143,6 +143,7 @@ typedef struct hb_opts {
     int sample_ms;
     int reps;
     bool floor;          /* the floor runs are part of the matrix */
+    bool stats;          /* the stats pass: each case once per hakmem variant, untimed */
     bool quiet;
 } hb_opts;
 
@@ -153,6 +154,8 @@ typedef struct hb_tally {
 typedef enum {
     HB_MODE_MEASURE,     /* timed, RSS sampled */
     HB_MODE_CALLGRIND,   /* under valgrind --tool=callgrind: instructions */
+    HB_MODE_STATS,       /* a hakmem variant asked for its own account of its memory:
+                            not timed (its figures are in no table of times) */
 } hb_mode;
 
 typedef enum {
@@ -214,6 +217,12 @@ typedef struct hb_observation {
     size_t resultlen;
     hb_phase phases[HB_MAX_PHASES];
     int nphases;
+    /* hakmem's account of its memory (stats runs): the last line of its
+     * HAKMEM_STATS_FILE, or why there is none. */
+    bool stats_asked;
+    char *stats;
+    size_t statslen;
+    char stats_error[256];
 } hb_observation;
 
 /* What the runner concludes from an observation. */
@@ -284,6 +293,9 @@ void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
 /* A `run` row; log is the run's log path without extension, relative to
  * the result directory. */
 void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v);
+/* A stats run's JSON (the library's statistics line): the first figure the
+ * row keeps that it lacks, or NULL when it has them all. */
+const char *hb_stats_missing(const char *s, size_t n);
 const char *hb_status_name(hb_status s);
 /* The last row: counts, wall time, whether the runner was interrupted, the
  * load average at the end ("" when unreadable). */

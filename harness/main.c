@@ -47,6 +47,10 @@ static const char usage[] =
     "  --reps N              repetitions (default " STR(DEFAULT_REPS) ")\n"
     "  --timeout SEC         per-run time limit (default " STR(DEFAULT_TIMEOUT_S) ")\n"
     "  --sample-ms N         smaps_rollup sampling interval (default " STR(DEFAULT_SAMPLE_MS) ")\n"
+    "  --no-stats            no stats pass (by default, after the repetitions, each\n"
+    "                        case runs once more under each hakmem variant, untimed,\n"
+    "                        with HAKMEM_STATS=json: hakmem's account of where its\n"
+    "                        memory is, at the peak RSS and at exit)\n"
     "  --callgrind FILE      after the repetitions, run each case of this suite once\n"
     "                        per allocator (not the floor) under valgrind\n"
     "                        --tool=callgrind (instructions per op; use small parameters)\n"
@@ -301,7 +305,7 @@ static void parse_args(int argc, char **argv, cli *c)
 {
     *c = (cli){ .table = "harness/allocators.tsv", .build = "build", .wdir = "build/workloads",
                 .o = { .timeout_s = DEFAULT_TIMEOUT_S, .sample_ms = DEFAULT_SAMPLE_MS, .reps = DEFAULT_REPS,
-                       .floor = true } };
+                       .floor = true, .stats = true } };
     c->list = strcmp(argv[1], "list") == 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -321,11 +325,12 @@ static void parse_args(int argc, char **argv, cli *c)
         else if (strcmp(a, "--callgrind") == 0) { NEEDV(); c->cgsuite = v; }
         else if (strcmp(a, "--callgrind-only") == 0) c->callgrind_only = true;
         else if (strcmp(a, "--no-floor") == 0) c->o.floor = false;
+        else if (strcmp(a, "--no-stats") == 0) c->o.stats = false;
         else if (strcmp(a, "--quiet") == 0) c->o.quiet = true;
         else die_usage("unknown option '%s'", a);
 #undef NEEDV
     }
-    if (c->callgrind_only) c->o.floor = false; /* no timed repetitions: nothing for the floor to run */
+    if (c->callgrind_only) c->o.floor = c->o.stats = false; /* the callgrind pass only */
 }
 
 /* The allocator table, the hakmem variants, --alloc; then each is probed. */
@@ -414,8 +419,9 @@ static int open_run(cli *c)
     return raw;
 }
 
-/* The matrix: the timed repetitions, then the callgrind pass. Returns false
- * when the runner was interrupted. */
+/* The matrix: the timed repetitions, the stats pass (each case once per
+ * hakmem variant), then the callgrind pass. Returns false when the runner
+ * was interrupted. */
 static bool run_matrix(const cli *c, int raw, hb_tally *t)
 {
     const hb_opts *o = &c->o;
@@ -435,9 +441,12 @@ static bool run_matrix(const cli *c, int raw, hb_tally *t)
     }
     int reps = c->callgrind_only ? 0 : o->reps;
     int ncgalloc = navail - (o->floor ? 1 : 0); /* the floor has no callgrind run */
-    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators%s x %d reps%s) -> %s\n",
-            reps * nrun * navail + ncgrun * ncgalloc, nrun, ncgalloc, o->floor ? " + floor" : "", reps,
-            c->cgsuite ? " + callgrind" : "", o->out_dir);
+    int nhakmem = 0;
+    for (int i = 0; i < nalloc; i++) nhakmem += allocs[i].available && allocs[i].kind == HB_KIND_HAKMEM;
+    int nstats = o->stats ? nrun * nhakmem : 0;
+    fprintf(stderr, "hakbench: %d runs (%d cases x %d allocators%s x %d reps%s%s) -> %s\n",
+            reps * nrun * navail + nstats + ncgrun * ncgalloc, nrun, ncgalloc, o->floor ? " + floor" : "", reps,
+            nstats ? " + stats" : "", c->cgsuite ? " + callgrind" : "", o->out_dir);
 
     int seq = 0;
     bool stop = false;
@@ -448,6 +457,12 @@ static bool run_matrix(const cli *c, int raw, hb_tally *t)
                 hb_job j = { &cases[i], &allocs[avail[(k + rep) % navail]], rep, ++seq, HB_MODE_MEASURE };
                 stop = !hb_run(o, raw, &j, t) || hb_interrupted;
             }
+    for (int i = 0; i < ncase && o->stats && !stop; i++)
+        for (int k = 0; k < nalloc && !stop; k++) {
+            if (!allocs[k].available || allocs[k].kind != HB_KIND_HAKMEM || cases[i].missing) continue;
+            hb_job j = { &cases[i], &allocs[k], 0, ++seq, HB_MODE_STATS };
+            stop = !hb_run(o, raw, &j, t) || hb_interrupted;
+        }
     for (int i = 0; i < ncg && !stop; i++)
         for (int k = 0; k < nalloc && !stop; k++) {
             if (!allocs[k].available || allocs[k].kind == HB_KIND_FLOOR || cg_cases[i].missing) continue;

@@ -49,7 +49,7 @@ const char *hb_status_name(hb_status s)
 
 static const char *mode_name(hb_mode m)
 {
-    return m == HB_MODE_CALLGRIND ? "callgrind" : "measure";
+    return m == HB_MODE_CALLGRIND ? "callgrind" : m == HB_MODE_STATS ? "stats" : "measure";
 }
 
 static void row_open(hb_jbuf *b, const char *type)
@@ -186,6 +186,7 @@ static void write_runner(hb_jbuf *b, const hb_opts *o)
     jb_int(b, "sample_ms", o->sample_ms);
     jb_str(b, "callgrind_suite", o->callgrind_suite);
     jb_bool(b, "floor", o->floor);
+    jb_bool(b, "stats", o->stats);
     jb_str(b, "order", "repetition > case > allocator (rotated by one each repetition)");
     jb_close(b, '}');
 }
@@ -375,6 +376,68 @@ static void write_figures(hb_jbuf *b, const hb_job *j, const hb_observation *ob,
     }
 }
 
+/* hakmem's statistics figures the row keeps, at exit and at the peak RSS:
+ * the parts of the mapped bytes, what of them is committed or resident, and
+ * the resident bytes by part (the library's JSON names, core/hakmem.h). */
+static const char *const stats_keys[] = {
+    "in_use_bytes", "magazine_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes", "superslab_free_bytes",
+    "superslab_dirty_bytes", "medium_free_bytes", "medium_dirty_bytes", "large_cache_bytes", "metadata_bytes",
+    "mapped_bytes", "resident_bytes", "small_in_use_bytes", "medium_in_use_bytes", "large_in_use_bytes",
+};
+
+const char *hb_stats_missing(const char *s, size_t n)
+{
+    double x;
+    const char *v;
+    size_t vl;
+    for (size_t i = 0; i < sizeof stats_keys / sizeof *stats_keys; i++)
+        if (!json_get_num(s, n, stats_keys[i], &x)) return stats_keys[i];
+    if (!json_get(s, n, "resident", &v, &vl) || vl == 0 || v[0] != '{') return "resident";
+    if (json_get(s, n, "peak", &v, &vl) && vl > 0 && v[0] == '{') {
+        if (!json_get_num(v, vl, "process_rss_bytes", &x)) return "peak.process_rss_bytes";
+        const char *m = hb_stats_missing(v, vl);
+        if (m) return m;
+    }
+    return NULL;
+}
+
+/* One set of figures (the object s, n bytes; hb_stats_missing found none
+ * missing). */
+static void write_stats_set(hb_jbuf *b, const char *key, const char *s, size_t n)
+{
+    jb_open(b, key, '{');
+    double x;
+    const char *v;
+    size_t vl;
+    for (size_t i = 0; i < sizeof stats_keys / sizeof *stats_keys; i++)
+        if (json_get_num(s, n, stats_keys[i], &x)) jb_int(b, stats_keys[i], (long long)x);
+    if (json_get_num(s, n, "process_rss_bytes", &x)) jb_int(b, "process_rss_bytes", (long long)x);
+    if (json_get(s, n, "resident", &v, &vl)) jb_rawval(b, "resident", v, vl);
+    jb_close(b, '}');
+}
+
+/* "hakmem_stats" (stats runs): where a hakmem variant's memory was, by its
+ * own account, at exit ("end") and at the process's peak RSS ("peak"; null
+ * when the library took no figures during the run), or {"error": why not}
+ * (the run is then failed, for that reason). */
+static void write_hakmem_stats(hb_jbuf *b, const hb_observation *ob, const hb_verdict *v)
+{
+    if (!ob->stats_asked) return;
+    jb_open(b, "hakmem_stats", '{');
+    const char *pv;
+    size_t pl;
+    if (!ob->stats || v->status != HB_OK) {
+        jb_str(b, "error", ob->stats ? v->reason : ob->stats_error[0] ? ob->stats_error : "no statistics");
+    } else {
+        write_stats_set(b, "end", ob->stats, ob->statslen);
+        if (json_get(ob->stats, ob->statslen, "peak", &pv, &pl) && pl > 0 && pv[0] == '{')
+            write_stats_set(b, "peak", pv, pl);
+        else
+            jb_null(b, "peak");
+    }
+    jb_close(b, '}');
+}
+
 void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation *ob, const hb_verdict *v)
 {
     hb_jbuf b;
@@ -404,6 +467,7 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     write_phases(&b, ob);
     write_idle(&b, ob);
     write_timeline(&b, ob);
+    write_hakmem_stats(&b, ob, v);
 
     jb_open(&b, "verify", '{');
     jb_str(&b, "expected", v->expected);

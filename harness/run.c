@@ -15,6 +15,15 @@
  *   classify         ok, failed or invalid, and why (hb_verdict).
  *   hb_write_run     the row (rows.c).
  *
+ * hakmem's own account (stats runs, HB_MODE_STATS): the child also gets
+ * HAKMEM_STATS=json, HAKMEM_STATS_PEAK=1 and HAKMEM_STATS_FILE=<log>.stats,
+ * so the library writes, at exit, its statistics with the figures at the
+ * process's peak RSS; the row keeps where the memory was (rows.c). Taking
+ * the figures at the peak walks the allocator's structures as the RSS
+ * grows, which slows the run (burst_idle: about 1.3x): a stats run is
+ * never timed, and the timed repetitions run as a user's program would.
+ * A stats run without complete statistics is failed.
+ *
  * Verification: the workload's last stdout line is a JSON object whose
  * `malloc_from` names the object that served malloc; its realpath must equal
  * the allocator's (libc's for system), and for a preloaded library the
@@ -70,8 +79,12 @@ static const char *const field_src[HB_F_N] = {
 /* Where a run's files go: <out>/logs/<base>.{out,err,callgrind}. */
 typedef struct {
     char base[PATH_MAX];     /* relative to the result directory */
-    char out[PATH_MAX], err[PATH_MAX], cg[PATH_MAX];
+    char out[PATH_MAX], err[PATH_MAX], cg[PATH_MAX], stats[PATH_MAX];
 } run_paths;
+
+/* The library's statistics file is read up to this size (one JSON line of
+ * some 20 KB per process that exits under the preload). */
+#define STATS_MAX_BYTES (4u << 20)
 
 /* The watcher's state: the observation it fills, and what it needs to fill
  * it (the child, the allocator, stdout's line buffer and log). */
@@ -224,27 +237,82 @@ static bool pump(watcher *w, int fd)
     }
 }
 
+/* Whether the run asks a hakmem variant for its statistics. */
+static bool asks_stats(const hb_job *j)
+{
+    return j->mode == HB_MODE_STATS;
+}
+
+static char *env_string(const char *name, const char *value)
+{
+    size_t len = strlen(name) + strlen(value) + 2;
+    char *s = malloc(len);
+    if (!s) { perror("hakbench: malloc"); exit(1); }
+    snprintf(s, len, "%s=%s", name, value);
+    return s;
+}
+
 /* The runner's environment with LD_PRELOAD replaced by the allocator's
- * library (removed for system). *preload is the one string allocated. */
-static char **make_env(const hb_alloc *a, char **preload)
+ * library (removed for system) and, when stats_path is not NULL, hakmem's
+ * statistics asked for in that file. The strings made here are in own[]
+ * (NULL-terminated), for the caller to free. */
+#define STATS_ENV_STRINGS 5 /* LD_PRELOAD, the three HAKMEM_ ones, NULL */
+static char **make_env(const hb_alloc *a, const char *stats_path, char *own[STATS_ENV_STRINGS])
 {
     size_t n = 0;
     while (environ[n]) n++;
-    char **env = calloc(n + 2, sizeof *env);
+    char **env = calloc(n + STATS_ENV_STRINGS, sizeof *env);
     if (!env) { perror("hakbench: calloc"); exit(1); }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0) env[k++] = environ[i];
-    if (!a->system) {
-        size_t len = strlen(a->real) + 12;
-        env[k] = malloc(len);
-        if (!env[k]) { perror("hakbench: malloc"); exit(1); }
-        snprintf(env[k], len, "LD_PRELOAD=%s", a->real);
-        *preload = env[k];
-        k++;
+    size_t k = 0, o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "LD_PRELOAD=", 11) == 0) continue;
+        if (stats_path && (strncmp(environ[i], "HAKMEM_STATS=", 13) == 0 ||
+                           strncmp(environ[i], "HAKMEM_STATS_FILE=", 18) == 0 ||
+                           strncmp(environ[i], "HAKMEM_STATS_PEAK=", 18) == 0)) continue;
+        env[k++] = environ[i];
     }
+    if (!a->system) env[k++] = own[o++] = env_string("LD_PRELOAD", a->real);
+    if (stats_path) {
+        env[k++] = own[o++] = env_string("HAKMEM_STATS", "json");
+        env[k++] = own[o++] = env_string("HAKMEM_STATS_FILE", stats_path);
+        env[k++] = own[o++] = env_string("HAKMEM_STATS_PEAK", "1");
+    }
+    own[o] = NULL;
     env[k] = NULL;
     return env;
+}
+
+/* The last line of the statistics file into ob->stats, or the reason in
+ * ob->stats_error. */
+static void read_stats(const char *path, hb_observation *ob)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        hb_fmt(ob->stats_error, sizeof ob->stats_error, "the library wrote no statistics (%s: %s)", path,
+               strerror(errno));
+        return;
+    }
+    char *buf = malloc(STATS_MAX_BYTES + 1);
+    if (!buf) { perror("hakbench: malloc"); exit(1); }
+    size_t n = fread(buf, 1, STATS_MAX_BYTES + 1, f);
+    fclose(f);
+    if (n > STATS_MAX_BYTES) {
+        hb_fmt(ob->stats_error, sizeof ob->stats_error, "%s is larger than %u bytes", path, STATS_MAX_BYTES);
+        free(buf);
+        return;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+    size_t start = n;
+    while (start > 0 && buf[start - 1] != '\n') start--;
+    if (n == start || !json_object_valid(buf + start, n - start)) {
+        hb_fmt(ob->stats_error, sizeof ob->stats_error, "the last line of %s is not one JSON object", path);
+        free(buf);
+        return;
+    }
+    memmove(buf, buf + start, n - start);
+    buf[n - start] = '\0';
+    ob->stats = buf;
+    ob->statslen = n - start;
 }
 
 static bool isalnum_ascii(char c)
@@ -266,10 +334,11 @@ static void make_paths(const hb_opts *o, const hb_job *j, run_paths *p)
     sanitize(label, sizeof label, j->c->label);
     sanitize(aname, sizeof aname, j->a->name);
     hb_fmt(p->base, sizeof p->base, "logs/%04d-%s-%s-r%d%s", j->seq, label, aname, j->rep,
-           j->mode == HB_MODE_CALLGRIND ? "-callgrind" : "");
+           j->mode == HB_MODE_CALLGRIND ? "-callgrind" : j->mode == HB_MODE_STATS ? "-stats" : "");
     hb_fmt(p->out, sizeof p->out, "%s/%s.out", o->out_dir, p->base);
     hb_fmt(p->err, sizeof p->err, "%s/%s.err", o->out_dir, p->base);
     hb_fmt(p->cg, sizeof p->cg, "%s/%s.callgrind", o->out_dir, p->base);
+    hb_fmt(p->stats, sizeof p->stats, "%s/%s.stats", o->out_dir, p->base);
 }
 
 /* Forks the child with stdout on *out_fd and stderr in the .err log;
@@ -375,8 +444,10 @@ static void spawn_and_watch(const hb_opts *o, const hb_job *j, const run_paths *
     watcher w = { .ob = ob, .alloc = j->a };
     w.outlog = open(p->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.outlog < 0) { fprintf(stderr, "hakbench: cannot write %s: %s\n", p->out, strerror(errno)); exit(1); }
-    char *preload = NULL;
-    char **env = make_env(j->a, &preload);
+    ob->stats_asked = asks_stats(j);
+    if (ob->stats_asked) unlink(p->stats); /* a file from an earlier run into this directory */
+    char *own[STATS_ENV_STRINGS];
+    char **env = make_env(j->a, ob->stats_asked ? p->stats : NULL, own);
     int out_fd;
     w.t0 = hb_now();
     w.pid = spawn(j, p, env, &out_fd, &ob->exec_errno);
@@ -384,14 +455,16 @@ static void spawn_and_watch(const hb_opts *o, const hb_job *j, const run_paths *
     close(out_fd);
     close(w.outlog);
     free(w.line);
-    free(preload);
+    for (int i = 0; own[i]; i++) free(own[i]);
     free(env);
+    if (ob->stats_asked && !ob->interrupted) read_stats(p->stats, ob);
 }
 
 static void observation_free(hb_observation *ob)
 {
     free(ob->samples);
     free(ob->result);
+    free(ob->stats);
 }
 
 /* ---- classify ------------------------------------------------------------- */
@@ -491,7 +564,7 @@ static void classify_allocator(const hb_job *j, const hb_observation *ob, hb_ver
     } else if (!v->verified) {
         v->status = HB_INVALID;
         hb_fmt(v->reason, sizeof v->reason, "malloc was served by %s, expected %s", real, v->expected);
-    } else if (!a->system && j->mode == HB_MODE_MEASURE && !ob->maps_seen && ob->nsamples > 0 && ob->maps_tries > 0) {
+    } else if (!a->system && j->mode != HB_MODE_CALLGRIND && !ob->maps_seen && ob->nsamples > 0 && ob->maps_tries > 0) {
         v->status = HB_INVALID;
         hb_fmt(v->reason, sizeof v->reason, "%s never appeared in /proc/<pid>/maps", a->real);
     } else if (a->kind == HB_KIND_FLOOR && v->floor_reported != 1) {
@@ -513,6 +586,16 @@ static void classify(const hb_job *j, const run_paths *p, const hb_observation *
         const char *err = callgrind_total(p->cg, &v->instructions);
         if (err) { v->status = HB_FAILED; hb_fmt(v->reason, sizeof v->reason, "%s", err); }
     }
+    if (j->mode == HB_MODE_STATS && v->status == HB_OK) {
+        const char *missing = ob->stats ? hb_stats_missing(ob->stats, ob->statslen) : NULL;
+        if (!ob->stats) {
+            v->status = HB_FAILED;
+            hb_fmt(v->reason, sizeof v->reason, "%s", ob->stats_error);
+        } else if (missing) {
+            v->status = HB_FAILED;
+            hb_fmt(v->reason, sizeof v->reason, "the library's statistics lack %s", missing);
+        }
+    }
     if (v->status != HB_OK) file_tail(p->err, v->stderr_tail, sizeof v->stderr_tail);
 }
 
@@ -531,7 +614,9 @@ static void print_progress(const hb_job *j, const hb_observation *ob, const hb_v
 {
     char fig[128] = "";
     double x;
-    if (j->mode == HB_MODE_CALLGRIND) {
+    if (j->mode == HB_MODE_STATS) {
+        if (ob->stats) snprintf(fig, sizeof fig, "statistics: %zu bytes of JSON", ob->statslen);
+    } else if (j->mode == HB_MODE_CALLGRIND) {
         if (v->instructions >= 0 && v->have_result && json_get_num(ob->result, ob->resultlen, "ops", &x) && x > 0)
             snprintf(fig, sizeof fig, "%.1f instr/op", (double)v->instructions / x);
     } else if (v->have_result && json_get_num(ob->result, ob->resultlen, "ns_per_op", &x)) {

@@ -127,14 +127,78 @@ FLOOR_FIGURE = "ns_per_op"
 
 
 def figures_of(row):
-    """The figures one ok row contributes, as {key: value}."""
-    mode = "callgrind" if row.get("mode") == "callgrind" else "measure"
+    """The figures one ok row contributes, as {key: value}. A stats row
+    (hakmem's own account, untimed) contributes none: see memory_breakdown."""
+    mode = row.get("mode") or "measure"
     out = {}
     for f in FIGURES:
         if f.mode == mode:
             v = f.get(row)
             if v is not None:
                 out[f.key] = v
+    return out
+
+
+# ---- hakmem's own account of its memory (stats rows) ------------------------------
+
+# The parts a stats row's resident memory is split into, in the order they
+# are stacked, with their titles. They sum to the process's RSS at the
+# moment the figures were taken.
+MEMORY_PARTS = [
+    ("in_use", "in use by the program (usable sizes)"),
+    ("thread_cache", "cached per thread"),
+    ("slab_free", "free in slabs"),
+    ("pooled", "pooled"),
+    ("medium_free", "medium free"),
+    ("large_cache", "large cache"),
+    ("metadata", "metadata"),
+    ("outside", "outside hakmem"),
+]
+
+
+def split_resident(s):
+    """One set of hakmem's figures (a row's hakmem_stats.end or .peak) as
+    resident bytes per MEMORY_PARTS key. hakmem reports residency (mincore)
+    per kind of memory, not per block: the resident memory of slabs is given
+    first to the blocks in use, then to the magazines' blocks (both were
+    written when handed out), the rest to free blocks; that of medium chunks
+    first to the runs in use. "outside" is the process's RSS that is not
+    hakmem's (program, libraries, stacks, libc's own), when the set carries
+    the process's RSS (process_rss_bytes); else None."""
+    res = s.get("resident") or {}
+    slabs, medium = res.get("slabs", 0), res.get("medium", 0)
+    small_used = min(s.get("small_in_use_bytes", 0), slabs)
+    mags = min(s.get("magazine_bytes", 0), slabs - small_used)
+    medium_used = min(s.get("medium_in_use_bytes", 0), medium)
+    out = {
+        "in_use": small_used + medium_used + res.get("large", 0),
+        "thread_cache": mags,
+        "slab_free": slabs - small_used - mags,
+        "pooled": res.get("pool", 0) + res.get("superslab_free", 0),
+        "medium_free": medium - medium_used,
+        "large_cache": res.get("large_cache", 0),
+        "metadata": res.get("metadata", 0),
+    }
+    rss = s.get("process_rss_bytes")
+    out["outside"] = max(rss - sum(out.values()), 0) if rss else None
+    return out
+
+
+def memory_breakdown(rows):
+    """{label: {allocator: {...}}} from the ok stats rows: the run's peak RSS
+    and the program's peak live bytes (the workload's count), and at the
+    peak RSS and at exit hakmem's figures and their split (split_resident)."""
+    out = {}
+    for r in rows:
+        hs = r.get("hakmem_stats")
+        if r.get("mode") != "stats" or r.get("status") != "ok" or not isinstance(hs, dict) or "end" not in hs:
+            continue
+        cell = {"peak_rss_kib": _peak_rss(r), "peak_live_bytes": r.get("peak_live_bytes"),
+                "final_live_bytes": r.get("final_live_bytes")}
+        for when in ("peak", "end"):
+            s = hs.get(when)
+            cell[when] = None if s is None else {"figures": s, "parts": split_resident(s)}
+        out.setdefault(r["label"], {})[r["allocator"]] = cell
     return out
 
 
@@ -361,6 +425,10 @@ def summarize(context, rows, skips, end):
         "best_reference": best_ref,
         "geomean": _geomeans(cells, labels, alloc_names),
         "above_floor": _above_floor(cells, labels, available, floor),
+        # hakmem's account of its memory, from the stats runs (None: the
+        # runner made none: --no-stats, or written before it had them)
+        "memory": memory_breakdown(rows),
+        "stats_ran": (context.get("runner") or {}).get("stats"),
         "noise": _noise(cells),
     }
 

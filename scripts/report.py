@@ -297,6 +297,72 @@ def floor_sections(summary):
     return [first, second]
 
 
+def mib_text(b):
+    return "–" if b is None else f"{b / 1048576:.1f}"
+
+
+def memory_sections(summary):
+    """"Where hakmem's memory is": per case and hakmem variant, its own
+    account (the stats runs) of the resident memory at the process's peak
+    RSS and at exit, split into MEMORY_PARTS; or why there is none."""
+    title = "Where hakmem's memory is"
+    mem = summary.get("memory") or {}
+    hakmem = [a["name"] for a in summary["allocators"] if a.get("kind") == "hakmem" and a.get("status") == "available"]
+    if not hakmem:
+        return []
+    if not mem:
+        if summary.get("stats_ran") is False:
+            why = "the run was made without the stats pass (`--no-stats`)."
+        elif summary.get("stats_ran") is None:
+            why = "this raw.jsonl was written before the runner made stats runs."
+        else:
+            why = "every stats run failed (see \"Skipped, failed and invalid runs\")."
+        return [Section(title, text=[f"No figures: {why}"])]
+    parts = benchdata.MEMORY_PARTS
+    text = ["After the timed repetitions, each case runs once more under each hakmem variant, untimed, with "
+            "`HAKMEM_STATS=json HAKMEM_STATS_PEAK=1`: the library writes its own account of its memory at exit and "
+            "as it was when the process's RSS was highest. Its resident memory (mincore) is split by kind; "
+            "within slabs it is given first to the blocks in use, then to the blocks cached in thread magazines "
+            "(both were written when handed out), the rest to free blocks; within medium chunks first to the runs in "
+            "use. \"outside hakmem\" is the rest of the process's RSS: the program, its libraries and stacks, and "
+            "what a workload maps for itself (burst_idle's arrays of pointers and sizes, for one). "
+            "\"pooled\" is empty slabs and SuperSlab units kept for reuse. MiB; the parts sum to the RSS at the "
+            "moment the figures were taken."]
+    rows = []
+    for label in summary["cases"]:
+        for a in hakmem:
+            c = mem.get(label, {}).get(a)
+            if not c:
+                continue
+            at = c.get("peak") or c.get("end")
+            rss, live = c.get("peak_rss_kib"), c.get("peak_live_bytes")
+            p = at["parts"]
+            rows.append([label, a + ("" if c.get("peak") else " (at exit: no peak figures)"),
+                         mib_text(rss * 1024 if rss else None), mib_text(live),
+                         mib_text(rss * 1024 - live if rss and live else None),
+                         mib_text(at["figures"].get("process_rss_bytes"))] + [mib_text(p[k]) for k, _ in parts])
+    cols = ([("workload", False), ("allocator", False), ("peak RSS", True), ("program's peak live", True),
+             ("peak RSS − live", True), ("RSS then", True)] + [(t, True) for _, t in parts])
+    notes = ["peak RSS − live is the fragmentation figure's excess (peak RSS over the bytes the program itself had "
+             "live at its peak); the columns after \"RSS then\" say where it went. The stats run's peak RSS can "
+             "differ a little from the timed runs'."]
+    first = Section(title, text=text, table=Table(cols, rows), notes=notes)
+    rows = []
+    for label in summary["cases"]:
+        for a in hakmem:
+            c = mem.get(label, {}).get(a)
+            if not c or not c.get("end"):
+                continue
+            p = c["end"]["parts"]
+            rows.append([label, a, mib_text(c["end"]["figures"].get("process_rss_bytes"))]
+                        + [mib_text(p[k]) for k, _ in parts])
+    cols = [("workload", False), ("allocator", False), ("RSS at exit", True)] + [(t, True) for _, t in parts]
+    second = Section("At exit", level=3, table=Table(cols, rows),
+                     notes=["What each variant still held when the process exited, after the program's last "
+                            "frees."])
+    return [first, second]
+
+
 def other_section(summary):
     figs = [f for f in FIGURES if f.other]
     rows = []
@@ -319,7 +385,7 @@ def problem_items(summary):
         out.append(("skipped", f"case {s['label']} ({s['mode']}): {s['reason']}"))
     for p in summary["problems"]:
         sig = f", signal {p['signal']}" if p.get("signal") else ""
-        mode = " (callgrind)" if p.get("mode") == "callgrind" else ""
+        mode = f" ({p['mode']})" if p.get("mode") in ("callgrind", "stats") else ""
         out.append((p["status"], f"{p['label']} / {p['allocator']} rep {p['rep']}{mode}: {p['reason']}{sig} "
                                  f"(log {p.get('log')})"))
     return out
@@ -343,6 +409,7 @@ def build_report(summary, plots, no_plots_why):
     sections += [s for s in [glance_section(summary)] + [figure_section(summary, f) for f in FIGURES if f.headline]
                  if s]
     sections += floor_sections(summary)
+    sections += memory_sections(summary)
     sections.append(other_section(summary))
     sections += plot_sections(plots, no_plots_why)
     items = problem_items(summary)
@@ -514,6 +581,49 @@ def plot_bars(plt, summary, f, colors):
     return Plot(f.title, file_name(f.key), png(plt, fig))
 
 
+PART_COLORS = ["#4c72b0", "#dd8452", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#e0e0e0"]
+
+
+def plot_memory(plt, summary):
+    """One panel per case: a stacked bar per hakmem variant of where its
+    resident memory was at the peak RSS (MEMORY_PARTS), a black tick at the
+    program's peak live bytes."""
+    mem = summary.get("memory") or {}
+    labels = [l for l in summary["cases"] if any((c.get("peak") or c.get("end")) for c in mem.get(l, {}).values())]
+    if not labels:
+        return None
+    parts = benchdata.MEMORY_PARTS
+    ncol = min(4, len(labels))
+    nrow = (len(labels) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.9 * nrow), squeeze=False)
+    for i, label in enumerate(labels):
+        ax = axes[i // ncol][i % ncol]
+        allocs = [a for a in mem[label] if mem[label][a].get("peak") or mem[label][a].get("end")]
+        for j, a in enumerate(allocs):
+            c = mem[label][a]
+            p = (c.get("peak") or c.get("end"))["parts"]
+            bottom = 0.0
+            for (k, t), color in zip(parts, PART_COLORS):
+                v = (p.get(k) or 0) / 1048576
+                ax.bar(j, v, bottom=bottom, color=color, label=t if i == 0 and j == 0 else None, width=0.6)
+                bottom += v
+            if c.get("peak_live_bytes"):
+                live = c["peak_live_bytes"] / 1048576
+                ax.plot([j - 0.38, j + 0.38], [live, live], color="black", lw=1.5)
+        ax.set_xticks(range(len(allocs)))
+        ax.set_xticklabels([a.replace("hakmem-", "") for a in allocs], rotation=30, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylabel("MiB", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    for k in range(len(labels), nrow * ncol):
+        axes[k // ncol][k % ncol].axis("off")
+    fig.legend(loc="lower center", ncol=len(parts), fontsize=7, frameon=False)
+    fig.suptitle("Where hakmem's memory is at the peak RSS (its own account, MiB); black line: the program's "
+                 "peak live bytes", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return Plot("Where hakmem's memory is at the peak RSS", file_name("memory"), png(plt, fig))
+
+
 def median_row(rows):
     """The row whose ns/op is the median of its group (for a representative timeline)."""
     rs = sorted(rows, key=lambda r: r.get("ns_per_op") or 0)
@@ -595,6 +705,7 @@ def make_plots(summary, rows):
         return None
     colors = color_map(summary["available"], summary.get("floor"))
     plots = [plot_bars(plt, summary, f, colors) for f in FIGURES if f.plot]
+    plots.append(plot_memory(plt, summary))
     for label in summary["cases"]:
         runs = timeline_rows(summary, rows, label)
         if runs:

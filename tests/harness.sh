@@ -226,12 +226,44 @@ elif what == "options":
     assert isinstance(opts, list) and opts, opts
     for o in opts:
         assert set(o) == {"name", "value", "default", "env", "meaning"}, o
-        assert type(o["value"]) is int and type(o["default"]) is int and o["env"].startswith("HAKMEM_"), o
+        assert o["env"].startswith("HAKMEM_"), o
+        # a number option, or a text option (a path: unset and without default, "-")
+        assert (type(o["value"]) is int and type(o["default"]) is int) or (o["value"] == o["default"] == "-"), o
+    assert any(o["default"] == "-" for o in opts) and any(type(o["default"]) is int for o in opts), opts
     idle = [o for o in opts if o["env"] == "HAKMEM_IDLE_MS"]
     assert len(idle) == 1 and idle[0]["value"] == 50 and idle[0]["default"] != 50, idle
     assert "options_error" not in al["hakmem-" + os.environ["HARNESS_VARIANT"]]
     assert "options" not in al["glibc"], al["glibc"]
-    assert all(r["status"] == "ok" for r in runs), [(r["allocator"], r["reason"]) for r in runs]
+    timed = [r for r in runs if r["mode"] == "measure"]
+    assert timed and all(r["status"] == "ok" for r in timed), [(r["allocator"], r["reason"]) for r in timed]
+elif what == "stats-pass":
+    # one untimed stats run per case and hakmem variant, after the timed ones;
+    # the real variant's says where its memory was, at exit and at the peak
+    # RSS; badopts (no statistics) is failed, with why; no other row has them
+    assert ctx["runner"]["stats"] is True
+    st = [r for r in runs if r["mode"] == "stats"]
+    assert sorted(r["allocator"] for r in st) == sorted(["hakmem-" + os.environ["HARNESS_VARIANT"], "hakmem-badopts"]), st
+    assert min(r["seq"] for r in st) > max(r["seq"] for r in runs if r["mode"] == "measure")
+    real = [r for r in st if r["allocator"] != "hakmem-badopts"][0]
+    assert real["status"] == "ok", real["reason"]
+    hs = real["hakmem_stats"]
+    keys = ("in_use_bytes", "magazine_bytes", "slab_free_bytes", "pool_bytes", "medium_free_bytes",
+            "large_cache_bytes", "metadata_bytes", "mapped_bytes", "resident_bytes", "process_rss_bytes")
+    for when in ("end", "peak"):
+        s = hs[when]
+        assert all(type(s[k]) is int for k in keys), (when, s)
+        parts = ("in_use_bytes", "magazine_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes",
+                 "superslab_free_bytes", "medium_free_bytes", "large_cache_bytes", "metadata_bytes")
+        assert sum(s[k] for k in parts) == s["mapped_bytes"], (when, s)
+        assert sum(s["resident"].values()) == s["resident_bytes"] <= s["mapped_bytes"], (when, s)
+        assert s["process_rss_bytes"] > 0
+    bad = [r for r in st if r["allocator"] == "hakmem-badopts"][0]
+    assert bad["status"] == "failed" and "wrote no statistics" in bad["reason"], bad["reason"]
+    assert "wrote no statistics" in bad["hakmem_stats"]["error"], bad["hakmem_stats"]
+    assert not [r for r in runs if r["mode"] != "stats" and "hakmem_stats" in r]
+elif what == "no-stats":
+    assert ctx["runner"]["stats"] is False
+    assert runs and not [r for r in runs if r["mode"] == "stats" or "hakmem_stats" in r], runs
 elif what == "options-unreadable":
     bad = [a for a in ctx["allocators"] if a["name"] == "hakmem-badopts"][0]
     assert bad["options"] == [{"name": "good", "value": 7, "default": 3, "env": "HAKMEM_GOOD",
@@ -272,6 +304,12 @@ HAKMEM_IDLE_MS=50 MALLOC_CONF=narenas:1 $HB run --suite "$tmp/one.suite" --alloc
 check "context row records the allocator environment, nothing else" rowcheck environment
 check "context row records hakmem's option table with the values in force" env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" options
 check "an unreadable option line is named, the readable ones kept" rowcheck options-unreadable
+check "stats pass: each case once per hakmem variant after the timed runs, untimed; its memory at exit and at the peak RSS; a library without statistics failed, with why" \
+  env HARNESS_VARIANT="$variant" $PY "$tmp/check.py" "$out/raw.jsonl" stats-pass
+out=$tmp/nostats
+$HB run --suite "$tmp/one.suite" --allocators "$tmp/alloc.tsv" --hakmem "$variant" --build-dir "$tmp/hb" \
+  --alloc "hakmem-$variant" --workload-dir "$tmp/wl" --reps 1 --no-floor --no-stats --out "$out" --quiet >/dev/null 2>&1
+check "--no-stats: no stats runs, runner.stats false" rowcheck no-stats
 
 # ---- the floor's own check: the workload must say "floor": true ----------------
 # told: a workload that honours --floor; deaf: one that ignores it (says
@@ -398,6 +436,12 @@ check "report: the allocator environment under Machine and noise" \
   has "- Allocator environment, inherited by every run: \`HAKMEM_IDLE_MS=50\`, \`MALLOC_CONF=narenas:1\`."
 check "report: hakmem options off their default listed, and only those" \
   bash -c "grep -qF -- '- hakmem-test options not at their default: \`idle_ms\` 50 (default 200, \`HAKMEM_IDLE_MS\`).' '$md' && ! grep -qF -- '\`stats\`' '$md'"
+check "report: where hakmem's memory is at the peak RSS: resident bytes by part, against peak RSS and live" \
+  line "| burst_idle | hakmem-test | 70.0 | 64.0 | 6.0 | 70.0 | 64.0 | 1.0 | 1.0 | 1.0 | 0.0 | 0.0 | 0.5 | 2.5 |"
+check "report: where hakmem's memory is at exit" \
+  line "| burst_idle | hakmem-test | 4.0 | 0.0 | 0.5 | 0.5 | 0.0 | 0.0 | 0.0 | 0.5 | 2.5 |"
+check "report: a failed stats run listed, with why" \
+  has "- failed: tiny / hakmem-test rep 0 (stats): the library wrote no statistics"
 check "report: Other figures include peak Rss−LazyFree" has "| tiny | hakmem-test | 0.019 | 0.001 | 500 | 2.0 | 2.0 |"
 check "report: Markdown and HTML say the same (headings, text, lists, table cells, plots)" \
   $PY tests/harness/report-parity.py "$md" "$rep/report.html"
@@ -409,7 +453,9 @@ assert (c['median'],c['min'],c['max'],c['mad'],c['n'])==(11,10,12,1,3), c
 assert abs(c['ratio_to_best_reference']-11/9)<1e-9
 assert s['best_reference']['tiny']['ns_per_op']['allocator']=='jemalloc'
 assert abs(s['geomean']['jemalloc']['ns_per_op']['geomean_ratio']-1)<1e-9
-assert s['counts']=={'ok':21,'failed':1,'invalid':2}, s['counts']"
+assert s['counts']=={'ok':22,'failed':2,'invalid':2}, s['counts']
+# the stats run of burst_idle adds no figure to any cell
+assert s['cells']['burst_idle']['hakmem-test']['ns_per_op']['n']==3, s['cells']['burst_idle']['hakmem-test']"
 check "summary.json: the floor's cells kept, but no reference, best, ratio or geomean" \
   $PY -c "
 import json; s=json.load(open('$rep/summary.json'))
@@ -434,6 +480,8 @@ assert len(imgs) >= 4 and all(f.startswith('plots/') for f in imgs), imgs
 assert all(open('$rep/' + f, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for f in imgs)"
   check "report: RSS over time for every case that sampled it, named by no list" \
     bash -c "test -s '$rep/plots/rss-tiny.png' && test -s '$rep/plots/rss-burst_idle.png'"
+  check "report: a stacked bar plot of where hakmem's memory is" \
+    bash -c "test -s '$rep/plots/memory.png' && grep -qF '](plots/memory.png)' '$md'"
 else
   skip "report.html embeds the plots as PNG" "matplotlib not installed"
   skip "report.md shows the plots, written as PNG files in the run directory" "matplotlib not installed"
@@ -475,12 +523,23 @@ def invalid(labels):
         if r.get('allocator') == 'floor' and r['label'] in labels:
             r['status'] = 'invalid'
     return rs
+def nostats(runner_stats):
+    rs = copy.deepcopy([r for r in rows if r.get('mode') != 'stats'])
+    if runner_stats is None: del rs[0]['runner']['stats']
+    else: rs[0]['runner']['stats'] = runner_stats
+    return rs
+write('prestats', nostats(None))
+write('nostats', nostats(False))
 write('prefloor', strip(None))
 write('nofloor', strip(False))
 write('partfloor', invalid({'burst_idle'}))
 write('badfloor', invalid({'tiny', 'burst_idle'}))
 EOF
-for v in prefloor nofloor partfloor badfloor; do $PY scripts/report.py "$tmp/$v" --no-plots >/dev/null; done
+for v in prefloor nofloor partfloor badfloor prestats nostats; do $PY scripts/report.py "$tmp/$v" --no-plots >/dev/null; done
+check "report: a raw file from before the stats pass: no memory breakdown, said so" \
+  grep -qxF "No figures: this raw.jsonl was written before the runner made stats runs." "$tmp/prestats/report.md"
+check "report: a run with --no-stats: no memory breakdown, said so" \
+  grep -qxF "No figures: the run was made without the stats pass (\`--no-stats\`)." "$tmp/nostats/report.md"
 check "report: a raw file from before the floor: no floor column, said so" \
   $PY "$tmp/sections.py" "$tmp/prefloor/report.md" nofloor "this raw.jsonl was written before the runner made floor runs."
 check "report: a run with --no-floor: no floor column, said so" \
