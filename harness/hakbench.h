@@ -206,8 +206,9 @@ typedef struct hb_observation {
     int interval_ms;     /* sampling interval */
     hb_sample *samples;
     size_t nsamples, cap;
-    hb_rollup peak;      /* per-field maxima over the samples */
-    hb_rollup last;      /* the last sample */
+    hb_rollup peak;      /* per-field maxima over the samples (RSS: all; the rest: full reads) */
+    hb_rollup last;      /* the last sample (its RSS; the other fields of the last full read) */
+    long full_reads;     /* samples that read all of smaps_rollup */
     long peak_nolazy;    /* max of Rss - LazyFree */
     long peak_rss_kib;   /* max(sampled Rss, ru_maxrss): sampling can miss a spike */
     bool have_last;

@@ -320,6 +320,7 @@ static void write_mem(hb_jbuf *b, const hb_observation *ob)
     jb_open(b, "mem", '{');
     jb_int(b, "samples", (long long)ob->nsamples);
     jb_int(b, "interval_ms", ob->interval_ms);
+    jb_int(b, "full_reads", ob->full_reads);
     jb_open(b, "peak", '{');
     for (int f = 0; f < HB_F_N; f++) jb_int(b, field_key[f], ob->peak.v[f]);
     jb_int(b, "rss_nolazy_kib", ob->peak_nolazy);

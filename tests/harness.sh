@@ -158,6 +158,14 @@ elif what == "phases":
         names = [p["name"] for p in r["phases"]]
         assert names == ["start", "idle_start", "idle_end"], names
         assert r["idle"]["rss_at_idle_end_kib"] > 0
+elif what == "sampling":
+    # RSS at every tick (statm), all of smaps_rollup only now and then: at the
+    # first sample, at each phase marker, 1 s into an idle period, and when
+    # the time since the last full read is 100 times its duration (>= 100 ms)
+    for r in by("few", "glibc"):
+        m = r["mem"]
+        assert m["full_reads"] >= 3 and m["full_reads"] < m["samples"], m
+        assert m["peak"]["pss_kib"] > 0 and m["peak"]["rss_kib"] >= m["final"]["rss_kib"] > 0, m
 elif what == "rotation":
     first = [r["allocator"] for r in runs if r["label"] == "many"]
     n = len(first) // 2  # runs per repetition
@@ -286,6 +294,7 @@ check "preload that does not take recorded as invalid" rowcheck noalloc-invalid
 check "missing allocator recorded as skipped" rowcheck absent-skipped
 check "missing workload recorded as a skip row" rowcheck ghost-skipped
 check "phase markers and idle RSS recorded" rowcheck phases
+check "RSS read every tick, smaps_rollup only at phases and now and then" rowcheck sampling
 check "allocators rotated between repetitions, the floor among them" rowcheck rotation
 check "floor rows: every case once per repetition, --floor appended, no preload, ok" rowcheck floor-rows
 check "end row closes the file" rowcheck end
