@@ -47,6 +47,7 @@ typedef struct hak_class_stats_s {
   size_t slabs;              /* slabs of the class (owned by a thread or abandoned) */
   size_t in_use;             /* blocks held by the program                         */
   size_t in_magazines;       /* free blocks in thread magazines                    */
+  size_t in_transfer;        /* free blocks in the transfer cache                  */
   size_t free_in_slabs;      /* free blocks in its slabs (remote frees included)   */
   size_t slab_bytes;         /* memory of its slabs                                */
 } hak_class_stats_t;
@@ -54,6 +55,7 @@ typedef struct hak_class_stats_s {
 typedef struct hak_stats_s {
   size_t in_use_bytes;          /* held by the program: usable size of every live block */
   size_t magazine_bytes;        /* free small blocks in thread magazines               */
+  size_t transfer_bytes;        /* free small blocks in the transfer cache             */
   size_t slab_free_bytes;       /* free small blocks in slabs                          */
   size_t slab_tail_bytes;       /* slab memory past its last whole block               */
   size_t pool_bytes;            /* empty slabs kept for reuse                          */
@@ -83,6 +85,7 @@ typedef struct hak_stats_s {
     unsigned long long refills, refill_blocks;     /* magazine refills, blocks taken from slabs */
     unsigned long long flushes, flush_blocks;      /* magazine flushes, blocks sent back         */
     unsigned long long remote_frees;               /* blocks sent to a slab of another thread   */
+    unsigned long long transfer_in, transfer_out;  /* blocks put into, taken from the transfer cache */
     unsigned long long remote_collected;           /* ... collected by the slab's owner         */
     unsigned long long slabs_new, slabs_adopted;   /* slabs made or taken from the pool; adopted */
     unsigned long long medium_allocs, medium_frees, medium_bytes;   /* bytes: usable, allocated */

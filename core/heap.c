@@ -151,12 +151,12 @@ static hak_heap_t *heap_create(void) {
 }
 
 /* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs:
- * into the slab when the heap owns it, else onto the slab's remote-free
- * stack (I4). Neighbouring blocks of one slab (the usual case) go as a run:
- * one page-map lookup, and one put or one CAS for the whole run. */
+ * into the slab when the heap owns it (neighbouring blocks of one slab, the
+ * usual case, as a run: one page-map lookup, one put), else to the transfer
+ * cache, and what it has no room for home as remote frees (I4). */
 static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
   void **base = h->mag_base[c];
-  uint32_t remote = 0;
+  uint32_t foreign = 0; /* other heaps' blocks, moved down to base[0..foreign) */
   for (uint32_t i = 0; i < n;) {
     hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(base[i]);
     const char *lo = s->base, *hi = lo + s->units * HAK_UNIT_SIZE;
@@ -167,17 +167,20 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
       if (s->in_full) slab_to_partial(h, s);
       if (s->used == 0) slab_maybe_release(h, s);
     } else {
-      for (uint32_t k = i; k + 1 < j; k++) ((hak_block_t *)base[k])->next = base[k + 1];
-      hak_xfree_push_chain(&s->xfree, base[i], base[j - 1]);
-      remote += j - i;
+      memmove(base + foreign, base + i, (j - i) * sizeof(void *));
+      foreign += j - i;
     }
     i = j;
+  }
+  if (foreign) {
+    uint32_t kept = hak_xfer_put(c, base, foreign);
+    if (kept < foreign) hak_slab_push_remote(base + kept, foreign - kept);
+    HAK_STAT_ADD(h, remote_frees, foreign - kept);
   }
   memmove(base, base + n, (mag_count(h, c) - n) * sizeof(void *));
   mag_of(h, c)->top -= n;
   HAK_STAT_ADD(h, flushes, 1);
   HAK_STAT_ADD(h, flush_blocks, n);
-  if (remote) HAK_STAT_ADD(h, remote_frees, remote);
 }
 
 /* Gives every slab of h away: empty ones to the pool, others to the
@@ -285,6 +288,13 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   hak_class_slabs_t *cs = &h->slabs[c];
   unsigned want = mag_cap(h, c) / 2 ? mag_cap(h, c) / 2 : 1;
   HAK_STAT_ADD(h, refills, 1);
+  /* Blocks other threads freed, handed over whole (transfer.c). */
+  unsigned handed = hak_xfer_take(c, (void **)m->top, want);
+  if (handed > 0) {
+    m->top += handed;
+    HAK_STAT_ADD(h, refill_blocks, handed);
+    return true;
+  }
   for (int pass = 0; pass < 2; pass++) {
     hak_slab_t *s;
     while ((s = cs->partial) != NULL) {
@@ -575,15 +585,6 @@ void hak_heap_fork_child(void) {
 }
 
 /* ---- validation ---------------------------------------------------------------- */
-/* Sorts a few pointers (a magazine's) in place. */
-static void sort_ptrs(void **a, uint32_t n) {
-  for (uint32_t i = 1; i < n; i++) {
-    void *v = a[i];
-    uint32_t j = i;
-    for (; j > 0 && (uintptr_t)a[j - 1] > (uintptr_t)v; j--) a[j] = a[j - 1];
-    a[j] = v;
-  }
-}
 
 static bool sorted_contains(void *const *a, uint32_t n, const void *p) {
   uint32_t lo = 0, hi = n;
@@ -646,7 +647,7 @@ static const char *heap_validate(hak_heap_t *h) {
       if (config_check && hak_check_is_live(s, k)) return "a magazine holds a block the program holds";
       sorted[i] = p;
     }
-    sort_ptrs(sorted, count);
+    hak_sort_ptrs(sorted, count);
     for (uint32_t i = 1; i < count; i++)
       if (sorted[i] == sorted[i - 1]) return "a magazine holds a block twice (I4)";
     const char *err = validate_list(h, c, h->slabs[c].partial, false, sorted, count);

@@ -24,6 +24,7 @@ static void fork_prepare(void) {
   if (hak_init_state != HAK_INIT_DONE) return;
   hak_stats_fork_prepare();             /* 0 statistics */
   hak_heap_fork_prepare();              /* 1 heap list, 2 abandoned */
+  hak_xfer_fork_prepare();              /* 2b transfer cache */
   pthread_mutex_lock(&hak_pool_lock);   /* 3 */
   pthread_mutex_lock(&hak_medium_lock); /* 4 */
   pthread_mutex_lock(&hak_large_lock);  /* 5 */
@@ -36,6 +37,7 @@ static void fork_parent(void) {
   pthread_mutex_unlock(&hak_large_lock);
   pthread_mutex_unlock(&hak_medium_lock);
   pthread_mutex_unlock(&hak_pool_lock);
+  hak_xfer_fork_parent();
   hak_heap_fork_parent();
   hak_stats_fork_parent();
 }
@@ -46,6 +48,7 @@ static void fork_child(void) {
   pthread_mutex_init(&hak_large_lock, NULL);
   pthread_mutex_init(&hak_medium_lock, NULL);
   pthread_mutex_init(&hak_pool_lock, NULL);
+  hak_xfer_fork_child();
   hak_heap_fork_child();
   if (config_dynamic_flush) hak_scavenger_fork_child();
   hak_stats_fork_child();

@@ -7,6 +7,7 @@
  *   init.c  check.c                   initialisation and fork; the checked build
  *   stats.c  validate.c  scavenger.c  statistics, validators, the scavenger
  *   heap.c                            thread heaps, magazines, remote free
+ *   transfer.c                        the transfer cache between magazines
  *   slab.c                            slabs and the empty-slab pool
  *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large mappings
  *   meta.c  pagemap.c                 descriptors, the page map
@@ -19,13 +20,14 @@
  *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
  *   1b. h->lock             (heap.c)   one heap's slabs (owner vs scavenger and statistics)
  *   2. hak_abandoned_lock   (heap.c)   abandoned slabs, per class
+ *   2b. hak_xfer_lock       (transfer.c) the transfer cache
  *   3. hak_pool_lock        (slab.c)   empty-slab pool
  *   4. hak_medium_lock      (medium.c) medium chunks
  *   5. hak_large_lock       (large.c)  large-mapping cache
  *   6. hak_meta_lock        (meta.c)   descriptor arena
  * The page map and the OS layer take no locks.
  *
- * fork(): the prepare handler (init.c) takes 0, 1, 2, 3, 4, 5, 6 in this
+ * fork(): the prepare handler (init.c) takes 0, 1, 2, 2b, 3, 4, 5, 6 in this
  * order, so that in the child every global structure (heap list, abandoned
  * lists, pool and SuperSlabs, medium chunks, large cache, descriptor arena) is
  * as some thread left it when it released the lock; parent and child release
@@ -72,6 +74,7 @@ static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
 static const size_t config_superslab_dirty_max = HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES;
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
+static const size_t config_transfer_max_bytes = HAK_CONFIG_TRANSFER_MAX_BYTES;
 static const bool config_check = HAK_CHECK;
 #ifndef HAK_FAULT_INJECTION
 #define HAK_FAULT_INJECTION 0
@@ -164,6 +167,8 @@ void hak_slab_init(hak_slab_t *s, unsigned cls);
 unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
 void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call); /* owner, all in s */
+void hak_slab_push_remote(void *const *blocks, unsigned n); /* any slabs: remote frees, one CAS per run */
+bool hak_slab_block_free(const hak_slab_t *s, const void *p); /* bitmap: p's bit is set (validators) */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
 size_t hak_pool_bytes(void);
@@ -186,6 +191,25 @@ void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty Sup
 void hak_superslab_purge(void);                 /* unmap empty SuperSlabs, decommit dirty units */
 void hak_superslab_decay(void);                 /* dynamic flush: the same for those unused a second */
 const char *hak_superslab_validate(void);       /* unit maps, lists, dirty counts */
+
+/* ---- transfer.c: free blocks handed between magazines ------------------------ */
+unsigned hak_xfer_put(unsigned c, void *const *blocks, unsigned n); /* takes what fits; returns how many */
+unsigned hak_xfer_take(unsigned c, void **out, unsigned want);      /* returns how many */
+size_t hak_xfer_drain(void);   /* every block back to its slab (remote frees) */
+void hak_xfer_fork_prepare(void);
+void hak_xfer_fork_parent(void);
+void hak_xfer_fork_child(void);
+const char *hak_xfer_validate(void);
+
+/* Sorts a few pointers in place (validators). */
+static inline void hak_sort_ptrs(void **a, uint32_t n) {
+  for (uint32_t i = 1; i < n; i++) {
+    void *v = a[i];
+    uint32_t j = i;
+    for (; j > 0 && (uintptr_t)a[j - 1] > (uintptr_t)v; j--) a[j] = a[j - 1];
+    a[j] = v;
+  }
+}
 
 /* ---- heap.c ---------------------------------------------------------------- */
 #define HAK_TICKS_PER_SECOND 10
@@ -298,6 +322,7 @@ void hak_options_init(void);
 
 /* ---- statistics: each part accounts for itself (stats.c sums them) ----------- */
 void hak_heaps_account(hak_stats_t *st, hak_heap_stats_t *totals); /* heap.c */
+void hak_xfer_account(hak_stats_t *st, uint64_t totals[2]);     /* transfer.c: blocks in, out */
 void hak_pool_account(hak_stats_t *st);                        /* slab.c, with the SuperSlabs */
 void hak_superslab_account(hak_stats_t *st);                   /* superslab.c, pool lock held */
 void hak_medium_account(hak_stats_t *st, uint64_t totals[3]);  /* allocs, frees, bytes */

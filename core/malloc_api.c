@@ -376,6 +376,7 @@ HAK_API const char *hak_variant(void) { return HAK_BUILD_NAME; }
 HAK_API void hak_flush(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   hak_heap_flush_thread();
+  hak_xfer_drain();
   hak_abandoned_sweep();
   hak_pool_trim(0);
   hak_medium_purge();

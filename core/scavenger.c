@@ -43,6 +43,7 @@ static void *scavenger_stack;
 static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
 
 void hak_scavenge_idle(void) {
+  hak_xfer_drain();
   hak_abandoned_sweep();
   hak_heaps_scavenge(false);
   hak_pool_trim(0);

@@ -338,6 +338,28 @@ void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char
   s->used -= n;
 }
 
+/* Sends blocks[0..n) (small blocks, any slabs) home as remote frees: each
+ * run of neighbouring blocks of one slab linked and pushed with one CAS. */
+void hak_slab_push_remote(void *const *blocks, unsigned n) {
+  for (unsigned i = 0; i < n;) {
+    hak_slab_t *s = (hak_slab_t *)hak_pagemap_lookup(blocks[i]);
+    const char *lo = s->base, *hi = lo + s->units * HAK_UNIT_SIZE;
+    unsigned j = i + 1;
+    while (j < n && (const char *)blocks[j] >= lo && (const char *)blocks[j] < hi) j++;
+    for (unsigned k = i; k + 1 < j; k++) ((hak_block_t *)blocks[k])->next = blocks[k + 1];
+    hak_xfree_push_chain(&s->xfree, blocks[i], blocks[j - 1]);
+    i = j;
+  }
+}
+
+/* Whether block p of s is free in the slab: its bit, in a bitmap slab; list
+ * slabs cannot say without walking their list (false). */
+bool hak_slab_block_free(const hak_slab_t *s, const void *p) {
+  if (!config_slab_bitmap) return false;
+  size_t i = hak_slab_index(s, p);
+  return s->bits[i / 64] >> (i % 64) & 1;
+}
+
 /* Moves the remote frees onto the local free list (or bitmap); returns how many. */
 unsigned hak_slab_collect(hak_slab_t *s) {
   hak_block_t *b = hak_xfree_take_all(&s->xfree);

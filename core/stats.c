@@ -52,7 +52,9 @@ static void gather(hak_stats_t *st) {
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) st->cls[c].block_size = hak_class_size[c];
   hak_heap_stats_t h = {0};
   uint64_t medium[3], large[3], scav[2] = {0, 0};
+  uint64_t xfer[2];
   hak_heaps_account(st, &h);
+  hak_xfer_account(st, xfer);
   hak_pool_account(st);
   hak_medium_account(st, medium);
   hak_large_account(st, large);
@@ -63,11 +65,13 @@ static void gather(hak_stats_t *st) {
   /* Small blocks: a magazine's blocks are counted in their slab's used. */
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
     hak_class_stats_t *k = &st->cls[c];
-    k->in_use = k->in_use > k->in_magazines ? k->in_use - k->in_magazines : 0;
+    size_t cached = k->in_magazines + k->in_transfer;
+    k->in_use = k->in_use > cached ? k->in_use - cached : 0;
     st->slabs += k->slabs;
     st->in_use_bytes += k->in_use * k->block_size;
     st->small_in_use_bytes += k->in_use * k->block_size;
     st->magazine_bytes += k->in_magazines * k->block_size;
+    st->transfer_bytes += k->in_transfer * k->block_size;
     st->slab_free_bytes += k->free_in_slabs * k->block_size;
   }
   st->process_rss_bytes = hak_os_process_rss();
@@ -79,6 +83,8 @@ static void gather(hak_stats_t *st) {
   st->total.flush_blocks = atomic_load(&h.flush_blocks);
   st->total.remote_frees = atomic_load(&h.remote_frees);
   st->total.remote_collected = atomic_load(&h.remote_collected);
+  st->total.transfer_in = xfer[0];
+  st->total.transfer_out = xfer[1];
   st->total.slabs_new = atomic_load(&h.slabs_new);
   st->total.slabs_adopted = atomic_load(&h.slabs_adopted);
   st->total.medium_allocs = medium[0];
@@ -151,6 +157,7 @@ static void check_peak(void) {
 #define HAK_PARTS(X)                                                                   \
   X(in_use_bytes, "Bytes in use by application")                                      \
   X(magazine_bytes, "Bytes free in thread magazines")                                 \
+  X(transfer_bytes, "Bytes free in the transfer cache")                               \
   X(slab_free_bytes, "Bytes free in slabs")                                           \
   X(slab_tail_bytes, "Bytes past the last whole block of slabs")                      \
   X(pool_bytes, "Bytes in pooled empty slabs")                                        \
@@ -177,6 +184,8 @@ static void check_peak(void) {
   X(flushes, "Magazine flushes") X(flush_blocks, "Blocks sent back to slabs by flushes") \
   X(remote_frees, "Blocks sent to a slab of another thread")                          \
   X(remote_collected, "Remote frees collected by slab owners")                        \
+  X(transfer_in, "Blocks put into the transfer cache")                                \
+  X(transfer_out, "Blocks taken from the transfer cache")                             \
   X(slabs_new, "Slabs made or taken from the pool") X(slabs_adopted, "Slabs adopted from exited threads") \
   X(medium_allocs, "Medium allocations") X(medium_frees, "Medium frees")             \
   X(medium_bytes, "Medium bytes allocated") X(large_allocs, "Large allocations")     \
@@ -217,12 +226,13 @@ static void print_text(FILE *out, const hak_stats_t *s, const char *when) {
   HAK_TOTALS(TEXT_TOTAL)
   fprintf(out, "------------------------------------------------\n");
   fprintf(out, "Size classes (blocks; MiB: the slabs' memory):\n");
-  fprintf(out, "class %8s %7s %10s %10s %10s %9s\n", "size", "slabs", "in use", "magazines", "free", "MiB");
+  fprintf(out, "class %8s %7s %10s %10s %10s %10s %9s\n", "size", "slabs", "in use", "magazines", "transfer",
+          "free", "MiB");
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
     const hak_class_stats_t *k = &s->cls[c];
-    if (k->slabs == 0 && k->in_magazines == 0) continue;
-    fprintf(out, "%5u %8zu %7zu %10zu %10zu %10zu %9.2f\n", c, k->block_size, k->slabs, k->in_use, k->in_magazines,
-            k->free_in_slabs, mib(k->slab_bytes));
+    if (k->slabs == 0 && k->in_magazines == 0 && k->in_transfer == 0) continue;
+    fprintf(out, "%5u %8zu %7zu %10zu %10zu %10zu %10zu %9.2f\n", c, k->block_size, k->slabs, k->in_use,
+            k->in_magazines, k->in_transfer, k->free_in_slabs, mib(k->slab_bytes));
   }
   fprintf(out, "------------------------------------------------\n");
 }
@@ -249,8 +259,9 @@ static void print_json_fields(FILE *out, const hak_stats_t *s) {
     const hak_class_stats_t *k = &s->cls[c];
     fprintf(out,
             "%s{\"class\":%u,\"block_size\":%zu,\"slabs\":%zu,\"in_use\":%zu,\"in_magazines\":%zu,"
-            "\"free_in_slabs\":%zu,\"slab_bytes\":%zu}",
-            sep, c, k->block_size, k->slabs, k->in_use, k->in_magazines, k->free_in_slabs, k->slab_bytes);
+            "\"in_transfer\":%zu,\"free_in_slabs\":%zu,\"slab_bytes\":%zu}",
+            sep, c, k->block_size, k->slabs, k->in_use, k->in_magazines, k->in_transfer, k->free_in_slabs,
+            k->slab_bytes);
     sep = ",";
   }
   fprintf(out, "]");
@@ -344,6 +355,7 @@ __attribute__((visibility("default"))) size_t hak_reset(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   hak_heap_flush_thread();
   hak_heap_trim_own();
+  hak_xfer_drain();
   hak_abandoned_sweep();
   hak_heaps_scavenge(false); /* every heap's empty slabs; bitmap slabs' free pages (heap locks) */
   hak_pool_trim(0);

@@ -76,12 +76,13 @@
  *   I7  A slab's page-map entries carry the tag of its class while it has one
  *       (from hak_slab_init until hak_slab_release), tag 0 otherwise; medium
  *       chunks and large ranges always have tag 0.
- *   I4  A block sits in at most one of: the program, one magazine, s->free,
- *       s->xfree. A block in a magazine is counted in its slab's used; the
- *       slab may belong to another heap (a block freed by a thread that
- *       does not own its slab goes into that thread's magazine; a flush
- *       sends it back to its slab, by a remote free when the slab is not
- *       the flushing heap's).
+ *   I4  A block sits in at most one of: the program, one magazine, the
+ *       transfer cache, s->free, s->xfree. A block in a magazine or in the
+ *       transfer cache is counted in its slab's used; the slab may belong to
+ *       another heap (a block freed by a thread that does not own its slab
+ *       goes into that thread's magazine; a flush sends it back to its slab
+ *       when the slab is the flushing heap's, else to the transfer cache or,
+ *       when that has no room, by a remote free).
  *   I5  Page-map entries of a span are set before any of its memory is handed
  *       out and cleared only after all of it has been returned.
  *   I6  A heap's owner sets h->in_slabs before it changes any slab of the heap

@@ -1,5 +1,6 @@
 /* validate.c — the validators of every structure, run in lock order: the
- * heaps and abandoned slabs (heap.c), the pool and the SuperSlabs (slab.c,
+ * heaps and abandoned slabs (heap.c), the transfer cache (transfer.c), the
+ * pool and the SuperSlabs (slab.c,
  * superslab.c), the medium chunks (medium.c), the large cache (large.c). Each
  * returns NULL when its invariants hold, or a static string naming the
  * broken one (types.h lists the invariants).
@@ -13,6 +14,7 @@
 
 const char *hak_validate_own(void) {
   const char *err = hak_heap_validate_own();
+  if (err == NULL) err = hak_xfer_validate();
   if (err == NULL) err = hak_pool_validate();
   if (err == NULL) err = hak_medium_validate();
   if (err == NULL) err = hak_large_validate();
@@ -21,6 +23,7 @@ const char *hak_validate_own(void) {
 
 __attribute__((visibility("default"))) const char *hak_validate(void) {
   const char *err = hak_heaps_validate();
+  if (err == NULL) err = hak_xfer_validate();
   if (err == NULL) err = hak_pool_validate();
   if (err == NULL) err = hak_medium_validate();
   if (err == NULL) err = hak_large_validate();

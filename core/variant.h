@@ -21,6 +21,8 @@
  *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large ranges cached (default 64)
  *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB; with
  *                                      dynamic flush, half of it plus the bytes live in large blocks)
+ *   HAK_CONFIG_TRANSFER_MAX_BYTES      free blocks the transfer cache between thread
+ *                                      magazines may hold (default 0: no transfer cache)
  */
 #ifndef HAK_VARIANT_H
 #define HAK_VARIANT_H
@@ -54,6 +56,9 @@
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_ENTRIES
 #define HAK_CONFIG_LARGE_CACHE_ENTRIES 64
+#endif
+#ifndef HAK_CONFIG_TRANSFER_MAX_BYTES
+#define HAK_CONFIG_TRANSFER_MAX_BYTES 0
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_MAX_BYTES
 #define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)

@@ -146,7 +146,7 @@ def figures_of(row):
 # moment the figures were taken.
 MEMORY_PARTS = [
     ("in_use", "in use by the program (usable sizes)"),
-    ("thread_cache", "cached per thread"),
+    ("thread_cache", "cached (magazines, transfer cache)"),
     ("slab_free", "free in slabs"),
     ("pooled", "pooled"),
     ("medium_free", "medium free"),
@@ -160,15 +160,16 @@ def split_resident(s):
     """One set of hakmem's figures (a row's hakmem_stats.end or .peak) as
     resident bytes per MEMORY_PARTS key. hakmem reports residency (mincore)
     per kind of memory, not per block: the resident memory of slabs is given
-    first to the blocks in use, then to the magazines' blocks (both were
-    written when handed out), the rest to free blocks; that of medium chunks
+    first to the blocks in use, then to the blocks cached in magazines and
+    the transfer cache (all were written when handed out), the rest to free
+    blocks; that of medium chunks
     first to the runs in use. "outside" is the process's RSS that is not
     hakmem's (program, libraries, stacks, libc's own), when the set carries
     the process's RSS (process_rss_bytes); else None."""
     res = s.get("resident") or {}
     slabs, medium = res.get("slabs", 0), res.get("medium", 0)
     small_used = min(s.get("small_in_use_bytes", 0), slabs)
-    mags = min(s.get("magazine_bytes", 0), slabs - small_used)
+    mags = min(s.get("magazine_bytes", 0) + s.get("transfer_bytes", 0), slabs - small_used)
     medium_used = min(s.get("medium_in_use_bytes", 0), medium)
     out = {
         "in_use": small_used + medium_used + res.get("large", 0),

@@ -323,7 +323,7 @@ def memory_sections(summary):
             "`HAKMEM_STATS=json HAKMEM_STATS_PEAK=1`: the library writes its own account of its memory at exit and "
             "as it was when the process's RSS was highest. Its resident memory (mincore) is split by kind; "
             "within slabs it is given first to the blocks in use, then to the blocks cached in thread magazines "
-            "(both were written when handed out), the rest to free blocks; within medium chunks first to the runs in "
+            "and the transfer cache (all were written when handed out), the rest to free blocks; within medium chunks first to the runs in "
             "use. \"outside hakmem\" is the rest of the process's RSS: the program, its libraries and stacks, and "
             "what a workload maps for itself (burst_idle's arrays of pointers and sizes, for one). "
             "\"pooled\" is empty slabs and SuperSlab units kept for reuse. MiB; the parts sum to the RSS at the "

@@ -260,7 +260,7 @@ elif what == "stats-pass":
     for when in ("end", "peak"):
         s = hs[when]
         assert all(type(s[k]) is int for k in keys), (when, s)
-        parts = ("in_use_bytes", "magazine_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes",
+        parts = ("in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes",
                  "superslab_free_bytes", "medium_free_bytes", "large_cache_bytes", "metadata_bytes")
         assert sum(s[k] for k in parts) == s["mapped_bytes"], (when, s)
         assert sum(s["resident"].values()) == s["resident_bytes"] <= s["mapped_bytes"], (when, s)

@@ -9,9 +9,12 @@
  *     (what libc itself holds), gives the rest back (at most 256 KiB of
  *     hakmem's memory stays resident; resident and mapped figures printed),
  *     and zeroes the cumulative counters;
+ *   - blocks of another thread's slabs freed here go to the transfer cache
+ *     (hybrid) and that thread's next allocations take from it, or (other
+ *     variants) home as remote frees;
  *   - hak_reset from one thread releases the slabs of another, live, thread
- *     whose blocks were all freed by the first (remote frees, not collected
- *     by their owner);
+ *     whose blocks were all freed by the first (remote frees or the transfer
+ *     cache, neither collected by their owner), and empties the cache;
  *   - with arguments --signal FILE (run with HAKMEM_STATS_SIGNAL=12 and
  *     HAKMEM_STATS_FILE=FILE): raises SIGUSR2, allocates, and checks that the
  *     statistics were written to FILE while the program ran;
@@ -36,7 +39,7 @@ static size_t (*reset)(void);
 static hak_stats_t s0, s1; /* big: not on the stack */
 
 static size_t parts_sum(const hak_stats_t *s) {
-  return s->in_use_bytes + s->magazine_bytes + s->slab_free_bytes + s->slab_tail_bytes + s->pool_bytes +
+  return s->in_use_bytes + s->magazine_bytes + s->transfer_bytes + s->slab_free_bytes + s->slab_tail_bytes + s->pool_bytes +
          s->superslab_free_bytes + s->medium_free_bytes + s->large_cache_bytes + s->metadata_bytes;
 }
 static size_t resident_sum(const hak_stats_t *s) {
@@ -93,47 +96,84 @@ static void tier(const char *what, size_t size, size_t n, size_t usable, int t) 
   check_sums(what, &s1);
 }
 
-/* A thread that allocates OTHER_N blocks of OTHER_SIZE bytes, then waits,
- * alive, until told to go. */
+/* A thread that allocates OTHER_N blocks of OTHER_SIZE bytes (state 1), and
+ * when told to (state 2) allocates OTHER_AGAIN more and frees them (state
+ * 3), then waits, alive, until told to go (state 4). */
 #define OTHER_N 20000
+#define OTHER_AGAIN 1000
 #define OTHER_SIZE 64
 static void *other_blocks[OTHER_N];
 static pthread_mutex_t other_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t other_cond = PTHREAD_COND_INITIALIZER;
-static int other_state; /* 1: allocated, 2: may exit */
+static int other_state;
+static void other_set(int state) {
+  pthread_mutex_lock(&other_lock);
+  other_state = state;
+  pthread_cond_broadcast(&other_cond);
+  pthread_mutex_unlock(&other_lock);
+}
+static void other_wait(int state) {
+  pthread_mutex_lock(&other_lock);
+  while (other_state != state) pthread_cond_wait(&other_cond, &other_lock);
+  pthread_mutex_unlock(&other_lock);
+}
 static void *other_thread(void *arg) {
   (void)arg;
   for (int i = 0; i < OTHER_N; i++) memset(other_blocks[i] = malloc(OTHER_SIZE), 7, OTHER_SIZE);
-  pthread_mutex_lock(&other_lock);
-  other_state = 1;
-  pthread_cond_broadcast(&other_cond);
-  while (other_state != 2) pthread_cond_wait(&other_cond, &other_lock);
-  pthread_mutex_unlock(&other_lock);
+  other_set(1);
+  other_wait(2);
+  for (int i = 0; i < OTHER_AGAIN; i++) memset(other_blocks[i] = malloc(OTHER_SIZE), 7, OTHER_SIZE);
+  for (int i = 0; i < OTHER_AGAIN; i++) free(other_blocks[i]);
+  other_set(3);
+  other_wait(4);
   return NULL;
+}
+
+/* The variants with a transfer cache (core/transfer.c). */
+static int has_transfer(void) {
+  const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
+  return variant != NULL && strcmp(variant(), "hybrid") == 0;
 }
 
 static void reset_other_thread(void) {
   pthread_t t;
   pthread_create(&t, NULL, other_thread, NULL);
-  pthread_mutex_lock(&other_lock);
-  while (other_state != 1) pthread_cond_wait(&other_cond, &other_lock);
-  pthread_mutex_unlock(&other_lock);
+  other_wait(1);
   stats_get(&s0);
   int cls = -1;
   for (int c = 0; c < HAK_STATS_CLASSES; c++)
     if (s0.cls[c].block_size == OTHER_SIZE) cls = c;
   size_t before = cls >= 0 ? s0.cls[cls].slabs : 0;
   for (int i = 0; i < OTHER_N; i++) free(other_blocks[i]);
+  stats_get(&s1);
+  /* Blocks freed by this thread of the other's slabs: with a transfer cache
+   * the flushes hand them over whole, and the other thread's next
+   * allocations take them from there; without, they go home as remote frees. */
+  unsigned long long in = s1.total.transfer_in - s0.total.transfer_in, remote = s1.total.remote_frees - s0.total.remote_frees;
+  if (has_transfer())
+    CHECK(in > 0 && s1.transfer_bytes > 0 && s1.transfer_bytes == in * OTHER_SIZE,
+          "another thread's blocks, freed here, go to the transfer cache (%llu blocks, %zu bytes there; %llu as "
+          "remote frees)", in, s1.transfer_bytes, remote);
+  else
+    CHECK(in == 0 && s1.transfer_bytes == 0 && remote > 0,
+          "without a transfer cache, another thread's blocks freed here go home as remote frees (%llu; %llu to the "
+          "transfer cache)", remote, in);
+  check_sums("another thread's blocks freed", &s1);
+  other_set(2);
+  other_wait(3);
+  stats_get(&s0);
+  unsigned long long out = s0.total.transfer_out - s1.total.transfer_out;
+  CHECK(has_transfer() ? out > 0 : out == 0,
+        "the other thread's next allocations take %s the transfer cache (%llu blocks)", has_transfer() ? "from" : "nothing from",
+        out);
   reset();
   stats_get(&s1);
   size_t after = cls >= 0 ? s1.cls[cls].slabs : 0;
   CHECK(cls >= 0 && before >= 10 && after <= 2 && s1.pool_bytes == 0,
         "hak_reset releases the slabs of a live thread whose blocks another thread freed (%zu-byte class: %zu slabs "
         "before, %zu after; pool %zu bytes)", (size_t)OTHER_SIZE, before, after, s1.pool_bytes);
-  pthread_mutex_lock(&other_lock);
-  other_state = 2;
-  pthread_cond_broadcast(&other_cond);
-  pthread_mutex_unlock(&other_lock);
+  CHECK(s1.transfer_bytes == 0, "hak_reset empties the transfer cache (%zu bytes left)", s1.transfer_bytes);
+  other_set(4);
   pthread_join(t, NULL);
 }
 

@@ -13,7 +13,7 @@ d = json.load(open(sys.argv[2]))
 
 # The text's labels, in order, as they map to JSON paths (the text groups
 # them the way gperftools' GetStats does; the JSON nests resident.* and total.*).
-PARTS = ["in_use_bytes", "magazine_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes",
+PARTS = ["in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes",
          "superslab_free_bytes", "medium_free_bytes", "large_cache_bytes", "metadata_bytes"]
 ORDER = (PARTS + ["mapped_bytes", "resident_bytes", "(returned)", "process_rss_bytes"] +
          ["resident." + k for k in ["slabs", "pool", "superslab_free", "medium", "large", "large_cache", "metadata"]] +
@@ -41,10 +41,11 @@ if sum(d[k] for k in PARTS) != d["mapped_bytes"]:
     sys.exit("the JSON parts do not sum to mapped_bytes")
 if d["small_in_use_bytes"] + d["medium_in_use_bytes"] + d["large_in_use_bytes"] != d["in_use_bytes"]:
     sys.exit("the bytes in use by tier do not sum to in_use_bytes")
-rows = [tuple(int(x) for x in r.groups()[:5]) for r in
-        re.finditer(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+$", text, re.M)]
-want_rows = [(c["class"], c["block_size"], c["slabs"], c["in_use"], c["in_magazines"])
-             for c in d["classes"] if c["slabs"] or c["in_use"] or c["in_magazines"]]
+rows = [tuple(int(x) for x in r.groups()) for r in
+        re.finditer(r"^\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+$", text, re.M)]
+want_rows = [(c["class"], c["block_size"], c["slabs"], c["in_use"], c["in_magazines"], c["in_transfer"],
+              c["free_in_slabs"])
+             for c in d["classes"] if c["slabs"] or c["in_magazines"] or c["in_transfer"]]
 if rows != want_rows:
     sys.exit(f"class table: text {rows}, JSON {want_rows}")
 if not rows:
