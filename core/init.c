@@ -66,6 +66,7 @@ hak_cold void hak_init_slow(void) {
   }
   in_init = true;
   hak_options_init();
+  hak_os_init();
   hak_heap_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (hak_option(HAK_OPT_STATS)) {

@@ -92,8 +92,25 @@ bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
 bool  hak_os_move(void *src, size_t size, void *dst, size_t dst_size); /* pages to dst, no copy or fault */
 void  hak_os_shrink(void *p, size_t old_size, size_t new_size);
 size_t hak_os_resident(const void *p, size_t size); /* mincore: bytes resident now */
+/* Huge pages and NUMA (os.c says how they are used). */
+#define HAK_HUGE_PAGE_SIZE  ((size_t)2 << 20)
+#define HAK_NUMA_MAX_NODES  16u
+#define HAK_NUMA_MAX_CPUS   1024u
+typedef enum { HAK_THP_NEVER, HAK_THP_MADVISE, HAK_THP_ALWAYS } hak_thp_mode_t;
+void  hak_os_init(void);                 /* THP mode, the option, the NUMA topology */
+hak_thp_mode_t hak_os_thp_mode(void);    /* the system's THP mode */
+bool  hak_os_thp_on(void);               /* huge-page advice in use */
+size_t hak_os_huge_align(size_t size, size_t align); /* align, raised to 2 MiB when huge pages apply */
+void  hak_os_advise_huge(void *p, size_t size);      /* MADV_HUGEPAGE when huge pages apply */
+unsigned hak_os_numa_nodes(void);        /* 1 on a machine without NUMA */
+unsigned hak_os_node(void);              /* the calling thread's node (0 without NUMA) */
+void  hak_os_bind(void *p, size_t size, unsigned node); /* prefer node's memory for the range */
+/* Tests: a simulated topology (cpu c on node map[c]); nodes 0: the machine's own again. */
+void  hak_os_topology_simulate(unsigned nodes, const uint8_t *map, unsigned ncpus);
 typedef struct hak_os_counters_s {
   _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls, move_calls, released_bytes;
+  _Atomic size_t huge_advised_bytes;                  /* advised MADV_HUGEPAGE */
+  _Atomic size_t bound_bytes[HAK_NUMA_MAX_NODES];     /* bound to each node (hak_os_bind) */
 } hak_os_counters_t;
 extern hak_os_counters_t hak_os_counters;
 /* Test builds (-DHAK_FAULT_INJECTION=1): the n-th mmap from now fails (n = 0:
@@ -186,7 +203,7 @@ const char *hak_pool_validate(void);         /* takes the pool lock; SuperSlabs 
 extern _Atomic size_t hak_slab_total;
 
 /* ---- superslab.c (pool lock held) ------------------------------------------ */
-hak_slab_t *hak_superslab_take(unsigned units); /* descriptor with units and base set */
+hak_slab_t *hak_superslab_take(unsigned units, unsigned node); /* descriptor with units and base set; memory of node */
 void hak_superslab_put(hak_slab_t *s);          /* units back (dirty); empty SuperSlab unmapped */
 void hak_superslab_purge(void);                 /* unmap empty SuperSlabs, decommit dirty units */
 void hak_superslab_decay(void);                 /* dynamic flush: the same for those unused a second */
@@ -314,6 +331,7 @@ typedef enum hak_option_e {
   HAK_OPT_STATS_PEAK,      /* ... with the figures at the peak RSS too  */
   HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
   HAK_OPT_IDLE_MS,         /* dynamic flush: idle time before memory goes back */
+  HAK_OPT_THP,             /* huge-page advice for SuperSlabs and large blocks */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);

@@ -27,6 +27,9 @@
  * realloc grows a block in place when the addresses after it are free, else
  * moves its pages into a new range (no copy); shrinking caches the tail.
  *
+ * With huge pages on (os.c), a fresh range of 2 MiB or more is 2 MiB-aligned
+ * and advised as huge pages.
+ *
  * One lock, hak_large_lock, protects the cache and the counts; system calls
  * happen outside it, on ranges taken out of the cache first. Page-map entries
  * of a range are cleared before its addresses are given up (I5). */
@@ -185,8 +188,9 @@ static void release_list(hak_large_t *l) {
  * the last one grown over the rest. NULL when out of memory (the pieces are
  * then back in the cache). */
 static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, int n, bool *zeroed) {
-  char *base = hak_os_map_aligned(need, align);
+  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, align));
   hak_large_t *l = NULL;
+  if (base != NULL) hak_os_advise_huge(base, need);
   if (base != NULL) {
     l = hak_pagemap_reserve(base, need) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
     if (l == NULL) hak_os_unmap(base, need);
@@ -330,8 +334,9 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
     hak_os_shrink(l->base, need, l->map_bytes); /* give the extension back */
   }
   /* Move it: a fresh range of the new size takes the block's pages at its start. */
-  char *base = hak_os_map_aligned(need, HAK_UNIT_SIZE);
+  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, HAK_UNIT_SIZE));
   if (base == NULL) return NULL;
+  hak_os_advise_huge(base, need);
   if (!hak_pagemap_reserve(base, need)) {
     hak_os_unmap(base, need);
     return NULL;

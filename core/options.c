@@ -22,6 +22,7 @@ typedef struct hak_option_desc_s {
 } hak_option_desc_t;
 
 static const char *const stats_words[] = {"off", "text", "json", NULL};
+static const char *const off_on_words[] = {"off", "on", NULL};
 
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_STATS]   = {"stats", 0, 0, 2, stats_words, "statistics at exit: off, text or json (0, 1, 2)", false},
@@ -36,6 +37,9 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_IDLE_MS] = {"idle_ms", 200, 10, 600000, NULL,
                        "dynamic_flush, hybrid: ms without allocator activity before free memory goes back to the OS",
                        false},
+  [HAK_OPT_THP] = {"thp", 0, 0, 1, off_on_words,
+                   "on: SuperSlabs and large blocks of 2 MiB or more 2 MiB-aligned and advised as transparent huge "
+                   "pages, when the system's THP mode is always or madvise (off, on or 0, 1)", false},
 };
 
 #define ENV_PREFIX "HAKMEM_"

@@ -1,14 +1,31 @@
-/* os.c — the OS layer: the only file that maps, unmaps or advises memory.
+/* os.c — the OS layer: the only file that maps, unmaps or advises memory,
+ * and the only one that knows the machine's huge pages and NUMA nodes.
  *
  * Every mapping is a whole number of 64 KiB units aligned to at least a unit.
  * An aligned mapping first tries the first aligned address past the previous
  * one (the kernel usually grants it); otherwise it over-maps by the alignment
  * and trims both ends. Memory returned with hak_os_decommit leaves
- * RSS at once (MADV_DONTNEED), never lingering as LazyFree. */
+ * RSS at once (MADV_DONTNEED), never lingering as LazyFree.
+ *
+ * Transparent huge pages: with the thp option on and the system's THP mode
+ * `always` or `madvise` (/sys/kernel/mm/transparent_hugepage/enabled, read
+ * once at initialisation), SuperSlabs and large blocks of 2 MiB or more are
+ * mapped 2 MiB-aligned and advised MADV_HUGEPAGE (hak_os_huge_align,
+ * hak_os_advise_huge). Off by default: measured in README ("Huge pages").
+ *
+ * NUMA: the topology (which node each CPU belongs to) is read once from
+ * /sys/devices/system/node/node<N>/cpulist. On a machine with more than one
+ * node, hak_os_node() is the node of the CPU the calling thread runs on, and
+ * hak_os_bind() asks the kernel (mbind, MPOL_PREFERRED) to take a range's
+ * pages from a node. Tests hand the layer a simulated topology
+ * (hak_os_topology_simulate): then binding is recorded per node
+ * (hak_os_counters.bound_bytes) instead of asked of the kernel. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
 #include "internal.h"
 
@@ -152,4 +169,120 @@ size_t hak_os_process_rss(void) {
 
 void hak_os_shrink(void *p, size_t old_size, size_t new_size) {
   hak_os_unmap((char *)p + new_size, old_size - new_size);
+}
+
+/* ---- transparent huge pages ----------------------------------------------------- */
+static bool thp_on; /* the option is on and the system's THP mode allows advice */
+
+/* The system's THP mode: the bracketed word of the sysfs file; "never" when
+ * the file cannot be read (no THP in this kernel). */
+static hak_thp_mode_t thp_mode_read(void) {
+  char buf[128];
+  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) return HAK_THP_NEVER;
+  buf[n] = 0;
+  for (char *q = buf; *q != 0; q++) {
+    if (*q != '[') continue;
+    if (q[1] == 'a' && q[2] == 'l') return HAK_THP_ALWAYS;
+    if (q[1] == 'm') return HAK_THP_MADVISE;
+    return HAK_THP_NEVER;
+  }
+  return HAK_THP_NEVER;
+}
+static hak_thp_mode_t thp_mode = HAK_THP_NEVER;
+
+hak_thp_mode_t hak_os_thp_mode(void) { return thp_mode; }
+bool hak_os_thp_on(void) { return thp_on; }
+
+size_t hak_os_huge_align(size_t size, size_t align) {
+  return thp_on && size >= HAK_HUGE_PAGE_SIZE && align < HAK_HUGE_PAGE_SIZE ? HAK_HUGE_PAGE_SIZE : align;
+}
+
+void hak_os_advise_huge(void *p, size_t size) {
+  if (!thp_on || size < HAK_HUGE_PAGE_SIZE) return;
+  int saved = errno;
+  if (madvise(p, size, MADV_HUGEPAGE) == 0) atomic_fetch_add_explicit(&hak_os_counters.huge_advised_bytes, size, memory_order_relaxed);
+  errno = saved;
+}
+
+/* ---- NUMA ------------------------------------------------------------------------- */
+static unsigned numa_nodes = 1;                  /* 1: no NUMA placement at all */
+static uint8_t cpu_node[HAK_NUMA_MAX_CPUS];     /* node of each CPU */
+static bool numa_simulated;                      /* a test's topology: record, never mbind */
+
+/* Reads "0-3,8,10-11" into cpu_node[] as node `node`; false when unreadable. */
+static bool cpulist_read(unsigned node, uint8_t *map) {
+  char path[64] = "/sys/devices/system/node/node";
+  size_t k = 29;
+  char digits[8];
+  int nd = 0;
+  unsigned v = node;
+  do digits[nd++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+  while (nd > 0) path[k++] = digits[--nd];
+  const char *tail = "/cpulist";
+  while (*tail) path[k++] = *tail++;
+  path[k] = 0;
+  char buf[512];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  for (const char *q = buf; *q >= '0' && *q <= '9';) {
+    unsigned lo = 0, hi;
+    while (*q >= '0' && *q <= '9') lo = lo * 10 + (unsigned)(*q++ - '0');
+    hi = lo;
+    if (*q == '-') {
+      hi = 0;
+      for (q++; *q >= '0' && *q <= '9'; q++) hi = hi * 10 + (unsigned)(*q - '0');
+    }
+    for (unsigned c = lo; c <= hi && c < HAK_NUMA_MAX_CPUS; c++) map[c] = (uint8_t)node;
+    if (*q == ',') q++;
+  }
+  return true;
+}
+
+static void topology_read(void) {
+  unsigned nodes = 0;
+  for (unsigned node = 0; node < HAK_NUMA_MAX_NODES; node++)
+    if (cpulist_read(node, cpu_node)) nodes = node + 1;
+  numa_nodes = nodes > 1 ? nodes : 1;
+}
+
+void hak_os_topology_simulate(unsigned nodes, const uint8_t *map, unsigned ncpus) {
+  if (nodes == 0) { /* back to the machine's own */
+    numa_simulated = false;
+    topology_read();
+    return;
+  }
+  for (unsigned c = 0; c < HAK_NUMA_MAX_CPUS; c++) cpu_node[c] = c < ncpus && map[c] < nodes ? map[c] : 0;
+  numa_nodes = nodes < HAK_NUMA_MAX_NODES ? nodes : HAK_NUMA_MAX_NODES;
+  numa_simulated = true;
+}
+
+unsigned hak_os_numa_nodes(void) { return numa_nodes; }
+
+unsigned hak_os_node(void) {
+  if (numa_nodes <= 1) return 0;
+  int cpu = sched_getcpu();
+  return cpu >= 0 && (unsigned)cpu < HAK_NUMA_MAX_CPUS ? cpu_node[cpu] : 0;
+}
+
+void hak_os_bind(void *p, size_t size, unsigned node) {
+  if (numa_nodes <= 1 || node >= numa_nodes) return;
+  atomic_fetch_add_explicit(&hak_os_counters.bound_bytes[node], size, memory_order_relaxed);
+  if (numa_simulated) return;
+  int saved = errno;
+  unsigned long mask[(HAK_NUMA_MAX_NODES + 63) / 64] = {0};
+  mask[node / 64] = 1ul << (node % 64);
+  (void)syscall(SYS_mbind, p, size, 1 /* MPOL_PREFERRED */, mask, (unsigned long)HAK_NUMA_MAX_NODES + 1, 0ul);
+  errno = saved;
+}
+
+void hak_os_init(void) {
+  thp_mode = thp_mode_read();
+  thp_on = hak_option(HAK_OPT_THP) != 0 && thp_mode != HAK_THP_NEVER;
+  if (!numa_simulated) topology_read();
 }

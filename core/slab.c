@@ -64,11 +64,12 @@ void hak_slab_init(hak_slab_t *s, unsigned cls) {
 }
 
 /* Memory and a descriptor for a slab of `units` units, registered in the page
- * map; NULL when the OS refuses. */
-static hak_slab_t *slab_map(unsigned units) {
+ * map; NULL when the OS refuses. SuperSlab slabs come from the memory of the
+ * given NUMA node. */
+static hak_slab_t *slab_map(unsigned units, unsigned node) {
   if (config_superslab) { /* units and page map change together, under the lock */
     pthread_mutex_lock(&hak_pool_lock);
-    hak_slab_t *s = hak_superslab_take(units);
+    hak_slab_t *s = hak_superslab_take(units, node);
     if (s != NULL) hak_pagemap_set(s->base, units * HAK_UNIT_SIZE, &s->span, 0);
     pthread_mutex_unlock(&hak_pool_lock);
     if (s == NULL) return NULL;
@@ -107,20 +108,27 @@ static void slab_unmap(hak_slab_t *s) {
   hak_meta_free(s, sizeof(hak_slab_t));
 }
 
+/* NUMA node of a slab's memory: its SuperSlab's (individually mapped slabs
+ * are not placed). */
+static unsigned slab_node(const hak_slab_t *s) { return config_superslab ? s->ss->node : 0; }
+
 hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner) {
   unsigned units = hak_class_units[cls];
   size_t bytes = units * HAK_UNIT_SIZE;
+  unsigned node = hak_os_node();
   hak_slab_t *s = NULL;
   pthread_mutex_lock(&hak_pool_lock);
-  hak_slab_t **head = &pool_head[units == 1 ? 0 : 1];
-  if (*head != NULL) {
-    s = *head;
-    *head = s->next;
+  hak_slab_t **link = &pool_head[units == 1 ? 0 : 1];
+  if (config_superslab && hak_os_numa_nodes() > 1) /* a pooled slab of this thread's node */
+    while (*link != NULL && slab_node(*link) != node) link = &(*link)->next;
+  if (*link != NULL) {
+    s = *link;
+    *link = s->next;
     pool_bytes -= bytes;
     pool_count--;
   }
   pthread_mutex_unlock(&hak_pool_lock);
-  if (s == NULL && (s = slab_map(units)) == NULL) return NULL;
+  if (s == NULL && (s = slab_map(units, node)) == NULL) return NULL;
   hak_slab_init(s, cls);
   atomic_store_explicit(&s->span.owner, owner, memory_order_release);
   return s;

@@ -18,11 +18,17 @@
  * hak_superslab_purge (hak_flush, the idle scavenger) gives back everything
  * at once. A program freeing a burst thus pays no system call while it frees.
  *
+ * NUMA (os.c): each SuperSlab belongs to the node of the thread that mapped
+ * it, its memory bound there; a slab for a thread on node n comes from a
+ * SuperSlab of node n (ss_list[n]), a new one when they are all full. On a
+ * machine with one node everything is node 0. With huge pages on, a
+ * SuperSlab (2 MiB, 2 MiB-aligned) is advised as one huge page.
+ *
  * Called with hak_pool_lock held (slab.c). */
 #include "internal.h"
 #include "list.h"
 
-static hak_superslab_t *ss_list;  /* SuperSlabs with at least one free slab unit */
+static hak_superslab_t *ss_list[HAK_NUMA_MAX_NODES]; /* per node: SuperSlabs with at least one free slab unit */
 static hak_superslab_t *ss_full;  /* SuperSlabs with none */
 static size_t dirty_units;        /* free units still committed, all SuperSlabs */
 
@@ -48,34 +54,38 @@ static int ss_find(const hak_superslab_t *ss, unsigned units) {
   return -1;
 }
 
-/* A fresh SuperSlab (its header written into unit 0), or NULL. */
-static hak_superslab_t *ss_map(void) {
+/* A fresh SuperSlab of node's memory (its header written into unit 0), or NULL. */
+static hak_superslab_t *ss_map(unsigned node) {
   char *base = hak_os_map_aligned(HAK_SUPERSLAB_SIZE, HAK_SUPERSLAB_SIZE);
   if (base == NULL) return NULL;
   if (!hak_pagemap_reserve(base, HAK_SUPERSLAB_SIZE)) {
     hak_os_unmap(base, HAK_SUPERSLAB_SIZE);
     return NULL;
   }
+  hak_os_bind(base, HAK_SUPERSLAB_SIZE, node); /* before the header's first touch */
+  hak_os_advise_huge(base, HAK_SUPERSLAB_SIZE);
   hak_superslab_t *ss = (hak_superslab_t *)base; /* fresh from the OS: zero */
   ss->base = base;
   ss->free_units = SLAB_UNITS;
-  hak_list_push(&ss_list, ss);
+  ss->node = node;
+  hak_list_push(&ss_list[node], ss);
   return ss;
 }
 
 static void ss_unmap(hak_superslab_t *ss) {
-  hak_list_remove(&ss_list, ss);
+  hak_list_remove(&ss_list[ss->node], ss);
   dirty_units -= (size_t)__builtin_popcount(ss->dirty_units);
   hak_os_unmap(ss->base, HAK_SUPERSLAB_SIZE);
 }
 
-hak_slab_t *hak_superslab_take(unsigned units) {
+hak_slab_t *hak_superslab_take(unsigned units, unsigned node) {
   hak_superslab_t *ss;
   int u = -1;
-  for (ss = ss_list; ss != NULL; ss = ss->next)
+  if (node >= HAK_NUMA_MAX_NODES) node = 0;
+  for (ss = ss_list[node]; ss != NULL; ss = ss->next)
     if ((u = ss_find(ss, units)) >= 0) break;
   if (ss == NULL) {
-    if ((ss = ss_map()) == NULL) return NULL;
+    if ((ss = ss_map(node)) == NULL) return NULL;
     u = ss_find(ss, units);
   }
   uint32_t mask = units_mask(units) << u;
@@ -84,7 +94,7 @@ hak_slab_t *hak_superslab_take(unsigned units) {
   ss->free_units &= ~mask;
   ss_touch(ss);
   if (ss->free_units == 0) {
-    hak_list_remove(&ss_list, ss);
+    hak_list_remove(&ss_list[node], ss);
     hak_list_push(&ss_full, ss);
   }
   hak_slab_t *s = &ss->slabs[u];
@@ -109,22 +119,24 @@ static void ss_decommit(hak_superslab_t *ss) {
 
 /* Everything free goes back: empty SuperSlabs unmapped, dirty units decommitted. */
 void hak_superslab_purge(void) {
-  for (hak_superslab_t *ss = ss_list, *next; ss != NULL; ss = next) {
-    next = ss->next;
-    if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
-    else ss_decommit(ss);
-  }
+  for (unsigned node = 0; node < HAK_NUMA_MAX_NODES; node++)
+    for (hak_superslab_t *ss = ss_list[node], *next; ss != NULL; ss = next) {
+      next = ss->next;
+      if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
+      else ss_decommit(ss);
+    }
 }
 
 /* Dynamic flush, while busy: the same for SuperSlabs untouched for SS_DECAY_TICKS. */
 void hak_superslab_decay(void) {
   uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
-  for (hak_superslab_t *ss = ss_list, *next; ss != NULL; ss = next) {
-    next = ss->next;
-    if (now - ss->touched_tick < SS_DECAY_TICKS) continue;
-    if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
-    else if (ss->dirty_units != 0) ss_decommit(ss);
-  }
+  for (unsigned node = 0; node < HAK_NUMA_MAX_NODES; node++)
+    for (hak_superslab_t *ss = ss_list[node], *next; ss != NULL; ss = next) {
+      next = ss->next;
+      if (now - ss->touched_tick < SS_DECAY_TICKS) continue;
+      if (ss->free_units == SLAB_UNITS) ss_unmap(ss);
+      else if (ss->dirty_units != 0) ss_decommit(ss);
+    }
 }
 
 void hak_superslab_put(hak_slab_t *s) {
@@ -133,7 +145,7 @@ void hak_superslab_put(hak_slab_t *s) {
   uint32_t mask = units_mask(s->units) << u;
   if (ss->free_units == 0) {
     hak_list_remove(&ss_full, ss);
-    hak_list_push(&ss_list, ss);
+    hak_list_push(&ss_list[ss->node], ss);
   }
   ss->free_units |= mask;
   ss->dirty_units |= mask;
@@ -152,12 +164,14 @@ void hak_superslab_put(hak_slab_t *s) {
  * of dirty units matches the global count. */
 const char *hak_superslab_validate(void) {
   size_t dirty = 0;
-  for (int full = 0; full < 2; full++) {
+  for (unsigned list = 0; list <= HAK_NUMA_MAX_NODES; list++) {
+    bool full = list == HAK_NUMA_MAX_NODES;
     size_t n = 0;
-    for (hak_superslab_t *ss = full ? ss_full : ss_list, *prev = NULL; ss != NULL; prev = ss, ss = ss->next) {
+    for (hak_superslab_t *ss = full ? ss_full : ss_list[list], *prev = NULL; ss != NULL; prev = ss, ss = ss->next) {
       if (++n > ((size_t)1 << 24)) return "a SuperSlab list is cyclic";
       if (ss->prev != prev) return "a SuperSlab list has a broken back link";
-      if ((ss->free_units == 0) != (full == 1)) return "a SuperSlab is on the wrong list for its free units";
+      if ((ss->free_units == 0) != full) return "a SuperSlab is on the wrong list for its free units";
+      if (ss->node >= HAK_NUMA_MAX_NODES || (!full && ss->node != list)) return "a SuperSlab is on another node's list";
       if ((ss->free_units & ~SLAB_UNITS) != 0) return "a SuperSlab's header unit is marked free";
       if (!config_dynamic_flush && ss->free_units == SLAB_UNITS) return "an empty SuperSlab is still mapped";
       if ((ss->dirty_units & ~ss->free_units) != 0) return "a SuperSlab unit is dirty but not free";
@@ -192,8 +206,8 @@ const char *hak_superslab_validate(void) {
 /* Statistics (pool lock held): each SuperSlab's header unit (metadata) and
  * its units in no slab, committed or not. */
 void hak_superslab_account(hak_stats_t *st) {
-  for (int full = 0; full < 2; full++)
-    for (hak_superslab_t *ss = full ? ss_full : ss_list; ss != NULL; ss = ss->next) {
+  for (unsigned list = 0; list <= HAK_NUMA_MAX_NODES; list++)
+    for (hak_superslab_t *ss = list == HAK_NUMA_MAX_NODES ? ss_full : ss_list[list]; ss != NULL; ss = ss->next) {
       st->superslabs++;
       st->metadata_bytes += HAK_UNIT_SIZE;
       st->resident.metadata += hak_os_resident(ss->base, HAK_UNIT_SIZE);

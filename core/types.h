@@ -209,6 +209,7 @@ typedef struct hak_superslab_s {
   uint32_t free_units;                /* bit u set = unit u is not in a slab     */
   uint32_t dirty_units;               /* free units not yet decommitted          */
   uint32_t touched_tick;              /* dynamic flush: hak_clock_tick of its last change */
+  uint32_t node;                      /* NUMA node its memory comes from (os.c)   */
   struct hak_superslab_s *next, *prev;
   hak_slab_t slabs[HAK_SUPERSLAB_UNITS]; /* slabs[u]: the slab starting at unit u */
 } hak_superslab_t;

@@ -50,6 +50,9 @@ define test_variant_rules
 $(BUILD)/$(1)/tests/unit: tests/unit.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(call SAN_CFLAGS,$(1)) -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/unit.c $(CORE_SRCS) -lpthread
+$(BUILD)/$(1)/tests/placement: tests/placement.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $$(@D)
+	$$(CC) $$(call SAN_CFLAGS,$(1)) -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/placement.c $(CORE_SRCS) -lpthread
 $(BUILD)/$(1)/tests/faults: tests/faults.c tests/check.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $$(@D)
 	$$(CC) $$(call SAN_CFLAGS,$(1)) -DHAK_FAULT_INJECTION=1 -fsanitize=undefined -fno-sanitize-recover=all -o $$@ tests/faults.c $(CORE_SRCS) -lpthread
@@ -69,7 +72,7 @@ $(foreach v,$(VARIANTS),$(eval $(call test_variant_rules,$(v))))
 TEST_BUILDS := $(foreach v,$(BUILD_VARIANTS),$(v) $(v)-check)
 
 test-bins: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_PROGS) \
-  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit api-static stress-tsan stress-ubsan faults))
+  $(foreach v,$(BUILD_VARIANTS),$(addprefix $(BUILD)/$(v)/tests/,unit placement api-static stress-tsan stress-ubsan faults))
 
 test-core: test-bins
 	@tests/core.sh $(TEST_BUILDS)
