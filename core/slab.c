@@ -331,13 +331,36 @@ void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
 void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call) {
   if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", blocks[0]);
   if (hak_unlikely(n > s->used)) hak_fatal(call, "double free detected in slab at", s->base);
-  for (unsigned k = 0; k < n; k++) {
-    void *p = blocks[k];
-    size_t i = hak_slab_index(s, p);
-    if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
-    if (config_slab_bitmap) {
-      bitmap_put(s, i, p, call);
-    } else {
+  if (config_slab_bitmap) {
+    /* Batched: the bits of one bitmap word are gathered and stored once, the
+     * summary and hint updated once; one multiply per block gives its index
+     * (high half) and whether p starts it (low half, internal.h). */
+    size_t w = SIZE_MAX, min_w = s->hint;
+    uint64_t acc = 0, words = 0;
+    for (unsigned k = 0; k < n; k++) {
+      void *p = blocks[k];
+      unsigned __int128 prod = (unsigned __int128)(uint64_t)((const char *)p - s->base) * s->recip;
+      size_t i = (size_t)(prod >> 64);
+      if (hak_unlikely(((uint64_t)prod >> 32) != 0 || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
+      if (i / 64 != w) {
+        if (w != SIZE_MAX) s->bits[w] |= acc;
+        w = i / 64;
+        acc = 0;
+        words |= 1ull << w;
+        if (w < min_w) min_w = w;
+      }
+      uint64_t bit = 1ull << (i % 64);
+      if (hak_unlikely((s->bits[w] | acc) & bit)) hak_fatal(call, "double free", p);
+      acc |= bit;
+    }
+    if (w != SIZE_MAX) s->bits[w] |= acc;
+    s->summary |= words;
+    s->hint = (uint32_t)min_w;
+  } else {
+    for (unsigned k = 0; k < n; k++) {
+      void *p = blocks[k];
+      size_t i = hak_slab_index(s, p);
+      if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
       hak_block_t *b = p;
       b->next = s->free;
       s->free = b;

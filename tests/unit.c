@@ -3,7 +3,10 @@
  * remote-free stack under concurrent producers, medium runs and their
  * validator, large mappings, the page map. */
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "hakmem.h"
@@ -220,9 +223,78 @@ static void test_large_cache(void) {
   CHECK(cached == 0 && hak_large_validate() == NULL, "cache cleared");
 }
 
+/* Runs put_run(s, blocks, n) in a child; true when the child stopped with
+ * abort() after writing a message that contains `what`. */
+static bool put_run_dies(hak_slab_t *s, void *const *blocks, unsigned n, const char *what) {
+  int fds[2];
+  if (pipe(fds) != 0) return false;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    hak_slab_put_run(s, blocks, n, "free()");
+    _exit(0);
+  }
+  close(fds[1]);
+  char msg[256] = "";
+  ssize_t got = read(fds[0], msg, sizeof msg - 1);
+  msg[got > 0 ? got : 0] = 0;
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(msg, what) != NULL;
+}
+
+/* hak_slab_put_run, the flush's way back into a slab: a run of blocks in any
+ * order (bitmap slabs gather each word's bits and store them once), with
+ * every block's checks: a block already free, or twice in one run, is a
+ * double free in a bitmap slab; a pointer inside a block is invalid. */
+static void test_put_run(void) {
+  unsigned cls = hak_size_class(48);
+  hak_slab_t *s = hak_slab_new(cls, NULL);
+  CHECK(s != NULL, "new slab");
+  if (s == NULL) return;
+  void *b[400];
+  unsigned got = hak_slab_take(s, b, 400);
+  CHECK(got == 400, "take 400");
+  void *run[200];
+  for (unsigned k = 0; k < 200; k++) run[k] = b[(k * 37) % 400]; /* scattered over the words, 200 distinct */
+  hak_slab_put_run(s, run, 200, "free()");
+  CHECK(s->used == 200 && hak_slab_validate(s) == NULL, "put_run of 200 scattered blocks: used %u, %s", s->used,
+        hak_slab_validate(s));
+  unsigned freed = 0;
+  for (unsigned i = 0; i < 400; i++) freed += hak_slab_block_free(s, b[i]);
+  CHECK(!config_slab_bitmap || freed == 200, "exactly the 200 blocks are free in the bitmap (%u)", freed);
+  void *live = NULL;
+  for (unsigned i = 0; i < 400 && live == NULL; i++) {
+    bool in_run = false;
+    for (unsigned k = 0; k < 200; k++) in_run |= run[k] == b[i];
+    if (!in_run) live = b[i];
+  }
+  void *interior[] = {live, (char *)live + 16};
+  CHECK(put_run_dies(s, interior, 2, "invalid pointer"), "a pointer inside a block stops put_run");
+  if (config_slab_bitmap) {
+    void *again[] = {live, run[7]};
+    CHECK(put_run_dies(s, again, 2, "double free"), "a block already free stops put_run");
+    void *twice[] = {live, (char *)live + 48, live};
+    CHECK(put_run_dies(s, twice, 3, "double free"), "a block twice in one run stops put_run");
+  }
+  void *rest[200];
+  unsigned n = 0;
+  for (unsigned i = 0; i < 400; i++)
+    if (!hak_slab_block_free(s, b[i]) || !config_slab_bitmap) {
+      bool in_run = false;
+      for (unsigned k = 0; k < 200; k++) in_run |= run[k] == b[i];
+      if (!in_run) rest[n++] = b[i];
+    }
+  hak_slab_put_run(s, rest, n, "free()");
+  CHECK(s->used == 0 && hak_slab_validate(s) == NULL, "the rest back: used %u, %s", s->used, hak_slab_validate(s));
+  hak_slab_release(s);
+}
+
 int main(void) {
   test_size_classes();
   test_slab();
+  test_put_run();
   test_remote_free_stack();
   test_medium();
   test_large();
