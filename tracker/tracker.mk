@@ -54,7 +54,7 @@ deps-traces:
 	@scripts/install-deps.sh traces
 
 traces: deps-traces tracker $(WL_DIR)/replay
-	@tracker/traces.sh results/traces
+	@tracker/traces.sh record results/traces
 
 BENCH_TRACES_REPS := $(if $(filter command line,$(origin REPS)),$(REPS),3)
 bench-traces: deps-traces $(BUILD)/$(VARIANT)/libhakmem.so harness $(WL_DIR)/replay
