@@ -634,7 +634,9 @@ static inline bool ht_enter(ht_thread **tp)
     t_busy = 1;
     ht_thread *t = t_self;
     if (HT_UNLIKELY(!t)) {
+        int saved = errno; /* creating the file may fail on the way (mkdir) */
         t = ht_register();
+        errno = saved;
         if (!t) {
             t_busy = 0;
             return false;
