@@ -118,6 +118,8 @@ static bool load_file(tr_file *f)
         return bad(f->path, "corrupt header (header size %u, unit %u, mode %u)",
                    f->h.header_size, f->h.unit_size, f->h.mode);
     f->h.exe[sizeof f->h.exe - 1] = 0;
+    f->h.comm[sizeof f->h.comm - 1] = 0;
+    uint8_t flag_mask = f->h.mode == HT_MODE_SAMPLED ? HT_EV_ALL : 0;
     size_t body = f->map_size - HT_HEADER_SIZE;
     f->units = (const ht_event *)(f->map + HT_HEADER_SIZE);
     f->nunits = body / HT_UNIT;
@@ -125,8 +127,8 @@ static bool load_file(tr_file *f)
     for (uint64_t k = 0; k < f->nunits; k++) {
         const ht_event *e = &f->units[k];
         uint64_t off = HT_HEADER_SIZE + k * HT_UNIT;
-        if (e->reserved16 || e->reserved32 || e->flags > HT_EV_SAMPLED)
-            return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields set)", off);
+        if (e->reserved16 || (e->flags & ~flag_mask) || (e->old_size && !flag_mask))
+            return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields or flags set)", off);
         if (e->op == HT_OP_STACK) {
             uint64_t n = e->size, units = 1 + (n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
             if (n == 0 || n > HT_MAX_FRAMES || e->stack == 0)
@@ -261,6 +263,7 @@ bool tr_open(const char *dir, tr_run *run)
             in->sample_threshold = f->h.sample_threshold;
             in->sample_every = f->h.sample_every;
             in->exe = f->h.exe;
+            in->comm = f->h.comm;
         }
         in->nfiles++;
     }
