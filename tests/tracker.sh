@@ -82,6 +82,12 @@ check "100 threads: every call of every thread in its file exactly once, in orde
     '[[ "$res" == ok\ 100\ * ]]'
 check "100 threads: one file per thread plus main (101), each closed by an end record" \
     '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
+# The report's reading speed (a guard against slowing it down: 20-25 M
+# records per second of CPU here on this trace; other load stretches wall time)
+"$T" report --no-html "$TMP/t100" >"$TMP/t100.rep" 2>&1
+rate=$(sed -n 's/^read .*CPU [0-9.]* s, \([0-9.]*\) M records\/s)$/\1/p' "$TMP/t100.rep")
+check "report on 100 threads' 101 files: $(grep '^read' "$TMP/t100.rep"); at least 5 M records per second of CPU" \
+    '[ -n "$rate" ] && "$PY" -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 5 else 1)" "$rate"'
 # The faulty trackers: every thread's file is read, and holds fewer calls
 # (drop) or more (dup) than the thread made.
 for fault in drop dup; do

@@ -429,19 +429,42 @@ static void analysis_free(analysis *a)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/* A JSON string: runs of plain characters written at once. */
 static void jstr(FILE *f, const char *s)
 {
-    fputc('"', f);
+    putc_unlocked('"', f);
+    const char *run = s;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        fwrite(run, 1, (size_t)(s - run), f);
+        if (c < 0x20)
             fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
+        else {
+            putc_unlocked('\\', f);
+            putc_unlocked((int)c, f);
+        }
+        run = s + 1;
     }
-    fputc('"', f);
+    fwrite(run, 1, (size_t)(s - run), f);
+    putc_unlocked('"', f);
+}
+
+/* A list element: the comma (unless first) and the number, without printf
+ * (the timelines and histograms are most of the output). */
+static void jnum(FILE *f, bool first, int64_t v)
+{
+    char buf[24], *e = buf + sizeof buf, *d = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--d = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--d = '-';
+    if (!first)
+        *--d = ',';
+    fwrite(d, 1, (size_t)(e - d), f);
 }
 
 static void human_bytes(char *buf, size_t n, double v)
@@ -492,9 +515,6 @@ static void site_frames(FILE *f, tr_symbolizer *sym, const tr_site *s)
     fprintf(f, "]");
 }
 
-static const analysis *g_sort_a;
-static int g_sort_key;
-
 static uint64_t site_key(const site_stat *s, int key)
 {
     switch (key) {
@@ -507,23 +527,31 @@ static uint64_t site_key(const site_stat *s, int key)
     }
 }
 
-static int cmp_site(const void *x, const void *y)
+/* The TOP sites by a key into order, largest first (ties: the lower index
+ * first); returns how many (all sites, when fewer). A selection, not a
+ * sort of every site. */
+static uint32_t top_by(const analysis *a, int key, uint32_t *order)
 {
-    uint64_t a = site_key(&g_sort_a->sites[*(const uint32_t *)x], g_sort_key);
-    uint64_t b = site_key(&g_sort_a->sites[*(const uint32_t *)y], g_sort_key);
-    return a < b ? 1 : a > b ? -1 : 0;
+    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0, m = 0;
+    for (uint32_t si = 1; si <= n; si++) {
+        uint64_t k = site_key(&a->sites[si], key);
+        if (m == TOP && k <= site_key(&a->sites[order[m - 1]], key))
+            continue;
+        uint32_t i = m < TOP ? m++ : m - 1;
+        while (i > 0 && site_key(&a->sites[order[i - 1]], key) < k) {
+            order[i] = order[i - 1];
+            i--;
+        }
+        order[i] = si;
+    }
+    return m;
 }
 
 /* The top sites by one key, as a JSON list. */
 static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, uint32_t *order,
                       const char *name)
 {
-    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
-    for (uint32_t i = 0; i < n; i++)
-        order[i] = i + 1;
-    g_sort_a = a;
-    g_sort_key = key;
-    qsort(order, n, sizeof *order, cmp_site);
+    uint32_t n = top_by(a, key, order);
     fprintf(f, ",\"%s\":[", name);
     for (uint32_t i = 0, shown = 0; i < n && shown < TOP; i++) {
         const site_stat *s = &a->sites[order[i]];
@@ -584,11 +612,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
     uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
     /* hot small-allocation sites */
     if (n) {
-        for (uint32_t i = 0; i < n; i++)
-            order[i] = i + 1;
-        g_sort_a = a;
-        g_sort_key = 3;
-        qsort(order, n, sizeof *order, cmp_site);
+        n = top_by(a, 3, order);
         for (uint32_t i = 0; i < n && i < 3; i++) {
             const site_stat *s = &a->sites[order[i]];
             if (!a->allocs || s->small * 20 < a->allocs || s->small < 1000)
@@ -614,9 +638,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
         human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
         char where[600] = "";
         if (n) {
-            g_sort_key = 4;
-            qsort(order, n, sizeof *order, cmp_site);
-            if (a->sites[order[0]].large_short)
+            if (top_by(a, 4, order) && a->sites[order[0]].large_short)
                 snprintf(where, sizeof where, "; most at %s",
                          site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
         }
@@ -667,9 +689,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
         human_bytes(b2, sizeof b2, (double)a->live_bytes_end);
         char where[600] = "";
         if (n) {
-            g_sort_key = 2;
-            qsort(order, n, sizeof *order, cmp_site);
-            if (a->sites[order[0]].live_bytes)
+            if (top_by(a, 2, order) && a->sites[order[0]].live_bytes)
                 snprintf(where, sizeof where, "; the most from %s",
                          site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
         }
@@ -686,7 +706,7 @@ static void hist(FILE *f, const char *name, const uint64_t *h)
         last--;
     fprintf(f, ",\"%s\":[", name);
     for (int i = 0; i <= last; i++)
-        fprintf(f, "%s%" PRIu64, i ? "," : "", h[i]);
+        jnum(f, i == 0, (int64_t)h[i]);
     fprintf(f, "]");
 }
 
@@ -794,7 +814,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         int64_t v = a->tl_max[i] >= 0 ? a->tl_max[i] : carry;
         if (a->tl_last[i] >= 0)
             carry = a->tl_last[i];
-        fprintf(f, "%s%" PRId64, i ? "," : "", v);
+        jnum(f, i == 0, v);
     }
     fprintf(f, "]}");
     hist(f, "size_hist", a->size_hist);
@@ -820,7 +840,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     for (uint32_t x = 0; x < mt; x++) {
         fprintf(f, "%s[", x ? "," : "");
         for (uint32_t y = 0; y < mt; y++)
-            fprintf(f, "%s%" PRIu64, y ? "," : "", a->matrix[x * MAXT + y]);
+            jnum(f, y == 0, (int64_t)a->matrix[x * MAXT + y]);
         fprintf(f, "]");
     }
     fprintf(f, "]}");
@@ -858,7 +878,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     fprintf(f, ",\"small_allocations\":%" PRIu64 ",\"large_allocations\":%" PRIu64
                ",\"short_lived_large\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
             a->small_allocs, a->large_allocs, a->large_short, a->large_short_bytes);
-    uint32_t *order = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *order);
+    uint32_t order[TOP];
     fprintf(f, ",\"sites\":%u", in->nsites ? in->nsites - 1 : 0);
     if (in->nsites > 1) {
         top_sites(f, a, sym, 0, order, "top_sites_by_bytes");
@@ -866,17 +886,18 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         top_sites(f, a, sym, 2, order, "top_sites_never_freed");
     }
     hints(f, a, sym, order);
-    free(order);
     fprintf(f, "}");
     tr_symbolizer_free(sym);
 }
 
 int report_run(const char *dir, const char *json_path, uint64_t pid, char *head, size_t headn,
-               double *seconds, uint64_t *records)
+               double seconds[2], uint64_t *records)
 {
     tr_run run;
     struct timespec t0, t1;
+    struct timespec c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     if (!tr_open(dir, &run))
         return 1;
     /* The main instance: the one asked for, else the one with most records. */
@@ -894,6 +915,9 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
         return 2;
     }
     FILE *f = fopen(json_path, "w");
+    static char obuf[1 << 20];
+    if (f)
+        setvbuf(f, obuf, _IOFBF, sizeof obuf);
     if (!f) {
         fprintf(stderr, "hakmem-trace: %s: cannot write: %s\n", json_path, strerror(errno));
         tr_close(&run);
@@ -937,7 +961,9 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
                             " records\n", t->path, t->events);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    seconds[0] = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    seconds[1] = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
     *records = total;
     tr_close(&run);
     return 0;
