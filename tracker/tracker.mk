@@ -8,6 +8,9 @@
 #   make bench-traces [VARIANT=v] [REPS=n]
 #                       replay them (harness/suites/traces.suite) under hakmem-<v>,
 #                       glibc, jemalloc, mimalloc and tcmalloc -> results/<run>/report.md
+#   make fidelity [VARIANT=v] [REPS=n]
+#                       peak RSS of each real program and of its replay under the same
+#                       allocators, both rankings -> results/traces/fidelity.md (.json)
 #
 # The preload is built like the allocator (PIC, initial-exec TLS, no builtin
 # malloc) and links libunwind for call stacks.
@@ -23,7 +26,7 @@ TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/libhaktrack-d
                  $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix $(BUILD)/tests/tracker_churn \
                  $(BUILD)/tests/tracker_errno $(BUILD)/tests/libtracker_bump.so
 
-.PHONY: tracker test-tracker traces bench-traces deps-traces
+.PHONY: tracker test-tracker traces bench-traces deps-traces fidelity
 all: tracker
 test: test-tracker
 tracker: $(TRACK_LIB) $(TRACK_BIN)
@@ -70,6 +73,10 @@ traces: deps-traces tracker $(WL_DIR)/replay
 	@tracker/traces.sh record results/traces
 
 BENCH_TRACES_REPS := $(if $(filter command line,$(origin REPS)),$(REPS),3)
+
+fidelity: deps-traces tracker $(WL_DIR)/replay $(BUILD)/$(VARIANT)/libhakmem.so
+	@test -f results/traces/python.replay || $(MAKE) --no-print-directory traces
+	@VARIANT=$(VARIANT) tracker/traces.sh fidelity results/traces $(BENCH_TRACES_REPS)
 bench-traces: deps-traces $(BUILD)/$(VARIANT)/libhakmem.so harness $(WL_DIR)/replay
 	@test -f results/traces/python.replay || $(MAKE) --no-print-directory traces
 	@run=results/$$(date +%Y%m%d-%H%M%S)-traces-$(VARIANT); start=$$(date +%s); \
