@@ -739,13 +739,14 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
 #define HT_RECORD_ALLOC(t, op, p, n, aux)                                           \
     do {                                                                            \
         uint8_t fl_ = 0;                                                            \
-        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {                             \
-            if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), (op) == HT_OP_CALLOC ? 0 : (aux))))              \
+        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) { /* aux: calloc's count */   \
+            size_t al_ = (op) == HT_OP_CALLOC ? 0 : (aux);                          \
+            if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), al_)))               \
                 break;                                                              \
         }                                                                           \
         uint64_t now_ = ht_now();                                                   \
         uint32_t st_ = g_opt[OPT_STACKS].value ? ht_stack(t) : 0;                   \
-        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);  \
+        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);                \
     } while (0)
 
 /* ---- the exported functions --------------------------------------------- */
