@@ -22,10 +22,15 @@
  *   record with a release store of its position, so an exit flush writes
  *   every record published before it and the owner writes the rest.
  *
- * Sampled mode keeps one shared open-addressing set of the sampled blocks'
- * pointers, so that only frees of sampled blocks are recorded: it is read
- * on every free and written once per sampled block (never for a call that
- * is not recorded).
+ * Sampled mode keeps no shared state: a call is drawn by the thread's own
+ * countdown (one in N calls, random gaps), and a block is tracked when a
+ * hash of its address (keyed by a per-instance salt) falls in the lowest
+ * 1/N of the range, so the free side knows, from the pointer alone, that
+ * the allocation was recorded. Large blocks (at least the threshold asked
+ * for, or malloc_usable_size at least that) are always both; a free asks
+ * the next allocator for the block's usable size once the process has
+ * tracked a large block (one flag, written once). The record flags say
+ * which sample a record belongs to (trace_format.h).
  *
  * Bootstrap: until dlsym has resolved the next functions, allocations (made
  * by dlsym itself) come from a static area; they are never passed to the
@@ -70,7 +75,6 @@
  * event). */
 #define HT_BUF_UNITS ((256u << 10) / HT_UNIT)
 #define HT_ROOM (2u + (HT_MAX_FRAMES + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT + 2u)
-#define HT_SET_BITS 18 /* sampled-pointer set: 2^18 entries (2 MiB), live sampled blocks */
 #define HT_BOOT_BYTES (64u << 10)
 
 /* ---- options ------------------------------------------------------------ */
@@ -192,7 +196,10 @@ static uint32_t g_flags;
 static _Atomic uint32_t g_nthreads;
 static ht_thread *_Atomic g_threads;
 static pthread_key_t g_key;
-static _Atomic uint64_t *g_set;  /* sampled mode: live sampled pointers */
+static uint64_t g_salt;          /* sampled: the key of the address hash */
+static uint64_t g_track_below;   /* sampled: a block is tracked when its hash is below */
+static _Atomic int g_large_seen; /* sampled: a large block was tracked (written once) */
+static char g_comm[16];
 
 static __thread ht_thread *t_self __attribute__((tls_model("initial-exec")));
 static __thread int t_busy __attribute__((tls_model("initial-exec")));
@@ -326,6 +333,8 @@ static bool ht_open_file(ht_thread *t)
     h.sample_every = g_opt[OPT_EVERY].value;
     h.parent_epoch_ns = g_parent_epoch;
     memcpy(h.exe, g_exe, sizeof h.exe);
+    h.sample_salt = g_salt;
+    memcpy(h.comm, g_comm, sizeof h.comm);
     if (!ht_write_all(fd, &h, sizeof h)) {
         ht_stop("cannot write a trace file in ", errno ? errno : ENOSPC);
         close(fd);
@@ -368,6 +377,12 @@ static void ht_write_out(ht_thread *t)
     size_t bytes = (size_t)(pos - t->written) * HT_UNIT;
     const void *from = &t->buf[t->written];
     bool ok;
+#ifdef HT_TEST_DISCARD
+    /* test build only: records are made but not written (the end records
+     * still count them), so a test can sample millions of blocks */
+    t->written = pos;
+    return;
+#endif
     if (t->dead) {
         int fd = open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC);
         ok = fd >= 0 && ht_write_all(fd, from, bytes);
@@ -510,10 +525,9 @@ static void ht_thread_exit(void *arg)
 
 /* ---- sampled mode ---------------------------------------------------- */
 
-static inline bool ht_sample(ht_thread *t, size_t n)
+/* The thread's countdown: true once in `every` calls on average. */
+static inline bool ht_draw(ht_thread *t)
 {
-    if (n >= g_opt[OPT_THRESHOLD].value)
-        return true;
     if (--t->countdown)
         return false;
     t->rng = ht_mix(t->rng + 0x9e3779b97f4a7c15ULL);
@@ -521,34 +535,66 @@ static inline bool ht_sample(ht_thread *t, size_t n)
     return true;
 }
 
-/* Slots hold a pointer, 0 (empty) or 1 (deleted). */
-static void ht_set_insert(void *p)
+/* A block at p is tracked (if it is not large) when this holds: the same
+ * answer at its allocation, realloc and free, in any thread. */
+static inline bool ht_hash_tracked(const void *p)
 {
-    uint64_t key = (uint64_t)(uintptr_t)p, mask = (1u << HT_SET_BITS) - 1;
-    uint64_t i = ht_mix(key) & mask;
-    for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
-        uint64_t cur = atomic_load_explicit(&g_set[i], memory_order_relaxed);
-        if (cur <= 1 && atomic_compare_exchange_strong(&g_set[i], &cur, key))
-            return;
-    }
-    /* Full: this block's free will not be recorded (it shows as never freed). */
+    return ht_mix((uint64_t)(uintptr_t)p ^ g_salt) < g_track_below;
 }
 
-/* Removes p; true when it was there. */
-static bool ht_set_take(void *p)
+/* The live block p is large by its usable size. */
+static inline bool ht_usable_large(void *p)
 {
-    uint64_t key = (uint64_t)(uintptr_t)p, mask = (1u << HT_SET_BITS) - 1;
-    uint64_t i = ht_mix(key) & mask;
-    for (uint64_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
-        uint64_t cur = atomic_load_explicit(&g_set[i], memory_order_relaxed);
-        if (cur == key) {
-            atomic_store_explicit(&g_set[i], 1, memory_order_relaxed);
-            return true;
-        }
-        if (cur == 0)
-            return false;
+    return next.malloc_usable_size && next.malloc_usable_size(p) >= g_opt[OPT_THRESHOLD].value;
+}
+
+/* A new block p of n bytes asked for with alignment a: HT_EV_CALL |
+ * HT_EV_BLOCK when it is large, HT_EV_BLOCK when its address is tracked,
+ * else 0. The usable size is asked only when max(n, a) is at least a
+ * quarter of the threshold (no allocator rounds a request up 4-fold), so
+ * a small call pays for one hash. */
+static inline uint8_t ht_new_block(void *p, size_t n, size_t a)
+{
+    uint64_t thr = g_opt[OPT_THRESHOLD].value;
+    if (n >= thr || ((n >= thr / 4 || a >= thr / 4) && ht_usable_large(p))) {
+        if (HT_UNLIKELY(!atomic_load_explicit(&g_large_seen, memory_order_relaxed)))
+            atomic_store_explicit(&g_large_seen, 1, memory_order_relaxed);
+        return HT_EV_CALL | HT_EV_BLOCK;
     }
-    return false;
+    return ht_hash_tracked(p) ? HT_EV_BLOCK : 0;
+}
+
+/* The flags of an allocation's record (0: not recorded). */
+static inline uint8_t ht_sample_alloc(ht_thread *t, void *p, size_t n, size_t a)
+{
+    uint8_t fl = ht_new_block(p, n, a);
+    if (fl & HT_EV_CALL)
+        return fl;
+    if (ht_draw(t))
+        fl |= HT_EV_CALL;
+    return fl ? fl | HT_EV_SAMPLED : 0;
+}
+
+/* Whether the live block p is large (asked only once a large block was
+ * tracked: a large block's allocation happens before its free, and the
+ * program's own hand-over of the pointer orders the flag's store before
+ * this load). */
+static inline bool ht_block_large(void *p)
+{
+    return atomic_load_explicit(&g_large_seen, memory_order_relaxed) && ht_usable_large(p);
+}
+
+/* The flags of a free's record (0: not recorded). */
+static inline uint8_t ht_sample_free(ht_thread *t, void *p)
+{
+    if (ht_block_large(p))
+        return HT_EV_CALL | HT_EV_BLOCK;
+    uint8_t fl = HT_EV_SAMPLED;
+    if (ht_draw(t))
+        fl |= HT_EV_CALL;
+    if (ht_hash_tracked(p))
+        fl |= HT_EV_BLOCK;
+    return fl == HT_EV_SAMPLED ? 0 : fl;
 }
 
 /* ---- stacks -------------------------------------------------------------- */
@@ -634,7 +680,9 @@ static inline bool ht_enter(ht_thread **tp)
     t_busy = 1;
     ht_thread *t = t_self;
     if (HT_UNLIKELY(!t)) {
+        int saved = errno; /* creating the file may fail on the way (mkdir) */
         t = ht_register();
+        errno = saved;
         if (!t) {
             t_busy = 0;
             return false;
@@ -651,7 +699,7 @@ static inline void ht_leave(void)
 
 static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void *ptr,
                              uint64_t size, uint64_t aux, uint32_t stack, uint8_t flags,
-                             uint32_t start)
+                             uint32_t start, uint32_t old_size)
 {
     ht_event *e = &t->buf[atomic_load_explicit(&t->pos, memory_order_relaxed)];
     e->time = time;
@@ -663,7 +711,7 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
     e->op = op;
     e->flags = flags;
     e->reserved16 = 0;
-    e->reserved32 = 0;
+    e->old_size = old_size;
 #ifdef HT_TEST_DROP_EVERY
     /* test build only: an injected fault that loses one event in N */
     if ((t->events + 1) % HT_TEST_DROP_EVERY == 0) {
@@ -672,6 +720,14 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
     }
 #endif
     uint32_t pos = atomic_load_explicit(&t->pos, memory_order_relaxed) + 1;
+#ifdef HT_TEST_DUP_EVERY
+    /* test build only: an injected fault that writes one free or realloc
+     * in N twice (the buffer's room holds the extra unit) */
+    if ((op == HT_OP_FREE || op == HT_OP_REALLOC) && (t->events + 1) % HT_TEST_DUP_EVERY == 0) {
+        t->buf[pos] = *e;
+        pos++;
+    }
+#endif
     atomic_store_explicit(&t->pos, pos, memory_order_release);
     t->events++;
     if (HT_UNLIKELY(pos >= t->flush_at || atomic_load_explicit(&t->direct, memory_order_relaxed)))
@@ -683,15 +739,14 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
 #define HT_RECORD_ALLOC(t, op, p, n, aux)                                           \
     do {                                                                            \
         uint8_t fl_ = 0;                                                            \
-        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {                             \
-            if (!(p) || !ht_sample((t), (n)))                                       \
+        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) { /* aux: calloc's count */   \
+            size_t al_ = (op) == HT_OP_CALLOC ? 0 : (aux);                          \
+            if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), al_)))               \
                 break;                                                              \
-            ht_set_insert(p);                                                       \
-            fl_ = (n) >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;            \
         }                                                                           \
         uint64_t now_ = ht_now();                                                   \
         uint32_t st_ = g_opt[OPT_STACKS].value ? ht_stack(t) : 0;                   \
-        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0);     \
+        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);                \
     } while (0)
 
 /* ---- the exported functions --------------------------------------------- */
@@ -745,7 +800,7 @@ HT_EXPORT void free(void *p)
         if (!p && g_ready) {
             ht_thread *t;
             if (g_opt[OPT_MODE].value == HT_MODE_FULL && ht_enter(&t)) {
-                ht_commit(t, HT_OP_FREE, ht_now(), NULL, 0, 0, 0, 0, 0);
+                ht_commit(t, HT_OP_FREE, ht_now(), NULL, 0, 0, 0, 0, 0, 0);
                 ht_leave();
             }
         }
@@ -757,7 +812,8 @@ HT_EXPORT void free(void *p)
         return;
     }
     int e = errno;
-    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED && !ht_set_take(p)) {
+    uint8_t fl = 0;
+    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED && !(fl = ht_sample_free(t, p))) {
         next.free(p);
         ht_leave();
         errno = e;
@@ -765,39 +821,49 @@ HT_EXPORT void free(void *p)
     }
     uint64_t now = ht_now();
     next.free(p);
-    ht_commit(t, HT_OP_FREE, now, p, 0, 0, 0, 0, 0);
+    ht_commit(t, HT_OP_FREE, now, p, 0, 0, 0, fl, 0, 0);
     ht_leave();
     errno = e;
 }
 
 /* realloc and reallocarray: old released at the call's start, new born
- * after it. In sampled mode a realloc is recorded when its old block was
- * sampled or when the new size is drawn. */
+ * after it. In sampled mode a realloc is recorded when it is drawn or
+ * large (the new size), when its old block was tracked or when its new
+ * one is. */
 static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *t, uint8_t op, void *p, size_t n, size_t k,
                                       size_t b)
 {
-    bool rec = true, was = false;
+    bool sampled = g_opt[OPT_MODE].value == HT_MODE_SAMPLED, drawn = false;
     uint8_t fl = 0;
-    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
-        was = p && ht_set_take(p);
-        rec = was || ht_sample(t, b);
-        fl = b >= g_opt[OPT_THRESHOLD].value ? 0 : HT_EV_SAMPLED;
+    uint64_t old_size = 0;
+    if (sampled) {
+        if (p && (ht_hash_tracked(p) || ht_block_large(p)))
+            fl = HT_EV_OLD_BLOCK;
+        drawn = b < g_opt[OPT_THRESHOLD].value && ht_draw(t);
+        if (drawn && p && next.malloc_usable_size) /* what a move copies, at most */
+            old_size = next.malloc_usable_size(p);
     }
-    uint64_t t0 = rec ? ht_now() : 0;
+    /* The call's start is taken when the old block's release may be
+     * recorded (in sampled mode: when it is tracked; else start is 0). */
+    uint64_t t0 = !sampled || fl ? ht_now() : 0;
     void *q = op == HT_OP_REALLOC ? next.realloc(p, n) : next.reallocarray(p, k, n);
     int e = errno;
+    bool rec = true;
+    if (sampled) {
+        uint8_t nf = q ? ht_new_block(q, b, 0) : b >= g_opt[OPT_THRESHOLD].value ? HT_EV_CALL : 0;
+        if (!(nf & HT_EV_CALL)) /* not large: the call and block stand for `every` */
+            nf |= HT_EV_SAMPLED | (drawn ? HT_EV_CALL : 0);
+        fl |= nf;
+        rec = (fl & ~HT_EV_SAMPLED) != 0;
+    }
     if (rec) {
         uint64_t t1 = ht_now();
-        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
-            if (q)
-                ht_set_insert(q);
-            else if (was && b)
-                ht_set_insert(p); /* failed: the old block lives on */
-        }
+        if (!t0)
+            t0 = t1;
         uint32_t st = g_opt[OPT_STACKS].value && q ? ht_stack(t) : 0;
         uint64_t d = t1 - t0;
-        ht_commit(t, op, t1, q, b, (uint64_t)(uintptr_t)p, st, fl,
-                  d > UINT32_MAX ? UINT32_MAX : (uint32_t)d);
+        ht_commit(t, op, t1, q, b, (uint64_t)(uintptr_t)p, st, fl, d > UINT32_MAX ? UINT32_MAX : (uint32_t)d,
+                  (fl & HT_EV_CALL) && old_size ? (old_size > UINT32_MAX ? UINT32_MAX : (uint32_t)old_size) : 0);
     }
     errno = e;
     return q;
@@ -916,7 +982,7 @@ HT_EXPORT size_t malloc_usable_size(void *p)
         return next.malloc_usable_size(p);
     size_t n = next.malloc_usable_size(p);
     int e = errno;
-    ht_commit(t, HT_OP_USABLE_SIZE, ht_now(), p, n, 0, 0, 0, 0);
+    ht_commit(t, HT_OP_USABLE_SIZE, ht_now(), p, n, 0, 0, 0, 0, 0);
     ht_leave();
     errno = e;
     return n;
@@ -1116,20 +1182,21 @@ __attribute__((constructor)) static void ht_init(void)
     ht_start_instance();
     ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
     g_exe[n > 0 ? n : 0] = 0;
+    int cfd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        ssize_t k = read(cfd, g_comm, sizeof g_comm - 1);
+        g_comm[k > 0 ? k : 0] = 0;
+        g_comm[strcspn(g_comm, "\n")] = 0;
+        close(cfd);
+    }
     if (!ht_read_options()) {
         t_busy = 0;
         return;
     }
     if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
         g_flags |= HT_F_SAMPLED;
-        void *m = mmap(NULL, sizeof(uint64_t) << HT_SET_BITS, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
-            ht_say("out of memory for the sampled set; not recording", "", "");
-            t_busy = 0;
-            return;
-        }
-        g_set = m;
+        g_salt = ht_mix(g_epoch_rt ^ ((uint64_t)g_pid << 40) ^ g_epoch);
+        g_track_below = UINT64_MAX / g_opt[OPT_EVERY].value;
     }
     if (g_opt[OPT_STACKS].value)
         g_flags |= HT_F_STACKS;

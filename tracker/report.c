@@ -8,9 +8,18 @@
  * cross-thread matrix (allocating thread x freeing thread), realloc chains
  * (a block's life through its reallocs: moves and bytes copied), call
  * sites (with stacks), blocks never freed, anomalies (frees of pointers
- * never seen, allocations of a pointer still live) and hints. In sampled
- * mode a sampled call stands for sample_every calls and figures are
- * estimates (the JSON says so).
+ * never seen, allocations of a pointer still live) and hints.
+ *
+ * Two roles of a record: the call figures (calls per operation and thread,
+ * allocations, sizes, bytes asked for, sites by count and bytes) and the
+ * heap figures (blocks: live bytes, lifetimes, frees, who frees what,
+ * realloc chains, blocks never freed). In full mode every record has both.
+ * In sampled mode a record has the roles its flags give (trace_format.h):
+ * the call figures come from the drawn calls, the heap figures from the
+ * tracked blocks, each weighted by sample_every unless large, and all are
+ * estimates (the JSON says so). A block that a realloc moves between a
+ * tracked and an untracked address counts in the heap figures only while
+ * tracked, and its lifetime is not counted.
  */
 #include "report.h"
 
@@ -38,11 +47,13 @@ typedef struct blk {
     uint32_t thread, site, reallocs, moves;
     uint32_t weight;
     uint32_t next_free;
+    uint32_t partial;  /* sampled: entered the heap figures at a realloc (lifetime unknown) */
 } blk;
 
 typedef struct site_stat {
     uint64_t allocs, bytes, frees, live_blocks, live_bytes, small, large_short, large_short_bytes;
     uint64_t reallocs, moves, copied;
+    uint64_t lifetimes; /* frees whose lifetime is known */
     double lifetime_sum;
 } site_stat;
 
@@ -62,7 +73,7 @@ typedef struct analysis {
     blk *blks;
     uint32_t nblks, capblks, free_blk;
     uint64_t ops[HT_OP_LAST_CALL + 1];
-    uint64_t allocs, frees, alloc_bytes, failed, free_null, unmatched_frees, unmatched_reallocs,
+    uint64_t allocs, frees, call_frees, alloc_bytes, failed, free_null, unmatched_frees, unmatched_reallocs,
         realloc_while_live, alloc_while_live;
     int64_t live, peak;
     uint64_t peak_time;
@@ -71,7 +82,7 @@ typedef struct analysis {
     uint64_t bucket_ns;
     uint64_t size_hist[NHIST], size_hist_bytes[NHIST];
     uint64_t life_hist[NHIST];
-    uint64_t freed_blocks;
+    uint64_t freed_blocks; /* frees whose lifetime is known */
     double life_sum;
     uint64_t *matrix; /* MAXT x MAXT */
     thread_stat *threads;
@@ -161,22 +172,27 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
     blk *b = &a->blks[bi];
     uint64_t life = t > b->t_alloc ? t - b->t_alloc : 0;
     a->frees += b->weight;
-    a->freed_blocks += b->weight;
-    a->life_hist[log2_bucket(life)] += b->weight;
-    a->life_sum += (double)life * b->weight;
+    if (!b->partial) {
+        a->freed_blocks += b->weight;
+        a->life_hist[log2_bucket(life)] += b->weight;
+        a->life_sum += (double)life * b->weight;
+    }
     uint32_t x = b->thread < MAXT ? b->thread : MAXT - 1, y = th < MAXT ? th : MAXT - 1;
     a->matrix[x * MAXT + y] += b->weight;
     if (b->thread != th)
         a->threads[th].foreign_frees += b->weight;
-    if (b->size >= LARGE_BYTES && life < SHORT_NS) {
+    if (b->size >= LARGE_BYTES && life < SHORT_NS && !b->partial) {
         a->large_short += b->weight;
         a->large_short_bytes += b->size * b->weight;
     }
     if (b->site) {
         site_stat *s = &a->sites[b->site];
         s->frees += b->weight;
-        s->lifetime_sum += (double)life * b->weight;
-        if (b->size >= LARGE_BYTES && life < SHORT_NS) {
+        if (!b->partial) {
+            s->lifetimes += b->weight;
+            s->lifetime_sum += (double)life * b->weight;
+        }
+        if (b->size >= LARGE_BYTES && life < SHORT_NS && !b->partial) {
             s->large_short += b->weight;
             s->large_short_bytes += b->size * b->weight;
         }
@@ -186,7 +202,40 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
     blk_release(a, bi);
 }
 
-static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t weight)
+/* A tracked block leaves the heap figures without a free: a realloc moved
+ * it to an untracked address (sampled mode). */
+static void block_dropped(analysis *a, uint32_t bi, uint64_t t)
+{
+    blk *b = &a->blks[bi];
+    live_add(a, -(int64_t)(b->size * b->weight), t);
+    chain_end(a, b);
+    blk_release(a, bi);
+}
+
+/* An allocating call, in the call figures. */
+static void call_alloc(analysis *a, const tr_item *it, uint64_t size, uint32_t weight)
+{
+    uint32_t site = site_of(a, it->e, it->thread);
+    a->allocs += weight;
+    a->alloc_bytes += size * weight;
+    a->threads[it->thread].alloc_bytes += size * weight;
+    a->size_hist[log2_bucket(size)] += weight;
+    a->size_hist_bytes[log2_bucket(size)] += size * weight;
+    if (size <= SMALL_BYTES)
+        a->small_allocs += weight;
+    if (size >= LARGE_BYTES)
+        a->large_allocs += weight;
+    if (site) {
+        site_stat *s = &a->sites[site];
+        s->allocs += weight;
+        s->bytes += size * weight;
+        if (size <= SMALL_BYTES)
+            s->small += weight;
+    }
+}
+
+/* A new block, in the heap figures. */
+static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t weight, bool partial)
 {
     const ht_event *e = it->e;
     uint64_t old;
@@ -197,24 +246,8 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     uint32_t bi = blk_new(a);
     blk *b = &a->blks[bi];
     *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
-                .site = site_of(a, e, it->thread), .weight = weight };
+                .site = site_of(a, e, it->thread), .weight = weight, .partial = partial };
     tr_map_put(&a->ptrs, e->ptr, bi);
-    a->allocs += weight;
-    a->alloc_bytes += size * weight;
-    a->threads[it->thread].alloc_bytes += size * weight;
-    a->size_hist[log2_bucket(size)] += weight;
-    a->size_hist_bytes[log2_bucket(size)] += size * weight;
-    if (size <= SMALL_BYTES)
-        a->small_allocs += weight;
-    if (size >= LARGE_BYTES)
-        a->large_allocs += weight;
-    if (b->site) {
-        site_stat *s = &a->sites[b->site];
-        s->allocs += weight;
-        s->bytes += size * weight;
-        if (size <= SMALL_BYTES)
-            s->small += weight;
-    }
     live_add(a, (int64_t)(size * weight), it->key);
 }
 
@@ -238,24 +271,36 @@ static void analyse(analysis *a, tr_instance *in)
     tr_walk w;
     tr_walk_init(&w, in);
     tr_item it;
+    bool sampled = in->mode == HT_MODE_SAMPLED;
     while (tr_walk_next(&w, &it)) {
         const ht_event *e = it.e;
         uint32_t weight = (e->flags & HT_EV_SAMPLED) ? (uint32_t)in->sample_every : 1;
-        if (it.kind != TR_REALLOC_OLD) {
+        bool call = !sampled || (e->flags & HT_EV_CALL);         /* in the call figures */
+        bool tracked = !sampled || (e->flags & HT_EV_BLOCK);     /* ptr in the heap figures */
+        bool old_tracked = !sampled || (e->flags & HT_EV_OLD_BLOCK);
+        if (it.kind != TR_REALLOC_OLD && call) {
             a->ops[e->op] += weight;
             a->threads[it.thread].ops[e->op] += weight;
         }
         switch (it.kind) {
         case TR_ALLOC:
-            if (e->ptr)
-                block_new(a, &it, e->size, weight);
-            else
-                a->failed += weight;
+            if (!e->ptr) {
+                a->failed += call ? weight : 0;
+                break;
+            }
+            if (call)
+                call_alloc(a, &it, e->size, weight);
+            if (tracked)
+                block_new(a, &it, e->size, weight, false);
             break;
         case TR_FREE: {
             uint64_t bi;
+            if (e->ptr && call)
+                a->call_frees += weight;
             if (!e->ptr)
                 a->free_null++;
+            else if (!tracked)
+                break;
             else if (tr_map_take(&a->ptrs, e->ptr, &bi))
                 block_freed(a, (uint32_t)bi, it.key, it.thread);
             else
@@ -264,28 +309,48 @@ static void analyse(analysis *a, tr_instance *in)
         }
         case TR_REALLOC_OLD: {
             uint64_t bi;
-            pending[it.thread] = tr_map_take(&a->ptrs, e->aux, &bi) ? (uint32_t)bi : UINT32_MAX;
-            if (pending[it.thread] == UINT32_MAX)
+            pending[it.thread] = UINT32_MAX;
+            if (!old_tracked)
+                break;
+            if (tr_map_take(&a->ptrs, e->aux, &bi))
+                pending[it.thread] = (uint32_t)bi;
+            else
                 a->unmatched_reallocs++;
             break;
         }
         case TR_REALLOC_NEW: {
             uint32_t bi = e->aux ? pending[it.thread] : UINT32_MAX;
-            if (bi == UINT32_MAX) { /* realloc(NULL, n), or of a block never seen */
-                if (e->ptr)
-                    block_new(a, &it, e->size, weight);
-                else if (e->size)
+            /* sampled: moves and bytes copied from the drawn calls (a moved
+             * block rarely lands on a tracked address) */
+            if (sampled && call && e->aux && e->ptr && e->ptr != e->aux) {
+                a->chain_moves += weight;
+                a->chain_copied += (e->old_size < e->size ? e->old_size : e->size) * weight;
+            }
+            if (bi == UINT32_MAX) {
+                /* realloc(NULL, n); a realloc of a block never seen (full
+                 * mode: counted as an allocation); or of an untracked block */
+                if (e->ptr) {
+                    if (call && (!e->aux || !sampled))
+                        call_alloc(a, &it, e->size, weight);
+                    if (tracked)
+                        block_new(a, &it, e->size, weight, sampled && e->aux);
+                } else if (e->size && call) {
                     a->failed += weight;
+                }
                 break;
             }
             blk *b = &a->blks[bi];
             if (!e->ptr && e->size) { /* failed: the old block lives on */
-                a->failed += weight;
+                a->failed += call ? weight : 0;
                 tr_map_put(&a->ptrs, e->aux, bi);
                 break;
             }
             if (!e->ptr) { /* realloc(p, 0) freed it */
                 block_freed(a, bi, it.key, it.thread);
+                break;
+            }
+            if (!tracked) { /* moved to an untracked address */
+                block_dropped(a, bi, it.key);
                 break;
             }
             uint64_t old;
@@ -299,21 +364,24 @@ static void analyse(analysis *a, tr_instance *in)
                 uint64_t c = b->size < e->size ? b->size : e->size;
                 b->moves++;
                 b->copied += c;
-                a->chain_moves += b->weight;
-                a->chain_copied += c * b->weight;
+                if (!sampled) {
+                    a->chain_moves += weight;
+                    a->chain_copied += c * weight;
+                }
             }
-            a->chain_reallocs += b->weight;
+            a->chain_reallocs += weight;
             if (b->site) {
-                a->sites[b->site].reallocs += b->weight;
-                a->sites[b->site].moves += e->ptr != e->aux ? b->weight : 0;
-                a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) : 0;
+                a->sites[b->site].reallocs += weight;
+                a->sites[b->site].moves += e->ptr != e->aux ? weight : 0;
+                a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) * weight : 0;
             }
-            live_add(a, ((int64_t)e->size - (int64_t)b->size) * b->weight, it.key);
+            live_add(a, (int64_t)(e->size * weight) - (int64_t)(b->size * b->weight), it.key);
             if (e->size > b->size) { /* growth counts as allocated */
-                a->alloc_bytes += (e->size - b->size) * b->weight;
-                a->threads[it.thread].alloc_bytes += (e->size - b->size) * b->weight;
+                a->alloc_bytes += (e->size - b->size) * weight;
+                a->threads[it.thread].alloc_bytes += (e->size - b->size) * weight;
             }
             b->size = e->size;
+            b->weight = weight;
             tr_map_put(&a->ptrs, e->ptr, bi);
             break;
         }
@@ -361,19 +429,42 @@ static void analysis_free(analysis *a)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/* A JSON string: runs of plain characters written at once. */
 static void jstr(FILE *f, const char *s)
 {
-    fputc('"', f);
+    putc_unlocked('"', f);
+    const char *run = s;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
+        if (c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        fwrite(run, 1, (size_t)(s - run), f);
+        if (c < 0x20)
             fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
+        else {
+            putc_unlocked('\\', f);
+            putc_unlocked((int)c, f);
+        }
+        run = s + 1;
     }
-    fputc('"', f);
+    fwrite(run, 1, (size_t)(s - run), f);
+    putc_unlocked('"', f);
+}
+
+/* A list element: the comma (unless first) and the number, without printf
+ * (the timelines and histograms are most of the output). */
+static void jnum(FILE *f, bool first, int64_t v)
+{
+    char buf[24], *e = buf + sizeof buf, *d = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--d = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--d = '-';
+    if (!first)
+        *--d = ',';
+    fwrite(d, 1, (size_t)(e - d), f);
 }
 
 static void human_bytes(char *buf, size_t n, double v)
@@ -405,6 +496,13 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
+/* The name the program was run by (exe may be a link's target, as
+ * redis-server's is redis-check-rdb on Debian). */
+static const char *inst_name(const tr_instance *in)
+{
+    return in->comm && *in->comm ? in->comm : base_name(in->exe);
+}
+
 static void site_frames(FILE *f, tr_symbolizer *sym, const tr_site *s)
 {
     char buf[512];
@@ -416,9 +514,6 @@ static void site_frames(FILE *f, tr_symbolizer *sym, const tr_site *s)
     }
     fprintf(f, "]");
 }
-
-static const analysis *g_sort_a;
-static int g_sort_key;
 
 static uint64_t site_key(const site_stat *s, int key)
 {
@@ -432,23 +527,31 @@ static uint64_t site_key(const site_stat *s, int key)
     }
 }
 
-static int cmp_site(const void *x, const void *y)
+/* The TOP sites by a key into order, largest first (ties: the lower index
+ * first); returns how many (all sites, when fewer). A selection, not a
+ * sort of every site. */
+static uint32_t top_by(const analysis *a, int key, uint32_t *order)
 {
-    uint64_t a = site_key(&g_sort_a->sites[*(const uint32_t *)x], g_sort_key);
-    uint64_t b = site_key(&g_sort_a->sites[*(const uint32_t *)y], g_sort_key);
-    return a < b ? 1 : a > b ? -1 : 0;
+    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0, m = 0;
+    for (uint32_t si = 1; si <= n; si++) {
+        uint64_t k = site_key(&a->sites[si], key);
+        if (m == TOP && k <= site_key(&a->sites[order[m - 1]], key))
+            continue;
+        uint32_t i = m < TOP ? m++ : m - 1;
+        while (i > 0 && site_key(&a->sites[order[i - 1]], key) < k) {
+            order[i] = order[i - 1];
+            i--;
+        }
+        order[i] = si;
+    }
+    return m;
 }
 
 /* The top sites by one key, as a JSON list. */
 static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, uint32_t *order,
                       const char *name)
 {
-    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
-    for (uint32_t i = 0; i < n; i++)
-        order[i] = i + 1;
-    g_sort_a = a;
-    g_sort_key = key;
-    qsort(order, n, sizeof *order, cmp_site);
+    uint32_t n = top_by(a, key, order);
     fprintf(f, ",\"%s\":[", name);
     for (uint32_t i = 0, shown = 0; i < n && shown < TOP; i++) {
         const site_stat *s = &a->sites[order[i]];
@@ -460,7 +563,7 @@ static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, u
                    ",\"copied_bytes\":%" PRIu64 ",\"mean_lifetime_ns\":%.0f,\"frames\":",
                 shown ? "," : "", order[i], s->allocs, s->bytes, s->frees, s->live_blocks, s->live_bytes,
                 s->small, s->large_short, s->reallocs, s->moves, s->copied,
-                s->frees ? s->lifetime_sum / (double)s->frees : 0.0);
+                s->lifetimes ? s->lifetime_sum / (double)s->lifetimes : 0.0);
         site_frames(f, sym, &a->in->sites[order[i]]);
         fprintf(f, "}");
         shown++;
@@ -509,11 +612,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
     uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
     /* hot small-allocation sites */
     if (n) {
-        for (uint32_t i = 0; i < n; i++)
-            order[i] = i + 1;
-        g_sort_a = a;
-        g_sort_key = 3;
-        qsort(order, n, sizeof *order, cmp_site);
+        n = top_by(a, 3, order);
         for (uint32_t i = 0; i < n && i < 3; i++) {
             const site_stat *s = &a->sites[order[i]];
             if (!a->allocs || s->small * 20 < a->allocs || s->small < 1000)
@@ -525,7 +624,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
                  b1, SMALL_BYTES, 100.0 * (double)s->small / (double)a->allocs,
                  site_caller(sym, &a->in->sites[order[i]], b3, sizeof b3),
                  s->allocs ? (double)s->bytes / (double)s->allocs : 0.0,
-                 s->frees ? s->lifetime_sum / (double)s->frees / 1e3 : 0.0);
+                 s->lifetimes ? s->lifetime_sum / (double)s->lifetimes / 1e3 : 0.0);
         }
     } else if (a->allocs && a->small_allocs * 2 >= a->allocs) {
         hint(&h, "hot_small",
@@ -539,9 +638,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
         human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
         char where[600] = "";
         if (n) {
-            g_sort_key = 4;
-            qsort(order, n, sizeof *order, cmp_site);
-            if (a->sites[order[0]].large_short)
+            if (top_by(a, 4, order) && a->sites[order[0]].large_short)
                 snprintf(where, sizeof where, "; most at %s",
                          site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
         }
@@ -592,9 +689,7 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
         human_bytes(b2, sizeof b2, (double)a->live_bytes_end);
         char where[600] = "";
         if (n) {
-            g_sort_key = 2;
-            qsort(order, n, sizeof *order, cmp_site);
-            if (a->sites[order[0]].live_bytes)
+            if (top_by(a, 2, order) && a->sites[order[0]].live_bytes)
                 snprintf(where, sizeof where, "; the most from %s",
                          site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
         }
@@ -611,7 +706,7 @@ static void hist(FILE *f, const char *name, const uint64_t *h)
         last--;
     fprintf(f, ",\"%s\":[", name);
     for (int i = 0; i <= last; i++)
-        fprintf(f, "%s%" PRIu64, i ? "," : "", h[i]);
+        jnum(f, i == 0, (int64_t)h[i]);
     fprintf(f, "]");
 }
 
@@ -635,11 +730,18 @@ static void median_lifetime(char *med, size_t n, const analysis *a)
     }
 }
 
+/* Frees: blocks freed (full mode); in sampled mode the drawn free calls
+ * (tracked blocks' frees depend on how often their addresses recur). */
+static uint64_t frees_shown(const analysis *a)
+{
+    return a->estimated ? a->call_frees : a->frees;
+}
+
 static void headline(char *buf, size_t n, const analysis *a)
 {
     const tr_instance *in = a->in;
     char ev[32], peak[32], leak[32], alloc[32], cp[32], med[64];
-    human_count(ev, sizeof ev, (double)(a->allocs + a->frees));
+    human_count(ev, sizeof ev, (double)(a->allocs + frees_shown(a)));
     human_bytes(peak, sizeof peak, (double)a->peak);
     human_bytes(leak, sizeof leak, (double)a->live_bytes_end);
     human_bytes(alloc, sizeof alloc, (double)a->alloc_bytes);
@@ -649,7 +751,7 @@ static void headline(char *buf, size_t n, const analysis *a)
              "%s (pid %" PRIu64 "): %s%s allocations and frees in %u thread%s over %.3f s; %s "
              "allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
              "%s never freed; realloc copied %s",
-             base_name(in->exe), in->pid, a->estimated ? "~" : "", ev, in->nfiles, in->nfiles == 1 ? "" : "s",
+             inst_name(in), in->pid, a->estimated ? "~" : "", ev, in->nfiles, in->nfiles == 1 ? "" : "s",
              (double)in->last_time / 1e9, alloc, peak, (double)a->peak_time / 1e9,
              a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
              leak, cp);
@@ -663,7 +765,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     fprintf(f, "{\"pid\":%" PRIu64 ",\"ppid\":%" PRIu64 ",\"exe\":", in->pid, in->ppid);
     jstr(f, in->exe);
     fprintf(f, ",\"name\":");
-    jstr(f, base_name(in->exe));
+    jstr(f, inst_name(in));
     fprintf(f, ",\"fork_child\":%s,\"mode\":\"%s\",\"stacks\":%s,\"estimated\":%s",
             (in->flags & HT_F_FORK_CHILD) ? "true" : "false", in->mode ? "sampled" : "full",
             (in->flags & HT_F_STACKS) ? "true" : "false", a->estimated ? "true" : "false");
@@ -685,7 +787,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64
                ",\"free_null\":%" PRIu64 ",\"unmatched_frees\":%" PRIu64 ",\"unmatched_reallocs\":%" PRIu64
                ",\"allocated_while_live\":%" PRIu64,
-            a->allocs, a->frees, a->alloc_bytes, a->peak, a->peak_time, a->live, a->live_blocks_end,
+            a->allocs, frees_shown(a), a->alloc_bytes, a->peak, a->peak_time, a->live, a->live_blocks_end,
             a->live_bytes_end, a->failed, a->free_null, a->unmatched_frees, a->unmatched_reallocs,
             a->alloc_while_live);
     fprintf(f, ",\"files\":[");
@@ -712,7 +814,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         int64_t v = a->tl_max[i] >= 0 ? a->tl_max[i] : carry;
         if (a->tl_last[i] >= 0)
             carry = a->tl_last[i];
-        fprintf(f, "%s%" PRId64, i ? "," : "", v);
+        jnum(f, i == 0, v);
     }
     fprintf(f, "]}");
     hist(f, "size_hist", a->size_hist);
@@ -738,7 +840,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     for (uint32_t x = 0; x < mt; x++) {
         fprintf(f, "%s[", x ? "," : "");
         for (uint32_t y = 0; y < mt; y++)
-            fprintf(f, "%s%" PRIu64, y ? "," : "", a->matrix[x * MAXT + y]);
+            jnum(f, y == 0, (int64_t)a->matrix[x * MAXT + y]);
         fprintf(f, "]");
     }
     fprintf(f, "]}");
@@ -776,7 +878,7 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     fprintf(f, ",\"small_allocations\":%" PRIu64 ",\"large_allocations\":%" PRIu64
                ",\"short_lived_large\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
             a->small_allocs, a->large_allocs, a->large_short, a->large_short_bytes);
-    uint32_t *order = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *order);
+    uint32_t order[TOP];
     fprintf(f, ",\"sites\":%u", in->nsites ? in->nsites - 1 : 0);
     if (in->nsites > 1) {
         top_sites(f, a, sym, 0, order, "top_sites_by_bytes");
@@ -784,17 +886,18 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         top_sites(f, a, sym, 2, order, "top_sites_never_freed");
     }
     hints(f, a, sym, order);
-    free(order);
     fprintf(f, "}");
     tr_symbolizer_free(sym);
 }
 
 int report_run(const char *dir, const char *json_path, uint64_t pid, char *head, size_t headn,
-               double *seconds, uint64_t *records)
+               double seconds[2], uint64_t *records)
 {
     tr_run run;
     struct timespec t0, t1;
+    struct timespec c0, c1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     if (!tr_open(dir, &run))
         return 1;
     /* The main instance: the one asked for, else the one with most records. */
@@ -812,6 +915,9 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
         return 2;
     }
     FILE *f = fopen(json_path, "w");
+    static char obuf[1 << 20];
+    if (f)
+        setvbuf(f, obuf, _IOFBF, sizeof obuf);
     if (!f) {
         fprintf(stderr, "hakmem-trace: %s: cannot write: %s\n", json_path, strerror(errno));
         tr_close(&run);
@@ -855,7 +961,9 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
                             " records\n", t->path, t->events);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    *seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    seconds[0] = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    seconds[1] = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
     *records = total;
     tr_close(&run);
     return 0;

@@ -9,6 +9,6 @@
  * the most records is the main one (its headline goes to head). Returns 0,
  * or an exit code after printing why (1: unreadable or corrupt input). */
 int report_run(const char *dir, const char *json_path, uint64_t pid, char *head, size_t headn,
-               double *seconds, uint64_t *records);
+               double seconds[2], uint64_t *records);
 
 #endif /* TR_REPORT_H */

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #define HT_MAGIC "HAKTRACE"
-#define HT_VERSION 1
+#define HT_VERSION 2
 #define HT_UNIT 48
 #define HT_HEADER_SIZE 256
 #define HT_FRAMES_PER_UNIT 6
@@ -62,8 +62,24 @@ enum ht_op {
                                  not record (recording stopped) */
 };
 
-/* ht_event.flags */
-#define HT_EV_SAMPLED 1   /* sampled mode: stands for `sample_every` calls */
+/* ht_event.flags (sampled mode; full-mode records have none). In sampled
+ * mode a call is recorded for two reasons, each a sample of its own:
+ *   - the call is drawn (a per-thread countdown, random gaps of mean
+ *     sample_every; or the block is large): HT_EV_CALL, the record counts in
+ *     the call figures (calls per operation, sizes, bytes asked for);
+ *   - the block is tracked (its address hashes below 2^64 / sample_every,
+ *     with the instance's sample_salt; or it is large): HT_EV_BLOCK, its
+ *     free is recorded too, and the record counts in the heap figures (live
+ *     bytes, lifetimes, blocks never freed, who frees what). A realloc
+ *     whose old block was tracked carries HT_EV_OLD_BLOCK.
+ * Large: at least sample_threshold bytes asked for, or malloc_usable_size
+ * at least that. Every large call and block is recorded (weight 1); the
+ * others stand for sample_every calls or blocks (HT_EV_SAMPLED). */
+#define HT_EV_SAMPLED 1   /* weight sample_every (else 1) */
+#define HT_EV_CALL 2      /* a sample of the calls */
+#define HT_EV_BLOCK 4     /* ptr is a tracked block (its free is recorded) */
+#define HT_EV_OLD_BLOCK 8 /* realloc: the old block (aux) was tracked */
+#define HT_EV_ALL 15
 
 typedef struct ht_event {
     uint64_t time;   /* ns since the instance's epoch (see above) */
@@ -77,7 +93,8 @@ typedef struct ht_event {
     uint8_t op;      /* enum ht_op */
     uint8_t flags;   /* HT_EV_* */
     uint16_t reserved16;
-    uint32_t reserved32;
+    uint32_t old_size; /* sampled mode, a drawn realloc: malloc_usable_size of
+                          the old block (at most 2^32 - 1), else 0 */
 } ht_event;
 _Static_assert(sizeof(ht_event) == HT_UNIT, "a trace record is one unit");
 
@@ -104,7 +121,9 @@ typedef struct ht_header {
     uint64_t sample_every;      /* sampled: 1 in this many below it */
     uint64_t parent_epoch_ns;   /* forked child: the parent instance's epoch */
     char exe[128];              /* /proc/self/exe at the instance's start (cut) */
-    uint8_t reserved[24];
+    uint64_t sample_salt;       /* sampled: the key of the address hash */
+    char comm[16];              /* /proc/self/comm (the name the program was run
+                                   by: exe may be a link's target) */
 } ht_header;
 _Static_assert(sizeof(ht_header) == HT_HEADER_SIZE, "header size");
 

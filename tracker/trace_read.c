@@ -118,6 +118,8 @@ static bool load_file(tr_file *f)
         return bad(f->path, "corrupt header (header size %u, unit %u, mode %u)",
                    f->h.header_size, f->h.unit_size, f->h.mode);
     f->h.exe[sizeof f->h.exe - 1] = 0;
+    f->h.comm[sizeof f->h.comm - 1] = 0;
+    uint8_t flag_mask = f->h.mode == HT_MODE_SAMPLED ? HT_EV_ALL : 0;
     size_t body = f->map_size - HT_HEADER_SIZE;
     f->units = (const ht_event *)(f->map + HT_HEADER_SIZE);
     f->nunits = body / HT_UNIT;
@@ -125,8 +127,8 @@ static bool load_file(tr_file *f)
     for (uint64_t k = 0; k < f->nunits; k++) {
         const ht_event *e = &f->units[k];
         uint64_t off = HT_HEADER_SIZE + k * HT_UNIT;
-        if (e->reserved16 || e->reserved32 || e->flags > HT_EV_SAMPLED)
-            return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields set)", off);
+        if (e->reserved16 || (e->flags & ~flag_mask) || (e->old_size && !flag_mask))
+            return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields or flags set)", off);
         if (e->op == HT_OP_STACK) {
             uint64_t n = e->size, units = 1 + (n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
             if (n == 0 || n > HT_MAX_FRAMES || e->stack == 0)
@@ -261,6 +263,7 @@ bool tr_open(const char *dir, tr_run *run)
             in->sample_threshold = f->h.sample_threshold;
             in->sample_every = f->h.sample_every;
             in->exe = f->h.exe;
+            in->comm = f->h.comm;
         }
         in->nfiles++;
     }
@@ -297,8 +300,11 @@ bool tr_open(const char *dir, tr_run *run)
     return true;
 }
 
+static void symtabs_free(void);
+
 void tr_close(tr_run *run)
 {
+    symtabs_free();
     for (uint32_t i = 0; i < run->nfiles; i++) {
         tr_file *f = &run->files[i];
         if (f->map && f->map != MAP_FAILED)
@@ -521,14 +527,23 @@ typedef struct sym {
     const char *name;
 } sym;
 
-typedef struct module {
+/* A file's symbols, read once per run of this program (every process of a
+ * trace maps the same libraries). */
+typedef struct symtab {
     char *path;
-    uint64_t base;      /* load address of file offset 0 (0 for ET_EXEC) */
-    bool loaded;
+    bool loaded, exec;  /* exec: ET_EXEC, symbols at absolute addresses */
     void *map;
     size_t map_size;
     sym *syms;
     size_t nsyms;
+} symtab;
+
+static symtab *g_tabs;
+static uint32_t g_ntabs, g_captabs;
+
+typedef struct module {
+    uint32_t tab;       /* g_tabs index */
+    uint64_t base;      /* load address of file offset 0 in this process */
 } module;
 
 typedef struct mapping {
@@ -543,13 +558,27 @@ struct tr_symbolizer {
     uint32_t nmaps;
 };
 
+static uint32_t symtab_of(const char *path)
+{
+    for (uint32_t i = 0; i < g_ntabs; i++)
+        if (strcmp(g_tabs[i].path, path) == 0)
+            return i;
+    if (g_ntabs == g_captabs) {
+        g_captabs = g_captabs ? g_captabs * 2 : 32;
+        g_tabs = tr_xrealloc(g_tabs, g_captabs * sizeof *g_tabs);
+    }
+    memset(&g_tabs[g_ntabs], 0, sizeof g_tabs[g_ntabs]);
+    g_tabs[g_ntabs].path = tr_strdup(path);
+    return g_ntabs++;
+}
+
 static int cmp_sym(const void *a, const void *b)
 {
     const sym *x = a, *y = b;
     return x->value < y->value ? -1 : x->value > y->value;
 }
 
-static void load_symbols(module *m)
+static void load_symbols(symtab *m)
 {
     m->loaded = true;
     int fd = open(m->path, O_RDONLY | O_CLOEXEC);
@@ -572,8 +601,7 @@ static void load_symbols(module *m)
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
         eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) > m->map_size)
         return;
-    if (eh->e_type == ET_EXEC)
-        m->base = 0;
+    m->exec = eh->e_type == ET_EXEC;
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(b + eh->e_shoff);
     const Elf64_Shdr *tab = NULL;
     for (int pass = 0; pass < 2 && !tab; pass++)
@@ -597,6 +625,19 @@ static void load_symbols(module *m)
     qsort(m->syms, m->nsyms, sizeof *m->syms, cmp_sym);
 }
 
+static void symtabs_free(void)
+{
+    for (uint32_t i = 0; i < g_ntabs; i++) {
+        if (g_tabs[i].map)
+            munmap(g_tabs[i].map, g_tabs[i].map_size);
+        free(g_tabs[i].syms);
+        free(g_tabs[i].path);
+    }
+    free(g_tabs);
+    g_tabs = NULL;
+    g_ntabs = g_captabs = 0;
+}
+
 tr_symbolizer *tr_symbolizer_new(const char *maps_path)
 {
     tr_symbolizer *s = calloc(1, sizeof *s);
@@ -616,18 +657,16 @@ tr_symbolizer *tr_symbolizer_new(const char *maps_path)
             continue;
         char *path = line + pathpos;
         path[strcspn(path, "\n")] = 0;
-        uint32_t mi;
+        uint32_t tab = symtab_of(path), mi;
         for (mi = 0; mi < s->nmods; mi++)
-            if (strcmp(s->mods[mi].path, path) == 0)
+            if (s->mods[mi].tab == tab)
                 break;
         if (mi == s->nmods) {
             if (s->nmods == mcap) {
                 mcap = mcap ? mcap * 2 : 16;
                 s->mods = tr_xrealloc(s->mods, mcap * sizeof *s->mods);
             }
-            memset(&s->mods[mi], 0, sizeof s->mods[mi]);
-            s->mods[mi].path = tr_strdup(path);
-            s->mods[mi].base = start - off;
+            s->mods[mi] = (module){ tab, start - off };
             s->nmods++;
         }
         if (off == 0)
@@ -644,14 +683,24 @@ tr_symbolizer *tr_symbolizer_new(const char *maps_path)
 
 const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size)
 {
-    for (uint32_t i = 0; i < s->nmaps; i++) {
+    /* the mapping holding addr: /proc/self/maps lists them in address order */
+    uint32_t lo0 = 0, hi0 = s->nmaps;
+    while (lo0 < hi0) {
+        uint32_t mid = (lo0 + hi0) / 2;
+        if (s->maps[mid].start <= addr)
+            lo0 = mid + 1;
+        else
+            hi0 = mid;
+    }
+    for (uint32_t i = lo0 ? lo0 - 1 : 0; i < lo0; i++) {
         if (addr < s->maps[i].start || addr >= s->maps[i].end)
             continue;
-        module *m = &s->mods[s->maps[i].module];
+        const module *mod = &s->mods[s->maps[i].module];
+        symtab *m = &g_tabs[mod->tab];
         if (!m->loaded)
             load_symbols(m);
         const char *base = strrchr(m->path, '/') ? strrchr(m->path, '/') + 1 : m->path;
-        uint64_t rel = addr - m->base;
+        uint64_t rel = m->exec ? addr : addr - mod->base;
         /* last symbol with value <= rel */
         size_t lo = 0, hi = m->nsyms;
         while (lo < hi) {
@@ -677,12 +726,6 @@ const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size
 
 void tr_symbolizer_free(tr_symbolizer *s)
 {
-    for (uint32_t i = 0; i < s->nmods; i++) {
-        if (s->mods[i].map)
-            munmap(s->mods[i].map, s->mods[i].map_size);
-        free(s->mods[i].syms);
-        free(s->mods[i].path);
-    }
     free(s->mods);
     free(s->maps);
     free(s);

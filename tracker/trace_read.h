@@ -46,6 +46,7 @@ typedef struct tr_instance {
     uint32_t flags, mode;
     uint64_t sample_threshold, sample_every;
     const char *exe;
+    const char *comm;          /* the name it was run by ("" when unknown) */
     tr_file **files;           /* sorted by thread index */
     uint32_t nfiles;
     uint64_t events, last_time;

@@ -8,6 +8,9 @@
 #   make bench-traces [VARIANT=v] [REPS=n]
 #                       replay them (harness/suites/traces.suite) under hakmem-<v>,
 #                       glibc, jemalloc, mimalloc and tcmalloc -> results/<run>/report.md
+#   make fidelity [VARIANT=v] [REPS=n]
+#                       peak RSS of each real program and of its replay under the same
+#                       allocators, both rankings -> results/traces/fidelity.md (.json)
 #
 # The preload is built like the allocator (PIC, initial-exec TLS, no builtin
 # malloc) and links libunwind for call stacks.
@@ -18,10 +21,12 @@ TRACK_HDRS    := tracker/trace_format.h tracker/trace_read.h tracker/report.h tr
 TRACK_SRCS    := tracker/main.c tracker/trace_read.c tracker/report.c tracker/compile.c
 TRACK_LIBFLAGS := $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
                   -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
-TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/tracker_threads \
-                 $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix
+TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/libhaktrack-dup.so \
+                 $(BUILD)/tests/libhaktrack-discard.so $(BUILD)/tests/tracker_threads \
+                 $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix $(BUILD)/tests/tracker_churn \
+                 $(BUILD)/tests/tracker_errno $(BUILD)/tests/libtracker_bump.so
 
-.PHONY: tracker test-tracker traces bench-traces deps-traces
+.PHONY: tracker test-tracker traces bench-traces deps-traces fidelity
 all: tracker
 test: test-tracker
 tracker: $(TRACK_LIB) $(TRACK_BIN)
@@ -34,11 +39,22 @@ $(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) -lm
 
-# A tracker with an injected fault: it drops one event in 1000 (the tests
-# must notice).
+# Trackers with an injected fault: one drops one event in 1000, one writes
+# one event in 1000 twice (the tests must notice both); and one that makes
+# its records but does not write them (millions of sampled blocks, no disk).
 $(BUILD)/tests/libhaktrack-drop.so: tracker/haktrack.c tracker/trace_format.h
 	@mkdir -p $(@D)
 	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $< -ldl -lpthread -lunwind
+$(BUILD)/tests/libhaktrack-dup.so: tracker/haktrack.c tracker/trace_format.h
+	@mkdir -p $(@D)
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DUP_EVERY=1000 -o $@ $< -ldl -lpthread -lunwind
+$(BUILD)/tests/libhaktrack-discard.so: tracker/haktrack.c tracker/trace_format.h
+	@mkdir -p $(@D)
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DISCARD -o $@ $< -ldl -lpthread -lunwind
+
+$(BUILD)/tests/libtracker_bump.so: tests/tracker/bump.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -fno-builtin -o $@ $<
 
 $(BUILD)/tests/tracker_%: tests/tracker/%.c
 	@mkdir -p $(@D)
@@ -46,7 +62,7 @@ $(BUILD)/tests/tracker_%: tests/tracker/%.c
 
 $(WL_DIR)/replay: tracker/trace_format.h
 
-test-tracker: deps-bench tracker $(TRACK_TESTS) $(WL_DIR)/replay $(BUILD)/hybrid/libhakmem.so \
+test-tracker: deps-bench tracker $(TRACK_TESTS) $(WL_DIR)/replay $(foreach v,$(BUILD_VARIANTS),$(BUILD)/$(v)/libhakmem.so) \
               $(BUILD)/tests/libbroken_malloc.so
 	@tests/tracker.sh
 
@@ -54,9 +70,13 @@ deps-traces:
 	@scripts/install-deps.sh traces
 
 traces: deps-traces tracker $(WL_DIR)/replay
-	@tracker/traces.sh results/traces
+	@tracker/traces.sh record results/traces
 
 BENCH_TRACES_REPS := $(if $(filter command line,$(origin REPS)),$(REPS),3)
+
+fidelity: deps-traces tracker $(WL_DIR)/replay $(BUILD)/$(VARIANT)/libhakmem.so
+	@test -f results/traces/python.replay || $(MAKE) --no-print-directory traces
+	@VARIANT=$(VARIANT) tracker/traces.sh fidelity results/traces $(BENCH_TRACES_REPS)
 bench-traces: deps-traces $(BUILD)/$(VARIANT)/libhakmem.so harness $(WL_DIR)/replay
 	@test -f results/traces/python.replay || $(MAKE) --no-print-directory traces
 	@run=results/$$(date +%Y%m%d-%H%M%S)-traces-$(VARIANT); start=$$(date +%s); \

@@ -6,6 +6,12 @@ usage: check_threads.py DUMP OUTPUT   (DUMP: `hakmem-trace dump DIR`,
 OUTPUT: the program's stdout). Prints one line per finding and, last,
 "ok <threads> <calls>" or "mismatch <n>"; exit 0 only when every thread's
 calls are in its file exactly once and in order.
+
+Both ways: a call missing from the file, or one in it twice. A free or
+realloc written twice would name a block the thread already gave up: each
+thread's given-up blocks are kept (until its file shows an allocation
+returning the address again), and a free or realloc of one counts as an
+extra call.
 """
 import sys
 
@@ -37,6 +43,7 @@ def main():
     marker = set(range(3000, 3050)) | {3 * (1100 + k) for k in range(7)} | set(range(3500, 3513)) | {3700}
     got = {tid: [] for tid in tids}
     live = {tid: set() for tid in tids}
+    dead = {tid: set() for tid in tids}  # given up, not allocated again since
     for line in open(dump):
         if line.startswith("#"):
             continue
@@ -44,17 +51,27 @@ def main():
         tid, op, ptr, size, aux = int(w[2]), w[4], int(w[5], 16), int(w[6]), int(w[7], 16)
         if tid not in got:
             continue
-        seq, lv = got[tid], live[tid]
+        seq, lv, dd = got[tid], live[tid], dead[tid]
+        if op == "realloc" and aux in dd:
+            seq.append(("realloc of a block given up", size))
+        elif op == "free" and ptr in dd:
+            seq.append(("free of a block given up", 0))
+        if op in ("malloc", "calloc", "posix_memalign", "realloc", "aligned_alloc", "memalign", "valloc",
+                  "pvalloc", "reallocarray"):
+            dd.discard(ptr)
         if op in ("malloc", "calloc", "posix_memalign") and size in marker:
             seq.append((op, size))
             lv.add(ptr)
         elif op == "realloc" and aux in lv:
             seq.append((op, size))
             lv.discard(aux)
+            if aux != ptr:
+                dd.add(aux)
             lv.add(ptr)
         elif op == "free" and ptr in lv:
             seq.append((op, 0))
             lv.discard(ptr)
+            dd.add(ptr)
     bad = 0
     calls = 0
     for tid, i in sorted(tids.items(), key=lambda kv: kv[1]):

@@ -19,9 +19,9 @@ PID, EPOCH = 4242, 1000
 
 
 def header(thread, tid):
-    h = struct.pack("<8sIIIIII", b"HAKTRACE", 1, 256, 48, 1, 0, thread)
+    h = struct.pack("<8sIIIIII", b"HAKTRACE", 2, 256, 48, 1, 0, thread)
     h += struct.pack("<QQQQQQQQQ", PID, 1, tid, EPOCH, 0, 0, 0, 0, 0)
-    h += b"/usr/bin/fixed".ljust(128, b"\0") + bytes(24)
+    h += b"/usr/bin/fixed".ljust(128, b"\0") + bytes(8) + b"fixed".ljust(16, b"\0")
     assert len(h) == 256
     return h
 
