@@ -169,9 +169,10 @@ static void check_and_free(worker_t *w, int from) {
 
 /* Both threads run out, both free half, both allocate again: the second
  * round must succeed at first (recovery) and run out again. */
-static pthread_barrier_t phase;
+static pthread_barrier_t phase, start;
 static void *worker(void *arg) {
   worker_t *w = arg;
+  pthread_barrier_wait(&start); /* the limit is set after both threads exist */
   exhaust(w);
   pthread_barrier_wait(&phase);
   w->first_failures = w->failures;
@@ -198,16 +199,21 @@ static int rlimit_child(void) {
   static worker_t w[2];
   pthread_t t[2];
   for (int i = 0; i < 2; i++) w[i].seed = (uint64_t)i * 77 + 5;
-  /* threads first: their stacks must not count against the limit */
+  /* Threads first, held at a barrier until the limit is set: their stacks
+   * must not count against it, and a thread that started early would use
+   * the address space up before the other one could be created. */
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 1u << 20);
-  long vm = vm_kib() + 2 * 1024 + 2 * 1024; /* + two 1 MiB stacks, and slack */
-  struct rlimit rl = {(rlim_t)(vm + 256 * 1024) * 1024, (rlim_t)(vm + 256 * 1024) * 1024};
-  if (setrlimit(RLIMIT_AS, &rl) != 0) return 20;
   pthread_barrier_init(&phase, NULL, 2);
+  pthread_barrier_init(&start, NULL, 3);
   for (int i = 0; i < 2; i++)
     if (pthread_create(&t[i], &attr, worker, &w[i]) != 0) return 21;
+  long vm = vm_kib() + 2 * 1024; /* and slack */
+  struct rlimit rl = {(rlim_t)(vm + 256 * 1024) * 1024, (rlim_t)(vm + 256 * 1024) * 1024};
+  int limited = setrlimit(RLIMIT_AS, &rl);
+  pthread_barrier_wait(&start);
+  if (limited != 0) return 20; /* the caller _exits at once, threads and all */
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
   int code = 0;
   long recovered = 0, failed_again = 0;
