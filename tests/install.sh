@@ -125,8 +125,11 @@ result $? "hakmem prog: the default, hybrid, and no statistics without --stats"
 "$H" --stats=text --variant=bitmap "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
 st=$?
 { echo "exit $st"; cat "$tmp/err" "$tmp/out"; } >>"$log"
-[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ -s "$tmp/err" ] && [ "$(head -c 1 "$tmp/err")" != "{" ]
-result $? "hakmem --stats=text --variant=bitmap prog: bitmap, statistics on stderr, not a JSON object"
+[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ "$(head -c 1 "$tmp/err")" != "{" ] &&
+  grep -q '^hakmem .*, variant bitmap: now$' "$tmp/err" &&
+  grep -Eq '^MALLOC: +[0-9]+ \( *[0-9.]+ MiB\) Bytes in use by application$' "$tmp/err" &&
+  grep -Eq '^MALLOC: = +[0-9]+ \( *[0-9.]+ MiB\) Bytes mapped \(Total\)$' "$tmp/err"
+result $? "hakmem --stats=text --variant=bitmap prog: bitmap, the text statistics of bitmap on stderr (Bytes in use by application ... Bytes mapped (Total))"
 mkdir -p "$tmp/elsewhere" && ln -s "$H" "$tmp/elsewhere/hk"
 (cd "$tmp/elsewhere" && ./hk --variant superslab "$tmp/preloaded") >"$tmp/out" 2>>"$log"
 st=$?
