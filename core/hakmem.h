@@ -104,8 +104,11 @@ void hak_stats_print(FILE *out, int fmt);
 /* Gives back to the OS everything free that the allocator holds: the calling
  * thread's magazines (and their arrays' pages), every thread's empty slabs
  * and, in bitmap variants, the free pages of partly used slabs, the pooled
- * slabs, SuperSlabs and medium chunks, the large cache; other threads'
- * magazines stay theirs. Zeroes the cumulative counters. Safe while other
+ * slabs, SuperSlabs and medium chunks, the large cache. Other threads'
+ * magazines are theirs (used without locks): each other live thread is asked
+ * to give back its magazines, their arrays' pages, its empty slabs and the
+ * pool at its next malloc or free, whatever it is; a thread that makes no
+ * further call keeps them. Zeroes the cumulative counters. Safe while other
  * threads allocate. Returns the bytes still in use by the program (0: the
  * process is back at its starting footprint, but for the page-map leaves and
  * the heaps of threads that live on). */

@@ -35,7 +35,9 @@ hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
  * of an 8-byte pointer, as the hardware does it; TSan builds load it
  * atomically, internal.h): the owner sees the change at its next call.
  * hak_gates_closed counts the reasons to keep them closed; gates open again
- * lazily, each at its thread's next slow path. */
+ * lazily, each at its thread's next slow path. hak_reset closes one
+ * thread's gate, with its heap's flush_wanted set, so that the thread
+ * drains its magazines at its next call (hak_heaps_request_flush). */
 hak_tls hak_heap_t *hak_tls_gate = &hak_heap_empty;
 _Atomic unsigned hak_gates_closed;
 
@@ -250,13 +252,40 @@ void hak_gates_close(void) {
 
 void hak_gates_open(void) { atomic_fetch_sub(&hak_gates_closed, 1); }
 
-/* A slow path's check: the calling thread's gate, closed while nothing needs
- * it closed any more, opens again. */
+/* hak_reset from another thread: each other live heap is asked to drain, and
+ * its gate is closed so that its owner's next call (whatever it is: a pop or
+ * a push that the magazine could serve) takes the slow path, where
+ * hak_gate_reopen drains it. The flag is set and the gate closed under the
+ * list lock, and the owner reopens its gate under it only when no flag is
+ * set, so a request is never lost. */
+void hak_heaps_request_flush(void) {
+  hak_heap_t *own = hak_tls_heap;
+  pthread_mutex_lock(&hak_heap_list_lock);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
+    if (h != own && h->gate != NULL) {
+      atomic_store(&h->flush_wanted, true);
+      __atomic_store_n(h->gate, &hak_heap_empty, __ATOMIC_RELEASE);
+    }
+  pthread_mutex_unlock(&hak_heap_list_lock);
+}
+
+/* A slow path's check, with the calling thread's gate closed: when hak_reset
+ * asked, the thread gives back what it holds as hak_reset does for its
+ * caller: its magazines to their slabs, its empty slabs, the pages of its
+ * magazine arrays, and the pool; then the gate opens again unless something
+ * still needs it closed (hooks, or another request meanwhile). */
 void hak_gate_reopen(void) {
   hak_heap_t *h = hak_tls_heap;
-  if (h == &hak_heap_empty || hak_tls_gate == h) return;
+  if (h == &hak_heap_empty) return;
+  if (atomic_exchange(&h->flush_wanted, false)) {
+    hak_heap_flush_thread();
+    hak_heap_trim_own();
+    hak_pool_trim(0);
+  }
+  if (hak_gate() == h) return;
   pthread_mutex_lock(&hak_heap_list_lock);
-  if (atomic_load(&hak_gates_closed) == 0) __atomic_store_n(&hak_tls_gate, h, __ATOMIC_RELAXED);
+  if (atomic_load(&hak_gates_closed) == 0 && !atomic_load(&h->flush_wanted))
+    __atomic_store_n(&hak_tls_gate, h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 

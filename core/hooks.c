@@ -19,6 +19,30 @@
  * drain, while new calls count in the other (so it cannot starve). A removed
  * hook is never called after hak_hook_remove returns; a hook must therefore
  * not add or remove hooks itself.
+ *
+ * Why a call never runs a freed table. Every access to table, epoch and
+ * active[] is seq_cst, so they all fall in one total order S, and a seq_cst
+ * load reads the last store before it in S. A call (hak_hooks_enter) reads
+ * the epoch (parity p), increments active[p], and reads the epoch again: if
+ * the parity changed meanwhile it undoes the increment and starts over, so
+ * when it goes on, epoch still had parity p after its increment in S. It
+ * reads table only after that. Let a writer free table T that the call read.
+ * The writer exchanged T for a newer table after the call's read of table in
+ * S (else the call would have read the newer one), then advanced the epoch:
+ * after the call's second epoch read. Take the first epoch advance after
+ * that read, by the writer W0 (the freeing writer or an earlier one, writers
+ * being serialised by hooks_lock): it moves the epoch from the value the call
+ * read, parity p, and W0 waits for active[p] to read 0. The call's increment
+ * of active[p] comes before W0's reads of it in S, so W0 waits until the call
+ * has left; a later writer starts only after W0 has returned. The re-read
+ * matters: a call that read the epoch, then stalled while a whole writer went
+ * by, would otherwise count in the counter the next writer does not wait
+ * for. Without seq_cst on the table exchange and on the call's table read
+ * (acq_rel and acquire), the writer's "store table, read active[p]" and the
+ * call's "increment active[p], read table" form the store-buffering pattern:
+ * each may miss the other's store, the call running T while the writer frees
+ * it. On x86 a seq_cst load is the same plain load as an acquire one and the
+ * exchange is the same xchg, and none of this is on a fast path.
  * One lock, hooks_lock, orders adds and removes (held through the wait); it
  * is never taken on an allocation path. */
 #include <limits.h>
@@ -48,9 +72,15 @@ static hak_tls bool in_hooks;          /* this thread is running hooks or a hook
 bool hak_hooks_enter(void) {
   if (in_hooks) return false;
   in_hooks = true;
-  my_parity = atomic_load(&epoch) & 1;
-  atomic_fetch_add(&active[my_parity], 1);
-  return true;
+  for (;;) { /* seq_cst throughout: see the top of the file */
+    unsigned p = atomic_load(&epoch) & 1;
+    atomic_fetch_add(&active[p], 1);
+    if ((atomic_load(&epoch) & 1) == p) {
+      my_parity = p;
+      return true;
+    }
+    atomic_fetch_sub(&active[p], 1); /* a writer advanced the epoch meanwhile */
+  }
 }
 
 void hak_hooks_leave(void) {
@@ -62,7 +92,7 @@ void hak_hooks_leave(void) {
  * the caller's macro (the callback pointer may be NULL: that event is not
  * wanted). */
 #define FOR_EACH_HOOK(h)                                                                       \
-  for (hook_table_t *t_ = atomic_load_explicit(&table, memory_order_acquire); t_ != NULL; t_ = NULL) \
+  for (hook_table_t *t_ = atomic_load(&table); t_ != NULL; t_ = NULL)                       \
     for (const hak_hooks_t *h = t_->hooks; h < t_->hooks + t_->n; h++)
 
 void hak_hooks_malloc_before(size_t size) {
@@ -94,7 +124,7 @@ void hak_hooks_aligned_after(void *p, size_t align, size_t size) {
  * come or go, waits until no call can still be reading the old table, and
  * frees it. hooks_lock held. */
 static void publish(hook_table_t *t) {
-  hook_table_t *old = atomic_exchange_explicit(&table, t, memory_order_acq_rel);
+  hook_table_t *old = atomic_exchange(&table, t); /* seq_cst: see the top of the file */
   if (old == NULL && t != NULL) {
     atomic_store(&hak_hooks_on, true);
     hak_gates_close();

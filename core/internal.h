@@ -245,7 +245,8 @@ static inline hak_heap_t *hak_gate(void) {
 }
 void hak_gates_close(void);  /* every call of every thread takes the slow path */
 void hak_gates_open(void);   /* undoes one hak_gates_close (gates reopen lazily) */
-void hak_gate_reopen(void);  /* slow paths: reopen the caller's gate when allowed */
+void hak_gate_reopen(void);  /* slow paths: drain if asked, reopen the caller's gate when allowed */
+void hak_heaps_request_flush(void); /* hak_reset: other threads drain at their next call */
 extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
 void  hak_heap_free_small(void *p, hak_slab_t *s);  /* the fast path could not */

@@ -40,9 +40,12 @@ static inline bool hooks_start(void) {
  * hak_free), so that the checks see each call once. */
 static inline bool hooks_start_slow(void) { return !config_check && hooks_start(); }
 
-/* A slow path's first duty: reopen the caller's gate when hooks went away. */
+/* A slow path's first duty: with the caller's gate closed, drain its heap
+ * when hak_reset asked, and reopen the gate when hooks went away. */
 static inline void gate_check(void) {
-  if (hak_unlikely(hak_tls_gate != hak_tls_heap) && atomic_load_explicit(&hak_gates_closed, memory_order_relaxed) == 0)
+  if (hak_unlikely(hak_gate() != hak_tls_heap) &&
+      (atomic_load_explicit(&hak_gates_closed, memory_order_relaxed) == 0 ||
+       atomic_load_explicit(&hak_tls_heap->flush_wanted, memory_order_relaxed)))
     hak_gate_reopen();
 }
 

@@ -355,6 +355,7 @@ __attribute__((visibility("default"))) size_t hak_reset(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   hak_heap_flush_thread();
   hak_heap_trim_own();
+  hak_heaps_request_flush(); /* other threads' magazines: at their next call */
   hak_xfer_drain();
   hak_abandoned_sweep();
   hak_heaps_scavenge(false); /* every heap's empty slabs; bitmap slabs' free pages (heap locks) */

@@ -40,6 +40,26 @@ hooks() {
   run "$1/hooks: every call reported before and after, in order, no recursion, add/remove under 4 threads" \
     env LD_PRELOAD=$2 $B/tests/hooks
 }
+# stats_at_exit <build> <lib> <text file> <json file>: a program that knows
+# nothing of hakmem (sort --parallel=3) writes the statistics at exit
+# through HAKMEM_STATS and HAKMEM_STATS_FILE: text twice into one file (the
+# second run appends, with the figures at the peak), JSON with the peak; its
+# output is right and stderr stays empty (tests/stats_exit.py checks the files).
+stats_at_exit() {
+  local in=$3.in out=$3.out err=$3.err st=0
+  : >"$3"
+  : >"$4"
+  seq 1 200000 | awk '{ print ($1 * 7919) % 200003 }' >"$in"
+  for run in "HAKMEM_STATS=text" "HAKMEM_STATS=text HAKMEM_STATS_PEAK=1" "HAKMEM_STATS=json HAKMEM_STATS_PEAK=1"; do
+    case $run in *json*) f=$4 ;; *) f=$3 ;; esac
+    env LD_PRELOAD=$2 $run HAKMEM_STATS_FILE="$f" sort -n --parallel=3 -S 4M "$in" >"$out" 2>"$err" || st=1
+    { [ ! -s "$err" ] && sort -n -c "$out" && [ "$(wc -l <"$out")" = 200000 ]; } || {
+      st=1; echo "$run: stderr not empty or output wrong"; head -c 400 "$err"; }
+  done >"$log" 2>&1
+  [ $st = 0 ] && /usr/bin/python3 tests/stats_exit.py "${1%-check}" "$3" "$4" >>"$log" 2>&1
+  result $? "$1/stats: at exit of sort under LD_PRELOAD, HAKMEM_STATS=text|json to HAKMEM_STATS_FILE (appended; with the peak): the variant's text and JSON, parts sum to mapped" "$log"
+  rm -f "$in" "$out" "$err"
+}
 stats() { # release builds: statistics against known allocations, hak_reset, text and JSON of one state
   run "$1/stats: bytes in use and class counts follow known allocations in every tier, parts sum to mapped, hak_reset" \
     env LD_PRELOAD=$2 $B/tests/stats
@@ -47,7 +67,8 @@ stats() { # release builds: statistics against known allocations, hak_reset, tex
   t=$(mktemp) j=$(mktemp)
   LD_PRELOAD=$2 $B/tests/stats "$t" "$j" >"$log" 2>&1 &&
     /usr/bin/python3 tests/stats_json.py "$t" "$j" >>"$log" 2>&1
-  result $? "$1/stats: HAKMEM_STATS=json parses and carries every figure of the text rendering of the same state" "$log"
+  result $? "$1/stats: hak_stats_print's JSON parses and carries every figure of its text rendering of the same state" "$log"
+  stats_at_exit "$1" "$2" "$t" "$j"
   run "$1/stats: HAKMEM_STATS_SIGNAL=12 writes the statistics to HAKMEM_STATS_FILE while the program runs" \
     env LD_PRELOAD=$2 HAKMEM_STATS_SIGNAL=12 HAKMEM_STATS_FILE="$t" $B/tests/stats --signal "$t"
   rm -f "$t" "$j"

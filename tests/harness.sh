@@ -494,6 +494,8 @@ assert all(open('$rep/' + f, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for f in imgs
 else
   skip "report.html embeds the plots as PNG" "matplotlib not installed"
   skip "report.md shows the plots, written as PNG files in the run directory" "matplotlib not installed"
+  skip "report: RSS over time for every case that sampled it, named by no list" "matplotlib not installed"
+  skip "report: a stacked bar plot of where hakmem's memory is" "matplotlib not installed"
 fi
 # An older raw file (no environment, no option table), an interrupted run
 # (no end row) and a preload the probe saw not taking: both renderings say so.

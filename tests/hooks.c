@@ -93,6 +93,37 @@ static void test_events(void) {
   CHECK(logged(6, "aligned_before", NULL, 128) && log_[6].align == 64 && logged(7, "aligned_after", v, 128),
         "aligned_alloc reports as aligned");
   CHECK(logged(8, "free_before", r, (size_t)-1) && logged(12, "free_before", v, (size_t)-1), "the frees");
+  /* The other aligned functions and reallocarray. */
+  long page = sysconf(_SC_PAGESIZE);
+  log_n = 0;
+  log_on = 1;
+  void *m = memalign(32, 200);
+  static volatile uintptr_t m_addr; /* compared after reallocarray, never dereferenced */
+  m_addr = (uintptr_t)m;
+  void *m_was = (void *)m_addr;
+  void *va = valloc(300);
+  void *pv = pvalloc(100);
+  void *ra = reallocarray(m, 10, 100);
+  free(va);
+  free(pv);
+  free(ra);
+  log_on = 0;
+  CHECK(log_n == 14, "memalign, valloc, pvalloc, reallocarray, 3 frees: 14 events (got %d)", log_n);
+  CHECK(m_was != NULL && logged(0, "aligned_before", NULL, 200) && log_[0].align == 32 &&
+            logged(1, "aligned_after", m_was, 200) && log_[1].align == 32,
+        "memalign(32, 200) reports as aligned (32, 200)");
+  CHECK(va != NULL && logged(2, "aligned_before", NULL, 300) && log_[2].align == (size_t)page &&
+            logged(3, "aligned_after", va, 300) && log_[3].align == (size_t)page,
+        "valloc(300) reports as aligned to the page (%ld), 300 bytes", page);
+  CHECK(pv != NULL && logged(4, "aligned_before", NULL, (size_t)page) && log_[4].align == (size_t)page &&
+            logged(5, "aligned_after", pv, (size_t)page),
+        "pvalloc(100) reports as aligned to the page, its size rounded up to the page (%ld)", page);
+  CHECK(ra != NULL && logged(6, "realloc_before", m_was, 1000) && logged(7, "realloc_after", m_was, 1000) && log_[7].q == ra,
+        "reallocarray(p, 10, 100) reports as realloc of 1000 bytes (old and new pointer; not its inner malloc and "
+        "free)");
+  CHECK(logged(8, "free_before", va, (size_t)-1) && logged(9, "free_after", va, (size_t)-1) &&
+            logged(10, "free_before", pv, (size_t)-1) && logged(12, "free_before", ra, (size_t)-1),
+        "the frees");
   CHECK(hook_remove(id) == 0, "hak_hook_remove");
   log_n = 0;
   log_on = 1;

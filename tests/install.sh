@@ -2,7 +2,9 @@
 # tests/install.sh — make install and make uninstall into temporary prefixes,
 # and what they install: the layout, the pkg-config file (a C program built
 # with it runs without LD_LIBRARY_PATH), the hakmem command (variant, stats,
-# --list, bad input), the C++ allocator (tests/cxx_allocator.cpp, built with
+# --list, bad input, exit status, what the programs it starts inherit, an
+# LD_PRELOAD already set), CHECK=1 (when the checked builds are built; SKIP
+# otherwise), the C++ allocator (tests/cxx_allocator.cpp, built with
 # g++ -std=c++17 against the installed header and libhakmem.a), DESTDIR
 # staging, a second install into the same prefix, and that uninstall removes
 # exactly what was installed.
@@ -11,7 +13,7 @@
 # could not run here (never counted as passed), and a final count; exits 1 on
 # any failure. `make test-install` builds the libraries and runs it; it
 # installs every variant with hybrid the default, whatever VARIANT= says.
-# Takes about 3 s.
+# Takes about 4 s on an idle machine (the CHECK=1 install adds one).
 set -u
 unset LD_PRELOAD HAKMEM_STATS LD_LIBRARY_PATH PKG_CONFIG_PATH
 cd "$(dirname "$0")/.." || exit 2
@@ -125,14 +127,46 @@ result $? "hakmem prog: the default, hybrid, and no statistics without --stats"
 "$H" --stats=text --variant=bitmap "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
 st=$?
 { echo "exit $st"; cat "$tmp/err" "$tmp/out"; } >>"$log"
-[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ -s "$tmp/err" ] && [ "$(head -c 1 "$tmp/err")" != "{" ]
-result $? "hakmem --stats=text --variant=bitmap prog: bitmap, statistics on stderr, not a JSON object"
+[ $st = 0 ] && served bitmap "$tmp/out" >>"$log" && [ "$(head -c 1 "$tmp/err")" != "{" ] &&
+  grep -q '^hakmem .*, variant bitmap: now$' "$tmp/err" &&
+  grep -Eq '^MALLOC: +[0-9]+ \( *[0-9.]+ MiB\) Bytes in use by application$' "$tmp/err" &&
+  grep -Eq '^MALLOC: = +[0-9]+ \( *[0-9.]+ MiB\) Bytes mapped \(Total\)$' "$tmp/err"
+result $? "hakmem --stats=text --variant=bitmap prog: bitmap, the text statistics of bitmap on stderr (Bytes in use by application ... Bytes mapped (Total))"
 mkdir -p "$tmp/elsewhere" && ln -s "$H" "$tmp/elsewhere/hk"
 (cd "$tmp/elsewhere" && ./hk --variant superslab "$tmp/preloaded") >"$tmp/out" 2>>"$log"
 st=$?
 { echo "exit $st"; cat "$tmp/out"; } >>"$log"
 [ $st = 0 ] && served superslab "$tmp/out" >>"$log"
 result $? "through a symlink from another directory it still finds <prefix>/lib/hakmem"
+"$H" --stats off "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
+st=$?
+{ echo "exit $st"; cat "$tmp/err" "$tmp/out"; } >>"$log"
+[ $st = 0 ] && served hybrid "$tmp/out" >>"$log" && [ ! -s "$tmp/err" ]
+result $? "hakmem --stats off prog: no statistics"
+status_is 7 "$H" sh -c 'echo exiting >&2; exit 7'
+result $? "hakmem prog: its exit status is the program's (7)"
+# The programs it starts inherit the variant and the statistics: the program
+# sh starts is served by superslab and writes its report at exit (prog's: it
+# holds 5000 blocks of at least 16 bytes then; sh may write one too).
+"$H" --variant superslab --stats text sh -c '"$0"; echo "sh: $?"' "$tmp/preloaded" >"$tmp/out" 2>"$tmp/err"
+st=$?
+{ echo "exit $st"; cat "$tmp/out"; head -c 300 "$tmp/err"; } >>"$log"
+[ $st = 0 ] && served superslab "$tmp/out" >>"$log" && grep -qx 'sh: 0' "$tmp/out" &&
+  grep -q '^hakmem .*, variant superslab: now$' "$tmp/err" &&
+  awk '/Bytes in use by application$/ && $2 >= 80000 { found = 1 } END { exit !found }' "$tmp/err"
+result $? "hakmem --variant superslab --stats text sh -c prog: prog inherits both (served by superslab, its report at exit)"
+# An LD_PRELOAD already set stays, after hakmem's.
+printf 'int hakmem_install_test_other;\n' >"$tmp/other.c"
+if $CC -shared -fPIC -o "$tmp/libother.so" "$tmp/other.c" 2>>"$log"; then
+  LD_PRELOAD=$tmp/libother.so "$H" --variant bitmap "$tmp/preloaded" >"$tmp/out" 2>>"$log"
+  st=$?
+  { echo "exit $st"; cat "$tmp/out"; } >>"$log"
+  [ $st = 0 ] && grep -qx "variant bitmap" "$tmp/out" &&
+    grep -qx "preload $P/lib/hakmem/bitmap/libhakmem.so $tmp/libother.so" "$tmp/out"
+  result $? "LD_PRELOAD=other.so hakmem --variant bitmap prog: hakmem's library first, other.so kept after it"
+else
+  result 1 "a shared library for the LD_PRELOAD check builds"
+fi
 "$H" --list >"$tmp/out" 2>>"$log"
 st=$?
 { echo "exit $st"; cat "$tmp/out"; } >>"$log"
@@ -199,6 +233,28 @@ printf 'file lib/hakmem/x\nfile ../../outside\n' >"$B/lib/hakmem/.manifest"
 : >"$B/lib/hakmem/x"
 status_is 2 inst uninstall PREFIX="$B" && [ -f "$tmp/outside" ] && [ -f "$B/lib/hakmem/x" ] && [ -f "$B/lib/hakmem/.manifest" ]
 result $? "a manifest naming a path outside the prefix: uninstall refuses and removes nothing"
+
+# ---- CHECK=1: the checked builds beside ----------------------------------------------------------
+# Only when they are built already (make test builds them for the core tests;
+# building all five here would take minutes).
+C=$tmp/checked
+missing=''
+for v in $VARIANTS; do [ -f "build/$v-check/libhakmem.so" ] || missing="$missing $v-check"; done
+if [ -n "$missing" ]; then
+  skip "make install CHECK=1 installs the checked builds beside" "not built:$missing"
+else
+  check "make install CHECK=1 PREFIX=<tmp>" "$MAKE" -s --no-print-directory -C "$root" install PREFIX="$C" CHECK=1 VARIANT=hybrid
+  all=1
+  for v in $VARIANTS; do
+    cmp "build/$v-check/libhakmem.so" "$C/lib/hakmem/$v-check/libhakmem.so" >>"$log" 2>&1 &&
+      cmp "build/$v-check/libhakmem.a" "$C/lib/hakmem/$v-check/libhakmem.a" >>"$log" 2>&1 || all=0
+  done
+  "$C/bin/hakmem" --variant bitmap-check "$tmp/preloaded" >"$tmp/out" 2>>"$log"
+  { [ $all = 1 ] && grep -qx 'variant bitmap-check' "$tmp/out" && [ "$(readlink "$C/lib/libhakmem.so")" = hakmem/hybrid/libhakmem.so ]; } ||
+    cat "$tmp/out" >>"$log"
+  result $? "... lib/hakmem/<variant>-check/ for all 5, hakmem --variant bitmap-check serves the checked build, the default stays hybrid"
+  check "make uninstall of it leaves the prefix empty" sh -c "'$MAKE' -s --no-print-directory -C '$root' uninstall PREFIX='$C' && [ -z \"\$(ls -A '$C')\" ]"
+fi
 
 # ---- DESTDIR ------------------------------------------------------------------------------------
 S=$tmp/stage

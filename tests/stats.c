@@ -15,6 +15,10 @@
  *   - hak_reset from one thread releases the slabs of another, live, thread
  *     whose blocks were all freed by the first (remote frees or the transfer
  *     cache, neither collected by their owner), and empties the cache;
+ *   - hak_reset asks another live thread to drain its magazines: its next
+ *     call (of another size class) gives them back, and the next hak_reset
+ *     leaves no slab of their class; also with a hook installed, whose
+ *     reports of that thread's calls go on;
  *   - with arguments --signal FILE (run with HAKMEM_STATS_SIGNAL=12 and
  *     HAKMEM_STATS_FILE=FILE): raises SIGUSR2, allocates, and checks that the
  *     statistics were written to FILE while the program ran;
@@ -26,6 +30,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -177,6 +182,116 @@ static void reset_other_thread(void) {
   pthread_join(t, NULL);
 }
 
+/* hak_reset and another live thread's magazines: a thread (B) allocates
+ * DRAIN_N blocks of DRAIN_SIZE bytes and frees them (its magazine of that
+ * class fills); hak_reset here cannot touch B's magazines (only B pops and
+ * pushes them, without locks), but asks B to drain: B's next call, of
+ * another size class, gives them back, and the next hak_reset releases B's
+ * slabs of the class. Once more with a hook installed (every thread's gate
+ * closed already): B drains all the same, and its calls after the drain are
+ * still reported. */
+#define DRAIN_N 4000
+#define DRAIN_SIZE 48
+#define DRAIN_OTHER 3000 /* B's one call after the reset: another class */
+static void *drain_blocks[DRAIN_N];
+static int drain_state;
+static pthread_mutex_t drain_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t drain_cond = PTHREAD_COND_INITIALIZER;
+static void drain_set(int state) {
+  pthread_mutex_lock(&drain_lock);
+  drain_state = state;
+  pthread_cond_broadcast(&drain_cond);
+  pthread_mutex_unlock(&drain_lock);
+}
+static void drain_wait(int state) {
+  pthread_mutex_lock(&drain_lock);
+  while (drain_state != state) pthread_cond_wait(&drain_cond, &drain_lock);
+  pthread_mutex_unlock(&drain_lock);
+}
+static int drain_bad; /* blocks that did not keep their pattern (B, after its drain) */
+static _Thread_local int drain_me;
+static _Atomic unsigned long drain_hooked; /* B's mallocs the hook saw */
+static void drain_hook(size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  if (drain_me) atomic_fetch_add(&drain_hooked, 1);
+}
+static void *drain_thread(void *arg) {
+  (void)arg;
+  drain_me = 1;
+  for (int i = 0; i < DRAIN_N; i++) memset(drain_blocks[i] = malloc(DRAIN_SIZE), 5, DRAIN_SIZE);
+  for (int i = 0; i < DRAIN_N; i++) free(drain_blocks[i]);
+  drain_set(1);
+  drain_wait(2);
+  void *p = malloc(DRAIN_OTHER); /* the next call: the drain happens here */
+  memset(p, 6, DRAIN_OTHER);
+  free(p);
+  drain_set(3);
+  drain_wait(4);
+  /* After the drain the thread allocates as before. */
+  for (int i = 0; i < DRAIN_N; i++) memset(drain_blocks[i] = malloc(DRAIN_SIZE), i & 0xff, DRAIN_SIZE);
+  for (int i = 0; i < DRAIN_N; i++) {
+    const unsigned char *b = drain_blocks[i];
+    for (int k = 0; k < DRAIN_SIZE; k++) drain_bad += b[k] != (unsigned char)(i & 0xff);
+  }
+  for (int i = 0; i < DRAIN_N; i++) free(drain_blocks[i]);
+  return NULL;
+}
+
+static int class_of(const hak_stats_t *s, size_t size) {
+  for (int c = 0; c < HAK_STATS_CLASSES; c++)
+    if (s->cls[c].block_size == size) return c;
+  return -1;
+}
+
+static void reset_drains_other_thread(int hooked) {
+  const char *how = hooked ? "with a hook installed: " : "";
+  int (*hook_add)(const hak_hooks_t *) = (int (*)(const hak_hooks_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_hook_add");
+  int (*hook_remove)(int) = (int (*)(int))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_hook_remove");
+  int id = -1;
+  if (hooked) {
+    hak_hooks_t h = {.malloc_before = drain_hook};
+    id = hook_add != NULL && hook_remove != NULL ? hook_add(&h) : -1;
+    CHECK(id >= 0, "a hook is installed (%d)", id);
+  }
+  drain_state = 0;
+  drain_bad = 0;
+  atomic_store(&drain_hooked, 0);
+  pthread_t t;
+  pthread_create(&t, NULL, drain_thread, NULL);
+  drain_wait(1);
+  reset();
+  stats_get(&s0);
+  int c = class_of(&s0, DRAIN_SIZE);
+  CHECK(c >= 0 && s0.cls[c].in_magazines > 0 && s0.cls[c].slabs > 0,
+        "%sright after hak_reset, the other thread's magazine still holds its %d-byte blocks (%zu blocks, %zu "
+        "slabs)", how, DRAIN_SIZE, c >= 0 ? s0.cls[c].in_magazines : 0, c >= 0 ? s0.cls[c].slabs : 0);
+  drain_set(2);
+  drain_wait(3);
+  stats_get(&s1);
+  CHECK(c >= 0 && s1.cls[c].in_magazines == 0,
+        "%sthe other thread's next call (of another class) drained its magazine (%zu blocks of %d bytes left)", how,
+        c >= 0 ? s1.cls[c].in_magazines : 0, DRAIN_SIZE);
+  CHECK(s1.pool_bytes == 0, "%s... and its empty slabs went back with the pool (%zu bytes pooled)", how,
+        s1.pool_bytes);
+  check_sums("another thread drained", &s1);
+  reset();
+  stats_get(&s1);
+  CHECK(c >= 0 && s1.cls[c].slabs == 0, "%sthe next hak_reset leaves no slab of the class (%zu; %zu before the drain)",
+        how, c >= 0 ? s1.cls[c].slabs : 0, c >= 0 ? s0.cls[c].slabs : 0);
+  unsigned long seen = atomic_load(&drain_hooked);
+  drain_set(4);
+  pthread_join(t, NULL);
+  CHECK(drain_bad == 0, "%sthe drained thread allocates as before: %d blocks, patterns kept (%d bytes wrong)", how,
+        DRAIN_N, drain_bad);
+  if (hooked) {
+    unsigned long after = atomic_load(&drain_hooked) - seen;
+    CHECK(after == DRAIN_N, "with a hook installed: the drained thread's %d mallocs after the drain are reported (%lu)",
+          DRAIN_N, after);
+    CHECK(hook_remove(id) == 0, "the hook is removed");
+  }
+}
+
 int main(int argc, char **argv) {
   stats_get = (void (*)(hak_stats_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_get");
   stats_print = (void (*)(FILE *, int))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_stats_print");
@@ -256,5 +371,7 @@ int main(int argc, char **argv) {
          mapped_start / 1024, resident_start / 1024, rss_start / 1024, s1.mapped_bytes / 1024,
          s1.metadata_bytes / 1024, s1.resident_bytes / 1024, s1.process_rss_bytes / 1024, live, first_call_bytes);
   reset_other_thread();
+  reset_drains_other_thread(0);
+  reset_drains_other_thread(1);
   return check_report("stats");
 }
