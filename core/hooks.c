@@ -42,7 +42,6 @@ static int next_id;                    /* under hooks_lock */
 static _Atomic unsigned epoch;         /* its parity picks the counter new calls use */
 static _Atomic unsigned active[2];     /* calls inside the hooks, by epoch parity */
 static hak_tls unsigned my_parity;     /* the counter this thread's call used */
-_Atomic bool hak_hooks_on;             /* any hook installed (read by the slow paths) */
 static hak_tls bool in_hooks;          /* this thread is running hooks or a hooked call */
 
 bool hak_hooks_enter(void) {
@@ -96,10 +95,10 @@ void hak_hooks_aligned_after(void *p, size_t align, size_t size) {
 static void publish(hook_table_t *t) {
   hook_table_t *old = atomic_exchange_explicit(&table, t, memory_order_acq_rel);
   if (old == NULL && t != NULL) {
-    atomic_store(&hak_hooks_on, true);
+    atomic_fetch_or(&hak_observers, HAK_OBS_HOOKS); /* read by the slow paths */
     hak_gates_close();
   } else if (old != NULL && t == NULL) {
-    atomic_store(&hak_hooks_on, false);
+    atomic_fetch_and(&hak_observers, ~HAK_OBS_HOOKS);
     hak_gates_open();
   }
   if (old == NULL) return;
