@@ -579,7 +579,7 @@ static hak_noinline void check_at_exit(void) {
     }
 
   const char *path = hak_option_text(HAK_OPT_LEAKCHECK_FILE);
-  int fd = path != NULL ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : 2;
+  int fd = path != NULL ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : 2;
   if (fd < 0) {
     hak_out_error("hakmem: HAKMEM_LEAKCHECK_FILE=%s: %s; the report goes to stderr\n", path, strerror(errno));
     fd = 2;

@@ -266,19 +266,22 @@ static int dump_locked(const char *path) {
   return failed ? -1 : 0;
 }
 
-/* The next numbered file of the prefix. prof_lock held. */
-static int dump_numbered_locked(void) {
+/* The next numbered file of the prefix; loud: say so when it cannot be
+ * written (the dumps nobody asked for by a call). prof_lock held. */
+static int dump_numbered_locked(bool loud) {
   char path[PATH_MAX];
   if (forked) snprintf(path, sizeof path, "%s.%d.%04u.heap", prefix, (int)getpid(), ++dump_seq);
   else snprintf(path, sizeof path, "%s.%04u.heap", prefix, ++dump_seq);
-  return dump_locked(path);
+  int r = dump_locked(path);
+  if (r != 0 && loud) hak_out_error("hakmem: heap profile: cannot write %s: %s\n", path, strerror(errno));
+  return r;
 }
 
 static void at_exit(void) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
   pthread_mutex_lock(&prof_lock);
-  if (prof_on) (void)dump_numbered_locked();
+  if (prof_on) (void)dump_numbered_locked(true);
   pthread_mutex_unlock(&prof_lock);
   hak_track_busy = busy;
 }
@@ -293,7 +296,7 @@ void hak_prof_sample(void *p, size_t size, const hak_stack_t *st) {
     bucket_t *b = bucket_of(st, size);
     if (b != NULL && live_insert((uintptr_t)p, b)) b->allocs++;
     if (interval != 0 && atomic_load_explicit(&allocated, memory_order_relaxed) >= next_dump) {
-      (void)dump_numbered_locked();
+      (void)dump_numbered_locked(true);
       while (next_dump <= atomic_load_explicit(&allocated, memory_order_relaxed)) next_dump += interval;
     }
   }
@@ -364,7 +367,7 @@ __attribute__((visibility("default"))) int hak_profile_dump(const char *path) {
     errno = EINVAL; /* no profile being taken */
     r = -1;
   } else {
-    r = path != NULL ? dump_locked(path) : dump_numbered_locked();
+    r = path != NULL ? dump_locked(path) : dump_numbered_locked(false);
   }
   pthread_mutex_unlock(&prof_lock);
   hak_track_busy = busy;
