@@ -240,6 +240,15 @@ static HAK_TEXT hak_noinline void *alloc_aligned(size_t align, size_t size) {
  * tracking. */
 static HAK_TEXT hak_noinline void *observed_malloc(size_t size) {
   unsigned obs = observers();
+  if (hak_likely(obs == HAK_OBS_PROFILE) && size <= HAK_SMALL_MAX) { /* the profiler alone: its common case */
+    hak_mag_t *m = &hak_tls_heap->mag[size <= 1024 ? (size + 31) >> 4 : HAK_CLASS_TAG(hak_size_class(size))];
+    void *p = mag_pop(m);
+    if (hak_likely(p != NULL)) {
+      if (hak_likely((hak_prof_left -= (int64_t)size) >= 0)) return p;
+      track_alloc_slow(p, size, true);
+      return p;
+    }
+  }
   if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) return hooked_malloc(size);
   bool zeroed;
   void *p = UNTRACKED(size <= HAK_SMALL_MAX ? alloc_class_in(hak_tls_heap, hak_size_class(size))
