@@ -338,6 +338,7 @@ const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file
 size_t hak_stack_count(void);
 bool hak_track_postpone(void *p);   /* a free while busy: kept for later; false: no room */
 void *hak_track_postponed(void);    /* one postponed free, or NULL */
+bool hak_track_any_postponed(void);
 void hak_stack_scrub(void);         /* clears the dead stack below the caller (leak checker) */
 void hak_stack_init(void);
 void hak_stack_fork_prepare(void);

@@ -26,6 +26,7 @@
  * with HAK_PREFIX_ONLY, the standard names are exported as aliases of the same
  * code, so LD_PRELOAD replaces the system allocator. */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "hakmem.h"
@@ -65,9 +66,34 @@ static HAK_TEXT hak_noinline void *hooked_malloc(size_t size) {
 /* A thread inside the tracking code is busy (stack.c): what it allocates
  * meanwhile is not tracked, what it frees waits until it leaves. */
 static inline HAK_TEXT void track_enter(void) { hak_track_busy = true; }
-static HAK_TEXT hak_noinline void track_leave(void) {
-  hak_track_busy = false;
-  for (void *p; (p = hak_track_postponed()) != NULL;) hak_free(p);
+static HAK_TEXT void free_span(void *p);
+static inline HAK_TEXT bool free_push(void *p, bool own);
+/* Leaves the tracking code. The frees postponed meanwhile (a signal
+ * handler's, while the thread was busy) are tracked and made now, with
+ * signals blocked so that no handler's malloc cuts one in two (hakmem's
+ * malloc and free are not async-signal-safe, as glibc's are not; this keeps
+ * the tracking from adding a hazard of its own). What a handler queues just
+ * before the mark goes is taken too. */
+static HAK_TEXT hak_noinline void free_postponed(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  for (void *p; (p = hak_track_postponed()) != NULL;) {
+    unsigned obs = observers();
+    if (obs & HAK_OBS_LEAKS) hak_leak_free(p, NULL);
+    if (obs & HAK_OBS_PROFILE) hak_prof_free(p);
+    if (config_check) hak_check_on_free(p, "free()");
+    if (!free_push(p, true)) free_span(p);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+static inline HAK_TEXT void track_leave(void) {
+  for (;;) {
+    if (hak_unlikely(hak_track_any_postponed())) free_postponed();
+    hak_track_busy = false;
+    if (hak_likely(!hak_track_any_postponed())) return;
+    hak_track_busy = true;
+  }
 }
 
 /* p (size bytes) was just allocated; sampled: the profiler's countdown ran

@@ -172,17 +172,37 @@ out:
 size_t hak_stack_count(void) { return atomic_load(&stack_total); }
 
 /* ---- the busy mark and postponed frees ------------------------------------------- */
+/* A thread's postponed frees: pushed by whatever runs while the thread is
+ * busy (the thread itself, or a signal handler that interrupted it), popped
+ * by the thread as it leaves the tracking code. A handler runs to its end
+ * before the code it interrupted goes on, so each side claims its slot with a
+ * compare-and-swap on the count and the other side, if it interrupted
+ * between the read and the swap, makes the swap fail and try again. */
 #define PENDING_MAX 16
 static hak_tls void *pending[PENDING_MAX];
 static hak_tls unsigned pending_count;
 
 bool hak_track_postpone(void *p) {
-  if (pending_count == PENDING_MAX) return false;
-  pending[pending_count++] = p;
-  return true;
+  for (;;) {
+    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
+    if (c == PENDING_MAX) return false;
+    if (__atomic_compare_exchange_n(&pending_count, &c, c + 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&pending[c], p, __ATOMIC_RELAXED); /* the slot is ours: no one pops while we are busy */
+      return true;
+    }
+  }
 }
 
-void *hak_track_postponed(void) { return pending_count > 0 ? pending[--pending_count] : NULL; }
+void *hak_track_postponed(void) {
+  for (;;) {
+    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
+    if (c == 0) return NULL;
+    void *p = __atomic_load_n(&pending[c - 1], __ATOMIC_RELAXED);
+    if (__atomic_compare_exchange_n(&pending_count, &c, c - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return p;
+  }
+}
+
+bool hak_track_any_postponed(void) { return __atomic_load_n(&pending_count, __ATOMIC_RELAXED) != 0; }
 
 /* The leak checker scans the stack conservatively at exit (leakcheck.c):
  * copies of block addresses that the tracking code left in the dead part of

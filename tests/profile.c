@@ -13,6 +13,11 @@
  *                            held, then a forked child allocates 12 MB more
  *                            and exits: its profile is PREFIX.<pid>.0001.heap
  *                            (printed), the parent's PREFIX.0001.heap
+ *   profile signals N        N x 12,000,000 bytes allocated and freed while a
+ *                            timer signal (every 50 us) allocates and frees in
+ *                            its handler: the tracking code is interrupted in
+ *                            the middle, and must neither deadlock nor lose a
+ *                            block (run with the profiler or leak checker on)
  *   profile api              hak_profile_dump without a profile, and
  *                            hak_profile_start without a prefix, fail with EINVAL
  * Run under LD_PRELOAD of libhakmem.so (the hak_ functions by dlsym). */
@@ -22,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +72,16 @@ static void run(size_t slices, int hold) {
   }
 }
 
+static volatile sig_atomic_t handled;
+static void on_alarm(int sig) {
+  (void)sig;
+  void *a = malloc(24), *b = malloc(5000);
+  if (a != NULL) ((char *)a)[0] = 1;
+  free(b);
+  free(a);
+  handled++;
+}
+
 int main(int argc, char **argv) {
   profile_start = (int (*)(const char *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_profile_start");
   profile_dump = (int (*)(const char *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_profile_dump");
@@ -79,6 +96,25 @@ int main(int argc, char **argv) {
     printf("dump without a profile: %d %s; start(NULL): %d %s; start(\"\"): %d %s\n", r1, strerror(e1), r2,
            strerror(e2), r3, strerror(e3));
     return r1 == -1 && e1 == EINVAL && r2 == -1 && e2 == EINVAL && r3 == -1 && e3 == EINVAL ? 0 : 1;
+  }
+  if (argc == 3 && strcmp(argv[1], "signals") == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    /* hakmem's malloc, like glibc's, is not async-signal-safe: a handler
+     * that needs a magazine refill while the code it interrupted holds its
+     * heap's lock would wait for ever. The handler's sizes are allocated
+     * once before, so their magazines hold blocks and it never refills. */
+    on_alarm(0);
+    struct itimerval it = {{0, 50}, {0, 50}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    run((size_t)strtoul(argv[2], NULL, 10), 0);
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    printf("signals: %d handled\n", (int)handled);
+    return handled > 10 ? 0 : 1;
   }
   if (argc == 3 && strcmp(argv[1], "fork") == 0) {
     keep = mmap(NULL, 2 * (SLICE / 48 + 1024) * sizeof *keep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -96,7 +132,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc != 4 || (strcmp(argv[1], "inuse") != 0 && strcmp(argv[1], "alloc") != 0)) {
-    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork PREFIX | profile api\n");
+    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork PREFIX | profile signals N | profile api\n");
     return 2;
   }
   size_t slices = (size_t)strtoul(argv[2], NULL, 10), total = slices * SLICE;

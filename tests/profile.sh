@@ -14,7 +14,8 @@
 #   - the file: the header with heap_v2/<rate>, one line per stack, then
 #     MAPPED_LIBRARIES; google-pprof --svg draws it; HAKMEM_PROFILE_INTERVAL
 #     numbers the dumps .0001, .0002, ...; a forked child writes
-#     prefix.<pid>.0001.heap; an unwritable prefix says so; the API's errors.
+#     prefix.<pid>.0001.heap; an unwritable prefix says so; the API's errors;
+#     a signal handler that allocates, threads and fork under the profiler.
 # One PASS/FAIL/SKIP line per check, then a count; exit 1 if anything failed.
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -113,6 +114,18 @@ for lib in "$@"; do
   [ -n "$pid" ] && [ -f "$tmp/f.$pid.0001.heap" ] && [ -f "$tmp/f.0001.heap" ] &&
     google-pprof --text "$prog" "$tmp/f.$pid.0001.heap" 2>/dev/null | grep -q alloc_sixty
   result $? "profile: a forked child writes prefix.<pid>.0001.heap, the parent prefix.0001.heap ($out)"
+
+  # Safety: signal handlers that allocate, threads, fork, with sampling every 4-64 KiB.
+  timeout 120 env HAKMEM_PROFILE=$tmp/s HAKMEM_PROFILE_RATE=4096 LD_PRELOAD=$lib "$prog" signals 3 >"$tmp/out" 2>&1
+  st=$?
+  [ $st = 0 ] && google-pprof --text "$prog" "$tmp/s.0001.heap" >/dev/null 2>>"$tmp/out"
+  result $? "profile: a timer signal every 50 us whose handler allocates and frees, 36 MB allocated: no deadlock, no corruption (exit $st; $(head -n 1 "$tmp/out"))" "$tmp/out"
+  timeout 120 env HAKMEM_PROFILE=$tmp/t HAKMEM_PROFILE_RATE=65536 LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=8 --ops=5000 >"$tmp/out" 2>&1
+  st=$?
+  [ $st = 0 ] && google-pprof --text --alloc_space "$B/tests/stress" "$tmp/t.0001.heap" 2>/dev/null | grep -q '^Total: '
+  result $? "profile: stress (4 threads at once, 1/4 of frees cross-thread, patterns checked) under the profiler, and its profile reads (exit $st)" "$tmp/out"
+  timeout 120 env HAKMEM_PROFILE=$tmp/k HAKMEM_PROFILE_RATE=65536 LD_PRELOAD=$lib $B/tests/fork --forks 40 >"$tmp/out" 2>&1
+  result $? "profile: 40 forks while 3 threads churn, under the profiler: no child lost" "$tmp/out"
 
   # Errors: an unwritable prefix is reported; the API refuses what it cannot do.
   HAKMEM_PROFILE=$tmp/none/p LD_PRELOAD=$lib "$prog" inuse 1 "$tmp/none/x" >"$tmp/out" 2>&1
