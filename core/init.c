@@ -91,6 +91,7 @@ hak_cold void hak_init_slow(void) {
     hak_options_print(stderr);
   }
   in_init = false;
+  atomic_fetch_and(&hak_observers, ~HAK_OBS_INIT);
   atomic_store(&hak_init_state, HAK_INIT_DONE);
 }
 

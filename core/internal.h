@@ -329,6 +329,9 @@ typedef struct hak_stack_s {
 #define HAK_OBS_PROFILE 2u  /* profile.c */
 #define HAK_OBS_LEAKS   4u  /* leakcheck.c */
 #define HAK_OBS_TRACK   (HAK_OBS_PROFILE | HAK_OBS_LEAKS)
+#define HAK_OBS_INIT    8u  /* until initialisation is done: the first calls come
+                               to the observed paths, which initialise first, so
+                               that the call that starts the leak checker is tracked */
 extern _Atomic unsigned hak_observers;
 extern hak_tls bool hak_track_busy;      /* this thread is inside the tracking code */
 extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being made */

@@ -36,6 +36,16 @@
 
 /* ---- observers: hooks (hooks.c), the profiler and the leak checker (stack.c) ------- */
 static inline HAK_TEXT unsigned observers(void) { return atomic_load_explicit(&hak_observers, memory_order_relaxed); }
+/* The observers, for an observed path: before initialisation (HAK_OBS_INIT)
+ * it initialises first, so the options have turned them on. */
+static HAK_TEXT hak_noinline unsigned observers_init(void) {
+  hak_init_slow();
+  return observers() & ~HAK_OBS_INIT; /* still set while initialisation allocates */
+}
+static inline HAK_TEXT unsigned observers_now(void) {
+  unsigned obs = observers();
+  return hak_unlikely(obs & HAK_OBS_INIT) ? observers_init() : obs;
+}
 /* True when this call must run the hooks: some are installed and the thread
  * is not already inside a hooked call (then it is marked as inside). Only the
  * slow paths ask: with hooks installed, every thread's gate is closed, so
@@ -265,7 +275,7 @@ static HAK_TEXT hak_noinline void *alloc_aligned(size_t align, size_t size) {
  * allocation from the thread's own heap, behind its closed gate, and its
  * tracking. */
 static HAK_TEXT hak_noinline void *observed_malloc(size_t size) {
-  unsigned obs = observers();
+  unsigned obs = observers_now();
   if (hak_likely(obs == HAK_OBS_PROFILE) && size <= HAK_SMALL_MAX) { /* the profiler alone: its common case */
     hak_mag_t *m = &hak_tls_heap->mag[size <= 1024 ? (size + 31) >> 4 : HAK_CLASS_TAG(hak_size_class(size))];
     void *p = mag_pop(m);
@@ -287,7 +297,7 @@ static HAK_TEXT hak_noinline void *observed_malloc(size_t size) {
  * malloc above the small sizes (hooks, then tracked), calloc's, or an
  * aligned one (its hooks ran in the API function; tracked here). */
 static HAK_TEXT hak_noinline void *observed_routed(size_t size, size_t align, bool *zeroed) {
-  unsigned obs = observers();
+  unsigned obs = observers_now();
   if (align == 1 && (obs & HAK_OBS_HOOKS) && hak_hooks_enter()) {
     *zeroed = false;
     return hooked_malloc(size);
@@ -370,7 +380,7 @@ static HAK_TEXT void free_span(void *p) {
  * the tracking, then the push into the thread's own magazine behind its
  * closed gate. */
 static HAK_TEXT hak_noinline void observed_free(void *p) {
-  unsigned obs = observers();
+  unsigned obs = observers_now();
   if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) {
     hooked_free(p);
     return;

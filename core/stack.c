@@ -35,7 +35,7 @@
 
 #include "internal.h"
 
-_Atomic unsigned hak_observers;
+_Atomic unsigned hak_observers = HAK_OBS_INIT;
 hak_tls bool hak_track_busy;
 hak_tls const char *hak_src_file;
 hak_tls int hak_src_line;

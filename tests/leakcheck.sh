@@ -133,6 +133,17 @@ HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_SUPPRESS=$tmp/supp LD_PRELOAD=$lib "$prog" c
 [ $st = 2 ] && grep -q "supp:2: 'race:foo' is not a suppression" "$out"
 result $? "leakcheck: a line that is not a suppression: its line number, exit 2 (exit $st)" "$out"
 
+# The suppression file of the README: a leak made by a library constructor that
+# the dynamic loader runs is reported without it and suppressed with it.
+ctor=$B/tests/libleak_ctor.so
+HAKMEM_LEAKCHECK=1 LD_PRELOAD="$lib $ctor" "$prog" clean >/dev/null 2>"$out"; st=$?
+grep -A3 '^Direct leak of 123 byte(s) in 1 object(s)' "$out" >"$tmp/g"
+[ $st = 23 ] && grep -q 'in leak_at_load ' "$tmp/g" && grep -q 'ld-linux-x86-64.so.2' "$out"
+result $? "leakcheck: a leak in a library constructor run by the dynamic loader is reported, through ld-linux (exit $st)" "$out"
+HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_SUPPRESS=tests/leakcheck.supp LD_PRELOAD="$lib $ctor" "$prog" clean >/dev/null 2>"$out"; st=$?
+[ $st = 0 ] && grep -q 'definitely lost 0 bytes in 0 blocks.*suppressed 123 bytes in 1 blocks' "$out"
+result $? "leakcheck: ... and suppressed by tests/leakcheck.supp, the README's example (exit $st)" "$out"
+
 # Safety: a signal handler that allocates and frees while the thread is inside
 # the tracking code (its frees wait, nothing is lost), threads, fork.
 timeout 120 env HAKMEM_LEAKCHECK=1 LD_PRELOAD="$lib" $B/tests/profile signals 1 >"$out" 2>&1; st=$?

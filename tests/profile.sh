@@ -115,6 +115,12 @@ for lib in "$@"; do
     google-pprof --text "$prog" "$tmp/f.$pid.0001.heap" 2>/dev/null | grep -q alloc_sixty
   result $? "profile: a forked child writes prefix.<pid>.0001.heap, the parent prefix.0001.heap ($out)"
 
+  # HAK_TRACE_SOURCE: the source location follows the stack's line (every block sampled).
+  HAKMEM_PROFILE=$tmp/src HAKMEM_PROFILE_RATE=1 HAKMEM_LEAKCHECK_EXITCODE=0 $B/tests/leaks-source source >"$tmp/out" 2>&1
+  grep -A1 '^[0-9]*: 24 \[' "$tmp/src.0001.heap" | grep -q '^# source: tests/leaks.c:[0-9]*$' &&
+    google-pprof --text "$B/tests/leaks-source" "$tmp/src.0001.heap" 2>/dev/null | grep -q 'leak_direct_small'
+  result $? "profile: HAK_TRACE_SOURCE: '# source: tests/leaks.c:<line>' after the stack's line; google-pprof still reads the file" "$tmp/src.0001.heap"
+
   # Safety: signal handlers that allocate, threads, fork, with sampling every 4-64 KiB.
   timeout 120 env HAKMEM_PROFILE=$tmp/s HAKMEM_PROFILE_RATE=4096 LD_PRELOAD=$lib "$prog" signals 3 >"$tmp/out" 2>&1
   st=$?
