@@ -38,6 +38,12 @@ hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
  * lazily, each at its thread's next slow path. */
 hak_tls hak_heap_t *hak_tls_gate = &hak_heap_empty;
 _Atomic unsigned hak_gates_closed;
+/* free's fast path reads a gate of its own, closed only by the observers
+ * that must see every free (hooks, the leak checker; the heap profiler sees
+ * the frees of its samples, which it allocates so that they fail the fast
+ * path: malloc_api.c). */
+hak_tls hak_heap_t *hak_tls_free_gate = &hak_heap_empty;
+_Atomic unsigned hak_free_gates_closed;
 
 /* Dynamic flush: a magazine starts at 1 / MAG_START_SHARE of its class's
  * capacity (rounded up) and grows with demand (mag_adapt), so a thread that
@@ -140,11 +146,13 @@ static hak_heap_t *heap_create(void) {
   }
   pthread_mutex_init(&h->lock, NULL);
   h->gate = &hak_tls_gate;
+  h->free_gate = &hak_tls_free_gate;
   hak_tls_heap = h;
   pthread_mutex_lock(&hak_heap_list_lock);
   hak_list_push(&heap_list, h);
   /* under the list lock: hak_gates_close either sees this heap or we see its count */
   __atomic_store_n(&hak_tls_gate, atomic_load(&hak_gates_closed) ? &hak_heap_empty : h, __ATOMIC_RELAXED);
+  __atomic_store_n(&hak_tls_free_gate, atomic_load(&hak_free_gates_closed) ? &hak_heap_empty : h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
   pthread_setspecific(heap_key, h);
   return h;
@@ -229,7 +237,8 @@ static void heap_thread_exit(void *arg) {
   if (h == NULL || h == &hak_heap_empty) return;
   pthread_mutex_lock(&hak_heap_list_lock); /* so that no one writes the gate from now on */
   __atomic_store_n(&hak_tls_gate, &hak_heap_empty, __ATOMIC_RELAXED);
-  h->gate = NULL;
+  __atomic_store_n(&hak_tls_free_gate, &hak_heap_empty, __ATOMIC_RELAXED);
+  h->gate = h->free_gate = NULL;
   pthread_mutex_unlock(&hak_heap_list_lock);
   hak_tls_heap = &hak_heap_empty;
   owner_enter(h);
@@ -238,25 +247,32 @@ static void heap_thread_exit(void *arg) {
   heap_unlink_and_unmap(h, true);
 }
 
-/* Closes every thread's gate: from their next call on, every call of every
- * thread takes the slow path (until as many hak_gates_open). */
-void hak_gates_close(void) {
+/* Closes every thread's gate and, with frees, its free gate: from their next
+ * call on, every malloc (and free) of every thread takes the slow path (until
+ * as many hak_gates_open). */
+void hak_gates_close(bool frees) {
   pthread_mutex_lock(&hak_heap_list_lock);
   atomic_fetch_add(&hak_gates_closed, 1);
-  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
+  if (frees) atomic_fetch_add(&hak_free_gates_closed, 1);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
     if (h->gate != NULL) __atomic_store_n(h->gate, &hak_heap_empty, __ATOMIC_RELEASE);
+    if (frees && h->free_gate != NULL) __atomic_store_n(h->free_gate, &hak_heap_empty, __ATOMIC_RELEASE);
+  }
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 
-void hak_gates_open(void) { atomic_fetch_sub(&hak_gates_closed, 1); }
+void hak_gates_open(bool frees) {
+  if (frees) atomic_fetch_sub(&hak_free_gates_closed, 1);
+  atomic_fetch_sub(&hak_gates_closed, 1);
+}
 
-/* A slow path's check: the calling thread's gate, closed while nothing needs
- * it closed any more, opens again. */
-void hak_gate_reopen(void) {
-  hak_heap_t *h = hak_tls_heap;
-  if (h == &hak_heap_empty || hak_tls_gate == h) return;
+/* A slow path's check: the calling thread's gate (or free gate), closed
+ * while nothing needs it closed any more, opens again. */
+void hak_gate_reopen(bool free_gate) {
+  hak_heap_t *h = hak_tls_heap, **gate = free_gate ? &hak_tls_free_gate : &hak_tls_gate;
+  if (h == &hak_heap_empty || *gate == h) return;
   pthread_mutex_lock(&hak_heap_list_lock);
-  if (atomic_load(&hak_gates_closed) == 0) __atomic_store_n(&hak_tls_gate, h, __ATOMIC_RELAXED);
+  if (atomic_load(free_gate ? &hak_free_gates_closed : &hak_gates_closed) == 0) __atomic_store_n(gate, h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 

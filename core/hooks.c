@@ -96,10 +96,10 @@ static void publish(hook_table_t *t) {
   hook_table_t *old = atomic_exchange_explicit(&table, t, memory_order_acq_rel);
   if (old == NULL && t != NULL) {
     atomic_fetch_or(&hak_observers, HAK_OBS_HOOKS); /* read by the slow paths */
-    hak_gates_close();
+    hak_gates_close(true);
   } else if (old != NULL && t == NULL) {
     atomic_fetch_and(&hak_observers, ~HAK_OBS_HOOKS);
-    hak_gates_open();
+    hak_gates_open(true);
   }
   if (old == NULL) return;
   unsigned parity = atomic_fetch_add(&epoch, 1) & 1; /* a grace period */

@@ -5,6 +5,8 @@
  * two files call each other:
  *   malloc_api.c                      the exported API, fast paths, tier router
  *   init.c  check.c                   initialisation and fork; the checked build
+ *   profile.c  leakcheck.c            the heap profiler, the leak checker
+ *   stack.c  symbols.c  out.c         call stacks, naming frames, reports without malloc
  *   stats.c  validate.c  scavenger.c  statistics, validators, the scavenger
  *   heap.c                            thread heaps, magazines, remote free
  *   transfer.c                        the transfer cache between magazines
@@ -31,7 +33,8 @@
  * The page map and the OS layer take no locks.
  *
  * fork(): the prepare handler (init.c) takes -3 to 0, 1, 2, 2b, 3, 4, 5, 6 in
- * this order (and waits until no thread is unwinding its stack: stack.c), so that in the child every global structure (heap list, abandoned
+ * this order (and waits until no thread is unwinding its stack: stack.c), so
+ * that in the child every global structure (heap list, abandoned
  * lists, pool and SuperSlabs, medium chunks, large cache, descriptor arena) is
  * as some thread left it when it released the lock; parent and child release
  * them (the child re-initialises them). Taking the heap list lock also waits
@@ -231,9 +234,18 @@ static inline hak_heap_t *hak_gate(void) {
   return hak_tls_gate;
 #endif
 }
-void hak_gates_close(void);  /* every call of every thread takes the slow path */
-void hak_gates_open(void);   /* undoes one hak_gates_close (gates reopen lazily) */
-void hak_gate_reopen(void);  /* slow paths: reopen the caller's gate when allowed */
+extern hak_tls hak_heap_t *hak_tls_free_gate; /* free's fast path's heap */
+extern _Atomic unsigned hak_free_gates_closed;
+static inline hak_heap_t *hak_free_gate(void) {
+#if defined(__SANITIZE_THREAD__)
+  return __atomic_load_n(&hak_tls_free_gate, __ATOMIC_RELAXED);
+#else
+  return hak_tls_free_gate;
+#endif
+}
+void hak_gates_close(bool frees); /* every malloc (and free) of every thread takes the slow path */
+void hak_gates_open(bool frees);  /* undoes one hak_gates_close (gates reopen lazily) */
+void hak_gate_reopen(bool free_gate); /* slow paths: reopen the caller's gate when allowed */
 extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
 void  hak_heap_free_small(void *p, hak_slab_t *s);  /* the fast path could not */

@@ -631,7 +631,7 @@ void hak_leak_init(void) {
   if (supp_path != NULL && !supp_load(supp_path)) _exit(2);
   atomic_store(&leak_on, true);
   atomic_fetch_or(&hak_observers, HAK_OBS_LEAKS);
-  hak_gates_close();
+  hak_gates_close(true);
   atexit(check_at_exit);
 }
 

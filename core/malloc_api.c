@@ -58,10 +58,16 @@ static inline HAK_TEXT bool hooks_start(void) {
  * so that the checks see each call once. */
 static inline HAK_TEXT bool observed_slow(void) { return !config_check && hak_unlikely(observers() != 0); }
 
-/* A slow path's first duty: reopen the caller's gate when hooks went away. */
+/* A slow path's first duty: reopen the caller's gate (malloc's, or free's)
+ * when its observers went away. */
 static inline HAK_TEXT void gate_check(void) {
   if (hak_unlikely(hak_tls_gate != hak_tls_heap) && atomic_load_explicit(&hak_gates_closed, memory_order_relaxed) == 0)
-    hak_gate_reopen();
+    hak_gate_reopen(false);
+}
+static inline HAK_TEXT void free_gate_check(void) {
+  if (hak_unlikely(hak_tls_free_gate != hak_tls_heap) &&
+      atomic_load_explicit(&hak_free_gates_closed, memory_order_relaxed) == 0)
+    hak_gate_reopen(true);
 }
 
 static HAK_TEXT hak_noinline void *hooked_malloc(size_t size) {
@@ -135,13 +141,19 @@ static HAK_TEXT hak_noinline bool track_free_slow(void *p, unsigned obs) {
   return true;
 }
 
+/* The profiler's countdown: true when this allocation of size bytes is to
+ * be sampled (profile.c). */
+static inline HAK_TEXT bool sample_now(size_t size, unsigned obs) {
+  return (obs & HAK_OBS_PROFILE) && (hak_prof_left -= (int64_t)size) < 0;
+}
 /* The tracking of an allocation of size bytes at p (NULL: it failed): the
- * profiler's countdown, and the out-of-line part when it runs out or the
- * leak checker keeps every block. */
-static inline HAK_TEXT void track_alloc(void *p, size_t size, unsigned obs) {
-  bool sample = (obs & HAK_OBS_PROFILE) && (hak_prof_left -= (int64_t)size) < 0;
+ * out-of-line part when it is sampled or the leak checker keeps every block. */
+static inline HAK_TEXT void track_done(void *p, size_t size, unsigned obs, bool sample) {
   if (hak_unlikely(sample || (obs & HAK_OBS_LEAKS))) track_alloc_slow(p, size, sample);
   if (obs & HAK_OBS_LEAKS) hak_stack_scrub(); /* no copy of p left below the program's frames */
+}
+static inline HAK_TEXT void track_alloc(void *p, size_t size, unsigned obs) {
+  track_done(p, size, obs, sample_now(size, obs));
 }
 /* Before p is freed; false: postponed (track_free_slow). */
 static inline HAK_TEXT bool track_free(void *p, unsigned obs) {
@@ -270,26 +282,43 @@ static HAK_TEXT hak_noinline void *alloc_aligned(size_t align, size_t size) {
   return alloc_routed(size, align, &zeroed);
 }
 
+/* A sampled allocation (profile.c): a small one gets a page run of its own
+ * (medium.c), whose page-map tag is 0, so that its free fails free's fast
+ * path even while the free gate is open, and the profiler sees it; a larger
+ * one is served as usual (its free is never a fast one). */
+static HAK_TEXT hak_noinline void *alloc_sampled(size_t size, size_t align, bool *zeroed) {
+  if (size > HAK_SMALL_MAX || align > HAK_MEDIUM_MAX_ALIGN) return route(size, align, zeroed, hak_tls_heap);
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  if (config_dynamic_flush) hak_scavenger_start();
+  sigset_t all, old; /* the medium tier's lock, held with no handler able to want it too */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  void *p = hak_medium_alloc(size ? size : 1, align, zeroed);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (hak_unlikely(p == NULL)) errno = ENOMEM;
+  return p;
+}
+
 /* A malloc of size bytes while someone watches: the hooks first (they call
  * hak_malloc again, which comes back here inside the hooked call), else the
  * allocation from the thread's own heap, behind its closed gate, and its
  * tracking. */
 static HAK_TEXT hak_noinline void *observed_malloc(size_t size) {
   unsigned obs = observers_now();
-  if (hak_likely(obs == HAK_OBS_PROFILE) && size <= HAK_SMALL_MAX) { /* the profiler alone: its common case */
-    hak_mag_t *m = &hak_tls_heap->mag[size <= 1024 ? (size + 31) >> 4 : HAK_CLASS_TAG(hak_size_class(size))];
-    void *p = mag_pop(m);
+  if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) return hooked_malloc(size);
+  bool sample = sample_now(size, obs);
+  if (hak_likely(!sample) && size <= HAK_SMALL_MAX) { /* the common case: a pop from the own magazine */
+    void *p = mag_pop(&hak_tls_heap->mag[size <= 1024 ? (size + 31) >> 4 : HAK_CLASS_TAG(hak_size_class(size))]);
     if (hak_likely(p != NULL)) {
-      if (hak_likely((hak_prof_left -= (int64_t)size) >= 0)) return p;
-      track_alloc_slow(p, size, true);
+      if (hak_unlikely(obs & HAK_OBS_LEAKS)) track_done(p, size, obs, false);
       return p;
     }
   }
-  if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) return hooked_malloc(size);
   bool zeroed;
-  void *p = UNTRACKED(size <= HAK_SMALL_MAX ? alloc_class_in(hak_tls_heap, hak_size_class(size))
-                                            : route(size, 1, &zeroed, hak_tls_heap));
-  track_alloc(p, size, obs);
+  void *p = UNTRACKED(sample                   ? alloc_sampled(size, 1, &zeroed)
+                      : size <= HAK_SMALL_MAX ? alloc_class_in(hak_tls_heap, hak_size_class(size))
+                                              : route(size, 1, &zeroed, hak_tls_heap));
+  track_done(p, size, obs, sample);
   return p;
 }
 
@@ -302,8 +331,9 @@ static HAK_TEXT hak_noinline void *observed_routed(size_t size, size_t align, bo
     *zeroed = false;
     return hooked_malloc(size);
   }
-  void *p = UNTRACKED(route(size, align, zeroed, hak_tls_heap));
-  track_alloc(p, size, obs);
+  bool sample = sample_now(size, obs);
+  void *p = UNTRACKED(sample ? alloc_sampled(size, align, zeroed) : route(size, align, zeroed, hak_tls_heap));
+  track_done(p, size, obs, sample);
   return p;
 }
 
@@ -338,8 +368,8 @@ static HAK_TEXT hak_noinline void hooked_free(void *p) {
 }
 
 /* free's fast path: p is the start of a small block and the magazine of its
- * class has room: push. The magazine is the gate's, or (own) the thread's
- * own heap's behind a closed gate; the heap is read only once p is known to
+ * class has room: push. The magazine is the free gate's, or (own) the
+ * thread's own heap's behind a closed gate; the heap is read only once p is known to
  * be a block start (as the fast path always did: one instruction fewer).
  * False: the slow path must do it. */
 static inline HAK_TEXT bool free_push(void *p, bool own) {
@@ -347,7 +377,7 @@ static inline HAK_TEXT bool free_push(void *p, bool own) {
   unsigned tag = (unsigned)(entry & HAK_TAG_MASK);
   const hak_tag_info_t *info = &hak_tag_info[tag];
   if (hak_likely((((uint64_t)((uintptr_t)p & info->mask) * info->recip) >> 32) == 0)) { /* a block start */
-    hak_mag_t *m = &(own ? hak_tls_heap : hak_gate())->mag[tag]; /* tag 0: never has room */
+    hak_mag_t *m = &(own ? hak_tls_heap : hak_free_gate())->mag[tag]; /* tag 0: never has room */
     void **top = m->top;
     if (hak_likely(top < m->limit && top[-1] != p)) {
       *top = p;
@@ -385,13 +415,22 @@ static HAK_TEXT hak_noinline void observed_free(void *p) {
     hooked_free(p);
     return;
   }
+  bool sampled = (obs & HAK_OBS_PROFILE) && p != NULL && hak_prof_maybe_sampled(p);
   if (!track_free(p, obs)) return;
   if (free_push(p, true)) return;
+  if (hak_likely(!sampled)) {
+    free_span(p);
+    return;
+  }
+  sigset_t all, old; /* a sample's page run: as alloc_sampled */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
   free_span(p);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static HAK_TEXT hak_noinline void free_slow(void *p) {
-  gate_check();
+  free_gate_check();
   if (observed_slow()) {
     observed_free(p);
     return;

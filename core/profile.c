@@ -14,11 +14,13 @@
  * line by its mean size (heap_v2) is that exact inverse probability.
  *
  * Cost. Off: nothing (no instruction is added to the fast paths). On: every
- * thread's gate is closed (heap.c), so each call takes a slow path that
- * subtracts its size from the countdown (malloc_api.c) and, for a free, reads
- * one counter of a counting filter of the sampled blocks alive
- * (hak_prof_filter): only a sampled allocation or the free of a block whose
- * slot is non-zero comes here.
+ * thread's malloc gate is closed (heap.c), so each malloc takes a slow path
+ * that subtracts its size from the countdown (malloc_api.c). Free's gate
+ * stays open: a sampled small block gets a page run of its own (medium.c,
+ * page-map tag 0), so that its free fails the fast path, and a free on the
+ * slow path reads one counter of a counting filter of the sampled blocks
+ * alive (hak_prof_filter): only a sampled allocation or the free of a block
+ * whose slot is non-zero comes here.
  *
  * Output (hak_profile_dump; at exit; every HAKMEM_PROFILE_INTERVAL bytes):
  *   heap profile: <in-use objects>: <in-use bytes> [<allocated objects>: <bytes>] @ heap_v2/<rate>
@@ -339,7 +341,7 @@ __attribute__((visibility("default"))) int hak_profile_start(const char *path_pr
   pthread_mutex_unlock(&prof_lock);
   if (!was_on) {
     atomic_fetch_or(&hak_observers, HAK_OBS_PROFILE);
-    hak_gates_close();
+    hak_gates_close(false);
   }
   hak_track_busy = busy;
   return 0;
@@ -354,7 +356,7 @@ __attribute__((visibility("default"))) void hak_profile_stop(void) {
   if (was_on) atomic_fetch_and(&hak_observers, ~HAK_OBS_PROFILE);
   reset_locked();
   pthread_mutex_unlock(&prof_lock);
-  if (was_on) hak_gates_open();
+  if (was_on) hak_gates_open(false);
   hak_track_busy = busy;
 }
 
