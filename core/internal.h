@@ -350,7 +350,6 @@ extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being mad
 extern hak_tls int hak_src_line;
 int  hak_stack_capture(void **frames, int max);
 const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file, int line); /* NULL: no memory */
-size_t hak_stack_count(void);
 bool hak_track_postpone(void *p);   /* a free while busy: kept for later; false: no room */
 void *hak_track_postponed(void);    /* one postponed free, or NULL */
 bool hak_track_any_postponed(void);

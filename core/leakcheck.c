@@ -432,7 +432,7 @@ static void scan_roots(uintptr_t sp) {
   hak_meta_free(maps, cap);
 }
 
-/* Heap sort of the blocks by address, and of group indices by a key. */
+/* Heap sort of the blocks by address (no malloc: qsort may call it). */
 static void sift(blk_t *a, size_t i, size_t n) {
   for (;;) {
     size_t c = 2 * i + 1;
@@ -466,7 +466,7 @@ static bool group_before(const group_t *a, const group_t *b) {
   if (a->kind != b->kind) return a->kind < b->kind;
   return a->bytes > b->bytes;
 }
-static void sort_groups(group_t *g, size_t n) { /* insertion sort over a heap-sorted start */
+static void sort_groups(group_t *g, size_t n) { /* insertion sort: the groups are few */
   for (size_t i = 1; i < n; i++) {
     group_t v = g[i];
     size_t j = i;

@@ -94,7 +94,6 @@ typedef struct shard_s {
   char *arena, *arena_end;
 } shard_t;
 static shard_t shards[SHARDS];
-static _Atomic size_t stack_total;
 
 static void spin_lock(_Atomic bool *l) {
   while (atomic_exchange_explicit(l, true, memory_order_acquire))
@@ -163,13 +162,10 @@ const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file
   memcpy(found->frames, frames, (size_t)n * sizeof(void *));
   sh->slot[j] = found;
   sh->count++;
-  atomic_fetch_add_explicit(&stack_total, 1, memory_order_relaxed);
 out:
   spin_unlock(&sh->lock);
   return found;
 }
-
-size_t hak_stack_count(void) { return atomic_load(&stack_total); }
 
 /* ---- the busy mark and postponed frees ------------------------------------------- */
 /* A thread's postponed frees: pushed by whatever runs while the thread is
