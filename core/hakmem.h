@@ -140,6 +140,44 @@ int hak_hook_add(const hak_hooks_t *hooks);
  * fast paths cost what they cost without hooks. */
 int hak_hook_remove(int id);
 
+/* The heap profiler (off unless HAKMEM_PROFILE=<prefix> or started here).
+ * Samples allocations every HAKMEM_PROFILE_RATE bytes on average (512 KiB)
+ * and writes gperftools' heap profile format (google-pprof --text prog file).
+ * hak_profile_start: a fresh profile, written to <prefix>.0001.heap, .0002,
+ * ... by hak_profile_dump(NULL), every HAKMEM_PROFILE_INTERVAL bytes if set,
+ * and at exit; 0, or -1 with errno EINVAL (no prefix, or too long).
+ * hak_profile_stop: no more sampling; the profile is dropped. hak_profile_dump:
+ * the profile now to path (NULL: the next numbered file); 0, or -1 with errno
+ * (EINVAL: no profile is being taken). */
+int hak_profile_start(const char *prefix);
+void hak_profile_stop(void);
+int hak_profile_dump(const char *path);
+
+/* The same calls, telling the heap profiler and the leak checker where in the
+ * source they were made. Defining HAK_TRACE_SOURCE before including this
+ * header turns hak_malloc(n) and its friends into them, with __FILE__ and
+ * __LINE__ (file must be a string that lives as long as the program). */
+void *hak_malloc_at(size_t size, const char *file, int line);
+void *hak_calloc_at(size_t count, size_t size, const char *file, int line);
+void *hak_realloc_at(void *p, size_t size, const char *file, int line);
+void *hak_reallocarray_at(void *p, size_t count, size_t size, const char *file, int line);
+int   hak_posix_memalign_at(void **out, size_t alignment, size_t size, const char *file, int line);
+void *hak_aligned_alloc_at(size_t alignment, size_t size, const char *file, int line);
+void *hak_memalign_at(size_t alignment, size_t size, const char *file, int line);
+void *hak_valloc_at(size_t size, const char *file, int line);
+void *hak_pvalloc_at(size_t size, const char *file, int line);
+#ifdef HAK_TRACE_SOURCE
+#define hak_malloc(n)                  hak_malloc_at((n), __FILE__, __LINE__)
+#define hak_calloc(c, n)               hak_calloc_at((c), (n), __FILE__, __LINE__)
+#define hak_realloc(p, n)              hak_realloc_at((p), (n), __FILE__, __LINE__)
+#define hak_reallocarray(p, c, n)      hak_reallocarray_at((p), (c), (n), __FILE__, __LINE__)
+#define hak_posix_memalign(o, a, n)    hak_posix_memalign_at((o), (a), (n), __FILE__, __LINE__)
+#define hak_aligned_alloc(a, n)        hak_aligned_alloc_at((a), (n), __FILE__, __LINE__)
+#define hak_memalign(a, n)             hak_memalign_at((a), (n), __FILE__, __LINE__)
+#define hak_valloc(n)                  hak_valloc_at((n), __FILE__, __LINE__)
+#define hak_pvalloc(n)                 hak_pvalloc_at((n), __FILE__, __LINE__)
+#endif
+
 /* Walks every structure of the allocator (heaps, magazines, slabs, the pool,
  * SuperSlabs, medium chunks, the large cache) and checks its invariants.
  * Returns NULL when all hold, else a static string naming the first broken

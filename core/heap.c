@@ -40,6 +40,12 @@ hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
  * drains its magazines at its next call (hak_heaps_request_flush). */
 hak_tls hak_heap_t *hak_tls_gate = &hak_heap_empty;
 _Atomic unsigned hak_gates_closed;
+/* free's fast path reads a gate of its own, closed only by the observers
+ * that must see every free (hooks, the leak checker; the heap profiler sees
+ * the frees of its samples, which it allocates so that they fail the fast
+ * path: malloc_api.c). */
+hak_tls hak_heap_t *hak_tls_free_gate = &hak_heap_empty;
+_Atomic unsigned hak_free_gates_closed;
 
 /* Dynamic flush: a magazine starts at 1 / MAG_START_SHARE of its class's
  * capacity (rounded up) and grows with demand (mag_adapt), so a thread that
@@ -142,11 +148,13 @@ static hak_heap_t *heap_create(void) {
   }
   pthread_mutex_init(&h->lock, NULL);
   h->gate = &hak_tls_gate;
+  h->free_gate = &hak_tls_free_gate;
   hak_tls_heap = h;
   pthread_mutex_lock(&hak_heap_list_lock);
   hak_list_push(&heap_list, h);
   /* under the list lock: hak_gates_close either sees this heap or we see its count */
   __atomic_store_n(&hak_tls_gate, atomic_load(&hak_gates_closed) ? &hak_heap_empty : h, __ATOMIC_RELAXED);
+  __atomic_store_n(&hak_tls_free_gate, atomic_load(&hak_free_gates_closed) ? &hak_heap_empty : h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
   pthread_setspecific(heap_key, h);
   return h;
@@ -231,7 +239,8 @@ static void heap_thread_exit(void *arg) {
   if (h == NULL || h == &hak_heap_empty) return;
   pthread_mutex_lock(&hak_heap_list_lock); /* so that no one writes the gate from now on */
   __atomic_store_n(&hak_tls_gate, &hak_heap_empty, __ATOMIC_RELAXED);
-  h->gate = NULL;
+  __atomic_store_n(&hak_tls_free_gate, &hak_heap_empty, __ATOMIC_RELAXED);
+  h->gate = h->free_gate = NULL;
   pthread_mutex_unlock(&hak_heap_list_lock);
   hak_tls_heap = &hak_heap_empty;
   owner_enter(h);
@@ -240,24 +249,31 @@ static void heap_thread_exit(void *arg) {
   heap_unlink_and_unmap(h, true);
 }
 
-/* Closes every thread's gate: from their next call on, every call of every
- * thread takes the slow path (until as many hak_gates_open). */
-void hak_gates_close(void) {
+/* Closes every thread's gate and, with frees, its free gate: from their next
+ * call on, every malloc (and free) of every thread takes the slow path (until
+ * as many hak_gates_open). */
+void hak_gates_close(bool frees) {
   pthread_mutex_lock(&hak_heap_list_lock);
   atomic_fetch_add(&hak_gates_closed, 1);
-  for (hak_heap_t *h = heap_list; h != NULL; h = h->next)
+  if (frees) atomic_fetch_add(&hak_free_gates_closed, 1);
+  for (hak_heap_t *h = heap_list; h != NULL; h = h->next) {
     if (h->gate != NULL) __atomic_store_n(h->gate, &hak_heap_empty, __ATOMIC_RELEASE);
+    if (frees && h->free_gate != NULL) __atomic_store_n(h->free_gate, &hak_heap_empty, __ATOMIC_RELEASE);
+  }
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 
-void hak_gates_open(void) { atomic_fetch_sub(&hak_gates_closed, 1); }
+void hak_gates_open(bool frees) {
+  if (frees) atomic_fetch_sub(&hak_free_gates_closed, 1);
+  atomic_fetch_sub(&hak_gates_closed, 1);
+}
 
 /* hak_reset from another thread: each other live heap is asked to drain, and
- * its gate is closed so that its owner's next call (whatever it is: a pop or
- * a push that the magazine could serve) takes the slow path, where
- * hak_gate_reopen drains it. The flag is set and the gate closed under the
- * list lock, and the owner reopens its gate under it only when no flag is
- * set, so a request is never lost. */
+ * both its gates are closed so that its owner's next call (whatever it is: a
+ * pop or a push that the magazine could serve) takes the slow path, where
+ * hak_gate_reopen drains it. The flag is set and the gates closed under the
+ * list lock, and the owner reopens a gate under it only when no flag is set,
+ * so a request is never lost. */
 void hak_heaps_request_flush(void) {
   hak_heap_t *own = hak_tls_heap;
   pthread_mutex_lock(&hak_heap_list_lock);
@@ -265,27 +281,29 @@ void hak_heaps_request_flush(void) {
     if (h != own && h->gate != NULL) {
       atomic_store(&h->flush_wanted, true);
       __atomic_store_n(h->gate, &hak_heap_empty, __ATOMIC_RELEASE);
+      if (h->free_gate != NULL) __atomic_store_n(h->free_gate, &hak_heap_empty, __ATOMIC_RELEASE);
     }
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 
-/* A slow path's check, with the calling thread's gate closed: when hak_reset
- * asked, the thread gives back what it holds as hak_reset does for its
- * caller: its magazines to their slabs, its empty slabs, the pages of its
- * magazine arrays, and the pool; then the gate opens again unless something
- * still needs it closed (hooks, or another request meanwhile). */
-void hak_gate_reopen(void) {
-  hak_heap_t *h = hak_tls_heap;
+/* A slow path's check, with the calling thread's gate (or free gate) closed:
+ * when hak_reset asked, the thread gives back what it holds as hak_reset does
+ * for its caller: its magazines to their slabs, its empty slabs, the pages of
+ * its magazine arrays, and the pool; then the gate opens again unless
+ * something still needs it closed (hooks, an observer of frees, or another
+ * request meanwhile). The other gate opens at its own next slow path. */
+void hak_gate_reopen(bool free_gate) {
+  hak_heap_t *h = hak_tls_heap, **gate = free_gate ? &hak_tls_free_gate : &hak_tls_gate;
   if (h == &hak_heap_empty) return;
   if (atomic_exchange(&h->flush_wanted, false)) {
     hak_heap_flush_thread();
     hak_heap_trim_own();
     hak_pool_trim(0);
   }
-  if (hak_gate() == h) return;
+  if ((free_gate ? hak_free_gate() : hak_gate()) == h) return;
   pthread_mutex_lock(&hak_heap_list_lock);
-  if (atomic_load(&hak_gates_closed) == 0 && !atomic_load(&h->flush_wanted))
-    __atomic_store_n(&hak_tls_gate, h, __ATOMIC_RELAXED);
+  if (atomic_load(free_gate ? &hak_free_gates_closed : &hak_gates_closed) == 0 && !atomic_load(&h->flush_wanted))
+    __atomic_store_n(gate, h, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&hak_heap_list_lock);
 }
 

@@ -66,7 +66,6 @@ static int next_id;                    /* under hooks_lock */
 static _Atomic unsigned epoch;         /* its parity picks the counter new calls use */
 static _Atomic unsigned active[2];     /* calls inside the hooks, by epoch parity */
 static hak_tls unsigned my_parity;     /* the counter this thread's call used */
-_Atomic bool hak_hooks_on;             /* any hook installed (read by the slow paths) */
 static hak_tls bool in_hooks;          /* this thread is running hooks or a hooked call */
 
 bool hak_hooks_enter(void) {
@@ -126,11 +125,11 @@ void hak_hooks_aligned_after(void *p, size_t align, size_t size) {
 static void publish(hook_table_t *t) {
   hook_table_t *old = atomic_exchange(&table, t); /* seq_cst: see the top of the file */
   if (old == NULL && t != NULL) {
-    atomic_store(&hak_hooks_on, true);
-    hak_gates_close();
+    atomic_fetch_or(&hak_observers, HAK_OBS_HOOKS); /* read by the slow paths */
+    hak_gates_close(true);
   } else if (old != NULL && t == NULL) {
-    atomic_store(&hak_hooks_on, false);
-    hak_gates_open();
+    atomic_fetch_and(&hak_observers, ~HAK_OBS_HOOKS);
+    hak_gates_open(true);
   }
   if (old == NULL) return;
   unsigned parity = atomic_fetch_add(&epoch, 1) & 1; /* a grace period */

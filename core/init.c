@@ -4,7 +4,8 @@
  * allocation that reaches the tier router (malloc_api.c), whichever comes
  * first; the router is the only caller, so no lower tier ever calls up here.
  * It reads the options, creates the thread-exit key (heap.c), registers the
- * fork handlers and the statistics at exit.
+ * fork handlers and the statistics at exit, and starts the leak checker and
+ * the heap profiler when their options ask.
  *
  * fork(): the handlers take every global lock in the order of internal.h
  * before the fork, release them in the parent and re-initialise them in the
@@ -22,6 +23,9 @@ static hak_tls bool in_init; /* this thread is running hak_init_slow */
 
 static void fork_prepare(void) {
   if (hak_init_state != HAK_INIT_DONE) return;
+  hak_prof_fork_prepare();              /* -3 profiler */
+  hak_leak_fork_prepare();              /* -2 leak checker */
+  hak_stack_fork_prepare();             /* -1 unwinders, stack table */
   hak_stats_fork_prepare();             /* 0 statistics */
   hak_heap_fork_prepare();              /* 1 heap list, 2 abandoned */
   hak_xfer_fork_prepare();              /* 2b transfer cache */
@@ -40,6 +44,9 @@ static void fork_parent(void) {
   hak_xfer_fork_parent();
   hak_heap_fork_parent();
   hak_stats_fork_parent();
+  hak_stack_fork_parent();
+  hak_leak_fork_parent();
+  hak_prof_fork_parent();
 }
 
 static void fork_child(void) {
@@ -52,6 +59,9 @@ static void fork_child(void) {
   hak_heap_fork_child();
   if (config_dynamic_flush) hak_scavenger_fork_child();
   hak_stats_fork_child();
+  hak_stack_fork_child();
+  hak_leak_fork_child();
+  hak_prof_fork_child();
 }
 
 /* pthread_atfork and atexit may allocate: that allocation re-enters here on
@@ -67,6 +77,7 @@ hak_cold void hak_init_slow(void) {
   in_init = true;
   hak_options_init();
   hak_os_init();
+  if (hak_option(HAK_OPT_LEAKCHECK)) hak_leak_init(); /* before anything is mapped */
   hak_heap_init();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (hak_option(HAK_OPT_STATS)) {
@@ -74,11 +85,14 @@ hak_cold void hak_init_slow(void) {
     if (hak_option(HAK_OPT_STATS_PEAK)) hak_stats_peak_init();
   }
   hak_stats_signal_init();
+  if (hak_option(HAK_OPT_LEAKCHECK) || hak_option_text(HAK_OPT_PROFILE) != NULL) hak_stack_init();
+  hak_prof_init();
   if (hak_option(HAK_OPT_VERBOSE)) {
     fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
     hak_options_print(stderr);
   }
   in_init = false;
+  atomic_fetch_and(&hak_observers, ~HAK_OBS_INIT);
   atomic_store(&hak_init_state, HAK_INIT_DONE);
 }
 

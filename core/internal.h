@@ -5,6 +5,8 @@
  * two files call each other:
  *   malloc_api.c                      the exported API, fast paths, tier router
  *   init.c  check.c                   initialisation and fork; the checked build
+ *   profile.c  leakcheck.c            the heap profiler, the leak checker
+ *   stack.c  symbols.c  out.c         call stacks, naming frames, reports without malloc
  *   stats.c  validate.c  scavenger.c  statistics, validators, the scavenger
  *   heap.c                            thread heaps, magazines, remote free
  *   transfer.c                        the transfer cache between magazines
@@ -16,6 +18,9 @@
  * by the scavenger, which calls down into heap.c.)
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
+ *  -3. prof_lock            (profile.c) the heap profile's buckets and sampled blocks
+ *  -2. leak table shards    (leakcheck.c) the blocks' records, one lock per shard
+ *  -1. stack table shards   (stack.c)  the call stacks kept
  *   0. stats_lock           (stats.c)  the statistics' snapshot and reset zero
  *   1. hak_heap_list_lock   (heap.c)   the list of all heaps
  *   1b. h->lock             (heap.c)   one heap's slabs (owner vs scavenger and statistics)
@@ -27,8 +32,9 @@
  *   6. hak_meta_lock        (meta.c)   descriptor arena
  * The page map and the OS layer take no locks.
  *
- * fork(): the prepare handler (init.c) takes 0, 1, 2, 2b, 3, 4, 5, 6 in this
- * order, so that in the child every global structure (heap list, abandoned
+ * fork(): the prepare handler (init.c) takes -3 to 0, 1, 2, 2b, 3, 4, 5, 6 in
+ * this order (and waits until no thread is unwinding its stack: stack.c), so
+ * that in the child every global structure (heap list, abandoned
  * lists, pool and SuperSlabs, medium chunks, large cache, descriptor arena) is
  * as some thread left it when it released the lock; parent and child release
  * them (the child re-initialises them). Taking the heap list lock also waits
@@ -117,6 +123,8 @@ extern hak_os_counters_t hak_os_counters;
  * the next one); sticky: it and every later one, until n = -1. */
 size_t hak_os_process_rss(void); /* the process's resident bytes now (/proc/self/statm); 0: unknown */
 void hak_os_fail_after(long n, bool sticky);
+void hak_os_track_own(void);          /* from now on, remember which units hakmem maps (leak checker) */
+bool hak_os_owns(const void *p);      /* p's unit was mapped by hakmem and not unmapped since */
 
 /* ---- pagemap.c: unit -> span ----------------------------------------------- */
 #define HAK_PM_LEAF_BITS 20
@@ -243,9 +251,18 @@ static inline hak_heap_t *hak_gate(void) {
   return hak_tls_gate;
 #endif
 }
-void hak_gates_close(void);  /* every call of every thread takes the slow path */
-void hak_gates_open(void);   /* undoes one hak_gates_close (gates reopen lazily) */
-void hak_gate_reopen(void);  /* slow paths: drain if asked, reopen the caller's gate when allowed */
+extern hak_tls hak_heap_t *hak_tls_free_gate; /* free's fast path's heap */
+extern _Atomic unsigned hak_free_gates_closed;
+static inline hak_heap_t *hak_free_gate(void) {
+#if defined(__SANITIZE_THREAD__)
+  return __atomic_load_n(&hak_tls_free_gate, __ATOMIC_RELAXED);
+#else
+  return hak_tls_free_gate;
+#endif
+}
+void hak_gates_close(bool frees); /* every malloc (and free) of every thread takes the slow path */
+void hak_gates_open(bool frees);  /* undoes one hak_gates_close (gates reopen lazily) */
+void hak_gate_reopen(bool free_gate); /* slow paths: drain if asked, reopen the caller's gate when allowed */
 void hak_heaps_request_flush(void); /* hak_reset: other threads drain at their next call */
 extern hak_heap_t hak_heap_empty;
 void *hak_heap_alloc_small(unsigned cls);          /* magazine empty; NULL: out of memory */
@@ -309,7 +326,6 @@ static inline bool hak_check_is_live(const hak_slab_t *s, size_t i) {
 }
 
 /* ---- hooks.c: allocation hooks (only the slow paths call these) ----------------- */
-extern _Atomic bool hak_hooks_on;
 bool hak_hooks_enter(void);   /* false if the thread is inside a hooked call already */
 void hak_hooks_leave(void);
 void hak_hooks_malloc_before(size_t size);
@@ -320,6 +336,101 @@ void hak_hooks_realloc_before(void *p, size_t size);
 void hak_hooks_realloc_after(void *old, void *p, size_t size);
 void hak_hooks_aligned_before(size_t align, size_t size);
 void hak_hooks_aligned_after(void *p, size_t align, size_t size);
+
+/* ---- stack.c: call stacks for the profiler and the leak checker ------------------ */
+/* The code between the program's call and the tracking calls (the API and
+ * its slow paths, malloc_api.c) sits in this section, so that a captured
+ * stack can leave hakmem's own frames out (stack.c). */
+#define HAK_TEXT __attribute__((section("hak_text")))
+#define HAK_STACK_MAX 64
+/* A distinct call stack, kept once for the life of the process: its frames
+ * (return addresses, the program's call of malloc first) and, from code built
+ * with HAK_TRACE_SOURCE, the source location of the call. */
+typedef struct hak_stack_s {
+  uint64_t hash;
+  const char *file;   /* HAK_TRACE_SOURCE: __FILE__ of the call, or NULL */
+  int line;
+  uint32_t depth;
+  void *frames[];
+} hak_stack_t;
+/* Who watches the calls; any bit set closes the gates, so every call takes a
+ * slow path, which tells them. */
+#define HAK_OBS_HOOKS   1u  /* hooks.c */
+#define HAK_OBS_PROFILE 2u  /* profile.c */
+#define HAK_OBS_LEAKS   4u  /* leakcheck.c */
+#define HAK_OBS_TRACK   (HAK_OBS_PROFILE | HAK_OBS_LEAKS)
+#define HAK_OBS_INIT    8u  /* until initialisation is done: the first calls come
+                               to the observed paths, which initialise first, so
+                               that the call that starts the leak checker is tracked */
+extern _Atomic unsigned hak_observers;
+extern hak_tls bool hak_track_busy;      /* this thread is inside the tracking code */
+extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being made */
+extern hak_tls int hak_src_line;
+int  hak_stack_capture(void **frames, int max);
+const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file, int line); /* NULL: no memory */
+bool hak_track_postpone(void *p);   /* a free while busy: kept for later; false: no room */
+void *hak_track_postponed(void);    /* one postponed free, or NULL */
+bool hak_track_any_postponed(void);
+void hak_stack_scrub(void);         /* clears the dead stack below the caller (leak checker) */
+void hak_stack_init(void);
+void hak_stack_fork_prepare(void);
+void hak_stack_fork_parent(void);
+void hak_stack_fork_child(void);
+
+/* ---- profile.c: the sampling heap profiler --------------------------------------- */
+/* Bytes this thread may still allocate before the next sample (the
+ * countdown of an exponentially distributed interval). */
+extern hak_tls int64_t hak_prof_left;
+/* A counting filter of the sampled blocks alive: 0 at p's slot means p was not
+ * sampled, so most frees look no further. */
+#define HAK_PROF_FILTER_BITS 16
+extern _Atomic uint16_t hak_prof_filter[1u << HAK_PROF_FILTER_BITS];
+static inline size_t hak_prof_slot(const void *p) {
+  return (size_t)(((uint64_t)(uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - HAK_PROF_FILTER_BITS));
+}
+static inline bool hak_prof_maybe_sampled(const void *p) {
+  return atomic_load_explicit(&hak_prof_filter[hak_prof_slot(p)], memory_order_relaxed) != 0;
+}
+bool hak_prof_redraw(size_t size);   /* the countdown ran out at an allocation of size bytes: sample it? */
+void hak_prof_sample(void *p, size_t size, const hak_stack_t *st);
+void hak_prof_free(void *p);
+void hak_prof_init(void);            /* HAKMEM_PROFILE: start at start-up */
+void hak_prof_fork_prepare(void);
+void hak_prof_fork_parent(void);
+void hak_prof_fork_child(void);
+
+/* ---- leakcheck.c: the leak checker ------------------------------------------------ */
+void hak_leak_alloc(void *p, size_t size, const hak_stack_t *st);
+/* p is freed: its record goes; *old (if not NULL) gets the record's stack
+ * and size, or stack NULL when p had none. */
+typedef struct hak_leak_rec_s { const hak_stack_t *stack; size_t size; } hak_leak_rec_t;
+void hak_leak_free(void *p, hak_leak_rec_t *old);
+void hak_leak_init(void);            /* HAKMEM_LEAKCHECK: from start-up on */
+void hak_leak_fork_prepare(void);
+void hak_leak_fork_parent(void);
+void hak_leak_fork_child(void);
+
+/* ---- symbols.c: naming frames (leak report) ---------------------------------------- */
+typedef struct hak_frame_name_s {
+  const char *function;  /* NULL when unknown */
+  const char *object;    /* path of the object holding the address, or NULL */
+  uintptr_t offset;      /* address minus the object's load base */
+} hak_frame_name_t;
+void hak_symbols_lookup(const void *ip, hak_frame_name_t *out);
+void hak_symbols_release(void);      /* unmaps the symbol tables read */
+
+/* ---- out.c: writing reports without malloc ------------------------------------------ */
+typedef struct hak_out_s {
+  int fd;
+  size_t len;
+  bool failed;
+  char buf[8192];
+} hak_out_t;
+void hak_out_printf(hak_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hak_out_write(hak_out_t *o, const char *s, size_t n);
+void hak_out_flush(hak_out_t *o);
+bool hak_out_copy_file(hak_out_t *o, const char *path); /* appends a file's contents */
+void hak_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* to stderr */
 
 /* ---- validate.c: every validator, in lock order -------------------------------- */
 const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, large */
@@ -333,6 +444,13 @@ typedef enum hak_option_e {
   HAK_OPT_VERBOSE,         /* print the variant and options at start-up */
   HAK_OPT_IDLE_MS,         /* dynamic flush: idle time before memory goes back */
   HAK_OPT_THP,             /* huge-page advice for SuperSlabs and large blocks */
+  HAK_OPT_PROFILE,         /* heap profile: the files' path prefix (a text option) */
+  HAK_OPT_PROFILE_RATE,    /* ... mean bytes between samples             */
+  HAK_OPT_PROFILE_INTERVAL, /* ... a dump every this many bytes allocated */
+  HAK_OPT_LEAKCHECK,       /* the leak checker                           */
+  HAK_OPT_LEAKCHECK_FILE,  /* ... its report to this file                */
+  HAK_OPT_LEAKCHECK_SUPPRESS, /* ... leaks not reported (a file of patterns) */
+  HAK_OPT_LEAKCHECK_EXITCODE, /* ... exit status when something leaked   */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);

@@ -40,6 +40,21 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_THP] = {"thp", 0, 0, 1, off_on_words,
                    "on: SuperSlabs and large blocks of 2 MiB or more 2 MiB-aligned and advised as transparent huge "
                    "pages, when the system's THP mode is always or madvise (off, on or 0, 1)", false},
+  [HAK_OPT_PROFILE] = {"profile", 0, 0, 0, NULL,
+                       "heap profiler on: write <prefix>.0001.heap, ... (google-pprof's format) at exit and on demand",
+                       true},
+  [HAK_OPT_PROFILE_RATE] = {"profile_rate", 512 * 1024, 1, (long)1 << 40, NULL,
+                            "heap profiler: mean bytes allocated between two samples", false},
+  [HAK_OPT_PROFILE_INTERVAL] = {"profile_interval", 0, 0, (long)1 << 50, NULL,
+                                "heap profiler: also dump every this many bytes allocated (0: never)", false},
+  [HAK_OPT_LEAKCHECK] = {"leakcheck", 0, 0, 1, NULL,
+                         "1: keep every allocation's call stack and report the leaks at exit", false},
+  [HAK_OPT_LEAKCHECK_FILE] = {"leakcheck_file", 0, 0, 0, NULL, "the leak report to this file instead of stderr", true},
+  [HAK_OPT_LEAKCHECK_SUPPRESS] = {"leakcheck_suppress", 0, 0, 0, NULL,
+                                  "a file of function or object patterns (leak:<glob>) whose leaks are not reported",
+                                  true},
+  [HAK_OPT_LEAKCHECK_EXITCODE] = {"leakcheck_exitcode", 23, 0, 255, NULL,
+                                  "exit status when a leak is reported (0: the program's own)", false},
 };
 
 #define ENV_PREFIX "HAKMEM_"
@@ -118,13 +133,13 @@ void hak_options_init(void) {
 
 __attribute__((visibility("default"))) void hak_options_print(FILE *out) {
   char env[ENV_NAME_MAX];
-  fprintf(out, "%-16s %6s %8s  %-16s %s\n", "option", "value", "default", "environment", "meaning");
+  fprintf(out, "%-18s %6s %8s  %-26s %s\n", "option", "value", "default", "environment", "meaning");
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_desc_t *d = &option_table[i];
     if (d->is_text)
-      fprintf(out, "%-16s %6s %8s  %-16s %s\n", d->name, option_text[i] ? option_text[i] : "-", "-", env_name(d, env),
+      fprintf(out, "%-18s %6s %8s  %-26s %s\n", d->name, option_text[i] ? option_text[i] : "-", "-", env_name(d, env),
               d->meaning);
     else
-      fprintf(out, "%-16s %6ld %8ld  %-16s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
+      fprintf(out, "%-18s %6ld %8ld  %-26s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
   }
 }

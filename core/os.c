@@ -19,7 +19,14 @@
  * hak_os_bind() asks the kernel (mbind, MPOL_PREFERRED) to take a range's
  * pages from a node. Tests hand the layer a simulated topology
  * (hak_os_topology_simulate): then binding is recorded per node
- * (hak_os_counters.bound_bytes) instead of asked of the kernel. */
+ * (hak_os_counters.bound_bytes) instead of asked of the kernel.
+ *
+ * For the leak checker (leakcheck.c), this layer can also remember which
+ * units it has mapped (hak_os_track_own): a two-level bitmap, one bit per
+ * unit, set when a range is mapped and cleared when it is unmapped, so that
+ * the checker's scan for pointers skips hakmem's own memory (magazine arrays,
+ * descriptors, its tables) and finds only the program's. Off unless the leak
+ * checker is on: then one predictable branch per system call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -31,6 +38,49 @@
 
 hak_os_counters_t hak_os_counters;
 static _Atomic uintptr_t os_hint;
+
+/* ---- the units hakmem mapped (leak checker) ---------------------------------- */
+#define OWN_LEAF_BITS 20 /* a leaf: one bit for each of 2^20 units (64 GiB), 128 KiB */
+#define OWN_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - OWN_LEAF_BITS)
+static _Atomic bool own_on;
+static _Atomic(_Atomic uint64_t *) own_root[1u << OWN_ROOT_BITS];
+
+/* The leaf of unit u, mapped when create and missing (straight from the
+ * kernel: it is the bookkeeping of mappings, not one of them). */
+static _Atomic uint64_t *own_leaf(uintptr_t u, bool create) {
+  _Atomic(_Atomic uint64_t *) *slot = &own_root[(u >> OWN_LEAF_BITS) & ((1u << OWN_ROOT_BITS) - 1)];
+  _Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
+  if (leaf != NULL || !create) return leaf;
+  void *fresh = mmap(NULL, (1u << OWN_LEAF_BITS) / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (fresh == MAP_FAILED) return NULL;
+  _Atomic uint64_t *expected = NULL;
+  if (atomic_compare_exchange_strong(slot, &expected, (_Atomic uint64_t *)fresh)) return fresh;
+  munmap(fresh, (1u << OWN_LEAF_BITS) / 8);
+  return expected;
+}
+
+static void own_note(const void *p, size_t size, bool mapped) {
+  if (!atomic_load_explicit(&own_on, memory_order_relaxed) || size == 0) return;
+  uintptr_t first = (uintptr_t)p >> HAK_UNIT_SHIFT, end = ((uintptr_t)p + size - 1) / HAK_UNIT_SIZE + 1;
+  for (uintptr_t u = first; u < end; u++) {
+    _Atomic uint64_t *leaf = own_leaf(u, mapped);
+    if (leaf == NULL) continue; /* no memory for the bit: the scan may read this unit */
+    uintptr_t i = u & ((1u << OWN_LEAF_BITS) - 1);
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (mapped) atomic_fetch_or_explicit(&leaf[i / 64], bit, memory_order_relaxed);
+    else atomic_fetch_and_explicit(&leaf[i / 64], ~bit, memory_order_relaxed);
+  }
+}
+
+void hak_os_track_own(void) { atomic_store(&own_on, true); }
+
+bool hak_os_owns(const void *p) {
+  uintptr_t u = (uintptr_t)p >> HAK_UNIT_SHIFT;
+  _Atomic uint64_t *leaf = own_leaf(u, false);
+  if (leaf == NULL) return false;
+  uintptr_t i = u & ((1u << OWN_LEAF_BITS) - 1);
+  return (atomic_load_explicit(&leaf[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
+}
 
 /* Fault injection (test builds, config_fault_injection): mmap calls still to
  * go before the one that fails, or -1; with fail_sticky every later call fails
@@ -89,12 +139,14 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   }
   atomic_store_explicit(&os_hint, (uintptr_t)(p + size), memory_order_relaxed);
   atomic_fetch_add_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
+  own_note(p, size, true);
   errno = saved;
   return p;
 }
 
 void hak_os_unmap(void *p, size_t size) {
   os_munmap_raw(p, size);
+  own_note(p, size, false);
   atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
   atomic_fetch_add_explicit(&hak_os_counters.released_bytes, size, memory_order_relaxed);
 }
@@ -115,6 +167,7 @@ bool hak_os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   errno = saved;
   if (r == MAP_FAILED) return false;
   atomic_fetch_add_explicit(&hak_os_counters.mapped_bytes, new_size - old_size, memory_order_relaxed);
+  own_note((char *)p + old_size, new_size - old_size, true);
   return true;
 }
 
@@ -130,6 +183,7 @@ bool hak_os_move(void *src, size_t size, void *dst, size_t dst_size) {
   errno = saved;
   if (r == MAP_FAILED) return false;
   atomic_fetch_add_explicit(&hak_os_counters.move_calls, 1, memory_order_relaxed);
+  own_note(src, size, false); /* dst was mapped (and noted) already */
   atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed); /* dst was mapped */
   return true;
 }

@@ -254,6 +254,7 @@ typedef struct hak_heap_s {
   pthread_mutex_t lock;               /* owner vs scavenger and statistics     */
   struct hak_heap_s **gate;           /* the owner's gate (heap.c); NULL once it exits */
   _Atomic bool flush_wanted;          /* hak_reset asks the owner to drain (heap.c) */
+  struct hak_heap_s **free_gate;      /* ... and its free gate                 */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */
   struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */

@@ -4,6 +4,8 @@
 #                    every suite: core (for every variant), workloads, harness
 #   make test-core   only the allocator's tests, for every variant (or VARIANT=)
 #                    and its checked build (<variant>-check)
+#   make test-profile    the heap profiler through google-pprof (tests/profile.sh)
+#   make test-leakcheck  the leak checker against valgrind's memcheck (tests/leakcheck.sh)
 #
 # Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
 # API, UBSan), api-static (the API test linked with libhakmem.a), stress-tsan
@@ -18,8 +20,8 @@ TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
-.PHONY: test test-core test-bins
-test: deps test-core test-workloads
+.PHONY: test test-core test-bins test-profile test-leakcheck
+test: deps test-core test-workloads test-profile test-leakcheck
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
 	@mkdir -p $(@D)
@@ -42,6 +44,20 @@ $(TEST_DIR)/stats: tests/stats.c tests/check.h core/hakmem.h
 $(TEST_DIR)/exhaustion: tests/exhaustion.c tests/check.h core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -Wno-use-after-free -o $@ $< -lpthread -ldl
+# The heap profiler's and leak checker's programs (tests/profile.sh,
+# tests/leakcheck.sh): built with -g, read by google-pprof and valgrind.
+$(TEST_DIR)/profile: tests/profile.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl
+$(TEST_DIR)/libleak_ctor.so: tests/leak_ctor.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -fPIC -shared -o $@ $<
+$(TEST_DIR)/leaks: tests/leaks.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -o $@ $< -lpthread
+$(TEST_DIR)/leaks-source: tests/leaks.c core/hakmem.h $(BUILD)/hybrid/libhakmem.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O1 -DHAK_TRACE_SOURCE -Icore -o $@ $< $(BUILD)/hybrid/libhakmem.a -lpthread
 $(TEST_DIR)/libbroken_malloc.so: tests/broken_malloc.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $< -ldl
@@ -93,3 +109,11 @@ $(TEST_DIR)/fuzz: tests/fuzz.c tests/check.h
 	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -o $@ $<
 fuzz: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/fuzz $(TEST_DIR)/libbroken_malloc.so
 	@tests/fuzz.sh --ops $(FUZZ_OPS) --seeds "$(FUZZ_SEEDS)" $(TEST_BUILDS) glibc
+
+# The heap profiler and the leak checker: every variant (or VARIANT=) and the
+# flagship's checked build; about 10 s and 15 s.
+TRACK_LIBS = $(foreach b,$(BUILD_VARIANTS) $(firstword $(filter hybrid,$(BUILD_VARIANTS)) $(BUILD_VARIANTS))-check,$(BUILD)/$(b)/libhakmem.so)
+test-profile: $(TRACK_LIBS) $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork $(TEST_DIR)/leaks-source
+	@tests/profile.sh $(TRACK_LIBS)
+test-leakcheck: $(TRACK_LIBS) $(TEST_DIR)/leaks $(TEST_DIR)/leaks-source $(TEST_DIR)/libleak_ctor.so $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork
+	@tests/leakcheck.sh $(TRACK_LIBS)

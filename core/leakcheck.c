@@ -1,0 +1,646 @@
+/* leakcheck.c — the leak checker (HAKMEM_LEAKCHECK=1): every allocation's
+ * call stack is kept until the block is freed, and at exit the blocks still
+ * live are classified as valgrind's memcheck does and the leaks reported, by
+ * call stack, largest first, in LeakSanitizer's form.
+ *
+ * Records. A table of live blocks (address -> stack, requested size), in
+ * SHARDS shards by address, each an open-addressing array under its own
+ * spin lock; its memory comes from the descriptor arena (meta.c). The gates
+ * stay closed for the whole run (every call takes a slow path, which records
+ * it: malloc_api.c), and os.c remembers which units hakmem maps.
+ *
+ * The check (at exit: an atexit handler registered at start-up, so it runs
+ * after the program's own handlers). The algorithm is memcheck's
+ * (mc_leakcheck.c, described in valgrind's manual):
+ *  1. Roots: every readable and writable mapping of /proc/self/maps — the
+ *     data segments of every loaded object, anonymous mappings (other
+ *     threads' stacks, the program's own mmaps), the exiting thread's stack
+ *     from its stack pointer up, its registers spilled there — except the
+ *     units hakmem mapped (its blocks, descriptors, magazines and these
+ *     tables: os.c) and, when hakmem is a shared object, its own data.
+ *     Each aligned word that points at a live block marks it: at its start,
+ *     reachable; inside it, possibly reachable.
+ *  2. The marked blocks are scanned in turn, word by word, with the same
+ *     rule; a block reached only from possibly reachable ones, or only by
+ *     interior pointers, stays possible.
+ *  3. Each block still unreached, in address order, leads a clique: the
+ *     unreached blocks it reaches (through any pointer) are indirect leaks,
+ *     and itself a direct one (memcheck's "definitely lost").
+ * Other threads go on running during the check: what they change meanwhile
+ * may be seen half done (LeakSanitizer stops them; memcheck runs at the very
+ * end). Blocks allocated before the checker started (none when it starts
+ * from the option) are not known.
+ *
+ * Report: "Direct leak of N byte(s) in K object(s) allocated from:" with the
+ * frames "#i 0x... in function (object+0xoffset)" and, for calls built with
+ * HAK_TRACE_SOURCE, "source: file:line"; then indirect and possible leaks;
+ * then one line of counts, always, in memcheck's classes:
+ *   hakmem: leak check: definitely lost D bytes in d blocks, indirectly lost ...,
+ *   possibly lost ..., still reachable R bytes in r blocks, suppressed ...
+ * Suppressions (HAKMEM_LEAKCHECK_SUPPRESS): a file of lines "leak:<pattern>"
+ * (or the pattern alone), '#' comments; a leak whose stack has a frame whose
+ * function or object matches a pattern is not reported (counted as
+ * suppressed). A pattern matches any name containing it; '*' and '?' are
+ * wildcards, '^' and '$' anchor it at the start or end.
+ * When a leak is reported the process exits with HAKMEM_LEAKCHECK_EXITCODE
+ * (23, as LeakSanitizer; 0: the program's own status), after flushing stdio:
+ * atexit handlers registered before hakmem's start and library destructors
+ * then do not run. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- the records ----------------------------------------------------------------- */
+#define SHARDS 64
+
+typedef struct rec_s {
+  uintptr_t p;            /* 0: empty, 1: deleted */
+  const hak_stack_t *stack;
+  size_t size;
+} rec_t;
+
+typedef struct shard_s {
+  _Atomic bool lock;
+  rec_t *rec;
+  size_t cap, count, dead;
+} shard_t;
+
+static shard_t shards[SHARDS];
+static _Atomic bool leak_on;
+
+static void lock(_Atomic bool *l) {
+  while (atomic_exchange_explicit(l, true, memory_order_acquire))
+    while (atomic_load_explicit(l, memory_order_relaxed)) sched_yield();
+}
+static void unlock(_Atomic bool *l) { atomic_store_explicit(l, false, memory_order_release); }
+
+static uint64_t mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+static shard_t *shard_of(uintptr_t p) { return &shards[mix(p >> 4) % SHARDS]; }
+
+static bool shard_grow(shard_t *sh) {
+  size_t cap = sh->cap == 0 ? 1024 : sh->count * 4 > sh->cap ? sh->cap * 2 : sh->cap;
+  rec_t *fresh = hak_meta_alloc(cap * sizeof *fresh);
+  if (fresh == NULL) return false;
+  for (size_t i = 0; i < sh->cap; i++) {
+    if (sh->rec[i].p <= 1) continue;
+    size_t j = mix(sh->rec[i].p) & (cap - 1);
+    while (fresh[j].p != 0) j = (j + 1) & (cap - 1);
+    fresh[j] = sh->rec[i];
+  }
+  if (sh->rec != NULL) hak_meta_free(sh->rec, sh->cap * sizeof *sh->rec);
+  sh->rec = fresh;
+  sh->cap = cap;
+  sh->dead = 0;
+  return true;
+}
+
+static size_t shard_find(const shard_t *sh, uintptr_t p) { /* its slot, or cap */
+  if (sh->cap == 0) return 0;
+  for (size_t j = mix(p) & (sh->cap - 1);; j = (j + 1) & (sh->cap - 1)) {
+    if (sh->rec[j].p == p) return j;
+    if (sh->rec[j].p == 0) return sh->cap;
+  }
+}
+
+void hak_leak_alloc(void *p, size_t size, const hak_stack_t *st) {
+  if (!atomic_load_explicit(&leak_on, memory_order_relaxed) || st == NULL) return;
+  uintptr_t a = (uintptr_t)p;
+  shard_t *sh = shard_of(a);
+  lock(&sh->lock);
+  size_t j = shard_find(sh, a);
+  if (j < sh->cap) { /* a record left over (a free that could not be tracked) */
+    sh->rec[j].stack = st;
+    sh->rec[j].size = size;
+  } else if ((sh->count + sh->dead + 1) * 2 <= sh->cap || shard_grow(sh)) {
+    j = mix(a) & (sh->cap - 1);
+    while (sh->rec[j].p > 1) j = (j + 1) & (sh->cap - 1);
+    if (sh->rec[j].p == 1) sh->dead--;
+    sh->rec[j] = (rec_t){a, st, size};
+    sh->count++;
+  }
+  unlock(&sh->lock);
+}
+
+void hak_leak_free(void *p, hak_leak_rec_t *old) {
+  if (old != NULL) old->stack = NULL;
+  if (!atomic_load_explicit(&leak_on, memory_order_relaxed)) return;
+  uintptr_t a = (uintptr_t)p;
+  shard_t *sh = shard_of(a);
+  lock(&sh->lock);
+  size_t j = shard_find(sh, a);
+  if (j < sh->cap) {
+    if (old != NULL) *old = (hak_leak_rec_t){sh->rec[j].stack, sh->rec[j].size};
+    sh->rec[j].p = 1;
+    sh->count--;
+    sh->dead++;
+  }
+  unlock(&sh->lock);
+}
+
+/* ---- suppressions ------------------------------------------------------------------- */
+#define SUPP_MAX 256
+static char *supp_text;          /* the file, its lines cut in place */
+static size_t supp_bytes;
+static const char *supp[SUPP_MAX];
+static unsigned nsupp;
+
+/* Glob match of the whole of s against p ('*', '?'). */
+static bool glob(const char *p, const char *pend, const char *s, const char *send) {
+  const char *star = NULL, *resume = NULL;
+  while (s < send) {
+    if (p < pend && (*p == '?' || *p == *s)) {
+      p++;
+      s++;
+    } else if (p < pend && *p == '*') {
+      star = p++;
+      resume = s;
+    } else if (star != NULL) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pend && *p == '*') p++;
+  return p == pend;
+}
+
+/* A pattern matches a name that contains it, unless anchored by ^ or $. */
+static bool pattern_matches(const char *pat, const char *name) {
+  if (name == NULL) return false;
+  size_t n = strlen(pat);
+  bool head = n > 0 && pat[0] == '^', tail = n > 0 && pat[n - 1] == '$' && n > (size_t)head;
+  const char *p = pat + head, *pend = pat + n - tail;
+  const char *s = name, *send = name + strlen(name);
+  for (const char *start = s; start <= send; start++) {
+    if (head && start != s) return false;
+    for (const char *end = send; end >= start; end--) {
+      if (tail && end != send) break;
+      if (glob(p, pend, start, end)) return true;
+    }
+  }
+  return false;
+}
+
+static bool frame_suppressed(const hak_frame_name_t *fn) {
+  for (unsigned i = 0; i < nsupp; i++) {
+    if (pattern_matches(supp[i], fn->function) || pattern_matches(supp[i], fn->object)) return true;
+    const char *base = fn->object != NULL ? strrchr(fn->object, '/') : NULL;
+    if (base != NULL && pattern_matches(supp[i], base + 1)) return true;
+  }
+  return false;
+}
+
+/* Reads the suppressions; false (and a message) when the file is unreadable or
+ * a line is not a suppression. */
+static bool supp_load(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    hak_out_error("hakmem: HAKMEM_LEAKCHECK_SUPPRESS=%s: cannot read it: %s\n", path, strerror(errno));
+    return false;
+  }
+  size_t cap = 1 << 16;
+  supp_text = hak_meta_alloc(cap);
+  ssize_t n = 0;
+  while (supp_text != NULL && supp_bytes < cap - 1 &&
+         ((n = read(fd, supp_text + supp_bytes, cap - 1 - supp_bytes)) > 0 || (n < 0 && errno == EINTR)))
+    if (n > 0) supp_bytes += (size_t)n;
+  close(fd);
+  if (supp_text == NULL || n < 0 || supp_bytes == cap - 1) {
+    hak_out_error("hakmem: HAKMEM_LEAKCHECK_SUPPRESS=%s: cannot read it (at most 64 KiB)\n", path);
+    return false;
+  }
+  unsigned lineno = 0;
+  for (char *line = supp_text, *next; line < supp_text + supp_bytes; line = next) {
+    char *nl = memchr(line, '\n', (size_t)(supp_text + supp_bytes - line));
+    next = nl != NULL ? nl + 1 : supp_text + supp_bytes;
+    if (nl != NULL) *nl = '\0';
+    lineno++;
+    while (*line == ' ' || *line == '\t') line++;
+    char *end = line + strlen(line);
+    while (end > line && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) *--end = '\0';
+    if (*line == '\0' || *line == '#') continue;
+    if (strncmp(line, "leak:", 5) == 0) line += 5;
+    else if (strchr(line, ':') != NULL && strchr(line, ':') < line + strcspn(line, "*?")) {
+      hak_out_error("hakmem: HAKMEM_LEAKCHECK_SUPPRESS=%s:%u: '%s' is not a suppression (leak:<pattern>)\n", path,
+                    lineno, line);
+      return false;
+    }
+    if (*line == '\0' || nsupp == SUPP_MAX) {
+      hak_out_error("hakmem: HAKMEM_LEAKCHECK_SUPPRESS=%s:%u: %s\n", path, lineno,
+                    *line == '\0' ? "empty pattern" : "more than 256 patterns");
+      return false;
+    }
+    supp[nsupp++] = line;
+  }
+  return true;
+}
+
+/* ---- the check ------------------------------------------------------------------------ */
+enum { UNREACHED, INDIRECT, POSSIBLE, REACHABLE };
+static const char *const kind_name[] = {"Direct", "Indirect", "Possible", "Reachable"};
+
+typedef struct blk_s {
+  uintptr_t start;
+  size_t size;
+  const hak_stack_t *stack;
+  uint32_t state;
+  uint32_t clique;
+} blk_t;
+
+static blk_t *blk;
+static size_t nblk;
+static uint32_t *work;   /* the blocks to scan */
+static size_t nwork, work_cap;
+
+/* The block holding address a, or nblk. A block of size 0 holds its start. */
+static size_t blk_find(uintptr_t a) {
+  size_t lo = 0, hi = nblk;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (blk[mid].start <= a) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return nblk;
+  blk_t *b = &blk[lo - 1];
+  return a < b->start + (b->size ? b->size : 1) ? lo - 1 : nblk;
+}
+
+static void push(size_t i) {
+  if (nwork < work_cap) work[nwork++] = (uint32_t)i;
+}
+
+/* A word w seen in memory reached as definite (from a root or a reachable
+ * block) or not; clique: scanning from unreached block clique (step 3). */
+static void consider(uintptr_t w, bool definite, long clique) {
+  if (hak_pagemap_lookup((void *)w) == NULL) return; /* not hakmem's: not a block */
+  size_t i = blk_find(w);
+  if (i == nblk) return;
+  blk_t *b = &blk[i];
+  if (clique >= 0) {
+    if (b->state == UNREACHED && i != (size_t)clique) {
+      b->state = INDIRECT;
+      b->clique = (uint32_t)clique;
+      push(i);
+    }
+    return;
+  }
+  if (b->state == REACHABLE) return;
+  if (w == b->start && definite) {
+    b->state = REACHABLE;
+    push(i);
+  } else if (b->state == UNREACHED) {
+    b->state = POSSIBLE;
+    push(i);
+  }
+}
+
+static void scan(uintptr_t lo, uintptr_t hi, bool definite, long clique) {
+  lo = hak_align_up(lo, sizeof(void *));
+  for (uintptr_t a = lo; a + sizeof(void *) <= hi; a += sizeof(void *)) consider(*(const uintptr_t *)a, definite, clique);
+}
+
+static void drain(long clique) {
+  while (nwork > 0) {
+    blk_t *b = &blk[work[--nwork]];
+    scan(b->start, b->start + b->size, clique < 0 && b->state == REACHABLE, clique);
+  }
+}
+
+/* [lo, hi) a root range: scanned except the units hakmem mapped. */
+static void scan_root(uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    uintptr_t unit_end = (lo | (HAK_UNIT_SIZE - 1)) + 1, end = unit_end < hi ? unit_end : hi;
+    if (!hak_os_owns((void *)lo)) scan(lo, end, true, -1);
+    lo = end;
+    drain(-1);
+  }
+}
+
+/* hakmem's own object, when it is a shared object (its data holds no block
+ * of the program's): its writable segments, skipped as roots. */
+#define OWN_SEGS 8
+static uintptr_t own_lo[OWN_SEGS], own_hi[OWN_SEGS];
+static unsigned nown;
+
+static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t me = (uintptr_t)arg;
+  bool mine = false;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    if (ph->p_type == PT_LOAD && me >= lo && me < lo + ph->p_memsz) mine = true;
+  }
+  if (!mine || info->dlpi_name == NULL || info->dlpi_name[0] == '\0') return mine; /* the program itself: keep */
+  for (int i = 0; i < info->dlpi_phnum && nown < OWN_SEGS; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    own_lo[nown] = info->dlpi_addr + ph->p_vaddr;
+    own_hi[nown++] = hak_align_up(info->dlpi_addr + ph->p_vaddr + ph->p_memsz, HAK_PAGE_SIZE);
+  }
+  return 1;
+}
+
+static uintptr_t parse_hex(const char **s) {
+  uintptr_t v = 0;
+  for (;; (*s)++) {
+    char c = **s;
+    if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+    else return v;
+  }
+}
+
+/* The whole of a file, in memory from the descriptor arena (*len bytes, a
+ * NUL after them); NULL when unreadable. */
+static char *read_file(const char *path, size_t *len, size_t *cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  *cap = 1 << 16;
+  *len = 0;
+  char *buf = hak_meta_alloc(*cap);
+  while (buf != NULL) {
+    if (*len + 1 == *cap) {
+      char *bigger = hak_meta_alloc(*cap * 2);
+      if (bigger != NULL) memcpy(bigger, buf, *len);
+      hak_meta_free(buf, *cap);
+      buf = bigger;
+      *cap *= 2;
+      continue;
+    }
+    ssize_t n = read(fd, buf + *len, *cap - 1 - *len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    *len += (size_t)n;
+  }
+  close(fd);
+  if (buf != NULL) buf[*len] = '\0';
+  return buf;
+}
+
+/* Every root range of /proc/self/maps; sp: the exiting thread's stack
+ * pointer (its stack is scanned from there up). */
+static void scan_roots(uintptr_t sp) {
+  size_t len, cap;
+  char *maps = read_file("/proc/self/maps", &len, &cap);
+  if (maps == NULL) {
+    hak_out_error("hakmem: leak check: cannot read /proc/self/maps: every block counts as leaked\n");
+    return;
+  }
+  for (char *line = maps, *next; line < maps + len; line = next) {
+    char *nl = strchr(line, '\n');
+    next = nl != NULL ? nl + 1 : maps + len;
+    if (nl != NULL) *nl = '\0';
+    const char *s = line;
+    uintptr_t lo = parse_hex(&s);
+    s++;
+    uintptr_t hi = parse_hex(&s);
+    s++;
+    bool rw = s[0] == 'r' && s[1] == 'w';
+    const char *path = s;
+    for (int field = 0; field < 4 && *path != '\0'; field++) { /* perms offset dev inode */
+      path = strchr(path, ' ');
+      if (path == NULL) break;
+      while (*path == ' ') path++;
+    }
+    if (path == NULL) path = "";
+    while (*path != '\0' && *path != ' ') path++; /* past the inode */
+    while (*path == ' ') path++;
+    bool special = path[0] == '[' && strncmp(path, "[stack", 6) != 0 && strncmp(path, "[heap", 5) != 0 &&
+                   strncmp(path, "[anon", 5) != 0; /* [vvar], [vdso], [vsyscall] */
+    bool device = strncmp(path, "/dev/", 5) == 0 && strncmp(path, "/dev/zero", 9) != 0;
+    if (!rw || special || device) continue;
+    if (sp >= lo && sp < hi) lo = sp;
+    bool own = false;
+    for (unsigned k = 0; k < nown; k++) own |= lo >= own_lo[k] && hi <= own_hi[k];
+    if (!own) scan_root(lo, hi);
+  }
+  hak_meta_free(maps, cap);
+}
+
+/* Heap sort of the blocks by address (no malloc: qsort may call it). */
+static void sift(blk_t *a, size_t i, size_t n) {
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n) return;
+    if (c + 1 < n && a[c + 1].start > a[c].start) c++;
+    if (a[i].start >= a[c].start) return;
+    blk_t t = a[i];
+    a[i] = a[c];
+    a[c] = t;
+    i = c;
+  }
+}
+static void sort_blocks(blk_t *a, size_t n) {
+  for (size_t i = n / 2; i-- > 0;) sift(a, i, n);
+  for (size_t end = n; end-- > 1;) {
+    blk_t t = a[0];
+    a[0] = a[end];
+    a[end] = t;
+    sift(a, 0, end);
+  }
+}
+
+typedef struct group_s {
+  const hak_stack_t *stack;
+  uint32_t kind;
+  size_t bytes, count;
+} group_t;
+
+/* Groups ordered: bytes descending (b before a: true). */
+static bool group_before(const group_t *a, const group_t *b) {
+  if (a->kind != b->kind) return a->kind < b->kind;
+  return a->bytes > b->bytes;
+}
+static void sort_groups(group_t *g, size_t n) { /* insertion sort: the groups are few */
+  for (size_t i = 1; i < n; i++) {
+    group_t v = g[i];
+    size_t j = i;
+    for (; j > 0 && group_before(&v, &g[j - 1]); j--) g[j] = g[j - 1];
+    g[j] = v;
+  }
+}
+
+/* Groups the blocks of each kind by stack: an open-addressing table. */
+static size_t group_blocks(group_t *g, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < nblk; i++) {
+    const blk_t *b = &blk[i];
+    if (b->state == REACHABLE) continue;
+    size_t j = mix((uint64_t)(uintptr_t)b->stack ^ b->state) & (cap - 1);
+    while (g[j].count != 0 && (g[j].stack != b->stack || g[j].kind != b->state)) j = (j + 1) & (cap - 1);
+    if (g[j].count == 0) {
+      g[j].stack = b->stack;
+      g[j].kind = b->state;
+      n++;
+    }
+    g[j].count++;
+    g[j].bytes += b->size;
+  }
+  size_t k = 0; /* compact */
+  for (size_t j = 0; j < cap; j++)
+    if (g[j].count != 0) g[k++] = g[j];
+  return n;
+}
+
+static bool group_suppressed(const group_t *g) {
+  if (nsupp == 0) return false;
+  for (uint32_t f = 0; f < g->stack->depth; f++) {
+    hak_frame_name_t fn;
+    hak_symbols_lookup(g->stack->frames[f], &fn);
+    if (frame_suppressed(&fn)) return true;
+  }
+  return false;
+}
+
+static void report_group(hak_out_t *o, const group_t *g) {
+  if (g->kind == POSSIBLE)
+    hak_out_printf(o, "\nPossible leak of %zu byte(s) in %zu object(s) (only pointers into them) allocated from:\n",
+                   g->bytes, g->count);
+  else
+    hak_out_printf(o, "\n%s leak of %zu byte(s) in %zu object(s) allocated from:\n", kind_name[g->kind], g->bytes,
+                   g->count);
+  if (g->stack->file != NULL) hak_out_printf(o, "    source: %s:%d\n", g->stack->file, g->stack->line);
+  for (uint32_t f = 0; f < g->stack->depth; f++) {
+    hak_frame_name_t fn;
+    hak_symbols_lookup(g->stack->frames[f], &fn);
+    hak_out_printf(o, "    #%u %p in %s", f, g->stack->frames[f], fn.function != NULL ? fn.function : "??");
+    if (fn.object != NULL) hak_out_printf(o, " (%s+0x%lx)", fn.object, (unsigned long)fn.offset);
+    hak_out_write(o, "\n", 1);
+  }
+  if (g->stack->depth == 0) hak_out_printf(o, "    (no stack)\n");
+}
+
+static void *meta_or_null(size_t bytes) { return bytes ? hak_meta_alloc(bytes) : NULL; }
+
+/* An address below the caller's frame: its stack is scanned from here. */
+static hak_noinline uintptr_t stack_pointer(void) {
+  volatile char here = 0;
+  return (uintptr_t)&here;
+}
+
+static hak_noinline void check_at_exit(void) {
+  hak_track_busy = true;
+  atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
+  __builtin_unwind_init(); /* the registers' values, in this frame, scanned with the stack */
+  uintptr_t sp = stack_pointer();
+  /* Take the records: every shard locked while they are copied. */
+  for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
+  atomic_store(&leak_on, false);
+  size_t n = 0;
+  for (int i = 0; i < SHARDS; i++) n += shards[i].count;
+  blk = meta_or_null(n * sizeof *blk);
+  work_cap = 2 * n + 16;
+  work = hak_meta_alloc(work_cap * sizeof *work);
+  if ((n && blk == NULL) || work == NULL) {
+    for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
+    hak_out_error("hakmem: leak check: out of memory, no check\n");
+    return;
+  }
+  for (int i = 0; i < SHARDS; i++)
+    for (size_t j = 0; j < shards[i].cap; j++)
+      if (shards[i].rec[j].p > 1 && nblk < n)
+        blk[nblk++] = (blk_t){shards[i].rec[j].p, shards[i].rec[j].size, shards[i].rec[j].stack, UNREACHED, 0};
+  for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
+  sort_blocks(blk, nblk);
+
+  dl_iterate_phdr(own_segments, (void *)(uintptr_t)&hak_leak_init);
+  scan_roots(sp);
+  for (size_t i = 0; i < nblk; i++) { /* cliques */
+    if (blk[i].state != UNREACHED) continue;
+    push(i);
+    drain((long)i);
+  }
+
+  size_t bytes[4] = {0}, count[4] = {0}, supp_bytes_total = 0, supp_count = 0;
+  size_t cap = 16;
+  while (cap < nblk * 2) cap *= 2;
+  group_t *g = hak_meta_alloc(cap * sizeof *g);
+  size_t ng = g != NULL ? group_blocks(g, cap) : 0;
+  sort_groups(g, ng);
+  for (size_t i = 0; i < nblk; i++)
+    if (blk[i].state == REACHABLE) {
+      bytes[REACHABLE] += blk[i].size;
+      count[REACHABLE]++;
+    }
+
+  const char *path = hak_option_text(HAK_OPT_LEAKCHECK_FILE);
+  int fd = path != NULL ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : 2;
+  if (fd < 0) {
+    hak_out_error("hakmem: HAKMEM_LEAKCHECK_FILE=%s: %s; the report goes to stderr\n", path, strerror(errno));
+    fd = 2;
+  }
+  hak_out_t *o = hak_meta_alloc(sizeof *o);
+  if (o == NULL) return;
+  o->fd = fd;
+  bool header = false;
+  for (size_t i = 0; i < ng; i++) {
+    if (group_suppressed(&g[i])) {
+      supp_bytes_total += g[i].bytes;
+      supp_count += g[i].count;
+      continue;
+    }
+    bytes[g[i].kind] += g[i].bytes;
+    count[g[i].kind] += g[i].count;
+    if (!header) {
+      hak_out_printf(o, "=================================================================\n"
+                        "==%d==ERROR: hakmem: detected memory leaks\n", (int)getpid());
+      header = true;
+    }
+    report_group(o, &g[i]);
+  }
+  size_t leaked = bytes[UNREACHED] + bytes[INDIRECT] + bytes[POSSIBLE];
+  if (header)
+    hak_out_printf(o, "\nSUMMARY: hakmem: %zu byte(s) leaked in %zu allocation(s).\n", leaked,
+                   count[UNREACHED] + count[INDIRECT] + count[POSSIBLE]);
+  hak_out_printf(o,
+                 "hakmem: leak check: definitely lost %zu bytes in %zu blocks, indirectly lost %zu bytes in %zu "
+                 "blocks, possibly lost %zu bytes in %zu blocks, still reachable %zu bytes in %zu blocks, "
+                 "suppressed %zu bytes in %zu blocks\n",
+                 bytes[UNREACHED], count[UNREACHED], bytes[INDIRECT], count[INDIRECT], bytes[POSSIBLE],
+                 count[POSSIBLE], bytes[REACHABLE], count[REACHABLE], supp_bytes_total, supp_count);
+  hak_out_flush(o);
+  if (fd != 2) close(fd);
+  hak_symbols_release();
+  hak_track_busy = false;
+  long code = hak_option(HAK_OPT_LEAKCHECK_EXITCODE);
+  if (header && code != 0) {
+    fflush(NULL);
+    _exit((int)code);
+  }
+}
+
+/* ---- start-up and fork ----------------------------------------------------------------- */
+void hak_leak_init(void) {
+  hak_os_track_own(); /* first: the memory mapped from now on is hakmem's, not a root */
+  const char *supp_path = hak_option_text(HAK_OPT_LEAKCHECK_SUPPRESS);
+  if (supp_path != NULL && !supp_load(supp_path)) _exit(2);
+  atomic_store(&leak_on, true);
+  atomic_fetch_or(&hak_observers, HAK_OBS_LEAKS);
+  hak_gates_close(true);
+  atexit(check_at_exit);
+}
+
+void hak_leak_fork_prepare(void) {
+  for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
+}
+void hak_leak_fork_parent(void) {
+  for (int i = SHARDS - 1; i >= 0; i--) unlock(&shards[i].lock);
+}
+void hak_leak_fork_child(void) {
+  for (int i = 0; i < SHARDS; i++) atomic_store(&shards[i].lock, false);
+}

@@ -1,0 +1,237 @@
+/* stack.c — call stacks of allocations, for the heap profiler (profile.c)
+ * and the leak checker (leakcheck.c): capture inside malloc, a table that
+ * keeps each distinct stack once, and what the tracking calls the slow paths
+ * make (malloc_api.c, track_*) rely on: the busy mark.
+ *
+ * Capture. _Unwind_Backtrace (libgcc, from the .eh_frame tables every Debian
+ * object carries, so code built without frame pointers unwinds too). It
+ * allocates nothing and its lookups (dl_iterate_phdr over the loaded
+ * objects' .eh_frame_hdr) keep no state that a first call must set up, but
+ * it is called once at start-up anyway so that any lazy work is done then.
+ * The frames of hakmem itself are left out: the API and its slow paths are
+ * placed in the section hak_text (HAK_TEXT, malloc_api.c), and the stack
+ * kept starts at the first frame outside it after the first inside it, so
+ * frame 0 is the program's call of malloc whatever the path (tail calls
+ * included).
+ *
+ * Safety. A thread inside the tracking code is marked busy (hak_track_busy):
+ * an allocation made meanwhile on that thread (by a signal handler, or by
+ * something the unwinder calls) is not tracked, and a free is postponed
+ * until the thread leaves the tracking code of a malloc or free (up to
+ * PENDING_MAX; beyond, it is freed at once and not tracked), so that no lock of this layer is ever taken twice by one
+ * thread and a record is never removed after its address was handed out
+ * again. Across fork: the prepare handler stops new captures and waits for
+ * those running (another thread's unwinder may hold the loader's lock, which
+ * the child could never take again), then takes the table locks; the child
+ * re-initialises them. Memory: the table and its stacks come from hakmem's
+ * descriptor arena (meta.c), never from malloc.
+ *
+ * Locks: one per shard of the stack table (shard_lock), taken with nothing
+ * else of this layer held; the profiler's and leak checker's locks are taken
+ * before it (internal.h, lock order). */
+#include <sched.h>
+#include <string.h>
+#include <unwind.h>
+
+#include "internal.h"
+
+_Atomic unsigned hak_observers = HAK_OBS_INIT;
+hak_tls bool hak_track_busy;
+hak_tls const char *hak_src_file;
+hak_tls int hak_src_line;
+
+/* ---- capture ------------------------------------------------------------------- */
+extern char __start_hak_text[], __stop_hak_text[];
+
+static _Atomic unsigned unwinders;  /* threads inside _Unwind_Backtrace */
+static _Atomic bool unwind_closed;  /* fork in progress: no new capture */
+
+typedef struct capture_s {
+  void **frames;
+  int n, max;
+  int phase; /* 0: before hakmem's frames, 1: in them, 2: keeping */
+} capture_t;
+
+static _Unwind_Reason_Code capture_frame(struct _Unwind_Context *ctx, void *arg) {
+  capture_t *c = arg;
+  uintptr_t ip = _Unwind_GetIP(ctx);
+  if (ip == 0) return _URC_END_OF_STACK;
+  bool ours = ip >= (uintptr_t)__start_hak_text && ip < (uintptr_t)__stop_hak_text;
+  if (c->phase == 0) {
+    if (ours) c->phase = 1;
+    return _URC_NO_REASON;
+  }
+  if (c->phase == 1) {
+    if (ours) return _URC_NO_REASON;
+    c->phase = 2;
+  }
+  c->frames[c->n++] = (void *)ip;
+  return c->n < c->max ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+
+int hak_stack_capture(void **frames, int max) {
+  for (;;) {
+    atomic_fetch_add(&unwinders, 1);
+    if (!atomic_load(&unwind_closed)) break;
+    atomic_fetch_sub(&unwinders, 1);
+    while (atomic_load(&unwind_closed)) sched_yield();
+  }
+  capture_t c = {frames, 0, max, 0};
+  _Unwind_Backtrace(capture_frame, &c);
+  atomic_fetch_sub(&unwinders, 1);
+  return c.n;
+}
+
+/* ---- the stack table -------------------------------------------------------------- */
+#define SHARDS 16
+#define SCRUB_BYTES 8192
+#define ARENA_BYTES ((size_t)1 << 20)
+
+typedef struct shard_s {
+  _Atomic bool lock;
+  hak_stack_t **slot; /* open addressing by hash; NULL: empty */
+  size_t cap, count;
+  char *arena, *arena_end;
+} shard_t;
+static shard_t shards[SHARDS];
+
+static void spin_lock(_Atomic bool *l) {
+  while (atomic_exchange_explicit(l, true, memory_order_acquire))
+    while (atomic_load_explicit(l, memory_order_relaxed)) sched_yield();
+}
+static void spin_unlock(_Atomic bool *l) { atomic_store_explicit(l, false, memory_order_release); }
+
+static uint64_t stack_hash(void *const *frames, int n, const char *file, int line) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n ^ ((uint64_t)(uintptr_t)file << 1) ^ (uint64_t)line;
+  for (int i = 0; i < n; i++) {
+    h ^= (uint64_t)(uintptr_t)frames[i];
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  return h | 1; /* never 0 */
+}
+
+static bool stack_equal(const hak_stack_t *s, void *const *frames, int n, const char *file, int line) {
+  return s->depth == (uint32_t)n && s->file == file && s->line == line &&
+         memcmp(s->frames, frames, (size_t)n * sizeof(void *)) == 0;
+}
+
+/* Doubles the shard's slot array; false when out of memory. Shard locked. */
+static bool shard_grow(shard_t *sh) {
+  size_t cap = sh->cap ? sh->cap * 2 : 1024;
+  hak_stack_t **slot = hak_meta_alloc(cap * sizeof *slot);
+  if (slot == NULL) return false;
+  for (size_t i = 0; i < sh->cap; i++) {
+    hak_stack_t *s = sh->slot[i];
+    if (s == NULL) continue;
+    size_t j = (size_t)(s->hash >> 8) & (cap - 1);
+    while (slot[j] != NULL) j = (j + 1) & (cap - 1);
+    slot[j] = s;
+  }
+  if (sh->slot != NULL) hak_meta_free(sh->slot, sh->cap * sizeof *slot);
+  sh->slot = slot;
+  sh->cap = cap;
+  return true;
+}
+
+const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file, int line) {
+  uint64_t h = stack_hash(frames, n, file, line);
+  shard_t *sh = &shards[h % SHARDS];
+  spin_lock(&sh->lock);
+  hak_stack_t *found = NULL;
+  if ((sh->count + 1) * 2 > sh->cap && !shard_grow(sh)) goto out;
+  size_t j = (size_t)(h >> 8) & (sh->cap - 1);
+  for (hak_stack_t *s; (s = sh->slot[j]) != NULL; j = (j + 1) & (sh->cap - 1))
+    if (s->hash == h && stack_equal(s, frames, n, file, line)) {
+      found = s;
+      goto out;
+    }
+  size_t bytes = hak_align_up(sizeof(hak_stack_t) + (size_t)n * sizeof(void *), 16);
+  if (sh->arena == NULL || (size_t)(sh->arena_end - sh->arena) < bytes) {
+    char *a = hak_meta_alloc(ARENA_BYTES); /* kept for the life of the process */
+    if (a == NULL) goto out;
+    sh->arena = a;
+    sh->arena_end = a + ARENA_BYTES;
+  }
+  found = (hak_stack_t *)sh->arena;
+  sh->arena += bytes;
+  found->hash = h;
+  found->file = file;
+  found->line = line;
+  found->depth = (uint32_t)n;
+  memcpy(found->frames, frames, (size_t)n * sizeof(void *));
+  sh->slot[j] = found;
+  sh->count++;
+out:
+  spin_unlock(&sh->lock);
+  return found;
+}
+
+/* ---- the busy mark and postponed frees ------------------------------------------- */
+/* A thread's postponed frees: pushed by whatever runs while the thread is
+ * busy (the thread itself, or a signal handler that interrupted it), popped
+ * by the thread as it leaves the tracking code. A handler runs to its end
+ * before the code it interrupted goes on, so each side claims its slot with a
+ * compare-and-swap on the count and the other side, if it interrupted
+ * between the read and the swap, makes the swap fail and try again. */
+#define PENDING_MAX 16
+static hak_tls void *pending[PENDING_MAX];
+static hak_tls unsigned pending_count;
+
+bool hak_track_postpone(void *p) {
+  for (;;) {
+    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
+    if (c == PENDING_MAX) return false;
+    if (__atomic_compare_exchange_n(&pending_count, &c, c + 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      __atomic_store_n(&pending[c], p, __ATOMIC_RELAXED); /* the slot is ours: no one pops while we are busy */
+      return true;
+    }
+  }
+}
+
+void *hak_track_postponed(void) {
+  for (;;) {
+    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
+    if (c == 0) return NULL;
+    void *p = __atomic_load_n(&pending[c - 1], __ATOMIC_RELAXED);
+    if (__atomic_compare_exchange_n(&pending_count, &c, c - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return p;
+  }
+}
+
+bool hak_track_any_postponed(void) { return __atomic_load_n(&pending_count, __ATOMIC_RELAXED) != 0; }
+
+/* The leak checker scans the stack conservatively at exit (leakcheck.c):
+ * copies of block addresses that the tracking code left in the dead part of
+ * the stack below the program's frames would look like pointers the program
+ * holds (memcheck's allocator runs on its own stack and leaves none). This
+ * clears the stack below the caller, as deep as the tracking goes. */
+void hak_stack_scrub(void) {
+  char area[SCRUB_BYTES];
+  explicit_bzero(area, sizeof area);
+  __asm__ volatile("" : : "r"(area) : "memory");
+}
+
+/* ---- start-up and fork ---------------------------------------------------------------- */
+void hak_stack_init(void) {
+  void *frames[4];
+  hak_track_busy = true;
+  (void)hak_stack_capture(frames, 4); /* the unwinder's first call, out of any allocation */
+  hak_track_busy = false;
+}
+
+void hak_stack_fork_prepare(void) {
+  atomic_store(&unwind_closed, true);
+  while (atomic_load(&unwinders) != 0) sched_yield();
+  for (int i = 0; i < SHARDS; i++) spin_lock(&shards[i].lock);
+}
+
+void hak_stack_fork_parent(void) {
+  for (int i = SHARDS - 1; i >= 0; i--) spin_unlock(&shards[i].lock);
+  atomic_store(&unwind_closed, false);
+}
+
+void hak_stack_fork_child(void) {
+  for (int i = 0; i < SHARDS; i++) atomic_store(&shards[i].lock, false);
+  atomic_store(&unwinders, 0);
+  atomic_store(&unwind_closed, false);
+}
