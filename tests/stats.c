@@ -216,16 +216,24 @@ static void drain_hook(size_t size, void *arg) {
   (void)arg;
   if (drain_me) atomic_fetch_add(&drain_hooked, 1);
 }
+static int drain_by_free; /* B's next call is a free (its free gate), not a malloc */
 static void *drain_thread(void *arg) {
   (void)arg;
   drain_me = 1;
   for (int i = 0; i < DRAIN_N; i++) memset(drain_blocks[i] = malloc(DRAIN_SIZE), 5, DRAIN_SIZE);
   for (int i = 0; i < DRAIN_N; i++) free(drain_blocks[i]);
+  void *kept = malloc(DRAIN_OTHER);
+  memset(kept, 6, DRAIN_OTHER);
   drain_set(1);
   drain_wait(2);
-  void *p = malloc(DRAIN_OTHER); /* the next call: the drain happens here */
-  memset(p, 6, DRAIN_OTHER);
-  free(p);
+  if (drain_by_free) { /* the next call, a free its magazine has room for: the drain happens here */
+    free(kept);
+  } else { /* the next call, a malloc: the drain happens here */
+    void *p = malloc(DRAIN_OTHER);
+    memset(p, 6, DRAIN_OTHER);
+    free(p);
+    free(kept);
+  }
   drain_set(3);
   drain_wait(4);
   /* After the drain the thread allocates as before. */
@@ -244,8 +252,9 @@ static int class_of(const hak_stats_t *s, size_t size) {
   return -1;
 }
 
-static void reset_drains_other_thread(int hooked) {
-  const char *how = hooked ? "with a hook installed: " : "";
+static void reset_drains_other_thread(int hooked, int by_free) {
+  const char *how = hooked ? "with a hook installed: " : by_free ? "next call a free: " : "";
+  drain_by_free = by_free;
   int (*hook_add)(const hak_hooks_t *) = (int (*)(const hak_hooks_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_hook_add");
   int (*hook_remove)(int) = (int (*)(int))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_hook_remove");
   int id = -1;
@@ -371,7 +380,8 @@ int main(int argc, char **argv) {
          mapped_start / 1024, resident_start / 1024, rss_start / 1024, s1.mapped_bytes / 1024,
          s1.metadata_bytes / 1024, s1.resident_bytes / 1024, s1.process_rss_bytes / 1024, live, first_call_bytes);
   reset_other_thread();
-  reset_drains_other_thread(0);
-  reset_drains_other_thread(1);
+  reset_drains_other_thread(0, 0);
+  reset_drains_other_thread(0, 1);
+  reset_drains_other_thread(1, 0);
   return check_report("stats");
 }
