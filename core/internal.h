@@ -186,18 +186,67 @@ _Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size
 void *hak_meta_alloc(size_t size);   /* zeroed, HAK_SPAN_ALIGN-aligned; NULL when out of memory */
 void  hak_meta_free(void *p, size_t size);
 
+/* ---- fatal.c: the bottom of every call chain --------------------------------- */
+/* Stops the program with "hakmem: <call>: <what> <p>" (no address when p is NULL). */
+_Noreturn void hak_fatal(const char *call, const char *what, const void *p);
+
 /* ---- slab.c ---------------------------------------------------------------- */
+#define HAK_CLASS_POOLED 0xffu /* a pooled slab's class: no blocks, no fast path */
 hak_slab_t *hak_slab_new(unsigned cls, hak_heap_t *owner); /* from pool or OS */
 void hak_slab_init(hak_slab_t *s, unsigned cls);
 unsigned hak_slab_take(hak_slab_t *s, void **out, unsigned want); /* owner only */
 void hak_slab_put(hak_slab_t *s, void *p, const char *call);      /* owner only */
-void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call); /* owner, all in s */
 void hak_slab_push_remote(void *const *blocks, unsigned n); /* any slabs: remote frees, one CAS per run */
 bool hak_slab_block_free(const hak_slab_t *s, const void *p); /* bitmap: p's bit is set (validators) */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
 size_t hak_pool_bytes(void);
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
+
+/* Puts blocks[0..n), all within s's memory, back into s (owner): the same
+ * checks as hak_slab_put for each. Inline: a magazine flush (heap.c) calls it
+ * once per run of neighbouring blocks, and runs are often one or two blocks
+ * long (frees in random order), so a call's own cost counted as much as its
+ * work. Bitmap slabs gather each word's bits and store them once (summary
+ * and hint once per run); one multiply per block gives its index (high half)
+ * and whether p starts it (low half, above). */
+static inline void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call) {
+  if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", blocks[0]);
+  if (hak_unlikely(n > s->used)) hak_fatal(call, "double free detected in slab at", s->base);
+  if (config_slab_bitmap) {
+    size_t w = SIZE_MAX, min_w = s->hint;
+    uint64_t acc = 0, words = 0;
+    for (unsigned k = 0; k < n; k++) {
+      void *p = blocks[k];
+      unsigned __int128 prod = (unsigned __int128)(uint64_t)((const char *)p - s->base) * s->recip;
+      size_t i = (size_t)(prod >> 64);
+      if (hak_unlikely(((uint64_t)prod >> 32) != 0 || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
+      if (i / 64 != w) {
+        if (w != SIZE_MAX) s->bits[w] |= acc;
+        w = i / 64;
+        acc = 0;
+        words |= 1ull << w;
+        if (w < min_w) min_w = w;
+      }
+      uint64_t bit = 1ull << (i % 64);
+      if (hak_unlikely((s->bits[w] | acc) & bit)) hak_fatal(call, "double free", p);
+      acc |= bit;
+    }
+    s->bits[w] |= acc; /* n >= 1 */
+    s->summary |= words;
+    s->hint = (uint32_t)min_w;
+  } else {
+    for (unsigned k = 0; k < n; k++) {
+      void *p = blocks[k];
+      size_t i = hak_slab_index(s, p);
+      if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
+      hak_block_t *b = p;
+      b->next = s->free;
+      s->free = b;
+    }
+  }
+  s->used -= n;
+}
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
 void hak_pool_trim(size_t keep_bytes);
@@ -476,10 +525,6 @@ void hak_stats_fork_child(void);
 void hak_stats_signal_init(void); /* HAKMEM_STATS_SIGNAL: catch it */
 void hak_stats_peak_init(void);   /* HAKMEM_STATS_PEAK: keep the figures at the process's peak RSS */
 void hak_stats_poll(void);        /* slow paths, scavenger: print if the signal came */
-
-/* ---- fatal.c: the bottom of every call chain --------------------------------- */
-/* Stops the program with "hakmem: <call>: <what> <p>" (no address when p is NULL). */
-_Noreturn void hak_fatal(const char *call, const char *what, const void *p);
 
 /* ---- init.c: called only by the tier router and hak_flush (malloc_api.c) ----- */
 typedef enum hak_init_state_e { HAK_INIT_NONE, HAK_INIT_RUNNING, HAK_INIT_DONE } hak_init_state_t;

@@ -23,7 +23,6 @@
 #include "internal.h"
 #include "remote_free.h"
 
-#define HAK_CLASS_POOLED 0xffu
 
 pthread_mutex_t hak_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static hak_slab_t *pool_head[2];   /* [0]: 1-unit slabs, [1]: 4-unit slabs */
@@ -326,48 +325,6 @@ void hak_slab_put(hak_slab_t *s, void *p, const char *call) {
   s->used--;
 }
 
-/* Puts blocks[0..n), all within s's memory, back into s (owner): one pass,
- * the same checks as hak_slab_put for each. */
-void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned n, const char *call) {
-  if (hak_unlikely(s->cls == HAK_CLASS_POOLED)) hak_fatal(call, "double free or invalid pointer", blocks[0]);
-  if (hak_unlikely(n > s->used)) hak_fatal(call, "double free detected in slab at", s->base);
-  if (config_slab_bitmap) {
-    /* Batched: the bits of one bitmap word are gathered and stored once, the
-     * summary and hint updated once; one multiply per block gives its index
-     * (high half) and whether p starts it (low half, internal.h). */
-    size_t w = SIZE_MAX, min_w = s->hint;
-    uint64_t acc = 0, words = 0;
-    for (unsigned k = 0; k < n; k++) {
-      void *p = blocks[k];
-      unsigned __int128 prod = (unsigned __int128)(uint64_t)((const char *)p - s->base) * s->recip;
-      size_t i = (size_t)(prod >> 64);
-      if (hak_unlikely(((uint64_t)prod >> 32) != 0 || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
-      if (i / 64 != w) {
-        if (w != SIZE_MAX) s->bits[w] |= acc;
-        w = i / 64;
-        acc = 0;
-        words |= 1ull << w;
-        if (w < min_w) min_w = w;
-      }
-      uint64_t bit = 1ull << (i % 64);
-      if (hak_unlikely((s->bits[w] | acc) & bit)) hak_fatal(call, "double free", p);
-      acc |= bit;
-    }
-    if (w != SIZE_MAX) s->bits[w] |= acc;
-    s->summary |= words;
-    s->hint = (uint32_t)min_w;
-  } else {
-    for (unsigned k = 0; k < n; k++) {
-      void *p = blocks[k];
-      size_t i = hak_slab_index(s, p);
-      if (hak_unlikely(!hak_slab_is_block_start(s, p) || i >= s->bump)) hak_fatal(call, "invalid pointer", p);
-      hak_block_t *b = p;
-      b->next = s->free;
-      s->free = b;
-    }
-  }
-  s->used -= n;
-}
 
 /* Sends blocks[0..n) (small blocks, any slabs) home as remote frees: each
  * run of neighbouring blocks of one slab linked and pushed with one CAS. */
