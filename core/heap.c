@@ -160,6 +160,19 @@ static hak_heap_t *heap_create(void) {
   return h;
 }
 
+/* Whether h's foreign blocks of class c go to the transfer cache: only while
+ * h does not allocate c itself (no refill this tick or the one before), so
+ * the cache carries blocks from threads that free a class to threads that
+ * allocate it. A thread that both frees and allocates c (larson: each thread
+ * frees what its predecessor allocated) would otherwise pass its foreign
+ * blocks to the cache and take them back at its next refill, still foreign,
+ * round and round through one shared lock, never going home. */
+static inline bool xfer_wanted(const hak_heap_t *h, unsigned c) {
+  if (config_transfer_max_bytes == 0) return false;
+  uint32_t last = h->refill_tick[c];
+  return last == 0 || atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1 - last > 1;
+}
+
 /* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs:
  * into the slab when the heap owns it (neighbouring blocks of one slab, the
  * usual case, as a run: one page-map lookup, one put), else to the transfer
@@ -183,7 +196,7 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
     i = j;
   }
   if (foreign) {
-    uint32_t kept = hak_xfer_put(c, base, foreign);
+    uint32_t kept = xfer_wanted(h, c) ? hak_xfer_put(c, base, foreign) : 0;
     if (kept < foreign) hak_slab_push_remote(base + kept, foreign - kept);
     HAK_STAT_ADD(h, remote_frees, foreign - kept);
   }
@@ -335,6 +348,7 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
   hak_class_slabs_t *cs = &h->slabs[c];
   unsigned want = mag_cap(h, c) / 2 ? mag_cap(h, c) / 2 : 1;
   HAK_STAT_ADD(h, refills, 1);
+  h->refill_tick[c] = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1;
   /* Blocks other threads freed, handed over whole (transfer.c). */
   unsigned handed = hak_xfer_take(c, (void **)m->top, want);
   if (handed > 0) {

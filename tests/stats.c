@@ -140,7 +140,60 @@ static int has_transfer(void) {
   return variant != NULL && strcmp(variant(), "hybrid") == 0;
 }
 
+/* The transfer cache carries blocks from a thread that frees a class to
+ * threads that allocate it: blocks of another thread's slabs that this
+ * thread frees go there only while this thread does not allocate that class
+ * itself (no refill for two of the scavenger's 100 ms ticks); while it does,
+ * they go home as remote frees (else they would come back to it, still
+ * foreign, at its next refill: larson's round trip through the shared lock).
+ * A thread allocates XFER_N blocks; this thread frees them twice over: once
+ * right after allocating blocks of the class itself, once after 300 ms
+ * without. A tick boundary between its own refill and the frees can only make
+ * the first case look like the second, so the first is tried up to 3 times. */
+#define XFER_N 4000
+static void *xfer_blocks[XFER_N];
+static pthread_barrier_t xfer_barrier;
+static void *xfer_alloc_thread(void *arg) { /* alive until the frees are done: its slabs stay its own */
+  (void)arg;
+  for (int i = 0; i < XFER_N; i++) memset(xfer_blocks[i] = malloc(OTHER_SIZE), 9, OTHER_SIZE);
+  pthread_barrier_wait(&xfer_barrier);
+  pthread_barrier_wait(&xfer_barrier);
+  return NULL;
+}
+static unsigned long long free_foreign_blocks(int allocate_first) {
+  pthread_t t;
+  pthread_barrier_init(&xfer_barrier, NULL, 2);
+  pthread_create(&t, NULL, xfer_alloc_thread, NULL);
+  pthread_barrier_wait(&xfer_barrier);
+  void *own[600];
+  if (allocate_first) { /* this thread allocates the class now: a refill */
+    for (int i = 0; i < 600; i++) own[i] = malloc(OTHER_SIZE);
+    for (int i = 0; i < 600; i++) free(own[i]);
+  }
+  stats_get(&s0);
+  for (int i = 0; i < XFER_N; i++) free(xfer_blocks[i]);
+  stats_get(&s1);
+  pthread_barrier_wait(&xfer_barrier);
+  pthread_join(t, NULL);
+  pthread_barrier_destroy(&xfer_barrier);
+  return s1.total.transfer_in - s0.total.transfer_in;
+}
+static void transfer_only_from_non_allocating(void) {
+  if (!has_transfer()) return;
+  reset(); /* an empty transfer cache: room for what comes */
+  unsigned long long in = 1;
+  for (int attempt = 0; attempt < 3 && in != 0; attempt++) in = free_foreign_blocks(1);
+  CHECK(in == 0, "a thread that allocates a class sends the foreign blocks it frees home, not to the transfer cache "
+        "(%llu blocks went there)", in);
+  usleep(300 * 1000);
+  in = free_foreign_blocks(0);
+  CHECK(in > 0, "a thread that has not allocated the class for 300 ms hands them to the transfer cache (%llu blocks)",
+        in);
+  reset();
+}
+
 static void reset_other_thread(void) {
+  usleep(300 * 1000); /* this thread's last refill of the class two ticks ago: a freeing thread (above) */
   pthread_t t;
   pthread_create(&t, NULL, other_thread, NULL);
   other_wait(1);
@@ -380,6 +433,7 @@ int main(int argc, char **argv) {
          mapped_start / 1024, resident_start / 1024, rss_start / 1024, s1.mapped_bytes / 1024,
          s1.metadata_bytes / 1024, s1.resident_bytes / 1024, s1.process_rss_bytes / 1024, live, first_call_bytes);
   reset_other_thread();
+  transfer_only_from_non_allocating();
   reset_drains_other_thread(0, 0);
   reset_drains_other_thread(0, 1);
   reset_drains_other_thread(1, 0);
