@@ -425,6 +425,21 @@ static void mag_adapt(hak_heap_t *h, unsigned c) {
   }
 }
 
+/* Dynamic flush, at a free that finds magazine c full: when it was full once
+ * already within this tick (the thread frees the class faster than it
+ * allocates it: a consumer), the capacity doubles instead of a flush, so a
+ * consumer's flushes move big batches. mag_adapt runs only at refills, so a
+ * thread that only frees would otherwise keep its starting capacity (a
+ * quarter) and flush a few dozen blocks at a time. True when it made room. */
+static bool mag_grow_on_full(hak_heap_t *h, unsigned c) {
+  uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1;
+  uint32_t last = h->flush_tick[c], cap = mag_cap(h, c), max = hak_class_mag_cap[c];
+  h->flush_tick[c] = now;
+  if (last != now || cap >= max) return false;
+  mag_set_cap(h, c, cap * 2 < max ? cap * 2 : max);
+  return true;
+}
+
 /* A block of class c for the calling thread, whose magazine for c is empty
  * (or which has no heap yet); NULL when out of memory. */
 void *hak_heap_alloc_small(unsigned c) {
@@ -457,7 +472,7 @@ void hak_heap_free_small(void *p, hak_slab_t *s) {
   unsigned c = s->cls;
   hak_mag_t *m = mag_of(h, c);
   if (m->top[-1] == p) hak_fatal("free()", "double free", p); /* the sentinel is NULL */
-  if (m->top >= m->limit) {
+  if (m->top >= m->limit && !(config_dynamic_flush && mag_grow_on_full(h, c))) {
     owner_enter(h);
     mag_flush(h, c, mag_count(h, c) - mag_cap(h, c) / 2);
     owner_leave(h);

@@ -257,6 +257,7 @@ typedef struct hak_heap_s {
   struct hak_heap_s **free_gate;      /* ... and its free gate                 */
   uint32_t mag_tick[HAK_CLASS_COUNT]; /* dynamic flush: tick of last refill    */
   uint32_t refill_tick[HAK_CLASS_COUNT]; /* hak_clock_tick + 1 at the last refill; 0: never */
+  uint32_t flush_tick[HAK_CLASS_COUNT];  /* dynamic flush: hak_clock_tick + 1 at the last full magazine */
   uint64_t scavenger_seen;            /* dynamic flush: activity last seen     */
   struct hak_heap_s *next, *prev;     /* all heaps (heap list lock)            */
   size_t   map_bytes;                 /* size of this heap's own mapping       */

@@ -192,6 +192,41 @@ static void transfer_only_from_non_allocating(void) {
   reset();
 }
 
+/* Dynamic flush: a thread that only frees a class (a consumer) grows that
+ * magazine when it fills twice within a tick, so its flushes move big
+ * batches: freeing XFER_N blocks of another live thread takes a few dozen
+ * flushes, not one per 32 blocks (its starting quarter capacity, 64 blocks of
+ * 64 bytes, flushes half: 125 flushes). */
+static int is_dynamic_flush(void) {
+  const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
+  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "dynamic_flush") == 0);
+}
+static unsigned long long consumer_flushes;
+static void *consumer_thread(void *arg) {
+  (void)arg;
+  stats_get(&s0);
+  for (int i = 0; i < XFER_N; i++) free(xfer_blocks[i]);
+  stats_get(&s1);
+  consumer_flushes = s1.total.flushes - s0.total.flushes;
+  return NULL;
+}
+static void consumer_magazine_grows(void) {
+  if (!is_dynamic_flush()) return;
+  pthread_t t, c;
+  pthread_barrier_init(&xfer_barrier, NULL, 2);
+  pthread_create(&t, NULL, xfer_alloc_thread, NULL);
+  pthread_barrier_wait(&xfer_barrier);
+  pthread_create(&c, NULL, consumer_thread, NULL);
+  pthread_join(c, NULL);
+  pthread_barrier_wait(&xfer_barrier);
+  pthread_join(t, NULL);
+  pthread_barrier_destroy(&xfer_barrier);
+  CHECK(consumer_flushes > 0 && consumer_flushes <= 40,
+        "a thread that only frees grows its magazine: %d frees of %d bytes took %llu flushes (125 at its starting "
+        "capacity)", XFER_N, OTHER_SIZE, consumer_flushes);
+  reset();
+}
+
 static void reset_other_thread(void) {
   usleep(300 * 1000); /* this thread's last refill of the class two ticks ago: a freeing thread (above) */
   pthread_t t;
@@ -434,6 +469,7 @@ int main(int argc, char **argv) {
          s1.metadata_bytes / 1024, s1.resident_bytes / 1024, s1.process_rss_bytes / 1024, live, first_call_bytes);
   reset_other_thread();
   transfer_only_from_non_allocating();
+  consumer_magazine_grows();
   reset_drains_other_thread(0, 0);
   reset_drains_other_thread(0, 1);
   reset_drains_other_thread(1, 0);
