@@ -19,8 +19,8 @@
  * This is glibc's dynamic mmap threshold and tcmalloc's page heap in spirit:
  * a program that frees and allocates large blocks in a loop stops faulting.
  * The cache is bounded (at most config_large_cache_entries ranges and
- * config_large_cache_max bytes; in dynamic-flush variants half of that plus
- * as many bytes as are live in large blocks); past the bound the oldest
+ * config_large_cache_max bytes; in dynamic-flush variants that plus as many
+ * bytes as are live in large blocks); past the bound the oldest
  * ranges are unmapped. In dynamic-flush variants the scavenger also unmaps
  * ranges not reused for LARGE_DECAY_TICKS (hak_large_decay) and everything
  * once the process is idle, so the memory still goes back.
@@ -90,15 +90,18 @@ static void cache_remove(hak_large_t *l) {
 }
 
 /* The cache's byte bound. With dynamic flush the cache may hold as much more
- * as the program holds in large blocks, over half the fixed bound (a program
- * that frees and allocates large blocks in a loop then reuses nearly all of
- * its pages), since what it does not reuse within a second goes back anyway.
- * Measured on large_reuse (hybrid, 1-32 MiB blocks, 8 live): a bound of 64
- * MiB took 0.37 ms per operation and 264 K page faults; half of it plus the
- * live bytes 0.17 ms, 97 K faults and the same peak RSS (209 MiB, jemalloc's
- * 217); the whole of it plus the live bytes 0.15 ms but 228 MiB. Lock held. */
+ * as the program holds in large blocks, over the fixed bound (a program that
+ * frees and allocates large blocks in a loop then reuses nearly all of its
+ * pages), since what it does not reuse within a second goes back anyway.
+ * Measured on large_reuse (hybrid, 1-32 MiB blocks, 8 live; 3 runs, time
+ * interleaved medians of 7): a bound of 64 MiB took 0.37 ms per operation and
+ * 264 K page faults; half of it plus the live bytes 0.196 ms, 97 K faults,
+ * 2453 mremap moves, peak RSS 209 MiB; the whole of it plus the live bytes
+ * 0.165 ms (tcmalloc 0.153), 74 K faults (tcmalloc 103 K), 2655 moves, 229
+ * MiB (jemalloc 222, tcmalloc 311): the whole, nearest the fastest reference
+ * while busy and within 1.05x of the leanest one's peak. Lock held. */
 static size_t cache_bound(void) {
-  return config_dynamic_flush ? config_large_cache_max / 2 + live_bytes : config_large_cache_max;
+  return config_dynamic_flush ? config_large_cache_max + live_bytes : config_large_cache_max;
 }
 
 /* Takes the oldest ranges out until the cache is within keep_bytes and

@@ -20,7 +20,7 @@
  *                                      before they are decommitted (default 16 MiB)
  *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large ranges cached (default 64)
  *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB; with
- *                                      dynamic flush, half of it plus the bytes live in large blocks)
+ *                                      dynamic flush, that plus the bytes live in large blocks)
  *   HAK_CONFIG_TRANSFER_MAX_BYTES      free blocks the transfer cache between thread
  *                                      magazines may hold (default 0: no transfer cache)
  */
