@@ -41,6 +41,16 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+/* A new block of a random size in slot x, touched unless notouch. */
+static void fill(slot *x)
+{
+    x->n = next_size();
+    if (!(x->p = malloc(x->n)))
+        abort();
+    if (g_touch)
+        *(char *)x->p = 1;
+}
+
 int main(int argc, char **argv)
 {
     long live = argc > 1 ? atol(argv[1]) : 0, rounds = argc > 2 ? atol(argv[2]) : -1;
@@ -61,12 +71,7 @@ int main(int argc, char **argv)
         return 1;
     uint64_t mallocs = 0, frees = 0, bytes = 0;
     for (long k = 0; k < live; k++) {
-        ring[k].n = next_size();
-        if (!(ring[k].p = malloc(ring[k].n)))
-            abort();
-        if (g_touch)
-            if (g_touch)
-                *(char *)ring[k].p = 1;
+        fill(&ring[k]);
         bytes += ring[k].n;
         mallocs++;
     }
@@ -75,12 +80,7 @@ int main(int argc, char **argv)
         for (long k = 0; k < live; k++) {
             free(ring[k].p);
             bytes -= ring[k].n;
-            ring[k].n = next_size();
-            if (!(ring[k].p = malloc(ring[k].n)))
-                abort();
-            if (g_touch)
-            if (g_touch)
-                *(char *)ring[k].p = 1;
+            fill(&ring[k]);
             bytes += ring[k].n;
         }
         ns[r] = (now_ns() - t0) / (double)live;
