@@ -43,8 +43,15 @@ static hak_tls uint32_t calls_until_validate = HAK_CHECK_VALIDATE_EVERY;
 
 static void maybe_validate(void) {
   if (hak_likely(--calls_until_validate != 0)) return;
+  if (hak_reentered()) { /* the validators take locks: at the next call instead */
+    calls_until_validate = 1;
+    return;
+  }
   calls_until_validate = HAK_CHECK_VALIDATE_EVERY;
+  sigset_t old;
+  hak_signals_block(&old);
   const char *err = hak_validate_own();
+  hak_signals_restore(&old);
   if (err != NULL) hak_fatal("validate", err, NULL);
 }
 
@@ -67,6 +74,7 @@ static size_t usable_of(hak_span_t *span, const void *p, const char *call) {
   case HAK_SPAN_SLAB: return ((hak_slab_t *)span)->block_size;
   case HAK_SPAN_MEDIUM: return hak_medium_usable((hak_chunk_t *)span, p, call);
   case HAK_SPAN_LARGE: return hak_large_usable((hak_large_t *)span, p, call);
+  case HAK_SPAN_DIRECT: return hak_direct_usable((hak_direct_t *)span, p, call);
   default: hak_fatal(call, "invalid pointer", p);
   }
 }

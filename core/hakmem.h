@@ -93,6 +93,7 @@ typedef struct hak_stats_s {
     unsigned long long os_maps, os_unmaps, os_decommits, os_moves;  /* system calls           */
     unsigned long long released_bytes;             /* unmapped or decommitted                   */
     unsigned long long scavenger_passes, scavenger_released_bytes;
+    unsigned long long reentrant_allocs, deferred_frees; /* re-entrant calls (signal handlers): direct blocks, deferred frees */
   } total;
   hak_class_stats_t cls[HAK_STATS_CLASSES];
 } hak_stats_t;

@@ -106,7 +106,42 @@ static void stats_add(hak_heap_stats_t *dst, hak_heap_stats_t *src) {
 static inline hak_mag_t *mag_of(hak_heap_t *h, unsigned c) { return &h->mag[HAK_CLASS_TAG(c)]; }
 static inline uint32_t mag_count(hak_heap_t *h, unsigned c) { return (uint32_t)(mag_of(h, c)->top - h->mag_base[c]); }
 static inline uint32_t mag_cap(hak_heap_t *h, unsigned c) { return (uint32_t)(mag_of(h, c)->limit - h->mag_base[c]); }
-static inline void mag_set_cap(hak_heap_t *h, unsigned c, uint32_t cap) { mag_of(h, c)->limit = h->mag_base[c] + cap; }
+
+/* A slow path rewrites a magazine closed: the fast paths, which a signal
+ * handler may run at any moment (reentry.c), then find it empty and without
+ * room, so a handler neither pops a block the slow path is moving nor
+ * pushes one it would overwrite. Closing stores the limit first (no push
+ * fits from then on), then exchanges the top for the base in one atomic
+ * instruction: whatever a handler popped before that is simply not in the
+ * magazine the slow path holds. The slow path works on the returned view
+ * (its top and limit) and opens the magazine with it: the top first, then
+ * the limit. Only the calling thread's own handlers can touch its magazines,
+ * so the exchange costs one instruction and no fence. */
+static inline hak_mag_t mag_close(hak_heap_t *h, unsigned c) {
+  hak_mag_t *m = mag_of(h, c), v;
+  void **base = h->mag_base[c];
+  v.limit = m->limit;
+  __atomic_store_n(&m->limit, base, __ATOMIC_RELAXED);
+  atomic_signal_fence(memory_order_seq_cst);
+  v.top = __atomic_exchange_n(&m->top, base, __ATOMIC_RELAXED);
+  return v;
+}
+static inline void mag_open(hak_heap_t *h, unsigned c, hak_mag_t v) {
+  hak_mag_t *m = mag_of(h, c);
+  __atomic_store_n(&m->top, v.top, __ATOMIC_RELAXED);
+  atomic_signal_fence(memory_order_seq_cst);
+  __atomic_store_n(&m->limit, v.limit, __ATOMIC_RELAXED);
+}
+/* A closed magazine's view: its blocks, its capacity. */
+static inline uint32_t view_count(hak_heap_t *h, unsigned c, const hak_mag_t *v) {
+  return (uint32_t)(v->top - h->mag_base[c]);
+}
+static inline uint32_t view_cap(hak_heap_t *h, unsigned c, const hak_mag_t *v) {
+  return (uint32_t)(v->limit - h->mag_base[c]);
+}
+static inline void view_set_cap(hak_heap_t *h, unsigned c, hak_mag_t *v, uint32_t cap) {
+  v->limit = h->mag_base[c] + cap;
+}
 
 /* ---- class lists ----------------------------------------------------------- */
 static void slab_to_partial(hak_heap_t *h, hak_slab_t *s) {
@@ -142,8 +177,9 @@ static hak_heap_t *heap_create(void) {
   for (unsigned t = 0; t < HAK_TAG_COUNT; t++) h->mag[t] = hak_heap_empty.mag[t]; /* no room */
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
     h->mag_base[c] = mag_of(h, c)->top = items + 1; /* items[0] is the sentinel */
-    mag_set_cap(h, c, config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) / MAG_START_SHARE
-                                           : hak_class_mag_cap[c]);
+    mag_of(h, c)->limit = h->mag_base[c] + (config_dynamic_flush ? (hak_class_mag_cap[c] + MAG_START_SHARE - 1) /
+                                                                       MAG_START_SHARE
+                                                                 : hak_class_mag_cap[c]);
     items += hak_class_mag_cap[c] + 1u;
   }
   pthread_mutex_init(&h->lock, NULL);
@@ -173,11 +209,11 @@ static inline bool xfer_wanted(const hak_heap_t *h, unsigned c) {
   return last == 0 || atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1 - last > 1;
 }
 
-/* Returns the n oldest blocks of magazine c (base[0..n)) to their slabs:
- * into the slab when the heap owns it (neighbouring blocks of one slab, the
- * usual case, as a run: one page-map lookup, one put), else to the transfer
- * cache, and what it has no room for home as remote frees (I4). */
-static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
+/* Returns the n oldest blocks of closed magazine c (view v: base[0..n)) to
+ * their slabs: into the slab when the heap owns it (neighbouring blocks of
+ * one slab, the usual case, as a run: one page-map lookup, one put), else to
+ * the transfer cache, and what it has no room for home as remote frees (I4). */
+static void mag_flush(hak_heap_t *h, unsigned c, hak_mag_t *v, uint32_t n) {
   void **base = h->mag_base[c];
   uint32_t foreign = 0; /* other heaps' blocks, moved down to base[0..foreign) */
   for (uint32_t i = 0; i < n;) {
@@ -200,8 +236,8 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
     if (kept < foreign) hak_slab_push_remote(base + kept, foreign - kept);
     HAK_STAT_ADD(h, remote_frees, foreign - kept);
   }
-  memmove(base, base + n, (mag_count(h, c) - n) * sizeof(void *));
-  mag_of(h, c)->top -= n;
+  memmove(base, base + n, (view_count(h, c, v) - n) * sizeof(void *));
+  v->top -= n;
   HAK_STAT_ADD(h, flushes, 1);
   HAK_STAT_ADD(h, flush_blocks, n);
 }
@@ -212,7 +248,11 @@ static void mag_flush(hak_heap_t *h, unsigned c, uint32_t n) {
  * counted as in use and are never handed out again. */
 static void heap_abandon_slabs(hak_heap_t *h, bool flush_mags) {
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
-    if (flush_mags && mag_count(h, c)) mag_flush(h, c, mag_count(h, c));
+    if (flush_mags && mag_count(h, c)) {
+      hak_mag_t v = mag_close(h, c);
+      if (view_count(h, c, &v)) mag_flush(h, c, &v, view_count(h, c, &v));
+      mag_open(h, c, v);
+    }
     hak_slab_t *lists[2] = {h->slabs[c].partial, h->slabs[c].full};
     h->slabs[c].partial = h->slabs[c].full = NULL;
     for (int l = 0; l < 2; l++) {
@@ -250,6 +290,8 @@ static void heap_unlink_and_unmap(hak_heap_t *h, bool lock) {
 static void heap_thread_exit(void *arg) {
   hak_heap_t *h = arg;
   if (h == NULL || h == &hak_heap_empty) return;
+  sigset_t old; /* no signal handler's malloc while the locks below are held */
+  hak_signals_block(&old);
   pthread_mutex_lock(&hak_heap_list_lock); /* so that no one writes the gate from now on */
   __atomic_store_n(&hak_tls_gate, &hak_heap_empty, __ATOMIC_RELAXED);
   __atomic_store_n(&hak_tls_free_gate, &hak_heap_empty, __ATOMIC_RELAXED);
@@ -260,6 +302,8 @@ static void heap_thread_exit(void *arg) {
   heap_abandon_slabs(h, true);
   owner_leave(h);
   heap_unlink_and_unmap(h, true);
+  hak_direct_cache_release();
+  hak_signals_restore(&old);
 }
 
 /* Closes every thread's gate and, with frees, its free gate: from their next
@@ -342,11 +386,11 @@ static hak_slab_t *adopt_abandoned(hak_heap_t *h, unsigned c) {
   return s;
 }
 
-/* Fills magazine c with up to half its capacity; returns false when out of memory. */
-static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
-  hak_mag_t *m = mag_of(h, c);
+/* Fills closed magazine c (view m) with up to half its capacity; returns
+ * false when out of memory. */
+static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c, hak_mag_t *m) {
   hak_class_slabs_t *cs = &h->slabs[c];
-  unsigned want = mag_cap(h, c) / 2 ? mag_cap(h, c) / 2 : 1;
+  unsigned want = view_cap(h, c, m) / 2 ? view_cap(h, c, m) / 2 : 1;
   HAK_STAT_ADD(h, refills, 1);
   h->refill_tick[c] = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1;
   /* Blocks other threads freed, handed over whole (transfer.c). */
@@ -411,17 +455,17 @@ static hak_noinline bool mag_refill(hak_heap_t *h, unsigned c) {
  * refill within one scavenger tick (heavy allocation) and halves when a second
  * or more has passed since its last refill (the rate fell). Called with the
  * magazine empty, so a smaller capacity never strands blocks. */
-static void mag_adapt(hak_heap_t *h, unsigned c) {
-  uint32_t cap = mag_cap(h, c);
+static void mag_adapt(hak_heap_t *h, unsigned c, hak_mag_t *v) {
+  uint32_t cap = view_cap(h, c, v);
   uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed);
   uint32_t last = h->mag_tick[c], max = hak_class_mag_cap[c];
   uint32_t min = max / MAG_MIN_SHARE < MAG_MIN_BLOCKS ? (max < MAG_MIN_BLOCKS ? max : MAG_MIN_BLOCKS)
                                                      : max / MAG_MIN_SHARE;
   h->mag_tick[c] = now;
   if (now == last) {
-    if (cap < max) mag_set_cap(h, c, cap * 2 < max ? cap * 2 : max);
+    if (cap < max) view_set_cap(h, c, v, cap * 2 < max ? cap * 2 : max);
   } else if (now - last >= HAK_TICKS_PER_SECOND && cap > min) {
-    mag_set_cap(h, c, cap / 2 > min ? cap / 2 : min);
+    view_set_cap(h, c, v, cap / 2 > min ? cap / 2 : min);
   }
 }
 
@@ -431,12 +475,12 @@ static void mag_adapt(hak_heap_t *h, unsigned c) {
  * consumer's flushes move big batches. mag_adapt runs only at refills, so a
  * thread that only frees would otherwise keep its starting capacity (a
  * quarter) and flush a few dozen blocks at a time. True when it made room. */
-static bool mag_grow_on_full(hak_heap_t *h, unsigned c) {
+static bool mag_grow_on_full(hak_heap_t *h, unsigned c, hak_mag_t *v) {
   uint32_t now = atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1;
-  uint32_t last = h->flush_tick[c], cap = mag_cap(h, c), max = hak_class_mag_cap[c];
+  uint32_t last = h->flush_tick[c], cap = view_cap(h, c, v), max = hak_class_mag_cap[c];
   h->flush_tick[c] = now;
   if (last != now || cap >= max) return false;
-  mag_set_cap(h, c, cap * 2 < max ? cap * 2 : max);
+  view_set_cap(h, c, v, cap * 2 < max ? cap * 2 : max);
   return true;
 }
 
@@ -445,15 +489,20 @@ static bool mag_grow_on_full(hak_heap_t *h, unsigned c) {
 void *hak_heap_alloc_small(unsigned c) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty && (h = heap_create()) == NULL) return NULL;
-  hak_mag_t *m = mag_of(h, c);
-  if (mag_count(h, c) == 0) {
-    if (config_dynamic_flush) mag_adapt(h, c);
+  hak_mag_t v = mag_close(h, c);
+  if (view_count(h, c, &v) == 0) {
+    if (config_dynamic_flush) mag_adapt(h, c, &v);
     owner_enter(h);
-    bool ok = mag_refill(h, c);
+    bool ok = mag_refill(h, c, &v);
     owner_leave(h);
-    if (!ok) return NULL;
+    if (!ok) {
+      mag_open(h, c, v);
+      return NULL;
+    }
   }
-  return *--m->top;
+  void *p = *--v.top;
+  mag_open(h, c, v);
+  return p;
 }
 
 /* Frees block p of slab s when the fast path could not: the magazine is
@@ -470,14 +519,15 @@ void hak_heap_free_small(void *p, hak_slab_t *s) {
     return;
   }
   unsigned c = s->cls;
-  hak_mag_t *m = mag_of(h, c);
-  if (m->top[-1] == p) hak_fatal("free()", "double free", p); /* the sentinel is NULL */
-  if (m->top >= m->limit && !(config_dynamic_flush && mag_grow_on_full(h, c))) {
+  hak_mag_t v = mag_close(h, c);
+  if (v.top[-1] == p) hak_fatal("free()", "double free", p); /* the sentinel is NULL */
+  if (v.top >= v.limit && !(config_dynamic_flush && mag_grow_on_full(h, c, &v))) {
     owner_enter(h);
-    mag_flush(h, c, mag_count(h, c) - mag_cap(h, c) / 2);
+    mag_flush(h, c, &v, view_count(h, c, &v) - view_cap(h, c, &v) / 2);
     owner_leave(h);
   }
-  *m->top++ = p;
+  *v.top++ = p;
+  mag_open(h, c, v);
 }
 
 /* Releases abandoned slabs whose blocks have all come back (through remote
@@ -516,8 +566,12 @@ void hak_heap_flush_thread(void) {
   hak_heap_t *h = hak_tls_heap;
   if (h == &hak_heap_empty) return;
   owner_enter(h);
-  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-    if (mag_count(h, c)) mag_flush(h, c, mag_count(h, c));
+  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
+    if (mag_count(h, c) == 0) continue;
+    hak_mag_t v = mag_close(h, c);
+    if (view_count(h, c, &v)) mag_flush(h, c, &v, view_count(h, c, &v));
+    mag_open(h, c, v);
+  }
   heap_release_empty(h);
   owner_leave(h);
 }
@@ -529,9 +583,14 @@ void hak_heap_trim_own(void) {
   if (h == &hak_heap_empty) return;
   char *items = (char *)(h + 1), *first = (char *)hak_align_up((uintptr_t)items, HAK_PAGE_SIZE);
   char *end = (char *)h + h->map_bytes;
-  for (unsigned c = 0; c < HAK_CLASS_COUNT; c++)
-    if (mag_count(h, c) != 0) return; /* flush first */
-  if (end > first) hak_os_decommit(first, (size_t)(end - first));
+  hak_mag_t v[HAK_CLASS_COUNT]; /* closed while their pages go */
+  unsigned c = 0;
+  for (; c < HAK_CLASS_COUNT; c++) {
+    v[c] = mag_close(h, c);
+    if (view_count(h, c, &v[c]) != 0) break; /* flush first */
+  }
+  if (c == HAK_CLASS_COUNT && end > first) hak_os_decommit(first, (size_t)(end - first));
+  for (unsigned k = 0; k < c + (c < HAK_CLASS_COUNT); k++) mag_open(h, k, v[k]);
 }
 
 /* Collects every slab's remote frees and gives the empty slabs to the pool

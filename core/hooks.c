@@ -140,6 +140,8 @@ static void publish(hook_table_t *t) {
 __attribute__((visibility("default"))) int hak_hook_add(const hak_hooks_t *hooks) {
   if (hooks == NULL) return -1;
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  sigset_t mask; /* no signal handler's malloc while the locks below are held */
+  hak_signals_block(&mask);
   pthread_mutex_lock(&hooks_lock);
   hook_table_t *old = atomic_load(&table), *t = NULL;
   int id = -1;
@@ -152,10 +154,13 @@ __attribute__((visibility("default"))) int hak_hook_add(const hak_hooks_t *hooks
     publish(t);
   }
   pthread_mutex_unlock(&hooks_lock);
+  hak_signals_restore(&mask);
   return id;
 }
 
 __attribute__((visibility("default"))) int hak_hook_remove(int id) {
+  sigset_t mask;
+  hak_signals_block(&mask);
   pthread_mutex_lock(&hooks_lock);
   hook_table_t *old = atomic_load(&table), *t = NULL;
   unsigned at = old != NULL ? old->n : 0;
@@ -175,5 +180,6 @@ __attribute__((visibility("default"))) int hak_hook_remove(int id) {
     r = 0;
   }
   pthread_mutex_unlock(&hooks_lock);
+  hak_signals_restore(&mask);
   return r;
 }

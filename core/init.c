@@ -20,9 +20,13 @@
 
 _Atomic hak_init_state_t hak_init_state = HAK_INIT_NONE;
 static hak_tls bool in_init; /* this thread is running hak_init_slow */
+static hak_tls sigset_t fork_mask; /* the forking thread's signal mask before fork */
 
+/* Every signal is blocked from prepare to parent and child: a handler's
+ * malloc would otherwise wait for the locks prepare holds. */
 static void fork_prepare(void) {
   if (hak_init_state != HAK_INIT_DONE) return;
+  hak_signals_block(&fork_mask);
   hak_prof_fork_prepare();              /* -3 profiler */
   hak_leak_fork_prepare();              /* -2 leak checker */
   hak_stack_fork_prepare();             /* -1 unwinders, stack table */
@@ -47,6 +51,7 @@ static void fork_parent(void) {
   hak_stack_fork_parent();
   hak_leak_fork_parent();
   hak_prof_fork_parent();
+  hak_signals_restore(&fork_mask);
 }
 
 static void fork_child(void) {
@@ -62,6 +67,7 @@ static void fork_child(void) {
   hak_stack_fork_child();
   hak_leak_fork_child();
   hak_prof_fork_child();
+  hak_signals_restore(&fork_mask);
 }
 
 /* pthread_atfork and atexit may allocate: that allocation re-enters here on

@@ -12,7 +12,7 @@
  *   transfer.c                        the transfer cache between magazines
  *   slab.c                            slabs and the empty-slab pool
  *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large mappings
- *   meta.c  pagemap.c                 descriptors, the page map
+ *   meta.c  pagemap.c  reentry.c      descriptors, the page map, re-entrant calls
  *   os.c  options.c  fatal.c          the OS, run-time options, the fatal report
  * (Each level may call any level below it; heap.c's magazine clock is advanced
  * by the scavenger, which calls down into heap.c.)
@@ -56,6 +56,8 @@
  * heap.c (hak_heap_fork_child) carries this out. */
 #ifndef HAK_INTERNAL_H
 #define HAK_INTERNAL_H
+
+#include <signal.h>
 
 #include "hakmem.h"
 #include "size_class.h"
@@ -181,6 +183,35 @@ static inline size_t hak_slab_index(const hak_slab_t *s, const void *p) {
 }
 _Static_assert(HAK_UNIT_SIZE * 4 <= ((size_t)1 << 18) && HAK_SMALL_MAX <= ((size_t)1 << 15),
                "slab offsets (< 2^18) and block sizes (<= 2^15) keep the reciprocal exact");
+
+/* ---- reentry.c: calls that re-enter hakmem (a signal handler's) -------------- */
+/* The depth mark: > 0 while the thread is inside a slow-path section that
+ * takes a lock or rewrites a magazine (malloc_api.c brackets them). A plain
+ * counter: a handler that interrupts its change leaves it as it found it;
+ * the signal fences keep it before the locks it announces. */
+extern hak_tls unsigned hak_tls_depth;
+extern hak_tls void *hak_tls_deferred;  /* frees deferred by re-entrant calls */
+static inline bool hak_reentered(void) { return hak_unlikely(hak_tls_depth != 0); }
+static inline void hak_depth_enter(void) {
+  hak_tls_depth++;
+  atomic_signal_fence(memory_order_seq_cst);
+}
+static inline bool hak_depth_leave(void) { /* true: the thread is out of every slow path */
+  atomic_signal_fence(memory_order_seq_cst);
+  return --hak_tls_depth == 0;
+}
+void  *hak_direct_alloc(size_t size, size_t align); /* no lock; NULL (errno ENOMEM): no memory */
+void   hak_direct_free(hak_direct_t *d, void *p, const char *call);
+size_t hak_direct_usable(hak_direct_t *d, const void *p, const char *call);
+void   hak_direct_cache_release(void); /* the calling thread's cached direct mappings go back */
+void   hak_reentry_account(hak_stats_t *st);
+void   hak_defer_free(void *p, const char *call); /* onto the deferred list; fatal if on it already */
+void  *hak_deferred_take(void);                   /* the whole list (linked by first words), emptied */
+/* Cold operations (statistics, reset, profiles, the exit checks, fork,
+ * thread exit) run with every signal blocked instead: no handler runs while
+ * they hold their locks, and what they allocate is served as usual. */
+void   hak_signals_block(sigset_t *old);
+void   hak_signals_restore(const sigset_t *old);
 
 /* ---- meta.c: descriptors (slabs, chunks, large, heaps) from the OS -------- */
 void *hak_meta_alloc(size_t size);   /* zeroed, HAK_SPAN_ALIGN-aligned; NULL when out of memory */
@@ -412,14 +443,11 @@ typedef struct hak_stack_s {
                                to the observed paths, which initialise first, so
                                that the call that starts the leak checker is tracked */
 extern _Atomic unsigned hak_observers;
-extern hak_tls bool hak_track_busy;      /* this thread is inside the tracking code */
+extern hak_tls bool hak_track_busy;      /* this thread's calls are hakmem's own: not tracked */
 extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being made */
 extern hak_tls int hak_src_line;
 int  hak_stack_capture(void **frames, int max);
 const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file, int line); /* NULL: no memory */
-bool hak_track_postpone(void *p);   /* a free while busy: kept for later; false: no room */
-void *hak_track_postponed(void);    /* one postponed free, or NULL */
-bool hak_track_any_postponed(void);
 void hak_stack_scrub(void);         /* clears the dead stack below the caller (leak checker) */
 void hak_stack_init(void);
 void hak_stack_fork_prepare(void);

@@ -533,7 +533,7 @@ static hak_noinline uintptr_t stack_pointer(void) {
   return (uintptr_t)&here;
 }
 
-static hak_noinline void check_at_exit(void) {
+static hak_noinline void check_leaks(void) {
   hak_track_busy = true;
   atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
   __builtin_unwind_init(); /* the registers' values, in this frame, scanned with the stack */
@@ -622,6 +622,15 @@ static hak_noinline void check_at_exit(void) {
     fflush(NULL);
     _exit((int)code);
   }
+}
+
+/* The exit check, with every signal blocked: no handler runs while the
+ * records and their locks are read. */
+static void check_at_exit(void) {
+  sigset_t old;
+  hak_signals_block(&old);
+  check_leaks();
+  hak_signals_restore(&old);
 }
 
 /* ---- start-up and fork ----------------------------------------------------------------- */

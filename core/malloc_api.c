@@ -16,6 +16,13 @@
  * path without a NULL test. Magazines: types.h (a NULL sentinel below each
  * makes "empty" the popped value itself).
  *
+ * Re-entrant calls (reentry.c): every section of a slow path that takes a
+ * lock or rewrites a magazine runs between depth_enter and depth_leave; a
+ * call that finds the thread inside one (a signal handler's) takes no lock
+ * and touches no magazine: its allocation is a direct block, its free waits
+ * on the thread's deferred list until depth_leave (free_reentrant). The
+ * fast paths carry no mark (README, "Signal handlers").
+ *
  * Observers (hooks.c, profile.c, leakcheck.c) close every thread's gate while
  * they watch, so every call comes to a slow path here, which tells them
  * (observed_*): the fast paths do not change. Every function of this file is
@@ -82,73 +89,73 @@ static HAK_TEXT hak_noinline void *hooked_malloc(size_t size) {
   return p;
 }
 
-/* ---- tracking: the heap profiler (profile.c) and the leak checker (leakcheck.c) ---- */
-/* A thread inside the tracking code is busy (stack.c): what it allocates
- * meanwhile is not tracked, what it frees waits until it leaves. */
-static inline HAK_TEXT void track_enter(void) { hak_track_busy = true; }
-static HAK_TEXT void free_span(void *p);
-static inline HAK_TEXT bool free_push(void *p, bool own);
-/* Leaves the tracking code. The frees postponed meanwhile (a signal
- * handler's, while the thread was busy) are tracked and made now, with
- * signals blocked so that no handler's malloc cuts one in two (hakmem's
- * malloc and free are not async-signal-safe, as glibc's are not; this keeps
- * the tracking from adding a hazard of its own). What a handler queues just
- * before the mark goes is taken too. */
-static HAK_TEXT hak_noinline void free_postponed(void) {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  for (void *p; (p = hak_track_postponed()) != NULL;) {
-    unsigned obs = observers();
-    if (obs & HAK_OBS_LEAKS) hak_leak_free(p, NULL);
-    if (obs & HAK_OBS_PROFILE) hak_prof_free(p);
-    if (config_check) hak_check_on_free(p, "free()");
-    if (!free_push(p, true)) free_span(p);
-  }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+/* ---- the depth mark (reentry.c) --------------------------------------------------- */
+static HAK_TEXT void free_tracked(void *p);
+static hak_tls bool draining; /* this thread is making its deferred frees */
+
+/* Makes the frees that re-entrant calls deferred while the thread was inside
+ * a slow path, each as a free with its tracking (hooks and checks ran when it
+ * was called). A handler may defer more meanwhile: the loop takes them too. */
+static HAK_TEXT hak_noinline void free_deferred(void) {
+  draining = true;
+  for (void *p; (p = hak_deferred_take()) != NULL;)
+    while (p != NULL) {
+      void *next = *(void **)p;
+      free_tracked(p);
+      p = next;
+    }
+  draining = false;
 }
-static inline HAK_TEXT void track_leave(void) {
-  for (;;) {
-    if (hak_unlikely(hak_track_any_postponed())) free_postponed();
-    hak_track_busy = false;
-    if (hak_likely(!hak_track_any_postponed())) return;
-    hak_track_busy = true;
-  }
+static inline HAK_TEXT void depth_enter(void) { hak_depth_enter(); }
+/* The deferred frees, made once the thread is out of every slow path and
+ * of the busy parts of the tracking. */
+static inline HAK_TEXT void drain_deferred(void) {
+  if (hak_unlikely(hak_tls_deferred != NULL) && hak_tls_depth == 0 && !draining) free_deferred();
+}
+static inline HAK_TEXT void depth_leave(void) {
+  if (hak_depth_leave()) drain_deferred();
 }
 
-/* p (size bytes) was just allocated; sampled: the profiler's countdown ran
- * out on it. p may be NULL (a failed call): the countdown is drawn again. */
+/* ---- tracking: the heap profiler (profile.c) and the leak checker (leakcheck.c) ---- */
+/* The tracking takes the profiler's and leak checker's locks: it runs inside
+ * the depth mark, and a re-entrant call is not tracked (its allocation is a
+ * direct block nobody tracks; its free is tracked when it is made, deferred).
+ * hak_track_busy marks calls that are hakmem's own, made with every signal
+ * blocked (the scavenger thread's start, the tracking's own API and exit
+ * reports): not tracked either. */
+
+/* p (size bytes) was just allocated; sampled: the profiler chose it
+ * (sample_now). p may be NULL (a failed call). */
 static HAK_TEXT hak_noinline void track_alloc_slow(void *p, size_t size, bool sampled) {
-  if (sampled) sampled = hak_prof_redraw(size);
-  if (p == NULL || hak_track_busy) return;
+  if (p == NULL || hak_track_busy || hak_reentered()) return;
   unsigned obs = observers();
   bool leaks = obs & HAK_OBS_LEAKS;
   sampled = sampled && (obs & HAK_OBS_PROFILE);
   if (!leaks && !sampled) return;
-  track_enter();
+  depth_enter();
   void *frames[HAK_STACK_MAX];
   int n = hak_stack_capture(frames, HAK_STACK_MAX);
   const hak_stack_t *st = hak_stack_intern(frames, n, hak_src_file, hak_src_line);
   if (leaks) hak_leak_alloc(p, size, st);
   if (sampled) hak_prof_sample(p, size, st);
-  track_leave();
+  depth_leave();
 }
 
-/* p is about to be freed. False: the thread is busy and p was postponed
- * (the caller must not free it now). */
-static HAK_TEXT hak_noinline bool track_free_slow(void *p, unsigned obs) {
-  if (hak_track_busy) return !hak_track_postpone(p);
-  track_enter();
+/* p is about to be freed (not re-entrant: those are tracked when made). */
+static HAK_TEXT hak_noinline void track_free_slow(void *p, unsigned obs) {
+  if (hak_track_busy) return;
+  depth_enter();
   if (obs & HAK_OBS_LEAKS) hak_leak_free(p, NULL);
   if (obs & HAK_OBS_PROFILE) hak_prof_free(p);
-  track_leave();
-  return true;
+  depth_leave();
 }
 
 /* The profiler's countdown: true when this allocation of size bytes is to
- * be sampled (profile.c). */
+ * be sampled (profile.c), decided before it is made, so that an allocation
+ * that is not a sample is served as usual (a thread's first countdown starts
+ * at 0 and is drawn at its first allocation: hak_prof_redraw). */
 static inline HAK_TEXT bool sample_now(size_t size, unsigned obs) {
-  return (obs & HAK_OBS_PROFILE) && (hak_prof_left -= (int64_t)size) < 0;
+  return (obs & HAK_OBS_PROFILE) && hak_unlikely((hak_prof_left -= (int64_t)size) < 0) && hak_prof_redraw(size);
 }
 /* The tracking of an allocation of size bytes at p (NULL: it failed): the
  * out-of-line part when it is sampled or the leak checker keeps every block. */
@@ -159,35 +166,33 @@ static inline HAK_TEXT void track_done(void *p, size_t size, unsigned obs, bool 
 static inline HAK_TEXT void track_alloc(void *p, size_t size, unsigned obs) {
   track_done(p, size, obs, sample_now(size, obs));
 }
-/* Before p is freed; false: postponed (track_free_slow). */
-static inline HAK_TEXT bool track_free(void *p, unsigned obs) {
-  if (p == NULL || !(obs & HAK_OBS_TRACK)) return true;
-  if (!(obs & HAK_OBS_LEAKS) && !hak_prof_maybe_sampled(p)) return true;
-  bool done = track_free_slow(p, obs);
+/* Before p is freed. */
+static inline HAK_TEXT void track_free(void *p, unsigned obs) {
+  if (p == NULL || !(obs & HAK_OBS_TRACK)) return;
+  if (!(obs & HAK_OBS_LEAKS) && !hak_prof_maybe_sampled(p)) return;
+  track_free_slow(p, obs);
   if (obs & HAK_OBS_LEAKS) hak_stack_scrub();
-  return done;
 }
 
-/* An allocation for a watched call: what hakmem allocates meanwhile for
- * itself (the scavenger thread's start) is not the program's, so the thread
- * is marked busy (not tracked). */
-#define UNTRACKED(expr)                 \
-  ({                                    \
-    bool busy_ = hak_track_busy;        \
-    hak_track_busy = true;              \
-    __typeof__(expr) r_ = (expr);       \
-    hak_track_busy = busy_;             \
-    r_;                                 \
-  })
-
 /* ---- allocation ------------------------------------------------------------------ */
-/* Ends the fast path of small class c: the magazine was empty. */
-static HAK_TEXT hak_noinline void *alloc_small_slow(unsigned c) {
-  gate_check();
+/* What every slow path that allocates does first, outside the depth mark:
+ * initialisation, the statistics' poll, the scavenger's start (each guards
+ * itself: signals blocked while they hold their locks). */
+static inline HAK_TEXT void slow_start(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   hak_stats_poll();
   if (config_dynamic_flush) hak_scavenger_start();
+}
+
+/* Ends the fast path of small class c: the magazine was empty. A re-entrant
+ * call gets a direct block aligned as the class's blocks are. */
+static HAK_TEXT hak_noinline void *alloc_small_slow(unsigned c) {
+  if (hak_reentered()) return hak_direct_alloc(hak_class_size[c], hak_class_size[c] & -hak_class_size[c]);
+  slow_start();
+  depth_enter();
+  gate_check();
   void *p = hak_heap_alloc_small(c);
+  depth_leave();
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
@@ -235,14 +240,19 @@ static inline HAK_TEXT void *route(size_t size, size_t align, bool *zeroed, hak_
     for (unsigned c = hak_size_class(n); c < HAK_CLASS_COUNT; c++)
       if (hak_class_size[c] % align == 0) return alloc_class_in(h, c);
   }
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  if (config_dynamic_flush) hak_scavenger_start();
-  hak_stats_poll();
+  if (hak_reentered()) { /* fresh from the OS: zero */
+    void *p = hak_direct_alloc(size, align);
+    *zeroed = p != NULL;
+    return p;
+  }
+  slow_start();
+  depth_enter();
   void *p;
   if (align <= HAK_MEDIUM_MAX_ALIGN && size <= HAK_MEDIUM_MAX)
     p = hak_medium_alloc(size > HAK_SMALL_MAX ? size : HAK_SMALL_MAX + 1, align, zeroed);
   else
     p = hak_large_alloc(size, align, zeroed);
+  depth_leave();
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
@@ -291,14 +301,12 @@ static HAK_TEXT hak_noinline void *alloc_aligned(size_t align, size_t size) {
  * path even while the free gate is open, and the profiler sees it; a larger
  * one is served as usual (its free is never a fast one). */
 static HAK_TEXT hak_noinline void *alloc_sampled(size_t size, size_t align, bool *zeroed) {
-  if (size > HAK_SMALL_MAX || align > HAK_MEDIUM_MAX_ALIGN) return route(size, align, zeroed, hak_tls_heap);
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  if (config_dynamic_flush) hak_scavenger_start();
-  sigset_t all, old; /* the medium tier's lock, held with no handler able to want it too */
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
+  if (size > HAK_SMALL_MAX || align > HAK_MEDIUM_MAX_ALIGN || hak_reentered())
+    return route(size, align, zeroed, hak_tls_heap);
+  slow_start();
+  depth_enter();
   void *p = hak_medium_alloc(size ? size : 1, align, zeroed);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  depth_leave();
   if (hak_unlikely(p == NULL)) errno = ENOMEM;
   return p;
 }
@@ -319,9 +327,9 @@ static HAK_TEXT hak_noinline void *observed_malloc(size_t size) {
     }
   }
   bool zeroed;
-  void *p = UNTRACKED(sample                   ? alloc_sampled(size, 1, &zeroed)
-                      : size <= HAK_SMALL_MAX ? alloc_class_in(hak_tls_heap, hak_size_class(size))
-                                              : route(size, 1, &zeroed, hak_tls_heap));
+  void *p = sample                  ? alloc_sampled(size, 1, &zeroed)
+            : size <= HAK_SMALL_MAX ? alloc_class_in(hak_tls_heap, hak_size_class(size))
+                                    : route(size, 1, &zeroed, hak_tls_heap);
   track_done(p, size, obs, sample);
   return p;
 }
@@ -336,7 +344,7 @@ static HAK_TEXT hak_noinline void *observed_routed(size_t size, size_t align, bo
     return hooked_malloc(size);
   }
   bool sample = sample_now(size, obs);
-  void *p = UNTRACKED(sample ? alloc_sampled(size, align, zeroed) : route(size, align, zeroed, hak_tls_heap));
+  void *p = sample ? alloc_sampled(size, align, zeroed) : route(size, align, zeroed, hak_tls_heap);
   track_done(p, size, obs, sample);
   return p;
 }
@@ -344,14 +352,18 @@ static HAK_TEXT hak_noinline void *observed_routed(size_t size, size_t align, bo
 /* ---- the checked build (check.c) ------------------------------------------------- */
 /* In a checked build every allocation asks for HAK_CHECK_TAIL more bytes (its
  * canary and trailer) and is registered by hak_check_on_alloc. */
-static HAK_TEXT hak_noinline void *checked_alloc(size_t align, size_t size, bool zero, const char *call) {
+static HAK_TEXT void *checked_alloc_untracked(size_t align, size_t size, bool zero, const char *call) {
   if (size > HAK_MAX_REQUEST) {
     errno = ENOMEM;
     return NULL;
   }
   size_t n = size + HAK_CHECK_TAIL;
-  void *p = hak_check_on_alloc(UNTRACKED(align > 16 ? alloc_aligned(align, n) : alloc_inline(n)), size, call);
+  void *p = hak_check_on_alloc(align > 16 ? alloc_aligned(align, n) : alloc_inline(n), size, call);
   if (zero && p != NULL) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
+  return p;
+}
+static HAK_TEXT hak_noinline void *checked_alloc(size_t align, size_t size, bool zero, const char *call) {
+  void *p = checked_alloc_untracked(align, size, zero, call);
   unsigned obs = observers();
   if (hak_unlikely(obs & HAK_OBS_TRACK)) track_alloc(p, size, obs);
   return p;
@@ -401,13 +413,56 @@ static HAK_TEXT void free_span(void *p) {
     hak_fatal("free()", "invalid pointer", p);
   }
   int saved = errno;
+  depth_enter();
   switch (span->kind) {
   case HAK_SPAN_SLAB: hak_heap_free_small(p, (hak_slab_t *)span); break;
   case HAK_SPAN_MEDIUM: hak_medium_free((hak_chunk_t *)span, p, "free()"); break;
   case HAK_SPAN_LARGE: hak_large_free((hak_large_t *)span, p, "free()"); break;
+  case HAK_SPAN_DIRECT: hak_direct_free((hak_direct_t *)span, p, "free()"); break;
   default: hak_fatal("free()", "invalid pointer", p);
   }
+  depth_leave();
   errno = saved;
+}
+
+static HAK_TEXT size_t usable_size(const void *p, hak_span_t *span, const char *call);
+
+/* A re-entrant free (the thread is inside a slow path): a small block goes
+ * into the thread's own magazine when that is open (the slow path rewrites
+ * only magazines it has closed: heap.c) and no observer must see the free
+ * first; a direct block goes back at once; any other block, once known to be
+ * the start of a live block (no lock is needed for that), waits on the
+ * deferred list, and is freed, tracked, when the thread leaves the slow path. */
+static HAK_TEXT hak_noinline void free_reentrant(void *p) {
+  if (!(observers() & HAK_OBS_TRACK) && free_push(p, true)) return;
+  hak_span_t *span = hak_pagemap_lookup(p);
+  if (span == NULL) {
+    if (p == NULL) return;
+    hak_fatal("free()", "invalid pointer", p);
+  }
+  int saved = errno;
+  if (span->kind == HAK_SPAN_DIRECT) hak_direct_free((hak_direct_t *)span, p, "free()");
+  else {
+    if (!config_check) (void)usable_size(p, span, "free()"); /* checked builds: hak_check_on_free did */
+    hak_defer_free(p, "free()");
+  }
+  errno = saved;
+}
+
+/* A free (hooks and checks done) with its tracking: the observed path's,
+ * and a deferred free's when it is made. */
+static HAK_TEXT void free_tracked(void *p) {
+  unsigned obs = observers();
+  if (hak_unlikely(obs & HAK_OBS_TRACK)) track_free(p, obs);
+  if (free_push(p, true)) return;
+  free_span(p);
+}
+
+/* A free that no observer sees (its tracking was done, or is not wanted):
+ * the inner free of a realloc. */
+static HAK_TEXT void free_untracked(void *p) {
+  if (hak_reentered()) free_reentrant(p);
+  else if (!free_push(p, true)) free_span(p);
 }
 
 /* A free while someone watches: the hooks (which call hak_free again), else
@@ -419,22 +474,19 @@ static HAK_TEXT hak_noinline void observed_free(void *p) {
     hooked_free(p);
     return;
   }
-  bool sampled = (obs & HAK_OBS_PROFILE) && p != NULL && hak_prof_maybe_sampled(p);
-  if (!track_free(p, obs)) return;
-  if (free_push(p, true)) return;
-  if (hak_likely(!sampled)) {
-    free_span(p);
-    return;
-  }
-  sigset_t all, old; /* a sample's page run: as alloc_sampled */
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  free_span(p);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (hak_reentered()) free_reentrant(p);
+  else free_tracked(p);
 }
 
 static HAK_TEXT hak_noinline void free_slow(void *p) {
+  if (hak_reentered()) {
+    if (observed_slow()) observed_free(p); /* the hooks */
+    else free_reentrant(p);
+    return;
+  }
+  depth_enter();
   free_gate_check();
+  depth_leave();
   if (observed_slow()) {
     observed_free(p);
     return;
@@ -442,13 +494,31 @@ static HAK_TEXT hak_noinline void free_slow(void *p) {
   free_span(p);
 }
 
-HAK_API void hak_free(void *p) {
-  if (config_check && hooks_start()) {
+/* The checked build's free: the hooks, the checks (check.c), the tracking,
+ * then the free itself. */
+static HAK_TEXT hak_noinline void checked_free(void *p) {
+  if (hooks_start()) {
     hooked_free(p);
     return;
   }
-  if (config_check && hak_unlikely(observers() & HAK_OBS_TRACK) && !track_free(p, observers())) return;
-  if (config_check && p != NULL) hak_check_on_free(p, "free()");
+  if (p == NULL) return;
+  if (hak_reentered()) { /* checked now, without the validators; tracked when made */
+    hak_check_on_free(p, "free()");
+    free_reentrant(p);
+    return;
+  }
+  hak_check_on_free(p, "free()");
+  unsigned obs = observers();
+  if (hak_unlikely(obs & HAK_OBS_TRACK)) track_free(p, obs);
+  if (hak_likely(free_push(p, false))) return;
+  free_slow(p);
+}
+
+HAK_API void hak_free(void *p) {
+  if (config_check) {
+    checked_free(p);
+    return;
+  }
   if (hak_likely(free_push(p, false))) return;
   free_slow(p);
 }
@@ -485,6 +555,7 @@ static HAK_TEXT size_t usable_size(const void *p, hak_span_t *span, const char *
   }
   case HAK_SPAN_MEDIUM: return hak_medium_usable((hak_chunk_t *)span, p, call);
   case HAK_SPAN_LARGE: return hak_large_usable((hak_large_t *)span, p, call);
+  case HAK_SPAN_DIRECT: return hak_direct_usable((hak_direct_t *)span, p, call);
   default: hak_fatal(call, "invalid pointer", p);
   }
 }
@@ -495,73 +566,99 @@ HAK_API size_t hak_malloc_usable_size(const void *p) {
 }
 
 /* realloc within p's tier, without copying: the block's new address, or
- * NULL when it must be allocated elsewhere and copied. */
+ * NULL when it must be allocated elsewhere and copied (always, for a
+ * re-entrant call: the tiers' locks). */
 static HAK_TEXT void *realloc_in_tier(void *p, hak_span_t *span, size_t old, size_t size) {
+  if (span->kind != HAK_SPAN_SLAB && hak_reentered()) return NULL;
   switch (span->kind) {
   case HAK_SPAN_SLAB: /* same block when it fits and would not waste more than half */
     return size <= old && (size > old / 2 || old <= 16) ? p : NULL;
-  case HAK_SPAN_MEDIUM:
-    return size > HAK_SMALL_MAX && size <= HAK_MEDIUM_MAX &&
-                   hak_medium_resize_in_place((hak_chunk_t *)span, p, size)
-               ? p
-               : NULL;
-  case HAK_SPAN_LARGE:
-    return size > HAK_MEDIUM_MAX ? hak_large_realloc((hak_large_t *)span, p, size) : NULL;
+  case HAK_SPAN_MEDIUM: {
+    if (size <= HAK_SMALL_MAX || size > HAK_MEDIUM_MAX) return NULL;
+    depth_enter();
+    bool done = hak_medium_resize_in_place((hak_chunk_t *)span, p, size);
+    depth_leave();
+    return done ? p : NULL;
+  }
+  case HAK_SPAN_LARGE: {
+    if (size <= HAK_MEDIUM_MAX) return NULL;
+    depth_enter();
+    void *q = hak_large_realloc((hak_large_t *)span, p, size);
+    depth_leave();
+    return q;
+  }
   default: return NULL;
   }
 }
 
-/* realloc(p, 0) frees p and returns NULL, as glibc does. A checked build
- * always moves the block, so that a stale pointer to the old one is caught. */
-static HAK_TEXT void *tracked_realloc(void *p, size_t size, unsigned obs);
+/* The allocation of a realloc's new block, which no observer sees (the
+ * realloc is tracked as a whole): a profiler sample gets a page run of its own
+ * (alloc_sampled), as a sampled malloc does. */
+static HAK_TEXT void *alloc_untracked(size_t size, bool sample) {
+  if (config_check) return checked_alloc_untracked(16, size, false, "realloc()");
+  bool zeroed;
+  if (sample) return alloc_sampled(size, 1, &zeroed);
+  if (size <= HAK_SMALL_MAX) return alloc_class_in(hak_tls_heap, hak_size_class(size));
+  return route(size, 1, &zeroed, hak_tls_heap);
+}
 
-HAK_API void *hak_realloc(void *p, size_t size) {
-  unsigned obs = observers();
-  if (hak_unlikely(obs != 0)) {
-    if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) {
-      hak_hooks_realloc_before(p, size);
-      void *q = hak_realloc(p, size);
-      hak_hooks_realloc_after(p, q, size);
-      hak_hooks_leave();
-      return q;
-    }
-    if ((obs & HAK_OBS_TRACK) && p != NULL && size != 0 && !hak_track_busy) return tracked_realloc(p, size, obs);
-  }
-  if (p == NULL) return hak_malloc(size);
-  if (size == 0) {
-    hak_free(p);
-    return NULL;
-  }
+/* realloc of live block p to size (neither NULL nor 0) that no observer
+ * sees: in p's tier when it can (never in a checked build, so that a stale
+ * pointer to the old block is caught, nor for a sample), else a new block,
+ * the copy and p's free. NULL: out of memory, p untouched, errno ENOMEM. */
+static HAK_TEXT void *realloc_untracked(void *p, size_t size, bool sample) {
   hak_span_t *span = hak_pagemap_lookup(p);
   size_t old = usable_size(p, span, "realloc()");
-  void *q = config_check ? NULL : realloc_in_tier(p, span, old, size);
+  void *q = config_check || sample ? NULL : realloc_in_tier(p, span, old, size);
   if (q != NULL) return q;
-  q = hak_malloc(size);
-  if (q == NULL) return NULL; /* p is untouched; errno is ENOMEM */
+  q = alloc_untracked(size, sample);
+  if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
-  hak_free(p);
+  if (config_check) hak_check_on_free(p, "realloc()");
+  free_untracked(p);
   return q;
 }
 
 /* realloc while the profiler or the leak checker watches: the old block's
  * record goes before the call (its address may be handed out again as soon
  * as it is freed) and the new block is tracked after it, as one free and one
- * allocation, with the realloc's stack; the calls made inside are not
- * tracked themselves (the thread is busy: its free of the old block waits
- * until the end, and the profiler's countdown is put back as it was). A
- * failed call gives the old block its record back. */
+ * allocation, with the realloc's stack; the profiler's countdown decides
+ * first whether the new block is a sample. A failed call gives the old
+ * block its record back. */
 static HAK_TEXT hak_noinline void *tracked_realloc(void *p, size_t size, unsigned obs) {
   hak_leak_rec_t old = {NULL, 0};
-  int64_t left = hak_prof_left;
-  track_enter();
+  depth_enter();
   if (obs & HAK_OBS_LEAKS) hak_leak_free(p, &old);
   if (obs & HAK_OBS_PROFILE) hak_prof_free(p);
-  void *q = hak_realloc(p, size);
-  hak_prof_left = left;
-  if (q == NULL && old.stack != NULL) hak_leak_alloc(p, old.size, old.stack);
-  track_leave();
-  track_alloc(q, size, obs);
+  depth_leave();
+  bool sample = sample_now(size, obs);
+  void *q = realloc_untracked(p, size, sample);
+  if (q == NULL && old.stack != NULL) {
+    depth_enter();
+    hak_leak_alloc(p, old.size, old.stack);
+    depth_leave();
+  }
+  track_done(q, size, obs, sample);
   return q;
+}
+
+/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+HAK_API void *hak_realloc(void *p, size_t size) {
+  unsigned obs = observers();
+  if ((obs & HAK_OBS_HOOKS) && hak_hooks_enter()) {
+    hak_hooks_realloc_before(p, size);
+    void *q = hak_realloc(p, size);
+    hak_hooks_realloc_after(p, q, size);
+    hak_hooks_leave();
+    return q;
+  }
+  if (p == NULL) return hak_malloc(size);
+  if (size == 0) {
+    hak_free(p);
+    return NULL;
+  }
+  if (hak_unlikely(obs & HAK_OBS_TRACK) && !hak_reentered() && !hak_track_busy) return tracked_realloc(p, size, obs);
+  return realloc_untracked(p, size, false);
 }
 
 HAK_API void *hak_reallocarray(void *p, size_t count, size_t size) {
@@ -658,12 +755,16 @@ HAK_API const char *hak_variant(void) { return HAK_BUILD_NAME; }
 
 HAK_API void hak_flush(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  sigset_t old;
+  hak_signals_block(&old);
   hak_heap_flush_thread();
   hak_xfer_drain();
   hak_abandoned_sweep();
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();
+  hak_direct_cache_release();
+  hak_signals_restore(&old);
 }
 
 /* ---- the standard names ---------------------------------------------------------- */

@@ -196,15 +196,19 @@ void hak_medium_free(hak_chunk_t *c, void *p, const char *call) {
   pthread_mutex_unlock(&hak_medium_lock);
 }
 
+/* Usable bytes of live block p, without the lock: a live run's head tag
+ * changes only when the run itself is freed or resized, which its holder is
+ * not doing while it asks (realloc, malloc_usable_size, the checked build),
+ * and a re-entrant call (a signal handler's, reentry.c) must not wait for a
+ * lock the code it interrupted may hold. */
 size_t hak_medium_usable(hak_chunk_t *c, const void *p, const char *call) {
-  pthread_mutex_lock(&hak_medium_lock);
-  size_t i = run_of(c, p, call);
-  size_t len = c->pg[i] & PG_LEN;
-  pthread_mutex_unlock(&hak_medium_lock);
-  return len * HAK_PAGE_SIZE;
+  size_t off = (size_t)((const char *)p - c->base);
+  uint16_t tag = __atomic_load_n(&c->pg[off / HAK_PAGE_SIZE], __ATOMIC_RELAXED);
+  if (off % HAK_PAGE_SIZE != 0 || !(tag & PG_HEAD)) hak_fatal(call, "invalid pointer", p);
+  if (tag & PG_FREE) hak_fatal(call, strcmp(call, "free()") == 0 ? "double free" : "freed block", p);
+  return (size_t)(tag & PG_LEN) * HAK_PAGE_SIZE;
 }
 
-/* Resizes the run at p to hold size bytes without moving it, if it can. */
 bool hak_medium_resize_in_place(hak_chunk_t *c, void *p, size_t size) {
   size_t need = hak_align_up(size, HAK_PAGE_SIZE) / HAK_PAGE_SIZE;
   pthread_mutex_lock(&hak_medium_lock);

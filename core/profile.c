@@ -282,9 +282,12 @@ static int dump_numbered_locked(bool loud) {
 static void at_exit(void) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&prof_lock);
   if (prof_on) (void)dump_numbered_locked(true);
   pthread_mutex_unlock(&prof_lock);
+  hak_signals_restore(&old);
   hak_track_busy = busy;
 }
 
@@ -328,6 +331,8 @@ __attribute__((visibility("default"))) int hak_profile_start(const char *path_pr
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   bool busy = hak_track_busy;
   hak_track_busy = true;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&prof_lock);
   reset_locked();
   strcpy(prefix, path_prefix);
@@ -343,6 +348,7 @@ __attribute__((visibility("default"))) int hak_profile_start(const char *path_pr
     atomic_fetch_or(&hak_observers, HAK_OBS_PROFILE);
     hak_gates_close(false);
   }
+  hak_signals_restore(&old);
   hak_track_busy = busy;
   return 0;
 }
@@ -350,6 +356,8 @@ __attribute__((visibility("default"))) int hak_profile_start(const char *path_pr
 __attribute__((visibility("default"))) void hak_profile_stop(void) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&prof_lock);
   bool was_on = prof_on;
   prof_on = false;
@@ -357,12 +365,15 @@ __attribute__((visibility("default"))) void hak_profile_stop(void) {
   reset_locked();
   pthread_mutex_unlock(&prof_lock);
   if (was_on) hak_gates_open(false);
+  hak_signals_restore(&old);
   hak_track_busy = busy;
 }
 
 __attribute__((visibility("default"))) int hak_profile_dump(const char *path) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&prof_lock);
   int r;
   if (!prof_on) {
@@ -372,6 +383,7 @@ __attribute__((visibility("default"))) int hak_profile_dump(const char *path) {
     r = path != NULL ? dump_locked(path) : dump_numbered_locked(false);
   }
   pthread_mutex_unlock(&prof_lock);
+  hak_signals_restore(&old);
   hak_track_busy = busy;
   return r;
 }

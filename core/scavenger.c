@@ -120,7 +120,10 @@ void hak_scavenger_start(void) {
       sigfillset(&all);
       pthread_sigmask(SIG_SETMASK, &all, &old);
       pthread_t t;
+      bool busy = hak_track_busy; /* what pthread_create allocates is hakmem's own: not tracked */
+      hak_track_busy = true;
       ok = pthread_create(&t, &attr, scavenger_main, NULL) == 0;
+      hak_track_busy = busy;
       pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     pthread_attr_destroy(&attr);

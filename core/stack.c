@@ -14,13 +14,13 @@
  * frame 0 is the program's call of malloc whatever the path (tail calls
  * included).
  *
- * Safety. A thread inside the tracking code is marked busy (hak_track_busy):
- * an allocation made meanwhile on that thread (by a signal handler, or by
- * something the unwinder calls) is not tracked, and a free is postponed
- * until the thread leaves the tracking code of a malloc or free (up to
- * PENDING_MAX; beyond, it is freed at once and not tracked), so that no lock of this layer is ever taken twice by one
- * thread and a record is never removed after its address was handed out
- * again. Across fork: the prepare handler stops new captures and waits for
+ * Safety. The tracking runs inside the depth mark (reentry.c): a malloc or
+ * free made meanwhile on the thread (by a signal handler, or by something
+ * the unwinder calls) is re-entrant, takes none of this layer's locks and
+ * is not tracked; a free waits on the deferred list and is tracked when it
+ * is made, so a record is never removed after its address was handed out
+ * again. hak_track_busy marks the calls that are hakmem's own (the inner
+ * calls of a tracked realloc, the profiler's API): not tracked. Across fork: the prepare handler stops new captures and waits for
  * those running (another thread's unwinder may hold the loader's lock, which
  * the child could never take again), then takes the table locks; the child
  * re-initialises them. Memory: the table and its stacks come from hakmem's
@@ -166,39 +166,6 @@ out:
   spin_unlock(&sh->lock);
   return found;
 }
-
-/* ---- the busy mark and postponed frees ------------------------------------------- */
-/* A thread's postponed frees: pushed by whatever runs while the thread is
- * busy (the thread itself, or a signal handler that interrupted it), popped
- * by the thread as it leaves the tracking code. A handler runs to its end
- * before the code it interrupted goes on, so each side claims its slot with a
- * compare-and-swap on the count and the other side, if it interrupted
- * between the read and the swap, makes the swap fail and try again. */
-#define PENDING_MAX 16
-static hak_tls void *pending[PENDING_MAX];
-static hak_tls unsigned pending_count;
-
-bool hak_track_postpone(void *p) {
-  for (;;) {
-    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
-    if (c == PENDING_MAX) return false;
-    if (__atomic_compare_exchange_n(&pending_count, &c, c + 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-      __atomic_store_n(&pending[c], p, __ATOMIC_RELAXED); /* the slot is ours: no one pops while we are busy */
-      return true;
-    }
-  }
-}
-
-void *hak_track_postponed(void) {
-  for (;;) {
-    unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
-    if (c == 0) return NULL;
-    void *p = __atomic_load_n(&pending[c - 1], __ATOMIC_RELAXED);
-    if (__atomic_compare_exchange_n(&pending_count, &c, c - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return p;
-  }
-}
-
-bool hak_track_any_postponed(void) { return __atomic_load_n(&pending_count, __ATOMIC_RELAXED) != 0; }
 
 /* The leak checker scans the stack conservatively at exit (leakcheck.c):
  * copies of block addresses that the tracking code left in the dead part of

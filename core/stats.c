@@ -60,6 +60,7 @@ static void gather(hak_stats_t *st) {
   hak_large_account(st, large);
   hak_meta_account(st);
   hak_pagemap_account(st);
+  hak_reentry_account(st);
   if (config_dynamic_flush) hak_scavenger_account(st, scav);
   st->mapped_bytes = atomic_load(&hak_os_counters.mapped_bytes);
   /* Small blocks: a magazine's blocks are counted in their slab's used. */
@@ -115,9 +116,12 @@ static void gather_since_reset(hak_stats_t *out) {
 
 __attribute__((visibility("default"))) void hak_stats_get(hak_stats_t *out) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&stats_lock);
   gather_since_reset(out);
   pthread_mutex_unlock(&stats_lock);
+  hak_signals_restore(&old);
 }
 
 void hak_stats_fork_prepare(void) { pthread_mutex_lock(&stats_lock); }
@@ -145,10 +149,13 @@ static void keep_peak(const hak_stats_t *now, size_t rss) {
 static void check_peak(void) {
   size_t rss = hak_os_process_rss();
   if (rss <= atomic_load_explicit(&peak_next, memory_order_relaxed)) return;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&stats_lock);
   gather_since_reset(&snapshot);
   keep_peak(&snapshot, rss);
   pthread_mutex_unlock(&stats_lock);
+  hak_signals_restore(&old);
 }
 
 /* ---- printing -------------------------------------------------------------------- */
@@ -193,7 +200,9 @@ static void check_peak(void) {
   X(os_maps, "mmap calls") X(os_unmaps, "munmap calls") X(os_decommits, "madvise(DONTNEED) calls") \
   X(os_moves, "mremap moves") X(released_bytes, "Bytes unmapped or decommitted")     \
   X(scavenger_passes, "Scavenger passes that released memory")                        \
-  X(scavenger_released_bytes, "Bytes released during scavenger passes")
+  X(scavenger_released_bytes, "Bytes released during scavenger passes")           \
+  X(reentrant_allocs, "Re-entrant allocations (direct blocks)")                      \
+  X(deferred_frees, "Frees deferred (re-entrant calls, the tracking's own)")
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
@@ -282,6 +291,8 @@ __attribute__((visibility("default"))) void hak_stats_print(FILE *out, int fmt) 
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   if (printing) return; /* a hook that prints, from inside this print's malloc */
   printing = true;
+  sigset_t old;
+  hak_signals_block(&old);
   pthread_mutex_lock(&stats_lock);
   gather_since_reset(&snapshot);
   const hak_stats_t *at_peak = have_peak ? &peak : NULL;
@@ -296,6 +307,7 @@ __attribute__((visibility("default"))) void hak_stats_print(FILE *out, int fmt) 
   }
   pthread_mutex_unlock(&stats_lock);
   fflush(out);
+  hak_signals_restore(&old);
   printing = false;
 }
 
@@ -353,6 +365,8 @@ void hak_stats_poll(void) {
 /* ---- reset ---------------------------------------------------------------------- */
 __attribute__((visibility("default"))) size_t hak_reset(void) {
   if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  sigset_t old;
+  hak_signals_block(&old);
   hak_heap_flush_thread();
   hak_heap_trim_own();
   hak_heaps_request_flush(); /* other threads' magazines: at their next call */
@@ -362,10 +376,12 @@ __attribute__((visibility("default"))) size_t hak_reset(void) {
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();
+  hak_direct_cache_release();
   pthread_mutex_lock(&stats_lock);
   gather(&snapshot);
   zero = snapshot.total;
   size_t live = snapshot.in_use_bytes;
   pthread_mutex_unlock(&stats_lock);
+  hak_signals_restore(&old);
   return live;
 }

@@ -56,6 +56,20 @@
  *   large       sizes above HAK_MEDIUM_MAX, and alignments above
  *               HAK_MEDIUM_MAX_ALIGN: their own mapping, with a small bounded
  *               cache of freed mappings (large.c).
+ *   depth mark  a per-thread counter, above 0 while the thread is inside a
+ *               slow-path section that takes a lock or rewrites a magazine
+ *               (malloc_api.c brackets them; reentry.c).
+ *   re-entrant call  a malloc, free or realloc made while the thread's depth
+ *               mark is set: by a signal handler that interrupted it, or by
+ *               code hakmem runs there. It takes no lock (reentry.c).
+ *   direct block  a re-entrant call's allocation: a mapping of its own with
+ *               its header at the start, one page-map entry (reentry.c).
+ *   deferred free  a re-entrant call's free of a block it cannot free
+ *               without a lock: kept on the thread's deferred list, made when
+ *               the thread leaves the slow path.
+ *   closed magazine  one a slow path is rewriting: limit then top set to its
+ *               base (heap.c, mag_close), so the fast paths, which a signal
+ *               handler may run at any moment, find it empty and full.
  *
  * Invariants
  *   I1  For a slab s: s->used + (blocks on s->free) + (capacity - s->bump)
@@ -137,6 +151,7 @@ typedef enum hak_span_kind_e {
   HAK_SPAN_SLAB = 1,
   HAK_SPAN_MEDIUM = 2,
   HAK_SPAN_LARGE = 3,
+  HAK_SPAN_DIRECT = 4,                /* a re-entrant call's block (reentry.c) */
 } hak_span_kind_t;
 
 struct hak_heap_s;
@@ -287,5 +302,13 @@ typedef struct hak_large_s {
   size_t     map_bytes;               /* range length (whole units)            */
   struct hak_large_s *next, *prev;    /* the cache, newest first               */
 } hak_large_t;
+
+/* A direct block (reentry.c): a mapping of its own, this header at its
+ * start, the block at user; only the block's own unit is in the page map. */
+typedef struct hak_direct_s {
+  _Alignas(HAK_SPAN_ALIGN) hak_span_t span; /* kind == HAK_SPAN_DIRECT          */
+  char      *user;                    /* the block                             */
+  size_t     map_bytes;               /* the mapping, from this header         */
+} hak_direct_t;
 
 #endif

@@ -22,10 +22,13 @@ const char *hak_validate_own(void) {
 }
 
 __attribute__((visibility("default"))) const char *hak_validate(void) {
+  sigset_t old;
+  hak_signals_block(&old);
   const char *err = hak_heaps_validate();
   if (err == NULL) err = hak_xfer_validate();
   if (err == NULL) err = hak_pool_validate();
   if (err == NULL) err = hak_medium_validate();
   if (err == NULL) err = hak_large_validate();
+  hak_signals_restore(&old);
   return err;
 }

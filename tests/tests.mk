@@ -6,6 +6,8 @@
 #                    and its checked build (<variant>-check)
 #   make test-profile    the heap profiler through google-pprof (tests/profile.sh)
 #   make test-leakcheck  the leak checker against valgrind's memcheck (tests/leakcheck.sh)
+#   make test-signals    signal handlers that allocate, under every build, the
+#                        profiler and the leak checker (tests/signals.sh)
 #
 # Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
 # API, UBSan), api-static (the API test linked with libhakmem.a), stress-tsan
@@ -20,8 +22,8 @@ TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
-.PHONY: test test-core test-bins test-profile test-leakcheck
-test: deps test-core test-workloads test-profile test-leakcheck
+.PHONY: test test-core test-bins test-profile test-leakcheck test-signals
+test: deps test-core test-workloads test-profile test-leakcheck test-signals
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
 	@mkdir -p $(@D)
@@ -58,6 +60,9 @@ $(TEST_DIR)/leaks: tests/leaks.c
 $(TEST_DIR)/leaks-source: tests/leaks.c core/hakmem.h $(BUILD)/hybrid/libhakmem.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O1 -DHAK_TRACE_SOURCE -Icore -o $@ $< $(BUILD)/hybrid/libhakmem.a -lpthread
+$(TEST_DIR)/signals: tests/signals.c core/hakmem.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -lpthread -ldl
 $(TEST_DIR)/libbroken_malloc.so: tests/broken_malloc.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $< -ldl
@@ -117,3 +122,10 @@ test-profile: $(TRACK_LIBS) $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/f
 	@tests/profile.sh $(TRACK_LIBS)
 test-leakcheck: $(TRACK_LIBS) $(TEST_DIR)/leaks $(TEST_DIR)/leaks-source $(TEST_DIR)/libleak_ctor.so $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork
 	@tests/leakcheck.sh $(TRACK_LIBS)
+
+# Signal handlers that allocate: every build of TEST_BUILDS (VARIANT= narrows
+# them), plainly, under the profiler and under the leak checker; about 2 s a
+# build and mode.
+test-signals: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/signals
+	@tests/signals.sh $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so)
+
