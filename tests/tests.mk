@@ -8,6 +8,8 @@
 #   make test-leakcheck  the leak checker against valgrind's memcheck (tests/leakcheck.sh)
 #   make test-signals    signal handlers that allocate, under every build, the
 #                        profiler and the leak checker (tests/signals.sh)
+#   make soak            the tests of signals, fork, threads and the scavenger's
+#                        timing, 100 times each (not part of make test)
 #
 # Per variant, in build/<v>/tests/: unit (core sources compiled in, prefixed
 # API, UBSan), api-static (the API test linked with libhakmem.a), stress-tsan
@@ -22,7 +24,7 @@ TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
-.PHONY: test test-core test-bins test-profile test-leakcheck test-signals
+.PHONY: test test-core test-bins test-profile test-leakcheck test-signals soak
 test: deps test-core test-workloads test-profile test-leakcheck test-signals
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
@@ -129,3 +131,13 @@ test-leakcheck: $(TRACK_LIBS) $(TEST_DIR)/leaks $(TEST_DIR)/leaks-source $(TEST_
 test-signals: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/signals
 	@tests/signals.sh $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so)
 
+
+# make soak [SOAK_RUNS=100] [SOAK_BUILDS="hybrid hybrid-check"] [SOAK_BUSY=1]:
+# tests/soak.sh, the tests of signals, fork, threads and the scavenger's
+# timing, SOAK_RUNS times each; SOAK_BUSY=1 beside two busy loops.
+SOAK_RUNS   ?= 100
+SOAK_BUILDS ?= hybrid hybrid-check
+SOAK_BUSY   ?= 0
+soak: $(foreach b,$(SOAK_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/signals $(TEST_DIR)/profile $(TEST_DIR)/fork \
+      $(TEST_DIR)/threads $(TEST_DIR)/stress $(TEST_DIR)/stats
+	@tests/soak.sh --runs $(SOAK_RUNS) $(if $(filter 1,$(SOAK_BUSY)),--busy) $(SOAK_BUILDS)
