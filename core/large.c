@@ -21,7 +21,9 @@
  * The cache is bounded (at most config_large_cache_entries ranges and
  * config_large_cache_max bytes; in dynamic-flush variants that plus as many
  * bytes as are live in large blocks); past the bound the oldest
- * ranges are unmapped. In dynamic-flush variants the scavenger also unmaps
+ * ranges are unmapped, after every call that changes the bound (a free
+ * lowers it by the freed block's bytes). In dynamic-flush variants the
+ * scavenger also unmaps
  * ranges not reused for LARGE_DECAY_TICKS (hak_large_decay) and everything
  * once the process is idle, so the memory still goes back.
  * realloc grows a block in place when the addresses after it are free, else
@@ -117,6 +119,10 @@ static hak_large_t *cache_cut(size_t keep_bytes, size_t keep_entries) {
   return out;
 }
 
+/* The ranges to unmap so that the cache is within its bounds: called after
+ * every change of the cache or of the bound. */
+static hak_large_t *cache_fit(void) { return cache_cut(cache_bound(), config_large_cache_entries); }
+
 /* The smallest cached range of at least need bytes whose start is aligned
  * to align, taken out of the cache; NULL if none. */
 static hak_large_t *cache_take_fit(size_t need, size_t align) {
@@ -198,10 +204,12 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
     l = hak_pagemap_reserve(base, need) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
     if (l == NULL) hak_os_unmap(base, need);
   }
-  if (l == NULL) {
+  if (l == NULL) { /* the pieces go back; meanwhile a free may have lowered the bound */
     pthread_mutex_lock(&hak_large_lock);
     for (int i = 0; i < n; i++) cache_push(piece[i]);
+    hak_large_t *evict = cache_fit();
     pthread_mutex_unlock(&hak_large_lock);
+    release_list(evict);
     return NULL;
   }
   l->span.kind = HAK_SPAN_LARGE;
@@ -240,7 +248,7 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
     split_tail(l, need);
     l->cached = 0;
     live_add(l);
-    hak_large_t *evict = cache_cut(cache_bound(), config_large_cache_entries);
+    hak_large_t *evict = cache_fit();
     pthread_mutex_unlock(&hak_large_lock);
     release_list(evict);
     *zeroed = false;
@@ -281,13 +289,12 @@ void hak_large_free(hak_large_t *l, void *p, const char *call) {
     pthread_mutex_unlock(&hak_large_lock);
     check_live(l, p, call);
   }
-  live_remove(l);
-  hak_large_t *evict = NULL;
-  if (l->map_bytes <= cache_bound() && config_large_cache_entries > 0) {
-    cache_push_pieces(l);
-    evict = cache_cut(cache_bound(), config_large_cache_entries);
-  } else {
-    l->next = NULL;
+  live_remove(l); /* with dynamic flush, the bound is now l->map_bytes lower */
+  bool keep = l->map_bytes <= cache_bound() && config_large_cache_entries > 0;
+  if (keep) cache_push_pieces(l);
+  hak_large_t *evict = cache_fit();
+  if (!keep) {
+    l->next = evict;
     evict = l;
   }
   pthread_mutex_unlock(&hak_large_lock);
@@ -321,7 +328,7 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
       live_bytes -= l->map_bytes;
       split_tail(l, need);
       live_bytes += l->map_bytes;
-      hak_large_t *evict = cache_cut(cache_bound(), config_large_cache_entries);
+      hak_large_t *evict = cache_fit();
       pthread_mutex_unlock(&hak_large_lock);
       release_list(evict);
     }

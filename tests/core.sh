@@ -36,6 +36,10 @@ exhaustion() {
   run "$1/exhaustion: huge requests fail without mapping; RLIMIT_AS: ENOMEM everywhere, recovery" \
     env LD_PRELOAD=$2 $B/tests/exhaustion
 }
+large() { # large blocks: the cache's bound
+  run "$1/large: the large cache stays within its bound after frees lower it (64 -> 128 MiB realloc then 20,000 small calls; frees of 100 and 200 MiB)" \
+    env LD_PRELOAD=$2 $B/tests/large cache
+}
 hooks() {
   run "$1/hooks: every call reported before and after, in order, no recursion, add/remove under 4 threads" \
     env LD_PRELOAD=$2 $B/tests/hooks
@@ -93,6 +97,7 @@ for v in "$@"; do
       env LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=16 --ops=20000
     threads100 "$v" "$lib"
     exhaustion "$v" "$lib"
+    large "$v" "$lib"
     fuzz "$v" "$lib"
     hooks "$v" "$lib"
     continue ;;
@@ -118,6 +123,7 @@ for v in "$@"; do
   result $st "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 of frees cross-thread ($secs s, peak RSS $kib KiB)" "$log"
   threads100 "$v" "$lib"
   exhaustion "$v" "$lib"
+  large "$v" "$lib"
   fuzz "$v" "$lib"
   hooks "$v" "$lib"
   stats "$v" "$lib"
