@@ -1,6 +1,12 @@
 /* large.c — large blocks (above HAK_MEDIUM_MAX, or aligned beyond
  * HAK_MEDIUM_MAX_ALIGN): ranges of whole units, each with its descriptor in
- * the page map, so a block is found from its pointer like any span.
+ * the page map, so a block is found from its pointer like any span. The page
+ * map holds a range by its first unit only (pm_enter): registering a block
+ * costs the same at 1 MiB and at 1 TiB, and a pointer further into a block
+ * finds no span, so free, realloc and malloc_usable_size stop it as an
+ * invalid pointer as before. A range's memory is charged to the system's
+ * commit count (hak_os_map_accounted): a request the system cannot back is
+ * refused by the kernel's overcommit policy at once, as under glibc.
  *
  * A freed block is not unmapped: it goes, still committed, into the large
  * cache, from which later large requests are served without page faults:
@@ -33,8 +39,10 @@
  * and advised as huge pages.
  *
  * One lock, hak_large_lock, protects the cache and the counts; system calls
- * happen outside it, on ranges taken out of the cache first. Page-map entries
- * of a range are cleared before its addresses are given up (I5). */
+ * happen outside it, on ranges taken out of the cache first (but for a
+ * descriptor or a page-map leaf mapped while a range is cut: meta.c's lock
+ * comes after this one, pagemap.c takes none). The page-map entry of a range is
+ * cleared before its addresses are given up (I5). */
 #include <string.h>
 
 #include "internal.h"
@@ -73,6 +81,11 @@ static void count_activity(void) {
 }
 
 uint64_t hak_large_activity(void) { return atomic_load_explicit(&activity, memory_order_relaxed); }
+
+/* ---- the page map: a range by its first unit ------------------------------------ */
+static bool pm_reserve(const char *base) { return hak_pagemap_reserve(base, HAK_UNIT_SIZE); }
+static void pm_enter(char *base, hak_large_t *l) { hak_pagemap_set(base, HAK_UNIT_SIZE, &l->span, 0); }
+static void pm_leave(char *base) { hak_pagemap_set(base, HAK_UNIT_SIZE, NULL, 0); }
 
 /* ---- the cache (lock held) ---------------------------------------------------- */
 static void cache_push(hak_large_t *l) {
@@ -137,8 +150,9 @@ static hak_large_t *cache_take_fit(size_t need, size_t align) {
 
 /* Cuts range l after its first need bytes; the tail becomes a range of its
  * own (returned, not yet cached), taking the cuts past need. NULL (l stays
- * whole) when no descriptor can be had. */
+ * whole) when no descriptor or page-map leaf can be had. */
 static hak_large_t *cut_tail(hak_large_t *l, size_t need) {
+  if (!pm_reserve(l->base + need)) return NULL;
   hak_large_t *t = hak_meta_alloc(sizeof(hak_large_t));
   if (t == NULL) return NULL;
   uint32_t at = (uint32_t)(need / HAK_UNIT_SIZE);
@@ -153,7 +167,7 @@ static hak_large_t *cut_tail(hak_large_t *l, size_t need) {
   }
   l->ncuts = keep;
   l->map_bytes = need;
-  hak_pagemap_set(t->base, t->map_bytes, &t->span, 0);
+  pm_enter(t->base, t);
   return t;
 }
 
@@ -177,7 +191,7 @@ static void cache_push_pieces(hak_large_t *l) {
 
 /* ---- releasing (no lock) ---------------------------------------------------- */
 static void release(hak_large_t *l) {
-  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
+  pm_leave(l->base);
   hak_os_unmap(l->base, l->map_bytes);
   hak_meta_free(l, sizeof(hak_large_t));
 }
@@ -197,11 +211,11 @@ static void release_list(hak_large_t *l) {
  * the last one grown over the rest. NULL when out of memory (the pieces are
  * then back in the cache). */
 static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, int n, bool *zeroed) {
-  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, align));
+  char *base = hak_os_map_accounted(need, hak_os_huge_align(need, align));
   hak_large_t *l = NULL;
   if (base != NULL) hak_os_advise_huge(base, need);
   if (base != NULL) {
-    l = hak_pagemap_reserve(base, need) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
+    l = pm_reserve(base) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
     if (l == NULL) hak_os_unmap(base, need);
   }
   if (l == NULL) { /* the pieces go back; meanwhile a free may have lowered the bound */
@@ -221,7 +235,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   for (int i = 0; i < n; i++) {
     hak_large_t *p = piece[i];
     size_t room = i == n - 1 ? need - off : p->map_bytes; /* the last one grows to the end */
-    hak_pagemap_set(p->base, p->map_bytes, NULL, 0); /* before its addresses are given up */
+    pm_leave(p->base); /* before its addresses are given up */
     if (hak_os_move(p->base, p->map_bytes, base + off, room)) {
       if (off > 0) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
       off += room;
@@ -232,7 +246,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   }
   /* When the last move failed, the fresh rest is a mapping of its own. */
   if (off > 0 && off < need) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
-  hak_pagemap_set(base, need, &l->span, 0);
+  pm_enter(base, l);
   *zeroed = n == 0;
   return l;
 }
@@ -335,30 +349,26 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
     return p;
   }
   if (l->ncuts > 0) return NULL; /* several kernel mappings: mremap cannot take it whole */
-  if (hak_os_grow_in_place(l->base, l->map_bytes, need)) {
-    if (hak_pagemap_reserve(l->base + l->map_bytes, need - l->map_bytes)) {
-      hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span, 0);
-      grew(l, need);
-      return p;
-    }
-    hak_os_shrink(l->base, need, l->map_bytes); /* give the extension back */
+  if (hak_os_grow_in_place(l->base, l->map_bytes, need)) { /* the page map holds its first unit already */
+    grew(l, need);
+    return p;
   }
   /* Move it: a fresh range of the new size takes the block's pages at its start. */
-  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, HAK_UNIT_SIZE));
+  char *base = hak_os_map_accounted(need, hak_os_huge_align(need, HAK_UNIT_SIZE));
   if (base == NULL) return NULL;
   hak_os_advise_huge(base, need);
-  if (!hak_pagemap_reserve(base, need)) {
+  if (!pm_reserve(base)) {
     hak_os_unmap(base, need);
     return NULL;
   }
-  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
+  pm_leave(l->base);
   if (!hak_os_move(l->base, l->map_bytes, base, need)) { /* grows over the fresh range: one mapping */
-    hak_pagemap_set(l->base, l->map_bytes, &l->span, 0);
+    pm_enter(l->base, l);
     hak_os_unmap(base, need);
     return NULL;
   }
   l->base = base;
-  hak_pagemap_set(base, need, &l->span, 0);
+  pm_enter(base, l);
   grew(l, need);
   return base;
 }
@@ -398,7 +408,8 @@ void hak_large_counts(size_t *live, size_t *cached_bytes) {
 }
 
 /* Validator: the cache's list (links, newest first, oldest at the tail), every
- * range in it cached and whole in the page map, its counts and bounds. */
+ * range in it cached and in the page map by its first unit only, its counts
+ * and bounds. */
 const char *hak_large_validate(void) {
   const char *err = NULL;
   size_t n = 0, bytes = 0;
@@ -409,9 +420,9 @@ const char *hak_large_validate(void) {
     else if (l->prev != prev) err = "the large cache has a broken back link";
     else if (!l->cached) err = "a range in the large cache is not marked cached";
     else if (prev != NULL && (int32_t)(prev->freed_tick - l->freed_tick) < 0) err = "the large cache is not newest first";
-    else if (hak_pagemap_lookup(l->base) != &l->span ||
-             hak_pagemap_lookup(l->base + l->map_bytes - HAK_UNIT_SIZE) != &l->span)
-      err = "the page map does not point at a cached large range";
+    else if (hak_pagemap_lookup(l->base) != &l->span) err = "the page map does not point at a cached large range";
+    else if (l->map_bytes > HAK_UNIT_SIZE && hak_pagemap_lookup(l->base + l->map_bytes - HAK_UNIT_SIZE) != NULL)
+      err = "the page map holds a cached large range past its first unit";
     bytes += l->map_bytes;
   }
   if (err == NULL && prev != cache_tail) err = "the large cache's tail is not its last range";

@@ -158,7 +158,9 @@ static void test_large(void) {
   hak_large_counts(&live0, &cached0);
   char *p = hak_malloc(3u << 20);
   CHECK(p != NULL && hak_pagemap_lookup(p)->kind == HAK_SPAN_LARGE, "large alloc");
-  CHECK(hak_pagemap_lookup(p + (3u << 20) - 1) == hak_pagemap_lookup(p), "page map covers the whole mapping");
+  CHECK(hak_pagemap_lookup(p + 100) == hak_pagemap_lookup(p) && hak_pagemap_lookup(p + (1u << 20)) == NULL &&
+            hak_pagemap_lookup(p + (3u << 20) - 1) == NULL,
+        "the page map holds a large block by its first unit only");
   memset(p, 7, 3u << 20);
   char *q = hak_realloc(p, 12u << 20);
   CHECK(q != NULL && q[0] == 7 && q[(3u << 20) - 1] == 7, "large realloc keeps contents");
