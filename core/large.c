@@ -16,7 +16,10 @@
  *   - when no range fits, cached ranges, largest first, are moved into a
  *     fresh mapping of the size asked for (mremap: their pages move, no copy,
  *     no fault; the last one grows over the rest of it), so only the rest
- *     faults in.
+ *     faults in. Only for a request within the fixed bound of the cache
+ *     (config_large_cache_max): a larger one is a fresh mapping alone, which
+ *     reads as zero, so that calloc does not write a block of many GiB (nor
+ *     the program fault in pages it never uses).
  * mremap moves only a range within one kernel mapping. A block assembled
  * from k moved ranges spans k mappings; its descriptor records where they
  * meet (cut[]), and when it is freed it goes back to the cache as k ranges,
@@ -268,11 +271,12 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
     *zeroed = false;
     return l->base;
   }
-  /* Nothing fits: movable cached ranges, largest first, go into a fresh one. */
+  /* Nothing fits: movable cached ranges, largest first, go into a fresh one
+   * (when it is within the cache's fixed bound: above, it stays all fresh). */
   hak_large_t *piece[HAK_LARGE_CUTS];
   int n = 0;
   size_t got = 0;
-  while (n < HAK_LARGE_CUTS) {
+  while (n < HAK_LARGE_CUTS && need <= config_large_cache_max) {
     hak_large_t *best = NULL;
     for (hak_large_t *c = cache_head; c != NULL; c = c->next)
       if (c->ncuts == 0 && c->map_bytes < need - got && (best == NULL || c->map_bytes > best->map_bytes))

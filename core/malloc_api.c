@@ -350,8 +350,12 @@ static HAK_TEXT hak_noinline void *checked_alloc(size_t align, size_t size, bool
     return NULL;
   }
   size_t n = size + HAK_CHECK_TAIL;
-  void *p = hak_check_on_alloc(UNTRACKED(align > 16 ? alloc_aligned(align, n) : alloc_inline(n)), size, call);
-  if (zero && p != NULL) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
+  bool zeroed = false; /* calloc: medium and large memory fresh from the OS is not cleared again */
+  void *p = hak_check_on_alloc(UNTRACKED(align > 16      ? alloc_aligned(align, n)
+                                         : n > HAK_SMALL_MAX ? alloc_routed(n, 1, &zeroed)
+                                                             : alloc_inline(n)),
+                               size, call);
+  if (zero && p != NULL && !zeroed) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
   unsigned obs = observers();
   if (hak_unlikely(obs & HAK_OBS_TRACK)) track_alloc(p, size, obs);
   return p;

@@ -37,7 +37,7 @@ exhaustion() {
     env LD_PRELOAD=$2 $B/tests/exhaustion
 }
 large() { # large blocks: huge requests, big blocks, pointers inside them, the cache's bound, the leak checker
-  run "$1/large: 2^40..2^46-byte requests by every allocation function return within 10 ms (CPU): ENOMEM or a usable block" \
+  run "$1/large: 2^40..2^46-byte requests by every allocation function return within 10 ms (CPU): ENOMEM or a usable block; calloc(2 GiB) beside cached ranges" \
     env LD_PRELOAD=$2 $B/tests/large huge
   run "$1/large: requests above RAM + swap are refused (ENOMEM) unless vm.overcommit_memory=1" \
     env LD_PRELOAD=$2 $B/tests/large refused
