@@ -94,11 +94,11 @@ static inline bool hak_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; 
 
 /* ---- os.c: the one place that talks to the OS about memory ---------------- */
 void *hak_os_map_aligned(size_t size, size_t align); /* whole units, zeroed */
+void *hak_os_map_accounted(size_t size, size_t align); /* the same, charged to the commit count: large blocks */
 void  hak_os_unmap(void *p, size_t size);
 void  hak_os_decommit(void *p, size_t size);       /* MADV_DONTNEED: leaves RSS now */
 bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
 bool  hak_os_move(void *src, size_t size, void *dst, size_t dst_size); /* pages to dst, no copy or fault */
-void  hak_os_shrink(void *p, size_t old_size, size_t new_size);
 size_t hak_os_resident(const void *p, size_t size); /* mincore: bytes resident now */
 /* Huge pages and NUMA (os.c says how they are used). */
 #define HAK_HUGE_PAGE_SIZE  ((size_t)2 << 20)
@@ -156,7 +156,9 @@ static inline uintptr_t hak_pagemap_entry(const void *p) {
                               memory_order_acquire);
 }
 
-/* Span owning p, or NULL when hakmem does not own p. */
+/* Span owning p, or NULL when hakmem does not own p or when p lies in a
+ * large block past its first unit (the page map holds a large range by its
+ * first unit only: large.c). */
 static inline hak_span_t *hak_pagemap_lookup(const void *p) {
   return (hak_span_t *)(hak_pagemap_entry(p) & ~HAK_TAG_MASK);
 }

@@ -1,6 +1,12 @@
 /* large.c — large blocks (above HAK_MEDIUM_MAX, or aligned beyond
  * HAK_MEDIUM_MAX_ALIGN): ranges of whole units, each with its descriptor in
- * the page map, so a block is found from its pointer like any span.
+ * the page map, so a block is found from its pointer like any span. The page
+ * map holds a range by its first unit only (pm_enter): registering a block
+ * costs the same at 1 MiB and at 1 TiB, and a pointer further into a block
+ * finds no span, so free, realloc and malloc_usable_size stop it as an
+ * invalid pointer as before. A range's memory is charged to the system's
+ * commit count (hak_os_map_accounted): a request the system cannot back is
+ * refused by the kernel's overcommit policy at once, as under glibc.
  *
  * A freed block is not unmapped: it goes, still committed, into the large
  * cache, from which later large requests are served without page faults:
@@ -10,7 +16,10 @@
  *   - when no range fits, cached ranges, largest first, are moved into a
  *     fresh mapping of the size asked for (mremap: their pages move, no copy,
  *     no fault; the last one grows over the rest of it), so only the rest
- *     faults in.
+ *     faults in. Only for a request within the fixed bound of the cache
+ *     (config_large_cache_max): a larger one is a fresh mapping alone, which
+ *     reads as zero, so that calloc does not write a block of many GiB (nor
+ *     the program fault in pages it never uses).
  * mremap moves only a range within one kernel mapping. A block assembled
  * from k moved ranges spans k mappings; its descriptor records where they
  * meet (cut[]), and when it is freed it goes back to the cache as k ranges,
@@ -21,7 +30,9 @@
  * The cache is bounded (at most config_large_cache_entries ranges and
  * config_large_cache_max bytes; in dynamic-flush variants that plus as many
  * bytes as are live in large blocks); past the bound the oldest
- * ranges are unmapped. In dynamic-flush variants the scavenger also unmaps
+ * ranges are unmapped, after every call that changes the bound (a free
+ * lowers it by the freed block's bytes). In dynamic-flush variants the
+ * scavenger also unmaps
  * ranges not reused for LARGE_DECAY_TICKS (hak_large_decay) and everything
  * once the process is idle, so the memory still goes back.
  * realloc grows a block in place when the addresses after it are free, else
@@ -31,8 +42,10 @@
  * and advised as huge pages.
  *
  * One lock, hak_large_lock, protects the cache and the counts; system calls
- * happen outside it, on ranges taken out of the cache first. Page-map entries
- * of a range are cleared before its addresses are given up (I5). */
+ * happen outside it, on ranges taken out of the cache first (but for a
+ * descriptor or a page-map leaf mapped while a range is cut: meta.c's lock
+ * comes after this one, pagemap.c takes none). The page-map entry of a range is
+ * cleared before its addresses are given up (I5). */
 #include <string.h>
 
 #include "internal.h"
@@ -71,6 +84,11 @@ static void count_activity(void) {
 }
 
 uint64_t hak_large_activity(void) { return atomic_load_explicit(&activity, memory_order_relaxed); }
+
+/* ---- the page map: a range by its first unit ------------------------------------ */
+static bool pm_reserve(const char *base) { return hak_pagemap_reserve(base, HAK_UNIT_SIZE); }
+static void pm_enter(char *base, hak_large_t *l) { hak_pagemap_set(base, HAK_UNIT_SIZE, &l->span, 0); }
+static void pm_leave(char *base) { hak_pagemap_set(base, HAK_UNIT_SIZE, NULL, 0); }
 
 /* ---- the cache (lock held) ---------------------------------------------------- */
 static void cache_push(hak_large_t *l) {
@@ -117,6 +135,10 @@ static hak_large_t *cache_cut(size_t keep_bytes, size_t keep_entries) {
   return out;
 }
 
+/* The ranges to unmap so that the cache is within its bounds: called after
+ * every change of the cache or of the bound. */
+static hak_large_t *cache_fit(void) { return cache_cut(cache_bound(), config_large_cache_entries); }
+
 /* The smallest cached range of at least need bytes whose start is aligned
  * to align, taken out of the cache; NULL if none. */
 static hak_large_t *cache_take_fit(size_t need, size_t align) {
@@ -131,8 +153,9 @@ static hak_large_t *cache_take_fit(size_t need, size_t align) {
 
 /* Cuts range l after its first need bytes; the tail becomes a range of its
  * own (returned, not yet cached), taking the cuts past need. NULL (l stays
- * whole) when no descriptor can be had. */
+ * whole) when no descriptor or page-map leaf can be had. */
 static hak_large_t *cut_tail(hak_large_t *l, size_t need) {
+  if (!pm_reserve(l->base + need)) return NULL;
   hak_large_t *t = hak_meta_alloc(sizeof(hak_large_t));
   if (t == NULL) return NULL;
   uint32_t at = (uint32_t)(need / HAK_UNIT_SIZE);
@@ -147,7 +170,7 @@ static hak_large_t *cut_tail(hak_large_t *l, size_t need) {
   }
   l->ncuts = keep;
   l->map_bytes = need;
-  hak_pagemap_set(t->base, t->map_bytes, &t->span, 0);
+  pm_enter(t->base, t);
   return t;
 }
 
@@ -171,7 +194,7 @@ static void cache_push_pieces(hak_large_t *l) {
 
 /* ---- releasing (no lock) ---------------------------------------------------- */
 static void release(hak_large_t *l) {
-  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
+  pm_leave(l->base);
   hak_os_unmap(l->base, l->map_bytes);
   hak_meta_free(l, sizeof(hak_large_t));
 }
@@ -191,17 +214,19 @@ static void release_list(hak_large_t *l) {
  * the last one grown over the rest. NULL when out of memory (the pieces are
  * then back in the cache). */
 static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, int n, bool *zeroed) {
-  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, align));
+  char *base = hak_os_map_accounted(need, hak_os_huge_align(need, align));
   hak_large_t *l = NULL;
   if (base != NULL) hak_os_advise_huge(base, need);
   if (base != NULL) {
-    l = hak_pagemap_reserve(base, need) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
+    l = pm_reserve(base) ? hak_meta_alloc(sizeof(hak_large_t)) : NULL;
     if (l == NULL) hak_os_unmap(base, need);
   }
-  if (l == NULL) {
+  if (l == NULL) { /* the pieces go back; meanwhile a free may have lowered the bound */
     pthread_mutex_lock(&hak_large_lock);
     for (int i = 0; i < n; i++) cache_push(piece[i]);
+    hak_large_t *evict = cache_fit();
     pthread_mutex_unlock(&hak_large_lock);
+    release_list(evict);
     return NULL;
   }
   l->span.kind = HAK_SPAN_LARGE;
@@ -213,7 +238,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   for (int i = 0; i < n; i++) {
     hak_large_t *p = piece[i];
     size_t room = i == n - 1 ? need - off : p->map_bytes; /* the last one grows to the end */
-    hak_pagemap_set(p->base, p->map_bytes, NULL, 0); /* before its addresses are given up */
+    pm_leave(p->base); /* before its addresses are given up */
     if (hak_os_move(p->base, p->map_bytes, base + off, room)) {
       if (off > 0) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
       off += room;
@@ -224,7 +249,7 @@ static hak_large_t *fresh_range(size_t need, size_t align, hak_large_t **piece, 
   }
   /* When the last move failed, the fresh rest is a mapping of its own. */
   if (off > 0 && off < need) l->cut[l->ncuts++] = (uint32_t)(off / HAK_UNIT_SIZE);
-  hak_pagemap_set(base, need, &l->span, 0);
+  pm_enter(base, l);
   *zeroed = n == 0;
   return l;
 }
@@ -240,17 +265,18 @@ void *hak_large_alloc(size_t size, size_t align, bool *zeroed) {
     split_tail(l, need);
     l->cached = 0;
     live_add(l);
-    hak_large_t *evict = cache_cut(cache_bound(), config_large_cache_entries);
+    hak_large_t *evict = cache_fit();
     pthread_mutex_unlock(&hak_large_lock);
     release_list(evict);
     *zeroed = false;
     return l->base;
   }
-  /* Nothing fits: movable cached ranges, largest first, go into a fresh one. */
+  /* Nothing fits: movable cached ranges, largest first, go into a fresh one
+   * (when it is within the cache's fixed bound: above, it stays all fresh). */
   hak_large_t *piece[HAK_LARGE_CUTS];
   int n = 0;
   size_t got = 0;
-  while (n < HAK_LARGE_CUTS) {
+  while (n < HAK_LARGE_CUTS && need <= config_large_cache_max) {
     hak_large_t *best = NULL;
     for (hak_large_t *c = cache_head; c != NULL; c = c->next)
       if (c->ncuts == 0 && c->map_bytes < need - got && (best == NULL || c->map_bytes > best->map_bytes))
@@ -281,13 +307,12 @@ void hak_large_free(hak_large_t *l, void *p, const char *call) {
     pthread_mutex_unlock(&hak_large_lock);
     check_live(l, p, call);
   }
-  live_remove(l);
-  hak_large_t *evict = NULL;
-  if (l->map_bytes <= cache_bound() && config_large_cache_entries > 0) {
-    cache_push_pieces(l);
-    evict = cache_cut(cache_bound(), config_large_cache_entries);
-  } else {
-    l->next = NULL;
+  live_remove(l); /* with dynamic flush, the bound is now l->map_bytes lower */
+  bool keep = l->map_bytes <= cache_bound() && config_large_cache_entries > 0;
+  if (keep) cache_push_pieces(l);
+  hak_large_t *evict = cache_fit();
+  if (!keep) {
+    l->next = evict;
     evict = l;
   }
   pthread_mutex_unlock(&hak_large_lock);
@@ -321,37 +346,33 @@ void *hak_large_realloc(hak_large_t *l, void *p, size_t size) {
       live_bytes -= l->map_bytes;
       split_tail(l, need);
       live_bytes += l->map_bytes;
-      hak_large_t *evict = cache_cut(cache_bound(), config_large_cache_entries);
+      hak_large_t *evict = cache_fit();
       pthread_mutex_unlock(&hak_large_lock);
       release_list(evict);
     }
     return p;
   }
   if (l->ncuts > 0) return NULL; /* several kernel mappings: mremap cannot take it whole */
-  if (hak_os_grow_in_place(l->base, l->map_bytes, need)) {
-    if (hak_pagemap_reserve(l->base + l->map_bytes, need - l->map_bytes)) {
-      hak_pagemap_set(l->base + l->map_bytes, need - l->map_bytes, &l->span, 0);
-      grew(l, need);
-      return p;
-    }
-    hak_os_shrink(l->base, need, l->map_bytes); /* give the extension back */
+  if (hak_os_grow_in_place(l->base, l->map_bytes, need)) { /* the page map holds its first unit already */
+    grew(l, need);
+    return p;
   }
   /* Move it: a fresh range of the new size takes the block's pages at its start. */
-  char *base = hak_os_map_aligned(need, hak_os_huge_align(need, HAK_UNIT_SIZE));
+  char *base = hak_os_map_accounted(need, hak_os_huge_align(need, HAK_UNIT_SIZE));
   if (base == NULL) return NULL;
   hak_os_advise_huge(base, need);
-  if (!hak_pagemap_reserve(base, need)) {
+  if (!pm_reserve(base)) {
     hak_os_unmap(base, need);
     return NULL;
   }
-  hak_pagemap_set(l->base, l->map_bytes, NULL, 0);
+  pm_leave(l->base);
   if (!hak_os_move(l->base, l->map_bytes, base, need)) { /* grows over the fresh range: one mapping */
-    hak_pagemap_set(l->base, l->map_bytes, &l->span, 0);
+    pm_enter(l->base, l);
     hak_os_unmap(base, need);
     return NULL;
   }
   l->base = base;
-  hak_pagemap_set(base, need, &l->span, 0);
+  pm_enter(base, l);
   grew(l, need);
   return base;
 }
@@ -391,7 +412,8 @@ void hak_large_counts(size_t *live, size_t *cached_bytes) {
 }
 
 /* Validator: the cache's list (links, newest first, oldest at the tail), every
- * range in it cached and whole in the page map, its counts and bounds. */
+ * range in it cached and in the page map by its first unit only, its counts
+ * and bounds. */
 const char *hak_large_validate(void) {
   const char *err = NULL;
   size_t n = 0, bytes = 0;
@@ -402,9 +424,9 @@ const char *hak_large_validate(void) {
     else if (l->prev != prev) err = "the large cache has a broken back link";
     else if (!l->cached) err = "a range in the large cache is not marked cached";
     else if (prev != NULL && (int32_t)(prev->freed_tick - l->freed_tick) < 0) err = "the large cache is not newest first";
-    else if (hak_pagemap_lookup(l->base) != &l->span ||
-             hak_pagemap_lookup(l->base + l->map_bytes - HAK_UNIT_SIZE) != &l->span)
-      err = "the page map does not point at a cached large range";
+    else if (hak_pagemap_lookup(l->base) != &l->span) err = "the page map does not point at a cached large range";
+    else if (l->map_bytes > HAK_UNIT_SIZE && hak_pagemap_lookup(l->base + l->map_bytes - HAK_UNIT_SIZE) != NULL)
+      err = "the page map holds a cached large range past its first unit";
     bytes += l->map_bytes;
   }
   if (err == NULL && prev != cache_tail) err = "the large cache's tail is not its last range";

@@ -286,7 +286,10 @@ static void push(size_t i) {
 /* A word w seen in memory reached as definite (from a root or a reachable
  * block) or not; clique: scanning from unreached block clique (step 3). */
 static void consider(uintptr_t w, bool definite, long clique) {
-  if (hak_pagemap_lookup((void *)w) == NULL) return; /* not hakmem's: not a block */
+  /* Not hakmem's: not a block. The page map holds a large block by its first
+   * unit only (large.c); an address further into one is in a unit hakmem
+   * mapped (os.c), and may make the block possibly lost. */
+  if (hak_pagemap_lookup((void *)w) == NULL && !hak_os_owns((void *)w)) return;
   size_t i = blk_find(w);
   if (i == nblk) return;
   blk_t *b = &blk[i];

@@ -358,8 +358,12 @@ static HAK_TEXT void *checked_alloc_untracked(size_t align, size_t size, bool ze
     return NULL;
   }
   size_t n = size + HAK_CHECK_TAIL;
-  void *p = hak_check_on_alloc(align > 16 ? alloc_aligned(align, n) : alloc_inline(n), size, call);
-  if (zero && p != NULL) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
+  bool zeroed = false; /* calloc: medium and large memory fresh from the OS is not cleared again */
+  void *p = hak_check_on_alloc(align > 16        ? alloc_aligned(align, n)
+                               : n > HAK_SMALL_MAX ? alloc_routed(n, 1, &zeroed)
+                                                   : alloc_inline(n),
+                               size, call);
+  if (zero && p != NULL && !zeroed) memset(p, 0, size); /* after on_alloc has checked the freed pattern */
   return p;
 }
 static HAK_TEXT hak_noinline void *checked_alloc(size_t align, size_t size, bool zero, const char *call) {

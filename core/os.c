@@ -7,6 +7,16 @@
  * and trims both ends. Memory returned with hak_os_decommit leaves
  * RSS at once (MADV_DONTNEED), never lingering as LazyFree.
  *
+ * Overcommit: the memory of large blocks (hak_os_map_accounted) is charged to
+ * the system's commit count, as glibc's mmap'd chunks are, so the kernel's
+ * overcommit policy (vm.overcommit_memory; by default its heuristic refuses a
+ * single request beyond RAM + swap) turns down what it cannot back, and
+ * malloc fails at once with ENOMEM. Everything else is mapped MAP_NORESERVE:
+ * page-map leaves (8 MiB reserved, touched only where spans are), slabs,
+ * SuperSlabs, medium chunks, descriptors and heaps, all a few MiB at most.
+ * mremap keeps a mapping's charge: a large range grown or moved (hak_os_move
+ * of cached large ranges only) is charged for its new length.
+ *
  * Transparent huge pages: with the thp option on and the system's THP mode
  * `always` or `madvise` (/sys/kernel/mm/transparent_hugepage/enabled, read
  * once at initialisation), SuperSlabs and large blocks of 2 MiB or more are
@@ -25,11 +35,17 @@
  * units it has mapped (hak_os_track_own): a two-level bitmap, one bit per
  * unit, set when a range is mapped and cleared when it is unmapped, so that
  * the checker's scan for pointers skips hakmem's own memory (magazine arrays,
- * descriptors, its tables) and finds only the program's. Off unless the leak
- * checker is on: then one predictable branch per system call. */
+ * descriptors, its tables) and finds only the program's, and knows an
+ * address inside a large block past its first unit (which the page map does
+ * not hold: large.c) for hakmem's. A root entry whose 64 GiB are all mapped
+ * by hakmem holds OWN_ALL instead of a leaf, and bits are set a word at a
+ * time, so that noting a huge mapping costs a few stores, not one per unit.
+ * Off unless the leak checker is on: then one predictable branch per system
+ * call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -42,33 +58,76 @@ static _Atomic uintptr_t os_hint;
 /* ---- the units hakmem mapped (leak checker) ---------------------------------- */
 #define OWN_LEAF_BITS 20 /* a leaf: one bit for each of 2^20 units (64 GiB), 128 KiB */
 #define OWN_ROOT_BITS (HAK_ADDR_BITS - HAK_UNIT_SHIFT - OWN_LEAF_BITS)
+#define OWN_LEAF_UNITS ((uintptr_t)1 << OWN_LEAF_BITS)
+#define OWN_LEAF_BYTES (OWN_LEAF_UNITS / 8)
+#define OWN_ALL ((_Atomic uint64_t *)(uintptr_t)1) /* a root entry: every unit of its range is hakmem's */
 static _Atomic bool own_on;
 static _Atomic(_Atomic uint64_t *) own_root[1u << OWN_ROOT_BITS];
 
-/* The leaf of unit u, mapped when create and missing (straight from the
- * kernel: it is the bookkeeping of mappings, not one of them). */
-static _Atomic uint64_t *own_leaf(uintptr_t u, bool create) {
-  _Atomic(_Atomic uint64_t *) *slot = &own_root[(u >> OWN_LEAF_BITS) & ((1u << OWN_ROOT_BITS) - 1)];
-  _Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-  if (leaf != NULL || !create) return leaf;
-  void *fresh = mmap(NULL, (1u << OWN_LEAF_BITS) / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (fresh == MAP_FAILED) return NULL;
-  _Atomic uint64_t *expected = NULL;
-  if (atomic_compare_exchange_strong(slot, &expected, (_Atomic uint64_t *)fresh)) return fresh;
-  munmap(fresh, (1u << OWN_LEAF_BITS) / 8);
-  return expected;
+/* A fresh leaf, every bit clear or set (straight from the kernel: it is the
+ * bookkeeping of mappings, not one of them); NULL when there is no memory. */
+static _Atomic uint64_t *own_leaf_new(bool all) {
+  void *leaf = mmap(NULL, OWN_LEAF_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (leaf == MAP_FAILED) return NULL;
+  if (all) memset(leaf, 0xff, OWN_LEAF_BYTES);
+  return leaf;
+}
+
+/* Sets or clears the bits of units [first, end) of one leaf (leaf indices),
+ * a word at a time. */
+static void own_bits(_Atomic uint64_t *leaf, uintptr_t first, uintptr_t end, bool set) {
+  while (first < end) {
+    uintptr_t w = first / 64, stop = (w + 1) * 64 < end ? (w + 1) * 64 : end;
+    uint64_t mask = (stop - first == 64 ? ~(uint64_t)0 : (((uint64_t)1 << (stop - first)) - 1)) << (first % 64);
+    if (set) atomic_fetch_or_explicit(&leaf[w], mask, memory_order_relaxed);
+    else atomic_fetch_and_explicit(&leaf[w], ~mask, memory_order_relaxed);
+    first = stop;
+  }
+}
+
+/* Notes units [first, end), all in the range of root entry r, as mapped or
+ * not. whole: they are the entry's whole range. */
+static void own_note_root(size_t r, uintptr_t first, uintptr_t end, bool whole, bool mapped) {
+  _Atomic(_Atomic uint64_t *) *slot = &own_root[r];
+  for (;;) {
+    _Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire), *fresh;
+    if (mapped) {
+      if (leaf == OWN_ALL) return;
+      if (leaf == NULL) {
+        fresh = whole ? OWN_ALL : own_leaf_new(false);
+        if (fresh == NULL) return; /* no memory for the bits: the scan may read these units */
+        if (!atomic_compare_exchange_strong(slot, &leaf, fresh)) {
+          if (fresh != OWN_ALL) munmap((void *)fresh, OWN_LEAF_BYTES);
+          continue;
+        }
+        if (whole) return;
+        leaf = fresh;
+      }
+    } else {
+      if (leaf == NULL) return;
+      if (leaf == OWN_ALL) { /* the range is no longer all hakmem's: a leaf of set bits, then clear */
+        fresh = whole ? NULL : own_leaf_new(true); /* no memory: forget the range (the scan may read it) */
+        if (!atomic_compare_exchange_strong(slot, &leaf, fresh)) {
+          if (fresh != NULL) munmap((void *)fresh, OWN_LEAF_BYTES);
+          continue;
+        }
+        if (fresh == NULL) return;
+        leaf = fresh;
+      }
+    }
+    own_bits(leaf, first & (OWN_LEAF_UNITS - 1), ((end - 1) & (OWN_LEAF_UNITS - 1)) + 1, mapped);
+    return;
+  }
 }
 
 static void own_note(const void *p, size_t size, bool mapped) {
   if (!atomic_load_explicit(&own_on, memory_order_relaxed) || size == 0) return;
-  uintptr_t first = (uintptr_t)p >> HAK_UNIT_SHIFT, end = ((uintptr_t)p + size - 1) / HAK_UNIT_SIZE + 1;
-  for (uintptr_t u = first; u < end; u++) {
-    _Atomic uint64_t *leaf = own_leaf(u, mapped);
-    if (leaf == NULL) continue; /* no memory for the bit: the scan may read this unit */
-    uintptr_t i = u & ((1u << OWN_LEAF_BITS) - 1);
-    uint64_t bit = (uint64_t)1 << (i % 64);
-    if (mapped) atomic_fetch_or_explicit(&leaf[i / 64], bit, memory_order_relaxed);
-    else atomic_fetch_and_explicit(&leaf[i / 64], ~bit, memory_order_relaxed);
+  uintptr_t u = (uintptr_t)p >> HAK_UNIT_SHIFT, end = ((uintptr_t)p + size - 1) / HAK_UNIT_SIZE + 1;
+  while (u < end) { /* one root entry's range at a time */
+    uintptr_t range_end = (u | (OWN_LEAF_UNITS - 1)) + 1, stop = range_end < end ? range_end : end;
+    bool whole = (u & (OWN_LEAF_UNITS - 1)) == 0 && stop == range_end;
+    own_note_root((u >> OWN_LEAF_BITS) & ((1u << OWN_ROOT_BITS) - 1), u, stop, whole, mapped);
+    u = stop;
   }
 }
 
@@ -76,8 +135,9 @@ void hak_os_track_own(void) { atomic_store(&own_on, true); }
 
 bool hak_os_owns(const void *p) {
   uintptr_t u = (uintptr_t)p >> HAK_UNIT_SHIFT;
-  _Atomic uint64_t *leaf = own_leaf(u, false);
-  if (leaf == NULL) return false;
+  _Atomic uint64_t *leaf = atomic_load_explicit(&own_root[(u >> OWN_LEAF_BITS) & ((1u << OWN_ROOT_BITS) - 1)],
+                                                memory_order_acquire);
+  if (leaf == NULL || leaf == OWN_ALL) return leaf == OWN_ALL;
   uintptr_t i = u & ((1u << OWN_LEAF_BITS) - 1);
   return (atomic_load_explicit(&leaf[i / 64], memory_order_relaxed) >> (i % 64)) & 1;
 }
@@ -104,9 +164,12 @@ static bool injected_failure(void) {
   return false;
 }
 
-static void *os_mmap(void *hint, size_t size) {
+/* accounted: charged to the commit count (no MAP_NORESERVE), so that the
+ * kernel's overcommit policy may refuse it. */
+static void *os_mmap(void *hint, size_t size, bool accounted) {
   if (config_fault_injection && injected_failure()) return NULL;
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (accounted ? 0 : MAP_NORESERVE);
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
   atomic_fetch_add_explicit(&hak_os_counters.map_calls, 1, memory_order_relaxed);
   return p == MAP_FAILED ? NULL : p;
 }
@@ -117,18 +180,18 @@ static void os_munmap_raw(void *p, size_t size) {
   atomic_fetch_add_explicit(&hak_os_counters.unmap_calls, 1, memory_order_relaxed);
 }
 
-void *hak_os_map_aligned(size_t size, size_t align) {
+static void *map_aligned(size_t size, size_t align, bool accounted) {
   if (align < HAK_UNIT_SIZE) align = HAK_UNIT_SIZE;
   if (size == 0 || size > HAK_MAX_REQUEST || size + align < size) return NULL;
   int saved = errno;
   uintptr_t hint = atomic_load_explicit(&os_hint, memory_order_relaxed);
-  char *p = hint ? os_mmap((void *)hak_align_up(hint, align), size) : NULL; /* aligned, if it is free */
+  char *p = hint ? os_mmap((void *)hak_align_up(hint, align), size, accounted) : NULL; /* aligned, if it is free */
   if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
     os_munmap_raw(p, size);
     p = NULL;
   }
   if (p == NULL) {
-    char *raw = os_mmap(NULL, size + align);
+    char *raw = os_mmap(NULL, size + align, accounted);
     if (raw == NULL) {
       errno = ENOMEM;
       return NULL;
@@ -143,6 +206,9 @@ void *hak_os_map_aligned(size_t size, size_t align) {
   errno = saved;
   return p;
 }
+
+void *hak_os_map_aligned(size_t size, size_t align) { return map_aligned(size, align, false); }
+void *hak_os_map_accounted(size_t size, size_t align) { return map_aligned(size, align, true); }
 
 void hak_os_unmap(void *p, size_t size) {
   os_munmap_raw(p, size);
@@ -219,10 +285,6 @@ size_t hak_os_process_rss(void) {
   size_t pages = 0;
   for (q++; *q >= '0' && *q <= '9'; q++) pages = pages * 10 + (size_t)(*q - '0');
   return pages * HAK_PAGE_SIZE;
-}
-
-void hak_os_shrink(void *p, size_t old_size, size_t new_size) {
-  hak_os_unmap((char *)p + new_size, old_size - new_size);
 }
 
 /* ---- transparent huge pages ----------------------------------------------------- */

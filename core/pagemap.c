@@ -12,7 +12,12 @@
  * tag in its low bits (types.h). Lookups take no lock; leaves are installed with
  * a CAS and never freed, so a lookup never reads freed memory. Mapping a leaf
  * can fail, so a new span's range is reserved (its leaves mapped) before it
- * is set, and setting never fails. */
+ * is set, and setting never fails.
+ *
+ * Slabs and medium chunks (a few units each) enter every unit they cover; a
+ * large range enters its first unit only (large.c), so that registering it
+ * costs the same at 1 MiB and at 1 TiB: an address further into a large
+ * block looks up no span, and free of it is stopped as an invalid pointer. */
 #include "internal.h"
 
 hak_pm_leaf_t hak_pagemap_empty_leaf; /* every entry 0: no span */
@@ -37,8 +42,9 @@ static hak_pm_leaf_t *pagemap_leaf(uintptr_t a, bool create) {
 }
 
 bool hak_pagemap_reserve(const void *base, size_t size) {
+  const uintptr_t leaf_span = (uintptr_t)1 << (HAK_UNIT_SHIFT + HAK_PM_LEAF_BITS);
   uintptr_t a = (uintptr_t)base, end = a + size;
-  for (; a < end; a += HAK_UNIT_SIZE)
+  for (; a < end; a = (a | (leaf_span - 1)) + 1) /* one leaf at a time */
     if (pagemap_leaf(a, true) == NULL) return false;
   return true;
 }

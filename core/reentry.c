@@ -122,7 +122,7 @@ void *hak_direct_alloc(size_t size, size_t align) {
   hak_direct_t *d = align <= HAK_UNIT_SIZE ? cache_take(need) : NULL;
   char *base = (char *)d;
   if (d == NULL) {
-    base = hak_os_map_aligned(need, align > HAK_UNIT_SIZE ? align : HAK_UNIT_SIZE);
+    base = hak_os_map_accounted(need, align > HAK_UNIT_SIZE ? align : HAK_UNIT_SIZE);
     if (base == NULL) {
       errno = ENOMEM;
       return NULL;

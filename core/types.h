@@ -8,7 +8,9 @@
  *               mapping. Every span starts with a hak_span_t header naming its kind.
  *   page map    two-level radix table from unit number to span (pagemap.c); the
  *               O(1), lock-free way from any pointer to its span, and the test
- *               of whether hakmem owns a pointer at all.
+ *               of whether hakmem owns a pointer at all. A large range is in it
+ *               by its first unit only (large.c): a pointer further into a
+ *               large block finds no span.
  *   size class  one of HAK_CLASS_COUNT block sizes for small objects
  *               (size_class.h); 16-byte steps up to 1 KiB, four per doubling
  *               above, up to HAK_SMALL_MAX.

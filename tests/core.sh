@@ -36,6 +36,18 @@ exhaustion() {
   run "$1/exhaustion: huge requests fail without mapping; RLIMIT_AS: ENOMEM everywhere, recovery" \
     env LD_PRELOAD=$2 $B/tests/exhaustion
 }
+large() { # large blocks: huge requests, big blocks, pointers inside them, the cache's bound, the leak checker
+  run "$1/large: 2^40..2^46-byte requests by every allocation function return within 10 ms (CPU): ENOMEM or a usable block; calloc(2 GiB) beside cached ranges" \
+    env LD_PRELOAD=$2 $B/tests/large huge
+  run "$1/large: requests above RAM + swap are refused (ENOMEM) unless vm.overcommit_memory=1" \
+    env LD_PRELOAD=$2 $B/tests/large refused
+  run "$1/large: 64 MiB and 1 GiB blocks usable, realloc to 128 MiB keeps them; free/realloc/malloc_usable_size inside a large block stopped" \
+    env LD_PRELOAD=$2 $B/tests/large blocks
+  run "$1/large: the large cache stays within its bound after frees lower it (64 -> 128 MiB realloc then 20,000 small calls; frees of 100 and 200 MiB)" \
+    env LD_PRELOAD=$2 $B/tests/large cache
+  run "$1/large: HAKMEM_LEAKCHECK=1: a block held only by a pointer 1 MiB into it is possibly lost" \
+    env LD_PRELOAD=$2 $B/tests/large leak
+}
 hooks() {
   run "$1/hooks: every call reported before and after, in order, no recursion, add/remove under 4 threads" \
     env LD_PRELOAD=$2 $B/tests/hooks
@@ -93,6 +105,7 @@ for v in "$@"; do
       env LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=16 --ops=20000
     threads100 "$v" "$lib"
     exhaustion "$v" "$lib"
+    large "$v" "$lib"
     fuzz "$v" "$lib"
     hooks "$v" "$lib"
     continue ;;
@@ -118,6 +131,7 @@ for v in "$@"; do
   result $st "$v/stress: 16 workers, 4 at once, patterns checked, 1/4 of frees cross-thread ($secs s, peak RSS $kib KiB)" "$log"
   threads100 "$v" "$lib"
   exhaustion "$v" "$lib"
+  large "$v" "$lib"
   fuzz "$v" "$lib"
   hooks "$v" "$lib"
   stats "$v" "$lib"

@@ -158,7 +158,9 @@ static void test_large(void) {
   hak_large_counts(&live0, &cached0);
   char *p = hak_malloc(3u << 20);
   CHECK(p != NULL && hak_pagemap_lookup(p)->kind == HAK_SPAN_LARGE, "large alloc");
-  CHECK(hak_pagemap_lookup(p + (3u << 20) - 1) == hak_pagemap_lookup(p), "page map covers the whole mapping");
+  CHECK(hak_pagemap_lookup(p + 100) == hak_pagemap_lookup(p) && hak_pagemap_lookup(p + (1u << 20)) == NULL &&
+            hak_pagemap_lookup(p + (3u << 20) - 1) == NULL,
+        "the page map holds a large block by its first unit only");
   memset(p, 7, 3u << 20);
   char *q = hak_realloc(p, 12u << 20);
   CHECK(q != NULL && q[0] == 7 && q[(3u << 20) - 1] == 7, "large realloc keeps contents");
@@ -291,7 +293,31 @@ static void test_put_run(void) {
   hak_slab_release(s);
 }
 
+/* The units hakmem mapped (os.c, for the leak checker): a mapping of three
+ * whole 64 GiB leaf ranges is noted as such (no leaf), a partial unmap in the
+ * middle one splits it into bits, and unmapping the rest forgets them all. */
+static void test_os_owns(void) {
+  const size_t leaf = (size_t)64 << 30, unit = (size_t)1 << 16;
+  hak_os_track_own();
+  char *p = hak_os_map_aligned(3 * leaf, leaf); /* MAP_NORESERVE, never touched */
+  CHECK(p != NULL, "a 192 GiB reservation");
+  if (p == NULL) return;
+  CHECK(hak_os_owns(p) && hak_os_owns(p + leaf + 12345) && hak_os_owns(p + 3 * leaf - 1),
+        "every unit of a 192 GiB mapping is hakmem's");
+  hak_os_unmap(p + leaf + unit, leaf - 2 * unit); /* the middle range but its first and last unit */
+  CHECK(hak_os_owns(p + leaf) && !hak_os_owns(p + leaf + unit) && !hak_os_owns(p + leaf + leaf / 2) &&
+            !hak_os_owns(p + 2 * leaf - unit - 1) && hak_os_owns(p + 2 * leaf - unit) && hak_os_owns(p + 2 * leaf) &&
+            hak_os_owns(p + leaf - 1),
+        "a partial unmap forgets exactly its units");
+  hak_os_unmap(p, leaf + unit);
+  hak_os_unmap(p + 2 * leaf - unit, leaf + unit);
+  CHECK(!hak_os_owns(p) && !hak_os_owns(p + leaf) && !hak_os_owns(p + 2 * leaf - unit) &&
+            !hak_os_owns(p + 2 * leaf + 777) && !hak_os_owns(p + 3 * leaf - 1),
+        "unmapped, none of it is hakmem's");
+}
+
 int main(void) {
+  test_os_owns();
   test_size_classes();
   test_slab();
   test_put_run();
