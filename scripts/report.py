@@ -144,12 +144,134 @@ def noise_lines(summary):
     return out
 
 
+def load_lines(summary):
+    """What the runner saw of the machine's load, in its own words."""
+    ld = summary.get("load") or {}
+    if ld.get("busy") is None:
+        return ["Machine load: not measured (this raw.jsonl was written before the runner measured it)."]
+    out = []
+    if ld.get("start"):
+        out.append(f"Machine load before the first run: {ld['start'].get('said')}.")
+    if ld.get("during"):
+        out.append(f"Machine load during the runs: {ld['during'].get('said')}.")
+    return out
+
+
 def machine_section(summary):
     c = summary["counts"]
     runs = (f"Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
             f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
-    lines = machine_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
+    lines = machine_lines(summary) + load_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
     return Section("Machine and noise", items=[(None, l) for l in lines])
+
+
+def busy_section(summary):
+    """The report's first words when the machine was busy."""
+    head = (summary.get("load") or {}).get("headline")
+    if not head:
+        return None
+    return Section("Time figures unreliable: the machine was busy",
+                   text=[f"**{head}**", "Other processes took CPU time while the runs were timed, so times and "
+                         "throughputs (and any ratio of them) carry their noise; counts (instructions, page faults) "
+                         "and memory figures are less affected. The runner's own words are under \"Machine and "
+                         "noise\"."])
+
+
+def revision_text(name, rev):
+    if not rev:
+        return f"`{name}`"
+    t = f"`{name}`: {rev.get('requested')} = commit {str(rev.get('commit'))[:12]}"
+    if rev.get("worktree_changes"):
+        t += (f", the working tree of {str(rev.get('base'))[:12]} with its uncommitted changes included "
+              f"(\"{rev.get('subject')}\" and what is not committed)")
+    else:
+        t += f" (\"{rev.get('subject')}\")"
+    return t
+
+
+def ratio_interval(r):
+    if r.get("low") is None:
+        return "–"
+    return f"{r['low']:.3f}–{r['high']:.3f}"
+
+
+def ab_section(summary):
+    """The A/B verdict table of a `hakbench ab` run."""
+    ab = summary.get("ab")
+    if not ab:
+        return None
+    f = FIG[ab["figure"]]
+    conf, each = ab["confidence"], ab["per_workload_confidence"]
+    instr = any("instr_a" in r for r in ab["rows"])
+    rows = []
+    for r in ab["rows"]:
+        row = [r["label"]]
+        if "ratio" in r:
+            row += [Cell(f.text(r["a"]["median"]), False, f"±{100 * (r['a']['rel_mad'] or 0):.0f}%, n={r['a']['n']}"),
+                    Cell(f.text(r["b"]["median"]), False, f"±{100 * (r['b']['rel_mad'] or 0):.0f}%, n={r['b']['n']}"),
+                    f"{r['ratio']:.3f}", ratio_interval(r),
+                    f"**{r['verdict']}**" if r["verdict"] in ("faster", "slower") else r["verdict"]]
+        else:
+            row += ["–", "–", "–", "–", "no timed runs of both"]
+        if instr:
+            ia, ib, ir = r.get("instr_a"), r.get("instr_b"), r.get("instr_ratio")
+            row += ["–" if ia is None else f"{ia:.1f}", "–" if ib is None else f"{ib:.1f}",
+                    "–" if ir is None else f"{ir:.3f}"]
+        rows.append(row)
+    if ab.get("geomean_ratio"):
+        rows.append(["geomean", "", "", f"{ab['geomean_ratio']:.3f}", "", ""] + (["", "", ""] if instr else []))
+    cols = [("workload", False), (f"A {f.unit}", True), (f"B {f.unit}", True), ("B/A", True),
+            (f"interval ({100 * each:.2f} %)", True), ("verdict", False)]
+    if instr:
+        cols += [("A instr/op", True), ("B instr/op", True), ("instr B/A", True)]
+    v = ab["verdicts"]
+    text = [f"A is {revision_text(ab['a'], ab.get('a_revision'))}.",
+            f"B is {revision_text(ab['b'], ab.get('b_revision'))}.",
+            f"Both ran in one matrix, interleaved (repetition > case > allocator, the order rotated each "
+            f"repetition). Per workload: the ratio B/A of the {f.title} (Hodges–Lehmann: the median of all "
+            f"ratios of a B run to an A run) and its distribution-free interval (Mann–Whitney, on the logarithms). "
+            f"The verdict is \"faster\" or \"slower\" when the whole interval lies below or above 1, \"no "
+            f"difference detected\" otherwise. The intervals are at {100 * each:.2f} % each, so that all "
+            f"{ab['workloads_compared']} hold together at {100 * conf:.0f} % (Bonferroni).",
+            f"Verdicts: {v['faster']} faster, {v['slower']} slower, {v['no difference detected']} no difference "
+            f"detected."]
+    notes = []
+    if instr:
+        notes.append("Instructions per op (callgrind, whole process, one run each) are deterministic: on a busy "
+                     "machine they are the figure to trust; a time verdict that disagrees with them is worth a "
+                     "second run on a quiet machine.")
+    if (summary.get("load") or {}).get("busy"):
+        notes.append("The machine was busy (see the top of the report): the intervals are honest about the noise "
+                     "they saw, but wider than on a quiet machine.")
+    return Section("A/B: B against A", text=text, table=Table(cols, rows), notes=notes)
+
+
+def shards_section(summary):
+    """A merged run: its shards, their hosts and cases."""
+    sh = summary.get("shards")
+    if not sh:
+        return None
+    rows = []
+    for s in sh:
+        c = s.get("counts") or {}
+        ld = s.get("load_start") or {}
+        rows.append([f"{s['index']}/{s['count']}", str(s.get("host")), ", ".join(s.get("cases") or []),
+                     f"{c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid",
+                     str(s.get("started")), "busy" if ld.get("busy") else "quiet" if ld.get("measured") else "–",
+                     f"`{s.get('dir')}`"])
+    hosts = summary.get("hosts") or []
+    text = [f"This run joins {len(sh)} shards (`hakbench merge`), run on {len(hosts)} host(s): "
+            f"{', '.join(str(h) for h in hosts)}. A shard is some of the suite's cases under every allocator, "
+            f"interleaved on one machine, so every ratio in this report sets runs of one host against each other; "
+            f"a case that ran on two hosts is shown once per host (`case@host`)."]
+    cols = [("shard", False), ("host", False), ("cases", False), ("runs", False), ("started", False),
+            ("load at start", False), ("directory", False)]
+    return Section("Shards and hosts", text=text, table=Table(cols, rows))
+
+
+def ab_title(summary):
+    ab = summary.get("ab")
+    return f"A/B: {ab['b']} against {ab['a']}: {summary.get('suite')}" if ab else None
 
 
 def allocators_section(summary):
@@ -401,8 +523,11 @@ def plot_sections(plots, no_plots_why):
 
 def build_report(summary, plots, no_plots_why):
     """The report: its title and its sections, in order."""
-    title = f"Allocator benchmark: {summary.get('suite')}"
-    sections = [machine_section(summary), allocators_section(summary),
+    title = ab_title(summary) or f"Allocator benchmark: {summary.get('suite')}"
+    sections = [s for s in (busy_section(summary), ab_section(summary)) if s]
+    sections += [machine_section(summary), allocators_section(summary)]
+    sections += [s for s in (shards_section(summary),) if s]
+    sections += [
                 Section("Headline", text=["Each cell: median over the ok repetitions (**best** in bold), ± relative "
                                           "MAD, and the ratio to the best reference allocator for that workload. "
                                           "The geomean row is the geometric mean of the ratios."])]
