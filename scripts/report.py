@@ -3,7 +3,11 @@
 and a self-contained report.html, with the plots as PNG files in
 <run>/plots/ (shown in report.md, embedded in report.html).
 
-    /usr/bin/python3 scripts/report.py results/<run> [--no-plots]
+    /usr/bin/python3 scripts/report.py results/<run> [--no-plots] [--no-history] [--history=FILE]
+
+Every run it renders is also added to the history (scripts/history.py:
+history.jsonl beside the run directory, or FILE; a run already there is not
+added twice); --no-history leaves it out.
 
 The figures and the statistics are benchdata's (scripts/benchdata.py, shared
 with scripts/compare). The floor (each workload run with its --floor, no
@@ -221,7 +225,7 @@ def ab_section(summary):
     if ab.get("geomean_ratio"):
         rows.append(["geomean", "", "", f"{ab['geomean_ratio']:.3f}", "", ""] + (["", "", ""] if instr else []))
     cols = [("workload", False), (f"A {f.unit}", True), (f"B {f.unit}", True), ("B/A", True),
-            (f"interval ({100 * each:.2f} %)", True), ("verdict", False)]
+            (f"interval ({100 * each:.4g} %)", True), ("verdict", False)]
     if instr:
         cols += [("A instr/op", True), ("B instr/op", True), ("instr B/A", True)]
     v = ab["verdicts"]
@@ -231,8 +235,8 @@ def ab_section(summary):
             f"repetition). Per workload: the ratio B/A of the {f.title} (Hodges–Lehmann: the median of all "
             f"ratios of a B run to an A run) and its distribution-free interval (Mann–Whitney, on the logarithms). "
             f"The verdict is \"faster\" or \"slower\" when the whole interval lies below or above 1, \"no "
-            f"difference detected\" otherwise. The intervals are at {100 * each:.2f} % each, so that all "
-            f"{ab['workloads_compared']} hold together at {100 * conf:.0f} % (Bonferroni).",
+            f"difference detected\" otherwise. The intervals are at {100 * each:.4g} % each, so that all "
+            f"{ab['workloads_compared']} hold together at {100 * conf:.4g} % (Bonferroni).",
             f"Verdicts: {v['faster']} faster, {v['slower']} slower, {v['no difference detected']} no difference "
             f"detected."]
     notes = []
@@ -859,8 +863,10 @@ def write_plots(run, plots):
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     opts = [a for a in argv[1:] if a.startswith("--")]
-    if len(args) != 1 or any(o not in ("--no-plots",) for o in opts):
-        print("usage: report.py results/<run> [--no-plots]", file=sys.stderr)
+    hist = [o[len("--history="):] for o in opts if o.startswith("--history=")]
+    if len(args) != 1 or any(o not in ("--no-plots", "--no-history") and not o.startswith("--history=") for o in opts) \
+            or any(not h for h in hist):
+        print("usage: report.py results/<run> [--no-plots] [--no-history] [--history=FILE]", file=sys.stderr)
         return 2
     run = args[0]
     if not os.path.exists(os.path.join(run, "raw.jsonl")):
@@ -885,6 +891,14 @@ def main(argv):
     with open(os.path.join(run, "report.html"), "w", encoding="utf-8") as f:
         f.write(render_html(title, subtitle, sections))
     print(f"report: {run}/report.md, {run}/report.html, {run}/summary.json")
+    if "--no-history" not in opts:
+        import history  # scripts/history.py; it imports this module, so not at the top
+        try:
+            path, added = history.add(run, summary, hist[-1] if hist else None)
+        except (benchdata.RawError, OSError) as e:
+            print(f"report: the history was not updated: {e}", file=sys.stderr)
+            return 2
+        print(f"report: {'added to' if added else 'already in'} the history {path}")
     return 0
 
 
