@@ -8,6 +8,9 @@
 #                                mimalloc, tcmalloc and the floor (every case
 #                                with --floor: the workload's own cost; FLOOR=0
 #                                leaves it out) -> results/<run>/report.md
+#   make bench REV=<rev> ...     the same, with hakmem-<v> built from revision <rev>
+#                                (its own git worktree, build/rev/<sha>/): the
+#                                history's figures of a past commit
 #   make bench SLURM=1 [SHARDS=n] [PARTITION=p] [SLURM_ARGS='...']
 #                                the same matrix as a Slurm job array of SHARDS
 #                                shards (default 3), merged (scripts/slurm)
@@ -85,7 +88,7 @@ bench: deps-bench $(BUILD)/$(VARIANT)/libhakmem.so $(if $(filter 1,$(CHECK)),$(B
 	@$(MAKE) --no-print-directory -k workloads || echo "bench: some workloads did not build; the runner records their runs as skipped" >&2
 	@run=results/$$(date +%Y%m%d-%H%M%S)-bench-$(VARIANT)$(BENCH_CHECKTAG)$(BENCH_TAG)$(if $(filter 1,$(SLURM)),-slurm); start=$$(date +%s); \
 	$(if $(filter 1,$(SLURM)),scripts/slurm --suite $(BENCH_SUITE) $(SLURM_OPTS) --out $$run -- ,$(HARNESS_BIN) run --suite $(BENCH_SUITE) --out $$run) \
-	  --hakmem $(BENCH_HAKMEM) --reps $(REPS) $(BENCH_CG) $(BENCH_FLOOR) >/dev/null \
+	  $(if $(REV),--rev '$(REV)' --variant $(VARIANT),--hakmem $(BENCH_HAKMEM)) --reps $(REPS) $(BENCH_CG) $(BENCH_FLOOR) >/dev/null \
 	&& $(if $(filter 1,$(SLURM)),true,$(PY) scripts/report.py $$run) \
 	&& echo "bench: finished in $$(( $$(date +%s) - start )) s" \
 	&& echo "report: $$run/report.md  (self-contained: $$run/report.html)"

@@ -82,6 +82,8 @@ static const char usage[] =
     "  --lib NAME=PATH       add a hakmem library by path as allocator NAME (repeatable)\n"
     "  --shard I/N           run only shard I of N of the suite (and of --callgrind):\n"
     "                        case k (from 0) is in shard (k mod N) + 1\n"
+    "  --rev REV             add hakmem-<variant> built from revision REV of --repo\n"
+    "                        (scripts/revbuild; --variant, --repo, --rev-dir as for ab)\n"
     "\n"
     "ab options (the rest are run options; ab runs no floor and no stats pass\n"
     "unless asked, and " STR(AB_DEFAULT_REPS) " repetitions by default):\n"
@@ -362,6 +364,7 @@ typedef struct {
     /* ab */
     bool ab;
     const char *rev_a, *rev_b; /* rev_b NULL: the working tree */
+    const char *rev;           /* run --rev: hakmem-<variant> built from this revision */
     const char *variant, *repo, *rev_dir;
     bool references;
     hb_opts o;
@@ -434,9 +437,10 @@ static void parse_args(int argc, char **argv, cli *c)
         else if (strcmp(a, "--shard") == 0) { NEEDV(); parse_shard(v, &c->o); }
         else if (c->ab && strcmp(a, "--a") == 0) { NEEDV(); c->rev_a = v; }
         else if (c->ab && strcmp(a, "--b") == 0) { NEEDV(); c->rev_b = v; }
-        else if (c->ab && strcmp(a, "--variant") == 0) { NEEDV(); c->variant = v; }
-        else if (c->ab && strcmp(a, "--repo") == 0) { NEEDV(); c->repo = v; }
-        else if (c->ab && strcmp(a, "--rev-dir") == 0) { NEEDV(); c->rev_dir = v; }
+        else if (!c->ab && strcmp(a, "--rev") == 0) { NEEDV(); c->rev = v; }
+        else if (strcmp(a, "--variant") == 0) { NEEDV(); c->variant = v; }
+        else if (strcmp(a, "--repo") == 0) { NEEDV(); c->repo = v; }
+        else if (strcmp(a, "--rev-dir") == 0) { NEEDV(); c->rev_dir = v; }
         else if (c->ab && strcmp(a, "--references") == 0) c->references = true;
         else if (c->ab && strcmp(a, "--floor") == 0) c->o.floor = true;
         else if (c->ab && strcmp(a, "--stats") == 0) c->o.stats = true;
@@ -505,8 +509,9 @@ static int run_capture(char *const argv[], char *out, size_t cap)
 
 /* ab: builds one revision (scripts/revbuild) and adds it as an allocator,
  * named as revbuild says (hakmem-<variant>@<short sha>, +wt for a working
- * tree with changes). Returns its name. */
-static const char *add_revision(const cli *c, const char *rev)
+ * tree with changes), or `name` (run --rev: hakmem-<variant>, so that the
+ * history keeps one series per variant across commits). Returns its name. */
+static const char *add_revision(const cli *c, const char *rev, const char *name)
 {
     char script[PATH_MAX], line[PATH_MAX + 128];
     script_path("revbuild", script, sizeof script);
@@ -527,6 +532,7 @@ static const char *add_revision(const cli *c, const char *rev)
         exit(2);
     }
     *tab = '\0';
+    if (name) hb_fmt(line, sizeof line, "%s", name);
     for (int i = 0; i < nalloc; i++)
         if (strcmp(allocs[i].name, line) == 0)
             die_usage("ab: A and B are the same revision (%s): nothing to compare", line);
@@ -540,13 +546,18 @@ static const char *add_revision(const cli *c, const char *rev)
 static void select_allocators(cli *c)
 {
     if (c->ab) {
-        c->o.ab_a = add_revision(c, c->rev_a);
-        c->o.ab_b = add_revision(c, c->rev_b);
+        c->o.ab_a = add_revision(c, c->rev_a, NULL);
+        c->o.ab_b = add_revision(c, c->rev_b, NULL);
         if (strcmp(allocs[0].lib, allocs[1].lib) == 0)
             die_usage("ab: A and B are the same build (%s): nothing to compare", allocs[0].lib);
         if (c->references) load_allocators(c->table);
     } else {
         load_allocators(c->table);
+    }
+    if (c->rev) {
+        char name[64];
+        hb_fmt(name, sizeof name, "hakmem-%s", c->variant);
+        add_revision(c, c->rev, name);
     }
     if (c->hakmem) add_hakmem(c->hakmem, c->build);
     for (int i = 0; i < c->nlibs; i++) add_lib(c->libs[i]);

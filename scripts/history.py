@@ -59,6 +59,12 @@ def entry_of(run_dir, summary, history_path):
                 work.setdefault(label, {}).setdefault(alloc, {})[fk] = x
     ab = summary.get("ab")
     kind = "ab" if ab else "merged" if summary.get("shards") else "run"
+    # The commit measured: the hakmem libraries' revision when they were
+    # built from one (make bench REV=..., revbuild's revision.json), else the
+    # runner's own checkout.
+    revs = {(a.get("revision") or {}).get("commit") for a in summary["allocators"]
+            if a.get("kind") == "hakmem" and a.get("status") == "available"}
+    measured = revs.pop() if len(revs) == 1 and None not in revs else None
     return {
         "schema": SCHEMA,
         "run": os.path.basename(os.path.abspath(run_dir.rstrip("/"))),
@@ -71,6 +77,7 @@ def entry_of(run_dir, summary, history_path):
         "cores": m.get("cores"),
         "git_commit": m.get("git_commit"),
         "git_dirty": m.get("git_dirty"),
+        "revision": measured,
         "busy": (summary.get("load") or {}).get("busy"),
         "load_headline": (summary.get("load") or {}).get("headline"),
         "reps": (summary.get("runner") or {}).get("reps"),
@@ -125,6 +132,10 @@ def add(run_dir, summary, history_path=None):
 # ---- the page ------------------------------------------------------------------------------
 
 def short(e):
+    """The commit a run measured: its hakmem build's revision, else the
+    runner's checkout (* when that had uncommitted changes)."""
+    if e.get("revision"):
+        return str(e["revision"])[:9]
     c = str(e.get("git_commit") or "unknown")[:9]
     return c + ("*" if e.get("git_dirty") else "")
 
