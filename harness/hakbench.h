@@ -24,6 +24,16 @@
  *   settings   what changes an allocator's behaviour besides its build: the
  *              allocator environment variables every run inherits, and a
  *              hakmem library's option table (hak_options_print) in force.
+ *   shard      some of a suite's cases under every allocator (run --shard
+ *              I/N: case k, from 0, is in shard (k mod N) + 1), so that a
+ *              matrix can be spread over machines while every comparison
+ *              stays on one; scripts/merge.py joins the shards' files.
+ *   revision   a hakmem library built from a git revision in its own
+ *              worktree (scripts/revbuild, for ab and run --rev), with
+ *              revision.json beside it.
+ *   load       how busy the machine is: other processes' CPU time and
+ *              runnable count (/proc/stat), before the first run and around
+ *              each run; "busy" above the HB_BUSY_* thresholds.
  *   raw.jsonl  the only output: a context row, one row per run (appended as
  *              soon as the run ends), and an end row. Reports are derived
  *              from it by the Python scripts in scripts/.
@@ -32,7 +42,8 @@
  *   main.c     command line, allocator and suite files, the matrix loop
  *   run.c      one run: spawn and watch (fork/exec, pipe, smaps_rollup
  *              sampling, wait4), classify
- *   context.c  machine, build and environment facts; the allocator probe
+ *   context.c  machine, build and environment facts; the allocator probe;
+ *              the machine's load
  *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
  *   util.c     general helpers (clock, formatting, small file and command I/O)

@@ -48,9 +48,9 @@ part() { [[ ",${SCALE_PARTS:-ab,busy,slurm}," == *",$1,"* ]]; }
 # ---- A/B of two revisions ---------------------------------------------------------
 if part ab; then
 # A throwaway repository with this tree (as it is, uncommitted changes
-# included) as commit A; B = A with a spin of 100 volatile iterations at the
-# top of hak_free (10-20x the time of a free); C = A with a README change
-# only (the same library code).
+# included) as commit A; B = A with a spin of 200 volatile iterations at the
+# top of hak_free (some 300 ns a free: 8x to 25x the workloads' time per op);
+# C = A with a README change only (the same library code).
 repo=$tmp/repo
 mkdir -p "$repo"
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$repo"
@@ -62,24 +62,26 @@ if [ "$(grep -c "$anchor" "$repo/core/malloc_api.c")" != 1 ]; then
   fail=$((fail + 1))
 fi
 gitc checkout -q -b slow
-sed -i "s/$anchor/&\n  for (volatile int hak_test_spin = 0; hak_test_spin < 100; hak_test_spin++) {}/" "$repo/core/malloc_api.c"
+sed -i "s/$anchor/&\n  for (volatile int hak_test_spin = 0; hak_test_spin < 200; hak_test_spin++) {}/" "$repo/core/malloc_api.c"
 gitc commit -q -am "B: a spin in free"
 gitc checkout -q -b same main
 echo "a line that changes no code" >> "$repo/README.md"
 gitc commit -q -am "C: README only"
 gitc checkout -q main
-# Two workloads of a few tens of ms each (so a stall of the busy machine is
-# small beside them), 8 interleaved repetitions a side, 99.9 % family-wise:
-# two identical builds are called different at most once in 1000 runs of this
-# test, and the spin (10x and more) is outside any interval that noise of
-# +-50 % can make.
+# Two workloads of some 15 ms each under A, 12 interleaved repetitions a
+# side, 99.9 % family-wise (each interval at 99.95 %): two identical builds
+# are called different at most once in 1000 runs of this test (the runs of
+# A and C are exchangeable: same code, interleaved). The interval is the
+# 16th smallest to the 16th largest of the 144 ratios of a B run to an A run,
+# so even one A run stalled beyond every B run (12 ratios below 1) cannot
+# hide the spin, whose 8x to 25x no noise of a busy machine (+-50 %) reaches.
 cat > "$tmp/ab.suite" <<'EOF'
-tiny   tiny --pairs 2m --batch 64 --min-size 8 --max-size 128 --verify touch
+tiny   tiny --pairs 1m --batch 64 --min-size 8 --max-size 128 --verify touch
 mixed  random_mixed --slots 1024 --steps 300k --min-size 16 --max-size 1040 --verify touch
 EOF
 ab() { # ab <out> <A> <B>
   "$HB" ab --repo "$repo" --rev-dir "$tmp/rev" --a "$2" --b "$3" --variant "$variant" --suite "$tmp/ab.suite" \
-    --reps 8 --confidence 0.999 --out "$tmp/$1" --quiet >"$tmp/$1.stdout" 2>"$tmp/$1.stderr" \
+    --reps 12 --confidence 0.999 --out "$tmp/$1" --quiet >"$tmp/$1.stdout" 2>"$tmp/$1.stderr" \
     && $PY scripts/report.py "$tmp/$1" --no-plots >/dev/null && $PY scripts/verdict "$tmp/$1" > "$tmp/$1.verdict"
 }
 ab spin main slow; st_spin=$?
@@ -102,16 +104,16 @@ elif what == "same":
 elif what == "names":
     a, b = ctx["ab"]["a"], ctx["ab"]["b"]
     assert a.startswith("hakmem-%s@" % sys.argv[3]) and b.startswith("hakmem-%s@" % sys.argv[3]) and a != b, (a, b)
-    assert ctx["ab"]["confidence"] == 0.999 and ctx["runner"]["reps"] == 8
+    assert ctx["ab"]["confidence"] == 0.999 and ctx["runner"]["reps"] == 12
     al = {x["name"]: x for x in ctx["allocators"]}
     assert set(al) == {a, b}, al.keys()  # no references, no floor unless asked
     assert al[b]["revision"]["subject"] == "B: a spin in free" and al[b]["revision"]["requested"] == "slow"
     assert al[a]["revision"]["worktree_changes"] is False and len(al[a]["revision"]["commit"]) == 40
     assert "/rev/" + al[a]["revision"]["commit"] + "/build/" in al[a]["library"], al[a]["library"]
     runs = [json.loads(l) for l in open(sys.argv[1] + "/raw.jsonl") if '"type":"run"' in l]
-    assert len(runs) == 2 * 2 * 8 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
+    assert len(runs) == 2 * 2 * 12 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
     # interleaved: within each repetition both revisions, in alternating order
-    first = [[r["allocator"] for r in runs if r["rep"] == k and r["label"] == "tiny"][0] for k in range(8)]
+    first = [[r["allocator"] for r in runs if r["rep"] == k and r["label"] == "tiny"][0] for k in range(12)]
     assert first[0] != first[1] and first[0] == first[2], first
 else:
     raise SystemExit("unknown check " + what)
@@ -172,6 +174,9 @@ check "make ab passes A, B, VARIANT, SUITE, REPS, CONFIDENCE and REPO on to hakb
   bash -c "make -n --no-print-directory ab A=x1 B=y2 SUITE=standard REPS=9 CONFIDENCE=0.99 REPO=/r 2>/dev/null | tr -d '\\\\' | tr '\\n' ' ' | tr -s ' ' \
     | grep -F -- \"ab --a 'x1' --b 'y2' --variant $variant --suite harness/suites/standard.suite --reps 9 --confidence 0.99\" | grep -qF -- \"--repo '/r'\""
 
+check "make bench SLURM=1 passes the suite, SHARDS, PARTITION and SLURM_ARGS to scripts/slurm" \
+  bash -c "make -n --no-print-directory bench SLURM=1 SHARDS=4 PARTITION=p1 SLURM_ARGS=--qos=q 2>/dev/null | tr -d '\\\\' | tr '\\n' ' ' | tr -s ' ' \
+    | grep -qF -- 'scripts/slurm --suite harness/suites/standard.suite --shards 4 --partition p1 --sbatch-arg --qos=q --out'"
 fi
 
 # ---- the busy machine -------------------------------------------------------------
