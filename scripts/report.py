@@ -181,9 +181,15 @@ def busy_section(summary):
                          "noise\"."])
 
 
+def subject_text(s, limit=100):
+    s = str(s)
+    return s if len(s) <= limit else s[:limit - 1].rstrip() + "…"
+
+
 def revision_text(name, rev):
     if not rev:
         return f"`{name}`"
+    rev = dict(rev, subject=subject_text(rev.get("subject")))
     t = f"`{name}`: {rev.get('requested')} = commit {str(rev.get('commit'))[:12]}"
     if rev.get("worktree_changes"):
         t += (f", the working tree of {str(rev.get('base'))[:12]} with its uncommitted changes included "

@@ -53,7 +53,7 @@ if part ab; then
 # C = A with a README change only (the same library code).
 repo=$tmp/repo
 mkdir -p "$repo"
-git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$repo"
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$repo"
 gitc() { git -C "$repo" -c user.name=test -c user.email=test@localhost "$@"; }
 gitc init -q -b main . && gitc add -A && gitc commit -q -m "A: as it is"
 anchor='^HAK_API void hak_free(void \*p) {$'
