@@ -10,9 +10,11 @@
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,9 @@ extern char **environ;
 
 /* The line after which the probe prints a hakmem library's option table. */
 #define OPTIONS_MARKER "@options"
+
+/* A library's revision.json: one small object. */
+#define REVISION_MAX 4096
 
 /* `hakbench probe`: runs under the preload and reports what serves malloc,
  * hakmem's version and variant, and (a hakmem library) its option table
@@ -143,6 +148,14 @@ void hb_probe_alloc(hb_alloc *a, const char *self)
         if (slash) {
             snprintf(slash, sizeof cf - (size_t)(slash - cf), "/cflags");
             if (hb_read_file(cf, a->cflags, sizeof a->cflags) > 0) a->cflags[strcspn(a->cflags, "\n")] = '\0';
+            /* Which revision it was built from (scripts/revbuild writes it):
+             * one JSON object, kept as it is. */
+            char rev[REVISION_MAX];
+            snprintf(slash, sizeof cf - (size_t)(slash - cf), "/revision.json");
+            long n = hb_read_file(cf, rev, sizeof rev);
+            while (n > 0 && (rev[n - 1] == '\n' || rev[n - 1] == ' ')) rev[--n] = '\0';
+            if (n > 0 && json_object_valid(rev, (size_t)n)) a->revision = strdup(rev);
+            else if (n != -1) fprintf(stderr, "hakbench: %s is not one JSON object; its revision is not recorded\n", cf);
         }
     }
     char qlib[PATH_MAX + 16], qself[PATH_MAX + 16], cmd[3 * PATH_MAX], out[PROBE_OUTPUT_MAX];
@@ -265,4 +278,88 @@ void hb_machine_read(hb_machine *m)
     hb_cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", dirty, sizeof dirty);
     m->git_dirty = dirty[0] != '\0';
     read_env(m);
+}
+
+/* ---- how busy the machine is ---------------------------------------------------- */
+
+bool hb_cpu_busy(double *busy_s, long *running)
+{
+    char buf[8192];
+    if (hb_read_file("/proc/stat", buf, sizeof buf) <= 0) return false;
+    unsigned long long v[10] = { 0 };
+    /* cpu  user nice system idle iowait irq softirq steal guest guest_nice
+     * (guest time is already counted in user) */
+    if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &v[6], &v[7]) < 8)
+        return false;
+    long hz = sysconf(_SC_CLK_TCK);
+    *busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+    const char *r = strstr(buf, "\nprocs_running ");
+    *running = r ? atol(r + 15) : -1;
+    return true;
+}
+
+double hb_self_cpu(void)
+{
+    struct rusage s, c;
+    getrusage(RUSAGE_SELF, &s);
+    getrusage(RUSAGE_CHILDREN, &c);
+    return (double)s.ru_utime.tv_sec + s.ru_utime.tv_usec / 1e6 + (double)s.ru_stime.tv_sec + s.ru_stime.tv_usec / 1e6
+           + (double)c.ru_utime.tv_sec + c.ru_utime.tv_usec / 1e6 + (double)c.ru_stime.tv_sec + c.ru_stime.tv_usec / 1e6;
+}
+
+void hb_load_start(hb_load *l, long cores)
+{
+    memset(l, 0, sizeof *l);
+    l->cores = cores;
+    l->other_runnable = NAN;
+    hb_loadavg(l->loadavg, sizeof l->loadavg);
+    double b0, b1, t0 = hb_now(), s0 = hb_self_cpu();
+    long run, runsum = 0;
+    int nrun = 0;
+    if (!hb_cpu_busy(&b0, &run)) return;
+    for (int i = 0; i < HB_LOAD_STEPS; i++) {
+        struct timespec ts = { 0, HB_LOAD_STEP_MS * 1000000L };
+        nanosleep(&ts, NULL);
+        if (!hb_cpu_busy(&b1, &run)) return;
+        if (run > 0) { runsum += run - 1; nrun++; } /* the runner is running while it reads */
+    }
+    l->ok = true;
+    l->window_s = hb_now() - t0;
+    l->other_cpu_s = b1 - b0 - (hb_self_cpu() - s0);
+    if (l->other_cpu_s < 0) l->other_cpu_s = 0; /* /proc/stat counts in ticks */
+    l->other_cpus = l->other_cpu_s / l->window_s;
+    l->other_runnable = nrun ? (double)runsum / nrun : NAN;
+    l->busy = l->other_cpus >= HB_BUSY_OTHER_CPUS || (nrun && l->other_runnable >= HB_BUSY_OTHER_RUNNABLE);
+}
+
+void hb_load_end(hb_load *l, long cores, double other_cpu_s, double wall_s)
+{
+    memset(l, 0, sizeof *l);
+    l->cores = cores;
+    l->other_runnable = NAN;
+    hb_loadavg(l->loadavg, sizeof l->loadavg);
+    l->ok = isfinite(other_cpu_s) && wall_s > 0;
+    if (!l->ok) return;
+    l->window_s = wall_s;
+    l->other_cpu_s = other_cpu_s < 0 ? 0 : other_cpu_s;
+    l->other_cpus = l->other_cpu_s / wall_s;
+    l->busy = l->other_cpus >= HB_BUSY_OTHER_CPUS;
+}
+
+void hb_load_say(const hb_load *l, bool start, char *out, size_t cap)
+{
+    if (!l->ok) {
+        hb_fmt(out, cap, "how busy the machine was %s is unknown (/proc/stat unreadable)",
+               start ? "at the start" : "during the runs");
+        return;
+    }
+    if (start)
+        hb_fmt(out, cap, "%s%.1f other runnable processes; other processes used %.2f of %ld CPUs over %.1f s "
+               "before the first run (load average %s)", l->busy ? "busy machine, time figures unreliable: " : "",
+               isfinite(l->other_runnable) ? l->other_runnable : 0.0, l->other_cpus, l->cores, l->window_s,
+               l->loadavg[0] ? l->loadavg : "unknown");
+    else
+        hb_fmt(out, cap, "%sother processes used %.2f of %ld CPUs on average during the runs (%.1f CPU s over %.1f s)",
+               l->busy ? "busy machine, time figures unreliable: " : "", l->other_cpus, l->cores, l->other_cpu_s, l->window_s);
 }

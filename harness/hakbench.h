@@ -24,6 +24,16 @@
  *   settings   what changes an allocator's behaviour besides its build: the
  *              allocator environment variables every run inherits, and a
  *              hakmem library's option table (hak_options_print) in force.
+ *   shard      some of a suite's cases under every allocator (run --shard
+ *              I/N: case k, from 0, is in shard (k mod N) + 1), so that a
+ *              matrix can be spread over machines while every comparison
+ *              stays on one; scripts/merge.py joins the shards' files.
+ *   revision   a hakmem library built from a git revision in its own
+ *              worktree (scripts/revbuild, for ab and run --rev), with
+ *              revision.json beside it.
+ *   load       how busy the machine is: other processes' CPU time and
+ *              runnable count (/proc/stat), before the first run and around
+ *              each run; "busy" above the HB_BUSY_* thresholds.
  *   raw.jsonl  the only output: a context row, one row per run (appended as
  *              soon as the run ends), and an end row. Reports are derived
  *              from it by the Python scripts in scripts/.
@@ -32,7 +42,8 @@
  *   main.c     command line, allocator and suite files, the matrix loop
  *   run.c      one run: spawn and watch (fork/exec, pipe, smaps_rollup
  *              sampling, wait4), classify
- *   context.c  machine, build and environment facts; the allocator probe
+ *   context.c  machine, build and environment facts; the allocator probe;
+ *              the machine's load
  *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
  *   util.c     general helpers (clock, formatting, small file and command I/O)
@@ -120,6 +131,7 @@ typedef struct hb_alloc {
     hb_option *options;  /* the library's option table; NULL: it has none */
     int noptions;
     char options_error[256]; /* a line of the table that could not be read */
+    char *revision;      /* <library's dir>/revision.json (scripts/revbuild), raw JSON; NULL: none */
 } hb_alloc;
 
 #define HB_MAX_ARGS 48
@@ -130,6 +142,7 @@ typedef struct hb_case {
     int argc;
     bool missing;        /* the workload binary does not exist: runs skipped */
     char missing_reason[PATH_MAX + 64];
+    int index;           /* its place among the suite's cases, from 0 (a shard keeps it) */
 } hb_case;
 
 /* ---- run.c: one run ------------------------------------------------------ */
@@ -145,10 +158,16 @@ typedef struct hb_opts {
     bool floor;          /* the floor runs are part of the matrix */
     bool stats;          /* the stats pass: each case once per hakmem variant, untimed */
     bool quiet;
+    int shard, nshards;  /* this run is shard `shard` (1..nshards) of a plan; 0: the whole suite */
+    int suite_cases;     /* cases in the whole suite (a shard runs some of them) */
+    double confidence;   /* an A/B run: the family-wise confidence of its verdicts; 0: not an A/B run */
+    const char *ab_a, *ab_b; /* an A/B run: the two allocators' names */
 } hb_opts;
 
 typedef struct hb_tally {
     int ok, failed, invalid;
+    double other_cpu_s;  /* summed over the runs: CPU seconds other processes took */
+    double runs_wall_s;  /* summed over the runs */
 } hb_tally;
 
 typedef enum {
@@ -224,6 +243,10 @@ typedef struct hb_observation {
     char *stats;
     size_t statslen;
     char stats_error[256];
+    /* CPU seconds other processes took while the run lived: the machine's
+     * busy time (/proc/stat) less the run's and the runner's own; NAN when
+     * /proc/stat could not be read. */
+    double other_cpu_s;
 } hb_observation;
 
 /* What the runner concludes from an observation. */
@@ -275,6 +298,47 @@ void hb_machine_read(hb_machine *m);
 /* /proc/loadavg as one line; "" when unreadable. */
 void hb_loadavg(char *out, size_t cap);
 
+/* ---- how busy the machine is (context.c) ---------------------------------------
+ * Other processes' share of the machine, from /proc/stat: its busy CPU time
+ * (user, nice, system, irq, softirq, steal) less the runner's and its runs'
+ * own, and the runnable count (procs_running, less the runner reading it). */
+
+/* Busy when other processes kept at least this many CPUs busy on average
+ * (a quarter of one CPU: a 2-thread workload on 2 cores then shares a core
+ * a quarter of the time), or when at least this many other processes were
+ * runnable on average at the start. */
+#define HB_BUSY_OTHER_CPUS 0.25
+#define HB_BUSY_OTHER_RUNNABLE 1.0
+/* The quiet look before the first run: /proc/stat read this many times,
+ * HB_LOAD_STEP_MS apart, while the runner sleeps. */
+#define HB_LOAD_STEPS 10
+#define HB_LOAD_STEP_MS 50
+
+/* The machine's busy CPU seconds since boot (all CPUs) and procs_running;
+ * false when /proc/stat cannot be read. */
+bool hb_cpu_busy(double *busy_s, long *running);
+/* The runner's own CPU seconds so far (itself, and its reaped children). */
+double hb_self_cpu(void);
+
+typedef struct hb_load {
+    bool ok;             /* /proc/stat was readable */
+    double window_s;     /* start: how long it looked; end: the runs' wall time summed */
+    double other_cpu_s;  /* CPU seconds other processes took meanwhile */
+    double other_cpus;   /* other_cpu_s / window_s: CPUs kept busy by others on average */
+    double other_runnable; /* start only: other runnable processes on average; NAN at the end */
+    long cores;
+    bool busy;
+    char loadavg[128];
+} hb_load;
+
+/* The look before the first run (HB_LOAD_STEPS x HB_LOAD_STEP_MS). */
+void hb_load_start(hb_load *l, long cores);
+/* The figure over the runs: the sum of each run's other_cpu_s and wall time. */
+void hb_load_end(hb_load *l, long cores, double other_cpu_s, double wall_s);
+/* One line for stderr and the report: what was seen, and "time figures
+ * unreliable" when busy. */
+void hb_load_say(const hb_load *l, bool start, char *out, size_t cap);
+
 /* ---- rows.c: raw.jsonl --------------------------------------------------- */
 
 /* What a run file covers: the allocators (available or not) and the cases. */
@@ -287,8 +351,9 @@ typedef struct hb_matrix {
     int ncg;
 } hb_matrix;
 
-/* The first row: machine, build, runner settings, allocators, cases. */
-void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx);
+/* The first row: machine, build, runner settings, allocators, cases, and
+ * how busy the machine was just before the first run. */
+void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx, const hb_load *start);
 /* A `skip` row for a case whose workload binary is missing. */
 void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
 /* A `run` row; log is the run's log path without extension, relative to
@@ -299,8 +364,10 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
 const char *hb_stats_missing(const char *s, size_t n);
 const char *hb_status_name(hb_status s);
 /* The last row: counts, wall time, whether the runner was interrupted, the
- * load average at the end ("" when unreadable). */
-void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg);
+ * load average at the end ("" when unreadable), how busy the machine was
+ * during the runs. */
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg,
+                  const hb_load *during);
 
 /* ---- util.c: general helpers; they call nothing else of the runner ---------- */
 double hb_now(void); /* CLOCK_MONOTONIC seconds */

@@ -141,6 +141,7 @@ static void write_allocator(hb_jbuf *b, const hb_alloc *a)
         jb_bool(b, "probe_preload_ok", a->preload_ok);
     }
     if (a->kind == HB_KIND_HAKMEM && a->available) write_options(b, a);
+    if (a->revision) jb_rawval(b, "revision", a->revision, strlen(a->revision));
     jb_close(b, '}');
 }
 
@@ -191,6 +192,56 @@ static void write_runner(hb_jbuf *b, const hb_opts *o)
     jb_close(b, '}');
 }
 
+/* A shard of a plan (hakbench plan / run --shard i/N): which one, and how
+ * many cases the whole suite has. */
+static void write_shard(hb_jbuf *b, const hb_opts *o)
+{
+    if (!o->nshards) return;
+    jb_open(b, "shard", '{');
+    jb_int(b, "index", o->shard);
+    jb_int(b, "count", o->nshards);
+    jb_int(b, "suite_cases", o->suite_cases);
+    jb_str(b, "rule", "case k of the suite (from 0) is in shard (k mod count) + 1");
+    jb_close(b, '}');
+}
+
+/* An A/B run (hakbench ab): which allocator is A and which B, and the
+ * family-wise confidence its verdicts are given at. */
+static void write_ab(hb_jbuf *b, const hb_opts *o)
+{
+    if (!o->ab_a) return;
+    jb_open(b, "ab", '{');
+    jb_str(b, "a", o->ab_a);
+    jb_str(b, "b", o->ab_b);
+    jb_num(b, "confidence", o->confidence);
+    jb_close(b, '}');
+}
+
+/* How busy the machine was (start: just before the first run; end: over
+ * the runs). */
+static void write_load(hb_jbuf *b, const char *key, const hb_load *l, bool start)
+{
+    jb_open(b, key, '{');
+    jb_bool(b, "measured", l->ok);
+    if (l->ok) {
+        jb_num(b, start ? "window_s" : "runs_wall_s", round(l->window_s * 1000) / 1000);
+        jb_num(b, "other_cpu_s", round(l->other_cpu_s * 1000) / 1000);
+        jb_num(b, "other_cpus", round(l->other_cpus * 1000) / 1000);
+        if (start) jb_num(b, "other_runnable", round(l->other_runnable * 100) / 100);
+    }
+    jb_int(b, "cores", l->cores);
+    jb_bool(b, "busy", l->busy);
+    str_or_null(b, "loadavg", l->loadavg);
+    jb_open(b, "thresholds", '{');
+    jb_num(b, "other_cpus", HB_BUSY_OTHER_CPUS);
+    if (start) jb_num(b, "other_runnable", HB_BUSY_OTHER_RUNNABLE);
+    jb_close(b, '}');
+    char say[512];
+    hb_load_say(l, start, say, sizeof say);
+    jb_str(b, "said", say);
+    jb_close(b, '}');
+}
+
 static void write_cases(hb_jbuf *b, const hb_matrix *mx)
 {
     jb_open(b, "cases", '[');
@@ -199,6 +250,7 @@ static void write_cases(hb_jbuf *b, const hb_matrix *mx)
         jb_open(b, NULL, '{');
         jb_str(b, "label", c->label);
         jb_str(b, "workload", c->workload);
+        jb_int(b, "index", c->index);
         jb_bool(b, "missing", c->missing);
         write_args(b, c, false);
         jb_close(b, '}');
@@ -206,7 +258,7 @@ static void write_cases(hb_jbuf *b, const hb_matrix *mx)
     jb_close(b, ']');
 }
 
-void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx)
+void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx, const hb_load *start)
 {
     hb_jbuf b;
     row_open(&b, "context");
@@ -217,6 +269,9 @@ void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_ma
     write_machine(&b, m);
     write_environment(&b, m);
     write_runner(&b, o);
+    write_shard(&b, o);
+    write_ab(&b, o);
+    write_load(&b, "load_start", start, true);
     jb_open(&b, "allocators", '[');
     for (int i = 0; i < mx->nalloc; i++) write_allocator(&b, &mx->allocs[i]);
     jb_close(&b, ']');
@@ -463,6 +518,8 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     jb_int(&b, "majflt", ob->ru.ru_majflt);
     jb_int(&b, "nvcsw", ob->ru.ru_nvcsw);
     jb_int(&b, "nivcsw", ob->ru.ru_nivcsw);
+    if (isfinite(ob->other_cpu_s)) jb_num(&b, "other_cpu_s", ob->other_cpu_s > 0 ? round(ob->other_cpu_s * 1000) / 1000 : 0);
+    else jb_null(&b, "other_cpu_s");
     write_figures(&b, j, ob, v);
     write_mem(&b, ob);
     write_phases(&b, ob);
@@ -485,7 +542,8 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     row_write(fd, &b);
 }
 
-void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg)
+void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, const char *loadavg,
+                  const hb_load *during)
 {
     hb_jbuf b;
     row_open(&b, "end");
@@ -495,5 +553,6 @@ void hb_write_end(int fd, const hb_tally *t, double wall_s, bool interrupted, co
     jb_num(&b, "wall_s", wall_s);
     jb_bool(&b, "interrupted", interrupted);
     str_or_null(&b, "loadavg_end", loadavg);
+    write_load(&b, "load", during, false);
     row_write(fd, &b);
 }

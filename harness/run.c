@@ -504,9 +504,17 @@ static void spawn_and_watch(const hb_opts *o, const hb_job *j, const run_paths *
     char *own[STATS_ENV_STRINGS];
     char **env = make_env(j->a, ob->stats_asked ? p->stats : NULL, own);
     int out_fd;
+    /* The machine's busy time around the run, less the runner's and the
+     * run's own (the child is reaped by then, so it is in the runner's
+     * RUSAGE_CHILDREN): what other processes took meanwhile. */
+    double busy0, busy1, self0 = hb_self_cpu();
+    long running;
+    bool busy_ok = hb_cpu_busy(&busy0, &running);
     w.t0 = hb_now();
     w.pid = spawn(j, p, env, &out_fd, &ob->exec_errno);
     watch(&w, out_fd, o->sample_ms);
+    busy_ok = busy_ok && hb_cpu_busy(&busy1, &running);
+    ob->other_cpu_s = busy_ok ? busy1 - busy0 - (hb_self_cpu() - self0) : NAN;
     close(out_fd);
     close(w.outlog);
     if (w.statm_fd >= 0) close(w.statm_fd);
@@ -696,6 +704,8 @@ bool hb_run(const hb_opts *o, int raw_fd, const hb_job *j, hb_tally *t)
     classify(j, &p, &ob, &v);
     hb_write_run(raw_fd, j, p.base, &ob, &v);
     count(t, v.status);
+    t->other_cpu_s += ob.other_cpu_s; /* NAN once /proc/stat could not be read: unknown stays unknown */
+    t->runs_wall_s += ob.wall_s;
     if (!o->quiet) print_progress(j, &ob, &v);
     observation_free(&ob);
     return true;

@@ -18,7 +18,20 @@ The floor (allocator kind "floor": every case run with the workload's
 in `available`, never a reference or a best, has no ratio and no geometric
 mean. `above_floor` sets each allocator's time per op against it: what the
 allocator adds to the workload's own cost.
+
+Three more things a summary carries when its run has them:
+- `load`: how busy the machine was (the runner's load_start and end load
+  rows) and, when it was, the headline that says time figures are
+  unreliable.
+- `ab` (a run of `hakbench ab`): per workload, B's time per op against A's:
+  the Hodges-Lehmann ratio B/A with its distribution-free (Mann-Whitney)
+  confidence interval over the interleaved repetitions, and a verdict.
+- `shards` (a run joined by scripts/merge.py): the shards and their hosts.
+  When one case ran on several hosts, its rows are split by host (the
+  label becomes `<label>@<host>`), so no ratio ever sets runs of two
+  machines against each other.
 """
+import functools
 import json
 import math
 import os
@@ -275,6 +288,195 @@ def stats(values):
     }
 
 
+# ---- A/B: the shift between two samples -------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def mw_null_counts(n, m):
+    """How many of the C(n+m, n) equally likely arrangements of two samples
+    of sizes n and m give each Mann-Whitney U, 0..n*m (no ties)."""
+    if n == 0 or m == 0:
+        return (1,)
+    a = mw_null_counts(n - 1, m)  # the largest value is in the first sample: U grows by m
+    b = mw_null_counts(n, m - 1)
+    out = [0] * (n * m + 1)
+    for u, c in enumerate(a):
+        out[u + m] += c
+    for u, c in enumerate(b):
+        out[u] += c
+    return tuple(out)
+
+
+def mann_whitney_p(a, b):
+    """Two-sided p-value of the Mann-Whitney U test (exact for small
+    samples without ties, normal approximation otherwise)."""
+    n1, n2 = len(a), len(b)
+    pooled = sorted((v, i) for i, v in enumerate(a + b))
+    ranks = [0.0] * (n1 + n2)
+    i = 0
+    while i < len(pooled):  # average ranks for ties
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[pooled[k][1]] = (i + j) / 2.0 + 1
+        i = j + 1
+    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2.0
+    u = min(u1, n1 * n2 - u1)
+    ties = len(set(a + b)) < n1 + n2
+    if not ties and n1 * n2 <= EXACT_MAX:
+        counts = mw_null_counts(n1, n2)
+        tail = sum(c for k, c in enumerate(counts) if k <= u + 1e-9)
+        return min(1.0, 2.0 * tail / math.comb(n1 + n2, n1))
+    mu = n1 * n2 / 2.0
+    sigma = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+    z = (abs(u - mu) - 0.5) / sigma if sigma else 0.0
+    return math.erfc(max(z, 0.0) / math.sqrt(2))
+
+
+# Above this many pairs the U distribution is taken as normal.
+EXACT_MAX = 900
+
+
+def shift_interval(a, b, confidence):
+    """The shift of b against a: the Hodges-Lehmann estimate (the median
+    of the n*m differences y - x) and its distribution-free interval at
+    `confidence` from the Mann-Whitney U distribution: the k-th smallest and
+    the k-th largest difference, k one more than the largest u with
+    P(U <= u) <= (1 - confidence) / 2. Returns (estimate, low, high,
+    achieved confidence); low, high and achieved are None when the samples
+    are too small for that level."""
+    n, m = len(a), len(b)
+    d = sorted(y - x for x in a for y in b)
+    est = median(d)
+    half = (1.0 - confidence) / 2.0
+    if n * m <= EXACT_MAX:
+        counts = mw_null_counts(n, m)
+        total = math.comb(n + m, n)
+        cum, k = 0, 0
+        for u, c in enumerate(counts):
+            cum += c
+            if cum / total > half:
+                break
+            k = u + 1
+        if k == 0:
+            return est, None, None, None
+        achieved = 1.0 - 2.0 * sum(counts[:k]) / total
+    else:
+        z = _normal_quantile(1.0 - half)
+        k = int(math.floor(n * m / 2.0 - z * math.sqrt(n * m * (n + m + 1) / 12.0)))
+        if k < 1:
+            return est, None, None, None
+        achieved = confidence
+    return est, d[k - 1], d[n * m - k], achieved
+
+
+def _normal_quantile(p):
+    lo, hi = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def reps_needed(confidence):
+    """The fewest repetitions a side for which an interval at `confidence`
+    exists: 2 / C(2n, n) <= 1 - confidence."""
+    n = 1
+    while 2.0 / math.comb(2 * n, n) > 1.0 - confidence:
+        n += 1
+    return n
+
+
+AB_FIGURE = "ns_per_op"
+
+
+def ab_verdicts(context, cells, labels):
+    """The A/B table of a run of `hakbench ab` (context["ab"]), or None.
+    Per workload with ok runs of both: A's and B's time per op, the ratio
+    B/A (Hodges-Lehmann, on the logarithms, so the interval is one of
+    ratios) with its interval, and the verdict: "faster" or "slower" when
+    the interval lies wholly below or above 1, "no difference detected"
+    otherwise. The confidence is family-wise over the workloads (Bonferroni:
+    each interval at 1 - (1 - confidence) / workloads). With callgrind
+    rows, both instruction counts per op."""
+    ab = context.get("ab")
+    if not ab:
+        return None
+    a, b = ab["a"], ab["b"]
+    conf = ab.get("confidence") or 0.95
+    revs = {x["name"]: x.get("revision") for x in context.get("allocators", [])}
+    f = FIG[AB_FIGURE]
+    compared = [l for l in labels if f.key in cells.get(l, {}).get(a, {}) and f.key in cells.get(l, {}).get(b, {})]
+    each = 1.0 - (1.0 - conf) / max(len(compared), 1)
+    rows = []
+    for label in labels:
+        ca, cb = cells.get(label, {}).get(a, {}), cells.get(label, {}).get(b, {})
+        row = {"label": label}
+        if label in compared:
+            va, vb = ca[f.key]["values"], cb[f.key]["values"]
+            est, lo, hi, achieved = shift_interval([math.log(x) for x in va if x > 0],
+                                                   [math.log(x) for x in vb if x > 0], each)
+            row.update({
+                "a": {k: ca[f.key][k] for k in ("median", "n", "rel_mad")},
+                "b": {k: cb[f.key][k] for k in ("median", "n", "rel_mad")},
+                "ratio": math.exp(est),
+                "low": None if lo is None else math.exp(lo),
+                "high": None if hi is None else math.exp(hi),
+                "achieved_confidence": achieved,
+            })
+            if lo is None:
+                row["verdict"] = f"too few repetitions (at least {reps_needed(each)} a side for this level)"
+            elif hi < 0:
+                row["verdict"] = "faster" if f.better == "lower" else "slower"
+            elif lo > 0:
+                row["verdict"] = "slower" if f.better == "lower" else "faster"
+            else:
+                row["verdict"] = "no difference detected"
+        ia, ib = ca.get("instr_per_op"), cb.get("instr_per_op")
+        if ia or ib:
+            row["instr_a"] = ia["median"] if ia else None
+            row["instr_b"] = ib["median"] if ib else None
+            row["instr_ratio"] = ib["median"] / ia["median"] if ia and ib and ia["median"] else None
+        if "ratio" in row or "instr_a" in row:
+            rows.append(row)
+    return {
+        "a": a, "b": b, "a_revision": revs.get(a), "b_revision": revs.get(b),
+        "figure": f.key, "confidence": conf, "per_workload_confidence": each, "workloads_compared": len(compared),
+        "method": "Hodges-Lehmann ratio B/A of the time per op over the interleaved repetitions, with the "
+                  "distribution-free Mann-Whitney interval on the logarithms; family-wise confidence over the "
+                  "workloads (Bonferroni)",
+        "rows": rows,
+        "geomean_ratio": geomean([r["ratio"] for r in rows if "ratio" in r]),
+        "verdicts": {v: sum(1 for r in rows if r.get("verdict") == v)
+                     for v in ("faster", "slower", "no difference detected")},
+    }
+
+
+# ---- how busy the machine was ---------------------------------------------------------
+
+def load_summary_of(context, end):
+    """{"start", "during": the runner's rows, "busy", "headline": the
+    sentence a report opens with when the machine was busy, else None}."""
+    start = context.get("load_start")
+    during = (end or {}).get("load")
+    if start is None and during is None:
+        return {"start": None, "during": None, "busy": None, "headline": None}
+    busy = bool((start or {}).get("busy") or (during or {}).get("busy"))
+    parts = []
+    if start and start.get("measured"):
+        parts.append(f"{start.get('other_runnable', 0):.1f} other runnable processes at the start "
+                     f"(other processes used {start.get('other_cpus', 0):.2f} CPUs just before the first run)")
+    if during and during.get("measured"):
+        cores = during.get("cores") or context.get("cores")
+        parts.append(f"other processes used {during.get('other_cpus', 0):.2f} of {cores} CPUs on average "
+                     f"during the runs")
+    headline = ("Time figures unreliable: " + "; ".join(parts) + ".") if busy else None
+    return {"start": start, "during": during, "busy": busy, "headline": headline}
+
+
 # ---- summary ----------------------------------------------------------------------
 
 MACHINE_KEYS = ("host", "cpu_model", "cores", "kernel", "thp_enabled", "thp_defrag", "cpu_governor",
@@ -379,6 +581,37 @@ def _noise(cells):
     return noise
 
 
+def _host(context, row):
+    return row.get("host") or context.get("host")
+
+
+def _split_by_host(context, rows, labels, workload_of):
+    """A case whose runs come from more than one host (a merged run whose
+    shards overlapped, or files joined by hand) is split into one case per
+    host, `<label>@<host>`, so its cells and ratios each hold one machine's
+    runs."""
+    hosts = {}
+    for r in rows:
+        hosts.setdefault(r["label"], set()).add(_host(context, r))
+    multi = {l for l, h in hosts.items() if len(h) > 1}
+    if not multi:
+        return rows, labels, workload_of
+    out = []
+    for r in rows:
+        if r["label"] in multi:
+            r = dict(r, label=f"{r['label']}@{_host(context, r)}")
+        out.append(r)
+    new_labels = []
+    for l in labels:
+        if l in multi:
+            for h in sorted(hosts[l], key=str):
+                new_labels.append(f"{l}@{h}")
+                workload_of[f"{l}@{h}"] = workload_of.get(l)
+        else:
+            new_labels.append(l)
+    return out, new_labels, workload_of
+
+
 def summarize(context, rows, skips, end):
     allocs = context.get("allocators", [])
     floors = [a["name"] for a in allocs if a.get("kind") == "floor" and a.get("status") == "available"]
@@ -394,6 +627,7 @@ def summarize(context, rows, skips, end):
     for r in rows:
         workload_of.setdefault(r["label"], r.get("workload"))
 
+    rows, labels, workload_of = _split_by_host(context, rows, labels, workload_of)
     cells, counts, problems = _cells(rows)
     best_ref = _ratios(cells, labels, reference, floor)
     return {
@@ -431,6 +665,12 @@ def summarize(context, rows, skips, end):
         "memory": memory_breakdown(rows),
         "stats_ran": (context.get("runner") or {}).get("stats"),
         "noise": _noise(cells),
+        "load": load_summary_of(context, end),
+        "ab": ab_verdicts(context, cells, labels),
+        # a merged run: its shards (scripts/merge.py) and the host of each case
+        "shards": context.get("shards"),
+        "hosts": (context.get("merged") or {}).get("hosts") or [context.get("host")],
+        "host_of": {l: sorted({str(_host(context, r)) for r in rows if r["label"] == l}) for l in labels},
     }
 
 

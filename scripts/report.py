@@ -3,7 +3,11 @@
 and a self-contained report.html, with the plots as PNG files in
 <run>/plots/ (shown in report.md, embedded in report.html).
 
-    /usr/bin/python3 scripts/report.py results/<run> [--no-plots]
+    /usr/bin/python3 scripts/report.py results/<run> [--no-plots] [--no-history] [--history=FILE]
+
+Every run it renders is also added to the history (scripts/history.py:
+history.jsonl beside the run directory, or FILE; a run already there is not
+added twice); --no-history leaves it out.
 
 The figures and the statistics are benchdata's (scripts/benchdata.py, shared
 with scripts/compare). The floor (each workload run with its --floor, no
@@ -144,12 +148,140 @@ def noise_lines(summary):
     return out
 
 
+def load_lines(summary):
+    """What the runner saw of the machine's load, in its own words."""
+    ld = summary.get("load") or {}
+    if ld.get("busy") is None:
+        return ["Machine load: not measured (this raw.jsonl was written before the runner measured it)."]
+    out = []
+    if ld.get("start"):
+        out.append(f"Machine load before the first run: {ld['start'].get('said')}.")
+    if ld.get("during"):
+        out.append(f"Machine load during the runs: {ld['during'].get('said')}.")
+    return out
+
+
 def machine_section(summary):
     c = summary["counts"]
     runs = (f"Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
             f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
-    lines = machine_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
+    lines = machine_lines(summary) + load_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
     return Section("Machine and noise", items=[(None, l) for l in lines])
+
+
+def busy_section(summary):
+    """The report's first words when the machine was busy."""
+    head = (summary.get("load") or {}).get("headline")
+    if not head:
+        return None
+    return Section("Time figures unreliable: the machine was busy",
+                   text=[f"**{head}**", "Other processes took CPU time while the runs were timed, so times and "
+                         "throughputs (and any ratio of them) carry their noise; counts (instructions, page faults) "
+                         "and memory figures are less affected. The runner's own words are under \"Machine and "
+                         "noise\"."])
+
+
+def subject_text(s, limit=100):
+    s = str(s)
+    return s if len(s) <= limit else s[:limit - 1].rstrip() + "…"
+
+
+def revision_text(name, rev):
+    if not rev:
+        return f"`{name}`"
+    rev = dict(rev, subject=subject_text(rev.get("subject")))
+    t = f"`{name}`: {rev.get('requested')} = commit {str(rev.get('commit'))[:12]}"
+    if rev.get("worktree_changes"):
+        t += (f", the working tree of {str(rev.get('base'))[:12]} with its uncommitted changes included "
+              f"(\"{rev.get('subject')}\" and what is not committed)")
+    else:
+        t += f" (\"{rev.get('subject')}\")"
+    return t
+
+
+def ratio_interval(r):
+    if r.get("low") is None:
+        return "–"
+    return f"{r['low']:.3f}–{r['high']:.3f}"
+
+
+def ab_section(summary):
+    """The A/B verdict table of a `hakbench ab` run."""
+    ab = summary.get("ab")
+    if not ab:
+        return None
+    f = FIG[ab["figure"]]
+    conf, each = ab["confidence"], ab["per_workload_confidence"]
+    instr = any("instr_a" in r for r in ab["rows"])
+    rows = []
+    for r in ab["rows"]:
+        row = [r["label"]]
+        if "ratio" in r:
+            row += [Cell(f.text(r["a"]["median"]), False, f"±{100 * (r['a']['rel_mad'] or 0):.0f}%, n={r['a']['n']}"),
+                    Cell(f.text(r["b"]["median"]), False, f"±{100 * (r['b']['rel_mad'] or 0):.0f}%, n={r['b']['n']}"),
+                    f"{r['ratio']:.3f}", ratio_interval(r),
+                    f"**{r['verdict']}**" if r["verdict"] in ("faster", "slower") else r["verdict"]]
+        else:
+            row += ["–", "–", "–", "–", "no timed runs of both"]
+        if instr:
+            ia, ib, ir = r.get("instr_a"), r.get("instr_b"), r.get("instr_ratio")
+            row += ["–" if ia is None else f"{ia:.1f}", "–" if ib is None else f"{ib:.1f}",
+                    "–" if ir is None else f"{ir:.3f}"]
+        rows.append(row)
+    if ab.get("geomean_ratio"):
+        rows.append(["geomean", "", "", f"{ab['geomean_ratio']:.3f}", "", ""] + (["", "", ""] if instr else []))
+    cols = [("workload", False), (f"A {f.unit}", True), (f"B {f.unit}", True), ("B/A", True),
+            (f"interval ({100 * each:.4g} %)", True), ("verdict", False)]
+    if instr:
+        cols += [("A instr/op", True), ("B instr/op", True), ("instr B/A", True)]
+    v = ab["verdicts"]
+    text = [f"A is {revision_text(ab['a'], ab.get('a_revision'))}.",
+            f"B is {revision_text(ab['b'], ab.get('b_revision'))}.",
+            f"Both ran in one matrix, interleaved (repetition > case > allocator, the order rotated each "
+            f"repetition). Per workload: the ratio B/A of the {f.title} (Hodges–Lehmann: the median of all "
+            f"ratios of a B run to an A run) and its distribution-free interval (Mann–Whitney, on the logarithms). "
+            f"The verdict is \"faster\" or \"slower\" when the whole interval lies below or above 1, \"no "
+            f"difference detected\" otherwise. The intervals are at {100 * each:.4g} % each, so that all "
+            f"{ab['workloads_compared']} hold together at {100 * conf:.4g} % (Bonferroni).",
+            f"Verdicts: {v['faster']} faster, {v['slower']} slower, {v['no difference detected']} no difference "
+            f"detected."]
+    notes = []
+    if instr:
+        notes.append("Instructions per op (callgrind, whole process, one run each) are deterministic: on a busy "
+                     "machine they are the figure to trust; a time verdict that disagrees with them is worth a "
+                     "second run on a quiet machine.")
+    if (summary.get("load") or {}).get("busy"):
+        notes.append("The machine was busy (see the top of the report): the intervals are honest about the noise "
+                     "they saw, but wider than on a quiet machine.")
+    return Section("A/B: B against A", text=text, table=Table(cols, rows), notes=notes)
+
+
+def shards_section(summary):
+    """A merged run: its shards, their hosts and cases."""
+    sh = summary.get("shards")
+    if not sh:
+        return None
+    rows = []
+    for s in sh:
+        c = s.get("counts") or {}
+        ld = s.get("load_start") or {}
+        rows.append([f"{s['index']}/{s['count']}", str(s.get("host")), ", ".join(s.get("cases") or []),
+                     f"{c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid",
+                     str(s.get("started")), "busy" if ld.get("busy") else "quiet" if ld.get("measured") else "–",
+                     f"`{s.get('dir')}`"])
+    hosts = summary.get("hosts") or []
+    text = [f"This run joins {len(sh)} shards (`hakbench merge`), run on {len(hosts)} host(s): "
+            f"{', '.join(str(h) for h in hosts)}. A shard is some of the suite's cases under every allocator, "
+            f"interleaved on one machine, so every ratio in this report sets runs of one host against each other; "
+            f"a case that ran on two hosts is shown once per host (`case@host`)."]
+    cols = [("shard", False), ("host", False), ("cases", False), ("runs", False), ("started", False),
+            ("load at start", False), ("directory", False)]
+    return Section("Shards and hosts", text=text, table=Table(cols, rows))
+
+
+def ab_title(summary):
+    ab = summary.get("ab")
+    return f"A/B: {ab['b']} against {ab['a']}: {summary.get('suite')}" if ab else None
 
 
 def allocators_section(summary):
@@ -401,8 +533,11 @@ def plot_sections(plots, no_plots_why):
 
 def build_report(summary, plots, no_plots_why):
     """The report: its title and its sections, in order."""
-    title = f"Allocator benchmark: {summary.get('suite')}"
-    sections = [machine_section(summary), allocators_section(summary),
+    title = ab_title(summary) or f"Allocator benchmark: {summary.get('suite')}"
+    sections = [s for s in (busy_section(summary), ab_section(summary)) if s]
+    sections += [machine_section(summary), allocators_section(summary)]
+    sections += [s for s in (shards_section(summary),) if s]
+    sections += [
                 Section("Headline", text=["Each cell: median over the ok repetitions (**best** in bold), ± relative "
                                           "MAD, and the ratio to the best reference allocator for that workload. "
                                           "The geomean row is the geometric mean of the ratios."])]
@@ -734,8 +869,10 @@ def write_plots(run, plots):
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     opts = [a for a in argv[1:] if a.startswith("--")]
-    if len(args) != 1 or any(o not in ("--no-plots",) for o in opts):
-        print("usage: report.py results/<run> [--no-plots]", file=sys.stderr)
+    hist = [o[len("--history="):] for o in opts if o.startswith("--history=")]
+    if len(args) != 1 or any(o not in ("--no-plots", "--no-history") and not o.startswith("--history=") for o in opts) \
+            or any(not h for h in hist):
+        print("usage: report.py results/<run> [--no-plots] [--no-history] [--history=FILE]", file=sys.stderr)
         return 2
     run = args[0]
     if not os.path.exists(os.path.join(run, "raw.jsonl")):
@@ -760,6 +897,14 @@ def main(argv):
     with open(os.path.join(run, "report.html"), "w", encoding="utf-8") as f:
         f.write(render_html(title, subtitle, sections))
     print(f"report: {run}/report.md, {run}/report.html, {run}/summary.json")
+    if "--no-history" not in opts:
+        import history  # scripts/history.py; it imports this module, so not at the top
+        try:
+            path, added = history.add(run, summary, hist[-1] if hist else None)
+        except (benchdata.RawError, OSError) as e:
+            print(f"report: the history was not updated: {e}", file=sys.stderr)
+            return 2
+        print(f"report: {'added to' if added else 'already in'} the history {path}")
     return 0
 
 

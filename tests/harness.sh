@@ -603,5 +603,196 @@ check "compare turns the verdicts round when the runs are swapped" \
   test "$(flagged "$chg" "$rep")" = "tiny hakmem-test ns_per_op -50.0% BETTER
 burst_idle jemalloc idle_rss_kib +900.0% WORSE"
 
+
+# ---- shards: plan, run --shard, merge -----------------------------------------
+cat > "$tmp/five.suite" <<EOF
+c0 fakewl --ops 1000
+c1 fakewl --ops 1100
+c2 fakewl --ops 1200
+c3 fakewl --ops 1300
+c4 fakewl --ops 1400
+EOF
+cat > "$tmp/plan.py" <<'EOF'
+import json, sys
+p = json.load(sys.stdin)
+assert p["schema"] == "hakmem-bench-plan/1" and p["count"] == 2 and p["cases"] == 5
+assert [s["cases"] for s in p["shards"]] == [["c0", "c2", "c4"], ["c1", "c3"]], p
+assert [s["arg"] for s in p["shards"]] == ["1/2", "2/2"]
+EOF
+check "plan: case k in shard (k mod N) + 1, as JSON" \
+  bash -c "$HB plan --suite '$tmp/five.suite' --shards 2 | $PY '$tmp/plan.py'"
+check "plan: more shards than cases rejected" rejects $HB plan --suite "$tmp/five.suite" --shards 6
+check "plan: without --shards rejected" rejects $HB plan --suite "$tmp/five.suite"
+check "run --shard 0/2 rejected" rejects $HB run --suite "$tmp/five.suite" --shard 0/2 --out "$tmp/y1"
+check "run --shard 3/2 rejected" rejects $HB run --suite "$tmp/five.suite" --shard 3/2 --out "$tmp/y2"
+check "run --shard 1/6 of a suite of 5 rejected" rejects $HB run --suite "$tmp/five.suite" --shard 1/6 --out "$tmp/y3"
+for i in 1 2; do
+  $HB run --suite "$tmp/five.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+    --reps 2 --shard $i/2 --out "$tmp/shard$i" --quiet >/dev/null 2>&1
+done
+$HB run --suite "$tmp/five.suite" --allocators "$tmp/alloc.tsv" --alloc glibc --workload-dir "$tmp/wl" \
+  --reps 2 --out "$tmp/unsharded" --quiet >/dev/null 2>&1
+cat > "$tmp/shards.py" <<'EOF'
+import json, os, sys
+rows = lambda d: [json.loads(l) for l in open(os.path.join(d, "raw.jsonl"))]
+tmp, what = sys.argv[1], sys.argv[2]
+key = lambda r: (r["label"], r["allocator"], r["rep"], r["mode"])
+if what == "shard":
+    r2 = rows(tmp + "/shard2")
+    c = r2[0]
+    assert c["shard"] == {"index": 2, "count": 2, "suite_cases": 5, "rule": c["shard"]["rule"]}, c["shard"]
+    assert [(x["label"], x["index"]) for x in c["cases"]] == [("c1", 1), ("c3", 3)], c["cases"]
+    runs = [r for r in r2 if r["type"] == "run"]
+    assert sorted({r["label"] for r in runs}) == ["c1", "c3"] and len(runs) == 2 * 2 * 2
+elif what == "merged":
+    m, u = rows(tmp + "/merged"), rows(tmp + "/unsharded")
+    assert sorted(key(r) for r in m if r["type"] == "run") == sorted(key(r) for r in u if r["type"] == "run")
+    assert [c["label"] for c in m[0]["cases"]] == ["c0", "c1", "c2", "c3", "c4"]
+    assert "shard" not in m[0] and [s["index"] for s in m[0]["shards"]] == [1, 2]
+    runs = [r for r in m if r["type"] == "run"]
+    assert [r["seq"] for r in runs] == list(range(1, 21)) and all(r["host"] and r["shard"] in (1, 2) for r in runs)
+    assert all(os.path.exists(os.path.join(tmp, "merged", r["log"] + ".out")) for r in runs)
+    assert m[-1]["ok"] == 20 and m[-1]["type"] == "end"
+elif what == "twohosts":
+    # the same case on two hosts: split by host, never one cell
+    rs = rows(tmp + "/merged")
+    for r in rs:
+        if r.get("type") == "run" and r["label"] == "c0" and r["rep"] == 1:
+            r["host"] = "otherhost"
+    os.makedirs(tmp + "/twohosts")
+    with open(tmp + "/twohosts/raw.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rs)
+elif what == "split":
+    s = json.load(open(tmp + "/twohosts/summary.json"))
+    h = [r["host"] for r in rows(tmp + "/merged") if r.get("type") == "run"][0]
+    assert sorted(s["cases"][:2]) == sorted(["c0@" + h, "c0@otherhost"]), s["cases"]
+    assert s["cells"]["c0@otherhost"]["glibc"]["ns_per_op"]["n"] == 1 and "c0" not in s["cells"]
+elif what == "load":
+    rs = rows(tmp + "/unsharded")
+    s, e = rs[0]["load_start"], rs[-1]["load"]
+    for k in ("measured", "window_s", "other_cpu_s", "other_cpus", "other_runnable", "cores", "busy", "loadavg",
+              "thresholds", "said"):
+        assert k in s, k
+    assert s["measured"] is True and 0.4 < s["window_s"] < 5 and s["other_cpus"] >= 0 and s["other_runnable"] >= 0
+    assert s["thresholds"] == {"other_cpus": 0.25, "other_runnable": 1}
+    assert s["busy"] == (s["other_cpus"] >= 0.25 or s["other_runnable"] >= 1), s
+    assert s["said"].startswith("busy machine, time figures unreliable: ") == s["busy"], s
+    for k in ("measured", "runs_wall_s", "other_cpu_s", "other_cpus", "busy", "said"):
+        assert k in e, k
+    assert e["busy"] == (e["other_cpus"] >= 0.25), e
+    runs = [r for r in rs if r["type"] == "run"]
+    assert all(r["other_cpu_s"] >= 0 for r in runs)
+    assert abs(sum(r["other_cpu_s"] for r in runs) - e["other_cpu_s"]) < 0.01 + 0.001 * len(runs), e
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+check "run --shard: the shard's cases only, their suite index and the shard in the context" $PY "$tmp/shards.py" "$tmp" shard
+$HB merge --out "$tmp/merged" "$tmp/shard2" "$tmp/shard1" >/dev/null 2>&1
+check "merge joins every shard into one run with every row of an unsharded run" $PY "$tmp/shards.py" "$tmp" merged
+check "merge: a missing shard named, exit 2" \
+  bash -c "$HB merge --out '$tmp/m2' '$tmp/shard1' 2>&1 >/dev/null | grep -q 'missing shard(s) 2/2'; [ \${PIPESTATUS[0]} -eq 2 ] && [ ! -e '$tmp/m2/raw.jsonl' ]"
+check "merge: a shard given twice named, exit 2" \
+  bash -c "$HB merge --out '$tmp/m3' '$tmp/shard1' '$tmp/shard1' '$tmp/shard2' 2>&1 >/dev/null | grep -q 'given twice: 1/2'; [ \${PIPESTATUS[0]} -eq 2 ]"
+check "merge: an unsharded run is no shard" rejects $HB merge --out "$tmp/m4" "$tmp/unsharded" "$tmp/shard1"
+check "merge: an existing raw.jsonl is not overwritten" rejects $HB merge --out "$tmp/merged" "$tmp/shard1" "$tmp/shard2"
+check "merge: without --out rejected" rejects $HB merge "$tmp/shard1" "$tmp/shard2"
+$PY scripts/report.py "$tmp/merged" --no-plots >/dev/null
+check "report of a merged run: the shards and their hosts" \
+  bash -c "grep -q '^## Shards and hosts' '$tmp/merged/report.md' && grep -qE '^\| 2/2 \| [^|]+ \| c1, c3 \| 8 ok' '$tmp/merged/report.md'"
+$PY "$tmp/shards.py" "$tmp" twohosts && $PY scripts/report.py "$tmp/twohosts" --no-plots >/dev/null
+check "a case run on two hosts is split by host (case@host), never one cell" $PY "$tmp/shards.py" "$tmp" split
+
+# ---- the machine's load, in every run's rows ------------------------------------
+check "context, run and end rows say how busy the machine was" $PY "$tmp/shards.py" "$tmp" load
+check "report: an older raw file without load figures says so" \
+  grep -qxF -- "- Machine load: not measured (this raw.jsonl was written before the runner measured it)." "$md"
+
+# ---- --lib: a hakmem library by path --------------------------------------------
+check "--lib adds a hakmem library by path" \
+  bash -c "$HB list --allocators '$tmp/alloc.tsv' --lib 'mine=build/$variant/libhakmem.so' --no-floor | grep -qE '^mine +hakmem +ok '"
+check "--lib without NAME=PATH rejected" rejects $HB list --allocators "$tmp/alloc.tsv" --lib "build/$variant/libhakmem.so"
+check "--lib named floor rejected" rejects $HB list --allocators "$tmp/alloc.tsv" --lib "floor=build/$variant/libhakmem.so"
+check "ab: --confidence outside (0, 1) rejected" rejects $HB ab --confidence 1 --suite "$tmp/five.suite"
+check "ab: --shard rejected (one machine)" rejects $HB ab --shard 1/2 --suite "$tmp/five.suite"
+
+# ---- the A/B statistics (scripts/benchdata.py) ----------------------------------
+cat > "$tmp/abstats.py" <<'EOF'
+import random, sys
+sys.path.insert(0, "scripts")
+import benchdata as b
+what = sys.argv[1]
+if what == "interval":
+    # 5 against 5, wholly apart: the 95 % interval runs from the 3rd smallest
+    # to the 3rd largest of the 25 differences; at 99.9 % there is none
+    got = b.shift_interval([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], 0.95)
+    assert got == (5, 2, 8, 1 - 2 * 4 / 252), got
+    assert b.shift_interval([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], 0.999)[1:] == (None, None, None)
+    assert [b.reps_needed(c) for c in (0.95, 0.99, 0.999)] == [4, 5, 7]
+    assert sum(b.mw_null_counts(7, 7)) == 3432 and b.mw_null_counts(2, 2) == (1, 1, 2, 1, 1)
+    assert abs(b.mann_whitney_p([1, 2, 3, 4], [5, 6, 7, 8]) - 2 / 70) < 1e-12
+    # the interval's coverage: two samples of one distribution, 2000 times
+    random.seed(3)
+    miss = sum(1 for _ in range(2000) if (lambda r: r[1] > 0 or r[2] < 0)(
+        b.shift_interval([random.gauss(0, 1) for _ in range(7)], [random.gauss(0, 1) for _ in range(7)], 0.95)))
+    assert miss / 2000 < 0.065, miss
+elif what == "verdict":
+    def verdict(a, bb):
+        ctx = {"ab": {"a": "A", "b": "B", "confidence": 0.95}, "allocators": []}
+        cells = {"w": {"A": {"ns_per_op": b.stats(a)}, "B": {"ns_per_op": b.stats(bb)}}}
+        return b.ab_verdicts(ctx, cells, ["w"])["rows"][0]
+    random.seed(7)
+    a = [10 * random.uniform(0.8, 1.2) for _ in range(7)]
+    assert verdict(a, list(a))["verdict"] == "no difference detected"
+    r = verdict(a, [2 * x for x in a])
+    assert r["verdict"] == "slower" and abs(r["ratio"] - 2) < 1e-9 and r["low"] > 1, r
+    r = verdict(a, [x / 3 for x in a])
+    assert r["verdict"] == "faster" and r["high"] < 1, r
+    assert verdict(a[:2], a[:2])["verdict"].startswith("too few repetitions (at least 4 a side")
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+check "A/B: the exact Mann-Whitney interval of the shift (Hodges-Lehmann), its coverage, and where none exists" \
+  $PY "$tmp/abstats.py" interval
+check "A/B: identical samples never called different; 2x called slower (ratio 2), a third faster" $PY "$tmp/abstats.py" verdict
+check "verdict rejects a run that is not an A/B run" rejects $PY scripts/verdict "$rep"
+
+# ---- the history ---------------------------------------------------------------------
+hist=$tmp/hist
+mkdir -p "$hist/r1" "$hist/r2"
+cp tests/harness/fixture-raw.jsonl "$hist/r1/raw.jsonl"
+$PY tests/harness/fixture-changed.py tests/harness/fixture-raw.jsonl "$hist/r2/raw.jsonl"
+sed -i 's/"started": *"[^"]*"/"started":"2030-01-02T00:00:00+0000"/' "$hist/r2/raw.jsonl"
+$PY scripts/report.py "$hist/r1" --no-plots >/dev/null
+$PY scripts/report.py "$hist/r2" --no-plots >/dev/null
+$PY scripts/report.py "$hist/r1" --no-plots >/dev/null  # rendered again: not a second entry
+cat > "$tmp/hist.py" <<'EOF'
+import json, sys
+e = [json.loads(l) for l in open(sys.argv[1])]
+assert [x["run"] for x in e] == ["r1", "r2"] and all(x["schema"] == "hakmem-history/1" for x in e), e
+w0, w1 = (x["workloads"]["tiny"]["hakmem-test"]["ns_per_op"] for x in e)
+assert abs(w1["ratio"] / w0["ratio"] - 2) < 1e-9 and w0["best_reference"] == "jemalloc", (w0, w1)
+assert w0["ratio_min"] <= w0["ratio"] <= w0["ratio_max"]
+assert e[0]["git_commit"] and e[0]["suite"] and "busy" in e[0]
+EOF
+check "history: every rendered run appended once, beside the runs, with its ratios" $PY "$tmp/hist.py" "$hist/history.jsonl"
+check "report.py --no-history adds nothing" \
+  bash -c "cp -r '$hist/r1' '$hist/r3' && $PY scripts/report.py '$hist/r3' --no-plots --no-history >/dev/null && ! grep -q '\"r3\"' '$hist/history.jsonl'"
+check "report.py --history=FILE writes there" \
+  bash -c "$PY scripts/report.py '$hist/r3' --no-plots --history='$tmp/h2.jsonl' >/dev/null && grep -q '\"run\":\"r3\"' '$tmp/h2.jsonl'"
+$PY scripts/history.py html --history "$hist/history.jsonl" >/dev/null
+check "history html: a self-contained page" \
+  bash -c "test -s '$hist/history.html' && grep -q '<table>' '$hist/history.html' && ! grep -qE '(src|href)=.(http|file:|/)' '$hist/history.html'"
+check "history: the step is in the table (1.08x, then 2.16x)" \
+  bash -c "grep -E '^\| [^|]+ \| \`[0-9a-f]{9}\*?\` \| hakmem-test \|' '$hist/history.md' | cut -d'|' -f7 | tr -d ' ' | paste -sd, | grep -qx '1.08×(1.06–1.10),2.16×(2.11–2.20)'"
+if $PY -c "import matplotlib" 2>/dev/null; then
+  check "history html embeds the plot of the ratios over commits" grep -q "data:image/png;base64," "$hist/history.html"
+else
+  skip "history html embeds the plot of the ratios over commits" "matplotlib not installed"
+fi
+check "history: a line of another schema rejected" \
+  bash -c "echo '{\"schema\":\"x/0\"}' > '$tmp/bad.jsonl' && $PY scripts/history.py html --history '$tmp/bad.jsonl' --out '$tmp/bad.html' 2>&1 | grep -q 'expected .hakmem-history/1.'"
+check "make history renders results/history.html" \
+  bash -c "make -n --no-print-directory history | grep -qF 'scripts/history.py html --history results/history.jsonl --out results/history.html'"
+
 echo "harness: $pass passed, $fail failed, $skipped skipped"
 [ "$fail" -eq 0 ]
