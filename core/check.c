@@ -8,10 +8,13 @@
  *   - a free (or realloc, malloc_usable_size) of a block that is not allocated
  *     at that moment: every double free, adjacent or not, whether the first
  *     free left the block in a magazine, in its slab or on a remote stack;
- *   - a write past the requested size, found at free (or realloc): every
- *     allocation carries a canary between the requested size and a trailer
- *     that records the size (HAK_CHECK_TAIL bytes more are reserved, so there
- *     is always a canary);
+ *   - a write past the requested size, found at free (or realloc, or
+ *     malloc_usable_size): every allocation carries, after the requested
+ *     size, a canary (at least one byte, at most CHECK_SPAN_MAX) and, in the
+ *     last TRAILER_BYTES of its usable space, a trailer recording the size;
+ *     HAK_CHECK_TAIL = TRAILER_BYTES + 1 bytes more are asked for, so there is
+ *     always a canary. Bytes past the canary's 4 KiB and before the trailer
+ *     (only large blocks have such) are not checked;
  *   - a write to a small block after it was freed, found when the block is
  *     handed out again (freed small blocks are filled with a pattern);
  *   - broken allocator structures: every HAK_CHECK_VALIDATE_EVERY checked
@@ -30,14 +33,22 @@
 
 #define CANARY_BYTE   0xcbu  /* between the requested size and the trailer   */
 #define FREED_BYTE    0xdfu  /* a freed small block, after its first word     */
-#define TRAILER_BYTES 8      /* requested size, and the same scrambled        */
-#define TRAILER_SCRAMBLE 0x9e3779b9u
+#define TRAILER_BYTES 8      /* one word: the requested size and its check    */
+/* The trailer word: the requested size (below 2^47: HAK_MAX_REQUEST) in its
+ * low 47 bits, and in its high 17 bits a check derived from the size, never
+ * zero for a size of zero, so that bytes the program wrote over the trailer
+ * are (but for a chance of 2^-17 on top of the size being plausible) not taken
+ * for a size. */
+#define TRAILER_SIZE_BITS 47
+#define TRAILER_SIZE_MASK ((UINT64_C(1) << TRAILER_SIZE_BITS) - 1)
+#define TRAILER_CHECK_XOR UINT64_C(0x15a5b)
 /* Canary and freed-pattern fills stop this many bytes in, so that checking a
  * large block does not touch all of its pages. */
 #define CHECK_SPAN_MAX ((size_t)4096)
 #define HAK_CHECK_VALIDATE_EVERY 16384u /* checked calls of a thread between validations */
 
-_Static_assert(HAK_CHECK_TAIL >= TRAILER_BYTES + 1, "the tail holds the trailer and at least one canary byte");
+_Static_assert(HAK_CHECK_TAIL == TRAILER_BYTES + 1, "the tail holds the trailer and at least one canary byte");
+_Static_assert(HAK_MAX_REQUEST <= TRAILER_SIZE_MASK, "the trailer holds every requested size whole");
 
 static hak_tls uint32_t calls_until_validate = HAK_CHECK_VALIDATE_EVERY;
 
@@ -71,21 +82,26 @@ static size_t usable_of(hak_span_t *span, const void *p, const char *call) {
   }
 }
 
+static uint64_t trailer_of(size_t req) {
+  uint64_t check = (((uint64_t)req * UINT64_C(0x9e3779b97f4a7c15)) >> TRAILER_SIZE_BITS) ^ TRAILER_CHECK_XOR;
+  return check << TRAILER_SIZE_BITS | (uint64_t)req;
+}
+
 static void trailer_write(unsigned char *p, size_t usable, size_t req) {
-  uint32_t t[2] = {(uint32_t)req, (uint32_t)req ^ TRAILER_SCRAMBLE};
+  uint64_t t = trailer_of(req);
   size_t canary_end = usable - TRAILER_BYTES;
   if (canary_end - req > CHECK_SPAN_MAX) canary_end = req + CHECK_SPAN_MAX;
   memset(p + req, CANARY_BYTE, canary_end - req);
-  memcpy(p + usable - TRAILER_BYTES, t, sizeof t);
+  memcpy(p + usable - TRAILER_BYTES, &t, sizeof t);
 }
 
 /* The requested size recorded in live block p, after checking its trailer and
  * canary; fatal when the program wrote past its request. */
 static size_t trailer_check(const unsigned char *p, size_t usable, const char *call) {
-  uint32_t t[2];
-  memcpy(t, p + usable - TRAILER_BYTES, sizeof t);
-  size_t req = t[0];
-  if ((t[0] ^ TRAILER_SCRAMBLE) != t[1] || req + HAK_CHECK_TAIL > usable)
+  uint64_t t;
+  memcpy(&t, p + usable - TRAILER_BYTES, sizeof t);
+  size_t req = (size_t)(t & TRAILER_SIZE_MASK);
+  if (t != trailer_of(req) || req + HAK_CHECK_TAIL > usable)
     hak_fatal(call, "write past the end of the block (trailer overwritten) at", p);
   size_t canary_end = usable - TRAILER_BYTES;
   if (canary_end - req > CHECK_SPAN_MAX) canary_end = req + CHECK_SPAN_MAX;

@@ -363,9 +363,9 @@ void hak_scavenge_idle(void);             /* everything free back to the OS */
 
 /* ---- check.c: the checked build (config_check) -------------------------------
  * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes
- * of its usable space hold the requested size (twice, once scrambled), the
- * bytes between the request and them hold a canary. */
-#define HAK_CHECK_TAIL 16
+ * of its usable space (the trailer) hold the requested size with a check,
+ * the bytes between the request and them (at least one) hold a canary. */
+#define HAK_CHECK_TAIL 9
 void  *hak_check_on_alloc(void *p, size_t req, const char *call); /* NULL stays NULL */
 void   hak_check_on_free(void *p, const char *call);   /* before the block is freed */
 size_t hak_check_requested(const void *p, const char *call); /* live block's size asked for */
