@@ -19,8 +19,9 @@
  *     size, a canary (at least one byte, at most CHECK_SPAN_MAX) and, in the
  *     last TRAILER_BYTES of its usable space, a trailer recording the size;
  *     HAK_CHECK_TAIL = TRAILER_BYTES + 1 bytes more are asked for, so there is
- *     always a canary. Bytes past the canary's 4 KiB and before the trailer
- *     (only large blocks have such) are not checked;
+ *     always a canary. Bytes more than CHECK_SPAN_MAX past the request and
+ *     before the trailer (large blocks, small ones aligned to 8 KiB or more)
+ *     are not checked;
  *   - a write to a small block after it was freed, found when the block is
  *     handed out again: a freed small block is filled with a pattern, all of
  *     it; its first word is lent to a free list's link while it waits on its
