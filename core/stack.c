@@ -194,7 +194,11 @@ void *hak_track_postponed(void) {
     unsigned c = __atomic_load_n(&pending_count, __ATOMIC_RELAXED);
     if (c == 0) return NULL;
     void *p = __atomic_load_n(&pending[c - 1], __ATOMIC_RELAXED);
-    if (__atomic_compare_exchange_n(&pending_count, &c, c - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return p;
+    if (__atomic_compare_exchange_n(&pending_count, &c, c - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      void *expected = p; /* no stale copy left for the leak checker, unless a handler took the slot meanwhile */
+      __atomic_compare_exchange_n(&pending[c - 1], &expected, NULL, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+      return p;
+    }
   }
 }
 
