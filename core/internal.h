@@ -262,7 +262,7 @@ static inline void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned
         if (w < min_w) min_w = w;
       }
       uint64_t bit = 1ull << (i % 64);
-      if (hak_unlikely((s->bits[w] | acc) & bit)) hak_fatal(call, "double free", p);
+      if (hak_unlikely((s->bits[w] | acc) & bit)) hak_fatal(call, "double free or invalid pointer", p);
       acc |= bit;
     }
     s->bits[w] |= acc; /* n >= 1 */
@@ -396,9 +396,12 @@ void hak_scavenge_idle(void);             /* everything free back to the OS */
 
 /* ---- check.c: the checked build (config_check) -------------------------------
  * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes
- * of its usable space hold the requested size (twice, once scrambled), the
- * bytes between the request and them hold a canary. */
-#define HAK_CHECK_TAIL 16
+ * of its usable space (the trailer) hold the requested size with a check,
+ * the bytes between the request and them (at least one) hold a canary. A
+ * freed small block holds HAK_CHECK_FREED_BYTE in every byte, but for its
+ * first word while that is a list's link (slab.c puts the pattern back). */
+#define HAK_CHECK_TAIL 9
+#define HAK_CHECK_FREED_BYTE 0xdfu
 void  *hak_check_on_alloc(void *p, size_t req, const char *call); /* NULL stays NULL */
 void   hak_check_on_free(void *p, const char *call);   /* before the block is freed */
 size_t hak_check_requested(const void *p, const char *call); /* live block's size asked for */

@@ -658,6 +658,7 @@ HAK_API void *hak_realloc(void *p, size_t size) {
   }
   if (p == NULL) return hak_malloc(size);
   if (size == 0) {
+    if (config_check) (void)hak_check_requested(p, "realloc()"); /* a freed block is realloc's fault */
     hak_free(p);
     return NULL;
   }

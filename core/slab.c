@@ -199,13 +199,31 @@ size_t hak_pool_count(void) {
   return n;
 }
 
+/* Checked builds: the link in the first word of free block b of s, which
+ * the program may have written over since it freed b: NULL or the start of a
+ * block of s below limit, or the program is stopped (call, what, at b). Once
+ * taken off its list, b's first word gets the freed pattern back (check.c), so
+ * that a write there is found when b is handed out. */
+static hak_block_t *link_of(const hak_slab_t *s, hak_block_t *b, size_t limit, const char *call, const char *what) {
+  hak_block_t *next = b->next;
+  if (config_check && next != NULL) {
+    size_t off = (uintptr_t)next - (uintptr_t)s->base; /* wraps below the base */
+    if (off >= (size_t)s->capacity * s->block_size || !hak_slab_is_block_start(s, next) ||
+        hak_slab_index(s, next) >= limit)
+      hak_fatal(call, what, b);
+  }
+  return next;
+}
+
 /* Takes up to `want` free blocks: the free list first, then fresh blocks. */
 static unsigned list_take(hak_slab_t *s, void **out, unsigned want) {
   unsigned n = 0;
   hak_block_t *b = s->free;
   while (n < want && b != NULL) {
     out[n++] = b;
-    b = b->next;
+    hak_block_t *next = link_of(s, b, s->bump, "malloc()", "write to a freed block found when reusing it at");
+    if (config_check) memset(b, HAK_CHECK_FREED_BYTE, sizeof(*b));
+    b = next;
   }
   s->free = b;
   if (n < want && s->bump < s->capacity) {
@@ -256,10 +274,11 @@ static size_t block_index(const hak_slab_t *s, const void *p, size_t limit, cons
   return i;
 }
 
-/* Marks block i of s free in the bitmap; a block already free is a double free. */
+/* Marks block i of s free in the bitmap; a block already free was freed
+ * twice, or never handed out (the bitmap cannot tell which). */
 static void bitmap_put(hak_slab_t *s, size_t i, const void *p, const char *call) {
   uint64_t bit = 1ull << (i % 64);
-  if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free", p);
+  if (hak_unlikely(s->bits[i / 64] & bit)) hak_fatal(call, "double free or invalid pointer", p);
   s->bits[i / 64] |= bit;
   s->summary |= 1ull << (i / 64);
   if (i / 64 < s->hint) s->hint = (uint32_t)(i / 64);
@@ -278,9 +297,11 @@ static bool bitmap_all_free(const hak_slab_t *s, size_t first, size_t last) {
  * free in the bitmap. Free blocks hold no data in a bitmap slab, so nothing
  * is lost; a page decommitted and later handed out again reads as zeros. The
  * caller owns the slab (owner, or the scavenger holding the heap lock), so no
- * block of such a page can be handed out meanwhile. Returns pages decommitted. */
+ * block of such a page can be handed out meanwhile. Returns pages decommitted.
+ * Checked builds decommit nothing here: a freed block keeps the pattern that
+ * shows a write after free, and its record as freed (check.c). */
 size_t hak_slab_decommit_free(hak_slab_t *s) {
-  if (!config_slab_bitmap || s->summary == 0) return 0;
+  if (!config_slab_bitmap || config_check || s->summary == 0) return 0;
   size_t npages = s->units * HAK_UNIT_SIZE / HAK_PAGE_SIZE, done = 0, run = 0;
   for (size_t pg = 0; pg <= npages; pg++) {
     bool free_page = pg < npages &&
@@ -290,10 +311,6 @@ size_t hak_slab_decommit_free(hak_slab_t *s) {
       run++;
     } else if (run > 0) {
       hak_os_decommit(s->base + (pg - run) * HAK_PAGE_SIZE, run * HAK_PAGE_SIZE);
-      if (config_check) /* checked builds: these blocks read as zero now, not as the freed pattern */
-        for (size_t i = (pg - run) * HAK_PAGE_SIZE / s->block_size;
-             i <= (pg * HAK_PAGE_SIZE - 1) / s->block_size && i < s->capacity; i++)
-          atomic_fetch_and_explicit(&s->chk_poison[i / 64], ~(1ull << (i % 64)), memory_order_relaxed);
       done += run;
       run = 0;
     }
@@ -348,25 +365,30 @@ bool hak_slab_block_free(const hak_slab_t *s, const void *p) {
   return s->bits[i / 64] >> (i % 64) & 1;
 }
 
-/* Moves the remote frees onto the local free list (or bitmap); returns how many. */
+/* Moves the remote frees onto the local free list (or bitmap); returns how
+ * many. More of them than blocks out of the slab (I1) stops the program as
+ * soon as it is seen, so that a cycle cannot keep it here. */
+#define REMOTE_LINK_BROKEN "write to a freed block found at"
 unsigned hak_slab_collect(hak_slab_t *s) {
   hak_block_t *b = hak_xfree_take_all(&s->xfree);
   if (b == NULL) return 0;
   unsigned n = 0;
   if (config_slab_bitmap) {
-    for (hak_block_t *next; b != NULL; b = next, n++) {
-      next = b->next;
-      bitmap_put(s, block_index(s, b, s->capacity, "free()"), b, "free()");
+    for (hak_block_t *next; b != NULL; b = next) {
+      size_t i = block_index(s, b, s->capacity, "free()");
+      next = link_of(s, b, s->capacity, "remote free", REMOTE_LINK_BROKEN);
+      if (config_check) memset(b, HAK_CHECK_FREED_BYTE, sizeof(*b));
+      bitmap_put(s, i, b, "free()");
+      if (hak_unlikely(++n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
     }
-    if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
   } else {
     hak_block_t *last = b;
     for (;;) {
-      n++;
-      if (last->next == NULL) break;
-      last = last->next;
+      if (hak_unlikely(++n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
+      hak_block_t *next = link_of(s, last, s->capacity, "remote free", REMOTE_LINK_BROKEN);
+      if (next == NULL) break;
+      last = next;
     }
-    if (hak_unlikely(n > s->used)) hak_fatal("free()", "double free detected in slab at", s->base);
     last->next = s->free;
     s->free = b;
   }
@@ -401,9 +423,13 @@ const char *hak_slab_validate(hak_slab_t *s) {
     if (off / s->block_size >= s->bump) return "free list holds a never-used block";
     if (++nfree > s->capacity) return "free list is cyclic or too long";
   }
-  size_t nx = 0;
-  for (hak_block_t *b = atomic_load(&s->xfree); b != NULL; b = b->next)
+  size_t nx = 0; /* each link checked before it is followed: the program may have written over one */
+  for (hak_block_t *b = atomic_load(&s->xfree); b != NULL; b = b->next) {
+    size_t off = (uintptr_t)b - (uintptr_t)s->base; /* wraps below the base */
+    if (off >= (size_t)s->capacity * s->block_size || off % s->block_size != 0)
+      return "remote list holds a pointer that is not a block of its slab";
     if (++nx > s->capacity) return "remote list is cyclic or too long";
+  }
   if (s->used + nfree + (s->capacity - s->bump) != s->capacity)
     return "used + free + unused != capacity (I1)";
   if (nx > s->used) return "more remote frees than blocks in use (I1)";
