@@ -78,8 +78,11 @@ $(BUILD)/$(1)/obj/%.o: core/%.c $(CORE_HDRS) variants/$(2).h $(BUILD)/$(1)/cflag
 	$$(CC) $$(LIB_CFLAGS) -DHAK_VARIANT=$(2) -DHAK_VARIANT_HEADER='"variants/$(2).h"' $(3) -c $$< -o $$@
 $(BUILD)/$(1)/libhakmem.so: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
 	$$(CC) -shared -Wl,-z,nodelete -Wl,--version-script=core/exports.map -o $$@ $$^ $$(LIB_LDLIBS)
+# The static library is one relocatable object, so that a program linked with
+# it gets all of hakmem (the control API of api.c too, which a program may
+# reach only through dlsym) whichever functions it calls.
 $(BUILD)/$(1)/libhakmem.a: $(patsubst core/%.c,$(BUILD)/$(1)/obj/%.o,$(CORE_SRCS))
-	rm -f $$@ && ar rcs $$@ $$^
+	ld -r -o $(BUILD)/$(1)/hakmem.o $$^ && rm -f $$@ && ar rcs $$@ $(BUILD)/$(1)/hakmem.o
 $(1): $(BUILD)/$(1)/libhakmem.so $(BUILD)/$(1)/libhakmem.a
 endef
 $(foreach v,$(VARIANTS),$(eval $(call build_rules,$(v),$(v),)))

@@ -23,7 +23,6 @@
  * finds no room: both fast paths go to the slow path with no extra test. */
 static void *empty_magazine[1];
 hak_heap_t hak_heap_empty = {.mag = {[0 ... HAK_TAG_COUNT - 1] = {empty_magazine + 1, empty_magazine + 1}}};
-_Atomic uint32_t hak_clock_tick; /* the magazines' clock: the scavenger advances it */
 hak_tls hak_heap_t *hak_tls_heap = &hak_heap_empty;
 
 /* The gate: the heap the fast paths use, the thread's own heap, or the empty

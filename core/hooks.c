@@ -49,7 +49,6 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#include "hakmem.h"
 #include "internal.h"
 
 #define HOOK_MAX 16 /* hooks installed at once */
@@ -137,11 +136,8 @@ static void publish(hook_table_t *t) {
   hak_meta_free(old, sizeof *old);
 }
 
-__attribute__((visibility("default"))) int hak_hook_add(const hak_hooks_t *hooks) {
-  if (hooks == NULL) return -1;
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  sigset_t mask; /* no signal handler's malloc while the locks below are held */
-  hak_signals_block(&mask);
+/* hak_hook_add (api.c, which initialises first and blocks signals). */
+int hak_hooks_install(const hak_hooks_t *hooks) {
   pthread_mutex_lock(&hooks_lock);
   hook_table_t *old = atomic_load(&table), *t = NULL;
   int id = -1;
@@ -154,13 +150,11 @@ __attribute__((visibility("default"))) int hak_hook_add(const hak_hooks_t *hooks
     publish(t);
   }
   pthread_mutex_unlock(&hooks_lock);
-  hak_signals_restore(&mask);
   return id;
 }
 
-__attribute__((visibility("default"))) int hak_hook_remove(int id) {
-  sigset_t mask;
-  hak_signals_block(&mask);
+/* hak_hook_remove (api.c). */
+int hak_hooks_uninstall(int id) {
   pthread_mutex_lock(&hooks_lock);
   hook_table_t *old = atomic_load(&table), *t = NULL;
   unsigned at = old != NULL ? old->n : 0;
@@ -180,6 +174,5 @@ __attribute__((visibility("default"))) int hak_hook_remove(int id) {
     r = 0;
   }
   pthread_mutex_unlock(&hooks_lock);
-  hak_signals_restore(&mask);
   return r;
 }

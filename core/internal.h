@@ -1,21 +1,31 @@
 /* internal.h — declarations shared between core files, grouped by the file
  * that defines them, and the small inline helpers of the hot paths.
  *
- * Calls go one way, from the API down; no file calls a file above it, and no
- * two files call each other:
- *   malloc_api.c                      the exported API, fast paths, tier router
- *   init.c  check.c                   initialisation and fork; the checked build
+ * Calls go one way, from the API down: a file uses (calls, or reads the data
+ * of) only files on levels below its own; no two files of a level use each
+ * other, so there is no cycle. `make check-layers` (scripts/check-layers)
+ * checks every build's objects against this table:
+ *   api.c                             the control API: statistics, reset, flush, profiles, hooks
+ *   malloc_api.c                      the malloc API: fast paths, hooks around calls, checked build
+ *   observe.c                         what the heap profiler and the leak checker see of the calls
+ *   realloc.c                         moving a block to a new size
+ *   alloc.c  free.c                   the tier router and allocation slow paths; every case of free
+ *   init.c                            initialisation and fork
+ *   check.c  hooks.c                  the checked build; the hooks' table
  *   profile.c  leakcheck.c            the heap profiler, the leak checker
- *   stack.c  symbols.c  out.c         call stacks, naming frames, reports without malloc
- *   stats.c  validate.c  scavenger.c  statistics, validators, the scavenger
+ *   stack.c  symbols.c                call stacks, naming frames
+ *   scavenger.c                       the scavenger thread; giving free memory back
+ *   stats.c  validate.c               statistics, validators
  *   heap.c                            thread heaps, magazines, remote free
  *   transfer.c                        the transfer cache between magazines
- *   slab.c                            slabs and the empty-slab pool
+ *   slab.c                            slabs
+ *   pool.c                            the empty-slab pool
  *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large mappings
- *   meta.c  pagemap.c  reentry.c      descriptors, the page map, re-entrant calls
- *   os.c  options.c  fatal.c          the OS, run-time options, the fatal report
- * (Each level may call any level below it; heap.c's magazine clock is advanced
- * by the scavenger, which calls down into heap.c.)
+ *   reentry.c                         re-entrant calls: the depth mark, direct blocks
+ *   meta.c  pagemap.c                 descriptors, the page map
+ *   os.c                              the OS: mappings, huge pages, NUMA
+ *   options.c  fatal.c  size_class.c  run-time options, the fatal report, size classes
+ *   out.c  observers.c  clock.c       reports without malloc; who watches; the tick clock
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
  *  -3. prof_lock            (profile.c) the heap profile's buckets and sampled blocks
@@ -26,7 +36,7 @@
  *   1b. h->lock             (heap.c)   one heap's slabs (owner vs scavenger and statistics)
  *   2. hak_abandoned_lock   (heap.c)   abandoned slabs, per class
  *   2b. hak_xfer_lock       (transfer.c) the transfer cache
- *   3. hak_pool_lock        (slab.c)   empty-slab pool
+ *   3. hak_pool_lock        (pool.c)   empty-slab pool, SuperSlabs
  *   4. hak_medium_lock      (medium.c) medium chunks
  *   5. hak_large_lock       (large.c)  large-mapping cache
  *   6. hak_meta_lock        (meta.c)   descriptor arena
@@ -91,6 +101,26 @@ static const bool config_fault_injection = HAK_FAULT_INJECTION; /* tests only: o
 
 static inline size_t hak_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline bool hak_is_pow2(size_t a) { return a != 0 && (a & (a - 1)) == 0; }
+
+/* ---- observers.c: who watches the calls ------------------------------------------ */
+/* Any bit set closes the gates, so every call takes a slow path, which tells
+ * them. */
+#define HAK_OBS_HOOKS   1u  /* hooks.c */
+#define HAK_OBS_PROFILE 2u  /* profile.c */
+#define HAK_OBS_LEAKS   4u  /* leakcheck.c */
+#define HAK_OBS_TRACK   (HAK_OBS_PROFILE | HAK_OBS_LEAKS)
+#define HAK_OBS_INIT    8u  /* until initialisation is done: the first calls come
+                               to the observed paths, which initialise first, so
+                               that the call that starts the leak checker is tracked */
+extern _Atomic unsigned hak_observers;
+extern hak_tls bool hak_track_busy;      /* this thread's calls are hakmem's own: not tracked */
+extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being made */
+extern hak_tls int hak_src_line;
+static inline unsigned hak_observers_get(void) { return atomic_load_explicit(&hak_observers, memory_order_relaxed); }
+
+/* ---- clock.c: the scavenger's tick clock ------------------------------------------ */
+#define HAK_TICKS_PER_SECOND 10
+extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
 
 /* ---- os.c: the one place that talks to the OS about memory ---------------- */
 void *hak_os_map_aligned(size_t size, size_t align); /* whole units, zeroed */
@@ -233,7 +263,6 @@ void hak_slab_push_remote(void *const *blocks, unsigned n); /* any slabs: remote
 bool hak_slab_block_free(const hak_slab_t *s, const void *p); /* bitmap: p's bit is set (validators) */
 unsigned hak_slab_collect(hak_slab_t *s);                         /* owner: take xfree */
 size_t hak_slab_decommit_free(hak_slab_t *s); /* bitmap: decommit wholly free pages; owner/heap lock */
-size_t hak_pool_bytes(void);
 void hak_slab_release(hak_slab_t *s);        /* empty slab -> pool or OS */
 
 /* Puts blocks[0..n), all within s's memory, back into s (owner): the same
@@ -282,15 +311,22 @@ static inline void hak_slab_put_run(hak_slab_t *s, void *const *blocks, unsigned
 }
 void hak_slab_check_block(hak_slab_t *s, const void *p, const char *call); /* owner */
 void hak_slab_check_remote(hak_slab_t *s, const void *p, const char *call); /* anyone */
-void hak_pool_trim(size_t keep_bytes);
-void hak_pool_decay(void);                   /* dynamic flush: SuperSlabs unused for a second go back */
-extern pthread_mutex_t hak_pool_lock;
-size_t hak_pool_count(void);
+
 /* Validator: checks I1 and the free lists of a slab; returns NULL when sound,
  * or a static string naming the broken invariant. Owner (or quiescent) only. */
 const char *hak_slab_validate(hak_slab_t *s);
+
+
+/* ---- pool.c: where slab memory comes from and goes ------------------------- */
+hak_slab_t *hak_pool_take(unsigned units, unsigned node); /* pooled or fresh; page map set, tag 0 */
+void hak_pool_put(hak_slab_t *s);            /* empty, no class: pooled, or back to the OS */
+void hak_pool_trim(size_t keep_bytes);
+void hak_pool_decay(void);                   /* dynamic flush: SuperSlabs unused for a second go back */
+size_t hak_pool_bytes(void);
+size_t hak_pool_count(void);
 const char *hak_pool_validate(void);         /* takes the pool lock; SuperSlabs too */
-extern _Atomic size_t hak_slab_total;
+extern pthread_mutex_t hak_pool_lock;
+extern _Atomic size_t hak_slab_total;         /* slabs with memory (validators' bound) */
 
 /* ---- superslab.c (pool lock held) ------------------------------------------ */
 hak_slab_t *hak_superslab_take(unsigned units, unsigned node); /* descriptor with units and base set; memory of node */
@@ -319,8 +355,6 @@ static inline void hak_sort_ptrs(void **a, uint32_t n) {
 }
 
 /* ---- heap.c ---------------------------------------------------------------- */
-#define HAK_TICKS_PER_SECOND 10
-extern _Atomic uint32_t hak_clock_tick;   /* advanced by the scavenger every 100 ms */
 extern hak_tls hak_heap_t *hak_tls_heap;  /* the thread's heap (slow paths) */
 extern hak_tls hak_heap_t *hak_tls_gate;  /* the fast paths' heap (heap.c: the gate) */
 extern _Atomic unsigned hak_gates_closed;
@@ -392,7 +426,7 @@ extern pthread_mutex_t hak_meta_lock;
 /* ---- scavenger.c (dynamic-flush variants) ---------------------------------- */
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
-void hak_scavenge_idle(void);             /* everything free back to the OS */
+void hak_release_free(void);              /* everything free back to the OS (but own magazines) */
 
 /* ---- check.c: the checked build (config_check) -------------------------------
  * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes
@@ -411,6 +445,8 @@ static inline bool hak_check_is_live(const hak_slab_t *s, size_t i) {
 }
 
 /* ---- hooks.c: allocation hooks (only the slow paths call these) ----------------- */
+int  hak_hooks_install(const hak_hooks_t *hooks);  /* hak_hook_add (api.c): the id, or -1 */
+int  hak_hooks_uninstall(int id);                  /* hak_hook_remove: 0, or -1 */
 bool hak_hooks_enter(void);   /* false if the thread is inside a hooked call already */
 void hak_hooks_leave(void);
 void hak_hooks_malloc_before(size_t size);
@@ -438,19 +474,6 @@ typedef struct hak_stack_s {
   uint32_t depth;
   void *frames[];
 } hak_stack_t;
-/* Who watches the calls; any bit set closes the gates, so every call takes a
- * slow path, which tells them. */
-#define HAK_OBS_HOOKS   1u  /* hooks.c */
-#define HAK_OBS_PROFILE 2u  /* profile.c */
-#define HAK_OBS_LEAKS   4u  /* leakcheck.c */
-#define HAK_OBS_TRACK   (HAK_OBS_PROFILE | HAK_OBS_LEAKS)
-#define HAK_OBS_INIT    8u  /* until initialisation is done: the first calls come
-                               to the observed paths, which initialise first, so
-                               that the call that starts the leak checker is tracked */
-extern _Atomic unsigned hak_observers;
-extern hak_tls bool hak_track_busy;      /* this thread's calls are hakmem's own: not tracked */
-extern hak_tls const char *hak_src_file; /* HAK_TRACE_SOURCE: the call being made */
-extern hak_tls int hak_src_line;
 int  hak_stack_capture(void **frames, int max);
 const hak_stack_t *hak_stack_intern(void *const *frames, int n, const char *file, int line); /* NULL: no memory */
 void hak_stack_scrub(void);         /* clears the dead stack below the caller (leak checker) */
@@ -516,6 +539,7 @@ void hak_out_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); 
 
 /* ---- validate.c: every validator, in lock order -------------------------------- */
 const char *hak_validate_own(void);  /* own heap, pool and SuperSlabs, medium, large */
+const char *hak_validate_all(void);  /* every heap too: other threads quiescent */
 
 /* ---- options.c ------------------------------------------------------------- */
 typedef enum hak_option_e {
@@ -542,7 +566,7 @@ void hak_options_init(void);
 /* ---- statistics: each part accounts for itself (stats.c sums them) ----------- */
 void hak_heaps_account(hak_stats_t *st, hak_heap_stats_t *totals); /* heap.c */
 void hak_xfer_account(hak_stats_t *st, uint64_t totals[2]);     /* transfer.c: blocks in, out */
-void hak_pool_account(hak_stats_t *st);                        /* slab.c, with the SuperSlabs */
+void hak_pool_account(hak_stats_t *st);                        /* pool.c, with the SuperSlabs */
 void hak_superslab_account(hak_stats_t *st);                   /* superslab.c, pool lock held */
 void hak_medium_account(hak_stats_t *st, uint64_t totals[3]);  /* allocs, frees, bytes */
 void hak_large_account(hak_stats_t *st, uint64_t totals[3]);
@@ -559,9 +583,115 @@ void hak_stats_signal_init(void); /* HAKMEM_STATS_SIGNAL: catch it */
 void hak_stats_peak_init(void);   /* HAKMEM_STATS_PEAK: keep the figures at the process's peak RSS */
 void hak_stats_poll(void);        /* slow paths, scavenger: print if the signal came */
 
-/* ---- init.c: called only by the tier router and hak_flush (malloc_api.c) ----- */
+/* ---- init.c: called by the API (api.c, malloc_api.c) and its slow paths ------ */
 typedef enum hak_init_state_e { HAK_INIT_NONE, HAK_INIT_RUNNING, HAK_INIT_DONE } hak_init_state_t;
 extern _Atomic hak_init_state_t hak_init_state;
 void hak_init_slow(void);
+
+/* ---- the malloc path: malloc_api.c, observe.c, realloc.c, alloc.c, free.c ------ */
+/* What the exported functions are marked with (api.c, malloc_api.c). */
+#define HAK_EXPORT __attribute__((visibility("default")))
+
+/* The one tier decision, for a request of size bytes aligned to align (a
+ * power of two): small when a size class holds it (every class up to the
+ * largest is a multiple of a power of two up to HAK_SMALL_MAX, so one does
+ * whenever both fit), medium when a page run can (aligned up to
+ * HAK_MEDIUM_MAX_ALIGN), large otherwise. */
+typedef enum hak_tier_e { HAK_TIER_SMALL, HAK_TIER_MEDIUM, HAK_TIER_LARGE } hak_tier_t;
+static inline hak_tier_t hak_tier_of(size_t size, size_t align) {
+  if ((size < align ? align : size) <= HAK_SMALL_MAX) return HAK_TIER_SMALL;
+  if (align <= HAK_MEDIUM_MAX_ALIGN && size <= HAK_MEDIUM_MAX) return HAK_TIER_MEDIUM;
+  return HAK_TIER_LARGE;
+}
+/* The class of a small request of n bytes aligned to align: the first class at
+ * least n bytes whose size is a multiple of align (blocks sit at multiples of
+ * their size from a unit-aligned base). */
+static inline unsigned hak_small_class(size_t n, size_t align) {
+  unsigned c = hak_size_class(n);
+  while (hak_class_size[c] % align != 0) c++;
+  return c;
+}
+_Static_assert(HAK_SMALL_MAX == 32768, "the largest class is a multiple of every power of two up to it");
+/* The magazine (its index in a heap's mag[], by tag) of a small malloc of size
+ * bytes (at most HAK_SMALL_MAX): up to 1 KiB a shift, HAK_CLASS_TAG((size + 15)
+ * >> 4); above, the class table. A caller that knows size <= 1024 gets the
+ * shift alone. */
+static inline unsigned hak_mag_index(size_t size) {
+  return size <= 1024 ? (unsigned)((size + 31) >> 4) : HAK_CLASS_TAG(hak_size_class(size));
+}
+/* A pop from magazine m, or NULL when it is empty (its sentinel is NULL). */
+static inline void *hak_mag_pop(hak_mag_t *m) {
+  void **top = m->top;
+  void *p = top[-1];
+  if (hak_likely(p != NULL)) m->top = top - 1;
+  return p;
+}
+/* free's fast path: p is the start of a small block and the magazine of its
+ * class has room: push. The magazine is the free gate's, or (own) the thread's
+ * own heap's behind a closed gate; the heap is read only once p is known to be
+ * a block start (one instruction fewer). False: a slow path must do it. */
+static inline bool hak_free_push(void *p, bool own) {
+  uintptr_t entry = hak_pagemap_entry(p);
+  unsigned tag = (unsigned)(entry & HAK_TAG_MASK);
+  const hak_tag_info_t *info = &hak_tag_info[tag];
+  if (hak_likely((((uint64_t)((uintptr_t)p & info->mask) * info->recip) >> 32) == 0)) { /* a block start */
+    hak_mag_t *m = &(own ? hak_tls_heap : hak_free_gate())->mag[tag]; /* tag 0: never has room */
+    void **top = m->top;
+    if (hak_likely(top < m->limit && top[-1] != p)) {
+      *top = p;
+      m->top = top + 1;
+      return true;
+    }
+  }
+  return false;
+}
+/* A slow path's first duty, with the caller's gate (malloc's, or free's)
+ * closed: drain its heap when hak_reset asked, and reopen the gate when its
+ * observers went away (heap.c). */
+static inline void hak_gate_check(void) {
+  if (hak_unlikely(hak_gate() != hak_tls_heap) &&
+      (atomic_load_explicit(&hak_gates_closed, memory_order_relaxed) == 0 ||
+       atomic_load_explicit(&hak_tls_heap->flush_wanted, memory_order_relaxed)))
+    hak_gate_reopen(false);
+}
+static inline void hak_free_gate_check(void) {
+  if (hak_unlikely(hak_free_gate() != hak_tls_heap) &&
+      (atomic_load_explicit(&hak_free_gates_closed, memory_order_relaxed) == 0 ||
+       atomic_load_explicit(&hak_tls_heap->flush_wanted, memory_order_relaxed)))
+    hak_gate_reopen(true);
+}
+
+/* alloc.c */
+void *hak_alloc_small_slow(unsigned c);   /* magazine c empty; NULL (errno ENOMEM): no memory */
+/* A block of small class c: a pop from magazine c of heap h (the gate, or the
+ * thread's own heap behind a closed gate). */
+static inline void *hak_alloc_class_in(hak_heap_t *h, unsigned c) {
+  void *p = hak_mag_pop(&h->mag[HAK_CLASS_TAG(c)]);
+  if (hak_likely(p != NULL)) return p;
+  return hak_alloc_small_slow(c);
+}
+void *hak_route(size_t size, size_t align, bool *zeroed, hak_heap_t *h); /* *zeroed: reads as zero */
+void *hak_alloc_sampled(size_t size, size_t align, bool *zeroed);
+void *hak_alloc_checked(size_t align, size_t size, bool zero, const char *call);
+/* free.c */
+void   hak_free_span(void *p);
+void   hak_free_reentrant(void *p);
+void   hak_free_untracked(void *p);
+size_t hak_usable_size(const void *p, hak_span_t *span, const char *call);
+/* realloc.c */
+void *hak_realloc_untracked(void *p, size_t size, bool sample);
+/* observe.c */
+unsigned hak_observers_init(void);
+/* The observers, for an observed path (initialised first: HAK_OBS_INIT). */
+static inline unsigned hak_observers_now(void) {
+  unsigned obs = hak_observers_get();
+  return hak_unlikely(obs & HAK_OBS_INIT) ? hak_observers_init() : obs;
+}
+void *hak_observed_malloc(size_t size, unsigned obs);
+void *hak_observed_routed(size_t size, size_t align, bool *zeroed, unsigned obs);
+void  hak_free_tracked(void *p);
+void *hak_tracked_realloc(void *p, size_t size, unsigned obs);
+void  hak_track_alloc(void *p, size_t size, unsigned obs);
+void  hak_track_free(void *p, unsigned obs);
 
 #endif

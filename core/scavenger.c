@@ -42,13 +42,20 @@ static _Atomic uint32_t retry_in;
 static void *scavenger_stack;
 static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
 
-void hak_scavenge_idle(void) {
+/* The one sequence that gives everything free back to the OS (but the
+ * calling thread's magazines, which hak_flush and hak_reset flush first): the
+ * transfer cache's blocks to their slabs, empty abandoned slabs, every heap's
+ * empty slabs and the free pages of partly used bitmap slabs, the pool, free
+ * medium pages, the large cache, the calling thread's kept direct mappings.
+ * The scavenger's idle release, hak_flush and hak_reset (api.c). */
+void hak_release_free(void) {
   hak_xfer_drain();
   hak_abandoned_sweep();
   hak_heaps_scavenge(false);
   hak_pool_trim(0);
   hak_medium_purge();
   hak_large_cache_clear();
+  hak_direct_cache_release();
 }
 
 /* Statistics: the stack (metadata) and the passes (the bytes released during
@@ -86,7 +93,7 @@ static void *scavenger_main(void *arg) {
       busy_ticks = 0;
       idle_ticks++;
       if (!scavenged && idle_ticks * (1000u / HAK_TICKS_PER_SECOND) >= (unsigned long)hak_option(HAK_OPT_IDLE_MS)) {
-        hak_scavenge_idle();
+        hak_release_free();
         scavenged = true;
       }
     }

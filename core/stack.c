@@ -1,7 +1,6 @@
 /* stack.c — call stacks of allocations, for the heap profiler (profile.c)
- * and the leak checker (leakcheck.c): capture inside malloc, a table that
- * keeps each distinct stack once, and what the tracking calls the slow paths
- * make (malloc_api.c, track_*) rely on: the busy mark.
+ * and the leak checker (leakcheck.c): capture inside malloc (observe.c), a
+ * table that keeps each distinct stack once, and the scrub of the dead stack.
  *
  * Capture. _Unwind_Backtrace (libgcc, from the .eh_frame tables every Debian
  * object carries, so code built without frame pointers unwinds too). It
@@ -9,7 +8,8 @@
  * objects' .eh_frame_hdr) keep no state that a first call must set up, but
  * it is called once at start-up anyway so that any lazy work is done then.
  * The frames of hakmem itself are left out: the API and its slow paths are
- * placed in the section hak_text (HAK_TEXT, malloc_api.c), and the stack
+ * placed in the section hak_text (HAK_TEXT: malloc_api.c, observe.c, realloc.c,
+ * alloc.c, free.c), and the stack
  * kept starts at the first frame outside it after the first inside it, so
  * frame 0 is the program's call of malloc whatever the path (tail calls
  * included).
@@ -35,10 +35,6 @@
 
 #include "internal.h"
 
-_Atomic unsigned hak_observers = HAK_OBS_INIT;
-hak_tls bool hak_track_busy;
-hak_tls const char *hak_src_file;
-hak_tls int hak_src_line;
 
 /* ---- capture ------------------------------------------------------------------- */
 extern char __start_hak_text[], __stop_hak_text[];

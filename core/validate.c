@@ -5,11 +5,10 @@
  * returns NULL when its invariants hold, or a static string naming the
  * broken one (types.h lists the invariants).
  *
- * hak_validate() (exported) walks everything; the heaps of other threads are
- * read, so no other thread may allocate or free meanwhile (a test calls it
- * after joining its workers). hak_validate_own() walks the calling thread's
+ * hak_validate_all() (hak_validate, api.c) walks everything; the heaps of
+ * other threads are read, so no other thread may allocate or free meanwhile
+ * (a test calls it after joining its workers). hak_validate_own() walks the calling thread's
  * heap instead, and is safe at any time: checked builds run it periodically. */
-#include "hakmem.h"
 #include "internal.h"
 
 const char *hak_validate_own(void) {
@@ -21,14 +20,13 @@ const char *hak_validate_own(void) {
   return err;
 }
 
-__attribute__((visibility("default"))) const char *hak_validate(void) {
-  sigset_t old;
-  hak_signals_block(&old);
+/* Everything (hak_validate, api.c): other threads must not allocate or free
+ * meanwhile. */
+const char *hak_validate_all(void) {
   const char *err = hak_heaps_validate();
   if (err == NULL) err = hak_xfer_validate();
   if (err == NULL) err = hak_pool_validate();
   if (err == NULL) err = hak_medium_validate();
   if (err == NULL) err = hak_large_validate();
-  hak_signals_restore(&old);
   return err;
 }

@@ -8,6 +8,9 @@
 #   make test-leakcheck  the leak checker against valgrind's memcheck (tests/leakcheck.sh)
 #   make test-signals    signal handlers that allocate, under every build, the
 #                        profiler and the leak checker (tests/signals.sh)
+#   make check-layers    every reference between core files goes down the level
+#                        table of core/internal.h, in every build's objects
+#   make test-layers     check-layers, and the checker failing on planted calls
 #   make soak            the tests of signals, fork, threads and the scavenger's
 #                        timing, 100 times each (not part of make test)
 #
@@ -24,7 +27,7 @@ TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
-.PHONY: test test-core test-bins test-profile test-leakcheck test-signals soak
+.PHONY: test test-core test-bins test-profile test-leakcheck test-signals soak check-layers test-layers
 test: deps test-core test-workloads test-profile test-leakcheck test-signals
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
@@ -144,3 +147,10 @@ SOAK_BUSY   ?= 0
 soak: $(foreach b,$(SOAK_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/signals $(TEST_DIR)/profile $(TEST_DIR)/fork \
       $(TEST_DIR)/threads $(TEST_DIR)/stress $(TEST_DIR)/stats
 	@tests/soak.sh --runs $(SOAK_RUNS) $(if $(filter 1,$(SOAK_BUSY)),--busy) $(SOAK_BUILDS)
+
+# The core's layering (core/internal.h), checked on the objects (nm): every
+# build of TEST_BUILDS.
+check-layers: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so)
+	@scripts/check-layers core/internal.h $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/obj)
+test-layers: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so)
+	@tests/layers.sh $(TEST_BUILDS)

@@ -1,0 +1,59 @@
+/* api.c — the control API: every exported entry point but the malloc family
+ * (malloc_api.c). Statistics and reset, flush, validation, the heap profiler,
+ * hooks, the options, the version and variant.
+ *
+ * This file is the top of the core: it initialises first where a call needs
+ * it (the only caller of initialisation besides the malloc path), and runs
+ * each call with every signal blocked (reentry.c): these calls take the
+ * allocator's locks, and a signal handler's malloc must never wait for one
+ * held by the code it interrupted. They are not for signal handlers
+ * themselves (README, "Signal handlers"). */
+#include "hakmem.h"
+#include "internal.h"
+
+#define HAK_API HAK_EXPORT
+
+/* Initialised, with every signal blocked until control_end. */
+static void control_begin(sigset_t *old) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  hak_signals_block(old);
+}
+static void control_end(const sigset_t *old) { hak_signals_restore(old); }
+
+HAK_API const char *hak_version(void) { return HAK_VERSION_STRING; }
+HAK_API const char *hak_variant(void) { return HAK_BUILD_NAME; }
+
+/* The calling thread's magazines to their slabs, then everything free back to
+ * the OS (scavenger.c: the sequence the scavenger and hak_reset use too). */
+HAK_API void hak_flush(void) {
+  sigset_t old;
+  control_begin(&old);
+  hak_heap_flush_thread();
+  hak_release_free();
+  control_end(&old);
+}
+
+HAK_API const char *hak_validate(void) {
+  sigset_t old;
+  control_begin(&old);
+  const char *err = hak_validate_all();
+  control_end(&old);
+  return err;
+}
+
+HAK_API int hak_hook_add(const hak_hooks_t *hooks) {
+  if (hooks == NULL) return -1;
+  sigset_t old;
+  control_begin(&old);
+  int id = hak_hooks_install(hooks);
+  control_end(&old);
+  return id;
+}
+
+HAK_API int hak_hook_remove(int id) {
+  sigset_t old;
+  control_begin(&old);
+  int r = hak_hooks_uninstall(id);
+  control_end(&old);
+  return r;
+}
