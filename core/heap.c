@@ -208,10 +208,21 @@ static inline bool xfer_wanted(const hak_heap_t *h, unsigned c) {
   return last == 0 || atomic_load_explicit(&hak_clock_tick, memory_order_relaxed) + 1 - last > 1;
 }
 
+/* The cross-thread free: blocks[0..n) of class c, freed into h's magazine by
+ * h's thread but of slabs other heaps own, leave at a flush: to the transfer
+ * cache while h does not allocate c itself (xfer_wanted), and what it has no
+ * room for home, pushed on their slabs' remote-free stacks (one CAS per run of
+ * one slab), which the owners collect at their next refill. */
+static void flush_foreign(hak_heap_t *h, unsigned c, void **blocks, uint32_t n) {
+  uint32_t kept = xfer_wanted(h, c) ? hak_xfer_put(c, blocks, n) : 0;
+  if (kept < n) hak_slab_push_remote(blocks + kept, n - kept);
+  HAK_STAT_ADD(h, remote_frees, n - kept);
+}
+
 /* Returns the n oldest blocks of closed magazine c (view v: base[0..n)) to
  * their slabs: into the slab when the heap owns it (neighbouring blocks of
- * one slab, the usual case, as a run: one page-map lookup, one put), else to
- * the transfer cache, and what it has no room for home as remote frees (I4). */
+ * one slab, the usual case, as a run: one page-map lookup, one put); the
+ * blocks of other heaps' slabs go to flush_foreign (I4). */
 static void mag_flush(hak_heap_t *h, unsigned c, hak_mag_t *v, uint32_t n) {
   void **base = h->mag_base[c];
   uint32_t foreign = 0; /* other heaps' blocks, moved down to base[0..foreign) */
@@ -230,11 +241,7 @@ static void mag_flush(hak_heap_t *h, unsigned c, hak_mag_t *v, uint32_t n) {
     }
     i = j;
   }
-  if (foreign) {
-    uint32_t kept = xfer_wanted(h, c) ? hak_xfer_put(c, base, foreign) : 0;
-    if (kept < foreign) hak_slab_push_remote(base + kept, foreign - kept);
-    HAK_STAT_ADD(h, remote_frees, foreign - kept);
-  }
+  if (foreign) flush_foreign(h, c, base, foreign);
   memmove(base, base + n, (view_count(h, c, v) - n) * sizeof(void *));
   v->top -= n;
   HAK_STAT_ADD(h, flushes, 1);

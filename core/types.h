@@ -4,8 +4,12 @@
  *   unit        64 KiB of address space, aligned to 64 KiB. Every mapping hakmem
  *               makes is a whole number of units, so a unit never holds anything
  *               but hakmem memory of one span.
- *   span        anything that owns units: a slab, a medium chunk or a large
- *               mapping. Every span starts with a hak_span_t header naming its kind.
+ *   span        anything that owns units: a slab, a medium chunk, a large
+ *               mapping or a direct block. Every span starts with a hak_span_t
+ *               header naming its kind.
+ *   tag         the low 7 bits of a page-map entry: a slab's class + 1, 0 for
+ *               every other span, so free's fast path learns a block's class
+ *               (and its magazine) without reading the slab's descriptor.
  *   page map    two-level radix table from unit number to span (pagemap.c); the
  *               O(1), lock-free way from any pointer to its span, and the test
  *               of whether hakmem owns a pointer at all. A large range is in it
@@ -22,6 +26,15 @@
  *               and the slabs the thread owns.
  *   magazine    a bounded array stack of free blocks of one class, private to a
  *               heap: the fast path pops and pushes here and nothing else.
+ *   gate        the heap a thread's fast paths use (heap.c): its own, or the
+ *               empty heap when every call must take a slow path (hooks or
+ *               the profiler or leak checker watch, hak_reset asked the thread
+ *               to drain). malloc and free each read a gate of their own.
+ *   observer    what watches every call and so keeps the gates closed: hooks,
+ *               the heap profiler, the leak checker (observers.c, observe.c).
+ *   transfer cache  blocks freed by threads that do not own their slab, handed
+ *               whole from the flushing thread's magazine to the next thread
+ *               that refills that class (transfer.c; hybrid).
  *   mini-magazine  a slab's own intrusive LIFO free list (s->free), in the list
  *               variants: it refills the thread's magazine in batches and takes
  *               its flushes (the name of the mini_magazine variant).
@@ -43,9 +56,12 @@
  *               allocation verified, at a cost.
  *   validator   a function that walks a structure and names the first broken
  *               invariant, or returns NULL (validate.c).
- *   remote free a free by a thread that does not own the block's slab: the block
- *               is pushed on the slab's lock-free xfree stack (remote_free.h),
- *               and the owner takes the whole stack at once when it refills.
+ *   remote free a free by a thread that does not own the block's slab. The block
+ *               goes into the freeing thread's magazine like any other
+ *               (free.c); when that magazine is flushed (heap.c,
+ *               flush_foreign) it goes to the transfer cache, or is pushed on
+ *               its slab's lock-free xfree stack (remote_free.h), whose owner
+ *               takes the whole stack at once when it refills.
  *   abandoned   a slab whose owning thread exited while blocks were still live;
  *               any heap that needs a slab of that class adopts it.
  *   orphan      in a forked child, the heap of a thread that does not exist in
@@ -89,9 +105,6 @@
  *   I3  s->span.owner changes only from NULL to a heap (adoption, under the
  *       abandoned-list lock) or from the owning heap to NULL (abandonment, by
  *       the owner). So "s->span.owner == me" is stable for the thread that asks.
- *   I7  A slab's page-map entries carry the tag of its class while it has one
- *       (from hak_slab_init until hak_slab_release), tag 0 otherwise; medium
- *       chunks and large ranges always have tag 0.
  *   I4  A block sits in at most one of: the program, one magazine, the
  *       transfer cache, s->free, s->xfree. A block in a magazine or in the
  *       transfer cache is counted in its slab's used; the slab may belong to
@@ -107,6 +120,9 @@
  *       not exist in it, whether that heap's slabs are consistent. Magazines
  *       are changed by the fast paths without it, so a child never trusts a
  *       dead thread's magazine (heap.c, fork).
+ *   I7  A slab's page-map entries carry the tag of its class while it has one
+ *       (from hak_slab_init until hak_slab_release), tag 0 otherwise; medium
+ *       chunks and large ranges always have tag 0.
  */
 #ifndef HAK_TYPES_H
 #define HAK_TYPES_H
