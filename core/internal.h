@@ -18,6 +18,7 @@
  * by the scavenger, which calls down into heap.c.)
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
+ *  -4. pass_lock            (scavenger.c) a scavenger tick (the leak checker's exit scan holds it)
  *  -3. prof_lock            (profile.c) the heap profile's buckets and sampled blocks
  *  -2. leak table shards    (leakcheck.c) the blocks' records, one lock per shard
  *  -1. stack table shards   (stack.c)  the call stacks kept
@@ -360,6 +361,8 @@ extern pthread_mutex_t hak_meta_lock;
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
 void hak_scavenge_idle(void);             /* everything free back to the OS */
+void hak_scavenger_pause(void);           /* waits for the tick under way; no tick until resumed */
+void hak_scavenger_resume(void);
 
 /* ---- check.c: the checked build (config_check) -------------------------------
  * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes

@@ -31,6 +31,16 @@
  * end). Blocks allocated before the checker started (none when it starts
  * from the option) are not known.
  *
+ * Memory that goes away. The scavenger is paused for the whole scan
+ * (hak_scavenger_pause), so hakmem releases nothing on its own meanwhile;
+ * a thread of the program still running may free a block and hakmem then
+ * unmap it, or unmap memory of its own. So every word is read through a copy
+ * (process_vm_readv of the process itself, 64 KiB at a time), which fails
+ * on an address no longer mapped where a load would crash: a page gone is
+ * skipped. Where that call is refused (a seccomp filter), memory is read
+ * directly.
+
+ *
  * Report: "Direct leak of N byte(s) in K object(s) allocated from:" with the
  * frames "#i 0x... in function (object+0xoffset)" and, for calls built with
  * HAK_TRACE_SOURCE, "source: file:line"; then indirect and possible leaks;
@@ -55,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 
 #include "internal.h"
 
@@ -308,9 +319,49 @@ static void consider(uintptr_t w, bool definite, long clique) {
   }
 }
 
+/* ---- reading memory that may go away (see the head of the file) ---- */
+#define FETCH_BYTES HAK_UNIT_SIZE
+static uintptr_t *fetch_buf; /* FETCH_BYTES from the descriptor arena */
+static bool fetch_direct;    /* process_vm_readv refused: plain loads */
+static pid_t self_pid;
+
+/* Start of the check: the buffer, and whether process_vm_readv works here. */
+static void fetch_init(void) {
+  self_pid = getpid();
+  fetch_buf = hak_meta_alloc(FETCH_BYTES);
+  uintptr_t probe = (uintptr_t)&fetch_buf;
+  struct iovec local = {fetch_buf, sizeof probe}, remote = {&probe, sizeof probe};
+  fetch_direct = fetch_buf == NULL || process_vm_readv(self_pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof probe;
+}
+
+/* The words of [a, a + n) (a word-aligned, n <= FETCH_BYTES, whole words)
+ * still mapped from a on: *out points at them; returns how many bytes (fewer
+ * than n: the page at a + that many is gone). */
+static size_t fetch(uintptr_t a, size_t n, const uintptr_t **out) {
+  if (fetch_direct) {
+    *out = (const uintptr_t *)a;
+    return n;
+  }
+  *out = fetch_buf;
+  struct iovec local = {fetch_buf, n}, remote = {(void *)a, n};
+  ssize_t got = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+  size_t first = HAK_PAGE_SIZE - (a & (HAK_PAGE_SIZE - 1));
+  if (got < 0 && first < n) { /* maybe a page further on is gone: the first page alone */
+    local.iov_len = remote.iov_len = first;
+    got = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+  }
+  return got > 0 ? (size_t)got & ~(sizeof(uintptr_t) - 1) : 0;
+}
+
 static void scan(uintptr_t lo, uintptr_t hi, bool definite, long clique) {
   lo = hak_align_up(lo, sizeof(void *));
-  for (uintptr_t a = lo; a + sizeof(void *) <= hi; a += sizeof(void *)) consider(*(const uintptr_t *)a, definite, clique);
+  while (lo < hi && hi - lo >= sizeof(void *)) {
+    size_t want = (hi - lo < FETCH_BYTES ? hi - lo : FETCH_BYTES) & ~(sizeof(void *) - 1);
+    const uintptr_t *w;
+    size_t got = fetch(lo, want, &w);
+    for (size_t i = 0; i < got / sizeof *w; i++) consider(w[i], definite, clique);
+    lo = got == want ? lo + got : ((lo + got) & ~(uintptr_t)(HAK_PAGE_SIZE - 1)) + HAK_PAGE_SIZE; /* past the page gone */
+  }
 }
 
 static void drain(long clique) {
@@ -538,6 +589,7 @@ static hak_noinline void check_at_exit(void) {
   atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
   __builtin_unwind_init(); /* the registers' values, in this frame, scanned with the stack */
   uintptr_t sp = stack_pointer();
+  hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
   /* Take the records: every shard locked while they are copied. */
   for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
   atomic_store(&leak_on, false);
@@ -548,6 +600,7 @@ static hak_noinline void check_at_exit(void) {
   work = hak_meta_alloc(work_cap * sizeof *work);
   if ((n && blk == NULL) || work == NULL) {
     for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
+    hak_scavenger_resume();
     hak_out_error("hakmem: leak check: out of memory, no check\n");
     return;
   }
@@ -559,12 +612,14 @@ static hak_noinline void check_at_exit(void) {
   sort_blocks(blk, nblk);
 
   dl_iterate_phdr(own_segments, (void *)(uintptr_t)&hak_leak_init);
+  fetch_init();
   scan_roots(sp);
   for (size_t i = 0; i < nblk; i++) { /* cliques */
     if (blk[i].state != UNREACHED) continue;
     push(i);
     drain((long)i);
   }
+  hak_scavenger_resume();
 
   size_t bytes[4] = {0}, count[4] = {0}, supp_bytes_total = 0, supp_count = 0;
   size_t cap = 16;

@@ -4,7 +4,15 @@
  * reachable, bytes and blocks).
  *
  *   leaks SCENARIO     direct | indirect | cycle | possible | reachable |
- *                      tiers | threads | clean | source
+ *                      tiers | threads | clean | source | big-root |
+ *                      big-root-churn
+ *
+ * big-root (not compared with memcheck: tests/leakcheck.sh runs it under
+ * hakmem only): 64 MiB mapped by the program, full of pointers into 10,000
+ * live blocks, so that the exit check scans it for a second or so, while
+ * 4,000 small and 4,000 100 KB blocks just freed are given back to the OS by
+ * hakmem's scavenger meanwhile. big-root-churn: the same while a thread of
+ * the program allocates and frees 1 MiB blocks all through the check.
  *
  * Every leak is made in a function of its own, and the stack below main is
  * cleared before it returns, so that no stale copy of a pointer is left in a
@@ -13,10 +21,12 @@
  * delays it). The source scenario is built with HAK_TRACE_SOURCE and linked
  * with libhakmem.a (tests/tests.mk). */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #ifdef HAK_TRACE_SOURCE
 #include "hakmem.h"
 #define ALLOC(n) hak_malloc(n)
@@ -150,6 +160,43 @@ static NOINLINE void threads(void) {
   for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
 }
 
+/* big-root: see the head of the file. churn: a thread of the program also
+ * allocates 200 blocks of 1 MiB and frees them, again and again, all
+ * through the exit check (large blocks: past the large cache's 64 ranges,
+ * a free unmaps). */
+static void **volatile big_keep;
+static void *churn_main(void *arg) {
+  (void)arg;
+  static void *p[200];
+  for (;;) {
+    for (int i = 0; i < 200; i++) touch(p[i] = ALLOC((size_t)1 << 20), 64);
+    for (int i = 0; i < 200; i++) free(p[i]); /* beyond the cache's 64 ranges: unmapped */
+  }
+  return NULL;
+}
+static NOINLINE void big_root(bool churn) {
+  size_t bytes = (size_t)64 << 20, nkeep = 10000;
+  big_keep = ALLOC(nkeep * sizeof *big_keep);
+  touch(big_keep, nkeep * sizeof *big_keep);
+  for (size_t i = 0; i < nkeep; i++) touch(big_keep[i] = ALLOC(16), 16);
+  uintptr_t *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) exit(2);
+  for (size_t i = 0; i < bytes / sizeof *m; i++) m[i] = (uintptr_t)big_keep[(i * 7919) % nkeep] + 8;
+  static void *small[4000], *medium[4000];
+  for (int i = 0; i < 4000; i++) {
+    touch(small[i] = ALLOC(48), 48);
+    touch(medium[i] = ALLOC(100000), 100);
+  }
+  for (int i = 0; i < 4000; i++) {
+    free(small[i]);
+    free(medium[i]);
+  }
+  memset(small, 0, sizeof small);
+  memset(medium, 0, sizeof medium);
+  pthread_t t;
+  if (churn && pthread_create(&t, NULL, churn_main, NULL) != 0) exit(2);
+}
+
 static NOINLINE void clean(void) {
   void *p[20];
   for (int i = 0; i < 20; i++) touch(p[i] = ALLOC((size_t)(i * 100 + 1)), 1);
@@ -183,13 +230,16 @@ int main(int argc, char **argv) {
     leak_tiers();
   } else if (strcmp(s, "threads") == 0) {
     threads();
+  } else if (strcmp(s, "big-root") == 0 || strcmp(s, "big-root-churn") == 0) {
+    big_root(strcmp(s, "big-root-churn") == 0);
   } else if (strcmp(s, "clean") == 0) {
     clean();
   } else if (strcmp(s, "source") == 0) {
     leak_direct_small();
     leak_list(3);
   } else {
-    fprintf(stderr, "usage: leaks direct|indirect|cycle|possible|reachable|tiers|threads|clean|source\n");
+    fprintf(stderr, "usage: leaks direct|indirect|cycle|possible|reachable|tiers|threads|clean|source|"
+                    "big-root|big-root-churn\n");
     return 2;
   }
   clear_stack();
