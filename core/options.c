@@ -41,8 +41,8 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
                    "on: SuperSlabs and large blocks of 2 MiB or more 2 MiB-aligned and advised as transparent huge "
                    "pages, when the system's THP mode is always or madvise (off, on or 0, 1)", false},
   [HAK_OPT_PROFILE] = {"profile", 0, 0, 0, NULL,
-                       "heap profiler on: write <prefix>.0001.heap, ... (google-pprof's format) at exit and on demand",
-                       true},
+                       "heap profiler on: write <prefix>.<pid>.0001.heap, ... (google-pprof's format) at exit and on "
+                       "demand", true},
   [HAK_OPT_PROFILE_RATE] = {"profile_rate", 512 * 1024, 1, (long)1 << 40, NULL,
                             "heap profiler: mean bytes allocated between two samples", false},
   [HAK_OPT_PROFILE_INTERVAL] = {"profile_interval", 0, 0, (long)1 << 50, NULL,
