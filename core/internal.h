@@ -361,7 +361,7 @@ extern pthread_mutex_t hak_meta_lock;
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
 void hak_scavenge_idle(void);             /* everything free back to the OS */
-void hak_scavenger_pause(void);           /* waits for the tick under way; no tick until resumed */
+bool hak_scavenger_pause(void);           /* waits (2 s at most) for the tick under way; no tick until resumed */
 void hak_scavenger_resume(void);
 
 /* ---- check.c: the checked build (config_check) -------------------------------

@@ -758,18 +758,12 @@ static void report_group(hak_out_t *o, const group_t *g) {
 
 static void *meta_or_null(size_t bytes) { return bytes ? hak_meta_alloc(bytes) : NULL; }
 
-/* An address below the caller's frame: its stack is scanned from here. */
-static hak_noinline uintptr_t stack_pointer(void) {
-  volatile char here = 0;
-  return (uintptr_t)&here;
-}
-
-static hak_noinline void check_at_exit(void) {
+/* The check; sp: where the exiting thread's stack is scanned from, above
+ * every frame of the check itself (check_at_exit). */
+static hak_noinline void check(uintptr_t sp) {
   hak_track_busy = true;
   atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
-  __builtin_unwind_init(); /* the registers' values, in this frame, scanned with the stack */
-  uintptr_t sp = stack_pointer();
-  hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
+  bool paused = hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
   /* Take the records: every shard locked while they are copied. */
   for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
   atomic_store(&leak_on, false);
@@ -780,7 +774,7 @@ static hak_noinline void check_at_exit(void) {
   work = hak_meta_alloc(work_cap * sizeof *work);
   if ((n && blk == NULL) || work == NULL) {
     for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
-    hak_scavenger_resume();
+    if (paused) hak_scavenger_resume();
     hak_out_error("hakmem: leak check: out of memory, no check\n");
     return;
   }
@@ -799,7 +793,7 @@ static hak_noinline void check_at_exit(void) {
     push(i);
     drain((long)i);
   }
-  hak_scavenger_resume();
+  if (paused) hak_scavenger_resume();
 
   size_t bytes[4] = {0}, count[4] = {0}, supp_bytes_total = 0, supp_count = 0;
   size_t cap = 16;
@@ -857,6 +851,22 @@ static hak_noinline void check_at_exit(void) {
     fflush(NULL);
     _exit((int)code);
   }
+}
+
+/* The atexit handler. The exiting thread's stack is scanned from this
+ * frame's stack pointer up: the registers' values saved in it
+ * (__builtin_unwind_init) and the program's frames, and nothing the check
+ * leaves in its own frames, all below (a copy of a mapping's start, or of a
+ * block's address, in one of them would make a block reachable). */
+static hak_noinline void check_at_exit(void) {
+  __builtin_unwind_init();
+  uintptr_t sp;
+#if defined(__x86_64__)
+  __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#else
+  sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+  check(sp);
 }
 
 /* ---- start-up and fork ----------------------------------------------------------------- */

@@ -24,8 +24,9 @@
  * Each tick's work runs under pass_lock, which hak_scavenger_pause takes to
  * hold the scavenger between two ticks: the leak checker's exit scan does,
  * so that no memory it may be reading is released by the scavenger
- * meanwhile. pass_lock comes first in the lock order (internal.h): the
- * scavenger takes it holding nothing, every other lock inside it. */
+ * meanwhile (waiting at most 2 s for the tick under way). pass_lock comes
+ * first in the lock order (internal.h): the scavenger takes it holding
+ * nothing, every other lock inside it. */
 #include <signal.h>
 #include <time.h>
 
@@ -49,7 +50,16 @@ static void *scavenger_stack;
 static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void hak_scavenger_pause(void) { pthread_mutex_lock(&pass_lock); }
+/* Waits at most PAUSE_WAIT_S for the tick under way: a tick waits for heap
+ * locks, and the caller may hold one (exit() from a signal handler that
+ * interrupted the allocator). false: not paused (nothing to resume). */
+#define PAUSE_WAIT_S 2
+bool hak_scavenger_pause(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += PAUSE_WAIT_S;
+  return pthread_mutex_timedlock(&pass_lock, &until) == 0;
+}
 void hak_scavenger_resume(void) { pthread_mutex_unlock(&pass_lock); }
 
 void hak_scavenge_idle(void) {
