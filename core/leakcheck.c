@@ -431,6 +431,26 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
+/* [lo, hi) less hakmem's own segments: a mapping may hold one and more (the
+ * kernel merges the anonymous part of a segment, its .bss, with an anonymous
+ * mapping made next to it), and hakmem's data holds addresses of blocks (a
+ * medium chunk's, a large block's) that would make them reachable. */
+static void scan_root_not_own(uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    uintptr_t cut = hi, resume = hi; /* the first own segment meeting [lo, hi) */
+    for (unsigned k = 0; k < nown; k++) {
+      if (own_hi[k] <= lo || own_lo[k] >= hi) continue;
+      uintptr_t from = own_lo[k] > lo ? own_lo[k] : lo;
+      if (from < cut) {
+        cut = from;
+        resume = own_hi[k] < hi ? own_hi[k] : hi;
+      }
+    }
+    if (lo < cut) scan_root(lo, cut);
+    lo = resume;
+  }
+}
+
 static uintptr_t parse_hex(const char **s) {
   uintptr_t v = 0;
   for (;; (*s)++) {
@@ -656,9 +676,7 @@ static void scan_roots(uintptr_t sp) {
       lo = main_thr->sp - RED_ZONE;
     else if (guard_below && (path[0] == '\0' || strncmp(path, "[anon", 5) == 0) && !hak_os_owns((void *)lo))
       lo = thread_stack_from(lo, hi, sp);
-    bool own = false;
-    for (unsigned k = 0; k < nown; k++) own |= lo >= own_lo[k] && hi <= own_hi[k];
-    if (!own && lo < hi) scan_root(lo, hi);
+    scan_root_not_own(lo, hi);
   }
   hak_meta_free(maps, cap);
 }
