@@ -144,9 +144,10 @@ int hak_hook_remove(int id);
 /* The heap profiler (off unless HAKMEM_PROFILE=<prefix> or started here).
  * Samples allocations every HAKMEM_PROFILE_RATE bytes on average (512 KiB)
  * and writes gperftools' heap profile format (google-pprof --text prog file).
- * hak_profile_start: a fresh profile, written to <prefix>.0001.heap, .0002,
- * ... by hak_profile_dump(NULL), every HAKMEM_PROFILE_INTERVAL bytes if set,
- * and at exit; 0, or -1 with errno EINVAL (no prefix, or too long).
+ * hak_profile_start: a fresh profile, written to <prefix>.<pid>.0001.heap,
+ * .0002, ... (never over an existing file) by hak_profile_dump(NULL), every
+ * HAKMEM_PROFILE_INTERVAL bytes if set, and at exit; 0, or -1 with errno
+ * EINVAL (no prefix, or too long).
  * hak_profile_stop: no more sampling; the profile is dropped. hak_profile_dump:
  * the profile now to path (NULL: the next numbered file); 0, or -1 with errno
  * (EINVAL: no profile is being taken). */

@@ -28,6 +28,7 @@
  *   out.c  observers.c  clock.c       reports without malloc; who watches; the tick clock
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
+ *  -4. pass_lock            (scavenger.c) a scavenger tick (the leak checker's exit scan holds it)
  *  -3. prof_lock            (profile.c) the heap profile's buckets and sampled blocks
  *  -2. leak table shards    (leakcheck.c) the blocks' records, one lock per shard
  *  -1. stack table shards   (stack.c)  the call stacks kept
@@ -427,6 +428,8 @@ extern pthread_mutex_t hak_meta_lock;
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
 void hak_release_free(void);              /* everything free back to the OS (but own magazines) */
+bool hak_scavenger_pause(void);           /* waits (2 s at most) for the tick under way; no tick until resumed */
+void hak_scavenger_resume(void);
 
 /* ---- check.c: the checked build (config_check) -------------------------------
  * Every allocation gets HAK_CHECK_TAIL more bytes than asked: the last 8 bytes

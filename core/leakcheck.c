@@ -13,13 +13,17 @@
  * after the program's own handlers). The algorithm is memcheck's
  * (mc_leakcheck.c, described in valgrind's manual):
  *  1. Roots: every readable and writable mapping of /proc/self/maps — the
- *     data segments of every loaded object, anonymous mappings (other
- *     threads' stacks, the program's own mmaps), the exiting thread's stack
+ *     data segments of every loaded object, anonymous mappings (the
+ *     program's own mmaps, threads' stacks), the exiting thread's stack
  *     from its stack pointer up, its registers spilled there — except the
  *     units hakmem mapped (its blocks, descriptors, magazines and these
  *     tables: os.c) and, when hakmem is a shared object, its own data.
  *     Each aligned word that points at a live block marks it: at its start,
  *     reachable; inside it, possibly reachable.
+ *     Threads' stacks (below, "Stacks"): as memcheck, which scans a stack
+ *     only above its stack pointer, a stack is scanned from the stack
+ *     pointer up where that is known, and a thread that has exited leaves
+ *     only its TLS and thread descriptor as roots, not its stack.
  *  2. The marked blocks are scanned in turn, word by word, with the same
  *     rule; a block reached only from possibly reachable ones, or only by
  *     interior pointers, stays possible.
@@ -30,6 +34,36 @@
  * may be seen half done (LeakSanitizer stops them; memcheck runs at the very
  * end). Blocks allocated before the checker started (none when it starts
  * from the option) are not known.
+ *
+ * Memory that goes away. The scavenger is paused for the whole scan
+ * (hak_scavenger_pause), so hakmem releases nothing on its own meanwhile;
+ * a thread of the program still running may free a block and hakmem then
+ * unmap it, or unmap memory of its own. So every word is read through a copy
+ * (process_vm_readv of the process itself, 64 KiB at a time), which fails
+ * on an address no longer mapped where a load would crash: a page gone is
+ * skipped. Where that call is refused (a seccomp filter), memory is read
+ * directly.
+ *
+ * Stacks. glibc (x86-64) puts a thread's descriptor (TCB: its first word and
+ * its third point at itself, by the TLS ABI) at the top of the thread's stack
+ * mapping, with the thread's TLS below it, and keeps an exited thread's
+ * mapping (cached for the next thread) with the descriptor's thread id
+ * cleared by the kernel. The offset of the id is learnt from the exiting
+ * thread's own descriptor, and the static TLS's extent from its TLS blocks
+ * (dl_iterate_phdr). An anonymous mapping above a guard page (PROT_NONE)
+ * whose top 16 KiB hold a descriptor is a thread's stack:
+ *   - the exiting thread's: scanned from its stack pointer up;
+ *   - a live thread's (in /proc/self/task): from its stack pointer (less
+ *     the 128-byte red zone of the ABI) up when the thread is blocked
+ *     (/proc/self/task/<tid>/syscall gives it); a thread running meanwhile
+ *     has its whole stack scanned, stale words below its stack pointer too;
+ *   - an exited thread's: only its TLS and descriptor (above its last stack
+ *     pointer, as memcheck sees them: the descriptor points at the thread's
+ *     DTV, malloc'd by glibc).
+ * The main thread's stack ([stack]) is scanned from its stack pointer up
+ * when it is the exiting thread or blocked. Stacks that the program
+ * supplied (pthread_attr_setstack), or made without a guard page, are
+ * scanned whole.
  *
  * Report: "Direct leak of N byte(s) in K object(s) allocated from:" with the
  * frames "#i 0x... in function (object+0xoffset)" and, for calls built with
@@ -55,6 +89,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 
 #include "internal.h"
 
@@ -311,9 +347,49 @@ static void consider(uintptr_t w, bool definite, long clique) {
   }
 }
 
+/* ---- reading memory that may go away (see the head of the file) ---- */
+#define FETCH_BYTES HAK_UNIT_SIZE
+static uintptr_t *fetch_buf; /* FETCH_BYTES from the descriptor arena */
+static bool fetch_direct;    /* process_vm_readv refused: plain loads */
+static pid_t self_pid;
+
+/* Start of the check: the buffer, and whether process_vm_readv works here. */
+static void fetch_init(void) {
+  self_pid = getpid();
+  fetch_buf = hak_meta_alloc(FETCH_BYTES);
+  uintptr_t probe = (uintptr_t)&fetch_buf;
+  struct iovec local = {fetch_buf, sizeof probe}, remote = {&probe, sizeof probe};
+  fetch_direct = fetch_buf == NULL || process_vm_readv(self_pid, &local, 1, &remote, 1, 0) != (ssize_t)sizeof probe;
+}
+
+/* The words of [a, a + n) (a word-aligned, n <= FETCH_BYTES, whole words)
+ * still mapped from a on: *out points at them; returns how many bytes (fewer
+ * than n: the page at a + that many is gone). */
+static size_t fetch(uintptr_t a, size_t n, const uintptr_t **out) {
+  if (fetch_direct) {
+    *out = (const uintptr_t *)a;
+    return n;
+  }
+  *out = fetch_buf;
+  struct iovec local = {fetch_buf, n}, remote = {(void *)a, n};
+  ssize_t got = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+  size_t first = HAK_PAGE_SIZE - (a & (HAK_PAGE_SIZE - 1));
+  if (got < 0 && first < n) { /* maybe a page further on is gone: the first page alone */
+    local.iov_len = remote.iov_len = first;
+    got = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+  }
+  return got > 0 ? (size_t)got & ~(sizeof(uintptr_t) - 1) : 0;
+}
+
 static void scan(uintptr_t lo, uintptr_t hi, bool definite, long clique) {
   lo = hak_align_up(lo, sizeof(void *));
-  for (uintptr_t a = lo; a + sizeof(void *) <= hi; a += sizeof(void *)) consider(*(const uintptr_t *)a, definite, clique);
+  while (lo < hi && hi - lo >= sizeof(void *)) {
+    size_t want = (hi - lo < FETCH_BYTES ? hi - lo : FETCH_BYTES) & ~(sizeof(void *) - 1);
+    const uintptr_t *w;
+    size_t got = fetch(lo, want, &w);
+    for (size_t i = 0; i < got / sizeof *w; i++) consider(w[i], definite, clique);
+    lo = got == want ? lo + got : ((lo + got) & ~(uintptr_t)(HAK_PAGE_SIZE - 1)) + HAK_PAGE_SIZE; /* past the page gone */
+  }
 }
 
 static void drain(long clique) {
@@ -358,6 +434,26 @@ static int own_segments(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
+/* [lo, hi) less hakmem's own segments: a mapping may hold one and more (the
+ * kernel merges the anonymous part of a segment, its .bss, with an anonymous
+ * mapping made next to it), and hakmem's data holds addresses of blocks (a
+ * medium chunk's, a large block's) that would make them reachable. */
+static void scan_root_not_own(uintptr_t lo, uintptr_t hi) {
+  while (lo < hi) {
+    uintptr_t cut = hi, resume = hi; /* the first own segment meeting [lo, hi) */
+    for (unsigned k = 0; k < nown; k++) {
+      if (own_hi[k] <= lo || own_lo[k] >= hi) continue;
+      uintptr_t from = own_lo[k] > lo ? own_lo[k] : lo;
+      if (from < cut) {
+        cut = from;
+        resume = own_hi[k] < hi ? own_hi[k] : hi;
+      }
+    }
+    if (lo < cut) scan_root(lo, cut);
+    lo = resume;
+  }
+}
+
 static uintptr_t parse_hex(const char **s) {
   uintptr_t v = 0;
   for (;; (*s)++) {
@@ -395,6 +491,149 @@ static char *read_file(const char *path, size_t *len, size_t *cap) {
   return buf;
 }
 
+/* ---- threads' stacks (see the head of the file) ---------------------------------- */
+#define RED_ZONE 128            /* below the stack pointer, still the function's (x86-64 ABI) */
+#define TCB_SEARCH (16 * 1024)  /* a thread's descriptor lies this near the top of its mapping */
+typedef struct thr_s {
+  pid_t tid;
+  uintptr_t sp;                 /* 0: not known (the thread was running) */
+} thr_t;
+static thr_t *thr;              /* the live threads but the exiting one, by tid */
+static size_t nthr, thr_cap;
+static pid_t self_tid;
+static int tid_off = -1;        /* the thread id's offset in a descriptor; -1: not learnt */
+static uintptr_t tls_span;      /* bytes of static TLS below a descriptor */
+
+#if defined(__x86_64__)
+/* The lowest static TLS block of the calling thread below its descriptor tp. */
+static int tls_lowest(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  uintptr_t tp = (uintptr_t)__builtin_thread_pointer(), data = (uintptr_t)info->dlpi_tls_data;
+  uintptr_t *span = arg;
+  if (data != 0 && data < tp && tp - data < ((uintptr_t)64 << 20) && tp - data > *span) *span = tp - data;
+  return 0;
+}
+#endif
+
+/* Learns the descriptor's layout from the calling thread's own. */
+static void tcb_learn(void) {
+  self_tid = (pid_t)syscall(SYS_gettid);
+#if defined(__x86_64__)
+  const char *tp = __builtin_thread_pointer();
+  if (*(const uintptr_t *)tp != (uintptr_t)tp || *(const uintptr_t *)(tp + 16) != (uintptr_t)tp) return;
+  for (int off = 24; off < 1024; off += (int)sizeof(pid_t))
+    if (*(const pid_t *)(tp + off) == self_tid) {
+      tid_off = off;
+      break;
+    }
+  dl_iterate_phdr(tls_lowest, &tls_span);
+#endif
+}
+
+static void thr_add(pid_t tid, uintptr_t sp) {
+  if (nthr == thr_cap) {
+    size_t cap = thr_cap ? thr_cap * 2 : 256;
+    thr_t *fresh = hak_meta_alloc(cap * sizeof *fresh);
+    if (fresh == NULL) return;
+    if (thr != NULL) {
+      memcpy(fresh, thr, nthr * sizeof *thr);
+      hak_meta_free(thr, thr_cap * sizeof *thr);
+    }
+    thr = fresh;
+    thr_cap = cap;
+  }
+  size_t i = nthr++;
+  for (; i > 0 && thr[i - 1].tid > tid; i--) thr[i] = thr[i - 1];
+  thr[i] = (thr_t){tid, sp};
+}
+
+static const thr_t *thr_find(pid_t tid) {
+  size_t lo = 0, hi = nthr;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (thr[mid].tid == tid) return &thr[mid];
+    if (thr[mid].tid < tid) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}
+
+/* A blocked thread's stack pointer (/proc/self/task/<tid>/syscall: "<nr>
+ * <six arguments> <sp> <pc>", or "-1 <sp> <pc>"), or 0 while it runs. */
+static uintptr_t thread_sp(pid_t tid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+  for (int attempt = 0; attempt < 3; attempt++) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    if (strncmp(buf, "running", 7) != 0) {
+      const char *tok[12];
+      int ntok = 0;
+      for (char *c = buf; *c != '\0' && ntok < 12;) {
+        while (*c == ' ' || *c == '\n') c++;
+        if (*c == '\0') break;
+        tok[ntok++] = c;
+        while (*c != '\0' && *c != ' ' && *c != '\n') c++;
+      }
+      if (ntok < 3 || strncmp(tok[ntok - 2], "0x", 2) != 0) return 0;
+      const char *h = tok[ntok - 2] + 2;
+      return parse_hex(&h);
+    }
+    sched_yield(); /* running: perhaps about to block */
+  }
+  return 0;
+}
+
+/* The live threads (/proc/self/task) but this one, with their stack pointers. */
+static void threads_read(void) {
+  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct dirent64_s {
+    uint64_t ino;
+    int64_t off;
+    unsigned short reclen;
+    unsigned char type;
+    char name[];
+  };
+  _Alignas(8) char buf[4096];
+  long n;
+  while ((n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0)
+    for (long off = 0; off < n;) {
+      const struct dirent64_s *d = (const struct dirent64_s *)(buf + off);
+      off += d->reclen;
+      long tid = strtol(d->name, NULL, 10);
+      if (tid > 0 && tid != self_tid) thr_add((pid_t)tid, thread_sp((pid_t)tid));
+    }
+  close(fd);
+}
+
+/* [lo, hi), an anonymous mapping above a guard page: a thread's stack if a
+ * descriptor lies in its top; returns where its scan starts. */
+static uintptr_t thread_stack_from(uintptr_t lo, uintptr_t hi, uintptr_t self_sp) {
+  if (tid_off < 0 || hi - lo < TCB_SEARCH) return lo;
+  uintptr_t top = hi - TCB_SEARCH;
+  const uintptr_t *w;
+  if (fetch(top, TCB_SEARCH, &w) != TCB_SEARCH) return lo;
+  const char *base = (const char *)w;
+  for (size_t k = TCB_SEARCH / 64; k-- > 0;) { /* 64-byte aligned, from the top down */
+    size_t at = k * 64;
+    uintptr_t t = top + at;
+    if (w[at / 8] != t || w[at / 8 + 2] != t || at + (size_t)tid_off + sizeof(pid_t) > TCB_SEARCH) continue;
+    pid_t tid;
+    memcpy(&tid, base + at + tid_off, sizeof tid);
+    if (tid == self_tid) return self_sp >= lo && self_sp < hi ? self_sp : lo;
+    const thr_t *th = tid != 0 ? thr_find(tid) : NULL;
+    if (th == NULL) return t - tls_span > lo ? t - tls_span : lo; /* exited: its TLS and descriptor */
+    if (th->sp > lo + RED_ZONE && th->sp < hi) return th->sp - RED_ZONE;
+    return lo; /* running: the whole stack */
+  }
+  return lo;
+}
+
 /* Every root range of /proc/self/maps; sp: the exiting thread's stack
  * pointer (its stack is scanned from there up). */
 static void scan_roots(uintptr_t sp) {
@@ -404,6 +643,11 @@ static void scan_roots(uintptr_t sp) {
     hak_out_error("hakmem: leak check: cannot read /proc/self/maps: every block counts as leaked\n");
     return;
   }
+  tcb_learn();
+  threads_read();
+  const thr_t *main_thr = thr_find(self_pid);
+  uintptr_t prev_hi = 0;
+  bool prev_guard = false;
   for (char *line = maps, *next; line < maps + len; line = next) {
     char *nl = strchr(line, '\n');
     next = nl != NULL ? nl + 1 : maps + len;
@@ -414,6 +658,9 @@ static void scan_roots(uintptr_t sp) {
     uintptr_t hi = parse_hex(&s);
     s++;
     bool rw = s[0] == 'r' && s[1] == 'w';
+    bool guard_below = prev_guard && prev_hi == lo;
+    prev_guard = strncmp(s, "---p", 4) == 0;
+    prev_hi = hi;
     const char *path = s;
     for (int field = 0; field < 4 && *path != '\0'; field++) { /* perms offset dev inode */
       path = strchr(path, ' ');
@@ -428,9 +675,11 @@ static void scan_roots(uintptr_t sp) {
     bool device = strncmp(path, "/dev/", 5) == 0 && strncmp(path, "/dev/zero", 9) != 0;
     if (!rw || special || device) continue;
     if (sp >= lo && sp < hi) lo = sp;
-    bool own = false;
-    for (unsigned k = 0; k < nown; k++) own |= lo >= own_lo[k] && hi <= own_hi[k];
-    if (!own) scan_root(lo, hi);
+    else if (strncmp(path, "[stack]", 7) == 0 && main_thr != NULL && main_thr->sp > lo + RED_ZONE && main_thr->sp < hi)
+      lo = main_thr->sp - RED_ZONE;
+    else if (guard_below && (path[0] == '\0' || strncmp(path, "[anon", 5) == 0) && !hak_os_owns((void *)lo))
+      lo = thread_stack_from(lo, hi, sp);
+    scan_root_not_own(lo, hi);
   }
   hak_meta_free(maps, cap);
 }
@@ -530,17 +779,12 @@ static void report_group(hak_out_t *o, const group_t *g) {
 
 static void *meta_or_null(size_t bytes) { return bytes ? hak_meta_alloc(bytes) : NULL; }
 
-/* An address below the caller's frame: its stack is scanned from here. */
-static hak_noinline uintptr_t stack_pointer(void) {
-  volatile char here = 0;
-  return (uintptr_t)&here;
-}
-
-static hak_noinline void check_leaks(void) {
+/* The check; sp: where the exiting thread's stack is scanned from, above
+ * every frame of the check itself (check_at_exit). */
+static hak_noinline void check(uintptr_t sp) {
   hak_track_busy = true;
   atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
-  __builtin_unwind_init(); /* the registers' values, in this frame, scanned with the stack */
-  uintptr_t sp = stack_pointer();
+  bool paused = hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
   /* Take the records: every shard locked while they are copied. */
   for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
   atomic_store(&leak_on, false);
@@ -551,6 +795,7 @@ static hak_noinline void check_leaks(void) {
   work = hak_meta_alloc(work_cap * sizeof *work);
   if ((n && blk == NULL) || work == NULL) {
     for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
+    if (paused) hak_scavenger_resume();
     hak_out_error("hakmem: leak check: out of memory, no check\n");
     return;
   }
@@ -562,12 +807,14 @@ static hak_noinline void check_leaks(void) {
   sort_blocks(blk, nblk);
 
   dl_iterate_phdr(own_segments, (void *)(uintptr_t)&hak_leak_init);
+  fetch_init();
   scan_roots(sp);
   for (size_t i = 0; i < nblk; i++) { /* cliques */
     if (blk[i].state != UNREACHED) continue;
     push(i);
     drain((long)i);
   }
+  if (paused) hak_scavenger_resume();
 
   size_t bytes[4] = {0}, count[4] = {0}, supp_bytes_total = 0, supp_count = 0;
   size_t cap = 16;
@@ -627,12 +874,22 @@ static hak_noinline void check_leaks(void) {
   }
 }
 
-/* The exit check, with every signal blocked: no handler runs while the
- * records and their locks are read. */
-static void check_at_exit(void) {
-  sigset_t old;
+/* The atexit handler. The exiting thread's stack is scanned from this
+ * frame's stack pointer up: the registers' values saved in it
+ * (__builtin_unwind_init) and the program's frames, and nothing the check
+ * leaves in its own frames, all below (a copy of a mapping's start, or of a
+ * block's address, in one of them would make a block reachable). */
+static hak_noinline void check_at_exit(void) {
+  __builtin_unwind_init();
+  uintptr_t sp;
+#if defined(__x86_64__)
+  __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+#else
+  sp = (uintptr_t)__builtin_frame_address(0);
+#endif
+  sigset_t old; /* no handler runs while the records and their locks are read */
   hak_signals_block(&old);
-  check_leaks();
+  check(sp);
   hak_signals_restore(&old);
 }
 

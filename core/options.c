@@ -3,8 +3,16 @@
  * option is always HAKMEM_ followed by its name in capitals (stats ->
  * HAKMEM_STATS), so name and variable cannot drift. This is the only file
  * that reads the environment. hak_options_print() lists the table;
- * HAKMEM_VERBOSE=1 prints it at start-up. */
+ * HAKMEM_VERBOSE=1 prints it at start-up.
+ *
+ * A value is one of the option's words or a decimal number (digits, a minus
+ * sign first at most: no spaces, no '+', nothing after it) in the option's
+ * range, and, for options that accept only some of the range, one of those
+ * (allowed). Anything else is reported on stderr, in one line saying what
+ * is accepted, and the default is used. */
 #include <ctype.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,17 +27,44 @@ typedef struct hak_option_desc_s {
   const char *const *words; /* optional: words[v] names value v, accepted as well as v */
   const char *meaning;
   bool        is_text;      /* a text value (a path): min and max unused */
+  /* optional: NULL when v (in [min, max]) is accepted, else what is ("is not <that>") */
+  const char *(*allowed)(long v);
 } hak_option_desc_t;
 
 static const char *const stats_words[] = {"off", "text", "json", NULL};
 static const char *const off_on_words[] = {"off", "on", NULL};
 
+/* The statistics signal: one whose arrival decides nothing about the
+ * program's fate unless it asks, so that hakmem may take it: SIGUSR1,
+ * SIGUSR2 and the real-time signals. Not SIGINT, SIGTERM, SIGSEGV, ...: a
+ * handler that only raises a flag would keep a program alive that should
+ * stop (a fault returns to the faulting instruction for ever). */
+static const char *signal_allowed(long v) {
+  static char text[160];
+  if (v == 0 || v == SIGUSR1 || v == SIGUSR2 || (v >= SIGRTMIN && v <= SIGRTMAX)) return NULL;
+  snprintf(text, sizeof text, "0 (off), %d (SIGUSR1), %d (SIGUSR2) or a real-time signal (%d to %d): other signals "
+           "decide a program's fate", SIGUSR1, SIGUSR2, (int)SIGRTMIN, (int)SIGRTMAX);
+  return text;
+}
+
+/* The least profile interval, 64 MiB: a dump happens at a sample, so an
+ * interval below the sampling rate (512 KiB by default) dumps at every
+ * sample (a program allocating 2 GB wrote some 3,400 files with an interval
+ * of 1); from 64 MiB on, a dump holds some 128 new samples at the default
+ * rate, and the files number at most 16 per GiB allocated. */
+#define PROFILE_INTERVAL_MIN ((long)64 << 20)
+static const char *interval_allowed(long v) {
+  return v == 0 || v >= PROFILE_INTERVAL_MIN ? NULL : "0 (off) or at least 67108864 (64 MiB): a shorter interval "
+                                                       "writes a file at nearly every sample";
+}
+
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_STATS]   = {"stats", 0, 0, 2, stats_words, "statistics at exit: off, text or json (0, 1, 2)", false},
   [HAK_OPT_STATS_FILE] = {"stats_file", 0, 0, 0, NULL, "write the statistics to this file instead of stderr", true},
   [HAK_OPT_STATS_SIGNAL] = {"stats_signal", 0, 0, 64, NULL,
-                            "0 (off) or a signal number: on that signal, statistics at the allocator's next slow path "
-                            "(or scavenger tick)", false},
+                            "0 (off) or SIGUSR1, SIGUSR2 or a real-time signal (10, 12, 34-64): on that signal, "
+                            "statistics at the allocator's next slow path (or scavenger tick); a handler the program "
+                            "had for it still runs", false, signal_allowed},
   [HAK_OPT_STATS_PEAK] = {"stats_peak", 0, 0, 1, NULL,
                           "1: the statistics also give the figures at the process's peak RSS (slower: the "
                           "structures are walked each time the RSS grows by 1/32)", false},
@@ -41,12 +76,13 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
                    "on: SuperSlabs and large blocks of 2 MiB or more 2 MiB-aligned and advised as transparent huge "
                    "pages, when the system's THP mode is always or madvise (off, on or 0, 1)", false},
   [HAK_OPT_PROFILE] = {"profile", 0, 0, 0, NULL,
-                       "heap profiler on: write <prefix>.0001.heap, ... (google-pprof's format) at exit and on demand",
-                       true},
+                       "heap profiler on: write <prefix>.<pid>.0001.heap, ... (google-pprof's format) at exit and on "
+                       "demand", true},
   [HAK_OPT_PROFILE_RATE] = {"profile_rate", 512 * 1024, 1, (long)1 << 40, NULL,
                             "heap profiler: mean bytes allocated between two samples", false},
   [HAK_OPT_PROFILE_INTERVAL] = {"profile_interval", 0, 0, (long)1 << 50, NULL,
-                                "heap profiler: also dump every this many bytes allocated (0: never)", false},
+                                "heap profiler: also dump every this many bytes allocated (0: never; at least 64 MiB)",
+                                false, interval_allowed},
   [HAK_OPT_LEAKCHECK] = {"leakcheck", 0, 0, 1, NULL,
                          "1: keep every allocation's call stack and report the leaks at exit", false},
   [HAK_OPT_LEAKCHECK_FILE] = {"leakcheck_file", 0, 0, 0, NULL, "the leak report to this file instead of stderr", true},
@@ -77,16 +113,20 @@ static const char *env_name(const hak_option_desc_t *d, char out[ENV_NAME_MAX]) 
 
 extern char **environ;
 
-/* The value s names: one of d's words, or a number in its range. */
+/* The value s names: one of d's words, or a decimal number (an optional
+ * minus sign, then digits only) in its range; false when s is neither. */
 static bool parse_value(const hak_option_desc_t *d, const char *s, long *out) {
   for (long w = 0; d->words != NULL && d->words[w] != NULL; w++)
     if (strcmp(s, d->words[w]) == 0) {
       *out = w;
       return true;
     }
+  const char *digits = s[0] == '-' ? s + 1 : s;
+  if (!isdigit((unsigned char)digits[0])) return false; /* strtol would skip spaces and take '+' */
   char *end;
+  errno = 0;
   long v = strtol(s, &end, 10);
-  if (end == s || *end != '\0' || v < d->min || v > d->max) return false;
+  if (errno != 0 || *end != '\0' || v < d->min || v > d->max) return false;
   *out = v;
   return true;
 }
@@ -123,8 +163,13 @@ void hak_options_init(void) {
     }
     long v;
     if (!parse_value(d, s, &v)) {
-      fprintf(stderr, "hakmem: %s=%s is not %s in [%ld, %ld]; using %ld\n", env, s,
+      fprintf(stderr, "hakmem: %s='%s' is not %s in [%ld, %ld]; using %ld\n", env, s,
               d->words ? "a known word or a number" : "a number", d->min, d->max, d->def);
+      continue;
+    }
+    const char *accepted = d->allowed != NULL ? d->allowed(v) : NULL;
+    if (accepted != NULL) {
+      fprintf(stderr, "hakmem: %s='%s' is not %s; using %ld\n", env, s, accepted, d->def);
       continue;
     }
     option_value[i] = v;

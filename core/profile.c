@@ -29,7 +29,13 @@
  *   MAPPED_LIBRARIES:
  *   <the process's /proc/self/maps>
  * Counts are the samples themselves; google-pprof scales them by the rate.
- * Files are named <prefix>.0001.heap, .0002, ... (a forked child: <prefix>.<pid>.0001.heap).
+ * Files are named <prefix>.<pid>.0001.heap, .0002, ... in every process (as
+ * jemalloc's <prefix>.<pid>.<seq>...heap), so that two processes with the
+ * same HAKMEM_PROFILE (a program and the one that runs it, a forked child)
+ * never write the same file; each is created exclusively (O_EXCL), and a
+ * name already taken (a file left by an earlier process of the same pid)
+ * is passed over for the next number: no file is ever overwritten. A path
+ * given to hak_profile_dump is written as asked (replaced if it exists).
  *
  * One lock, prof_lock: the buckets, the table of sampled blocks alive, the
  * file numbering. Taken before the stack table's shard locks (stack.c) and
@@ -55,7 +61,6 @@ static bool prof_on;              /* under prof_lock */
 static bool at_exit_set;
 static char prefix[PATH_MAX - 32];
 static unsigned dump_seq;
-static bool forked;               /* a forked child: its files carry its pid */
 static _Atomic uint64_t rate = 512 * 1024;
 static uint64_t interval, next_dump; /* HAKMEM_PROFILE_INTERVAL */
 static _Atomic uint64_t allocated;   /* bytes allocated since start, counted at each sample */
@@ -232,10 +237,8 @@ static void reset_locked(void) {
 }
 
 /* ---- dumps ---------------------------------------------------------------------------------- */
-/* Writes the profile to path. prof_lock held. */
-static int dump_locked(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
+/* Writes the profile to fd, which it closes. prof_lock held. */
+static int dump_locked(int fd) {
   hak_out_t o = {.fd = fd};
   uint64_t in_n = 0, in_b = 0, all_n = 0, all_b = 0;
   for (chunk_t *c = chunks; c != NULL; c = c->next)
@@ -268,15 +271,29 @@ static int dump_locked(const char *path) {
   return failed ? -1 : 0;
 }
 
-/* The next numbered file of the prefix; loud: say so when it cannot be
- * written (the dumps nobody asked for by a call). prof_lock held. */
+/* A name already taken is passed over; after this many in a row, give up. */
+#define NAME_TRIES 1000
+
+/* The next numbered file of the prefix, <prefix>.<pid>.<seq>.heap, created
+ * exclusively; loud: say so when it cannot be written (the dumps nobody asked
+ * for by a call). prof_lock held. */
 static int dump_numbered_locked(bool loud) {
   char path[PATH_MAX];
-  if (forked) snprintf(path, sizeof path, "%s.%d.%04u.heap", prefix, (int)getpid(), ++dump_seq);
-  else snprintf(path, sizeof path, "%s.%04u.heap", prefix, ++dump_seq);
-  int r = dump_locked(path);
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < NAME_TRIES; tries++) {
+    snprintf(path, sizeof path, "%s.%d.%04u.heap", prefix, (int)getpid(), ++dump_seq);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  int r = fd >= 0 ? dump_locked(fd) : -1;
   if (r != 0 && loud) hak_out_error("hakmem: heap profile: cannot write %s: %s\n", path, strerror(errno));
   return r;
+}
+
+/* hak_profile_dump(path): that file, replaced if it exists. prof_lock held. */
+static int dump_path_locked(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  return fd >= 0 ? dump_locked(fd) : -1;
 }
 
 static void at_exit(void) {
@@ -380,7 +397,7 @@ __attribute__((visibility("default"))) int hak_profile_dump(const char *path) {
     errno = EINVAL; /* no profile being taken */
     r = -1;
   } else {
-    r = path != NULL ? dump_locked(path) : dump_numbered_locked(false);
+    r = path != NULL ? dump_path_locked(path) : dump_numbered_locked(false);
   }
   pthread_mutex_unlock(&prof_lock);
   hak_signals_restore(&old);
@@ -401,6 +418,5 @@ void hak_prof_fork_prepare(void) { pthread_mutex_lock(&prof_lock); }
 void hak_prof_fork_parent(void) { pthread_mutex_unlock(&prof_lock); }
 void hak_prof_fork_child(void) {
   pthread_mutex_init(&prof_lock, NULL);
-  forked = true;
-  dump_seq = 0;
+  dump_seq = 0; /* the child's own files: its pid, from .0001 */
 }

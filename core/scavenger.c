@@ -19,7 +19,14 @@
  *     heap, free pages of partly used bitmap slabs (heap.c, slab.c), the pool,
  *     free medium pages, the large cache. Memory leaves RSS (MADV_DONTNEED or
  *     munmap), never lingering as LazyFree.
- * Thread magazines belong to their threads and stay as they are. */
+ * Thread magazines belong to their threads and stay as they are.
+ *
+ * Each tick's work runs under pass_lock, which hak_scavenger_pause takes to
+ * hold the scavenger between two ticks: the leak checker's exit scan does,
+ * so that no memory it may be reading is released by the scavenger
+ * meanwhile (waiting at most 2 s for the tick under way). pass_lock comes
+ * first in the lock order (internal.h): the scavenger takes it holding
+ * nothing, every other lock inside it. */
 #include <signal.h>
 #include <time.h>
 
@@ -41,6 +48,19 @@ static _Atomic uint32_t retry_in;
 #endif
 static void *scavenger_stack;
 static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Waits at most PAUSE_WAIT_S for the tick under way: a tick waits for heap
+ * locks, and the caller may hold one (exit() from a signal handler that
+ * interrupted the allocator). false: not paused (nothing to resume). */
+#define PAUSE_WAIT_S 2
+bool hak_scavenger_pause(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += PAUSE_WAIT_S;
+  return pthread_mutex_timedlock(&pass_lock, &until) == 0;
+}
+void hak_scavenger_resume(void) { pthread_mutex_unlock(&pass_lock); }
 
 /* The one sequence that gives everything free back to the OS (but the
  * calling thread's magazines, which hak_flush and hak_reset flush first): the
@@ -77,6 +97,7 @@ static void *scavenger_main(void *arg) {
   bool scavenged = false;
   for (;;) {
     nanosleep(&tick, NULL);
+    pthread_mutex_lock(&pass_lock);
     hak_stats_poll();
     size_t released_before = atomic_load(&hak_os_counters.released_bytes);
     atomic_fetch_add_explicit(&hak_clock_tick, 1, memory_order_relaxed);
@@ -102,6 +123,7 @@ static void *scavenger_main(void *arg) {
       atomic_fetch_add(&passes, 1);
       atomic_fetch_add(&released, gave);
     }
+    pthread_mutex_unlock(&pass_lock);
   }
   return NULL;
 }
@@ -141,5 +163,9 @@ void hak_scavenger_start(void) {
   }
 }
 
-/* The child of fork has no scavenger thread: the next slow path starts one. */
-void hak_scavenger_fork_child(void) { atomic_store(&scavenger_started, 0); }
+/* The child of fork has no scavenger thread: the next slow path starts one.
+ * pass_lock may have been held by the parent's scavenger, which is not here. */
+void hak_scavenger_fork_child(void) {
+  pthread_mutex_init(&pass_lock, NULL);
+  atomic_store(&scavenger_started, 0);
+}

@@ -13,7 +13,13 @@
  *
  * At exit (HAKMEM_STATS=text|json), to HAKMEM_STATS_FILE or stderr; on the
  * signal HAKMEM_STATS_SIGNAL, at the next slow path or scavenger tick (a
- * signal handler may not take the allocator's locks: it only raises a flag). */
+ * signal handler may not take the allocator's locks: it only raises a flag).
+ * The signal is SIGUSR1, SIGUSR2 or a real-time one (options.c). A handler
+ * the program had installed for it before hakmem's (at hakmem's
+ * initialisation) is called from hakmem's, with the same arguments, mask
+ * and flags (SA_RESTART, SA_NODEFER, SA_RESETHAND, SA_ONSTACK as it asked);
+ * one the program installs later replaces hakmem's, as any sigaction does:
+ * then the signal is the program's alone, and no statistics come of it. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -324,21 +330,38 @@ static void emit(void) {
 void hak_stats_at_exit(void) { emit(); }
 
 static volatile sig_atomic_t stats_wanted;
-static void on_signal(int sig) {
-  (void)sig;
+static struct sigaction program_action; /* the signal's action before hakmem's */
+
+static void on_signal(int sig, siginfo_t *info, void *ctx) {
   stats_wanted = 1;
+  if (program_action.sa_flags & SA_SIGINFO) program_action.sa_sigaction(sig, info, ctx);
+  else if (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN)
+    program_action.sa_handler(sig);
 }
 
 void hak_stats_peak_init(void) { atomic_store(&peak_on, true); }
 
+/* Catches the statistics signal (options.c accepts only those that decide
+ * nothing about a program's fate), keeping the program's handler, if any, to
+ * call: its mask, and its flags that change how it runs. */
 void hak_stats_signal_init(void) {
   long sig = hak_option(HAK_OPT_STATS_SIGNAL);
   if (sig <= 0) return;
+  if (sigaction((int)sig, NULL, &program_action) != 0) {
+    fprintf(stderr, "hakmem: cannot catch signal %ld for statistics\n", sig);
+    return;
+  }
+  bool handler = (program_action.sa_flags & SA_SIGINFO) ||
+                 (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN);
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
+  if (handler) {
+    sa.sa_mask = program_action.sa_mask;
+    sa.sa_flags = SA_SIGINFO | (program_action.sa_flags & (SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_ONSTACK));
+  }
   if (sigaction((int)sig, &sa, NULL) != 0) fprintf(stderr, "hakmem: cannot catch signal %ld for statistics\n", sig);
 }
 

@@ -149,6 +149,60 @@ for v in "$@"; do
   pass=$((pass + p)); fail=$((fail + f))
   [ $st != 0 ] && [ "$f" = 0 ] && { echo "FAIL $v/programs: exit $st"; fail=$((fail + 1)); }
 done
+# Run-time options (tests/options.c), with the first release build given: bad values
+# are reported in one line and the default taken; the statistics signal takes only
+# signals that decide nothing of a program's fate, and keeps the program's handler.
+olib=
+for v in "$@"; do case $v in *-check) ;; *) olib=${olib:-$B/$v/libhakmem.so} ;; esac; done
+opt=$B/tests/options
+if [ -n "$olib" ] && [ -f "$olib" ]; then
+  ov=$(basename "$(dirname "$olib")")
+  # var value default: the message, exit 0, and HAKMEM_VERBOSE's table shows the default taken
+  bad_value() {
+    local name
+    name=$(echo "${1#HAKMEM_}" | tr 'A-Z' 'a-z')
+    env "$1=$2" HAKMEM_VERBOSE=1 LD_PRELOAD=$olib $opt noop >/dev/null 2>"$log"
+    local st=$?
+    [ $st = 0 ] && [ "$(grep -c "^hakmem: $1='$2' is not " "$log")" = 1 ] && [ "$(grep -c '^hakmem: ' "$log")" = 1 ] &&
+      grep -Eq "^$name +$3 " "$log"
+    result $? "$ov/options: $1='$2' rejected in one line, the default ($3) taken (exit $st): $(grep -m1 "^hakmem: $1" "$log")" "$log"
+  }
+  bad_value HAKMEM_STATS " 1" 0
+  bad_value HAKMEM_STATS "1 " 0
+  bad_value HAKMEM_STATS "+1" 0
+  bad_value HAKMEM_IDLE_MS "50ms" 200
+  bad_value HAKMEM_LEAKCHECK "1x" 0
+  bad_value HAKMEM_PROFILE_RATE "0x100" 524288
+  bad_value HAKMEM_STATS_PEAK "99999999999999999999" 0
+  for sig in 2 6 9 11 15 17; do bad_value HAKMEM_STATS_SIGNAL $sig 0; done
+  bad_value HAKMEM_PROFILE_INTERVAL 1 0
+  bad_value HAKMEM_PROFILE_INTERVAL 67108863 0
+  # The fate of a program that faults or is interrupted is its own, whatever the option says.
+  { timeout 20 env HAKMEM_STATS_SIGNAL=11 LD_PRELOAD=$olib $opt segv >"$log" 2>&1; } 2>/dev/null; st=$? # (no shell notice)
+  [ $st = 139 ]; result $? "$ov/options: HAKMEM_STATS_SIGNAL=11: a program writing through a null pointer dies of SIGSEGV (status $st; 124: hung)" "$log"
+  timeout 20 env HAKMEM_STATS_SIGNAL=2 LD_PRELOAD=$olib $opt sigint >"$log" 2>&1; st=$?
+  [ $st = 130 ]; result $? "$ov/options: HAKMEM_STATS_SIGNAL=2: raise(SIGINT) ends the program by SIGINT (status $st)" "$log"
+  # The signals it does take: SIGUSR1, SIGUSR2, real-time ones.
+  sf=$(mktemp)
+  for sig in 10 40; do
+    : >"$sf"
+    timeout 60 env HAKMEM_STATS_SIGNAL=$sig HAKMEM_STATS_FILE="$sf" LD_PRELOAD=$olib $opt stats $sig "$sf" >"$log" 2>&1
+    result $? "$ov/options: HAKMEM_STATS_SIGNAL=$sig: the signal writes the statistics while the program runs ($(head -n 1 "$log"))" "$log"
+  done
+  # A handler the program installed before hakmem's (a constructor before hakmem's
+  # initialisation, libhakmem.a) still runs, with its siginfo; statistics are written too.
+  : >"$sf"
+  timeout 60 env HAKMEM_STATS_SIGNAL=10 HAKMEM_STATS_FILE="$sf" $B/tests/options-static chain "$sf" >"$log" 2>&1
+  result $? "options: a program's SIGUSR1 handler installed before hakmem's is chained: $(head -n 1 "$log")" "$log"
+  # One installed after hakmem's replaces it (README): the program's, no statistics.
+  : >"$sf"
+  timeout 60 env HAKMEM_STATS_SIGNAL=12 HAKMEM_STATS_FILE="$sf" LD_PRELOAD=$olib $opt after "$sf" >"$log" 2>&1
+  result $? "$ov/options: a SIGUSR2 handler the program installs after hakmem's replaces it: $(head -n 1 "$log")" "$log"
+  rm -f "$sf"
+else
+  result 1 "options: a release build's library to run them with"
+fi
+
 # The stress test itself must catch an allocator that hands a block out twice.
 LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/stress --threads=2 --workers=4 --ops=20000 >"$log" 2>&1
 bs=$?

@@ -11,8 +11,13 @@
  *                            space shows them; the profile is dumped at exit
  *   profile fork PREFIX      hak_profile_start(PREFIX), 12 MB allocated and
  *                            held, then a forked child allocates 12 MB more
- *                            and exits: its profile is PREFIX.<pid>.0001.heap
- *                            (printed), the parent's PREFIX.0001.heap
+ *                            and exits: its profile is PREFIX.<child>.0001.heap,
+ *                            the parent's PREFIX.<parent>.0001.heap (both
+ *                            pids printed)
+ *   profile exclusive PREFIX hak_profile_start(PREFIX); the file the next dump
+ *                            would take, PREFIX.<pid>.0001.heap, made first by
+ *                            the program: hak_profile_dump(NULL) must leave it
+ *                            as it is and write PREFIX.<pid>.0002.heap
  *   profile signals N        N x 10,800,000 bytes (small blocks) allocated and freed while a
  *                            timer signal (every 50 us) allocates and frees in
  *                            its handler: the tracking code is interrupted in
@@ -23,6 +28,7 @@
  * Run under LD_PRELOAD of libhakmem.so (the hak_ functions by dlsym). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,11 +137,29 @@ int main(int argc, char **argv) {
     }
     int st;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) return 1;
-    printf("child %d\n", (int)pid);
+    printf("parent %d child %d\n", (int)getpid(), (int)pid);
     return 0;
   }
+  if (argc == 3 && strcmp(argv[1], "exclusive") == 0) {
+    char taken[4096], next[4096], head[64] = "";
+    snprintf(taken, sizeof taken, "%s.%d.0001.heap", argv[2], (int)getpid());
+    snprintf(next, sizeof next, "%s.%d.0002.heap", argv[2], (int)getpid());
+    FILE *f = fopen(taken, "w");
+    if (f == NULL || fputs("taken\n", f) < 0 || fclose(f) != 0 || profile_start(argv[2]) != 0) return 2;
+    sink = malloc(1000);
+    int r = profile_dump(NULL);
+    f = fopen(taken, "r");
+    bool kept = f != NULL && fgets(head, sizeof head, f) != NULL && strcmp(head, "taken\n") == 0;
+    if (f != NULL) fclose(f);
+    f = fopen(next, "r");
+    bool wrote = f != NULL && fgets(head, sizeof head, f) != NULL && strncmp(head, "heap profile:", 13) == 0;
+    if (f != NULL) fclose(f);
+    printf("exclusive: dump %d; %s %s; %s %s\n", r, taken, kept ? "kept" : "overwritten or gone", next,
+           wrote ? "written" : "missing");
+    return r == 0 && kept && wrote ? 0 : 1;
+  }
   if (argc != 4 || (strcmp(argv[1], "inuse") != 0 && strcmp(argv[1], "alloc") != 0)) {
-    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork PREFIX | profile signals N | profile api\n");
+    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork|exclusive PREFIX | profile signals N | profile api\n");
     return 2;
   }
   size_t slices = (size_t)strtoul(argv[2], NULL, 10), total = slices * SLICE;

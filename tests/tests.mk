@@ -23,7 +23,8 @@
 TEST_DIR    := $(BUILD)/tests
 TEST_CFLAGS := $(BASE_CFLAGS) -O2 -fno-builtin -Itests -Icore
 TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR)/fork $(TEST_DIR)/exhaustion \
-               $(TEST_DIR)/large $(TEST_DIR)/hooks $(TEST_DIR)/stats $(TEST_DIR)/libbroken_malloc.so
+               $(TEST_DIR)/large $(TEST_DIR)/hooks $(TEST_DIR)/stats $(TEST_DIR)/libbroken_malloc.so $(TEST_DIR)/options \
+               $(TEST_DIR)/options-static
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
@@ -48,6 +49,14 @@ $(TEST_DIR)/hooks: tests/hooks.c tests/check.h core/hakmem.h
 $(TEST_DIR)/stats: tests/stats.c tests/check.h core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl -lpthread
+# The run-time options' program (tests/core.sh): under LD_PRELOAD, and linked
+# with the flagship's libhakmem.a (a signal handler installed before hakmem's).
+$(TEST_DIR)/options: tests/options.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $<
+$(TEST_DIR)/options-static: tests/options.c $(BUILD)/$(VARIANT)/libhakmem.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DOPTIONS_STATIC -o $@ $< $(BUILD)/$(VARIANT)/libhakmem.a -ldl -lpthread
 $(TEST_DIR)/exhaustion: tests/exhaustion.c tests/check.h core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -Wno-use-after-free -o $@ $< -lpthread -ldl
