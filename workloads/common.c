@@ -54,21 +54,21 @@ void wl_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(2, "", fmt, ap);
+    die(WL_EXIT_USAGE, "", fmt, ap);
 }
 
 void wl_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(1, "", fmt, ap);
+    die(WL_EXIT_SYSTEM, "", fmt, ap);
 }
 
 void wl_corrupted(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(3, "corrupted block ", fmt, ap);
+    die(WL_EXIT_CORRUPTION, "corrupted block ", fmt, ap);
 }
 
 /* ---- options ---------------------------------------------------------- */
@@ -168,7 +168,7 @@ static _Noreturn void print_help(const wl_spec *spec)
         print_opt_help(o);
     printf("  %-24s %s\n", "--help", "this text");
     printf("\nThe last line of output is one JSON object (see workloads/README.md).\n");
-    exit(0);
+    exit(WL_EXIT_OK);
 }
 
 static void set_value(wl_opt *o, const char *text)

@@ -27,10 +27,13 @@
  *     or --floor;
  *   - every page of a block (and its first and last 8 bytes) is written
  *     before the block counts as live; with --verify full every byte;
- *   - errors in user input exit 2, corrupted blocks exit 3.
+ *   - errors in user input exit WL_EXIT_USAGE (2), corrupted blocks
+ *     WL_EXIT_CORRUPTION (3): exit_status.h, shared with the harness.
  */
 #ifndef WL_COMMON_H
 #define WL_COMMON_H
+
+#include "exit_status.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -72,9 +75,9 @@ typedef struct wl_spec {
 } wl_spec;
 
 /* Parse argv into the table and the common options (--verify, --floor, which
- * every workload takes); prints help and exits 0 on --help; exits 2 with
- * one line on stderr on any bad input. Remembers the spec for wl_usage_error
- * and the report. */
+ * every workload takes); prints help and exits 0 on --help; exits
+ * WL_EXIT_USAGE with one line on stderr on any bad input. Remembers the spec
+ * for wl_usage_error and the report. */
 void wl_parse(wl_spec *spec, int argc, char **argv);
 wl_opt *wl_opt_find(wl_spec *spec, const char *name);
 int64_t wl_int(wl_spec *spec, const char *name);
@@ -83,13 +86,13 @@ int64_t wl_int(wl_spec *spec, const char *name);
 void wl_size_range(wl_spec *spec, uint64_t *lo, uint64_t *hi);
 double wl_real(wl_spec *spec, const char *name);
 
-/* "<workload>: <message>" on stderr, exit 2 (bad input). */
+/* "<workload>: <message>" on stderr, exit WL_EXIT_USAGE (bad input). */
 _Noreturn void wl_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-/* "<workload>: <message>" on stderr, exit 1 (system failure, e.g. ENOMEM). */
+/* "<workload>: <message>" on stderr, exit WL_EXIT_SYSTEM (e.g. ENOMEM). */
 _Noreturn void wl_fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-/* "<workload>: corrupted block ..." on stderr, exit 3. */
+/* "<workload>: corrupted block ..." on stderr, exit WL_EXIT_CORRUPTION. */
 _Noreturn void wl_corrupted(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -161,7 +164,8 @@ uint64_t wl_hash_bytes(uint64_t h, const void *p, size_t n);
 void wl_block_fill(void *p, size_t n, uint64_t tag);
 /* Write bytes [from, to) with the pattern (used after a realloc growth). */
 void wl_block_fill_range(void *p, size_t from, size_t to, uint64_t tag);
-/* Check p[0..n) against the pattern; on mismatch report `what` and exit 3. */
+/* Check p[0..n) against the pattern; on mismatch report `what` and exit
+ * WL_EXIT_CORRUPTION. */
 void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what);
 
 #define WL_PAGE 4096
@@ -189,7 +193,7 @@ static inline void wl_block_touch(void *p, size_t n, uint64_t tag)
  * bytes long (after a realloc growth from `from` bytes). */
 void wl_block_touch_range(void *p, size_t from, size_t to, uint64_t tag);
 
-/* Reports a wrong head (first min(8, n) bytes) and exits 3. */
+/* Reports a wrong head (first min(8, n) bytes) and exits WL_EXIT_CORRUPTION. */
 _Noreturn void wl_block_head_mismatch(const void *p, size_t n, uint64_t tag,
                                       const char *what);
 
@@ -247,7 +251,7 @@ void wl_zero_spare(void *p, size_t from, size_t to);
 
 /* Memory set aside for --floor: mapped and faulted in (MAP_POPULATE) before
  * timing, so using it costs no page fault. Fatal on failure; more than
- * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (exit 2). */
+ * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (WL_EXIT_USAGE). */
 #define WL_FLOOR_MAX_MAP ((size_t)4 << 30)
 void *wl_map_prefaulted(size_t bytes);
 void wl_unmap(void *p, size_t bytes);
@@ -373,7 +377,7 @@ static inline void wl_live_add(wl_live *l, int64_t n)
     }
 }
 
-/* ---- allocation helpers (exit 1 on NULL; count live bytes) ------------ */
+/* ---- allocation helpers (WL_EXIT_SYSTEM on NULL; count live bytes) ---- */
 
 /* The calls a workload's timed work makes: the process's malloc, free and
  * realloc, or with l->floor set (--floor) that context's floor bins. */
