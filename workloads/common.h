@@ -89,7 +89,8 @@ double wl_real(wl_spec *spec, const char *name);
 /* "<workload>: <message>" on stderr, exit WL_EXIT_USAGE (bad input). */
 _Noreturn void wl_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-/* "<workload>: <message>" on stderr, exit WL_EXIT_SYSTEM (e.g. ENOMEM). */
+/* "<workload>: <message>" on stderr, exit WL_EXIT_SYSTEM (out of memory, a
+ * failed system call, an internal error). */
 _Noreturn void wl_fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 /* "<workload>: corrupted block ..." on stderr, exit WL_EXIT_CORRUPTION. */

@@ -12,7 +12,8 @@
 
 enum wl_exit_status {
     WL_EXIT_OK = 0,         /* done; the last stdout line is the JSON result */
-    WL_EXIT_SYSTEM = 1,     /* a system call or allocation failed (ENOMEM, ...) */
+    WL_EXIT_SYSTEM = 1,     /* not the input's fault: out of memory, a failed
+                               system call, an internal error */
     WL_EXIT_USAGE = 2,      /* bad input: one line on stderr says what */
     WL_EXIT_CORRUPTION = 3, /* a block did not hold what was written to it */
 };
