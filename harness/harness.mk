@@ -51,7 +51,7 @@ test: test-harness test-harness-scale
 
 harness: $(HARNESS_BIN)
 
-$(HARNESS_BIN): $(HARNESS_SRCS) harness/hakbench.h
+$(HARNESS_BIN): $(HARNESS_SRCS) harness/hakbench.h workloads/exit_status.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $(HARNESS_SRCS) -lm -ldl
 
@@ -61,7 +61,7 @@ $(HARNESS_BIN): $(HARNESS_SRCS) harness/hakbench.h
 $(BUILD)/harness/lib%.so: tests/harness/%.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -fPIC -shared -o $@ $<
-$(BUILD)/harness/fakewl: tests/harness/fakewl.c
+$(BUILD)/harness/fakewl: tests/harness/fakewl.c workloads/exit_status.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ $< -ldl
 harness-testbins: $(HARNESS_TLIBS) $(HARNESS_TBINS)

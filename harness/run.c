@@ -34,6 +34,7 @@
  * say `"floor": true`: the workload's own word that no malloc was timed.
  */
 #include "hakbench.h"
+#include "../workloads/exit_status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,9 +83,6 @@ volatile int hb_interrupted;
 #define FULL_READ_SHARE 100
 #define FULL_READ_MIN_S 0.1
 
-/* The workload contract's exit codes (workloads/README.md). */
-#define WL_EXIT_BAD_ARGS 2
-#define WL_EXIT_CORRUPTION 3
 
 /* smaps_rollup lines, in the order of the HB_F_* fields. */
 static const char *const field_src[HB_F_N] = {
@@ -583,10 +581,8 @@ static void classify_exit(const hb_job *j, const hb_observation *ob, hb_verdict 
     } else if (WEXITSTATUS(st) != 0) {
         v->status = HB_FAILED;
         v->exit_code = WEXITSTATUS(st);
-        if (v->exit_code == WL_EXIT_BAD_ARGS)
-            hb_fmt(v->reason, sizeof v->reason, "exit 2: the workload rejected its arguments");
-        else if (v->exit_code == WL_EXIT_CORRUPTION)
-            hb_fmt(v->reason, sizeof v->reason, "exit 3: the workload detected heap corruption");
+        const char *meaning = wl_exit_meaning(v->exit_code);
+        if (meaning) hb_fmt(v->reason, sizeof v->reason, "exit %d: %s", v->exit_code, meaning);
         else hb_fmt(v->reason, sizeof v->reason, "exit status %d", v->exit_code);
     } else {
         v->exit_code = 0;

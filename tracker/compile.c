@@ -45,6 +45,7 @@ typedef struct cstate {
     cblk *blks;
     uint64_t nblks, capblks, free_blk;
     tr_map ptrs;
+    uint64_t *pending; /* per thread: the block its realloc in progress gave up */
     uint64_t slots, skipped, waits, implicit_frees, usable;
     int64_t live, peak;
 } cstate;
@@ -171,174 +172,232 @@ static bool write_all(FILE *f, const void *p, size_t n)
     return fwrite(p, 1, n, f) == n;
 }
 
-int compile_run(const char *dir, const char *out, uint64_t pid, char *summary, size_t summary_n)
+/* Whether the instance can become a replay file: 0, or 2 after saying why. */
+static int check_replayable(const tr_instance *in, const char *dir)
 {
-    tr_run run;
-    if (!tr_open(dir, &run))
-        return 1;
-    tr_instance *in = NULL;
-    for (uint32_t k = 0; k < run.ninst; k++) {
-        tr_instance *x = &run.inst[k];
-        if (pid ? x->pid == pid && !in : !in || x->events > in->events)
-            in = x;
-    }
-    if (pid && !in) {
-        fprintf(stderr, "hakmem-trace: %s: no process %" PRIu64 " in this trace\n", dir, pid);
-        tr_close(&run);
-        return 2;
-    }
     if (in->mode != HT_MODE_FULL) {
         fprintf(stderr, "hakmem-trace: %s: a sampled trace cannot be replayed; record it in full mode "
                         "(--preset replay)\n", dir);
-        tr_close(&run);
         return 2;
     }
     if (in->nfiles >= UINT16_MAX) {
         fprintf(stderr, "hakmem-trace: %s: %u threads, more than a replay file holds\n", dir, in->nfiles);
-        tr_close(&run);
         return 2;
     }
-    cstate c;
-    memset(&c, 0, sizeof c);
-    c.in = in;
-    c.free_blk = UINT64_MAX;
-    c.th = calloc(in->nfiles, sizeof *c.th);
-    uint64_t *pending = tr_xmalloc(in->nfiles * sizeof *pending);
-    if (!c.th)
-        tr_die(1, "out of memory");
-    tr_map_init(&c.ptrs);
+    return 0;
+}
 
+static void cstate_init(cstate *c, tr_instance *in)
+{
+    memset(c, 0, sizeof *c);
+    c->in = in;
+    c->free_blk = UINT64_MAX;
+    c->th = calloc(in->nfiles, sizeof *c->th);
+    c->pending = tr_xmalloc(in->nfiles * sizeof *c->pending);
+    if (!c->th)
+        tr_die(1, "out of memory");
+    tr_map_init(&c->ptrs);
+}
+
+static void cstate_free(cstate *c)
+{
+    for (uint32_t i = 0; i < c->in->nfiles; i++) {
+        free(c->th[i].ev);
+        free(c->th[i].free_slots);
+    }
+    free(c->th);
+    free(c->blks);
+    free(c->pending);
+    tr_map_free(&c->ptrs);
+}
+
+/* An allocating call: a new block, replayed by the same call. */
+static void compile_alloc(cstate *c, const tr_item *it)
+{
+    const ht_event *e = it->e;
+    if (!e->ptr) {
+        c->skipped++;
+        return;
+    }
+    uint64_t arg;
+    uint8_t op = replay_op(e->op, &arg, e);
+    cblk *b = new_block(c, it->thread, e->ptr, e->size, it->key);
+    emit(c, it->thread, op, b->slot, e->size, arg, it->key, b);
+}
+
+/* free: of a block the trace knows, else not replayed. */
+static void compile_free(cstate *c, const tr_item *it)
+{
+    uint64_t bi;
+    if (it->e->ptr && tr_map_take(&c->ptrs, it->e->ptr, &bi))
+        free_block(c, it->thread, bi, it->key);
+    else
+        c->skipped++;
+}
+
+/* A realloc's result: realloc(NULL, n) or of an unknown pointer is a new
+ * block; a failed one leaves the old block; realloc(p, 0) frees it; else
+ * the block moves to its new pointer (which may be the old one). */
+static void compile_realloc(cstate *c, const tr_item *it)
+{
+    const ht_event *e = it->e;
+    uint32_t th = it->thread;
+    uint64_t bi = e->aux ? c->pending[th] : UINT64_MAX;
+    if (bi == UINT64_MAX) { /* realloc(NULL, n), or of a pointer never seen */
+        if (e->ptr) {
+            cblk *b = new_block(c, th, e->ptr, e->size, it->key);
+            emit(c, th, HR_REALLOC_NEW, b->slot, e->size, 0, it->key, b);
+        } else {
+            c->skipped++;
+        }
+        return;
+    }
+    if (!e->ptr && e->size) { /* failed: the old block lives on */
+        tr_map_put(&c->ptrs, e->aux, bi);
+        c->skipped++;
+        return;
+    }
+    if (!e->ptr) { /* realloc(p, 0) freed it: replayed as free */
+        free_block(c, th, bi, it->key);
+        return;
+    }
+    uint64_t old;
+    if (tr_map_take(&c->ptrs, e->ptr, &old)) {
+        c->implicit_frees++;
+        free_block(c, th, old, it->key);
+    }
+    cblk *b = &c->blks[bi];
+    emit(c, th, HR_REALLOC, b->slot, e->size, 0, it->key, b);
+    live_add(c, (int64_t)e->size - (int64_t)b->size);
+    if (e->size > b->size)
+        c->th[th].alloc_bytes += e->size - b->size;
+    b->size = e->size;
+    tr_map_put(&c->ptrs, e->ptr, bi);
+}
+
+/* The one pass over the instance's merged events. */
+static void compile_events(cstate *c)
+{
     tr_walk w;
-    tr_walk_init(&w, in);
+    tr_walk_init(&w, c->in);
     tr_item it;
     while (tr_walk_next(&w, &it)) {
-        const ht_event *e = it.e;
-        uint32_t th = it.thread;
         switch (it.kind) {
-        case TR_ALLOC: {
-            if (!e->ptr) {
-                c.skipped++;
-                break;
-            }
-            uint64_t arg;
-            uint8_t op = replay_op(e->op, &arg, e);
-            cblk *b = new_block(&c, th, e->ptr, e->size, it.key);
-            emit(&c, th, op, b->slot, e->size, arg, it.key, b);
+        case TR_ALLOC:
+            compile_alloc(c, &it);
             break;
-        }
-        case TR_FREE: {
-            uint64_t bi;
-            if (e->ptr && tr_map_take(&c.ptrs, e->ptr, &bi))
-                free_block(&c, th, bi, it.key);
-            else
-                c.skipped++;
+        case TR_FREE:
+            compile_free(c, &it);
             break;
-        }
         case TR_REALLOC_OLD: {
             uint64_t bi;
-            pending[th] = tr_map_take(&c.ptrs, e->aux, &bi) ? bi : UINT64_MAX;
+            c->pending[it.thread] = tr_map_take(&c->ptrs, it.e->aux, &bi) ? bi : UINT64_MAX;
             break;
         }
-        case TR_REALLOC_NEW: {
-            uint64_t bi = e->aux ? pending[th] : UINT64_MAX;
-            if (bi == UINT64_MAX) { /* realloc(NULL, n), or of a pointer never seen */
-                if (e->ptr) {
-                    cblk *b = new_block(&c, th, e->ptr, e->size, it.key);
-                    emit(&c, th, HR_REALLOC_NEW, b->slot, e->size, 0, it.key, b);
-                } else {
-                    c.skipped++;
-                }
-                break;
-            }
-            if (!e->ptr && e->size) { /* failed: the old block lives on */
-                tr_map_put(&c.ptrs, e->aux, bi);
-                c.skipped++;
-                break;
-            }
-            if (!e->ptr) { /* realloc(p, 0) freed it: replayed as free */
-                free_block(&c, th, bi, it.key);
-                break;
-            }
-            uint64_t old;
-            if (tr_map_take(&c.ptrs, e->ptr, &old)) {
-                c.implicit_frees++;
-                free_block(&c, th, old, it.key);
-            }
-            cblk *b = &c.blks[bi];
-            emit(&c, th, HR_REALLOC, b->slot, e->size, 0, it.key, b);
-            live_add(&c, (int64_t)e->size - (int64_t)b->size);
-            if (e->size > b->size)
-                c.th[th].alloc_bytes += e->size - b->size;
-            b->size = e->size;
-            tr_map_put(&c.ptrs, e->ptr, bi);
+        case TR_REALLOC_NEW:
+            compile_realloc(c, &it);
             break;
-        }
         default:
-            c.usable++;
-            c.skipped++;
+            c->usable++;
+            c->skipped++;
             break;
         }
     }
     tr_walk_done(&w);
-    free(pending);
+}
 
-    hr_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, HR_MAGIC, 8);
-    h.version = HR_VERSION;
-    h.threads = in->nfiles;
-    h.slots = c.slots;
-    h.peak_live_bytes = (uint64_t)c.peak;
-    h.final_live_bytes = (uint64_t)c.live;
-    h.skipped = c.skipped;
-    h.pid = in->pid;
-    h.duration_ns = in->last_time;
-    snprintf(h.program, sizeof h.program, "%s", in->exe);
-    hr_thread *tt = calloc(in->nfiles, sizeof *tt);
+static void fill_header(const cstate *c, hr_header *h)
+{
+    const tr_instance *in = c->in;
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, HR_MAGIC, 8);
+    h->version = HR_VERSION;
+    h->threads = in->nfiles;
+    h->slots = c->slots;
+    h->peak_live_bytes = (uint64_t)c->peak;
+    h->final_live_bytes = (uint64_t)c->live;
+    h->skipped = c->skipped;
+    h->pid = in->pid;
+    h->duration_ns = in->last_time;
+    snprintf(h->program, sizeof h->program, "%s", in->exe);
+}
+
+/* The thread table: where each thread's events lie in the file (after the
+ * header and the table); adds them up into h->events. */
+static hr_thread *thread_table(const cstate *c, hr_header *h)
+{
+    uint32_t n = c->in->nfiles;
+    hr_thread *tt = calloc(n, sizeof *tt);
     if (!tt)
         tr_die(1, "out of memory");
-    uint64_t off = sizeof h + (uint64_t)in->nfiles * sizeof *tt;
-    for (uint32_t i = 0; i < in->nfiles; i++) {
+    uint64_t off = sizeof *h + (uint64_t)n * sizeof *tt;
+    for (uint32_t i = 0; i < n; i++) {
         tt[i].offset = off;
-        tt[i].events = c.th[i].n;
-        tt[i].alloc_bytes = c.th[i].alloc_bytes;
-        tt[i].tid = in->files[i]->h.tid;
-        off += c.th[i].n * sizeof(hr_event);
-        h.events += c.th[i].n;
+        tt[i].events = c->th[i].n;
+        tt[i].alloc_bytes = c->th[i].alloc_bytes;
+        tt[i].tid = c->in->files[i]->h.tid;
+        off += c->th[i].n * sizeof(hr_event);
+        h->events += c->th[i].n;
     }
+    return tt;
+}
+
+/* Header, thread table and events into out.tmp, renamed to out once all is
+ * written: 0, or 1 after saying why. */
+static int write_replay_file(const cstate *c, const char *out, const hr_header *h, const hr_thread *tt)
+{
+    uint32_t n = c->in->nfiles;
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         fprintf(stderr, "hakmem-trace: %s: cannot write: %s\n", out, strerror(errno));
-        tr_close(&run);
         return 1;
     }
-    bool ok = write_all(f, &h, sizeof h) && write_all(f, tt, in->nfiles * sizeof *tt);
-    for (uint32_t i = 0; ok && i < in->nfiles; i++)
-        ok = write_all(f, c.th[i].ev, c.th[i].n * sizeof(hr_event));
+    bool ok = write_all(f, h, sizeof *h) && write_all(f, tt, n * sizeof *tt);
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = write_all(f, c->th[i].ev, c->th[i].n * sizeof(hr_event));
     ok = fflush(f) == 0 && ok;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, out) != 0) {
         fprintf(stderr, "hakmem-trace: %s: write failed: %s\n", out, strerror(errno));
         unlink(tmp);
-        tr_close(&run);
         return 1;
     }
-    snprintf(summary, summary_n,
+    return 0;
+}
+
+static void format_summary(const cstate *c, const char *out, const hr_header *h, char *summary, size_t n)
+{
+    const tr_instance *in = c->in;
+    snprintf(summary, n,
              "%s: %" PRIu64 " events of %s (pid %" PRIu64 ") in %u threads, %" PRIu64 " slots, %" PRIu64
              " cross-thread waits, peak live %" PRIu64 " bytes, %" PRIu64 " not replayed (%" PRIu64
              " malloc_usable_size), %" PRIu64 " frees inferred",
-             out, h.events, in->exe, in->pid, in->nfiles, c.slots, c.waits, h.peak_live_bytes, c.skipped,
-             c.usable, c.implicit_frees);
-    for (uint32_t i = 0; i < in->nfiles; i++) {
-        free(c.th[i].ev);
-        free(c.th[i].free_slots);
+             out, h->events, in->exe, in->pid, in->nfiles, c->slots, c->waits, h->peak_live_bytes, c->skipped,
+             c->usable, c->implicit_frees);
+}
+
+int compile_run(const char *dir, const char *out, uint64_t pid, char *summary, size_t summary_n)
+{
+    tr_run run;
+    if (!tr_open(dir, &run))
+        return 1;
+    tr_instance *in = tr_pick_instance(&run, pid);
+    int rc = in ? check_replayable(in, dir) : 2;
+    if (rc == 0) {
+        cstate c;
+        cstate_init(&c, in);
+        compile_events(&c);
+        hr_header h;
+        fill_header(&c, &h);
+        hr_thread *tt = thread_table(&c, &h);
+        rc = write_replay_file(&c, out, &h, tt);
+        if (rc == 0)
+            format_summary(&c, out, &h, summary, summary_n);
+        free(tt);
+        cstate_free(&c);
     }
-    free(c.th);
-    free(c.blks);
-    free(tt);
-    tr_map_free(&c.ptrs);
     tr_close(&run);
-    return 0;
+    return rc;
 }

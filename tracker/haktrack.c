@@ -2,8 +2,8 @@
  *
  * Preloaded in front of any allocator, it records every call of the malloc
  * family and forwards it to the next definition (dlsym(RTLD_NEXT)). The
- * file format is in trace_format.h; the options are the table below, set
- * through the environment (hakmem-trace record sets them).
+ * file format is in trace_format.h; the options are the table in
+ * options.c, set through the environment (hakmem-trace record sets them).
  *
  * Recording, per thread, without locks or shared writes on the hot path:
  *   - a thread's first call registers it: an mmap'd ht_thread with its
@@ -45,6 +45,7 @@
  * loses what its buffer held.
  */
 #define UNW_LOCAL_ONLY
+#include "options.h"
 #include "trace_format.h"
 
 #include <dlfcn.h>
@@ -79,26 +80,8 @@
 
 /* ---- options ------------------------------------------------------------ */
 
-typedef struct ht_option {
-    const char *env;
-    uint64_t def, min, max;
-    const char *meaning;
-    uint64_t value;
-} ht_option;
-
-enum { OPT_MODE, OPT_THRESHOLD, OPT_EVERY, OPT_STACKS, OPT_DEPTH, OPT_COUNT };
-
-/* The one option table (HAKTRACK_DIR, a path, is read on its own). */
-static ht_option g_opt[OPT_COUNT] = {
-    [OPT_MODE] = { "HAKTRACK_MODE", HT_MODE_FULL, 0, 1,
-                   "full (every call) or sampled (0 or 1 also accepted)", 0 },
-    [OPT_THRESHOLD] = { "HAKTRACK_THRESHOLD", 65536, 1, UINT64_MAX,
-                        "sampled: every block of at least this many bytes is recorded", 0 },
-    [OPT_EVERY] = { "HAKTRACK_EVERY", 128, 1, 1u << 30,
-                    "sampled: one in this many smaller calls (random gaps, this mean)", 0 },
-    [OPT_STACKS] = { "HAKTRACK_STACKS", 0, 0, 1, "record the call stack of allocations", 0 },
-    [OPT_DEPTH] = { "HAKTRACK_DEPTH", 24, 1, HT_MAX_FRAMES, "frames kept per stack", 0 },
-};
+/* The values of the table in options.c (HT_OPT_DIR, a path, is g_dir). */
+static uint64_t g_opt[HT_OPT_COUNT];
 
 /* ---- the next definitions ----------------------------------------------- */
 
@@ -321,7 +304,7 @@ static bool ht_open_file(ht_thread *t)
     h.header_size = HT_HEADER_SIZE;
     h.unit_size = HT_UNIT;
     h.flags = g_flags;
-    h.mode = (uint32_t)g_opt[OPT_MODE].value;
+    h.mode = (uint32_t)g_opt[HT_OPT_MODE];
     h.thread_index = t->index;
     h.pid = (uint64_t)g_pid;
     h.ppid = (uint64_t)getppid();
@@ -329,8 +312,8 @@ static bool ht_open_file(ht_thread *t)
     h.epoch_ns = g_epoch;
     h.epoch_realtime_ns = g_epoch_rt;
     h.thread_start_ns = ht_now();
-    h.sample_threshold = g_opt[OPT_THRESHOLD].value;
-    h.sample_every = g_opt[OPT_EVERY].value;
+    h.sample_threshold = g_opt[HT_OPT_THRESHOLD];
+    h.sample_every = g_opt[HT_OPT_EVERY];
     h.parent_epoch_ns = g_parent_epoch;
     memcpy(h.exe, g_exe, sizeof h.exe);
     h.sample_salt = g_salt;
@@ -347,7 +330,7 @@ static bool ht_open_file(ht_thread *t)
 /* A copy of /proc/self/maps for symbolizing stacks. */
 static void ht_write_maps(void)
 {
-    if (!g_opt[OPT_STACKS].value || !atomic_load(&g_on))
+    if (!g_opt[HT_OPT_STACKS] || !atomic_load(&g_on))
         return;
     char path[PATH_MAX];
     ht_instance_path(path, sizeof path, ".maps");
@@ -475,7 +458,7 @@ static ht_thread *ht_register(void)
     t->tid = (pid_t)syscall(SYS_gettid);
     t->index = atomic_fetch_add(&g_nthreads, 1);
     t->rng = ht_mix(((uint64_t)g_pid << 32) ^ t->index ^ g_epoch);
-    t->countdown = 1 + t->rng % (2 * g_opt[OPT_EVERY].value);
+    t->countdown = 1 + t->rng % (2 * g_opt[HT_OPT_EVERY]);
     t->fd = -1;
     atomic_flag_clear(&t->lock);
     if (!ht_open_file(t)) {
@@ -531,7 +514,7 @@ static inline bool ht_draw(ht_thread *t)
     if (--t->countdown)
         return false;
     t->rng = ht_mix(t->rng + 0x9e3779b97f4a7c15ULL);
-    t->countdown = 1 + t->rng % (2 * g_opt[OPT_EVERY].value - 1);
+    t->countdown = 1 + t->rng % (2 * g_opt[HT_OPT_EVERY] - 1);
     return true;
 }
 
@@ -545,7 +528,7 @@ static inline bool ht_hash_tracked(const void *p)
 /* The live block p is large by its usable size. */
 static inline bool ht_usable_large(void *p)
 {
-    return next.malloc_usable_size && next.malloc_usable_size(p) >= g_opt[OPT_THRESHOLD].value;
+    return next.malloc_usable_size && next.malloc_usable_size(p) >= g_opt[HT_OPT_THRESHOLD];
 }
 
 /* A new block p of n bytes asked for with alignment a: HT_EV_CALL |
@@ -555,7 +538,7 @@ static inline bool ht_usable_large(void *p)
  * a small call pays for one hash. */
 static inline uint8_t ht_new_block(void *p, size_t n, size_t a)
 {
-    uint64_t thr = g_opt[OPT_THRESHOLD].value;
+    uint64_t thr = g_opt[HT_OPT_THRESHOLD];
     if (n >= thr || ((n >= thr / 4 || a >= thr / 4) && ht_usable_large(p))) {
         if (HT_UNLIKELY(!atomic_load_explicit(&g_large_seen, memory_order_relaxed)))
             atomic_store_explicit(&g_large_seen, 1, memory_order_relaxed);
@@ -630,7 +613,7 @@ static void ht_stack_table_grow(ht_thread *t)
 static __attribute__((noinline)) uint32_t ht_stack(ht_thread *t)
 {
     void *fr[HT_MAX_FRAMES + 2];
-    int n = unw_backtrace(fr, (int)g_opt[OPT_DEPTH].value + 2) - 2;
+    int n = unw_backtrace(fr, (int)g_opt[HT_OPT_DEPTH] + 2) - 2;
     if (n <= 0)
         return 0;
     uint64_t h = 0x84222325cbf29ce4ULL;
@@ -739,13 +722,13 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
 #define HT_RECORD_ALLOC(t, op, p, n, aux)                                           \
     do {                                                                            \
         uint8_t fl_ = 0;                                                            \
-        if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) { /* aux: calloc's count */   \
+        if (g_opt[HT_OPT_MODE] == HT_MODE_SAMPLED) { /* aux: calloc's count */   \
             size_t al_ = (op) == HT_OP_CALLOC ? 0 : (aux);                          \
             if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), al_)))               \
                 break;                                                              \
         }                                                                           \
         uint64_t now_ = ht_now();                                                   \
-        uint32_t st_ = g_opt[OPT_STACKS].value ? ht_stack(t) : 0;                   \
+        uint32_t st_ = g_opt[HT_OPT_STACKS] ? ht_stack(t) : 0;                   \
         ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);                \
     } while (0)
 
@@ -799,7 +782,7 @@ HT_EXPORT void free(void *p)
             next.free(p);
         if (!p && g_ready) {
             ht_thread *t;
-            if (g_opt[OPT_MODE].value == HT_MODE_FULL && ht_enter(&t)) {
+            if (g_opt[HT_OPT_MODE] == HT_MODE_FULL && ht_enter(&t)) {
                 ht_commit(t, HT_OP_FREE, ht_now(), NULL, 0, 0, 0, 0, 0, 0);
                 ht_leave();
             }
@@ -813,7 +796,7 @@ HT_EXPORT void free(void *p)
     }
     int e = errno;
     uint8_t fl = 0;
-    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED && !(fl = ht_sample_free(t, p))) {
+    if (g_opt[HT_OPT_MODE] == HT_MODE_SAMPLED && !(fl = ht_sample_free(t, p))) {
         next.free(p);
         ht_leave();
         errno = e;
@@ -833,13 +816,13 @@ HT_EXPORT void free(void *p)
 static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *t, uint8_t op, void *p, size_t n, size_t k,
                                       size_t b)
 {
-    bool sampled = g_opt[OPT_MODE].value == HT_MODE_SAMPLED, drawn = false;
+    bool sampled = g_opt[HT_OPT_MODE] == HT_MODE_SAMPLED, drawn = false;
     uint8_t fl = 0;
     uint64_t old_size = 0;
     if (sampled) {
         if (p && (ht_hash_tracked(p) || ht_block_large(p)))
             fl = HT_EV_OLD_BLOCK;
-        drawn = b < g_opt[OPT_THRESHOLD].value && ht_draw(t);
+        drawn = b < g_opt[HT_OPT_THRESHOLD] && ht_draw(t);
         if (drawn && p && next.malloc_usable_size) /* what a move copies, at most */
             old_size = next.malloc_usable_size(p);
     }
@@ -850,7 +833,7 @@ static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *
     int e = errno;
     bool rec = true;
     if (sampled) {
-        uint8_t nf = q ? ht_new_block(q, b, 0) : b >= g_opt[OPT_THRESHOLD].value ? HT_EV_CALL : 0;
+        uint8_t nf = q ? ht_new_block(q, b, 0) : b >= g_opt[HT_OPT_THRESHOLD] ? HT_EV_CALL : 0;
         if (!(nf & HT_EV_CALL)) /* not large: the call and block stand for `every` */
             nf |= HT_EV_SAMPLED | (drawn ? HT_EV_CALL : 0);
         fl |= nf;
@@ -860,7 +843,7 @@ static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *
         uint64_t t1 = ht_now();
         if (!t0)
             t0 = t1;
-        uint32_t st = g_opt[OPT_STACKS].value && q ? ht_stack(t) : 0;
+        uint32_t st = g_opt[HT_OPT_STACKS] && q ? ht_stack(t) : 0;
         uint64_t d = t1 - t0;
         ht_commit(t, op, t1, q, b, (uint64_t)(uintptr_t)p, st, fl, d > UINT32_MAX ? UINT32_MAX : (uint32_t)d,
                   (fl & HT_EV_CALL) && old_size ? (old_size > UINT32_MAX ? UINT32_MAX : (uint32_t)old_size) : 0);
@@ -978,7 +961,7 @@ HT_EXPORT size_t malloc_usable_size(void *p)
     if (HT_UNLIKELY(!atomic_load_explicit(&g_ready, memory_order_acquire) || !next.malloc_usable_size))
         return 0;
     ht_thread *t;
-    if (g_opt[OPT_MODE].value != HT_MODE_FULL || !ht_enter(&t))
+    if (g_opt[HT_OPT_MODE] != HT_MODE_FULL || !ht_enter(&t))
         return next.malloc_usable_size(p);
     size_t n = next.malloc_usable_size(p);
     int e = errno;
@@ -1098,45 +1081,25 @@ static void ht_atfork_child(void)
     errno = saved;
 }
 
-static bool ht_parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s)
-        return false;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    *out = v;
-    return true;
-}
-
 /* Options from the environment; false (with one message) on a bad value. */
 static bool ht_read_options(void)
 {
-    for (int k = 0; k < OPT_COUNT; k++) {
-        ht_option *o = &g_opt[k];
-        const char *s = getenv(o->env);
-        o->value = o->def;
-        if (!s)
+    char env[HT_ENV_MAX];
+    for (int k = 0; k < HT_OPT_COUNT; k++) {
+        if (k == HT_OPT_DIR)
             continue;
-        uint64_t v;
-        if (k == OPT_MODE && strcmp(s, "full") == 0)
-            v = HT_MODE_FULL;
-        else if (k == OPT_MODE && strcmp(s, "sampled") == 0)
-            v = HT_MODE_SAMPLED;
-        else if (!ht_parse_u64(s, &v) || v < o->min || v > o->max) {
-            ht_say(o->env, " has a bad value: ", s);
+        const char *s = getenv(ht_option_env((ht_option_id)k, env));
+        g_opt[k] = ht_options[k].def;
+        if (s && !ht_option_parse((ht_option_id)k, s, &g_opt[k])) {
+            ht_say(env, " has a bad value: ", s);
             return false;
         }
-        o->value = v;
     }
-    const char *dir = getenv("HAKTRACK_DIR");
+    const char *dir = getenv(ht_option_env(HT_OPT_DIR, env));
     if (!dir || !*dir)
-        dir = "haktrack.out";
+        dir = ht_options[HT_OPT_DIR].text_def;
     if (strlen(dir) >= sizeof g_dir) {
-        ht_say("HAKTRACK_DIR is too long: ", dir, "");
+        ht_say(env, " is too long: ", dir);
         return false;
     }
     strcpy(g_dir, dir);
@@ -1193,12 +1156,12 @@ __attribute__((constructor)) static void ht_init(void)
         t_busy = 0;
         return;
     }
-    if (g_opt[OPT_MODE].value == HT_MODE_SAMPLED) {
+    if (g_opt[HT_OPT_MODE] == HT_MODE_SAMPLED) {
         g_flags |= HT_F_SAMPLED;
         g_salt = ht_mix(g_epoch_rt ^ ((uint64_t)g_pid << 40) ^ g_epoch);
-        g_track_below = UINT64_MAX / g_opt[OPT_EVERY].value;
+        g_track_below = UINT64_MAX / g_opt[HT_OPT_EVERY];
     }
-    if (g_opt[OPT_STACKS].value)
+    if (g_opt[HT_OPT_STACKS])
         g_flags |= HT_F_STACKS;
     if (pthread_key_create(&g_key, ht_thread_exit) != 0 ||
         pthread_atfork(NULL, NULL, ht_atfork_child) != 0) {
@@ -1206,7 +1169,7 @@ __attribute__((constructor)) static void ht_init(void)
         t_busy = 0;
         return;
     }
-    if (g_opt[OPT_STACKS].value) {
+    if (g_opt[HT_OPT_STACKS]) {
         /* libunwind sets itself up on its first use: do that now. */
         void *fr[4];
         unw_backtrace(fr, 4);

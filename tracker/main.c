@@ -10,6 +10,7 @@
  * when it was killed).
  */
 #include "compile.h"
+#include "options.h"
 #include "report.h"
 #include "trace_read.h"
 
@@ -27,7 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char usage[] =
+/* Before the tracker's options. */
+static const char usage_head[] =
     "usage: hakmem-trace record [options] -- program args...   run a program under the tracker\n"
     "       hakmem-trace report DIR [--pid N] [--no-html]        DIR/trace.json and DIR/trace.html\n"
     "       hakmem-trace compile DIR [--pid N] [-o FILE]         a replay file (default DIR/trace.replay)\n"
@@ -43,10 +45,28 @@ static const char usage[] =
     "  --sample N         short for --mode sampled --every N\n"
     "  --preload LIB      put LIB behind the tracker (an allocator to record over); LD_PRELOAD\n"
     "                     already set is kept behind both\n"
-    "  --quiet            no summary line\n"
+    "  --quiet            no summary line\n";
+
+/* After the tracker's options (the table of options.c). */
+static const char usage_tail[] =
     "report: --pid picks the process shown in detail (default: the one with the most records);\n"
     "  every process is in trace.json. compile: --pid picks the process to replay (same default).\n"
     "See README.md, \"Allocation traces\", for the file formats.\n";
+
+/* The usage text, the tracker's options in it: each option's variable
+ * (derived from its name), default and meaning. */
+static void print_usage(FILE *f)
+{
+    fputs(usage_head, f);
+    fputs("\nthe tracker's options, in the environment (record sets them from the options above):\n", f);
+    for (int k = 0; k < HT_OPT_COUNT; k++) {
+        char env[HT_ENV_MAX], def[24];
+        fprintf(f, "  %-19s %-13s %s\n", ht_option_env((ht_option_id)k, env),
+                ht_option_default((ht_option_id)k, def, sizeof def), ht_options[k].meaning);
+    }
+    fputs("\n", f);
+    fputs(usage_tail, f);
+}
 
 static _Noreturn void usage_error(const char *fmt, const char *arg)
 {
@@ -102,12 +122,24 @@ static bool dir_has_trace(const char *dir)
     return found;
 }
 
-static int cmd_record(int argc, char **argv)
+/* What record was asked for: its command line, the preset applied. */
+typedef struct record_args {
+    const char *out, *preload, *mode, *preset;
+    int stacks, quiet;
+    uint64_t threshold, every, depth; /* 0: not given (the tracker's default) */
+    int program;                      /* argv index of the program to run */
+} record_args;
+
+/* A number for option o of the tracker, within o's range. */
+static uint64_t parse_option(const char *opt, const char *s, ht_option_id o)
 {
-    const char *out = NULL, *preload = NULL, *mode = NULL;
-    int stacks = -1, quiet = 0;
-    uint64_t threshold = 0, every = 0, depth = 0;
-    const char *preset = "replay";
+    return parse_u64(opt, s, ht_options[o].min, ht_options[o].max);
+}
+
+/* record's options, up to "--" or the first word that is not one. */
+static void parse_record_args(int argc, char **argv, record_args *ra)
+{
+    *ra = (record_args){ .stacks = -1, .preset = "replay" };
     int i = 2;
     for (; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -117,79 +149,113 @@ static int cmd_record(int argc, char **argv)
         }
         if (a[0] != '-')
             break;
-        if (strcmp(a, "--out") == 0 && v) out = v, i++;
-        else if (strcmp(a, "--preset") == 0 && v) preset = v, i++;
-        else if (strcmp(a, "--mode") == 0 && v) mode = v, i++;
-        else if (strcmp(a, "--threshold") == 0) threshold = parse_u64(a, v, 1, UINT64_MAX), i++;
-        else if (strcmp(a, "--every") == 0) every = parse_u64(a, v, 1, 1u << 30), i++;
-        else if (strcmp(a, "--sample") == 0) every = parse_u64(a, v, 1, 1u << 30), mode = "sampled", i++;
-        else if (strcmp(a, "--depth") == 0) depth = parse_u64(a, v, 1, HT_MAX_FRAMES), i++;
-        else if (strcmp(a, "--stacks") == 0) stacks = 1;
-        else if (strcmp(a, "--no-stacks") == 0) stacks = 0;
-        else if (strcmp(a, "--preload") == 0 && v) preload = v, i++;
-        else if (strcmp(a, "--quiet") == 0) quiet = 1;
+        if (strcmp(a, "--out") == 0 && v) ra->out = v, i++;
+        else if (strcmp(a, "--preset") == 0 && v) ra->preset = v, i++;
+        else if (strcmp(a, "--mode") == 0 && v) ra->mode = v, i++;
+        else if (strcmp(a, "--threshold") == 0) ra->threshold = parse_option(a, v, HT_OPT_THRESHOLD), i++;
+        else if (strcmp(a, "--every") == 0) ra->every = parse_option(a, v, HT_OPT_EVERY), i++;
+        else if (strcmp(a, "--sample") == 0) ra->every = parse_option(a, v, HT_OPT_EVERY), ra->mode = "sampled", i++;
+        else if (strcmp(a, "--depth") == 0) ra->depth = parse_option(a, v, HT_OPT_DEPTH), i++;
+        else if (strcmp(a, "--stacks") == 0) ra->stacks = 1;
+        else if (strcmp(a, "--no-stacks") == 0) ra->stacks = 0;
+        else if (strcmp(a, "--preload") == 0 && v) ra->preload = v, i++;
+        else if (strcmp(a, "--quiet") == 0) ra->quiet = 1;
         else usage_error("record: unknown option or missing value: %s", a);
     }
     if (i >= argc)
         usage_error("record: no program to run%s", "");
+    ra->program = i;
+}
+
+/* The preset's mode and stacks, where --mode and --stacks did not say. */
+static void apply_preset(record_args *ra)
+{
     const char *pmode;
     int pstacks;
-    if (strcmp(preset, "replay") == 0) pmode = "full", pstacks = 0;
-    else if (strcmp(preset, "overview") == 0) pmode = "sampled", pstacks = 1;
-    else if (strcmp(preset, "leaks") == 0) pmode = "full", pstacks = 1;
-    else usage_error("record: unknown preset '%s' (replay, overview or leaks)", preset);
-    if (!mode)
-        mode = pmode;
-    if (strcmp(mode, "full") != 0 && strcmp(mode, "sampled") != 0)
-        usage_error("record: --mode must be full or sampled, not '%s'", mode);
-    if (stacks < 0)
-        stacks = pstacks;
+    if (strcmp(ra->preset, "replay") == 0) pmode = "full", pstacks = 0;
+    else if (strcmp(ra->preset, "overview") == 0) pmode = "sampled", pstacks = 1;
+    else if (strcmp(ra->preset, "leaks") == 0) pmode = "full", pstacks = 1;
+    else usage_error("record: unknown preset '%s' (replay, overview or leaks)", ra->preset);
+    if (!ra->mode)
+        ra->mode = pmode;
+    if (strcmp(ra->mode, "full") != 0 && strcmp(ra->mode, "sampled") != 0)
+        usage_error("record: --mode must be full or sampled, not '%s'", ra->mode);
+    if (ra->stacks < 0)
+        ra->stacks = pstacks;
+}
 
-    char defout[64], lib[PATH_MAX], absout[PATH_MAX];
-    if (!out) {
+/* The output directory (--out, or trace-<date>-<time> in defout), holding
+ * no trace yet, created; its absolute path into absout. */
+static void make_out_dir(record_args *ra, char defout[64], char absout[PATH_MAX])
+{
+    if (!ra->out) {
         time_t now = time(NULL);
-        strftime(defout, sizeof defout, "trace-%Y%m%d-%H%M%S", localtime(&now));
-        out = defout;
+        strftime(defout, 64, "trace-%Y%m%d-%H%M%S", localtime(&now));
+        ra->out = defout;
     }
-    if (dir_has_trace(out))
-        usage_error("record: %s already holds a trace; remove it or choose another --out", out);
-    if (mkdir(out, 0755) != 0 && errno != EEXIST)
-        tr_die(1, "record: cannot create %s: %s", out, strerror(errno));
-    if (!realpath(out, absout))
-        tr_die(1, "record: %s: %s", out, strerror(errno));
+    if (dir_has_trace(ra->out))
+        usage_error("record: %s already holds a trace; remove it or choose another --out", ra->out);
+    if (mkdir(ra->out, 0755) != 0 && errno != EEXIST)
+        tr_die(1, "record: cannot create %s: %s", ra->out, strerror(errno));
+    if (!realpath(ra->out, absout))
+        tr_die(1, "record: %s: %s", ra->out, strerror(errno));
+}
+
+/* LD_PRELOAD for the program: libhaktrack.so (beside this program), then
+ * --preload, then the LD_PRELOAD already set. */
+static char *tracker_preload(const char *preload)
+{
+    char lib[PATH_MAX];
     exe_dir(lib, sizeof lib);
     strncat(lib, "/libhaktrack.so", sizeof lib - strlen(lib) - 1);
     if (access(lib, R_OK) != 0)
         tr_die(1, "record: %s is missing (make tracker builds it)", lib);
-
     const char *old = getenv("LD_PRELOAD");
     size_t n = strlen(lib) + (preload ? strlen(preload) : 0) + (old ? strlen(old) : 0) + 4;
     char *pre = tr_xmalloc(n);
     snprintf(pre, n, "%s%s%s%s%s", lib, preload ? " " : "", preload ? preload : "", old && *old ? " " : "",
              old ? old : "");
+    return pre;
+}
+
+static void set_option(ht_option_id o, const char *value)
+{
+    char env[HT_ENV_MAX];
+    setenv(ht_option_env(o, env), value, 1);
+}
+
+/* A number given on the command line (0: not given, the variable left as it is). */
+static void set_option_number(ht_option_id o, uint64_t v)
+{
     char num[32];
+    if (!v)
+        return;
+    snprintf(num, sizeof num, "%" PRIu64, v);
+    set_option(o, num);
+}
+
+/* The environment the program runs in: the preload and the tracker's options. */
+static void set_tracker_env(const record_args *ra, const char *pre, const char *absout)
+{
     setenv("LD_PRELOAD", pre, 1);
-    setenv("HAKTRACK_DIR", absout, 1);
-    setenv("HAKTRACK_MODE", mode, 1);
-    setenv("HAKTRACK_STACKS", stacks ? "1" : "0", 1);
-    if (threshold) {
-        snprintf(num, sizeof num, "%" PRIu64, threshold);
-        setenv("HAKTRACK_THRESHOLD", num, 1);
-    }
-    if (every) {
-        snprintf(num, sizeof num, "%" PRIu64, every);
-        setenv("HAKTRACK_EVERY", num, 1);
-    }
-    if (depth) {
-        snprintf(num, sizeof num, "%" PRIu64, depth);
-        setenv("HAKTRACK_DEPTH", num, 1);
-    }
+    set_option(HT_OPT_DIR, absout);
+    set_option(HT_OPT_MODE, ra->mode);
+    set_option(HT_OPT_STACKS, ra->stacks ? "1" : "0");
+    set_option_number(HT_OPT_THRESHOLD, ra->threshold);
+    set_option_number(HT_OPT_EVERY, ra->every);
+    set_option_number(HT_OPT_DEPTH, ra->depth);
+}
+
+/* Runs argv[0] and waits for it (this process ignores SIGINT and SIGQUIT
+ * meanwhile, so they reach the program only); its wait status. */
+static int run_program(char **argv)
+{
     pid_t pid = fork();
     if (pid < 0)
         tr_die(1, "record: fork: %s", strerror(errno));
     if (pid == 0) {
-        execvp(argv[i], argv + i);
-        fprintf(stderr, "hakmem-trace: record: cannot run %s: %s\n", argv[i], strerror(errno));
+        execvp(argv[0], argv);
+        fprintf(stderr, "hakmem-trace: record: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     signal(SIGINT, SIG_IGN);
@@ -198,30 +264,57 @@ static int cmd_record(int argc, char **argv)
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
             tr_die(1, "record: waitpid: %s", strerror(errno));
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (!quiet) {
-        DIR *d = opendir(absout);
-        uint64_t files = 0, bytes = 0;
-        struct dirent *de;
-        while (d && (de = readdir(d)) != NULL) {
-            size_t k = strlen(de->d_name);
-            if (k > 5 && strcmp(de->d_name + k - 5, ".htrk") == 0) {
-                char p[PATH_MAX + 256];
-                struct stat sb;
-                snprintf(p, sizeof p, "%s/%s", absout, de->d_name);
-                if (stat(p, &sb) == 0)
-                    bytes += (uint64_t)sb.st_size;
-                files++;
-            }
+    return st;
+}
+
+/* The trace files in dir: how many and their bytes. */
+static void count_trace_files(const char *dir, uint64_t *files, uint64_t *bytes)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    *files = *bytes = 0;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t k = strlen(de->d_name);
+        if (k > 5 && strcmp(de->d_name + k - 5, ".htrk") == 0) {
+            char p[PATH_MAX + 256];
+            struct stat sb;
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            if (stat(p, &sb) == 0)
+                *bytes += (uint64_t)sb.st_size;
+            (*files)++;
         }
-        if (d)
-            closedir(d);
-        fprintf(stderr, "hakmem-trace: %" PRIu64 " trace files, %.1f MiB in %s (%s mode%s); %s %s\n", files,
-                (double)bytes / 1048576.0, out, mode, stacks ? ", stacks" : "",
-                WIFEXITED(st) ? "program exited with" : "program killed by signal",
-                WIFEXITED(st) ? (snprintf(num, sizeof num, "%d", WEXITSTATUS(st)), num)
-                              : (snprintf(num, sizeof num, "%d", WTERMSIG(st)), num));
     }
+    if (d)
+        closedir(d);
+}
+
+/* The summary line: files, size, mode and how the program ended. */
+static void print_record_summary(const record_args *ra, const char *absout, int st)
+{
+    uint64_t files, bytes;
+    char num[32];
+    count_trace_files(absout, &files, &bytes);
+    snprintf(num, sizeof num, "%d", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    fprintf(stderr, "hakmem-trace: %" PRIu64 " trace files, %.1f MiB in %s (%s mode%s); %s %s\n", files,
+            (double)bytes / 1048576.0, ra->out, ra->mode, ra->stacks ? ", stacks" : "",
+            WIFEXITED(st) ? "program exited with" : "program killed by signal", num);
+}
+
+/* record: run a program under the tracker; its exit status (128 + signal
+ * when it was killed). */
+static int cmd_record(int argc, char **argv)
+{
+    record_args ra;
+    char defout[64], absout[PATH_MAX];
+    parse_record_args(argc, argv, &ra);
+    apply_preset(&ra);
+    make_out_dir(&ra, defout, absout);
+    char *pre = tracker_preload(ra.preload);
+    set_tracker_env(&ra, pre, absout);
+    int st = run_program(argv + ra.program);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (!ra.quiet)
+        print_record_summary(&ra, absout, st);
     free(pre);
     return rc;
 }
@@ -343,7 +436,7 @@ static int cmd_dump(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "record") == 0)

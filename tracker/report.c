@@ -95,6 +95,7 @@ typedef struct analysis {
     blk leaks[TOP];
     uint32_t nleaks;
     bool estimated;
+    uint32_t *pending; /* during the pass, per thread: the block its realloc in progress gave up */
 } analysis;
 
 static unsigned log2_bucket(uint64_t v)
@@ -251,7 +252,7 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     live_add(a, (int64_t)(size * weight), it->key);
 }
 
-static void analyse(analysis *a, tr_instance *in)
+static void analysis_init(analysis *a, tr_instance *in)
 {
     memset(a, 0, sizeof *a);
     a->in = in;
@@ -266,133 +267,171 @@ static void analyse(analysis *a, tr_instance *in)
     if (!a->matrix || !a->threads || !a->sites)
         tr_die(1, "out of memory");
     a->estimated = in->mode == HT_MODE_SAMPLED;
-    uint32_t *pending = tr_xmalloc((in->nfiles ? in->nfiles : 1) * sizeof *pending);
+    a->pending = tr_xmalloc((in->nfiles ? in->nfiles : 1) * sizeof *a->pending);
+}
 
-    tr_walk w;
-    tr_walk_init(&w, in);
-    tr_item it;
-    bool sampled = in->mode == HT_MODE_SAMPLED;
-    while (tr_walk_next(&w, &it)) {
-        const ht_event *e = it.e;
-        uint32_t weight = (e->flags & HT_EV_SAMPLED) ? (uint32_t)in->sample_every : 1;
-        bool call = !sampled || (e->flags & HT_EV_CALL);         /* in the call figures */
-        bool tracked = !sampled || (e->flags & HT_EV_BLOCK);     /* ptr in the heap figures */
-        bool old_tracked = !sampled || (e->flags & HT_EV_OLD_BLOCK);
-        if (it.kind != TR_REALLOC_OLD && call) {
-            a->ops[e->op] += weight;
-            a->threads[it.thread].ops[e->op] += weight;
-        }
-        switch (it.kind) {
-        case TR_ALLOC:
-            if (!e->ptr) {
-                a->failed += call ? weight : 0;
-                break;
-            }
-            if (call)
-                call_alloc(a, &it, e->size, weight);
-            if (tracked)
-                block_new(a, &it, e->size, weight, false);
-            break;
-        case TR_FREE: {
-            uint64_t bi;
-            if (e->ptr && call)
-                a->call_frees += weight;
-            if (!e->ptr)
-                a->free_null++;
-            else if (!tracked)
-                break;
-            else if (tr_map_take(&a->ptrs, e->ptr, &bi))
-                block_freed(a, (uint32_t)bi, it.key, it.thread);
-            else
-                a->unmatched_frees++;
-            break;
-        }
-        case TR_REALLOC_OLD: {
-            uint64_t bi;
-            pending[it.thread] = UINT32_MAX;
-            if (!old_tracked)
-                break;
-            if (tr_map_take(&a->ptrs, e->aux, &bi))
-                pending[it.thread] = (uint32_t)bi;
-            else
-                a->unmatched_reallocs++;
-            break;
-        }
-        case TR_REALLOC_NEW: {
-            uint32_t bi = e->aux ? pending[it.thread] : UINT32_MAX;
-            /* sampled: moves and bytes copied from the drawn calls (a moved
-             * block rarely lands on a tracked address) */
-            if (sampled && call && e->aux && e->ptr && e->ptr != e->aux) {
-                a->chain_moves += weight;
-                a->chain_copied += (e->old_size < e->size ? e->old_size : e->size) * weight;
-            }
-            if (bi == UINT32_MAX) {
-                /* realloc(NULL, n); a realloc of a block never seen (full
-                 * mode: counted as an allocation); or of an untracked block */
-                if (e->ptr) {
-                    if (call && (!e->aux || !sampled))
-                        call_alloc(a, &it, e->size, weight);
-                    if (tracked)
-                        block_new(a, &it, e->size, weight, sampled && e->aux);
-                } else if (e->size && call) {
-                    a->failed += weight;
-                }
-                break;
-            }
-            blk *b = &a->blks[bi];
-            if (!e->ptr && e->size) { /* failed: the old block lives on */
-                a->failed += call ? weight : 0;
-                tr_map_put(&a->ptrs, e->aux, bi);
-                break;
-            }
-            if (!e->ptr) { /* realloc(p, 0) freed it */
-                block_freed(a, bi, it.key, it.thread);
-                break;
-            }
-            if (!tracked) { /* moved to an untracked address */
-                block_dropped(a, bi, it.key);
-                break;
-            }
-            uint64_t old;
-            if (tr_map_take(&a->ptrs, e->ptr, &old)) {
-                a->alloc_while_live++;
-                block_freed(a, (uint32_t)old, it.key, it.thread);
-                b = &a->blks[bi];
-            }
-            b->reallocs++;
-            if (e->ptr != e->aux) {
-                uint64_t c = b->size < e->size ? b->size : e->size;
-                b->moves++;
-                b->copied += c;
-                if (!sampled) {
-                    a->chain_moves += weight;
-                    a->chain_copied += c * weight;
-                }
-            }
-            a->chain_reallocs += weight;
-            if (b->site) {
-                a->sites[b->site].reallocs += weight;
-                a->sites[b->site].moves += e->ptr != e->aux ? weight : 0;
-                a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) * weight : 0;
-            }
-            live_add(a, (int64_t)(e->size * weight) - (int64_t)(b->size * b->weight), it.key);
-            if (e->size > b->size) { /* growth counts as allocated */
-                a->alloc_bytes += (e->size - b->size) * weight;
-                a->threads[it.thread].alloc_bytes += (e->size - b->size) * weight;
-            }
-            b->size = e->size;
-            b->weight = weight;
-            tr_map_put(&a->ptrs, e->ptr, bi);
-            break;
-        }
-        default:
-            break;
+/* The roles of one record (trace_format.h): in full mode every record has
+ * every role and weight 1. */
+typedef struct roles {
+    bool sampled;      /* the instance is a sampled trace */
+    uint32_t weight;   /* how many calls or blocks the record stands for */
+    bool call;         /* in the call figures */
+    bool tracked;      /* its ptr is in the heap figures */
+    bool old_tracked;  /* a realloc's old pointer is in the heap figures */
+} roles;
+
+static roles roles_of(const analysis *a, const ht_event *e)
+{
+    bool sampled = a->in->mode == HT_MODE_SAMPLED;
+    return (roles){
+        .sampled = sampled,
+        .weight = (e->flags & HT_EV_SAMPLED) ? (uint32_t)a->in->sample_every : 1,
+        .call = !sampled || (e->flags & HT_EV_CALL),
+        .tracked = !sampled || (e->flags & HT_EV_BLOCK),
+        .old_tracked = !sampled || (e->flags & HT_EV_OLD_BLOCK),
+    };
+}
+
+/* An allocating call (not realloc). */
+static void analyse_alloc(analysis *a, const tr_item *it, roles r)
+{
+    const ht_event *e = it->e;
+    if (!e->ptr) {
+        a->failed += r.call ? r.weight : 0;
+        return;
+    }
+    if (r.call)
+        call_alloc(a, it, e->size, r.weight);
+    if (r.tracked)
+        block_new(a, it, e->size, r.weight, false);
+}
+
+static void analyse_free(analysis *a, const tr_item *it, roles r)
+{
+    const ht_event *e = it->e;
+    uint64_t bi;
+    if (e->ptr && r.call)
+        a->call_frees += r.weight;
+    if (!e->ptr)
+        a->free_null++;
+    else if (!r.tracked)
+        return;
+    else if (tr_map_take(&a->ptrs, e->ptr, &bi))
+        block_freed(a, (uint32_t)bi, it->key, it->thread);
+    else
+        a->unmatched_frees++;
+}
+
+/* A realloc gives up its old block: taken out of the map until its result. */
+static void analyse_realloc_old(analysis *a, const tr_item *it, roles r)
+{
+    uint64_t bi;
+    a->pending[it->thread] = UINT32_MAX;
+    if (!r.old_tracked)
+        return;
+    if (tr_map_take(&a->ptrs, it->e->aux, &bi))
+        a->pending[it->thread] = (uint32_t)bi;
+    else
+        a->unmatched_reallocs++;
+}
+
+/* A realloc's result without a known old block: realloc(NULL, n); a
+ * realloc of a block never seen (full mode: counted as an allocation); or
+ * of an untracked block. */
+static void realloc_without_block(analysis *a, const tr_item *it, roles r)
+{
+    const ht_event *e = it->e;
+    if (e->ptr) {
+        if (r.call && (!e->aux || !r.sampled))
+            call_alloc(a, it, e->size, r.weight);
+        if (r.tracked)
+            block_new(a, it, e->size, r.weight, r.sampled && e->aux);
+    } else if (e->size && r.call) {
+        a->failed += r.weight;
+    }
+}
+
+/* Block bi resized by a realloc to e->size at e->ptr (moved when that is
+ * not the old pointer): its chain, its site and the live bytes. */
+static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
+{
+    const ht_event *e = it->e;
+    blk *b = &a->blks[bi];
+    uint64_t old;
+    if (tr_map_take(&a->ptrs, e->ptr, &old)) {
+        a->alloc_while_live++;
+        block_freed(a, (uint32_t)old, it->key, it->thread);
+        b = &a->blks[bi];
+    }
+    b->reallocs++;
+    if (e->ptr != e->aux) {
+        uint64_t c = b->size < e->size ? b->size : e->size;
+        b->moves++;
+        b->copied += c;
+        if (!r.sampled) {
+            a->chain_moves += r.weight;
+            a->chain_copied += c * r.weight;
         }
     }
-    tr_walk_done(&w);
-    free(pending);
+    a->chain_reallocs += r.weight;
+    if (b->site) {
+        a->sites[b->site].reallocs += r.weight;
+        a->sites[b->site].moves += e->ptr != e->aux ? r.weight : 0;
+        a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) * r.weight : 0;
+    }
+    live_add(a, (int64_t)(e->size * r.weight) - (int64_t)(b->size * b->weight), it->key);
+    if (e->size > b->size) { /* growth counts as allocated */
+        a->alloc_bytes += (e->size - b->size) * r.weight;
+        a->threads[it->thread].alloc_bytes += (e->size - b->size) * r.weight;
+    }
+    b->size = e->size;
+    b->weight = r.weight;
+    tr_map_put(&a->ptrs, e->ptr, bi);
+}
 
-    /* What is still live: never freed. */
+/* A realloc's result. */
+static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
+{
+    const ht_event *e = it->e;
+    uint32_t bi = e->aux ? a->pending[it->thread] : UINT32_MAX;
+    /* sampled: moves and bytes copied from the drawn calls (a moved
+     * block rarely lands on a tracked address) */
+    if (r.sampled && r.call && e->aux && e->ptr && e->ptr != e->aux) {
+        a->chain_moves += r.weight;
+        a->chain_copied += (e->old_size < e->size ? e->old_size : e->size) * r.weight;
+    }
+    if (bi == UINT32_MAX)
+        realloc_without_block(a, it, r);
+    else if (!e->ptr && e->size) { /* failed: the old block lives on */
+        a->failed += r.call ? r.weight : 0;
+        tr_map_put(&a->ptrs, e->aux, bi);
+    } else if (!e->ptr) /* realloc(p, 0) freed it */
+        block_freed(a, bi, it->key, it->thread);
+    else if (!r.tracked) /* moved to an untracked address */
+        block_dropped(a, bi, it->key);
+    else
+        realloc_block(a, it, r, bi);
+}
+
+/* The TOP largest blocks never freed, largest first. */
+static void leak_insert(analysis *a, const blk *b)
+{
+    uint32_t n = a->nleaks;
+    if (n == TOP && a->leaks[n - 1].size >= b->size)
+        return;
+    if (n < TOP)
+        a->nleaks++;
+    uint32_t k = a->nleaks - 1;
+    while (k > 0 && a->leaks[k - 1].size < b->size) {
+        a->leaks[k] = a->leaks[k - 1];
+        k--;
+    }
+    a->leaks[k] = *b;
+}
+
+/* What is still live at the end: never freed. */
+static void count_never_freed(analysis *a)
+{
     for (uint64_t i = 0; i <= a->ptrs.mask; i++) {
         if (!a->ptrs.keys[i])
             continue;
@@ -404,18 +443,36 @@ static void analyse(analysis *a, tr_instance *in)
             a->sites[b->site].live_blocks += b->weight;
             a->sites[b->site].live_bytes += b->size * b->weight;
         }
-        uint32_t n = a->nleaks;
-        if (n == TOP && a->leaks[n - 1].size >= b->size)
-            continue;
-        if (n < TOP)
-            a->nleaks++;
-        uint32_t k = a->nleaks - 1;
-        while (k > 0 && a->leaks[k - 1].size < b->size) {
-            a->leaks[k] = a->leaks[k - 1];
-            k--;
-        }
-        a->leaks[k] = *b;
+        leak_insert(a, b);
     }
+}
+
+/* One pass over the instance's merged events, then what is left live. */
+static void analyse(analysis *a, tr_instance *in)
+{
+    analysis_init(a, in);
+    tr_walk w;
+    tr_walk_init(&w, in);
+    tr_item it;
+    while (tr_walk_next(&w, &it)) {
+        const ht_event *e = it.e;
+        roles r = roles_of(a, e);
+        if (it.kind != TR_REALLOC_OLD && r.call) {
+            a->ops[e->op] += r.weight;
+            a->threads[it.thread].ops[e->op] += r.weight;
+        }
+        switch (it.kind) {
+        case TR_ALLOC: analyse_alloc(a, &it, r); break;
+        case TR_FREE: analyse_free(a, &it, r); break;
+        case TR_REALLOC_OLD: analyse_realloc_old(a, &it, r); break;
+        case TR_REALLOC_NEW: analyse_realloc_new(a, &it, r); break;
+        default: break;
+        }
+    }
+    tr_walk_done(&w);
+    free(a->pending);
+    a->pending = NULL;
+    count_never_freed(a);
 }
 
 static void analysis_free(analysis *a)
@@ -604,21 +661,19 @@ static void hint(hint_list *h, const char *kind, const char *fmt, ...)
     fprintf(h->f, "}");
 }
 
-static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *order)
+/* Hot small-allocation sites (with stacks), or else the share of small
+ * allocations. */
+static void hint_small(hint_list *h, const analysis *a, tr_symbolizer *sym, uint32_t *order, uint32_t nsites)
 {
-    hint_list h = { f, 0 };
-    char b1[64], b2[64], b3[512];
-    fprintf(f, ",\"hints\":[");
-    uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
-    /* hot small-allocation sites */
-    if (n) {
-        n = top_by(a, 3, order);
+    char b1[64], b3[512];
+    if (nsites) {
+        uint32_t n = top_by(a, 3, order);
         for (uint32_t i = 0; i < n && i < 3; i++) {
             const site_stat *s = &a->sites[order[i]];
             if (!a->allocs || s->small * 20 < a->allocs || s->small < 1000)
                 break;
             human_count(b1, sizeof b1, (double)s->small);
-            hint(&h, "hot_small_site",
+            hint(h, "hot_small_site",
                  "%s small allocations (<= %d B, %.0f%% of all) come from one call stack, at %s; "
                  "mean size %.0f B, mean lifetime %.1f us: a per-site pool or arena would serve them",
                  b1, SMALL_BYTES, 100.0 * (double)s->small / (double)a->allocs,
@@ -627,42 +682,61 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
                  s->lifetimes ? s->lifetime_sum / (double)s->lifetimes / 1e3 : 0.0);
         }
     } else if (a->allocs && a->small_allocs * 2 >= a->allocs) {
-        hint(&h, "hot_small",
+        hint(h, "hot_small",
              "%.0f%% of allocations are small (<= %d B); record with stacks (--preset overview) "
              "to see the sites",
              100.0 * (double)a->small_allocs / (double)a->allocs, SMALL_BYTES);
     }
-    /* short-lived large blocks */
-    if (a->large_short && (a->large_short >= 10 || a->large_short * 10 >= a->large_allocs)) {
-        human_count(b1, sizeof b1, (double)a->large_short);
-        human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
-        char where[600] = "";
-        if (n) {
-            if (top_by(a, 4, order) && a->sites[order[0]].large_short)
-                snprintf(where, sizeof where, "; most at %s",
-                         site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
-        }
-        hint(&h, "short_lived_large",
-             "%s blocks of %u KiB or more (%s, %.0f%% of the large ones) lived under 1 ms%s: an "
-             "allocator that returns them to the system faults their pages in again on every reuse",
-             b1, LARGE_BYTES >> 10, b2, a->large_allocs ? 100.0 * (double)a->large_short / (double)a->large_allocs : 0.0,
-             where);
-    }
-    /* copying realloc chains */
-    if (a->ntop_chains && a->top_chains[0].moves >= 4) {
-        const chain *c = &a->top_chains[0];
-        human_bytes(b1, sizeof b1, (double)a->chain_copied);
-        human_bytes(b2, sizeof b2, (double)c->copied);
-        char where[600] = "";
-        if (c->site)
-            snprintf(where, sizeof where, " at %s", site_caller(sym, &a->in->sites[c->site], b3, sizeof b3));
-        hint(&h, "copying_realloc_chain",
-             "realloc moved blocks %" PRIu64 " times and copied %s in all; the worst chain%s grew "
-             "from %" PRIu64 " to %" PRIu64 " bytes in %u reallocs, %u of them moves (%s copied): "
-             "growing by a factor, or reserving the final size, avoids the copies",
-             a->chain_moves, b1, where, c->first_size, c->last_size, c->reallocs, c->moves, b2);
-    }
-    /* cross-thread frees */
+}
+
+/* Where most of a hint's figure comes from: prefix and the caller of the
+ * top site by key, or "" without sites or when the top site has none. */
+static void top_site_where(char *where, size_t n, const analysis *a, tr_symbolizer *sym, uint32_t *order,
+                           uint32_t nsites, int key, const char *prefix)
+{
+    char b3[512];
+    where[0] = 0;
+    if (nsites && top_by(a, key, order) && site_key(&a->sites[order[0]], key))
+        snprintf(where, n, "%s%s", prefix, site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
+}
+
+static void hint_short_lived_large(hint_list *h, const analysis *a, tr_symbolizer *sym, uint32_t *order,
+                                   uint32_t nsites)
+{
+    char b1[64], b2[64], where[600];
+    if (!a->large_short || (a->large_short < 10 && a->large_short * 10 < a->large_allocs))
+        return;
+    human_count(b1, sizeof b1, (double)a->large_short);
+    human_bytes(b2, sizeof b2, (double)a->large_short_bytes);
+    top_site_where(where, sizeof where, a, sym, order, nsites, 4, "; most at ");
+    hint(h, "short_lived_large",
+         "%s blocks of %u KiB or more (%s, %.0f%% of the large ones) lived under 1 ms%s: an "
+         "allocator that returns them to the system faults their pages in again on every reuse",
+         b1, LARGE_BYTES >> 10, b2, a->large_allocs ? 100.0 * (double)a->large_short / (double)a->large_allocs : 0.0,
+         where);
+}
+
+static void hint_copying_realloc(hint_list *h, const analysis *a, tr_symbolizer *sym)
+{
+    char b1[64], b2[64], b3[512];
+    if (!a->ntop_chains || a->top_chains[0].moves < 4)
+        return;
+    const chain *c = &a->top_chains[0];
+    human_bytes(b1, sizeof b1, (double)a->chain_copied);
+    human_bytes(b2, sizeof b2, (double)c->copied);
+    char where[600] = "";
+    if (c->site)
+        snprintf(where, sizeof where, " at %s", site_caller(sym, &a->in->sites[c->site], b3, sizeof b3));
+    hint(h, "copying_realloc_chain",
+         "realloc moved blocks %" PRIu64 " times and copied %s in all; the worst chain%s grew "
+         "from %" PRIu64 " to %" PRIu64 " bytes in %u reallocs, %u of them moves (%s copied): "
+         "growing by a factor, or reserving the final size, avoids the copies",
+         a->chain_moves, b1, where, c->first_size, c->last_size, c->reallocs, c->moves, b2);
+}
+
+static void hint_cross_thread(hint_list *h, const analysis *a)
+{
+    char b1[64];
     uint64_t cross = 0, best = 0;
     uint32_t bx = 0, by = 0;
     for (uint32_t x = 0; x < MAXT; x++)
@@ -675,27 +749,39 @@ static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *orde
                     by = y;
                 }
             }
-    if (a->frees && cross * 10 >= a->frees) {
-        human_count(b1, sizeof b1, (double)cross);
-        hint(&h, "cross_thread",
-             "%s blocks (%.0f%% of frees) are freed by a thread other than the one that allocated "
-             "them; the busiest pair is thread %u -> thread %u (%" PRIu64 "): remote frees are "
-             "what allocators with per-thread heaps pay for",
-             b1, 100.0 * (double)cross / (double)a->frees, bx, by, best);
-    }
-    /* never freed */
-    if (a->live_blocks_end) {
-        human_count(b1, sizeof b1, (double)a->live_blocks_end);
-        human_bytes(b2, sizeof b2, (double)a->live_bytes_end);
-        char where[600] = "";
-        if (n) {
-            if (top_by(a, 2, order) && a->sites[order[0]].live_bytes)
-                snprintf(where, sizeof where, "; the most from %s",
-                         site_caller(sym, &a->in->sites[order[0]], b3, sizeof b3));
-        }
-        hint(&h, "never_freed", "%s blocks (%s) were never freed before the program ended%s", b1, b2,
-             where);
-    }
+    if (!a->frees || cross * 10 < a->frees)
+        return;
+    human_count(b1, sizeof b1, (double)cross);
+    hint(h, "cross_thread",
+         "%s blocks (%.0f%% of frees) are freed by a thread other than the one that allocated "
+         "them; the busiest pair is thread %u -> thread %u (%" PRIu64 "): remote frees are "
+         "what allocators with per-thread heaps pay for",
+         b1, 100.0 * (double)cross / (double)a->frees, bx, by, best);
+}
+
+static void hint_never_freed(hint_list *h, const analysis *a, tr_symbolizer *sym, uint32_t *order,
+                             uint32_t nsites)
+{
+    char b1[64], b2[64], where[600];
+    if (!a->live_blocks_end)
+        return;
+    human_count(b1, sizeof b1, (double)a->live_blocks_end);
+    human_bytes(b2, sizeof b2, (double)a->live_bytes_end);
+    top_site_where(where, sizeof where, a, sym, order, nsites, 2, "; the most from ");
+    hint(h, "never_freed", "%s blocks (%s) were never freed before the program ended%s", b1, b2, where);
+}
+
+/* The hints, as a JSON list, in this order. */
+static void hints(FILE *f, const analysis *a, tr_symbolizer *sym, uint32_t *order)
+{
+    hint_list h = { f, 0 };
+    uint32_t nsites = a->in->nsites > 1 ? a->in->nsites - 1 : 0;
+    fprintf(f, ",\"hints\":[");
+    hint_small(&h, a, sym, order, nsites);
+    hint_short_lived_large(&h, a, sym, order, nsites);
+    hint_copying_realloc(&h, a, sym);
+    hint_cross_thread(&h, a);
+    hint_never_freed(&h, a, sym, order, nsites);
     fprintf(f, "]");
 }
 
@@ -757,11 +843,33 @@ static void headline(char *buf, size_t n, const analysis *a)
              leak, cp);
 }
 
-static void write_instance(FILE *f, const analysis *a, bool detail, char *head, size_t headn)
+/* The calls per operation, as a JSON object {"malloc":N,...} (operations
+ * with none left out). */
+static void write_ops(FILE *f, const uint64_t *ops)
+{
+    fprintf(f, "{");
+    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
+        if (ops[op]) {
+            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), ops[op]);
+            first = 0;
+        }
+    fprintf(f, "}");
+}
+
+/* The caller of a site as a JSON string, or null for no site. */
+static void write_site_caller(FILE *f, tr_symbolizer *sym, const tr_instance *in, uint32_t site)
+{
+    char buf[512];
+    if (site)
+        jstr(f, site_caller(sym, &in->sites[site], buf, sizeof buf));
+    else
+        fprintf(f, "null");
+}
+
+/* Which process this is and how it was recorded, its headline. */
+static void write_identity(FILE *f, const analysis *a, const char *head)
 {
     const tr_instance *in = a->in;
-    tr_symbolizer *sym = tr_symbolizer_new(in->maps_path);
-    headline(head, headn, a);
     fprintf(f, "{\"pid\":%" PRIu64 ",\"ppid\":%" PRIu64 ",\"exe\":", in->pid, in->ppid);
     jstr(f, in->exe);
     fprintf(f, ",\"name\":");
@@ -776,13 +884,14 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
     jstr(f, head);
     fprintf(f, ",\"threads\":%u,\"records\":%" PRIu64 ",\"duration_ns\":%" PRIu64, in->nfiles, in->events,
             in->last_time);
-    fprintf(f, ",\"ops\":{");
-    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
-        if (a->ops[op]) {
-            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), a->ops[op]);
-            first = 0;
-        }
-    fprintf(f, "},\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
+}
+
+/* The calls, the totals of the heap figures and the anomalies. */
+static void write_totals(FILE *f, const analysis *a)
+{
+    fprintf(f, ",\"ops\":");
+    write_ops(f, a->ops);
+    fprintf(f, ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
                ",\"peak_live_bytes\":%" PRId64 ",\"peak_time_ns\":%" PRIu64 ",\"final_live_bytes\":%" PRId64
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64
                ",\"free_null\":%" PRIu64 ",\"unmatched_frees\":%" PRIu64 ",\"unmatched_reallocs\":%" PRIu64
@@ -790,6 +899,11 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
             a->allocs, frees_shown(a), a->alloc_bytes, a->peak, a->peak_time, a->live, a->live_blocks_end,
             a->live_bytes_end, a->failed, a->free_null, a->unmatched_frees, a->unmatched_reallocs,
             a->alloc_while_live);
+}
+
+/* The instance's trace files, one per thread. */
+static void write_files(FILE *f, const tr_instance *in)
+{
     fprintf(f, ",\"files\":[");
     for (uint32_t i = 0; i < in->nfiles; i++) {
         const tr_file *t = in->files[i];
@@ -799,12 +913,11 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
                 t->h.thread_index, t->h.tid, t->events, t->has_end ? "true" : "false", t->cut_bytes);
     }
     fprintf(f, "]");
-    if (!detail) {
-        fprintf(f, "}");
-        tr_symbolizer_free(sym);
-        return;
-    }
-    /* live bytes over time: forward-filled buckets */
+}
+
+/* Live bytes over time: the highest in each bucket, forward-filled. */
+static void write_timeline(FILE *f, const analysis *a)
+{
     fprintf(f, ",\"timeline\":{\"bucket_ns\":%" PRIu64 ",\"max\":[", a->bucket_ns);
     int last = NBUCKETS - 1;
     while (last > 0 && a->tl_last[last] < 0)
@@ -817,23 +930,27 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         jnum(f, i == 0, v);
     }
     fprintf(f, "]}");
-    hist(f, "size_hist", a->size_hist);
-    hist(f, "size_hist_bytes", a->size_hist_bytes);
-    hist(f, "lifetime_hist_ns", a->life_hist);
-    fprintf(f, ",\"mean_lifetime_ns\":%.0f", a->freed_blocks ? a->life_sum / (double)a->freed_blocks : 0.0);
+}
+
+static void write_per_thread(FILE *f, const analysis *a)
+{
+    const tr_instance *in = a->in;
     fprintf(f, ",\"per_thread\":[");
     for (uint32_t i = 0; i < in->nfiles; i++) {
         const thread_stat *t = &a->threads[i];
-        fprintf(f, "%s{\"thread\":%u,\"tid\":%" PRIu64 ",\"ops\":{", i ? "," : "", i, in->files[i]->h.tid);
-        for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
-            if (t->ops[op]) {
-                fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), t->ops[op]);
-                first = 0;
-            }
-        fprintf(f, "},\"allocated_bytes\":%" PRIu64 ",\"frees_of_other_threads_blocks\":%" PRIu64 "}",
+        fprintf(f, "%s{\"thread\":%u,\"tid\":%" PRIu64 ",\"ops\":", i ? "," : "", i, in->files[i]->h.tid);
+        write_ops(f, t->ops);
+        fprintf(f, ",\"allocated_bytes\":%" PRIu64 ",\"frees_of_other_threads_blocks\":%" PRIu64 "}",
                 t->alloc_bytes, t->foreign_frees);
     }
     fprintf(f, "]");
+}
+
+/* Blocks by allocating thread x freeing thread (threads past MAXT - 1
+ * folded into the last row and column). */
+static void write_cross_thread(FILE *f, const analysis *a)
+{
+    const tr_instance *in = a->in;
     uint32_t mt = in->nfiles < MAXT ? in->nfiles : MAXT;
     fprintf(f, ",\"cross_thread\":{\"threads\":%u,\"folded_from\":%u,\"matrix\":[", mt,
             in->nfiles > MAXT ? MAXT - 1 : mt);
@@ -844,37 +961,44 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         fprintf(f, "]");
     }
     fprintf(f, "]}");
+}
+
+static void write_realloc_chains(FILE *f, const analysis *a, tr_symbolizer *sym)
+{
     fprintf(f, ",\"realloc_chains\":{\"chains\":%" PRIu64 ",\"reallocs\":%" PRIu64 ",\"moves\":%" PRIu64
                ",\"copied_bytes\":%" PRIu64,
             a->chains, a->chain_reallocs, a->chain_moves, a->chain_copied);
     hist(f, "length_hist", a->chain_len_hist);
     fprintf(f, ",\"top\":[");
-    char buf[512];
     for (uint32_t i = 0; i < a->ntop_chains; i++) {
         const chain *c = &a->top_chains[i];
         fprintf(f, "%s{\"thread\":%u,\"first_size\":%" PRIu64 ",\"last_size\":%" PRIu64 ",\"reallocs\":%u"
                    ",\"moves\":%u,\"copied_bytes\":%" PRIu64 ",\"site\":",
                 i ? "," : "", c->thread, c->first_size, c->last_size, c->reallocs, c->moves, c->copied);
-        if (c->site)
-            jstr(f, site_caller(sym, &in->sites[c->site], buf, sizeof buf));
-        else
-            fprintf(f, "null");
+        write_site_caller(f, sym, a->in, c->site);
         fprintf(f, "}");
     }
     fprintf(f, "]}");
+}
+
+static void write_never_freed(FILE *f, const analysis *a, tr_symbolizer *sym)
+{
     fprintf(f, ",\"never_freed\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"largest\":[",
             a->live_blocks_end, a->live_bytes_end);
     for (uint32_t i = 0; i < a->nleaks; i++) {
         const blk *b = &a->leaks[i];
         fprintf(f, "%s{\"size\":%" PRIu64 ",\"thread\":%u,\"time_ns\":%" PRIu64 ",\"site\":", i ? "," : "",
                 b->size, b->thread, b->t_alloc);
-        if (b->site)
-            jstr(f, site_caller(sym, &in->sites[b->site], buf, sizeof buf));
-        else
-            fprintf(f, "null");
+        write_site_caller(f, sym, a->in, b->site);
         fprintf(f, "}");
     }
     fprintf(f, "]}");
+}
+
+/* Small and large allocations, the call sites and the hints. */
+static void write_sites_and_hints(FILE *f, const analysis *a, tr_symbolizer *sym)
+{
+    const tr_instance *in = a->in;
     fprintf(f, ",\"small_allocations\":%" PRIu64 ",\"large_allocations\":%" PRIu64
                ",\"short_lived_large\":{\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
             a->small_allocs, a->large_allocs, a->large_short, a->large_short_bytes);
@@ -886,6 +1010,29 @@ static void write_instance(FILE *f, const analysis *a, bool detail, char *head, 
         top_sites(f, a, sym, 2, order, "top_sites_never_freed");
     }
     hints(f, a, sym, order);
+}
+
+/* One instance's object of trace.json; its headline into head. Without
+ * detail, only its identity, totals and files. */
+static void write_instance(FILE *f, const analysis *a, bool detail, char *head, size_t headn)
+{
+    tr_symbolizer *sym = tr_symbolizer_new(a->in->maps_path);
+    headline(head, headn, a);
+    write_identity(f, a, head);
+    write_totals(f, a);
+    write_files(f, a->in);
+    if (detail) {
+        write_timeline(f, a);
+        hist(f, "size_hist", a->size_hist);
+        hist(f, "size_hist_bytes", a->size_hist_bytes);
+        hist(f, "lifetime_hist_ns", a->life_hist);
+        fprintf(f, ",\"mean_lifetime_ns\":%.0f", a->freed_blocks ? a->life_sum / (double)a->freed_blocks : 0.0);
+        write_per_thread(f, a);
+        write_cross_thread(f, a);
+        write_realloc_chains(f, a, sym);
+        write_never_freed(f, a, sym);
+        write_sites_and_hints(f, a, sym);
+    }
     fprintf(f, "}");
     tr_symbolizer_free(sym);
 }
@@ -901,19 +1048,12 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
     if (!tr_open(dir, &run))
         return 1;
     /* The main instance: the one asked for, else the one with most records. */
-    uint32_t main_i = 0;
-    bool found = false;
-    for (uint32_t k = 0; k < run.ninst; k++) {
-        if (pid ? run.inst[k].pid == pid && !found : run.inst[k].events > run.inst[main_i].events) {
-            main_i = k;
-            found = true;
-        }
-    }
-    if (pid && !found) {
-        fprintf(stderr, "hakmem-trace: %s: no process %" PRIu64 " in this trace\n", dir, pid);
+    const tr_instance *main_in = tr_pick_instance(&run, pid);
+    if (!main_in) {
         tr_close(&run);
         return 2;
     }
+    uint32_t main_i = (uint32_t)(main_in - run.inst);
     FILE *f = fopen(json_path, "w");
     static char obuf[1 << 20];
     if (f)

@@ -208,10 +208,11 @@ static int cmp_inst(const void *a, const void *b)
     return x->epoch < y->epoch ? -1 : x->epoch > y->epoch;
 }
 
-bool tr_open(const char *dir, tr_run *run)
+/* Every *.htrk file of the run's directory, not yet read; false (with a
+ * message) when there is none or the directory cannot be read. */
+static bool list_files(tr_run *run)
 {
-    memset(run, 0, sizeof *run);
-    run->dir = dir;
+    const char *dir = run->dir;
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "hakmem-trace: %s: cannot open the trace directory: %s\n", dir, strerror(errno));
@@ -238,11 +239,13 @@ bool tr_open(const char *dir, tr_run *run)
         fprintf(stderr, "hakmem-trace: %s: no trace files (*.htrk) in this directory\n", dir);
         return false;
     }
-    for (uint32_t i = 0; i < run->nfiles; i++)
-        if (!load_file(&run->files[i]))
-            return false;
+    return true;
+}
 
-    /* Instances: files with the same pid and epoch. */
+/* Instances: files with the same pid and epoch, counted (their files are
+ * gathered by gather_instance_files), in order of their epochs. */
+static void group_instances(tr_run *run)
+{
     run->inst = calloc(run->nfiles, sizeof *run->inst);
     if (!run->inst)
         tr_die(1, "out of memory");
@@ -268,36 +271,68 @@ bool tr_open(const char *dir, tr_run *run)
         in->nfiles++;
     }
     qsort(run->inst, run->ninst, sizeof *run->inst, cmp_inst);
-    for (uint32_t k = 0; k < run->ninst; k++) {
-        tr_instance *in = &run->inst[k];
-        in->files = tr_xmalloc(in->nfiles * sizeof *in->files);
-        in->nfiles = 0;
-        for (uint32_t i = 0; i < run->nfiles; i++) {
-            tr_file *f = &run->files[i];
-            if (f->h.pid != in->pid || f->h.epoch_ns != in->epoch)
-                continue;
-            if (f->h.mode != in->mode || f->h.flags != in->flags)
-                return bad(f->path, "its mode or flags differ from the other files of process %" PRIu64,
-                           in->pid);
-            in->files[in->nfiles++] = f;
-            in->events += f->events;
-            if (f->last_time > in->last_time)
-                in->last_time = f->last_time;
-        }
-        qsort(in->files, in->nfiles, sizeof *in->files, cmp_file_ptr);
-        for (uint32_t i = 0; i < in->nfiles; i++) {
-            if (i && in->files[i]->h.thread_index == in->files[i - 1]->h.thread_index)
-                return bad(in->files[i]->path, "a second file for thread %u of process %" PRIu64,
-                           in->files[i]->h.thread_index, in->pid);
-            in->files[i]->thread = i;
-        }
-        build_sites(in);
-        snprintf(in->maps_path, sizeof in->maps_path, "%s/%" PRIu64 "-%" PRIu64 ".maps", dir, in->pid,
-                 in->epoch);
-        if (access(in->maps_path, R_OK) != 0)
-            in->maps_path[0] = 0;
+}
+
+/* An instance's files, one per thread in thread order, its record count,
+ * last time, call sites and maps file; false (with a message) when its
+ * files disagree. */
+static bool gather_instance_files(tr_run *run, tr_instance *in)
+{
+    in->files = tr_xmalloc(in->nfiles * sizeof *in->files);
+    in->nfiles = 0;
+    for (uint32_t i = 0; i < run->nfiles; i++) {
+        tr_file *f = &run->files[i];
+        if (f->h.pid != in->pid || f->h.epoch_ns != in->epoch)
+            continue;
+        if (f->h.mode != in->mode || f->h.flags != in->flags)
+            return bad(f->path, "its mode or flags differ from the other files of process %" PRIu64, in->pid);
+        in->files[in->nfiles++] = f;
+        in->events += f->events;
+        if (f->last_time > in->last_time)
+            in->last_time = f->last_time;
     }
+    qsort(in->files, in->nfiles, sizeof *in->files, cmp_file_ptr);
+    for (uint32_t i = 0; i < in->nfiles; i++) {
+        if (i && in->files[i]->h.thread_index == in->files[i - 1]->h.thread_index)
+            return bad(in->files[i]->path, "a second file for thread %u of process %" PRIu64,
+                       in->files[i]->h.thread_index, in->pid);
+        in->files[i]->thread = i;
+    }
+    build_sites(in);
+    snprintf(in->maps_path, sizeof in->maps_path, "%s/%" PRIu64 "-%" PRIu64 ".maps", run->dir, in->pid,
+             in->epoch);
+    if (access(in->maps_path, R_OK) != 0)
+        in->maps_path[0] = 0;
     return true;
+}
+
+bool tr_open(const char *dir, tr_run *run)
+{
+    memset(run, 0, sizeof *run);
+    run->dir = dir;
+    if (!list_files(run))
+        return false;
+    for (uint32_t i = 0; i < run->nfiles; i++)
+        if (!load_file(&run->files[i]))
+            return false;
+    group_instances(run);
+    for (uint32_t k = 0; k < run->ninst; k++)
+        if (!gather_instance_files(run, &run->inst[k]))
+            return false;
+    return true;
+}
+
+tr_instance *tr_pick_instance(tr_run *run, uint64_t pid)
+{
+    tr_instance *in = NULL;
+    for (uint32_t k = 0; k < run->ninst; k++) {
+        tr_instance *x = &run->inst[k];
+        if (pid ? x->pid == pid && !in : !in || x->events > in->events)
+            in = x;
+    }
+    if (pid && !in)
+        fprintf(stderr, "hakmem-trace: %s: no process %" PRIu64 " in this trace\n", run->dir, pid);
+    return in;
 }
 
 static void symtabs_free(void);

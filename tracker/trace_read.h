@@ -68,6 +68,11 @@ typedef struct tr_run {
 bool tr_open(const char *dir, tr_run *run);
 void tr_close(tr_run *run);
 
+/* The process a command works on: pid, or with pid 0 the one with the most
+ * records (the earliest of equals). NULL, after printing "hakmem-trace:
+ * <dir>: no process <pid> in this trace", when pid is not in the run. */
+tr_instance *tr_pick_instance(tr_run *run, uint64_t pid);
+
 /* ---- the walk ------------------------------------------------------------ */
 
 enum tr_kind {

@@ -17,8 +17,11 @@
 
 TRACK_LIB     := $(BUILD)/libhaktrack.so
 TRACK_BIN     := $(BUILD)/hakmem-trace
-TRACK_HDRS    := tracker/trace_format.h tracker/trace_read.h tracker/report.h tracker/compile.h
-TRACK_SRCS    := tracker/main.c tracker/trace_read.c tracker/report.c tracker/compile.c
+TRACK_HDRS    := tracker/trace_format.h tracker/trace_read.h tracker/report.h tracker/compile.h tracker/options.h
+TRACK_SRCS    := tracker/main.c tracker/trace_read.c tracker/report.c tracker/compile.c tracker/options.c
+# The preload: its own file and the option table it shares with hakmem-trace.
+TRACK_LIB_SRCS := tracker/haktrack.c tracker/options.c
+TRACK_LIB_DEPS := $(TRACK_LIB_SRCS) tracker/trace_format.h tracker/options.h
 TRACK_LIBFLAGS := $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -ftls-model=initial-exec \
                   -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/libhaktrack-dup.so \
@@ -31,9 +34,9 @@ all: tracker
 test: test-tracker
 tracker: $(TRACK_LIB) $(TRACK_BIN)
 
-$(TRACK_LIB): tracker/haktrack.c tracker/trace_format.h
+$(TRACK_LIB): $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -o $@ $< -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
 
 $(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS)
 	@mkdir -p $(@D)
@@ -42,15 +45,15 @@ $(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS)
 # Trackers with an injected fault: one drops one event in 1000, one writes
 # one event in 1000 twice (the tests must notice both); and one that makes
 # its records but does not write them (millions of sampled blocks, no disk).
-$(BUILD)/tests/libhaktrack-drop.so: tracker/haktrack.c tracker/trace_format.h
+$(BUILD)/tests/libhaktrack-drop.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $< -ldl -lpthread -lunwind
-$(BUILD)/tests/libhaktrack-dup.so: tracker/haktrack.c tracker/trace_format.h
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+$(BUILD)/tests/libhaktrack-dup.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DUP_EVERY=1000 -o $@ $< -ldl -lpthread -lunwind
-$(BUILD)/tests/libhaktrack-discard.so: tracker/haktrack.c tracker/trace_format.h
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DUP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+$(BUILD)/tests/libhaktrack-discard.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DISCARD -o $@ $< -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DISCARD -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
 
 $(BUILD)/tests/libtracker_bump.so: tests/tracker/bump.c
 	@mkdir -p $(@D)

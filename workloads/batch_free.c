@@ -33,7 +33,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static wl_opt opts[] = {
     { "producers", WL_INT, 2, 1, 256, "threads that allocate", 0, 0 },
@@ -65,22 +64,10 @@ typedef struct record {
     void *obj[];
 } record;
 
-/* Written by its own thread on every step: one cache line apart. */
-typedef struct role {
-    _Alignas(WL_LINE) pthread_t th;
-    uint32_t index;
-    wl_live live;
-    uint64_t sum;       /* sum of mix(tag ^ size) made or freed */
-    uint64_t objects, records;
-} role;
-
 static uint64_t g_batches, g_batch, g_size, g_seed;
 static uint32_t g_nprod, g_ncons;
 static uint64_t *g_tag_base;     /* per producer */
-static wl_live_shared g_live_shared;
-static pthread_barrier_t g_start;
-static wl_slab_pool g_slabs;     /* --floor */
-static size_t g_rec_bytes, g_stride;
+static wl_slab_pool g_slabs; /* --floor */
 
 /* The shared stack. */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -135,36 +122,24 @@ static record *pop(void)
 
 static void *producer(void *arg)
 {
-    role *me = arg;
+    wl_role *me = arg;
     uint64_t k = 0;
-    pthread_barrier_wait(&g_start);
+    wl_start_wait();
     for (uint64_t b = 0; b < g_batches; b++) {
-        record *r;
-        if (wl_floor_on) {
-            r = wl_slab_get(&g_slabs);
-            wl_live_add(&me->live, (int64_t)record_size(g_batch));
-        } else {
-            r = wl_malloc(&me->live, record_size(g_batch));
-        }
+        record *r = wl_batch_record_new(&g_slabs, &me->live, record_size(g_batch));
         r->n = (uint32_t)g_batch;
         r->producer = me->index;
         r->first = k;
         for (uint32_t j = 0; j < r->n; j++, k++) {
             uint64_t tag = object_tag(me->index, k);
             uint32_t s = object_size(tag);
-            void *p;
-            if (wl_floor_on) {
-                p = (char *)r + g_rec_bytes + (size_t)j * g_stride;
-                wl_live_add(&me->live, s);
-            } else {
-                p = wl_malloc(&me->live, s);
-            }
+            void *p = wl_batch_block_new(&g_slabs, &me->live, r, j, s);
             wl_block_write(p, s, tag);
             r->obj[j] = p;
             me->sum += wl_mix64(tag ^ s);
         }
-        me->objects += r->n;
-        me->records++;
+        me->blocks += r->n;
+        me->batches++;
         push(r);
     }
     wl_live_flush(&me->live);
@@ -177,27 +152,19 @@ static void *producer(void *arg)
 
 static void *consumer(void *arg)
 {
-    role *me = arg;
-    pthread_barrier_wait(&g_start);
+    wl_role *me = arg;
+    wl_start_wait();
     for (record *r; (r = pop()) != NULL;) {
         for (uint32_t j = 0; j < r->n; j++) {
             uint64_t tag = object_tag(r->producer, r->first + j);
             uint32_t s = object_size(tag);
             wl_block_verify(r->obj[j], s, tag, "batch_free object");
-            if (wl_floor_on)
-                wl_live_add(&me->live, -(int64_t)s);
-            else
-                wl_free(&me->live, r->obj[j], s);
+            wl_batch_block_free(&me->live, r->obj[j], s);
             me->sum += wl_mix64(tag ^ s);
         }
-        me->objects += r->n;
-        me->records++;
-        if (wl_floor_on) {
-            wl_live_add(&me->live, -(int64_t)record_size(r->n));
-            wl_slab_put(&g_slabs, r);
-        } else {
-            wl_free(&me->live, r, record_size(r->n));
-        }
+        me->blocks += r->n;
+        me->batches++;
+        wl_batch_record_free(&g_slabs, &me->live, r, record_size(r->n));
     }
     wl_live_flush(&me->live);
     return NULL;
@@ -221,74 +188,40 @@ int main(int argc, char **argv)
     uint32_t largest = g_size ? (uint32_t)g_size : g_ladder[LADDER - 1];
 
     g_tag_base = calloc(g_nprod, sizeof *g_tag_base);
-    role *roles = wl_calloc_lines((size_t)g_nprod + g_ncons, sizeof *roles);
+    wl_team team;
+    wl_team_init(&team, g_nprod, g_ncons);
     if (!g_tag_base)
         wl_fatal("out of memory");
     for (uint32_t p = 0; p < g_nprod; p++) {
         wl_rng r = wl_rng_stream(g_seed, p);
         g_tag_base[p] = wl_next(&r);
     }
-    if (wl_floor_on) {
-        g_rec_bytes = (record_size(g_batch) + WL_LINE - 1) / WL_LINE * WL_LINE;
-        g_stride = ((size_t)largest + 15) / 16 * 16;
-        size_t count = (size_t)g_limit + g_ncons + g_nprod;
-        double bytes = (double)count * (double)(g_rec_bytes + g_batch * g_stride);
-        if (bytes > 4.0 * (1ULL << 30))
-            wl_usage_error("--floor would set aside %.1f GiB of slabs; use a smaller --batch, "
-                           "--queue or --size", bytes / (1ULL << 30));
-        wl_slab_pool_init(&g_slabs, count, g_rec_bytes + (size_t)g_batch * g_stride);
-    }
+    wl_slab_pool_init(&g_slabs, (size_t)g_limit + g_ncons + g_nprod, record_size(g_batch), g_batch, largest,
+                      "--batch, --queue or --size");
 
     uint32_t nt = g_nprod + g_ncons;
-    pthread_barrier_init(&g_start, NULL, nt + 1);
-    for (uint32_t t = 0; t < nt; t++) {
-        role *ro = &roles[t];
-        ro->index = t < g_nprod ? t : t - g_nprod;
-        ro->live = (wl_live){ .shared = &g_live_shared };
-        int e = pthread_create(&ro->th, NULL, t < g_nprod ? producer : consumer, ro);
-        if (e)
-            wl_fatal("pthread_create: %s", strerror(e));
-    }
-    pthread_barrier_wait(&g_start);
-    double t0 = wl_now();
-    for (uint32_t t = 0; t < nt; t++)
-        pthread_join(roles[t].th, NULL);
-    double secs = wl_now() - t0;
-
-    uint64_t made = 0, freed = 0, objects = 0, records = 0, objects_freed = 0;
-    int64_t final_live = 0;
-    for (uint32_t t = 0; t < nt; t++) {
-        if (t < g_nprod) {
-            made += roles[t].sum;
-            objects += roles[t].objects;
-            records += roles[t].records;
-        } else {
-            freed += roles[t].sum;
-            objects_freed += roles[t].objects;
-        }
-        final_live += roles[t].live.cur;
-    }
-    if (made != freed || objects != objects_freed)
+    double secs = wl_team_run(&team, producer, consumer);
+    const wl_role_totals *made = &team.made, *freed = &team.freed;
+    uint64_t objects = made->blocks;
+    if (made->sum != freed->sum || made->blocks != freed->blocks)
         wl_corrupted("(batch_free): consumers freed %" PRIu64 " objects summing to %016" PRIx64
                      ", producers made %" PRIu64 " summing to %016" PRIx64,
-                     objects_freed, freed, objects, made);
-    if (wl_floor_on)
-        wl_slab_pool_done(&g_slabs);
-    free(roles);
+                     freed->blocks, freed->sum, made->blocks, made->sum);
+    wl_slab_pool_done(&g_slabs);
+    wl_team_done(&team);
     free(g_tag_base);
-    pthread_barrier_destroy(&g_start);
 
     double frees_per_sec = (double)objects / (secs > 0 ? secs : 1e-9);
     printf("batch_free: %" PRIu64 " objects freed in %.3f s by %u consumers: %.3f M frees per second\n",
            objects, secs, g_ncons, frees_per_sec * 1e-6);
     wl_report rep = {
         .threads = nt,
-        .ops = 2 * (objects + records),
+        .ops = 2 * (objects + made->batches),
         .op_unit = "malloc or free (objects and batch records)",
         .seconds = secs,
-        .peak_live_bytes = atomic_load(&g_live_shared.peak),
-        .final_live_bytes = final_live,
-        .checksum = wl_fold(wl_fold(0, made), objects),
+        .peak_live_bytes = atomic_load(&team.live.peak),
+        .final_live_bytes = made->live + freed->live,
+        .checksum = wl_fold(wl_fold(0, made->sum), objects),
     };
     rep.extra[0].name = "frees_per_sec";
     rep.extra[0].value = frees_per_sec;

@@ -54,21 +54,21 @@ void wl_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(2, "", fmt, ap);
+    die(WL_EXIT_USAGE, "", fmt, ap);
 }
 
 void wl_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(1, "", fmt, ap);
+    die(WL_EXIT_SYSTEM, "", fmt, ap);
 }
 
 void wl_corrupted(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    die(3, "corrupted block ", fmt, ap);
+    die(WL_EXIT_CORRUPTION, "corrupted block ", fmt, ap);
 }
 
 /* ---- options ---------------------------------------------------------- */
@@ -168,7 +168,7 @@ static _Noreturn void print_help(const wl_spec *spec)
         print_opt_help(o);
     printf("  %-24s %s\n", "--help", "this text");
     printf("\nThe last line of output is one JSON object (see workloads/README.md).\n");
-    exit(0);
+    exit(WL_EXIT_OK);
 }
 
 static void set_value(wl_opt *o, const char *text)
@@ -365,14 +365,21 @@ void wl_block_fill_range(void *p, size_t from, size_t to, uint64_t tag)
         memset(b + k, (int)tag_byte(tag, 8), to - k);
 }
 
-void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what)
+/* The first min(8, n) bytes (the tag), byte by byte: the first wrong one is
+ * reported as corruption. */
+static void check_head_bytes(const unsigned char *b, size_t n, uint64_t tag, const char *what)
 {
-    const unsigned char *b = p;
     size_t head = n < 8 ? n : 8;
     for (size_t k = 0; k < head; k++)
         if (b[k] != tag_byte(tag, k))
             wl_corrupted("(%s, %zu bytes): byte %zu is 0x%02x, expected 0x%02x",
                          what, n, k, b[k], tag_byte(tag, k));
+}
+
+void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what)
+{
+    const unsigned char *b = p;
+    check_head_bytes(b, n, tag, what);
     if (n <= 8)
         return;
     unsigned char fb = tag_byte(tag, 8);
@@ -433,12 +440,7 @@ void wl_zero_spare(void *p, size_t from, size_t to)
 
 void wl_block_head_mismatch(const void *p, size_t n, uint64_t tag, const char *what)
 {
-    const unsigned char *b = p;
-    size_t head = n < 8 ? n : 8;
-    for (size_t k = 0; k < head; k++)
-        if (b[k] != tag_byte(tag, k))
-            wl_corrupted("(%s, %zu bytes): byte %zu is 0x%02x, expected 0x%02x",
-                         what, n, k, b[k], tag_byte(tag, k));
+    check_head_bytes(p, n, tag, what);
     wl_fatal("internal error: head of %s reported wrong but matches", what);
 }
 
@@ -544,9 +546,20 @@ void wl_floor_delete(wl_floor *f)
     free(f);
 }
 
-void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t slab_bytes)
+/* ---- batches ---------------------------------------------------------- */
+
+void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t record_bytes, uint64_t blocks,
+                       uint64_t largest, const char *smaller)
 {
-    size_t bytes;
+    if (!wl_floor_on)
+        return;
+    sp->rec_bytes = (record_bytes + WL_LINE - 1) / WL_LINE * WL_LINE;
+    sp->stride = ((size_t)largest + 15) / 16 * 16;
+    double set_aside = (double)count * ((double)sp->rec_bytes + (double)blocks * (double)sp->stride);
+    if (set_aside > 4.0 * (1ULL << 30))
+        wl_usage_error("--floor would set aside %.1f GiB of slabs; use a smaller %s",
+                       set_aside / (1ULL << 30), smaller);
+    size_t bytes, slab_bytes = sp->rec_bytes + (size_t)blocks * sp->stride;
     slab_bytes = (slab_bytes + WL_LINE - 1) / WL_LINE * WL_LINE;
     if (count == 0 || __builtin_mul_overflow(count, slab_bytes, &bytes))
         wl_fatal("--floor: %zu slabs of %zu bytes are too many", count, slab_bytes);
@@ -581,12 +594,148 @@ void wl_slab_put(wl_slab_pool *sp, void *slab)
 
 void wl_slab_pool_done(wl_slab_pool *sp)
 {
+    if (!wl_floor_on)
+        return;
     if (sp->nfree != sp->count)
         wl_fatal("internal error: %zu of %zu floor slabs not returned",
                  sp->count - sp->nfree, sp->count);
     wl_unmap(sp->base, sp->count * sp->slab_bytes);
     free(sp->free);
     pthread_mutex_destroy(&sp->mu);
+}
+
+void wl_team_init(wl_team *t, uint32_t producers, uint32_t consumers)
+{
+    *t = (wl_team){ .producers = producers, .consumers = consumers };
+    t->role = wl_calloc_lines((size_t)producers + consumers, sizeof *t->role);
+}
+
+double wl_team_run(wl_team *t, void *(*producer)(void *), void *(*consumer)(void *))
+{
+    uint32_t nt = t->producers + t->consumers;
+    wl_start_line(nt);
+    for (uint32_t k = 0; k < nt; k++) {
+        wl_role *ro = &t->role[k];
+        ro->index = k < t->producers ? k : k - t->producers;
+        ro->live = (wl_live){ .shared = &t->live };
+        wl_thread_start(&ro->th, k < t->producers ? producer : consumer, ro);
+    }
+    wl_start_wait();
+    double t0 = wl_now();
+    for (uint32_t k = 0; k < nt; k++)
+        pthread_join(t->role[k].th, NULL);
+    double secs = wl_now() - t0;
+    wl_start_line_done();
+    for (uint32_t k = 0; k < nt; k++) {
+        wl_role_totals *to = k < t->producers ? &t->made : &t->freed;
+        to->sum += t->role[k].sum;
+        to->blocks += t->role[k].blocks;
+        to->batches += t->role[k].batches;
+        to->live += t->role[k].live.cur;
+    }
+    return secs;
+}
+
+void wl_team_done(wl_team *t)
+{
+    free(t->role);
+    t->role = NULL;
+}
+
+/* ---- slots of large blocks -------------------------------------------- */
+
+void wl_slots_init(wl_slots *ss, uint64_t n, uint64_t largest)
+{
+    *ss = (wl_slots){ .n = n };
+    ss->slot = calloc(n, sizeof *ss->slot);
+    if (!ss->slot)
+        wl_fatal("out of memory for %llu slots", (unsigned long long)n);
+    if (!wl_floor_on)
+        return;
+    ss->floor_stride = (size_t)(largest + WL_PAGE - 1) / WL_PAGE * WL_PAGE;
+    if (n > SIZE_MAX / ss->floor_stride)
+        wl_usage_error("--floor: %llu slots of %llu bytes do not fit in memory",
+                       (unsigned long long)n, (unsigned long long)largest);
+    ss->floor_buf = wl_map_prefaulted(n * ss->floor_stride);
+}
+
+void wl_slot_fill(wl_slots *ss, wl_slot *s, size_t size, uint64_t tag)
+{
+    s->size = size;
+    s->tag = tag;
+    if (ss->floor_buf) {
+        s->p = ss->floor_buf + (size_t)(s - ss->slot) * ss->floor_stride;
+        wl_live_add(&ss->live, (int64_t)size);
+    } else {
+        s->p = wl_malloc(&ss->live, size);
+    }
+    wl_block_write(s->p, s->size, s->tag);
+}
+
+void wl_slot_grow(wl_slots *ss, wl_slot *s, size_t size, const char *what)
+{
+    size_t old = s->size;
+    if (ss->floor_buf)
+        wl_live_add(&ss->live, (int64_t)size - (int64_t)old);
+    else
+        s->p = wl_realloc(&ss->live, s->p, old, size);
+    wl_block_verify(s->p, old, s->tag, what);
+    wl_block_write_range(s->p, old, size, s->tag);
+    s->size = size;
+}
+
+uint64_t wl_slot_release(wl_slots *ss, wl_slot *s, uint64_t h, const char *what)
+{
+    wl_block_verify(s->p, s->size, s->tag, what);
+    if (ss->floor_buf)
+        wl_live_add(&ss->live, -(int64_t)s->size);
+    else
+        wl_free(&ss->live, s->p, s->size);
+    s->p = NULL;
+    return wl_fold(h, s->tag ^ s->size);
+}
+
+uint64_t wl_slots_release_all(wl_slots *ss, uint64_t h, const char *what)
+{
+    for (uint64_t k = 0; k < ss->n; k++)
+        if (ss->slot[k].p)
+            h = wl_slot_release(ss, &ss->slot[k], h, what);
+    return h;
+}
+
+void wl_slots_done(wl_slots *ss)
+{
+    free(ss->slot);
+    if (ss->floor_buf)
+        wl_unmap(ss->floor_buf, ss->n * ss->floor_stride);
+    ss->slot = NULL;
+    ss->floor_buf = NULL;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+void wl_thread_start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    int e = pthread_create(th, NULL, fn, arg);
+    if (e)
+        wl_fatal("pthread_create: %s", strerror(e));
+}
+
+static pthread_barrier_t g_start_line;
+
+void wl_start_line(unsigned threads)
+{
+    pthread_barrier_init(&g_start_line, NULL, threads + 1);
+}
+
+void wl_start_wait(void)
+{
+    pthread_barrier_wait(&g_start_line);
+}
+
+void wl_start_line_done(void)
+{
+    pthread_barrier_destroy(&g_start_line);
 }
 
 /* ---- timing ----------------------------------------------------------- */

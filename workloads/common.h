@@ -27,10 +27,13 @@
  *     or --floor;
  *   - every page of a block (and its first and last 8 bytes) is written
  *     before the block counts as live; with --verify full every byte;
- *   - errors in user input exit 2, corrupted blocks exit 3.
+ *   - errors in user input exit WL_EXIT_USAGE (2), corrupted blocks
+ *     WL_EXIT_CORRUPTION (3): exit_status.h, shared with the harness.
  */
 #ifndef WL_COMMON_H
 #define WL_COMMON_H
+
+#include "exit_status.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -72,9 +75,9 @@ typedef struct wl_spec {
 } wl_spec;
 
 /* Parse argv into the table and the common options (--verify, --floor, which
- * every workload takes); prints help and exits 0 on --help; exits 2 with
- * one line on stderr on any bad input. Remembers the spec for wl_usage_error
- * and the report. */
+ * every workload takes); prints help and exits 0 on --help; exits
+ * WL_EXIT_USAGE with one line on stderr on any bad input. Remembers the spec
+ * for wl_usage_error and the report. */
 void wl_parse(wl_spec *spec, int argc, char **argv);
 wl_opt *wl_opt_find(wl_spec *spec, const char *name);
 int64_t wl_int(wl_spec *spec, const char *name);
@@ -83,13 +86,14 @@ int64_t wl_int(wl_spec *spec, const char *name);
 void wl_size_range(wl_spec *spec, uint64_t *lo, uint64_t *hi);
 double wl_real(wl_spec *spec, const char *name);
 
-/* "<workload>: <message>" on stderr, exit 2 (bad input). */
+/* "<workload>: <message>" on stderr, exit WL_EXIT_USAGE (bad input). */
 _Noreturn void wl_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-/* "<workload>: <message>" on stderr, exit 1 (system failure, e.g. ENOMEM). */
+/* "<workload>: <message>" on stderr, exit WL_EXIT_SYSTEM (out of memory, a
+ * failed system call, an internal error). */
 _Noreturn void wl_fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
-/* "<workload>: corrupted block ..." on stderr, exit 3. */
+/* "<workload>: corrupted block ..." on stderr, exit WL_EXIT_CORRUPTION. */
 _Noreturn void wl_corrupted(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
@@ -161,7 +165,8 @@ uint64_t wl_hash_bytes(uint64_t h, const void *p, size_t n);
 void wl_block_fill(void *p, size_t n, uint64_t tag);
 /* Write bytes [from, to) with the pattern (used after a realloc growth). */
 void wl_block_fill_range(void *p, size_t from, size_t to, uint64_t tag);
-/* Check p[0..n) against the pattern; on mismatch report `what` and exit 3. */
+/* Check p[0..n) against the pattern; on mismatch report `what` and exit
+ * WL_EXIT_CORRUPTION. */
 void wl_block_check(const void *p, size_t n, uint64_t tag, const char *what);
 
 #define WL_PAGE 4096
@@ -189,7 +194,7 @@ static inline void wl_block_touch(void *p, size_t n, uint64_t tag)
  * bytes long (after a realloc growth from `from` bytes). */
 void wl_block_touch_range(void *p, size_t from, size_t to, uint64_t tag);
 
-/* Reports a wrong head (first min(8, n) bytes) and exits 3. */
+/* Reports a wrong head (first min(8, n) bytes) and exits WL_EXIT_CORRUPTION. */
 _Noreturn void wl_block_head_mismatch(const void *p, size_t n, uint64_t tag,
                                       const char *what);
 
@@ -247,7 +252,7 @@ void wl_zero_spare(void *p, size_t from, size_t to);
 
 /* Memory set aside for --floor: mapped and faulted in (MAP_POPULATE) before
  * timing, so using it costs no page fault. Fatal on failure; more than
- * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (exit 2). */
+ * WL_FLOOR_MAX_MAP bytes at once is refused as bad input (WL_EXIT_USAGE). */
 #define WL_FLOOR_MAX_MAP ((size_t)4 << 30)
 void *wl_map_prefaulted(size_t bytes);
 void wl_unmap(void *p, size_t bytes);
@@ -323,24 +328,6 @@ static inline void *wl_floor_realloc(wl_floor *f, void *p, size_t old_n, size_t 
     return q;
 }
 
-/* A pool of equal slabs for producer/consumer workloads under --floor: a
- * producer takes a slab for a batch (its record and its blocks), the
- * consumer gives it back; one mutex-protected push or pop per batch. The
- * pool holds as many slabs as batches can be in flight, so it never runs
- * dry (it is a fatal internal error if it does). */
-typedef struct wl_slab_pool {
-    pthread_mutex_t mu;
-    char *base;
-    size_t slab_bytes, count;
-    void **free;
-    size_t nfree;
-} wl_slab_pool;
-
-void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t slab_bytes);
-void *wl_slab_get(wl_slab_pool *sp);
-void wl_slab_put(wl_slab_pool *sp, void *slab);
-void wl_slab_pool_done(wl_slab_pool *sp);
-
 /* ---- live bytes ------------------------------------------------------- */
 
 /* Per-thread (or whole-program) counter. cur/peak are exact for the owner;
@@ -373,7 +360,7 @@ static inline void wl_live_add(wl_live *l, int64_t n)
     }
 }
 
-/* ---- allocation helpers (exit 1 on NULL; count live bytes) ------------ */
+/* ---- allocation helpers (WL_EXIT_SYSTEM on NULL; count live bytes) ---- */
 
 /* The calls a workload's timed work makes: the process's malloc, free and
  * realloc, or with l->floor set (--floor) that context's floor bins. */
@@ -418,6 +405,155 @@ void wl_live_floor_done(wl_live *l);
  * false sharing would measure the workload, not the allocator). Fatal on
  * overflow or out of memory. */
 void *wl_calloc_lines(size_t n, size_t size);
+
+/* ---- batches: producer/consumer workloads (xthread, batch_free) -------- */
+
+/* A producer fills a batch: a record (the blocks' addresses and whatever
+ * the workload keeps with them) and its blocks; a consumer frees the blocks
+ * and then the record. Under --floor a batch lives in one slab of a pool
+ * set aside before timing: the record first (rounded up to a cache line),
+ * then one place of the largest block size (rounded up to 16 bytes) per
+ * block. The producer takes a slab where it would malloc the record, block
+ * mallocs are places in it, block frees do nothing, and the consumer puts
+ * the slab back where it would free the record: one mutex-protected pop or
+ * push per batch. The pool holds as many slabs as batches can be in flight,
+ * so it never runs dry (a fatal internal error if it does). Live bytes are
+ * counted the same either way. */
+typedef struct wl_slab_pool {
+    pthread_mutex_t mu;
+    char *base;
+    size_t slab_bytes, count;
+    void **free;
+    size_t nfree;
+    size_t rec_bytes, stride; /* a slab: the record, then places of stride bytes */
+} wl_slab_pool;
+
+/* With --floor, sets aside `count` slabs for records of up to record_bytes
+ * followed by up to `blocks` blocks of up to `largest` bytes; more than 4 GiB
+ * is refused as bad input, naming `smaller`, the options that shrink it.
+ * Without --floor, does nothing. */
+void wl_slab_pool_init(wl_slab_pool *sp, size_t count, size_t record_bytes, uint64_t blocks,
+                       uint64_t largest, const char *smaller);
+void *wl_slab_get(wl_slab_pool *sp);
+void wl_slab_put(wl_slab_pool *sp, void *slab);
+/* Unmaps the slabs (all must be back); nothing without --floor. */
+void wl_slab_pool_done(wl_slab_pool *sp);
+
+static inline void *wl_batch_record_new(wl_slab_pool *sp, wl_live *l, size_t record_bytes)
+{
+    if (!wl_floor_on)
+        return wl_malloc(l, record_bytes);
+    wl_live_add(l, (int64_t)record_bytes);
+    return wl_slab_get(sp);
+}
+
+/* Block j of the batch whose record is `record`. */
+static inline void *wl_batch_block_new(const wl_slab_pool *sp, wl_live *l, void *record, uint32_t j,
+                                       size_t size)
+{
+    if (!wl_floor_on)
+        return wl_malloc(l, size);
+    wl_live_add(l, (int64_t)size);
+    return (char *)record + sp->rec_bytes + (size_t)j * sp->stride;
+}
+
+static inline void wl_batch_block_free(wl_live *l, void *p, size_t size)
+{
+    if (!wl_floor_on)
+        wl_free(l, p, size);
+    else
+        wl_live_add(l, -(int64_t)size);
+}
+
+static inline void wl_batch_record_free(wl_slab_pool *sp, wl_live *l, void *record, size_t record_bytes)
+{
+    if (!wl_floor_on) {
+        wl_free(l, record, record_bytes);
+        return;
+    }
+    wl_live_add(l, -(int64_t)record_bytes);
+    wl_slab_put(sp, record);
+}
+
+/* The threads of a producer/consumer workload: each a role, written by its
+ * own thread on every step (one cache line apart). */
+typedef struct wl_role {
+    _Alignas(WL_LINE) pthread_t th;
+    uint32_t index;           /* among the producers, or among the consumers */
+    wl_live live;             /* folded into the team's shared counter */
+    uint64_t sum;             /* sum of mix(tag ^ size) of the blocks made or freed */
+    uint64_t blocks, batches; /* made or freed */
+} wl_role;
+
+/* What the producers, or the consumers, did in all. */
+typedef struct wl_role_totals {
+    uint64_t sum, blocks, batches;
+    int64_t live;             /* live bytes left (frees count negative) */
+} wl_role_totals;
+
+typedef struct wl_team {
+    wl_role *role;            /* the producers, then the consumers */
+    uint32_t producers, consumers;
+    wl_live_shared live;      /* the peak is the workload's peak_live_bytes */
+    wl_role_totals made, freed; /* filled by wl_team_run */
+} wl_team;
+
+void wl_team_init(wl_team *t, uint32_t producers, uint32_t consumers);
+/* Starts every role, producer(role) or consumer(role) (each calls
+ * wl_start_wait() before its work), and waits for all; returns the seconds
+ * from the start line until the last has finished, and fills made and freed. */
+double wl_team_run(wl_team *t, void *(*producer)(void *), void *(*consumer)(void *));
+void wl_team_done(wl_team *t);
+
+/* ---- slots of large blocks (large, large_reuse) ------------------------ */
+
+/* A slot holds one block or none. Under --floor each slot has a buffer of
+ * the largest size, mapped and faulted in before timing: a malloc or realloc
+ * in a slot returns its buffer and a free does nothing, so the floor is the
+ * writing and checking alone, without page faults. Live bytes are counted
+ * the same either way. */
+typedef struct wl_slot {
+    void *p;
+    size_t size;
+    uint64_t tag;
+} wl_slot;
+
+typedef struct wl_slots {
+    wl_slot *slot;       /* n slots, empty at first */
+    uint64_t n;
+    wl_live live;
+    char *floor_buf;     /* --floor: one buffer of floor_stride bytes per slot */
+    size_t floor_stride;
+} wl_slots;
+
+/* n empty slots for blocks of up to `largest` bytes. */
+void wl_slots_init(wl_slots *ss, uint64_t n, uint64_t largest);
+/* A new block of `size` bytes with `tag` in the empty slot s, written
+ * (wl_block_write). */
+void wl_slot_fill(wl_slots *ss, wl_slot *s, size_t size, uint64_t tag);
+/* s's block grown to `size` bytes by realloc: the old part checked (`what`
+ * names it in a corruption message), the new part written. */
+void wl_slot_grow(wl_slots *ss, wl_slot *s, size_t size, const char *what);
+/* s's block checked and freed, s left empty; returns h folded with the
+ * block's tag ^ size. */
+uint64_t wl_slot_release(wl_slots *ss, wl_slot *s, uint64_t h, const char *what);
+/* Every full slot released, in slot order. */
+uint64_t wl_slots_release_all(wl_slots *ss, uint64_t h, const char *what);
+/* The slots and the floor's buffers given back (the blocks must be). */
+void wl_slots_done(wl_slots *ss);
+
+/* ---- threads ---------------------------------------------------------- */
+
+/* pthread_create; "pthread_create: <reason>" and WL_EXIT_SYSTEM if it fails. */
+void wl_thread_start(pthread_t *th, void *(*fn)(void *), void *arg);
+
+/* The start line of a multi-threaded workload, so the timed span begins
+ * when every thread exists: wl_start_line(n) before starting n threads;
+ * each thread calls wl_start_wait() before its work, and so does the main
+ * thread once it has started them all (then it takes the time). */
+void wl_start_line(unsigned threads);
+void wl_start_wait(void);
+void wl_start_line_done(void);
 
 /* ---- timing ----------------------------------------------------------- */
 

@@ -17,7 +17,8 @@
  *
  * --floor: each slot has a buffer of the largest size, mapped and faulted
  * in before timing; malloc returns the slot's buffer and free does nothing,
- * so the floor is the touching alone, without page faults. */
+ * so the floor is the touching alone, without page faults (wl_slots,
+ * common.h). */
 #include "common.h"
 
 #include <stdlib.h>
@@ -36,40 +37,6 @@ static wl_spec spec = {
     opts, NULL,
 };
 
-typedef struct slot {
-    void *p;
-    size_t size;
-    uint64_t tag;
-} slot;
-
-static char *g_floor_buf; /* --floor: one buffer of g_stride bytes per slot */
-static size_t g_stride;
-
-static void fill(wl_live *live, slot *slots, slot *s, wl_rng *r, uint64_t lo, uint64_t hi,
-                 uint64_t tag)
-{
-    s->size = (size_t)wl_range(r, lo, hi);
-    s->tag = tag;
-    if (g_floor_buf) {
-        s->p = g_floor_buf + (size_t)(s - slots) * g_stride;
-        wl_live_add(live, (int64_t)s->size);
-    } else {
-        s->p = wl_malloc(live, s->size);
-    }
-    wl_block_write(s->p, s->size, s->tag);
-}
-
-static uint64_t release(wl_live *live, slot *s, uint64_t h)
-{
-    wl_block_verify(s->p, s->size, s->tag, "large_reuse block");
-    if (g_floor_buf)
-        wl_live_add(live, -(int64_t)s->size);
-    else
-        wl_free(live, s->p, s->size);
-    s->p = NULL;
-    return wl_fold(h, s->tag ^ s->size);
-}
-
 int main(int argc, char **argv)
 {
     wl_parse(&spec, argc, argv);
@@ -78,41 +45,32 @@ int main(int argc, char **argv)
     uint64_t lo, hi;
     wl_size_range(&spec, &lo, &hi);
     wl_rng r = wl_rng_stream((uint64_t)wl_int(&spec, "seed"), 0);
-    slot *slots = calloc(nslots, sizeof *slots);
-    if (!slots)
-        wl_fatal("out of memory for %llu slots", (unsigned long long)nslots);
-    if (wl_floor_on) {
-        g_stride = (size_t)(hi + WL_PAGE - 1) / WL_PAGE * WL_PAGE;
-        if (nslots > SIZE_MAX / g_stride)
-            wl_usage_error("--floor: %llu slots of %llu bytes do not fit in memory",
-                           (unsigned long long)nslots, (unsigned long long)hi);
-        g_floor_buf = wl_map_prefaulted(nslots * g_stride);
-    }
-    wl_live live = { 0 };
+    wl_slots ss;
+    wl_slots_init(&ss, nslots, hi);
     uint64_t h = 0, tag_base = wl_next(&r), serial = 0;
 
     double t0 = wl_now();
-    for (uint64_t k = 0; k < nslots; k++)
-        fill(&live, slots, &slots[k], &r, lo, hi, tag_base + serial++ * 0x9e3779b97f4a7c15ULL);
-    for (uint64_t k = 0; k < steps; k++) {
-        slot *s = &slots[wl_below(&r, nslots)];
-        h = release(&live, s, h);
-        fill(&live, slots, s, &r, lo, hi, tag_base + serial++ * 0x9e3779b97f4a7c15ULL);
+    for (uint64_t k = 0; k < nslots; k++) {
+        size_t size = (size_t)wl_range(&r, lo, hi);
+        wl_slot_fill(&ss, &ss.slot[k], size, tag_base + serial++ * 0x9e3779b97f4a7c15ULL);
     }
-    for (uint64_t k = 0; k < nslots; k++)
-        h = release(&live, &slots[k], h);
+    for (uint64_t k = 0; k < steps; k++) {
+        wl_slot *s = &ss.slot[wl_below(&r, nslots)];
+        h = wl_slot_release(&ss, s, h, "large_reuse block");
+        size_t size = (size_t)wl_range(&r, lo, hi);
+        wl_slot_fill(&ss, s, size, tag_base + serial++ * 0x9e3779b97f4a7c15ULL);
+    }
+    h = wl_slots_release_all(&ss, h, "large_reuse block");
     double secs = wl_now() - t0;
-    int64_t final_live = live.cur; /* 0: the final frees are timed too */
-    free(slots);
-    if (g_floor_buf)
-        wl_unmap(g_floor_buf, nslots * g_stride);
+    int64_t final_live = ss.live.cur; /* 0: the final frees are timed too */
+    wl_slots_done(&ss);
 
     wl_report rep = {
         .threads = 1,
         .ops = 2 * serial,
         .op_unit = "malloc or free",
         .seconds = secs,
-        .peak_live_bytes = live.peak,
+        .peak_live_bytes = ss.live.peak,
         .final_live_bytes = final_live,
         .checksum = h,
     };

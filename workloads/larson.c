@@ -153,9 +153,7 @@ static void start_thread(lineage *l)
 {
     pthread_t th;
     atomic_fetch_add_explicit(&g_threads_started, 1, memory_order_relaxed);
-    int e = pthread_create(&th, NULL, worker, l);
-    if (e)
-        wl_fatal("pthread_create: %s", strerror(e));
+    wl_thread_start(&th, worker, l);
 }
 
 static void *worker(void *arg)

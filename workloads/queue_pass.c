@@ -49,7 +49,6 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 static wl_opt opts[] = {
@@ -103,7 +102,6 @@ static uint32_t g_nt, g_alloc_stride, g_free_stride;
 static uint64_t *g_tag_base;
 static worker *g_workers;
 static wl_live_shared g_live_shared;
-static pthread_barrier_t g_start;
 static _Atomic uint32_t g_done;
 
 static inline uint64_t block_tag(uint32_t t, uint64_t k)
@@ -221,7 +219,7 @@ static void *worker_main(void *arg)
     worker *me = arg;
     uint64_t alloc_i = 0, free_i = 0;
     uint32_t to = me->index;
-    pthread_barrier_wait(&g_start);
+    wl_start_wait();
     for (uint64_t loop = 0; loop < g_loops; loop++) {
         if (me->live.floor)
             take_returns(me);
@@ -325,13 +323,10 @@ int main(int argc, char **argv)
         atomic_init(&w->inbox, NULL);
         atomic_init(&w->returns, NULL);
     }
-    pthread_barrier_init(&g_start, NULL, g_nt + 1);
-    for (uint32_t t = 0; t < g_nt; t++) {
-        int e = pthread_create(&g_workers[t].th, NULL, worker_main, &g_workers[t]);
-        if (e)
-            wl_fatal("pthread_create: %s", strerror(e));
-    }
-    pthread_barrier_wait(&g_start);
+    wl_start_line(g_nt);
+    for (uint32_t t = 0; t < g_nt; t++)
+        wl_thread_start(&g_workers[t].th, worker_main, &g_workers[t]);
+    wl_start_wait();
     double t0 = wl_now();
     for (uint32_t t = 0; t < g_nt; t++)
         pthread_join(g_workers[t].th, NULL);
@@ -358,7 +353,7 @@ int main(int argc, char **argv)
                      blocks_freed, freed, blocks, made);
     free(g_workers);
     free(g_tag_base);
-    pthread_barrier_destroy(&g_start);
+    wl_start_line_done();
 
     wl_report rep = {
         .threads = g_nt,

@@ -420,7 +420,7 @@ static int take_trace_arg(int argc, char **argv)
         if (i > 0 && (strcmp(argv[i], "--trace") == 0 || strcmp(argv[i], "-trace") == 0)) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "replay: --trace needs a file\n");
-                exit(2);
+                exit(WL_EXIT_USAGE);
             }
             g_path = argv[++i];
             continue;

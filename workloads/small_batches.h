@@ -14,6 +14,14 @@
 
 #include <stdlib.h>
 
+/* The options of the batch loop after "pairs" (whose meaning differs: per
+ * thread in tiny_mt), in both workloads' tables. */
+#define SB_OPTIONS                                                                        \
+    { "batch", WL_INT, 64, 1, 65535, "blocks allocated before they are freed", 0, 0 },    \
+    { "min-size", WL_INT, 8, 1, 1 << 20, "smallest block in bytes", 0, 0 },               \
+    { "max-size", WL_INT, 128, 1, 1 << 20, "largest block in bytes (inclusive)", 0, 0 },  \
+    { "seed", WL_INT, 1, 0, 9.2e18, "random seed", 0, 0 }
+
 #define SB_SIZES 4096 /* power of two */
 #define SB_ORDERS 16
 

@@ -7,10 +7,7 @@
 
 static wl_opt opts[] = {
     { "pairs", WL_INT, 40000000, 1, 1e12, "malloc+free pairs", 0, 0 },
-    { "batch", WL_INT, 64, 1, 65535, "blocks allocated before they are freed", 0, 0 },
-    { "min-size", WL_INT, 8, 1, 1 << 20, "smallest block in bytes", 0, 0 },
-    { "max-size", WL_INT, 128, 1, 1 << 20, "largest block in bytes (inclusive)", 0, 0 },
-    { "seed", WL_INT, 1, 0, 9.2e18, "random seed", 0, 0 },
+    SB_OPTIONS,
     { NULL, WL_INT, 0, 0, 0, NULL, 0, 0 },
 };
 

@@ -8,15 +8,11 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 static wl_opt opts[] = {
     { "threads", WL_INT, 2, 1, 256, "threads", 0, 0 },
     { "pairs", WL_INT, 20000000, 1, 1e12, "malloc+free pairs per thread", 0, 0 },
-    { "batch", WL_INT, 64, 1, 65535, "blocks allocated before they are freed", 0, 0 },
-    { "min-size", WL_INT, 8, 1, 1 << 20, "smallest block in bytes", 0, 0 },
-    { "max-size", WL_INT, 128, 1, 1 << 20, "largest block in bytes (inclusive)", 0, 0 },
-    { "seed", WL_INT, 1, 0, 9.2e18, "random seed", 0, 0 },
+    SB_OPTIONS,
     { NULL, WL_INT, 0, 0, 0, NULL, 0, 0 },
 };
 
@@ -33,12 +29,10 @@ typedef struct worker {
 } worker;
 
 static sb_params g_params;
-static pthread_barrier_t g_start;
-
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    pthread_barrier_wait(&g_start);
+    wl_start_wait();
     w->t_start = wl_now();
     sb_run(&w->st, &g_params);
     w->t_end = wl_now();
@@ -55,13 +49,10 @@ int main(int argc, char **argv)
     worker *ws = wl_calloc_lines((size_t)nt, sizeof *ws);
     for (int t = 0; t < nt; t++)
         sb_init(&ws[t].st, &g_params, seed, (uint64_t)t, NULL);
-    pthread_barrier_init(&g_start, NULL, (unsigned)nt + 1);
-    for (int t = 0; t < nt; t++) {
-        int e = pthread_create(&ws[t].th, NULL, worker_main, &ws[t]);
-        if (e)
-            wl_fatal("pthread_create: %s", strerror(e));
-    }
-    pthread_barrier_wait(&g_start);
+    wl_start_line((unsigned)nt);
+    for (int t = 0; t < nt; t++)
+        wl_thread_start(&ws[t].th, worker_main, &ws[t]);
+    wl_start_wait();
     for (int t = 0; t < nt; t++)
         pthread_join(ws[t].th, NULL);
     /* timed from the first thread starting to the last one finishing */
@@ -95,7 +86,7 @@ int main(int argc, char **argv)
     r.extra[0].name = "ns_per_pair";
     r.extra[0].value = secs * 1e9 * nt / (double)total_pairs;
     free(ws);
-    pthread_barrier_destroy(&g_start);
+    wl_start_line_done();
     wl_report_print(&r);
     return 0;
 }

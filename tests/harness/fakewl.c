@@ -1,7 +1,7 @@
 /*
  * fakewl — a fake workload for the harness tests. It follows the workload
  * contract (workloads/README.md): options --name N, bad input -> one line on
- * stderr and exit 2, the LAST stdout line is one JSON object with workload,
+ * stderr and exit WL_EXIT_USAGE (2), the LAST stdout line is one JSON object with workload,
  * params, seed, floor, threads, ops, op_unit, seconds, ns_per_op, ops_per_sec,
  * peak_live_bytes, final_live_bytes, checksum, malloc_from.
  *
@@ -21,6 +21,8 @@
  *                   older than --floor would
  *   --seed N        accepted, stored in the result
  */
+#include "../../workloads/exit_status.h"
+
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +42,7 @@ static long num(const char *opt, const char *s)
     long v = s ? strtol(s, &end, 10) : 0;
     if (!s || end == s || *end || v < 0) {
         fprintf(stderr, "fakewl: %s needs a non-negative integer\n", opt);
-        exit(2);
+        exit(WL_EXIT_USAGE);
     }
     return v;
 }
