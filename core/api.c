@@ -57,3 +57,64 @@ HAK_API int hak_hook_remove(int id) {
   control_end(&old);
   return r;
 }
+
+/* ---- statistics (stats.c) -------------------------------------------------------- */
+HAK_API void hak_stats_get(hak_stats_t *out) {
+  sigset_t old;
+  control_begin(&old);
+  hak_stats_snapshot(out);
+  control_end(&old);
+}
+
+HAK_API void hak_stats_print(FILE *out, int fmt) {
+  sigset_t old;
+  control_begin(&old);
+  hak_stats_write(out, fmt);
+  control_end(&old);
+}
+
+/* Everything free back to the OS (the calling thread's magazines and their
+ * arrays' pages, then the release sequence), each other live thread asked to
+ * drain at its next call (heap.c), and the counters zeroed; the bytes still
+ * in use. */
+HAK_API size_t hak_reset(void) {
+  sigset_t old;
+  control_begin(&old);
+  hak_heap_flush_thread();
+  hak_heap_trim_own();
+  hak_heaps_request_flush(); /* other threads' magazines: at their next call */
+  hak_release_free();
+  size_t live = hak_stats_zero();
+  control_end(&old);
+  return live;
+}
+
+/* ---- the heap profiler (profile.c) ------------------------------------------------ */
+HAK_API int hak_profile_start(const char *path_prefix) {
+  sigset_t old;
+  control_begin(&old);
+  int r = hak_prof_start(path_prefix);
+  control_end(&old);
+  return r;
+}
+
+HAK_API void hak_profile_stop(void) {
+  sigset_t old;
+  control_begin(&old);
+  hak_prof_stop();
+  control_end(&old);
+}
+
+HAK_API int hak_profile_dump(const char *path) {
+  sigset_t old;
+  control_begin(&old);
+  int r = hak_prof_dump(path);
+  control_end(&old);
+  return r;
+}
+
+/* ---- the options (options.c) --------------------------------------------------------- */
+HAK_API void hak_options_print(FILE *out) {
+  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+  hak_options_write(out);
+}

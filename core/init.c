@@ -95,7 +95,7 @@ hak_cold void hak_init_slow(void) {
   hak_prof_init();
   if (hak_option(HAK_OPT_VERBOSE)) {
     fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
-    hak_options_print(stderr);
+    hak_options_write(stderr);
   }
   in_init = false;
   atomic_fetch_and(&hak_observers, ~HAK_OBS_INIT);

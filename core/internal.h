@@ -503,6 +503,9 @@ bool hak_prof_redraw(size_t size);   /* the countdown ran out at an allocation o
 void hak_prof_sample(void *p, size_t size, const hak_stack_t *st);
 void hak_prof_free(void *p);
 void hak_prof_init(void);            /* HAKMEM_PROFILE: start at start-up */
+int  hak_prof_start(const char *path_prefix); /* hak_profile_start (api.c): 0, or -1 with errno */
+void hak_prof_stop(void);
+int  hak_prof_dump(const char *path);          /* NULL: the next numbered file */
 void hak_prof_fork_prepare(void);
 void hak_prof_fork_parent(void);
 void hak_prof_fork_child(void);
@@ -565,6 +568,7 @@ typedef enum hak_option_e {
 long hak_option(hak_option_t o);
 const char *hak_option_text(hak_option_t o); /* text options; NULL when unset */
 void hak_options_init(void);
+void hak_options_write(FILE *out); /* the table with the values in force */
 
 /* ---- statistics: each part accounts for itself (stats.c sums them) ----------- */
 void hak_heaps_account(hak_stats_t *st, hak_heap_stats_t *totals); /* heap.c */
@@ -575,7 +579,6 @@ void hak_medium_account(hak_stats_t *st, uint64_t totals[3]);  /* allocs, frees,
 void hak_large_account(hak_stats_t *st, uint64_t totals[3]);
 void hak_meta_account(hak_stats_t *st);
 void hak_pagemap_account(hak_stats_t *st);
-void hak_scavenger_account(hak_stats_t *st, uint64_t totals[2]); /* passes, bytes released */
 
 /* ---- stats.c --------------------------------------------------------------- */
 void hak_stats_at_exit(void);   /* atexit handler when HAKMEM_STATS is set */
@@ -585,6 +588,11 @@ void hak_stats_fork_child(void);
 void hak_stats_signal_init(void); /* HAKMEM_STATS_SIGNAL: catch it */
 void hak_stats_peak_init(void);   /* HAKMEM_STATS_PEAK: keep the figures at the process's peak RSS */
 void hak_stats_poll(void);        /* slow paths, scavenger: print if the signal came */
+void hak_stats_count_scavenge(size_t released); /* the scavenger: a pass that gave memory back */
+void hak_stats_add_metadata(const void *p, size_t bytes); /* a mapping of hakmem's own, counted as metadata */
+void hak_stats_snapshot(hak_stats_t *out);      /* hak_stats_get (api.c) */
+void hak_stats_write(FILE *out, int fmt);       /* hak_stats_print (api.c), at exit, on the signal */
+size_t hak_stats_zero(void);      /* hak_reset (api.c): the counters start again; the bytes in use */
 
 /* ---- init.c: called by the API (api.c, malloc_api.c) and its slow paths ------ */
 typedef enum hak_init_state_e { HAK_INIT_NONE, HAK_INIT_RUNNING, HAK_INIT_DONE } hak_init_state_t;

@@ -176,7 +176,8 @@ void hak_options_init(void) {
   }
 }
 
-__attribute__((visibility("default"))) void hak_options_print(FILE *out) {
+/* hak_options_print (api.c), HAKMEM_VERBOSE (init.c). */
+void hak_options_write(FILE *out) {
   char env[ENV_NAME_MAX];
   fprintf(out, "%-18s %6s %8s  %-26s %s\n", "option", "value", "default", "environment", "meaning");
   for (int i = 0; i < HAK_OPT_COUNT; i++) {

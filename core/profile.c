@@ -339,13 +339,14 @@ void hak_prof_free(void *p) {
   pthread_mutex_unlock(&prof_lock);
 }
 
-/* ---- the API --------------------------------------------------------------------------------- */
-__attribute__((visibility("default"))) int hak_profile_start(const char *path_prefix) {
+/* ---- the API (api.c: hak_profile_start, _stop, _dump) ------------------------------------------ */
+/* Each runs with signals blocked (no handler's malloc may want prof_lock) and
+ * marked busy (what it allocates is hakmem's own). */
+int hak_prof_start(const char *path_prefix) {
   if (path_prefix == NULL || *path_prefix == '\0' || strlen(path_prefix) >= sizeof prefix) {
     errno = EINVAL;
     return -1;
   }
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
   bool busy = hak_track_busy;
   hak_track_busy = true;
   sigset_t old;
@@ -370,7 +371,7 @@ __attribute__((visibility("default"))) int hak_profile_start(const char *path_pr
   return 0;
 }
 
-__attribute__((visibility("default"))) void hak_profile_stop(void) {
+void hak_prof_stop(void) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
   sigset_t old;
@@ -386,7 +387,7 @@ __attribute__((visibility("default"))) void hak_profile_stop(void) {
   hak_track_busy = busy;
 }
 
-__attribute__((visibility("default"))) int hak_profile_dump(const char *path) {
+int hak_prof_dump(const char *path) {
   bool busy = hak_track_busy;
   hak_track_busy = true;
   sigset_t old;
@@ -410,7 +411,7 @@ void hak_prof_init(void) {
   atomic_store(&rate, (uint64_t)hak_option(HAK_OPT_PROFILE_RATE));
   interval = (uint64_t)hak_option(HAK_OPT_PROFILE_INTERVAL);
   const char *p = hak_option_text(HAK_OPT_PROFILE);
-  if (p != NULL && hak_profile_start(p) != 0)
+  if (p != NULL && hak_prof_start(p) != 0)
     hak_out_error("hakmem: HAKMEM_PROFILE: the prefix is too long; no profile\n");
 }
 

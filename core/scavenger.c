@@ -47,7 +47,6 @@ static _Atomic uint32_t retry_in;
 #define SCAVENGER_STACK_BYTES HAK_UNIT_SIZE
 #endif
 static void *scavenger_stack;
-static _Atomic uint64_t passes, released; /* scavenger passes that gave memory back, and bytes */
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Waits at most PAUSE_WAIT_S for the tick under way: a tick waits for heap
@@ -78,16 +77,6 @@ void hak_release_free(void) {
   hak_direct_cache_release();
 }
 
-/* Statistics: the stack (metadata) and the passes (the bytes released during
- * them, by any thread: the OS layer counts bytes, not who released them). */
-void hak_scavenger_account(hak_stats_t *st, uint64_t totals[2]) {
-  if (scavenger_stack != NULL) {
-    st->metadata_bytes += SCAVENGER_STACK_BYTES;
-    st->resident.metadata += hak_os_resident(scavenger_stack, SCAVENGER_STACK_BYTES);
-  }
-  totals[0] = atomic_load(&passes);
-  totals[1] = atomic_load(&released);
-}
 
 static void *scavenger_main(void *arg) {
   (void)arg;
@@ -120,8 +109,7 @@ static void *scavenger_main(void *arg) {
     }
     size_t gave = atomic_load(&hak_os_counters.released_bytes) - released_before;
     if (gave != 0) {
-      atomic_fetch_add(&passes, 1);
-      atomic_fetch_add(&released, gave);
+      hak_stats_count_scavenge(gave);
     }
     pthread_mutex_unlock(&pass_lock);
   }
@@ -137,7 +125,10 @@ void hak_scavenger_start(void) {
   }
   int expected = 0;
   if (!atomic_compare_exchange_strong(&scavenger_started, &expected, 1)) return;
-  if (scavenger_stack == NULL) scavenger_stack = hak_os_map_aligned(SCAVENGER_STACK_BYTES, HAK_UNIT_SIZE);
+  if (scavenger_stack == NULL) {
+    scavenger_stack = hak_os_map_aligned(SCAVENGER_STACK_BYTES, HAK_UNIT_SIZE);
+    if (scavenger_stack != NULL) hak_stats_add_metadata(scavenger_stack, SCAVENGER_STACK_BYTES);
+  }
   pthread_attr_t attr;
   bool ok = scavenger_stack != NULL && pthread_attr_init(&attr) == 0;
   if (ok) {

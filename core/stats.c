@@ -53,11 +53,33 @@ static _Atomic uint64_t peak_checked_ns;
 #define PEAK_CHECK_NS 1000000u
 #define PEAK_STEP_MIN ((size_t)256 << 10)
 
+/* Mappings of hakmem's own outside the tiers' bookkeeping (the scavenger's
+ * stack), counted as metadata; and the scavenger's passes that released
+ * memory, with the bytes released meanwhile (by any thread: the OS layer
+ * counts bytes, not who released them). */
+#define EXTRA_REGIONS 4
+static struct { const void *p; size_t bytes; } extra[EXTRA_REGIONS];
+static _Atomic unsigned extra_regions;
+static _Atomic uint64_t scavenge_passes, scavenge_released;
+
+void hak_stats_add_metadata(const void *p, size_t bytes) {
+  unsigned i = atomic_load(&extra_regions);
+  if (i == EXTRA_REGIONS) return;
+  extra[i].p = p;
+  extra[i].bytes = bytes;
+  atomic_store(&extra_regions, i + 1);
+}
+
+void hak_stats_count_scavenge(size_t released) {
+  atomic_fetch_add(&scavenge_passes, 1);
+  atomic_fetch_add(&scavenge_released, released);
+}
+
 static void gather(hak_stats_t *st) {
   memset(st, 0, sizeof *st);
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) st->cls[c].block_size = hak_class_size[c];
   hak_heap_stats_t h = {0};
-  uint64_t medium[3], large[3], scav[2] = {0, 0};
+  uint64_t medium[3], large[3];
   uint64_t xfer[2];
   hak_heaps_account(st, &h);
   hak_xfer_account(st, xfer);
@@ -67,7 +89,10 @@ static void gather(hak_stats_t *st) {
   hak_meta_account(st);
   hak_pagemap_account(st);
   hak_reentry_account(st);
-  if (config_dynamic_flush) hak_scavenger_account(st, scav);
+  for (unsigned i = 0; i < extra_regions; i++) {
+    st->metadata_bytes += extra[i].bytes;
+    st->resident.metadata += hak_os_resident(extra[i].p, extra[i].bytes);
+  }
   st->mapped_bytes = atomic_load(&hak_os_counters.mapped_bytes);
   /* Small blocks: a magazine's blocks are counted in their slab's used. */
   for (unsigned c = 0; c < HAK_CLASS_COUNT; c++) {
@@ -105,8 +130,8 @@ static void gather(hak_stats_t *st) {
   st->total.os_decommits = atomic_load(&hak_os_counters.decommit_calls);
   st->total.os_moves = atomic_load(&hak_os_counters.move_calls);
   st->total.released_bytes = atomic_load(&hak_os_counters.released_bytes);
-  st->total.scavenger_passes = scav[0];
-  st->total.scavenger_released_bytes = scav[1];
+  st->total.scavenger_passes = atomic_load(&scavenge_passes);
+  st->total.scavenger_released_bytes = atomic_load(&scavenge_released);
 }
 
 /* The cumulative counters, all unsigned long long, as an array (for reset). */
@@ -120,14 +145,11 @@ static void gather_since_reset(hak_stats_t *out) {
   for (size_t i = 0; i < TOTAL_COUNT; i++) t[i] -= z[i];
 }
 
-__attribute__((visibility("default"))) void hak_stats_get(hak_stats_t *out) {
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  sigset_t old;
-  hak_signals_block(&old);
+/* hak_stats_get (api.c: initialised, signals blocked). */
+void hak_stats_snapshot(hak_stats_t *out) {
   pthread_mutex_lock(&stats_lock);
   gather_since_reset(out);
   pthread_mutex_unlock(&stats_lock);
-  hak_signals_restore(&old);
 }
 
 void hak_stats_fork_prepare(void) { pthread_mutex_lock(&stats_lock); }
@@ -293,8 +315,10 @@ static void print_json(FILE *out, const hak_stats_t *s, const hak_stats_t *at_pe
   fprintf(out, "}\n");
 }
 
-__attribute__((visibility("default"))) void hak_stats_print(FILE *out, int fmt) {
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
+/* hak_stats_print (api.c), and the statistics at exit and on the signal
+ * (emit): the figures now, and at the peak when kept. Signals blocked while the
+ * lock is held. */
+void hak_stats_write(FILE *out, int fmt) {
   if (printing) return; /* a hook that prints, from inside this print's malloc */
   printing = true;
   sigset_t old;
@@ -323,7 +347,7 @@ static void emit(void) {
   const char *path = hak_option_text(HAK_OPT_STATS_FILE);
   FILE *f = path != NULL ? fopen(path, "a") : NULL;
   if (path != NULL && f == NULL) fprintf(stderr, "hakmem: cannot open HAKMEM_STATS_FILE=%s; statistics on stderr\n", path);
-  hak_stats_print(f != NULL ? f : stderr, fmt == 2 ? 1 : 0);
+  hak_stats_write(f != NULL ? f : stderr, fmt == 2 ? 1 : 0);
   if (f != NULL) fclose(f);
 }
 
@@ -386,25 +410,13 @@ void hak_stats_poll(void) {
 }
 
 /* ---- reset ---------------------------------------------------------------------- */
-__attribute__((visibility("default"))) size_t hak_reset(void) {
-  if (hak_init_state != HAK_INIT_DONE) hak_init_slow();
-  sigset_t old;
-  hak_signals_block(&old);
-  hak_heap_flush_thread();
-  hak_heap_trim_own();
-  hak_heaps_request_flush(); /* other threads' magazines: at their next call */
-  hak_xfer_drain();
-  hak_abandoned_sweep();
-  hak_heaps_scavenge(false); /* every heap's empty slabs; bitmap slabs' free pages (heap locks) */
-  hak_pool_trim(0);
-  hak_medium_purge();
-  hak_large_cache_clear();
-  hak_direct_cache_release();
+/* hak_reset (api.c), once everything free went back: the cumulative counters
+ * start again from now; the bytes still in use. */
+size_t hak_stats_zero(void) {
   pthread_mutex_lock(&stats_lock);
   gather(&snapshot);
   zero = snapshot.total;
   size_t live = snapshot.in_use_bytes;
   pthread_mutex_unlock(&stats_lock);
-  hak_signals_restore(&old);
   return live;
 }

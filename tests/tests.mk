@@ -29,7 +29,7 @@ SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
 .PHONY: test test-core test-bins test-profile test-leakcheck test-signals soak check-layers test-layers
-test: deps test-core test-workloads test-profile test-leakcheck test-signals
+test: deps test-layers test-core test-workloads test-profile test-leakcheck test-signals
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
 	@mkdir -p $(@D)
