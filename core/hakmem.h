@@ -92,6 +92,7 @@ typedef struct hak_stats_s {
     unsigned long long large_allocs, large_frees, large_bytes;
     unsigned long long os_maps, os_unmaps, os_decommits, os_moves;  /* system calls           */
     unsigned long long released_bytes;             /* unmapped or decommitted                   */
+    unsigned long long moved_bytes, decommitted_bytes; /* moved by mremap; decommitted (MADV_DONTNEED) */
     unsigned long long scavenger_passes, scavenger_released_bytes;
     unsigned long long reentrant_allocs, deferred_frees; /* re-entrant calls (signal handlers): direct blocks, deferred frees */
   } total;

@@ -94,8 +94,8 @@ hak_cold void hak_init_slow(void) {
   if (hak_option(HAK_OPT_LEAKCHECK) || hak_option_text(HAK_OPT_PROFILE) != NULL) hak_stack_init();
   hak_prof_init();
   if (hak_option(HAK_OPT_VERBOSE)) {
-    fprintf(stderr, "hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
-    hak_options_write(stderr);
+    hak_out_error("hakmem %s, variant %s\n", HAK_VERSION_STRING, HAK_BUILD_NAME);
+    hak_options_report();
   }
   in_init = false;
   atomic_fetch_and(&hak_observers, ~HAK_OBS_INIT);

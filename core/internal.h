@@ -148,6 +148,7 @@ void  hak_os_bind(void *p, size_t size, unsigned node); /* prefer node's memory 
 void  hak_os_topology_simulate(unsigned nodes, const uint8_t *map, unsigned ncpus);
 typedef struct hak_os_counters_s {
   _Atomic size_t mapped_bytes, map_calls, unmap_calls, decommit_calls, move_calls, released_bytes;
+  _Atomic size_t moved_bytes, decommitted_bytes;        /* pages moved by mremap; decommitted (MADV_DONTNEED) */
   _Atomic size_t huge_advised_bytes;                  /* advised MADV_HUGEPAGE */
   _Atomic size_t bound_bytes[HAK_NUMA_MAX_NODES];     /* bound to each node (hak_os_bind) */
 } hak_os_counters_t;
@@ -568,7 +569,8 @@ typedef enum hak_option_e {
 long hak_option(hak_option_t o);
 const char *hak_option_text(hak_option_t o); /* text options; NULL when unset */
 void hak_options_init(void);
-void hak_options_write(FILE *out); /* the table with the values in force */
+void hak_options_write(FILE *out); /* the table with the values in force (hak_options_print) */
+void hak_options_report(void);      /* ... to stderr without stdio (HAKMEM_VERBOSE) */
 
 /* ---- statistics: each part accounts for itself (stats.c sums them) ----------- */
 void hak_heaps_account(hak_stats_t *st, hak_heap_stats_t *totals); /* heap.c */

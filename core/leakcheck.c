@@ -781,11 +781,9 @@ static void *meta_or_null(size_t bytes) { return bytes ? hak_meta_alloc(bytes) :
 
 /* The check; sp: where the exiting thread's stack is scanned from, above
  * every frame of the check itself (check_at_exit). */
-static hak_noinline void check(uintptr_t sp) {
-  hak_track_busy = true;
-  atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
-  bool paused = hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
-  /* Take the records: every shard locked while they are copied. */
+/* Step 1: the records, copied into blk[] in address order while every shard
+ * is locked. False: no memory for the copy. */
+static bool take_records(void) {
   for (int i = 0; i < SHARDS; i++) lock(&shards[i].lock);
   atomic_store(&leak_on, false);
   size_t n = 0;
@@ -795,9 +793,7 @@ static hak_noinline void check(uintptr_t sp) {
   work = hak_meta_alloc(work_cap * sizeof *work);
   if ((n && blk == NULL) || work == NULL) {
     for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
-    if (paused) hak_scavenger_resume();
-    hak_out_error("hakmem: leak check: out of memory, no check\n");
-    return;
+    return false;
   }
   for (int i = 0; i < SHARDS; i++)
     for (size_t j = 0; j < shards[i].cap; j++)
@@ -805,17 +801,26 @@ static hak_noinline void check(uintptr_t sp) {
         blk[nblk++] = (blk_t){shards[i].rec[j].p, shards[i].rec[j].size, shards[i].rec[j].stack, UNREACHED, 0};
   for (int i = 0; i < SHARDS; i++) unlock(&shards[i].lock);
   sort_blocks(blk, nblk);
+  return true;
+}
 
+/* Step 2: what reaches what: the roots (the exiting thread's stack from sp),
+ * the blocks they reach and what those reach, then the cliques of the blocks
+ * still unreached (direct and indirect leaks). */
+static void classify(uintptr_t sp) {
   dl_iterate_phdr(own_segments, (void *)(uintptr_t)&hak_leak_init);
   fetch_init();
   scan_roots(sp);
-  for (size_t i = 0; i < nblk; i++) { /* cliques */
+  for (size_t i = 0; i < nblk; i++) {
     if (blk[i].state != UNREACHED) continue;
     push(i);
     drain((long)i);
   }
-  if (paused) hak_scavenger_resume();
+}
 
+/* Step 3: the report, grouped by stack, largest first, and the counts line,
+ * to HAKMEM_LEAKCHECK_FILE or stderr. True when a leak was reported. */
+static bool report(void) {
   size_t bytes[4] = {0}, count[4] = {0}, supp_bytes_total = 0, supp_count = 0;
   size_t cap = 16;
   while (cap < nblk * 2) cap *= 2;
@@ -827,7 +832,6 @@ static hak_noinline void check(uintptr_t sp) {
       bytes[REACHABLE] += blk[i].size;
       count[REACHABLE]++;
     }
-
   const char *path = hak_option_text(HAK_OPT_LEAKCHECK_FILE);
   int fd = path != NULL ? open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : 2;
   if (fd < 0) {
@@ -835,7 +839,7 @@ static hak_noinline void check(uintptr_t sp) {
     fd = 2;
   }
   hak_out_t *o = hak_meta_alloc(sizeof *o);
-  if (o == NULL) return;
+  if (o == NULL) return false;
   o->fd = fd;
   bool header = false;
   for (size_t i = 0; i < ng; i++) {
@@ -865,10 +869,25 @@ static hak_noinline void check(uintptr_t sp) {
                  count[POSSIBLE], bytes[REACHABLE], count[REACHABLE], supp_bytes_total, supp_count);
   hak_out_flush(o);
   if (fd != 2) close(fd);
+  return header;
+}
+
+static hak_noinline void check(uintptr_t sp) {
+  hak_track_busy = true;
+  atomic_fetch_and(&hak_observers, ~HAK_OBS_LEAKS); /* nothing tracked from now on */
+  bool paused = hak_scavenger_pause(); /* nothing released by hakmem's own thread until the scan is done */
+  if (!take_records()) {
+    if (paused) hak_scavenger_resume();
+    hak_out_error("hakmem: leak check: out of memory, no check\n");
+    return;
+  }
+  classify(sp);
+  if (paused) hak_scavenger_resume();
+  bool reported = report();
   hak_symbols_release();
   hak_track_busy = false;
   long code = hak_option(HAK_OPT_LEAKCHECK_EXITCODE);
-  if (header && code != 0) {
+  if (reported && code != 0) {
     fflush(NULL);
     _exit((int)code);
   }

@@ -143,9 +143,11 @@ static void check_unknown(void) {
       known = strlen(env) == len && strncmp(*e, env, len) == 0;
     }
     if (known) continue;
-    fprintf(stderr, "hakmem: unknown option %.*s (ignored); options:", (int)len, *e);
-    for (int i = 0; i < HAK_OPT_COUNT; i++) fprintf(stderr, " %s", env_name(&option_table[i], env));
-    fputc('\n', stderr);
+    hak_out_t o = {.fd = 2};
+    hak_out_printf(&o, "hakmem: unknown option %.*s (ignored); options:", (int)len, *e);
+    for (int i = 0; i < HAK_OPT_COUNT; i++) hak_out_printf(&o, " %s", env_name(&option_table[i], env));
+    hak_out_write(&o, "\n", 1);
+    hak_out_flush(&o);
   }
 }
 
@@ -163,29 +165,50 @@ void hak_options_init(void) {
     }
     long v;
     if (!parse_value(d, s, &v)) {
-      fprintf(stderr, "hakmem: %s='%s' is not %s in [%ld, %ld]; using %ld\n", env, s,
+      hak_out_error("hakmem: %s='%s' is not %s in [%ld, %ld]; using %ld\n", env, s,
               d->words ? "a known word or a number" : "a number", d->min, d->max, d->def);
       continue;
     }
     const char *accepted = d->allowed != NULL ? d->allowed(v) : NULL;
     if (accepted != NULL) {
-      fprintf(stderr, "hakmem: %s='%s' is not %s; using %ld\n", env, s, accepted, d->def);
+      hak_out_error("hakmem: %s='%s' is not %s; using %ld\n", env, s, accepted, d->def);
       continue;
     }
     option_value[i] = v;
   }
 }
 
-/* hak_options_print (api.c), HAKMEM_VERBOSE (init.c). */
-void hak_options_write(FILE *out) {
+/* Line i of the table (-1: its heading) into buf. */
+static void table_line(int i, char *buf, size_t size) {
   char env[ENV_NAME_MAX];
-  fprintf(out, "%-18s %6s %8s  %-26s %s\n", "option", "value", "default", "environment", "meaning");
-  for (int i = 0; i < HAK_OPT_COUNT; i++) {
-    const hak_option_desc_t *d = &option_table[i];
-    if (d->is_text)
-      fprintf(out, "%-18s %6s %8s  %-26s %s\n", d->name, option_text[i] ? option_text[i] : "-", "-", env_name(d, env),
-              d->meaning);
-    else
-      fprintf(out, "%-18s %6ld %8ld  %-26s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
+  if (i < 0) {
+    snprintf(buf, size, "%-18s %6s %8s  %-26s %s\n", "option", "value", "default", "environment", "meaning");
+    return;
   }
+  const hak_option_desc_t *d = &option_table[i];
+  if (d->is_text)
+    snprintf(buf, size, "%-18s %6s %8s  %-26s %s\n", d->name, option_text[i] ? option_text[i] : "-", "-",
+             env_name(d, env), d->meaning);
+  else
+    snprintf(buf, size, "%-18s %6ld %8ld  %-26s %s\n", d->name, option_value[i], d->def, env_name(d, env), d->meaning);
+}
+
+/* The table with the values in force: to a stdio stream (hak_options_print,
+ * api.c), or to stderr without stdio (HAKMEM_VERBOSE at start-up, init.c:
+ * inside the first malloc, as every message of the slow paths is written). */
+void hak_options_write(FILE *out) {
+  char line[512];
+  for (int i = -1; i < HAK_OPT_COUNT; i++) {
+    table_line(i, line, sizeof line);
+    fputs(line, out);
+  }
+}
+void hak_options_report(void) {
+  char line[512];
+  hak_out_t o = {.fd = 2};
+  for (int i = -1; i < HAK_OPT_COUNT; i++) {
+    table_line(i, line, sizeof line);
+    hak_out_write(&o, line, strlen(line));
+  }
+  hak_out_flush(&o);
 }

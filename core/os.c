@@ -222,6 +222,7 @@ void hak_os_decommit(void *p, size_t size) {
   int saved = errno;
   madvise(p, size, MADV_DONTNEED);
   atomic_fetch_add_explicit(&hak_os_counters.decommit_calls, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_os_counters.decommitted_bytes, size, memory_order_relaxed);
   atomic_fetch_add_explicit(&hak_os_counters.released_bytes, size, memory_order_relaxed);
   errno = saved;
 }
@@ -249,6 +250,7 @@ bool hak_os_move(void *src, size_t size, void *dst, size_t dst_size) {
   errno = saved;
   if (r == MAP_FAILED) return false;
   atomic_fetch_add_explicit(&hak_os_counters.move_calls, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_os_counters.moved_bytes, size, memory_order_relaxed);
   own_note(src, size, false); /* dst was mapped (and noted) already */
   atomic_fetch_sub_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed); /* dst was mapped */
   return true;

@@ -130,6 +130,8 @@ static void gather(hak_stats_t *st) {
   st->total.os_decommits = atomic_load(&hak_os_counters.decommit_calls);
   st->total.os_moves = atomic_load(&hak_os_counters.move_calls);
   st->total.released_bytes = atomic_load(&hak_os_counters.released_bytes);
+  st->total.moved_bytes = atomic_load(&hak_os_counters.moved_bytes);
+  st->total.decommitted_bytes = atomic_load(&hak_os_counters.decommitted_bytes);
   st->total.scavenger_passes = atomic_load(&scavenge_passes);
   st->total.scavenger_released_bytes = atomic_load(&scavenge_released);
 }
@@ -227,6 +229,7 @@ static void check_peak(void) {
   X(large_frees, "Large frees") X(large_bytes, "Large bytes allocated")              \
   X(os_maps, "mmap calls") X(os_unmaps, "munmap calls") X(os_decommits, "madvise(DONTNEED) calls") \
   X(os_moves, "mremap moves") X(released_bytes, "Bytes unmapped or decommitted")     \
+  X(moved_bytes, "Bytes moved by mremap") X(decommitted_bytes, "Bytes decommitted (MADV_DONTNEED)") \
   X(scavenger_passes, "Scavenger passes that released memory")                        \
   X(scavenger_released_bytes, "Bytes released during scavenger passes")           \
   X(reentrant_allocs, "Re-entrant allocations (direct blocks)")                      \
@@ -346,7 +349,7 @@ static void emit(void) {
   long fmt = hak_option(HAK_OPT_STATS);
   const char *path = hak_option_text(HAK_OPT_STATS_FILE);
   FILE *f = path != NULL ? fopen(path, "a") : NULL;
-  if (path != NULL && f == NULL) fprintf(stderr, "hakmem: cannot open HAKMEM_STATS_FILE=%s; statistics on stderr\n", path);
+  if (path != NULL && f == NULL) hak_out_error("hakmem: cannot open HAKMEM_STATS_FILE=%s; statistics on stderr\n", path);
   hak_stats_write(f != NULL ? f : stderr, fmt == 2 ? 1 : 0);
   if (f != NULL) fclose(f);
 }
@@ -372,7 +375,7 @@ void hak_stats_signal_init(void) {
   long sig = hak_option(HAK_OPT_STATS_SIGNAL);
   if (sig <= 0) return;
   if (sigaction((int)sig, NULL, &program_action) != 0) {
-    fprintf(stderr, "hakmem: cannot catch signal %ld for statistics\n", sig);
+    hak_out_error("hakmem: cannot catch signal %ld for statistics\n", sig);
     return;
   }
   bool handler = (program_action.sa_flags & SA_SIGINFO) ||
@@ -386,7 +389,7 @@ void hak_stats_signal_init(void) {
     sa.sa_mask = program_action.sa_mask;
     sa.sa_flags = SA_SIGINFO | (program_action.sa_flags & (SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_ONSTACK));
   }
-  if (sigaction((int)sig, &sa, NULL) != 0) fprintf(stderr, "hakmem: cannot catch signal %ld for statistics\n", sig);
+  if (sigaction((int)sig, &sa, NULL) != 0) hak_out_error("hakmem: cannot catch signal %ld for statistics\n", sig);
 }
 
 /* Slow paths and the scavenger: print if a signal asked for it. */
