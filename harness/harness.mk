@@ -47,7 +47,7 @@ space := $(empty) $(empty)
 
 .PHONY: harness bench ablation report test-harness harness-testbins ab history test-harness-scale
 all: harness
-test: test-harness test-harness-scale
+test-suites: test-harness test-harness-scale
 
 harness: $(HARNESS_BIN)
 

@@ -18,7 +18,7 @@ HAK_VERSION     = $(shell sed -n 's/^.define HAK_VERSION_STRING "\(.*\)"$$/\1/p'
 libs_of = $(foreach b,$(1),$(BUILD)/$(b)/libhakmem.so $(BUILD)/$(b)/libhakmem.a)
 
 .PHONY: install uninstall test-install
-test: test-install
+test-suites: test-install
 install: $(call libs_of,$(INSTALL_BUILDS))
 	@install/install.sh install --prefix '$(PREFIX)' --destdir '$(DESTDIR)' --default '$(VARIANT)' \
 	  --version '$(HAK_VERSION)' --build-dir '$(BUILD)' $(INSTALL_BUILDS)

@@ -3,18 +3,11 @@
 # one PASS/FAIL line per check, then a count. Exit status 1 if anything failed.
 # Expects the binaries of tests/tests.mk (make test-core builds them).
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
-pass=0 fail=0 skip=0
-result() { # result <status> <what> [detail file]; status 77: the check could not run here
-  if [ "$1" = 0 ]; then echo "PASS $2"; pass=$((pass + 1))
-  elif [ "$1" = 77 ]; then
-    echo "SKIP $2: $(grep -m1 SKIP "${3:-/dev/null}" 2>/dev/null | sed 's/.*SKIP: //')"; skip=$((skip + 1))
-  else
-    echo "FAIL $2"; fail=$((fail + 1))
-    [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 15
-  fi
-}
+TEST_DETAIL=15
+TEST_SKIP_STATUS=77 # the test programs' status for a check that could not run here
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # run <what> <command...>: PASS when the command exits 0 (output kept for FAIL);
@@ -142,12 +135,9 @@ for v in "$@"; do
     env TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
     $B/$v/tests/stress-tsan --threads=4 --workers=8 --ops=2000 --max-size=1048576 --cross-percent=33 --stats --validate
   run "$v/stress-ubsan: stress on hak_* under UBSan" $B/$v/tests/stress-ubsan --threads=4 --workers=8 --ops=30000
-  tests/programs.sh "$lib" "$v/programs" >"$log" 2>&1
+  TEST_TOTALS= tests/programs.sh "$lib" "$v/programs" >"$log" 2>&1 # (counted here, not on its own)
   st=$?
-  cat "$log" | grep -E '^(PASS|FAIL|SKIP)'
-  p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
-  pass=$((pass + p)); fail=$((fail + f))
-  [ $st != 0 ] && [ "$f" = 0 ] && { echo "FAIL $v/programs: exit $st"; fail=$((fail + 1)); }
+  absorb "$log" $st "$v/programs: exit $st"
 done
 # Run-time options (tests/options.c), with the first release build given: bad values
 # are reported in one line and the default taken; the statistics signal takes only
@@ -211,5 +201,4 @@ bs=$?
 LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 120 $B/tests/fuzz --seed 1 --ops 100000 >"$log" 2>&1
 bs=$?
 [ $bs = 1 ] && grep -q '^fuzz: FAIL ' "$log"; result $? "fuzz detects a broken allocator that hands a block out twice (exit $bs)" "$log"
-echo "core: $pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+finish core

@@ -3,10 +3,11 @@
 # LD_PRELOAD of each hakmem build (build/<BUILD>/libhakmem.so; "glibc": no
 # preload) for each seed, one PASS/FAIL line per run (seconds, and peak RSS
 # when /usr/bin/time is there), then checks that the fuzzer fails, with its
-# one-line report, under tests/broken_malloc.c. A count at the end; exit 1 if
-# anything failed. Expects the binaries of tests/tests.mk (make fuzz builds
+# one-line report, under tests/broken_malloc.c. A count at the end
+# (tests/lib.sh); exit 1 if anything failed. Expects the binaries of tests/tests.mk (make fuzz builds
 # them).
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
 ops=1000000 seeds="1 2 3 4"
@@ -17,16 +18,15 @@ while [ $# -gt 0 ]; do
   *) break ;;
   esac
 done
-pass=0 fail=0
-log=$(mktemp) tm=$(mktemp)
-trap 'rm -f "$log" "$tm"' EXIT
+log=$(mktemp) tm=$(mktemp) tail=$(mktemp)
+trap 'rm -f "$log" "$tm" "$tail"' EXIT
 rss=()
 [ -x /usr/bin/time ] && rss=(/usr/bin/time -f %M -o "$tm")
 for b in "$@"; do
   if [ "$b" = glibc ]; then lib=""
   else
     lib=$B/$b/libhakmem.so
-    if [ ! -f "$lib" ]; then echo "FAIL fuzz $b: $lib missing"; fail=$((fail + 1)); continue; fi
+    if [ ! -f "$lib" ]; then fail "fuzz $b: $lib missing"; continue; fi
   fi
   for s in $seeds; do
     : >"$tm"
@@ -38,10 +38,10 @@ for b in "$@"; do
     kib=$(tail -n 1 "$tm") # /usr/bin/time's last line: peak RSS in KiB
     case "$kib" in *[!0-9]* | "") mib=? ;; *) mib=$((kib / 1024)) ;; esac
     line=$(printf '%-20s seed %-4s %9s ops %7s s  peak RSS %5s MiB' "$b" "$s" "$ops" "$secs" "$mib")
-    if [ $st = 0 ]; then echo "PASS fuzz $line"; pass=$((pass + 1))
+    if [ $st = 0 ]; then pass "fuzz $line"
     else # the fuzzer's failure line, or whatever the process said last
-      echo "FAIL fuzz $line (exit $st)"; fail=$((fail + 1))
-      grep -v '^fuzz: hakmem\|^fuzz: system' "$log" | tail -n 4 | sed 's/^/    /'
+      grep -v '^fuzz: hakmem\|^fuzz: system' "$log" | tail -n 4 >"$tail"
+      fail "fuzz $line (exit $st)" "$tail"
     fi
   done
 done
@@ -50,11 +50,8 @@ s=${seeds%% *}
 LD_PRELOAD=$B/tests/libbroken_malloc.so timeout 300 $B/tests/fuzz --seed "$s" --ops 100000 >"$log" 2>&1
 st=$?
 if [ $st = 1 ] && grep -q '^fuzz: FAIL ' "$log"; then
-  echo "PASS fuzz detects tests/broken_malloc.c (a live block handed out again): $(grep -m1 '^fuzz: FAIL ' "$log" | cut -c1-160)"
-  pass=$((pass + 1))
+  pass "fuzz detects tests/broken_malloc.c (a live block handed out again): $(grep -m1 '^fuzz: FAIL ' "$log" | cut -c1-160)"
 else
-  echo "FAIL fuzz does not detect tests/broken_malloc.c (exit $st)"; sed 's/^/    /' "$log" | tail -n 5
-  fail=$((fail + 1))
+  TEST_DETAIL=5 fail "fuzz does not detect tests/broken_malloc.c (exit $st)" "$log"
 fi
-echo "fuzz: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish fuzz

@@ -9,28 +9,21 @@
 #                                   for its option table
 #   tests/harness/fixture-raw.jsonl a fixed raw file for the report
 # Prints `PASS harness: <what>` / `FAIL harness: <what>` per check, `SKIP
-# harness: <what> (<why>)` for a check that could not run here (never counted
-# as passed), and a final count; exits 1 on any failure. `make test-harness`
+# harness: <what>: <why>` for a check that could not run here (never counted
+# as passed), and a final count (tests/lib.sh); exits 1 on any failure. `make test-harness`
 # builds the parts and runs it. Takes about 15 s.
 set -u
+. "$(dirname "$0")/lib.sh"
 unset CRASHALLOC_AFTER LD_PRELOAD
 cd "$(dirname "$0")/.."
 
 HB=build/harness/hakbench
 PY=/usr/bin/python3
-pass=0; fail=0; skipped=0
-check() { # check "<what>" command...
-  local what=$1; shift
-  if "$@" >/dev/null 2>&1; then echo "PASS harness: $what"; pass=$((pass + 1))
-  else echo "FAIL harness: $what"; fail=$((fail + 1)); fi
-}
-skip() { # skip "<what>" "<why>"
-  echo "SKIP harness: $1 ($2)"; skipped=$((skipped + 1))
-}
+TEST_PREFIX="harness: "
 variant=${HARNESS_VARIANT:-hybrid}
 for f in $HB build/harness/fakewl build/harness/libcrashalloc.so build/harness/libnoalloc.so \
          build/harness/libbadopts.so "build/$variant/libhakmem.so"; do
-  [ -e "$f" ] || { echo "FAIL harness: $f is missing (make test-harness builds it)"; echo "harness: 0 passed, 1 failed"; exit 1; }
+  [ -e "$f" ] || { fail "$f is missing (make test-harness builds it)"; finish harness; }
 done
 
 tmp=$(mktemp -d /tmp/hakmem-harness.XXXXXX)
@@ -794,5 +787,4 @@ check "history: a line of another schema rejected" \
 check "make history renders results/history.html" \
   bash -c "make -n --no-print-directory history | grep -qF 'scripts/history.py html --history results/history.jsonl --out results/history.html'"
 
-echo "harness: $pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+finish harness

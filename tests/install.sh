@@ -9,37 +9,25 @@
 # staging, a second install into the same prefix, and that uninstall removes
 # exactly what was installed.
 # Prints `PASS install: <what>` / `FAIL install: <what>` per check (with the
-# output of a failed one), `SKIP install: <what> (<why>)` for a check that
-# could not run here (never counted as passed), and a final count; exits 1 on
-# any failure. `make test-install` builds the libraries and runs it; it
-# installs every variant with hybrid the default, whatever VARIANT= says.
+# output of a failed one), `SKIP install: <what>: <why>` for a check that
+# could not run here (never counted as passed), and a final count
+# (tests/lib.sh); exits 1 on any failure. `make test-install` builds the
+# libraries and runs it; it installs every variant with hybrid the default,
+# whatever VARIANT= says.
 # Takes about 4 s on an idle machine (the CHECK=1 install adds one).
 set -u
+. "$(dirname "$0")/lib.sh"
 unset LD_PRELOAD HAKMEM_STATS LD_LIBRARY_PATH PKG_CONFIG_PATH
 cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
 VARIANTS="mini_magazine bitmap superslab dynamic_flush hybrid"
-pass=0 fail=0 skipped=0
 
 tmp=$(mktemp -d /tmp/hakmem-install.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-log=$tmp/log
-result() { # result <status> <what>: PASS when 0, else FAIL with the log's end
-  if [ "$1" = 0 ]; then echo "PASS install: $2"; pass=$((pass + 1))
-  else
-    echo "FAIL install: $2"; fail=$((fail + 1))
-    [ -s "$log" ] && sed 's/^/    /' "$log" | tail -n 15
-  fi
-  : >"$log"
-}
-check() { # check <what> <command...>: PASS when the command exits 0
-  local what=$1; shift
-  "$@" >"$log" 2>&1
-  result $? "$what"
-}
-skip() { echo "SKIP install: $1 ($2)"; skipped=$((skipped + 1)); }
+log=$tmp/log # what a check said: shown when it fails (result, check), then emptied
+TEST_PREFIX="install: " TEST_LOG=$log TEST_DETAIL=15
 has() { command -v "$1" >/dev/null 2>&1; }
 # status_is <n> <command...>: the command exits with status n and says why on stderr
 status_is() {
@@ -197,12 +185,7 @@ else
   if [ -x "$tmp/cxx" ]; then
     "$tmp/cxx" >"$tmp/out" 2>&1
     st=$?
-    grep -E '^(PASS|FAIL) cxx: ' "$tmp/out" | sed 's/^\(PASS\|FAIL\) /\1 install: /'
-    p=$(grep -c '^PASS cxx: ' "$tmp/out"); f=$(grep -c '^FAIL cxx: ' "$tmp/out")
-    pass=$((pass + p)); fail=$((fail + f))
-    if [ $st != 0 ] && [ "$f" = 0 ] || [ "$p" = 0 ]; then
-      echo "FAIL install: cxx_allocator exit $st"; fail=$((fail + 1)); sed 's/^/    /' "$tmp/out" | tail -n 15
-    fi
+    absorb "$tmp/out" $st "cxx_allocator exit $st"
   fi
 fi
 
@@ -268,5 +251,4 @@ check "nothing written to /opt/hakmem-install-test itself" test "$(ls -d /opt/ha
 check "make uninstall DESTDIR=<tmp> PREFIX=/opt/hakmem-install-test" inst uninstall DESTDIR="$S" PREFIX=/opt/hakmem-install-test
 check "the staged prefix is empty again" empty_dir "$S/opt/hakmem-install-test"
 
-echo "install: $pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+finish install

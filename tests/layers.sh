@@ -5,16 +5,9 @@
 # objects has an upward call planted in a low file, a call to a file of the
 # same level, or a file missing from the level table.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
-pass=0 fail=0
-result() { # result <status> <what> [detail file]
-  if [ "$1" = 0 ]; then echo "PASS $2"; pass=$((pass + 1))
-  else
-    echo "FAIL $2"; fail=$((fail + 1))
-    [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 20
-  fi
-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ $# -gt 0 ] || set -- hybrid
@@ -58,5 +51,4 @@ st=$?
 [ $st = 1 ] && grep -q 'pagemap\.c is not in the level table' "$tmp/out"
 result $? "layers: a core file missing from the table fails the check (exit $st)" "$tmp/out"
 
-echo "layers: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish layers

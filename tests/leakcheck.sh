@@ -11,18 +11,13 @@
 #     suppressions file: a clear error, exit 2), with the first LIB.
 # leakcheck.sh --compare LIB CMD...: no tests; CMD under both, the two
 # summaries side by side, and the times (for real programs).
-# One PASS/FAIL/SKIP line per check, then a count; exit 1 if anything failed.
+# One PASS/FAIL/SKIP line per check, then a count (tests/lib.sh); exit 1 if
+# anything failed.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
-pass=0 fail=0 skip=0
-result() { # result <status> <what> [detail file]
-  if [ "$1" = 0 ]; then echo "PASS $2"; pass=$((pass + 1))
-  else
-    echo "FAIL $2"; fail=$((fail + 1))
-    [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 25
-  fi
-}
+TEST_DETAIL=25
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -67,16 +62,14 @@ fi
 libs=("$@")
 lib=$1
 prog=$B/tests/leaks
-[ -x "$prog" ] || { echo "FAIL $prog is not built"; exit 1; }
+[ -x "$prog" ] || { fail "$prog is not built"; finish leakcheck; }
 if ! command -v valgrind >/dev/null; then
-  echo "SKIP leak counts against memcheck: valgrind is not installed (scripts/install-deps.sh test installs it)"
-  skip=$((skip + 1))
+  skip "leak counts against memcheck" "valgrind is not installed (scripts/install-deps.sh test installs it)"
 else
   scenarios="direct indirect cycle possible reachable tiers threads thread-exit thread-blocked clean"
   # A blocked thread's stack pointer comes from /proc/<pid>/task/<tid>/syscall.
   if ! head -c1 /proc/self/syscall >/dev/null 2>&1; then
-    echo "SKIP leakcheck: 'thread-blocked' (a live thread's stack scanned from its stack pointer): /proc/<pid>/syscall is not readable here"
-    skip=$((skip + 1))
+    skip "leakcheck: 'thread-blocked' (a live thread's stack scanned from its stack pointer)" "/proc/<pid>/syscall is not readable here"
     scenarios=${scenarios/ thread-blocked/}
   fi
   for s in $scenarios; do
@@ -210,5 +203,4 @@ if [ -x "$src" ]; then
 else
   result 1 "leakcheck: $src is built"
 fi
-echo "leakcheck: $pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+finish leakcheck

@@ -19,29 +19,22 @@
 #     a file already there is never overwritten; an unwritable prefix says so;
 #     the API's errors; a signal handler that allocates, threads and fork
 #     under the profiler.
-# One PASS/FAIL/SKIP line per check, then a count; exit 1 if anything failed.
+# One PASS/FAIL/SKIP line per check, then a count (tests/lib.sh); exit 1 if
+# anything failed.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
-pass=0 fail=0 skip=0
-result() { # result <status> <what> [detail file]
-  if [ "$1" = 0 ]; then echo "PASS $2"; pass=$((pass + 1))
-  else
-    echo "FAIL $2"; fail=$((fail + 1))
-    [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 20
-  fi
-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # the one file a glob names (a process's numbered profile: prefix.<pid>.0001.heap), or nothing
 one() { [ $# = 1 ] && [ -f "$1" ] && echo "$1"; }
 [ $# -gt 0 ] || set -- $B/hybrid/libhakmem.so
 prog=$B/tests/profile
-[ -x "$prog" ] || { echo "FAIL $prog is not built"; exit 1; }
+[ -x "$prog" ] || { fail "$prog is not built"; finish profile; }
 if ! command -v google-pprof >/dev/null; then
-  echo "SKIP heap profiles through google-pprof: google-pprof is not installed (scripts/install-deps.sh test installs google-perftools)"
-  echo "profile: 0 passed, 0 failed, 1 skipped"
-  exit 0
+  skip "heap profiles through google-pprof" "google-pprof is not installed (scripts/install-deps.sh test installs google-perftools)"
+  finish profile
 fi
 
 # ranks FILE SPACE-OPTION TOTAL-BYTES: google-pprof --text's first three
@@ -94,7 +87,7 @@ for lib in "$@"; do
     grep -q '<svg' "$tmp/p.svg" && grep -q 'alloc_sixty' "$tmp/p.svg"
     result $? "profile: google-pprof --svg draws it (alloc_sixty in the picture)" "$tmp/err"
   else
-    echo "SKIP profile: google-pprof --svg: graphviz's dot is not installed"; skip=$((skip + 1))
+    skip "profile: google-pprof --svg" "graphviz's dot is not installed"
   fi
 
   # Allocated space: short-lived blocks, the default rate, hak_profile_start.
@@ -169,5 +162,4 @@ for lib in "$@"; do
   LD_PRELOAD=$lib "$prog" api >"$tmp/out" 2>&1
   result $? "profile: hak_profile_dump without a profile, hak_profile_start(NULL or \"\"): -1, EINVAL" "$tmp/out"
 done
-echo "profile: $pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+finish profile

@@ -4,18 +4,15 @@
 # heavily, sort on a large file, a C compile with gcc (and running the result),
 # a multi-threaded HTTP server, python3 starting subprocesses from worker
 # threads while others allocate, a bash pipeline, git, and sqlite3 when
-# installed. Prints PASS/FAIL/SKIP lines.
+# installed. Prints PASS/FAIL/SKIP lines and a count (tests/lib.sh).
 set -u
+. "$(dirname "$0")/lib.sh"
 lib=$(realpath "$1")
 name=${2:-programs}
+TEST_PREFIX="$name: "
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
 
-result() { # result <ok?> <what>
-  if [ "$1" = 0 ]; then echo "PASS $name: $2"; pass=$((pass + 1))
-  else echo "FAIL $name: $2"; fail=$((fail + 1)); fi
-}
 # same_output <what> <command...>: run with and without the preload, compare stdout and status
 same_output() {
   local what=$1; shift
@@ -133,15 +130,14 @@ if command -v git >/dev/null; then
   ) >/dev/null 2>&1
   same_output "git log --stat and git diff" git -C "$tmp/repo" log --stat -p
 else
-  echo "SKIP $name: git is not installed"
+  skip "git log --stat and git diff" "git is not installed"
 fi
 
 if command -v sqlite3 >/dev/null; then
   same_output "sqlite3 builds and queries a table" sqlite3 :memory: \
     "create table t(a,b); with recursive c(x) as (select 1 union all select x+1 from c where x<200000) insert into t select x, hex(randomblob(16)) from c; select count(*), sum(a), count(distinct b) > 199990 from t;"
 else
-  echo "SKIP $name: sqlite3 is not installed"
+  skip "sqlite3 builds and queries a table" "sqlite3 is not installed"
 fi
 
-echo "$name: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish "$name"

@@ -14,25 +14,19 @@
 # paths (hakmem's count of re-entrant allocations above 0: the point of the
 # test); under the leak checker nothing may be reported lost (glibc's own
 # start-up and thread blocks are suppressed by tests/leakcheck.supp).
-# One PASS/FAIL line per run, then a count; exit 1 if anything failed.
+# One PASS/FAIL line per run, then a count (tests/lib.sh); exit 1 if anything
+# failed.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
 runs=1
 if [ "${1:-}" = --runs ]; then runs=$2; shift 2; fi
-pass=0 fail=0
-result() { # result <status> <what> [detail file]
-  if [ "$1" = 0 ]; then echo "PASS $2"; pass=$((pass + 1))
-  else
-    echo "FAIL $2"; fail=$((fail + 1))
-    [ -n "${3:-}" ] && sed 's/^/    /' "$3" | tail -n 20
-  fi
-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ $# -gt 0 ] || set -- $B/hybrid/libhakmem.so
 prog=$B/tests/signals
-[ -x "$prog" ] || { echo "FAIL $prog is not built"; exit 1; }
+[ -x "$prog" ] || { fail "$prog is not built"; finish signals; }
 
 # verdict FILE STATUS: the run's summary line says enough handler runs,
 # re-entrant calls and no failure.
@@ -68,5 +62,4 @@ for lib in "$@"; do
     result $? "signals: $v, $mode: $ok of $runs runs without a hang or a corrupted block ($first)"
   done
 done
-echo "signals: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish signals

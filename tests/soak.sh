@@ -7,8 +7,10 @@
 #
 # Every failure is printed with its run number, exit status and the end of
 # its output: a failure seen once is a bug to find, not a retry. One line per
-# test and build: "N of N runs passed"; exit 1 if any run failed.
+# test and build: "N of N runs passed", then a count (tests/lib.sh); exit 1
+# if any run failed.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.." || exit 2
 B=build
 runs=100 busy=0
@@ -32,7 +34,6 @@ if [ $busy = 1 ]; then
   echo "soak: beside two busy loops (pids ${loops[*]})"
 fi
 
-pass=0 fail=0
 # soak NAME BUILD COMMAND...: the command N times; an argument @RUN@ becomes the run number.
 soak() {
   local name=$1 v=$2; shift 2
@@ -50,13 +51,13 @@ soak() {
       sed 's/^/      /' "$tmp/out" | tail -n 8
     fi
   done
-  if [ $bad = 0 ]; then echo "PASS soak: $v/$name: $ok of $runs runs passed ($((SECONDS - t0)) s)"; pass=$((pass + 1))
-  else echo "FAIL soak: $v/$name: $ok of $runs runs passed, $bad failed ($((SECONDS - t0)) s)"; fail=$((fail + 1)); fi
+  if [ $bad = 0 ]; then pass "soak: $v/$name: $ok of $runs runs passed ($((SECONDS - t0)) s)"
+  else fail "soak: $v/$name: $ok of $runs runs passed, $bad failed ($((SECONDS - t0)) s)"; fi
 }
 
 for v in "$@"; do
   lib=$B/$v/libhakmem.so
-  [ -f "$lib" ] || { echo "FAIL soak: $lib is not built"; fail=$((fail + 1)); continue; }
+  [ -f "$lib" ] || { fail "soak: $lib is not built"; continue; }
   soak signals-plain "$v" env LD_PRELOAD="$lib" "$B/tests/signals" --seconds 1 --interval 50 --seed @RUN@
   soak signals-profile "$v" env HAKMEM_PROFILE="$tmp/run/p" HAKMEM_PROFILE_RATE=4096 LD_PRELOAD="$lib" \
     "$B/tests/signals" --seconds 1 --interval 300 --seed @RUN@
@@ -75,5 +76,4 @@ for v in "$@"; do
       soak stats-reset "$v" env LD_PRELOAD="$lib" "$B/tests/stress" --threads=4 --workers=8 --ops=5000 --stats --validate ;;
   esac
 done
-echo "soak: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish soak

@@ -1,7 +1,8 @@
 # tests/tests.mk — the allocator's tests, included by the top-level Makefile.
 #
 #   make test        install missing packages (as root), build everything, run
-#                    every suite: core (for every variant), workloads, harness
+#                    every suite: core (for every variant), workloads, harness;
+#                    then the totals of their closing lines (below)
 #   make test-core   only the allocator's tests, for every variant (or VARIANT=)
 #                    and its checked build (<variant>-check)
 #   make test-profile    the heap profiler through google-pprof (tests/profile.sh)
@@ -11,6 +12,7 @@
 #   make check-layers    every reference between core files goes down the level
 #                        table of core/internal.h, in every build's objects
 #   make test-layers     check-layers, and the checker failing on planted calls
+#   make test-counts     tests/lib.sh's counters and closing line (tests/counts.sh)
 #   make soak            the tests of signals, fork, threads and the scavenger's
 #                        timing, 100 times each (not part of make test)
 #
@@ -28,8 +30,20 @@ TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
 
-.PHONY: test test-core test-bins test-profile test-leakcheck test-signals soak check-layers test-layers
-test: deps test-layers test-core test-workloads test-profile test-leakcheck test-signals
+.PHONY: test test-suites test-counts test-core test-bins test-profile test-leakcheck test-signals soak check-layers test-layers
+# Every test script ends with its closing line, "<name>: N passed, N failed,
+# N skipped" (tests/lib.sh), and appends it to the file TEST_TOTALS names.
+# make test runs the suites (test-suites, which the other *.mk files extend)
+# in a sub-make, then sums those lines (tests/totals.sh) into its own last
+# line, "make test: N passed, N failed, N skipped", also when a suite failed
+# and stopped the sub-make; its status is then non-zero.
+TEST_TOTALS := $(BUILD)/test-totals
+test:
+	@mkdir -p $(BUILD) && rm -f $(TEST_TOTALS)
+	@TEST_TOTALS=$(abspath $(TEST_TOTALS)) $(MAKE) --no-print-directory test-suites; tests/totals.sh $(TEST_TOTALS) $$?
+test-suites: deps test-counts test-layers test-core test-workloads test-profile test-leakcheck test-signals
+test-counts:
+	@tests/counts.sh
 
 $(TEST_DIR)/api: tests/api.c tests/check.h
 	@mkdir -p $(@D)

@@ -38,9 +38,10 @@
 #     program's ELF symbol table.
 #
 # Output: "PASS tracker: ...", "FAIL tracker: ...", "SKIP tracker: ..."
-# lines, then "tracker: N passed, M failed, K skipped". Exit 1 on any
-# failure. About 15 s on 2 cores.
+# lines, then "tracker: N passed, M failed, K skipped" (tests/lib.sh). Exit
+# 1 on any failure. About 15 s on 2 cores.
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 B=build
 T=$B/hakmem-trace
@@ -50,21 +51,17 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 unset LD_PRELOAD HAKTRACK_DIR HAKTRACK_MODE HAKTRACK_STACKS HAKTRACK_THRESHOLD HAKTRACK_EVERY HAKTRACK_DEPTH
 
-pass=0
-fail=0
-skip=0
-ok()      { echo "PASS tracker: $1"; pass=$((pass + 1)); }
-bad()     { echo "FAIL tracker: $1"; fail=$((fail + 1)); }
-skipped() { echo "SKIP tracker: $1"; skip=$((skip + 1)); }
-check()   { if eval "$2"; then ok "$1"; else bad "$1"; fi; }  # label condition
+TEST_PREFIX="tracker: "
+# check <label> <condition>: here the condition is shell text, evaluated (in
+# place of tests/lib.sh's check <what> <command...>)
+check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
 
 for f in $T $LIB $B/tests/libhaktrack-drop.so $B/tests/libhaktrack-dup.so $B/tests/libhaktrack-discard.so \
          $B/tests/libtracker_bump.so $B/tests/tracker_threads $B/tests/tracker_fork $B/tests/tracker_mix \
          $B/tests/tracker_churn $B/tests/tracker_errno $B/workloads/replay; do
     if [ ! -x "$f" ] && [ ! -f "$f" ]; then
-        echo "FAIL tracker: $f is missing (make test-tracker builds it)"
-        echo "tracker: 0 passed, 1 failed, 0 skipped"
-        exit 1
+        fail "$f is missing (make test-tracker builds it)"
+        finish tracker
     fi
 done
 
@@ -299,10 +296,10 @@ if unshare -m true 2>/dev/null; then
         "$T" report --no-html "$TMP/fullrun.files" >/dev/null 2>&1
         check "full disk: what was written is readable" '[ $? -eq 0 ]'
     else
-        skipped "full disk: cannot mount a tmpfs here ($(head -c 100 "$TMP/full.mnt"))"
+        skip "full disk" "cannot mount a tmpfs here ($(head -c 100 "$TMP/full.mnt"))"
     fi
 else
-    skipped "full disk: unshare -m is not allowed here"
+    skip "full disk" "unshare -m is not allowed here"
 fi
 (trap '' XFSZ; ulimit -f 32; HAKTRACK_DIR=$TMP/fsize LD_PRELOAD=$LIB exec $B/tests/tracker_mix 2000) \
     >"$TMP/fsize.out" 2>"$TMP/fsize.err"
@@ -385,7 +382,7 @@ for trace in mix py; do
     for a in glibc jemalloc mimalloc tcmalloc $HAKMEM; do
         lib=${LIBS[$a]}
         if [ -n "$lib" ] && [ ! -f "$lib" ]; then
-            skipped "replay of the $trace trace under $a: $lib is not installed"
+            skip "replay of the $trace trace under $a" "$lib is not installed"
             continue
         fi
         LD_PRELOAD=$lib timeout 60 $B/workloads/replay --trace "$TMP/$trace/trace.replay" --verify full \
@@ -397,7 +394,7 @@ for trace in mix py; do
         # is right, but it is no pass: the trace was not replayed.
         if [ $a = mimalloc ] && [ $rc -eq 3 ] && grep -q "is not aligned to" "$TMP/r.err" &&
             [[ "$mimalloc_ver" == 2.0.9* ]]; then
-            skipped "replay of the $trace trace under mimalloc $mimalloc_ver: not replayed, mimalloc returned a misaligned aligned block, a known upstream bug (mimalloc #602, #700): $(head -c 120 "$TMP/r.err")"
+            skip "replay of the $trace trace under mimalloc $mimalloc_ver" "not replayed, mimalloc returned a misaligned aligned block, a known upstream bug (mimalloc #602, #700): $(head -c 120 "$TMP/r.err")"
             continue
         fi
         res=$("$PY" - "$TMP/r.out" "${lib:-libc.so}" "$peak" "$threads" <<'EOF'
@@ -444,7 +441,7 @@ if [ -f $B/tests/libbroken_malloc.so ]; then
     check "replay catches an allocator that hands a block out twice (exit $rc: $(head -c 100 "$TMP/broken.err"))" \
         '[ $rc -eq 3 ] && grep -q "corrupted block" "$TMP/broken.err"'
 else
-    bad "no broken allocator at $B/tests/libbroken_malloc.so"
+    fail "no broken allocator at $B/tests/libbroken_malloc.so"
 fi
 $B/workloads/replay >/dev/null 2>"$TMP/e1"
 rc1=$?
@@ -459,7 +456,7 @@ check "compile of a sampled trace: exit 2 with the reason" '[ $? -eq 2 ] && grep
 for a in jemalloc hakmem-hybrid; do
     lib=${LIBS[$a]}
     if [ ! -f "$lib" ]; then
-        skipped "recording over $a: $lib is not installed"
+        skip "recording over $a" "$lib is not installed"
         continue
     fi
     "$T" record --quiet --out "$TMP/over-$a" --preset leaks --preload "$lib" -- $B/tests/tracker_mix 2000 \
@@ -477,5 +474,4 @@ for a in jemalloc hakmem-hybrid; do
         '[[ "$frames" == *"producer+0x"*"(tracker_mix)"* ]]'
 done
 
-echo "tracker: $pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+finish tracker

@@ -14,7 +14,8 @@
 # notice (its timed work makes no malloc call).
 #
 # Output: one line per check, "PASS workloads/<name>: <what>" or
-# "FAIL workloads/<name>: <what>", then "workloads: N passed, M failed".
+# "FAIL workloads/<name>: <what>", then "workloads: N passed, M failed, K
+# skipped" (tests/lib.sh).
 # Exit 1 if any check failed. Runs in a few seconds on 2 cores.
 #
 #   tests/workloads.sh              binaries from build/workloads
@@ -23,6 +24,7 @@
 #                                   record new constants after a change)
 #   WL_BROKEN=lib tests/workloads.sh  the broken allocator to detect
 set -u
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BIN=${WL_BIN:-build/workloads}
 BROKEN=${WL_BROKEN:-build/tests/libbroken_malloc.so}
@@ -31,10 +33,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 unset LD_PRELOAD
 
-pass=0
-fail=0
-ok()  { echo "PASS workloads/$1: $2"; pass=$((pass + 1)); }
-bad() { echo "FAIL workloads/$1: $2"; fail=$((fail + 1)); }
+ok()  { pass "workloads/$1: $2"; } # ok|bad <workload> <what>
+bad() { fail "workloads/$1: $2"; }
 
 # Validate the last stdout line of a run; prints "ok <checksum>" or a reason.
 check_json() { # name file
@@ -204,9 +204,8 @@ common_rejects() { # name
 }
 
 if [ ! -d "$BIN" ]; then
-    echo "FAIL workloads: no binaries in $BIN (run make workloads)"
-    echo "workloads: 0 passed, 1 failed"
-    exit 1
+    fail "workloads: no binaries in $BIN (run make workloads)"
+    finish workloads
 fi
 
 # ---- larson ----
@@ -338,5 +337,4 @@ reject large_reuse "zero slots" --slots 0
 reject large_reuse "a floor too large to set aside" --floor --slots 200 --max-size 32m
 detects_broken large_reuse 1745e5e49097dc6e --min-size 64k --max-size 256k --steps 2000 --slots 4
 
-echo "workloads: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish workloads

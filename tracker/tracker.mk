@@ -31,7 +31,7 @@ TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/libhaktrack-d
 
 .PHONY: tracker test-tracker traces bench-traces deps-traces fidelity
 all: tracker
-test: test-tracker
+test-suites: test-tracker
 tracker: $(TRACK_LIB) $(TRACK_BIN)
 
 $(TRACK_LIB): $(TRACK_LIB_DEPS)

@@ -11,25 +11,20 @@
 #          ports and files of this test, stopped at the end): the quick suite
 #          as 3 shards of one job array, merged, has every case of an
 #          unsharded run; SKIP when slurm-wlm and munge are not installed
-# Prints PASS/FAIL/SKIP lines and a count, exits 1 on any failure. About
+# Prints PASS/FAIL/SKIP lines and a count (tests/lib.sh), exits 1 on any failure. About
 # 3 minutes on a busy 2-core machine (revision builds about 40 s, the A/B runs
 # 20 s, busy 15 s, Slurm 1 minute).
 set -u
+. "$(dirname "$0")/../lib.sh"
 unset LD_PRELOAD
 cd "$(dirname "$0")/../.."
 root=$PWD
 HB=$root/build/harness/hakbench
 PY=/usr/bin/python3
 variant=${HARNESS_VARIANT:-hybrid}
-pass=0; fail=0; skipped=0
-check() {
-  local what=$1; shift
-  if "$@" >/dev/null 2>&1; then echo "PASS harness-scale: $what"; pass=$((pass + 1))
-  else echo "FAIL harness-scale: $what"; fail=$((fail + 1)); fi
-}
-skip() { echo "SKIP harness-scale: $1 ($2)"; skipped=$((skipped + 1)); }
+TEST_PREFIX="harness-scale: "
 for f in "$HB" build/workloads/tiny build/workloads/random_mixed "build/$variant/libhakmem.so"; do
-  [ -e "$f" ] || { echo "FAIL harness-scale: $f is missing (make test-harness-scale builds it)"; echo "harness-scale: 0 passed, 1 failed"; exit 1; }
+  [ -e "$f" ] || { fail "$f is missing (make test-harness-scale builds it)"; finish harness-scale; }
 done
 tmp=$(mktemp -d /tmp/hakmem-scale.XXXXXX)
 loops=()
@@ -58,8 +53,7 @@ gitc() { git -C "$repo" -c user.name=test -c user.email=test@localhost "$@"; }
 gitc init -q -b main . && gitc add -A && gitc commit -q -m "A: as it is"
 anchor='^HAK_API void hak_free(void \*p) {$'
 if [ "$(grep -c "$anchor" "$repo/core/malloc_api.c")" != 1 ]; then
-  echo "FAIL harness-scale: cannot plant the spin: 'HAK_API void hak_free(void *p) {' is not one line of core/malloc_api.c (update this test)"
-  fail=$((fail + 1))
+  fail "cannot plant the spin: 'HAK_API void hak_free(void *p) {' is not one line of core/malloc_api.c (update this test)"
 fi
 gitc checkout -q -b slow
 sed -i "s/$anchor/&\n  for (volatile int hak_test_spin = 0; hak_test_spin < 200; hak_test_spin++) {}/" "$repo/core/malloc_api.c"
@@ -297,9 +291,8 @@ EOF
     sleep 0.2
   done
   if [ "$up" != yes ]; then
-    echo "FAIL harness-scale: slurm: the one-node cluster did not come up (logs: $sl/*.log)"
+    fail "slurm: the one-node cluster did not come up (logs: $sl/*.log)"
     tail -n 5 "$sl"/*.log
-    fail=$((fail + 1))
   else
     opts=(--allocators "$tmp/alloc.tsv" --hakmem "$variant" --reps 1 --no-stats --timeout 120)
     "$HB" run --suite harness/suites/quick.suite "${opts[@]}" --out "$tmp/whole" --quiet >/dev/null 2>&1
@@ -372,5 +365,4 @@ EOF
 fi
 fi
 
-echo "harness-scale: $pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+finish harness-scale
