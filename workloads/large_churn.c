@@ -35,7 +35,7 @@
 
 static wl_opt opts[] = {
     { "live", WL_INT, 20, 1, 1 << 16, "blocks live between steps (one more during a step)", 0, 0 },
-    { "steps", WL_INT, 1000, 0, 1e12, "steps: allocate and write a new block, then free an old one", 0, 0 },
+    { "steps", WL_INT, 2000, 0, 1e12, "steps: allocate and write a new block, then free an old one", 0, 0 },
     { "min-size", WL_INT, 5 << 20, 1, 1LL << 40, "smallest block in bytes", 0, 0 },
     { "max-size", WL_INT, 25 << 20, 1, 1LL << 40, "largest block in bytes (inclusive)", 0, 0 },
     { "free-random", WL_FLAG, 0, 0, 1, "free a random older block each step instead of the oldest", 0, 0 },
