@@ -175,9 +175,14 @@ def page_cost_line(summary):
     if pc.get("error"):
         return f"Page costs: could not be measured ({pc['error']})."
     costs = "; ".join(f"{what} {us_text(pc.get(k))}" for k, what in benchdata.PAGE_COSTS)
+    where = ""
+    if len(summary.get("hosts") or []) > 1 and summary.get("shards"):
+        # a merged run keeps the first shard's context (scripts/merge.py)
+        where = (f" These are the first shard's host's ({summary['shards'][0].get('host')}); each shard's raw.jsonl "
+                 f"has its own host's.")
     return (f"Page costs, µs per 4 KiB page written (median of {pc.get('reps')} writes of "
             f"{(pc.get('region_bytes') or 0) >> 20} MiB, measured once before the first run in "
-            f"{1000 * (pc.get('seconds') or 0):.0f} ms): {costs}.")
+            f"{1000 * (pc.get('seconds') or 0):.0f} ms): {costs}.{where}")
 
 
 def machine_section(summary):
