@@ -278,6 +278,7 @@ void hb_machine_read(hb_machine *m)
     hb_cmd_line("git status --porcelain --untracked-files=no 2>/dev/null | head -1", dirty, sizeof dirty);
     m->git_dirty = dirty[0] != '\0';
     read_env(m);
+    hb_pagecost_measure(&m->pagecost);
 }
 
 /* ---- how busy the machine is ---------------------------------------------------- */

@@ -46,6 +46,7 @@
  *              the machine's load
  *   rows.c     every raw.jsonl row writer, next to the schema name
  *   json.c     a small JSON writer and a validating reader
+ *   pagecost.c what the machine charges for page-table work, per 4 KiB page
  *   util.c     general helpers (clock, formatting, small file and command I/O)
  */
 #ifndef HAKBENCH_H
@@ -264,6 +265,30 @@ typedef struct hb_verdict {
     char stderr_tail[600];  /* not ok: the end of the run's stderr */
 } hb_verdict;
 
+/* ---- pagecost.c: the machine's page costs -------------------------------- */
+
+/* The five costs, in this order (hb_pagecost_mode names them): a write to
+ * resident pages, after munmap (a fresh mapping), after MADV_DONTNEED, after
+ * an mremap move to a 2 MiB-aligned address, to one 64 KiB past 2 MiB. */
+#define HB_PAGECOST_MODES 5
+#define HB_PAGECOST_REGION ((size_t)4 << 20) /* bytes written per measurement */
+#define HB_PAGECOST_REPS 7                  /* measurements per mode; the median is the figure */
+extern const char *const hb_pagecost_mode[HB_PAGECOST_MODES];
+
+typedef struct hb_pagecost {
+    bool ok;                                /* false: error says why there are no figures */
+    char error[128];
+    double us_per_page[HB_PAGECOST_MODES];  /* median over the repetitions, µs per 4 KiB page */
+    double min_us[HB_PAGECOST_MODES], max_us[HB_PAGECOST_MODES];
+    size_t region_bytes;
+    int reps;
+    double seconds;                         /* the whole measurement, preparations included */
+} hb_pagecost;
+
+/* Measures the five costs (some tens of milliseconds; well under a second
+ * even where a fault costs 10 µs). */
+void hb_pagecost_measure(hb_pagecost *pc);
+
 /* ---- context.c ---------------------------------------------------------- */
 
 /* Fills version (and checks that the preload takes) by running this binary
@@ -292,6 +317,7 @@ typedef struct hb_machine {
      * (`NAME=value`, sorted), which every run inherits. */
     const char **env;
     int nenv;
+    hb_pagecost pagecost;      /* what its page-table work costs, measured once */
 } hb_machine;
 
 void hb_machine_read(hb_machine *m);
@@ -354,6 +380,9 @@ typedef struct hb_matrix {
 /* The first row: machine, build, runner settings, allocators, cases, and
  * how busy the machine was just before the first run. */
 void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx, const hb_load *start);
+/* The page costs as one JSON member named key (an object; {"error": why}
+ * when they could not be measured). */
+void hb_write_pagecost(hb_jbuf *b, const char *key, const hb_pagecost *pc);
 /* A `skip` row for a case whose workload binary is missing. */
 void hb_write_skip(int fd, const hb_case *c, hb_mode mode);
 /* A `run` row; log is the run's log path without extension, relative to

@@ -51,6 +51,8 @@ static const char usage[] =
     "                                      (scripts/merge.py; every shard of one plan)\n"
     "       hakbench ab [--a REV] [--b REV] [ab options] [run options]\n"
     "                                      two revisions as two allocators of one run\n"
+    "       hakbench pagecost                this machine's page costs (what `run` records\n"
+    "                                      in its context row), as one JSON object\n"
     "       hakbench --help\n"
     "\n"
     "run options:\n"
@@ -782,6 +784,38 @@ static int merge_main(int argc, char **argv)
     return 2;
 }
 
+/* pagecost: the page costs `run` measures for its context row, as one JSON
+ * object on stdout (schema hakmem-bench-pagecost/1). */
+static int pagecost_main(int argc)
+{
+    if (argc > 2) die_usage("pagecost takes no arguments%s", "");
+    hb_pagecost pc;
+    hb_pagecost_measure(&pc);
+    hb_jbuf b;
+    jb_init(&b);
+    jb_open(&b, NULL, '{');
+    jb_str(&b, "schema", "hakmem-bench-pagecost/1");
+    hb_write_pagecost(&b, "page_costs", &pc);
+    jb_close(&b, '}');
+    jb_finish_line(&b);
+    fputs(b.p, stdout);
+    jb_free(&b);
+    return pc.ok ? 0 : 1;
+}
+
+/* The page costs in one line of stderr. */
+static void say_pagecost(const hb_pagecost *pc)
+{
+    if (!pc->ok) {
+        fprintf(stderr, "hakbench: the machine's page costs could not be measured: %s\n", pc->error);
+        return;
+    }
+    fprintf(stderr, "hakbench: page costs, us per 4 KiB page written:");
+    for (int m = 0; m < HB_PAGECOST_MODES; m++)
+        fprintf(stderr, " %s %.3f%s", hb_pagecost_mode[m], pc->us_per_page[m], m + 1 < HB_PAGECOST_MODES ? "," : "");
+    fprintf(stderr, " (measured in %.0f ms)\n", pc->seconds * 1e3);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fputs(usage, stderr); return 2; }
@@ -791,9 +825,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "probe") == 0) return hb_probe_main();
+    if (strcmp(cmd, "pagecost") == 0) return pagecost_main(argc);
     if (strcmp(cmd, "merge") == 0) return merge_main(argc, argv);
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "list") != 0 && strcmp(cmd, "plan") != 0 && strcmp(cmd, "ab") != 0)
-        die_usage("unknown command '%s'; commands: run, list, plan, merge, ab", cmd);
+        die_usage("unknown command '%s'; commands: run, list, plan, merge, ab, pagecost", cmd);
 
     cli c;
     parse_args(argc, argv, &c);
@@ -815,6 +850,7 @@ int main(int argc, char **argv)
 
     hb_machine machine;
     hb_machine_read(&machine);
+    say_pagecost(&machine.pagecost);
     hb_load start, during;
     char say[512];
     hb_load_start(&start, machine.cores);

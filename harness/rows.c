@@ -25,6 +25,9 @@
  * the samples it stands for): enough for a plot, and a row stays small. */
 #define TIMELINE_MAX_POINTS 300
 
+/* Pages are counted in 4 KiB pages, as the page costs are priced. */
+#define HB_PAGE_BYTES 4096.0
+
 /* mem.peak / mem.final keys, in the order of the HB_F_* fields. */
 static const char *const field_key[HB_F_N] = {
     "rss_kib", "pss_kib", "pss_anon_kib", "private_dirty_kib", "anonymous_kib", "anon_huge_kib",
@@ -258,6 +261,31 @@ static void write_cases(hb_jbuf *b, const hb_matrix *mx)
     jb_close(b, ']');
 }
 
+void hb_write_pagecost(hb_jbuf *b, const char *key, const hb_pagecost *pc)
+{
+    jb_open(b, key, '{');
+    if (!pc->ok) {
+        jb_str(b, "error", pc->error);
+        jb_close(b, '}');
+        return;
+    }
+    jb_str(b, "unit", "us per 4 KiB page written");
+    for (int m = 0; m < HB_PAGECOST_MODES; m++) jb_num(b, hb_pagecost_mode[m], round(pc->us_per_page[m] * 1e4) / 1e4);
+    jb_open(b, "min", '{');
+    for (int m = 0; m < HB_PAGECOST_MODES; m++) jb_num(b, hb_pagecost_mode[m], round(pc->min_us[m] * 1e4) / 1e4);
+    jb_close(b, '}');
+    jb_open(b, "max", '{');
+    for (int m = 0; m < HB_PAGECOST_MODES; m++) jb_num(b, hb_pagecost_mode[m], round(pc->max_us[m] * 1e4) / 1e4);
+    jb_close(b, '}');
+    jb_int(b, "region_bytes", (long long)pc->region_bytes);
+    jb_int(b, "reps", pc->reps);
+    jb_str(b, "statistic", "median over the repetitions (min and max beside it)");
+    jb_num(b, "seconds", round(pc->seconds * 1e4) / 1e4);
+    jb_str(b, "method", "each repetition: the five modes in turn, each one memset of the region after its "
+                        "preparation (untimed); transparent huge pages off for the region (MADV_NOHUGEPAGE)");
+    jb_close(b, '}');
+}
+
 void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_matrix *mx, const hb_load *start)
 {
     hb_jbuf b;
@@ -267,6 +295,7 @@ void hb_write_context(int fd, const hb_opts *o, const hb_machine *m, const hb_ma
     jb_str(&b, "started", m->started);
     jb_str(&b, "host", m->host);
     write_machine(&b, m);
+    hb_write_pagecost(&b, "page_costs", &m->pagecost);
     write_environment(&b, m);
     write_runner(&b, o);
     write_shard(&b, o);
@@ -457,6 +486,13 @@ const char *hb_stats_missing(const char *s, size_t n)
     return NULL;
 }
 
+/* The cumulative counters of page-table work a set carries ("total":
+ * system calls and bytes since the start); moved_bytes and
+ * decommitted_bytes only from a library that counts them. */
+static const char *const stats_total_keys[] = {
+    "os_maps", "os_unmaps", "os_decommits", "os_moves", "released_bytes", "moved_bytes", "decommitted_bytes",
+};
+
 /* One set of figures (the object s, n bytes; hb_stats_missing found none
  * missing). */
 static void write_stats_set(hb_jbuf *b, const char *key, const char *s, size_t n)
@@ -469,7 +505,36 @@ static void write_stats_set(hb_jbuf *b, const char *key, const char *s, size_t n
         if (json_get_num(s, n, stats_keys[i], &x)) jb_int(b, stats_keys[i], (long long)x);
     if (json_get_num(s, n, "process_rss_bytes", &x)) jb_int(b, "process_rss_bytes", (long long)x);
     if (json_get(s, n, "resident", &v, &vl)) jb_rawval(b, "resident", v, vl);
+    if (json_get(s, n, "total", &v, &vl) && vl > 0 && v[0] == '{') {
+        jb_open(b, "total", '{');
+        for (size_t i = 0; i < sizeof stats_total_keys / sizeof *stats_total_keys; i++)
+            if (json_get_num(v, vl, stats_total_keys[i], &x)) jb_int(b, stats_total_keys[i], (long long)x);
+        jb_close(b, '}');
+    }
     jb_close(b, '}');
+}
+
+/* Page-table work per op, so that it can be priced with the machine's page
+ * costs (the context's page_costs): the process's minor faults per op of the
+ * workload (not for callgrind rows: those are valgrind's), and in a stats
+ * row the 4 KiB pages hakmem's statistics say it moved with mremap and
+ * decommitted with MADV_DONTNEED (total.moved_bytes, total.decommitted_bytes,
+ * cumulative over the process; null when the library does not count them). */
+static void write_page_work(hb_jbuf *b, const hb_job *j, const hb_observation *ob, const hb_verdict *v)
+{
+    double ops = 0, x;
+    const char *t;
+    size_t tl;
+    bool have_ops = v->have_result && json_get_num(ob->result, ob->resultlen, "ops", &ops) && ops > 0;
+    if (j->mode == HB_MODE_CALLGRIND) return;
+    if (have_ops) jb_num(b, "minflt_per_op", (double)ob->ru.ru_minflt / ops);
+    else jb_null(b, "minflt_per_op");
+    if (j->mode != HB_MODE_STATS) return;
+    bool have_total = have_ops && ob->stats && json_get(ob->stats, ob->statslen, "total", &t, &tl) && tl > 0 && t[0] == '{';
+    if (have_total && json_get_num(t, tl, "moved_bytes", &x)) jb_num(b, "moved_pages_per_op", x / HB_PAGE_BYTES / ops);
+    else jb_null(b, "moved_pages_per_op");
+    if (have_total && json_get_num(t, tl, "decommitted_bytes", &x)) jb_num(b, "decommitted_pages_per_op", x / HB_PAGE_BYTES / ops);
+    else jb_null(b, "decommitted_pages_per_op");
 }
 
 /* "hakmem_stats" (stats runs): where a hakmem variant's memory was, by its
@@ -521,6 +586,7 @@ void hb_write_run(int fd, const hb_job *j, const char *log, const hb_observation
     if (isfinite(ob->other_cpu_s)) jb_num(&b, "other_cpu_s", ob->other_cpu_s > 0 ? round(ob->other_cpu_s * 1000) / 1000 : 0);
     else jb_null(&b, "other_cpu_s");
     write_figures(&b, j, ob, v);
+    write_page_work(&b, j, ob, v);
     write_mem(&b, ob);
     write_phases(&b, ob);
     write_idle(&b, ob);

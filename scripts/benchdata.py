@@ -108,6 +108,15 @@ def _peak_rss(row):
     return peak or None
 
 
+def _minflt_per_op(row):
+    """The process's minor faults per op of the workload: the runner's
+    minflt_per_op, or (rows from before the runner wrote it) minflt / ops."""
+    v = row.get("minflt_per_op")
+    if v is None and row.get("minflt") is not None and row.get("ops"):
+        v = row["minflt"] / row["ops"]
+    return v
+
+
 MIB = 1024.0
 FIGURES = [
     Figure("ns_per_op", "time per op", "time", "ns/op", "lower", 1.0, "{:.2f}", _field("ns_per_op"),
@@ -130,6 +139,8 @@ FIGURES = [
            _mem("final", "rss_kib"), other=True),
     Figure("peak_nolazy_kib", "peak RSS - LazyFree", "peak Rss−LazyFree", "MiB", "lower", MIB, "{:.1f}",
            _mem("peak", "rss_nolazy_kib"), other=True),
+    Figure("minflt_per_op", "minor page faults per op", "faults/op", "faults/op", "lower", 1.0, "{:.4g}",
+           _minflt_per_op),
     Figure("instr_per_op", "instructions per op (callgrind)", "instructions", "instr/op", "lower", 1.0, "{:.1f}",
            _field("instr_per_op"), mode="callgrind", headline=True, plot=True, compared=True, noise=True),
 ]
@@ -213,6 +224,43 @@ def memory_breakdown(rows):
             s = hs.get(when)
             cell[when] = None if s is None else {"figures": s, "parts": split_resident(s)}
         out.setdefault(r["label"], {})[r["allocator"]] = cell
+    return out
+
+
+# ---- page-table work (faults, moved and decommitted pages per op) -------------------
+
+# The machine's page costs (the context's page_costs), in the order a report
+# names them: (key, what the write came after).
+PAGE_COSTS = [
+    ("resident", "a resident write (pages mapped and written)"),
+    ("munmap", "after munmap (a fresh mapping: a page fault per page)"),
+    ("dontneed", "after MADV_DONTNEED (a page fault per page)"),
+    ("move_2m", "after an mremap move to a 2 MiB-aligned address"),
+    ("move_64k", "after an mremap move to an address 64 KiB past 2 MiB"),
+]
+
+
+def page_work(rows, cells):
+    """{label: {allocator: {"minflt_per_op": the cell's stats or None,
+    "moved_pages_per_op", "decommitted_pages_per_op": from the allocator's
+    ok stats row (hakmem variants), None when the row or the figure is
+    missing, "stats_row": whether there was one}}}. Faults per op come from
+    the timed runs (medians over the repetitions); moved and decommitted
+    pages from the one stats run per case and hakmem variant, whose library
+    counts them cumulatively (total.moved_bytes, total.decommitted_bytes)."""
+    out = {}
+    for label, byalloc in cells.items():
+        for alloc, c in byalloc.items():
+            if "minflt_per_op" in c:
+                out.setdefault(label, {})[alloc] = {"minflt_per_op": c["minflt_per_op"], "stats_row": False,
+                                                    "moved_pages_per_op": None, "decommitted_pages_per_op": None}
+    for r in rows:
+        if r.get("mode") != "stats" or r.get("status") != "ok":
+            continue
+        cell = out.setdefault(r["label"], {}).setdefault(r["allocator"], {"minflt_per_op": None})
+        cell["stats_row"] = True
+        for k in ("moved_pages_per_op", "decommitted_pages_per_op"):
+            cell[k] = r.get(k)
     return out
 
 
@@ -663,6 +711,11 @@ def summarize(context, rows, skips, end):
         # hakmem's account of its memory, from the stats runs (None: the
         # runner made none: --no-stats, or written before it had them)
         "memory": memory_breakdown(rows),
+        # faults per op of every allocator, moved and decommitted pages per op
+        # of hakmem variants, and the machine's page costs to price them (None:
+        # written before the runner measured them)
+        "page_work": page_work(rows, cells),
+        "page_costs": context.get("page_costs"),
         "stats_ran": (context.get("runner") or {}).get("stats"),
         "noise": _noise(cells),
         "load": load_summary_of(context, end),

@@ -161,11 +161,36 @@ def load_lines(summary):
     return out
 
 
+def us_text(x):
+    return "–" if x is None else f"{x:.3g}"
+
+
+def page_cost_line(summary):
+    """The machine's page costs (the runner measures them once per run), in
+    one line: what a write of a 4 KiB page costs after each kind of
+    page-table work."""
+    pc = summary.get("page_costs")
+    if pc is None:
+        return "Page costs: not measured (this raw.jsonl was written before the runner measured them)."
+    if pc.get("error"):
+        return f"Page costs: could not be measured ({pc['error']})."
+    costs = "; ".join(f"{what} {us_text(pc.get(k))}" for k, what in benchdata.PAGE_COSTS)
+    where = ""
+    if len(summary.get("hosts") or []) > 1 and summary.get("shards"):
+        # a merged run keeps the first shard's context (scripts/merge.py)
+        where = (f" These are the first shard's host's ({summary['shards'][0].get('host')}); each shard's raw.jsonl "
+                 f"has its own host's.")
+    return (f"Page costs, µs per 4 KiB page written (median of {pc.get('reps')} writes of "
+            f"{(pc.get('region_bytes') or 0) >> 20} MiB, measured once before the first run in "
+            f"{1000 * (pc.get('seconds') or 0):.0f} ms): {costs}.{where}")
+
+
 def machine_section(summary):
     c = summary["counts"]
     runs = (f"Runs: {c.get('ok', 0)} ok, {c.get('failed', 0)} failed, {c.get('invalid', 0)} invalid"
             f"{'; the run was interrupted' if summary.get('interrupted') else ''}.")
-    lines = machine_lines(summary) + load_lines(summary) + settings_lines(summary) + noise_lines(summary) + [runs]
+    lines = (machine_lines(summary) + [page_cost_line(summary)] + load_lines(summary) + settings_lines(summary)
+             + noise_lines(summary) + [runs])
     return Section("Machine and noise", items=[(None, l) for l in lines])
 
 
@@ -495,6 +520,57 @@ def memory_sections(summary):
     return [first, second]
 
 
+def page_work_section(summary):
+    """"Page-table work per operation": per workload and allocator, the
+    process's minor faults per op (timed runs), and for hakmem variants the
+    4 KiB pages its statistics say it moved with mremap and decommitted with
+    MADV_DONTNEED, per op (the stats run); the page costs to price them."""
+    pw = summary.get("page_work") or {}
+    f = FIG["minflt_per_op"]
+    hakmem = {a["name"] for a in summary["allocators"] if a.get("kind") == "hakmem"}
+    rows, uncounted = [], False
+    for label in summary["cases"]:
+        byalloc = pw.get(label, {})
+        meds = [byalloc[a]["minflt_per_op"]["median"] for a in summary["available"]
+                if (byalloc.get(a) or {}).get("minflt_per_op")]
+        best = f.best(meds) if meds else None
+        for a in summary["available"]:
+            c = byalloc.get(a)
+            if not c:
+                continue
+            row = [label, a, figure_cell(f, c["minflt_per_op"], best) if c.get("minflt_per_op") else "–"]
+            for k in ("moved_pages_per_op", "decommitted_pages_per_op"):
+                if a not in hakmem or not c.get("stats_row"):
+                    row.append("–")
+                elif c.get(k) is None:
+                    row.append("not counted")
+                    uncounted = True
+                else:
+                    row.append(f.text(c[k]))
+            rows.append(row)
+    if not rows:
+        return None
+    text = ["The page-table work behind the time figures, as counts that travel between machines: the process's "
+            "minor page faults per op (timed runs, medians; **fewest** in bold, ± relative MAD, ratio to the best "
+            "reference allocator) and, for hakmem variants, the 4 KiB pages its own statistics say it moved with "
+            "mremap and decommitted with MADV_DONTNEED, per op (the stats run; cumulative over the whole process, "
+            "like the faults).", page_cost_line(summary)]
+    notes = ["To price a count with this machine's costs: a minor fault costs about a write after munmap or "
+             "MADV_DONTNEED less a resident write; a moved page costs, at its first write, a write after a move less "
+             "a resident write (the 2 MiB-aligned figure where the move kept its huge-page alignment, else the "
+             "64 KiB one). Decommitted pages are paid as faults when they are written again (already in the fault "
+             "count); they say where the faults come from."]
+    if uncounted:
+        notes.append("not counted: the variant's statistics do not carry the figure (`total.moved_bytes`, "
+                     "`total.decommitted_bytes`: libraries older than those counters).")
+    if not any(c.get("stats_row") for byalloc in pw.values() for a, c in byalloc.items() if a in hakmem) and hakmem:
+        notes.append("No stats run (`--no-stats`, or written before the runner made them): no moved or decommitted "
+                     "pages.")
+    cols = [("workload", False), ("allocator", False), (f"minor faults/op", True), ("pages moved/op", True),
+            ("pages decommitted/op", True)]
+    return Section("Page-table work per operation", text=text, table=Table(cols, rows), notes=notes)
+
+
 def other_section(summary):
     figs = [f for f in FIGURES if f.other]
     rows = []
@@ -545,6 +621,7 @@ def build_report(summary, plots, no_plots_why):
                  if s]
     sections += floor_sections(summary)
     sections += memory_sections(summary)
+    sections += [s for s in (page_work_section(summary),) if s]
     sections.append(other_section(summary))
     sections += plot_sections(plots, no_plots_why)
     items = problem_items(summary)

@@ -787,4 +787,179 @@ check "history: a line of another schema rejected" \
 check "make history renders results/history.html" \
   bash -c "make -n --no-print-directory history | grep -qF 'scripts/history.py html --history results/history.jsonl --out results/history.html'"
 
+# ---- the machine's page costs and page-table work per op --------------------------
+# The five costs of ../shared/probes/pagecost.c, measured once per run into the
+# context row (and by `hakbench pagecost`): present, positive, the resident
+# write the cheapest (below both fault costs; a moved page may cost what a
+# resident write costs where the machine does not charge for moves, so those
+# two within 25 %), in well under a second.
+cat > "$tmp/pagecost.py" <<'EOF'
+import json, resource, subprocess, sys, time
+MODES = ("resident", "munmap", "dontneed", "move_2m", "move_64k")
+def sane(pc):
+    assert "error" not in pc, pc
+    for k in MODES:
+        assert isinstance(pc[k], (int, float)) and pc[k] > 0, (k, pc)
+        assert 0 < pc["min"][k] <= pc[k] <= pc["max"][k], (k, pc)
+    r = pc["resident"]
+    assert r < pc["munmap"] and r < pc["dontneed"], pc
+    assert r <= 1.25 * pc["move_2m"] and r <= 1.25 * pc["move_64k"], pc
+    assert pc["reps"] == 7 and pc["region_bytes"] == 4 << 20 and pc["unit"] == "us per 4 KiB page written", pc
+    assert 0 < pc["seconds"] < 1.0, pc["seconds"]
+what = sys.argv[1]
+if what == "context":
+    sane(json.loads(open(sys.argv[2]).readline())["page_costs"])
+elif what == "command":
+    # the CPU time of the whole command too: a measure of its cost that no load inflates
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    out = subprocess.run([sys.argv[2], "pagecost"], capture_output=True, text=True, check=True).stdout
+    r1, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic() - t0
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    j = json.loads(out)
+    assert j["schema"] == "hakmem-bench-pagecost/1", j
+    sane(j["page_costs"])
+    assert cpu < 1.0, (cpu, wall)
+else:
+    raise SystemExit("unknown check " + what)
+EOF
+check "context row: the machine's five page costs, positive, the resident write cheapest, measured in < 1 s" \
+  $PY "$tmp/pagecost.py" context "$tmp/run/raw.jsonl"
+check "hakbench pagecost: the same five costs as one JSON object, in < 1 s (wall and CPU)" \
+  $PY "$tmp/pagecost.py" command "$HB"
+check "hakbench pagecost with an argument rejected" rejects $HB pagecost extra
+check "run says the page costs on stderr" grep -qE '^hakbench: page costs, us per 4 KiB page written: resident [0-9.]+, munmap' "$tmp/run.stderr"
+
+# Minor faults per op in every timed and stats row; in a stats row the pages
+# moved and decommitted per op from hakmem's statistics (total.moved_bytes,
+# total.decommitted_bytes), null when the library does not count them. A
+# preload built here stands for a library that counts them: it serves malloc
+# (forwarding to the C library's) and at exit writes a statistics line with
+# 40,960,000 bytes moved and 4,096,000 decommitted into HAKMEM_STATS_FILE.
+cat > "$tmp/movestats.c" <<'EOF'
+#include <stdio.h>
+#include <stdlib.h>
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+void *malloc(size_t n) { return __libc_malloc(n); }
+void free(void *p) { __libc_free(p); }
+void *calloc(size_t n, size_t s) { return __libc_calloc(n, s); }
+void *realloc(void *p, size_t n) { return __libc_realloc(p, n); }
+__attribute__((destructor)) static void write_stats(void)
+{
+    const char *path = getenv("HAKMEM_STATS_FILE");
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f) return;
+    static const char *const keys[] = { "in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes",
+        "slab_tail_bytes", "pool_bytes", "superslab_free_bytes", "superslab_dirty_bytes", "medium_free_bytes",
+        "medium_dirty_bytes", "large_cache_bytes", "metadata_bytes", "mapped_bytes", "resident_bytes",
+        "small_in_use_bytes", "medium_in_use_bytes", "large_in_use_bytes" };
+    fprintf(f, "{\"hakmem\":\"0\",\"variant\":\"movestats\"");
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) fprintf(f, ",\"%s\":0", keys[i]);
+    fprintf(f, ",\"process_rss_bytes\":4096,\"resident\":{\"slabs\":0},\"total\":{\"os_moves\":7,"
+               "\"released_bytes\":8192,\"moved_bytes\":40960000,\"decommitted_bytes\":4096000}}\n");
+    fclose(f);
+}
+EOF
+mkdir -p "$tmp/hb2/movestats"
+if cc -shared -fPIC -O2 -o "$tmp/hb2/movestats/libhakmem.so" "$tmp/movestats.c" 2>"$tmp/movestats.err"; then
+  ln -s "$PWD/build/$variant" "$tmp/hb2/$variant"
+  $HB run --suite "$tmp/one.suite" --allocators "$tmp/alloc.tsv" --hakmem "$variant,movestats" --build-dir "$tmp/hb2" \
+    --alloc "glibc,hakmem-$variant,hakmem-movestats" --workload-dir "$tmp/wl" --reps 1 --no-floor --out "$tmp/pagework" \
+    --quiet >/dev/null 2>&1
+  cat > "$tmp/pagework.py" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+runs = [r for r in rows if r.get("type") == "run"]
+assert runs and all(r["status"] == "ok" for r in runs), [(r["allocator"], r["mode"], r["reason"]) for r in runs]
+for r in runs:  # fakewl --ops 1000: 2000 ops
+    assert r["ops"] == 2000 and r["minflt"] > 0 and abs(r["minflt_per_op"] - r["minflt"] / 2000) < 1e-9, r
+stats = {r["allocator"]: r for r in runs if r["mode"] == "stats"}
+assert sorted(stats) == sorted(["hakmem-movestats", "hakmem-" + sys.argv[2]]), stats
+m = stats["hakmem-movestats"]
+assert m["moved_pages_per_op"] == 5.0 and m["decommitted_pages_per_op"] == 0.5, m
+assert m["hakmem_stats"]["end"]["total"] == {"os_moves": 7, "released_bytes": 8192, "moved_bytes": 40960000,
+                                             "decommitted_bytes": 4096000}, m["hakmem_stats"]["end"]
+real = stats["hakmem-" + sys.argv[2]]
+t = real["hakmem_stats"]["end"]["total"]
+assert "os_moves" in t and "released_bytes" in t and "os_decommits" in t, t
+# absent, not zero, until the library counts them
+for k, b in (("moved_pages_per_op", "moved_bytes"), ("decommitted_pages_per_op", "decommitted_bytes")):
+    assert k in real and (real[k] is None) == (b not in t), (k, real[k], t)
+    if b in t:
+        assert abs(real[k] - t[b] / 4096 / real["ops"]) < 1e-9, (k, real[k], t)
+assert not [r for r in runs if r["mode"] == "measure" and "moved_pages_per_op" in r]
+EOF
+  check "rows: minor faults per op; a stats row's pages moved and decommitted per op from hakmem's statistics, null when not counted" \
+    $PY "$tmp/pagework.py" "$tmp/pagework/raw.jsonl" "$variant"
+  $PY scripts/report.py "$tmp/pagework" --no-plots >/dev/null
+  check "report: a variant that counts moves shows them per op, one that does not says \"not counted\"" \
+    bash -c "grep -qE '^\| few \| hakmem-movestats \| [^|]+ \| 5 \| 0.5 \|$' '$tmp/pagework/report.md' \
+      && grep -qE '^\| few \| glibc \| [^|]+ \| – \| – \|$' '$tmp/pagework/report.md' \
+      && grep -qE '^\| few \| hakmem-$variant \| [^|]+ \| (not counted|[0-9.e+-]+) \| (not counted|[0-9.e+-]+) \|$' '$tmp/pagework/report.md'"
+else
+  check "the statistics preload builds ($(head -c 200 "$tmp/movestats.err"))" false
+fi
+check "callgrind rows carry no faults per op (valgrind's faults are not the program's)" \
+  bash -c "! test -f '$tmp/cg/raw.jsonl' || $PY -c \"import json,sys; rs=[json.loads(l) for l in open('$tmp/cg/raw.jsonl')]; sys.exit(any('minflt_per_op' in r for r in rs if r.get('mode')=='callgrind'))\""
+
+# The report from the fixture with page costs and page-table work added:
+# the costs in the machine section and beside the table, faults per op for
+# every allocator (medians, best in bold, ratio to the best reference; rows
+# from before minflt_per_op priced as minflt / ops), moved and decommitted
+# pages for the hakmem variant where its stats run counted them.
+pw=$tmp/pagework-report
+mkdir -p "$pw" "$pw-uncounted" && $PY - "$pw/raw.jsonl" "$pw-uncounted/raw.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open("tests/harness/fixture-raw.jsonl")]
+rows[0]["page_costs"] = {"unit": "us per 4 KiB page written", "resident": 0.055, "munmap": 11.0, "dontneed": 10.5,
+                         "move_2m": 0.11, "move_64k": 0.96, "min": {}, "max": {}, "region_bytes": 4 << 20, "reps": 7,
+                         "seconds": 0.25}
+per_op = {"hakmem-test": 0.5, "glibc": 0.25, "jemalloc": 1.0, "floor": 0.125}
+for r in rows:
+    if r.get("type") == "run" and r["label"] == "burst_idle" and r["mode"] == "measure":
+        r["minflt_per_op"] = per_op[r["allocator"]]
+    if r.get("type") == "run" and r["label"] == "burst_idle" and r["mode"] == "stats":
+        r["moved_pages_per_op"], r["decommitted_pages_per_op"] = 1.5, 0.25
+with open(sys.argv[1], "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+for r in rows:  # the same stats run from a library that does not count moves
+    if r.get("type") == "run" and r["mode"] == "stats":
+        r["moved_pages_per_op"] = r["decommitted_pages_per_op"] = None
+with open(sys.argv[2], "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+EOF
+$PY scripts/report.py "$pw" --no-plots >/dev/null
+$PY scripts/report.py "$pw-uncounted" --no-plots >/dev/null
+cat > "$tmp/pagework-report.py" <<'EOF'
+import re, sys
+md = open(sys.argv[1]).read()
+sec = md.split("\n## Page-table work per operation\n", 1)[1].split("\n## ", 1)[0]
+rows = [l for l in sec.splitlines() if l.startswith("| ")]
+assert rows == [
+    "| workload | allocator | minor faults/op | pages moved/op | pages decommitted/op |",
+    "| tiny | hakmem-test | **0.00025** (±0%, 1.00×) | – | – |",
+    "| tiny | glibc | **0.00025** (±0%, 1.00×) | – | – |",
+    "| tiny | jemalloc | **0.00025** (±0%, 1.00×) | – | – |",
+    "| burst_idle | hakmem-test | 0.5 (±0%, 2.00×) | 1.5 | 0.25 |",
+    "| burst_idle | glibc | **0.25** (±0%, 1.00×) | – | – |",
+    "| burst_idle | jemalloc | 1 (±0%, 4.00×) | – | – |"], rows
+cost = ("Page costs, µs per 4 KiB page written (median of 7 writes of 4 MiB, measured once before the first run in "
+        "250 ms): a resident write (pages mapped and written) 0.055; after munmap (a fresh mapping: a page fault per "
+        "page) 11; after MADV_DONTNEED (a page fault per page) 10.5; after an mremap move to a 2 MiB-aligned address "
+        "0.11; after an mremap move to an address 64 KiB past 2 MiB 0.96.")
+assert cost in sec, sec
+assert "- " + cost in md.split("\n## Machine and noise\n", 1)[1].split("\n## ", 1)[0]
+EOF
+check "report: Page-table work per operation: faults per op of every allocator, moved and decommitted pages of hakmem, the page costs beside" \
+  $PY "$tmp/pagework-report.py" "$pw/report.md"
+check "report: a stats run whose library does not count moves: \"not counted\" (absent, not zero), and said why" \
+  bash -c "grep -qxF '| burst_idle | hakmem-test | 0.5 (±0%, 2.00×) | not counted | not counted |' '$pw-uncounted/report.md' \
+    && grep -qF 'not counted: the variant' '$pw-uncounted/report.md' && ! grep -qF 'not counted: the variant' '$pw/report.md'"
+check "report: Markdown and HTML say the same (page-table work)" \
+  $PY tests/harness/report-parity.py "$pw/report.md" "$pw/report.html"
+check "report: a raw file from before the page costs says so" \
+  grep -qxF -- "- Page costs: not measured (this raw.jsonl was written before the runner measured them)." "$md"
+
 finish harness

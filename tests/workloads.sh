@@ -337,4 +337,91 @@ reject large_reuse "zero slots" --slots 0
 reject large_reuse "a floor too large to set aside" --floor --slots 200 --max-size 32m
 detects_broken large_reuse 1745e5e49097dc6e --min-size 64k --max-size 256k --steps 2000 --slots 4
 
+# A number from the JSON line of the last run ($TMP/last).
+json_key() { # key
+    "$PY" -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' \
+        "$TMP/last" "$1" 2>/dev/null
+}
+
+# ---- large_churn ----
+run_modes large_churn d07104de0ff1bb86 "oldest freed" --live 4 --steps 30 --min-size 64k --max-size 1m
+help_lists_params large_churn
+run_modes large_churn 845d22d35d312d20 "--free-random" --live 4 --steps 30 --min-size 64k --max-size 1m --free-random
+# A new block is allocated and written before an old one is freed: with one
+# live block of 1 MiB, two are live at the peak of a step (free-then-
+# allocate, as large_reuse does it, would peak at one).
+run large_churn 556531bc5fed328f "one live block of 1 MiB" --live 1 --steps 5 --min-size 1m --max-size 1m
+if [ "$(json_key peak_live_bytes)" = 2097152 ]; then
+    ok large_churn "allocates the new block before it frees the old one (peak live 2 MiB with --live 1)"
+else
+    bad large_churn "peak live bytes with --live 1 of 1 MiB are $(json_key peak_live_bytes), expected 2097152"
+fi
+common_rejects large_churn
+reject large_churn "min > max" --min-size 64m --max-size 32m
+reject large_churn "zero live blocks" --live 0
+reject large_churn "a value for --free-random" --free-random=yes
+reject large_churn "a floor too large to set aside" --floor --live 200 --max-size 32m
+detects_broken large_churn 4375fb48c1e2c195 --min-size 64k --max-size 256k --steps 2000 --live 4
+
+# ---- random_xthread ----
+run_modes random_xthread ff13b13a5ca14851 "2 threads" --steps 20k --slots 200
+help_lists_params random_xthread
+if [ "$(json_key callocs)" -gt 0 ] 2>/dev/null && [ "$(json_key sent)" -gt 0 ] 2>/dev/null; then
+    ok random_xthread "calls calloc and sends blocks to the other thread ($(json_key callocs) callocs, $(json_key sent) sent)"
+else
+    bad random_xthread "callocs $(json_key callocs), sent $(json_key sent): expected both above 0"
+fi
+run_modes random_xthread 4618166cde98c507 "3 threads, inboxes of 4, most frees sent" \
+    --threads 3 --steps 10k --slots 100 --pending 4 --remote-fraction 0.9 --calloc-fraction 0.5
+run random_xthread 81c776e43479507e "no calloc, nothing sent" --steps 5k --slots 100 --remote-fraction 0 --calloc-fraction 0
+if [ "$(json_key callocs)" = 0 ] && [ "$(json_key sent)" = 0 ]; then
+    ok random_xthread "--calloc-fraction 0 and --remote-fraction 0: no calloc, nothing sent"
+else
+    bad random_xthread "with both fractions 0: callocs $(json_key callocs), sent $(json_key sent)"
+fi
+common_rejects random_xthread
+reject random_xthread "min > max" --min-size 20000 --max-size 16000
+reject random_xthread "one thread (nobody to send to)" --threads 1
+reject random_xthread "a fraction above 1" --remote-fraction 1.5
+reject random_xthread "a negative fraction" --calloc-fraction -0.1
+reject random_xthread "an inbox of 0 blocks" --pending 0
+detects_broken random_xthread ff13b13a5ca14851 --steps 20k --slots 200
+# calloc's memory is checked: under a calloc that leaves blocks of 4 KiB and
+# more dirty (a preload built here; smaller ones, the C library's own, it
+# zeroes), exit 3 in both verify modes; without calloc calls, no error.
+cat >"$TMP/dirty_calloc.c" <<'EOF'
+#include <stdlib.h>
+#include <string.h>
+extern void *__libc_malloc(size_t);
+void *calloc(size_t n, size_t size)
+{
+    void *p = __libc_malloc(n * size);
+    if (p)
+        memset(p, n * size >= 4096 ? 0xa5 : 0, n * size);
+    return p;
+}
+EOF
+if cc -shared -fPIC -O2 -o "$TMP/libdirty_calloc.so" "$TMP/dirty_calloc.c" 2>"$TMP/err"; then
+    for v in touch full; do
+        LD_PRELOAD=$TMP/libdirty_calloc.so timeout 60 "$BIN/random_xthread" --steps 2k --slots 100 --min-size 4k --verify $v \
+            >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+        if [ $rc -eq 3 ] && grep -q "^random_xthread: corrupted block (random_xthread calloc of [0-9]* bytes): its memory is not zero" "$TMP/err"; then
+            ok random_xthread "detects a calloc whose memory is not zero (--verify $v)"
+        else
+            bad random_xthread "does not detect a calloc whose memory is not zero (--verify $v): exit $rc $(head -c 200 "$TMP/err")"
+        fi
+    done
+    LD_PRELOAD=$TMP/libdirty_calloc.so timeout 60 "$BIN/random_xthread" --steps 2k --slots 100 --min-size 4k --calloc-fraction 0 \
+        >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        ok random_xthread "the same preload with --calloc-fraction 0 runs clean (the error was calloc's)"
+    else
+        bad random_xthread "the dirty calloc preload fails even without calloc calls: exit $rc $(head -c 200 "$TMP/err")"
+    fi
+else
+    bad random_xthread "cannot build the dirty calloc preload: $(head -c 200 "$TMP/err")"
+fi
+
 finish workloads

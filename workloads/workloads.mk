@@ -8,7 +8,7 @@
 # flags rebuilds everything.
 
 WL_NAMES   := larson json mir tiny tiny_mt random_mixed frag xthread burst_idle large \
-              batch_free queue_pass large_reuse replay
+              batch_free queue_pass large_reuse replay large_churn random_xthread
 WL_DIR     := $(BUILD)/workloads
 WL_CFLAGS  := $(BASE_CFLAGS) -O2
 WL_LDLIBS  := -lpthread -ldl -lm

@@ -193,7 +193,7 @@ s, e = rows[0]['load_start'], rows[-1]['load']
 assert s['busy'] is True and s['other_cpus'] >= 1.0 and s['other_runnable'] >= 1.5, s
 assert e['busy'] is True and e['other_cpus'] >= 0.5, e
 runs = [r for r in rows if r['type'] == 'run']
-assert len(runs) == 11 and all(r['other_cpu_s'] is not None for r in runs)"
+assert len(runs) == 13 and all(r['other_cpu_s'] is not None for r in runs)"
 for f in report.md report.html; do
   check "busy: the report's headline says time figures are unreliable ($f)" \
     bash -c "grep -m1 -E '^(## |<h2>)' '$tmp/busy/$f' | grep -q 'Time figures unreliable: the machine was busy' \
@@ -313,7 +313,7 @@ if what == "cases":
     w = sorted(key(r) for r in whole if r["type"] == "run")
     m = sorted(key(r) for r in merged if r["type"] == "run")
     assert w == m, (set(w) ^ set(m))
-    assert len(w) == 11 * 3, len(w)  # glibc, hakmem, the floor
+    assert len(w) == 13 * 3, len(w)  # the quick suite's cases x (glibc, hakmem, the floor)
     assert all(r["status"] == "ok" for r in merged if r["type"] == "run"), \
         [(key(r), r["reason"]) for r in merged if r["type"] == "run" and r["status"] != "ok"]
     assert [c["label"] for c in merged[0]["cases"]] == [c["label"] for c in whole[0]["cases"]]
@@ -327,9 +327,10 @@ elif what == "report":
         return [l.split(" | ")[0][2:] for l in sec.splitlines() if l.startswith("| ") and not l.startswith("| workload")]
     for t in ("time per op (", "peak RSS ("):
         assert table(sys.argv[1], t) == table(sys.argv[2], t), (t, table(sys.argv[1], t), table(sys.argv[2], t))
-    other = lambda d: [x for x in re.findall(r"^\| (\w+) \| (glibc|hakmem-\w+) \|", open(d + "/report.md").read(), re.M)
+    other = lambda d: [x for x in re.findall(r"^\| (\w+) \| (glibc|hakmem-\w+) \|",
+                                             open(d + "/report.md").read().split("\n## Other figures", 1)[1], re.M)
                        if x[0] != "workload"]
-    assert other(sys.argv[1]) == other(sys.argv[2]) and len(other(sys.argv[1])) == 22, other(sys.argv[2])
+    assert other(sys.argv[1]) == other(sys.argv[2]) and len(other(sys.argv[1])) == 26, other(sys.argv[2])
 elif what == "hosts":
     import socket
     host = socket.gethostname()
