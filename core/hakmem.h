@@ -63,7 +63,8 @@ typedef struct hak_stats_s {
   size_t superslab_dirty_bytes; /*   ... of which still committed                      */
   size_t medium_free_bytes;     /* free pages of medium chunks ...                     */
   size_t medium_dirty_bytes;    /*   ... of which still committed                      */
-  size_t large_cache_bytes;     /* freed large blocks kept for reuse                   */
+  size_t large_cache_bytes;     /* freed large blocks kept for reuse (arenas' free runs) */
+  size_t large_dirty_bytes;     /*   ... of which still committed                      */
   size_t metadata_bytes;        /* descriptors, heaps, page-map leaves, SuperSlab headers */
   size_t mapped_bytes;          /* address space mapped from the OS (the sum of the above) */
   /* The bytes in use by tier: small blocks, medium blocks (whole pages),

@@ -20,7 +20,8 @@
  *   transfer.c                        the transfer cache between magazines
  *   slab.c                            slabs
  *   pool.c                            the empty-slab pool
- *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large mappings
+ *   superslab.c  medium.c  large.c    SuperSlabs, medium chunks, large blocks
+ *   arena.c                           large blocks reused in place: reserved arenas, runs by address
  *   reentry.c                         re-entrant calls: the depth mark, direct blocks
  *   meta.c  pagemap.c                 descriptors, the page map
  *   os.c                              the OS: mappings, huge pages, NUMA
@@ -93,6 +94,7 @@ static const size_t config_medium_dirty_max = HAK_CONFIG_MEDIUM_DIRTY_MAX_BYTES;
 static const size_t config_superslab_dirty_max = HAK_CONFIG_SUPERSLAB_DIRTY_MAX_BYTES;
 static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIES;
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
+static const bool config_large_arena = HAK_CONFIG_LARGE_ARENA;
 static const size_t config_transfer_max_bytes = HAK_CONFIG_TRANSFER_MAX_BYTES;
 static const bool config_check = HAK_CHECK;
 #ifndef HAK_FAULT_INJECTION
@@ -128,6 +130,7 @@ void *hak_os_map_aligned(size_t size, size_t align); /* whole units, zeroed */
 void *hak_os_map_accounted(size_t size, size_t align); /* the same, charged to the commit count: large blocks */
 void  hak_os_unmap(void *p, size_t size);
 void  hak_os_decommit(void *p, size_t size);       /* MADV_DONTNEED: leaves RSS now */
+bool  hak_os_map_fixed(void *p, size_t size);     /* a hole mapped afresh, MAP_FIXED */
 bool  hak_os_grow_in_place(void *p, size_t old_size, size_t new_size);
 bool  hak_os_move(void *src, size_t size, void *dst, size_t dst_size); /* pages to dst, no copy or fault */
 size_t hak_os_resident(const void *p, size_t size); /* mincore: bytes resident now */
@@ -408,6 +411,20 @@ size_t hak_medium_chunk_count(void);
 uint64_t hak_medium_activity(void);  /* allocations + frees so far */
 const char *hak_medium_validate(void);
 extern pthread_mutex_t hak_medium_lock;
+
+/* ---- arena.c (config_large_arena; hak_large_lock held) ---------------------- */
+#define HAK_ARENA_BYTES     ((size_t)1 << 30)          /* address space reserved at a time */
+#define HAK_ARENA_MAX_BLOCK (HAK_ARENA_BYTES / 4)      /* larger blocks: mappings of their own */
+hak_large_t *hak_arena_take(size_t need, size_t align, bool *zeroed); /* NULL: none */
+void   hak_arena_put(hak_large_t *l);                 /* a live run freed */
+bool   hak_arena_resize(hak_large_t *l, size_t need); /* in place, or false */
+bool   hak_arena_move(hak_large_t *l, char *dst);     /* its pages to dst; l freed */
+void   hak_arena_decay(void);
+void   hak_arena_bound(size_t bound);                 /* dirty free bytes within bound */
+void   hak_arena_release(void);                       /* all dirty pages; empty arenas */
+void   hak_arena_account(hak_stats_t *st);
+size_t hak_arena_free_bytes(void);
+const char *hak_arena_validate(void);
 
 /* ---- large.c --------------------------------------------------------------- */
 void  *hak_large_alloc(size_t size, size_t align, bool *zeroed);

@@ -227,6 +227,19 @@ void hak_os_decommit(void *p, size_t size) {
   errno = saved;
 }
 
+/* Maps [p, p + size) afresh (MAP_FIXED, reading as zero): the hole an arena
+ * run leaves when its pages move away (arena.c). */
+bool hak_os_map_fixed(void *p, size_t size) {
+  int saved = errno;
+  void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  atomic_fetch_add_explicit(&hak_os_counters.map_calls, 1, memory_order_relaxed);
+  errno = saved;
+  if (r == MAP_FAILED) return false;
+  atomic_fetch_add_explicit(&hak_os_counters.mapped_bytes, size, memory_order_relaxed);
+  own_note(p, size, true);
+  return true;
+}
+
 /* Grows a mapping in place (never moves it); false when the next addresses are taken. */
 bool hak_os_grow_in_place(void *p, size_t old_size, size_t new_size) {
   int saved = errno;

@@ -200,14 +200,15 @@ static void check_peak(void) {
   X(pool_bytes, "Bytes in pooled empty slabs")                                        \
   X(superslab_free_bytes, "Bytes in SuperSlab units in no slab")                      \
   X(medium_free_bytes, "Bytes free in medium chunks")                                 \
-  X(large_cache_bytes, "Bytes in the large cache")                                    \
+  X(large_cache_bytes, "Bytes in the large cache and free in arenas")                 \
   X(metadata_bytes, "Bytes of metadata")
 #define HAK_OTHER_BYTES(X)                                                             \
   X(small_in_use_bytes, "Bytes in use in small blocks")                               \
   X(medium_in_use_bytes, "Bytes in use in medium blocks")                             \
   X(large_in_use_bytes, "Bytes in use in large blocks")                               \
   X(superslab_dirty_bytes, "Bytes of SuperSlab units in no slab still committed")    \
-  X(medium_dirty_bytes, "Bytes free in medium chunks still committed")
+  X(medium_dirty_bytes, "Bytes free in medium chunks still committed")               \
+  X(large_dirty_bytes, "Bytes in the large cache and free in arenas still committed")
 #define HAK_RESIDENT(X)                                                                \
   X(slabs, "in slabs") X(pool, "in pooled slabs") X(superslab_free, "in free SuperSlab units") \
   X(medium, "in medium chunks") X(large, "in large blocks") X(large_cache, "in the large cache") \

@@ -312,13 +312,15 @@ typedef struct hak_chunk_s {
 #define HAK_LARGE_CUTS 7
 typedef struct hak_large_s {
   _Alignas(HAK_SPAN_ALIGN) hak_span_t span; /* kind == HAK_SPAN_LARGE           */
-  uint8_t    cached;                  /* in the large cache, not live          */
+  uint8_t    cached;                  /* in the large cache (an arena's free run), not live */
   uint8_t    ncuts;                   /* kernel mappings spanned, minus one    */
+  uint8_t    in_arena;                /* a run of an arena (arena.c)            */
   uint32_t   cut[HAK_LARGE_CUTS];
   uint32_t   freed_tick;              /* cached: hak_clock_tick when it was freed */
   char      *base;                    /* range start == user pointer           */
   size_t     map_bytes;               /* range length (whole units)            */
-  struct hak_large_s *next, *prev;    /* the cache, newest first               */
+  struct hak_large_s *next, *prev;    /* the cache, newest first; an arena's free runs */
+  struct hak_arena_s *arena;          /* in_arena: its arena                    */
 } hak_large_t;
 
 /* A direct block (reentry.c): a mapping of its own, this header at its

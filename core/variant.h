@@ -21,6 +21,9 @@
  *   HAK_CONFIG_LARGE_CACHE_ENTRIES     freed large ranges cached (default 64)
  *   HAK_CONFIG_LARGE_CACHE_MAX_BYTES   ... and their total size (default 64 MiB; with
  *                                      dynamic flush, that plus the bytes live in large blocks)
+ *   HAK_CONFIG_LARGE_ARENA             large blocks below 256 MiB as runs of reserved
+ *                                      arenas, reused in place (1, arena.c), or
+ *                                      mappings of their own and the large cache (0, default)
  *   HAK_CONFIG_TRANSFER_MAX_BYTES      free blocks the transfer cache between thread
  *                                      magazines may hold (default 0: no transfer cache)
  */
@@ -56,6 +59,9 @@
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_ENTRIES
 #define HAK_CONFIG_LARGE_CACHE_ENTRIES 64
+#endif
+#ifndef HAK_CONFIG_LARGE_ARENA
+#define HAK_CONFIG_LARGE_ARENA 0
 #endif
 #ifndef HAK_CONFIG_TRANSFER_MAX_BYTES
 #define HAK_CONFIG_TRANSFER_MAX_BYTES 0

@@ -466,7 +466,7 @@ static void write_figures(hb_jbuf *b, const hb_job *j, const hb_observation *ob,
  * the resident bytes by part (the library's JSON names, core/hakmem.h). */
 static const char *const stats_keys[] = {
     "in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes", "slab_tail_bytes", "pool_bytes", "superslab_free_bytes",
-    "superslab_dirty_bytes", "medium_free_bytes", "medium_dirty_bytes", "large_cache_bytes", "metadata_bytes",
+    "superslab_dirty_bytes", "medium_free_bytes", "medium_dirty_bytes", "large_cache_bytes", "large_dirty_bytes", "metadata_bytes",
     "mapped_bytes", "resident_bytes", "small_in_use_bytes", "medium_in_use_bytes", "large_in_use_bytes",
 };
 

@@ -61,7 +61,8 @@ static void check_sums(const char *when, const hak_stats_t *s) {
   CHECK(s->process_rss_bytes > 0, "%s: the process's RSS is read", when);
   CHECK(s->small_in_use_bytes + s->medium_in_use_bytes + s->large_in_use_bytes == s->in_use_bytes,
         "%s: the bytes in use by tier sum to the bytes in use", when);
-  CHECK(s->superslab_dirty_bytes <= s->superslab_free_bytes && s->medium_dirty_bytes <= s->medium_free_bytes,
+  CHECK(s->superslab_dirty_bytes <= s->superslab_free_bytes && s->medium_dirty_bytes <= s->medium_free_bytes &&
+            s->large_dirty_bytes <= s->large_cache_bytes,
         "%s: committed free bytes are part of the free bytes", when);
 }
 
@@ -137,7 +138,7 @@ static void *other_thread(void *arg) {
 /* The variants with a transfer cache (core/transfer.c). */
 static int has_transfer(void) {
   const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
-  return variant != NULL && strcmp(variant(), "hybrid") == 0;
+  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "arena") == 0);
 }
 
 /* The transfer cache carries blocks from a thread that frees a class to
@@ -199,7 +200,8 @@ static void transfer_only_from_non_allocating(void) {
  * 64 bytes, flushes half: 125 flushes). */
 static int is_dynamic_flush(void) {
   const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
-  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "dynamic_flush") == 0);
+  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "dynamic_flush") == 0 ||
+                             strcmp(variant(), "arena") == 0);
 }
 static unsigned long long consumer_flushes;
 static void *consumer_thread(void *arg) {
@@ -454,7 +456,7 @@ int main(int argc, char **argv) {
         "hak_reset returns the bytes still in use (%zu; stats %zu; after the first call %zu)", live, s1.in_use_bytes,
         first_call_bytes);
   CHECK(s1.magazine_bytes == 0 && s1.pool_bytes == 0 && s1.large_cache_bytes == 0 && s1.superslab_dirty_bytes == 0 &&
-            s1.medium_dirty_bytes == 0,
+            s1.medium_dirty_bytes == 0 && s1.large_dirty_bytes == 0,
         "after hak_reset nothing free stays committed (magazines %zu, pool %zu, large cache %zu)", s1.magazine_bytes,
         s1.pool_bytes, s1.large_cache_bytes);
   CHECK(s1.total.refills == 0 && s1.total.large_allocs == 0 && s1.total.medium_allocs == 0,

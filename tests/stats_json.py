@@ -18,7 +18,7 @@ PARTS = ["in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes", 
 ORDER = (PARTS + ["mapped_bytes", "resident_bytes", "(returned)", "process_rss_bytes"] +
          ["resident." + k for k in ["slabs", "pool", "superslab_free", "medium", "large", "large_cache", "metadata"]] +
          ["small_in_use_bytes", "medium_in_use_bytes", "large_in_use_bytes",
-          "superslab_dirty_bytes", "medium_dirty_bytes"] +
+          "superslab_dirty_bytes", "medium_dirty_bytes", "large_dirty_bytes"] +
          ["slabs", "pooled_slabs", "superslabs", "medium_chunks", "large_blocks", "large_cached", "heaps"] +
          ["total." + k for k in d["total"]])
 

@@ -25,7 +25,7 @@
 TEST_DIR    := $(BUILD)/tests
 TEST_CFLAGS := $(BASE_CFLAGS) -O2 -fno-builtin -Itests -Icore
 TEST_PROGS  := $(TEST_DIR)/api $(TEST_DIR)/stress $(TEST_DIR)/threads $(TEST_DIR)/fork $(TEST_DIR)/exhaustion \
-               $(TEST_DIR)/large $(TEST_DIR)/hooks $(TEST_DIR)/stats $(TEST_DIR)/libbroken_malloc.so $(TEST_DIR)/options \
+               $(TEST_DIR)/large $(TEST_DIR)/arena $(TEST_DIR)/hooks $(TEST_DIR)/stats $(TEST_DIR)/libbroken_malloc.so $(TEST_DIR)/options \
                $(TEST_DIR)/options-static
 SAN_CFLAGS   = $(BASE_CFLAGS) -O1 -DHAK_PREFIX_ONLY -DHAK_VARIANT=$(1) \
                -DHAK_VARIANT_HEADER='"variants/$(1).h"' -Icore -I. -Itests
@@ -74,6 +74,9 @@ $(TEST_DIR)/options-static: tests/options.c $(BUILD)/$(VARIANT)/libhakmem.a
 $(TEST_DIR)/exhaustion: tests/exhaustion.c tests/check.h core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -Wno-alloc-size-larger-than -Wno-use-after-free -o $@ $< -lpthread -ldl
+$(TEST_DIR)/arena: tests/arena.c tests/check.h core/hakmem.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Wno-use-after-free -o $@ $< -ldl
 $(TEST_DIR)/large: tests/large.c tests/check.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -ldl

@@ -324,7 +324,7 @@ int main(void) {
   test_remote_free_stack();
   test_medium();
   test_large();
-  test_large_cache();
+  if (!config_large_arena) test_large_cache(); /* arena variants: tests/arena.c */
   int x;
   CHECK(hak_pagemap_lookup(&x) == NULL && hak_pagemap_lookup(main) == NULL, "foreign pointers are not ours");
   return check_report("unit");
