@@ -24,7 +24,7 @@
 #   PREFIX    where make install puts hakmem (default: /usr/local)
 #   DESTDIR   a staging directory prepended to PREFIX (packaging)
 
-VARIANTS := mini_magazine bitmap superslab dynamic_flush hybrid arena
+VARIANTS := mini_magazine bitmap superslab dynamic_flush hybrid large_mappings
 
 CC      ?= cc
 OPT     ?= -O2

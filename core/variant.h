@@ -23,7 +23,8 @@
  *                                      dynamic flush, that plus the bytes live in large blocks)
  *   HAK_CONFIG_LARGE_ARENA             large blocks below 256 MiB as runs of reserved
  *                                      arenas, reused in place (1, arena.c), or
- *                                      mappings of their own and the large cache (0, default)
+ *                                      mappings of their own and the large cache (0, default;
+ *                                      hybrid: 1)
  *   HAK_CONFIG_TRANSFER_MAX_BYTES      free blocks the transfer cache between thread
  *                                      magazines may hold (default 0: no transfer cache)
  */

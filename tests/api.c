@@ -537,7 +537,7 @@ static void write_after_free_remote(void) {
 static void test_fatal(const char *variant, bool checked) {
   /* Bitmap variants keep a slab's free blocks in a bitmap, the others in a list. */
   bool bitmap = strncmp(variant, "bitmap", 6) == 0 || strncmp(variant, "hybrid", 6) == 0 ||
-                strncmp(variant, "arena", 5) == 0; /* arena: hybrid with large blocks in arenas */
+                strncmp(variant, "large_mappings", 14) == 0; /* large_mappings: hybrid with the large mappings of before */
   /* What the release build stops (README, "Misuse"), and the checked build too. */
   expect_fatal_calls(on_stack, "invalid pointer");
   expect_fatal_calls(on_static, "invalid pointer");
@@ -594,7 +594,7 @@ static void test_fatal(const char *variant, bool checked) {
     expect_fatal(write_after_free, "hakmem: malloc(): write to a freed block found when reusing it at 0x");
   }
   expect_fatal(write_after_free_in_slab, "hakmem: malloc(): write to a freed block found when reusing it at 0x");
-  expect_fatal(write_after_free_remote, strncmp(variant, "hybrid", 6) == 0 || strncmp(variant, "arena", 5) == 0
+  expect_fatal(write_after_free_remote, strncmp(variant, "hybrid", 6) == 0 || strncmp(variant, "large_mappings", 14) == 0
                                             ? "hakmem: malloc(): write to a freed block found when reusing it at 0x"
                                             : "hakmem: remote free: write to a freed block found at 0x");
 }

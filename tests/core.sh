@@ -40,7 +40,7 @@ large() { # large blocks: huge requests, big blocks, pointers inside them, the c
     env LD_PRELOAD=$2 $B/tests/large cache
   run "$1/large: HAKMEM_LEAKCHECK=1: a block held only by a pointer 1 MiB into it is possibly lost" \
     env LD_PRELOAD=$2 $B/tests/large leak
-  case $1 in arena*) # variants with an arena (core/arena.c)
+  case $1 in hybrid*) # the variants with arenas (HAK_CONFIG_LARGE_ARENA: core/arena.c)
     run "$1/arena: blocks reused in place without faults, neighbours merged, best fit, realloc in place or by moving pages, pages back after a second not at once, hak_flush empties the arenas, double free stopped" \
       env LD_PRELOAD=$2 $B/tests/arena ;;
   esac

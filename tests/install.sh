@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
-VARIANTS="mini_magazine bitmap superslab dynamic_flush hybrid arena"
+VARIANTS="mini_magazine bitmap superslab dynamic_flush hybrid large_mappings"
 
 tmp=$(mktemp -d /tmp/hakmem-install.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

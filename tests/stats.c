@@ -138,7 +138,7 @@ static void *other_thread(void *arg) {
 /* The variants with a transfer cache (core/transfer.c). */
 static int has_transfer(void) {
   const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
-  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "arena") == 0);
+  return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "large_mappings") == 0);
 }
 
 /* The transfer cache carries blocks from a thread that frees a class to
@@ -201,7 +201,7 @@ static void transfer_only_from_non_allocating(void) {
 static int is_dynamic_flush(void) {
   const char *(*variant)(void) = (const char *(*)(void))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_variant");
   return variant != NULL && (strcmp(variant(), "hybrid") == 0 || strcmp(variant(), "dynamic_flush") == 0 ||
-                             strcmp(variant(), "arena") == 0);
+                             strcmp(variant(), "large_mappings") == 0);
 }
 static unsigned long long consumer_flushes;
 static void *consumer_thread(void *arg) {
