@@ -388,6 +388,8 @@ void hak_arena_release(void) {
 
 /* ---- statistics and the validator ------------------------------------------------ */
 void hak_arena_account(hak_stats_t *st) {
+  for (hak_arena_t *a = arenas; a != NULL; a = a->next) /* the tables: meta.c counts their bytes */
+    st->resident.metadata += hak_os_resident(a, hak_align_up(sizeof(hak_arena_t), HAK_UNIT_SIZE));
   st->large_cached += free_count;
   st->large_cache_bytes += free_bytes;
   st->large_dirty_bytes += dirty_bytes;

@@ -73,5 +73,5 @@ void hak_meta_account(hak_stats_t *st) {
     st->resident.metadata += hak_os_resident(a, META_AREA);
   }
   pthread_mutex_unlock(&hak_meta_lock);
-  st->metadata_bytes += atomic_load(&big_bytes); /* none in use now: their residency is not walked */
+  st->metadata_bytes += atomic_load(&big_bytes); /* residency walked only for the arenas' tables (arena.c) */
 }

@@ -853,7 +853,7 @@ __attribute__((destructor)) static void write_stats(void)
     if (!f) return;
     static const char *const keys[] = { "in_use_bytes", "magazine_bytes", "transfer_bytes", "slab_free_bytes",
         "slab_tail_bytes", "pool_bytes", "superslab_free_bytes", "superslab_dirty_bytes", "medium_free_bytes",
-        "medium_dirty_bytes", "large_cache_bytes", "metadata_bytes", "mapped_bytes", "resident_bytes",
+        "medium_dirty_bytes", "large_cache_bytes", "large_dirty_bytes", "metadata_bytes", "mapped_bytes", "resident_bytes",
         "small_in_use_bytes", "medium_in_use_bytes", "large_in_use_bytes" };
     fprintf(f, "{\"hakmem\":\"0\",\"variant\":\"movestats\"");
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) fprintf(f, ",\"%s\":0", keys[i]);
