@@ -18,7 +18,8 @@
  *     are still committed (large_dirty_bytes); within 5 s (the scavenger:
  *     one second unused, or idle) they are not; after hak_flush nothing is
  *     free in an arena (empty arenas unmapped: large_cache_bytes 0);
- *   - a double free is stopped (a child, "double free");
+ *   - a double free is stopped (a child, "double free"), also when the
+ *     run's pages were decommitted in between (hak_flush);
  *   - hak_validate() is quiet after every step.
  * Exit 0 when every check passed, 1 otherwise. */
 #include <dlfcn.h>
@@ -179,7 +180,10 @@ static void giving_back(void) {
   valid("flush");
 }
 
-static void double_free(void) {
+/* A child frees the middle one of three 4 MiB blocks twice, with
+ * hak_flush() between the frees when flushed (the run's pages decommitted;
+ * the run keeps its descriptor, its neighbours being live): "double free". */
+static void double_free(bool flushed) {
   int fd[2];
   if (pipe(fd) != 0) return;
   pid_t pid = fork();
@@ -189,6 +193,7 @@ static void double_free(void) {
     keep[1] = malloc(BLOCK(4));
     keep[2] = malloc(BLOCK(4));
     free(keep[1]);
+    if (flushed) flush();
     free(keep[1]);
     _exit(0);
   }
@@ -200,8 +205,8 @@ static void double_free(void) {
   close(fd[0]);
   int st;
   waitpid(pid, &st, 0);
-  CHECK(WIFSIGNALED(st) && strstr(buf, "double free") != NULL, "a double free of an arena block is stopped: %s",
-        buf);
+  CHECK(WIFSIGNALED(st) && strstr(buf, "double free") != NULL, "a double free of an arena block%s is stopped: %s",
+        flushed ? ", its pages decommitted in between," : "", buf);
 }
 
 int main(void) {
@@ -217,6 +222,7 @@ int main(void) {
   const char *(*variant)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hak_variant");
   reallocs(variant != NULL && strstr(variant(), "-check") != NULL);
   giving_back();
-  double_free();
+  double_free(false);
+  double_free(true);
   return check_report("arena");
 }
