@@ -63,6 +63,9 @@ static HAK_TEXT hak_noinline void free_deferred(void) {
   for (void *p; (p = hak_deferred_take()) != NULL;)
     while (p != NULL) {
       void *next = *(void **)p;
+      /* Checked builds: the link was written over the pattern that
+       * hak_check_on_free filled a small block with; put it back. */
+      if (config_check) memset(p, HAK_CHECK_FREED_BYTE, sizeof next);
       hak_free_tracked(p);
       p = next;
     }
