@@ -26,6 +26,11 @@
 #     SIGXFSZ ignored: writes fail with EFBIG) and an unwritable directory:
 #     one message, the program's output and exit status unchanged;
 #   - the report on a trace with known figures (tests/tracker/make_trace.py);
+#     calls to allocation functions counted at their own call sites, a
+#     realloc's too (tests/tracker/realloc_sites.c: 10,000 reallocs outrank
+#     100 mallocs by calls and by bytes, as in heaptrack); trace.html's plots
+#     of one thread and of 101 (tests/tracker/check_plots.py: whole thread
+#     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -81,10 +86,13 @@ check "100 threads: one file per thread plus main (101), each closed by an end r
     '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
 # The report's reading speed (a guard against slowing it down: 20-25 M
 # records per second of CPU here on this trace; other load stretches wall time)
-"$T" report --no-html "$TMP/t100" >"$TMP/t100.rep" 2>&1
+"$T" report "$TMP/t100" >"$TMP/t100.rep" 2>&1
 rate=$(sed -n 's/^read .*CPU [0-9.]* s, \([0-9.]*\) M records\/s)$/\1/p' "$TMP/t100.rep")
 check "report on 100 threads' 101 files: $(grep '^read' "$TMP/t100.rep"); at least 5 M records per second of CPU" \
     '[ -n "$rate" ] && "$PY" -c "import sys; sys.exit(0 if float(sys.argv[1]) >= 5 else 1)" "$rate"'
+res=$("$PY" tests/tracker/check_plots.py "$TMP/t100/trace.json" 101 2>&1)
+check "trace.html's plots of 101 threads: thread ticks whole indices from 0, sizes in bytes, lifetimes in time ($res)" \
+    '[ "$res" = ok ]'
 # The faulty trackers: every thread's file is read, and holds fewer calls
 # (drop) or more (dup) than the thread made.
 for fault in drop dup; do
@@ -328,6 +336,8 @@ want = {
 errs = ["%s %r != %r" % (k, m.get(k), v) for k, v in want.items() if m.get(k) != v]
 checks = [
     ("ops", m["ops"], {"malloc": 5, "free": 5, "calloc": 1, "realloc": 2}),
+    ("calls to allocation functions", (m["allocation_calls"], m["allocation_call_kinds"], m["allocation_call_bytes"]),
+     (7, {"malloc": 4, "calloc": 1, "realloc": 2}, 78648)),
     ("matrix", m["cross_thread"]["matrix"], [[2, 1], [0, 0]]),
     ("chains", [m["realloc_chains"][k] for k in ("chains", "reallocs", "moves", "copied_bytes")], [1, 2, 1, 100]),
     ("short-lived large", m["short_lived_large"], {"blocks": 1, "bytes": 70000}),
@@ -344,6 +354,39 @@ EOF
 check "report on a fixed trace: every known figure ($res)" '[ $rc -eq 0 ] && [ "$res" = ok ]'
 check "report on a fixed trace: self-contained trace.html with the plots" \
     '[ "$(grep -o "<img src=\"data:image/png;base64," "$TMP/fixed/trace.html" | wc -l)" -ge 5 ]'
+# Calls to allocation functions counted at their own sites, reallocs too
+# (heaptrack's count): 10,000 reallocs in grow_by_realloc outrank 100
+# mallocs in malloc_a_hundred, by calls and by bytes asked for.
+"$T" record --quiet --preset leaks --out "$TMP/rsites" -- $B/tests/tracker_realloc_sites >/dev/null 2>&1
+"$T" report "$TMP/rsites" >"$TMP/rsites.out" 2>&1
+rc=$?
+res=$("$PY" - "$TMP/rsites/trace.json" "$TMP/rsites.out" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = j["instances"][j["main"]]
+head = open(sys.argv[2]).readline()
+def site(s):
+    return (s["calls"], s["kinds"], s["bytes"], s["frames"][0].split("+")[0])
+grow = (10000, {"realloc": 10000}, 800240000, "grow_by_realloc")
+errs = []
+if m["allocation_call_kinds"].get("realloc") != 10000 or m["allocation_call_kinds"].get("malloc", 0) < 101:
+    errs.append("calls by kind %r" % m["allocation_call_kinds"])
+if m["allocation_calls"] != sum(m["allocation_call_kinds"].values()):
+    errs.append("allocation_calls %r is not the sum of its kinds" % m["allocation_calls"])
+if "calls to allocation functions (realloc 10.0" not in head:
+    errs.append("headline %r" % head.strip())
+by_count = [site(s) for s in m["top_sites_by_count"][:2]]
+if by_count != [grow, (100, {"malloc": 100}, 3200, "malloc_a_hundred")]:
+    errs.append("top sites by count %r" % by_count)
+if site(m["top_sites_by_bytes"][0]) != grow:
+    errs.append("top site by bytes %r" % (site(m["top_sites_by_bytes"][0]),))
+print("; ".join(errs) if errs else "ok")
+EOF
+)
+check "report: reallocs are calls at their own site: 10,000 reallocs rank above 100 mallocs by count and by bytes ($res)" \
+    '[ $rc -eq 0 ] && [ "$res" = ok ]'
+res=$("$PY" tests/tracker/check_plots.py "$TMP/rsites/trace.json" 1 2>&1)
+check "trace.html's plots of one thread: one thread tick, 0; reallocs per chain in plain counts ($res)" '[ "$res" = ok ]'
 "$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
 out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
 check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \

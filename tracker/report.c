@@ -51,6 +51,11 @@ typedef struct blk {
 } blk;
 
 typedef struct site_stat {
+    /* calls to allocation functions made here (every successful allocating
+     * call, a realloc's too: heaptrack's count), by kind, and the bytes they
+     * asked for (a realloc's new size in full) */
+    uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes;
+    /* figures of the blocks allocated here */
     uint64_t allocs, bytes, frees, live_blocks, live_bytes, small, large_short, large_short_bytes;
     uint64_t reallocs, moves, copied;
     uint64_t lifetimes; /* frees whose lifetime is known */
@@ -73,6 +78,7 @@ typedef struct analysis {
     blk *blks;
     uint32_t nblks, capblks, free_blk;
     uint64_t ops[HT_OP_LAST_CALL + 1];
+    uint64_t calls, call_kind[HT_OP_LAST_CALL + 1], call_bytes; /* calls to allocation functions */
     uint64_t allocs, frees, call_frees, alloc_bytes, failed, free_null, unmatched_frees, unmatched_reallocs,
         realloc_while_live, alloc_while_live;
     int64_t live, peak;
@@ -213,6 +219,26 @@ static void block_dropped(analysis *a, uint32_t bi, uint64_t t)
     blk_release(a, bi);
 }
 
+/* A successful call to an allocation function (malloc, calloc, realloc,
+ * reallocarray, the aligned ones) asking for size bytes: the figure heaptrack
+ * calls "calls to allocation functions" and its bytes, in total and at the
+ * call's own site (a realloc's site is where realloc was called, not where
+ * the block began). */
+static void count_call(analysis *a, const tr_item *it, uint64_t size, uint32_t weight)
+{
+    uint8_t op = it->e->op <= HT_OP_LAST_CALL ? it->e->op : 0;
+    uint32_t site = site_of(a, it->e, it->thread);
+    a->calls += weight;
+    a->call_kind[op] += weight;
+    a->call_bytes += size * weight;
+    if (site) {
+        site_stat *s = &a->sites[site];
+        s->calls += weight;
+        s->kind[op] += weight;
+        s->call_bytes += size * weight;
+    }
+}
+
 /* An allocating call, in the call figures. */
 static void call_alloc(analysis *a, const tr_item *it, uint64_t size, uint32_t weight)
 {
@@ -300,8 +326,10 @@ static void analyse_alloc(analysis *a, const tr_item *it, roles r)
         a->failed += r.call ? r.weight : 0;
         return;
     }
-    if (r.call)
+    if (r.call) {
+        count_call(a, it, e->size, r.weight);
         call_alloc(a, it, e->size, r.weight);
+    }
     if (r.tracked)
         block_new(a, it, e->size, r.weight, false);
 }
@@ -394,6 +422,8 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
 {
     const ht_event *e = it->e;
     uint32_t bi = e->aux ? a->pending[it->thread] : UINT32_MAX;
+    if (r.call && e->ptr)
+        count_call(a, it, e->size, r.weight);
     /* sampled: moves and bytes copied from the drawn calls (a moved
      * block rarely lands on a tracked address) */
     if (r.sampled && r.call && e->aux && e->ptr && e->ptr != e->aux) {
@@ -575,8 +605,8 @@ static void site_frames(FILE *f, tr_symbolizer *sym, const tr_site *s)
 static uint64_t site_key(const site_stat *s, int key)
 {
     switch (key) {
-    case 0: return s->bytes;
-    case 1: return s->allocs;
+    case 0: return s->call_bytes;
+    case 1: return s->calls;
     case 2: return s->live_bytes;
     case 3: return s->small;
     case 4: return s->large_short;
@@ -604,6 +634,19 @@ static uint32_t top_by(const analysis *a, int key, uint32_t *order)
     return m;
 }
 
+/* The calls per operation, as a JSON object {"malloc":N,...} (operations
+ * with none left out). */
+static void write_ops(FILE *f, const uint64_t *ops)
+{
+    fprintf(f, "{");
+    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
+        if (ops[op]) {
+            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), ops[op]);
+            first = 0;
+        }
+    fprintf(f, "}");
+}
+
 /* The top sites by one key, as a JSON list. */
 static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, uint32_t *order,
                       const char *name)
@@ -614,11 +657,13 @@ static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, u
         const site_stat *s = &a->sites[order[i]];
         if (!site_key(s, key))
             break;
-        fprintf(f, "%s{\"site\":%u,\"allocs\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"frees\":%" PRIu64
+        fprintf(f, "%s{\"site\":%u,\"calls\":%" PRIu64 ",\"kinds\":", shown ? "," : "", order[i], s->calls);
+        write_ops(f, s->kind);
+        fprintf(f, ",\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"block_bytes\":%" PRIu64 ",\"frees\":%" PRIu64
                    ",\"live_blocks\":%" PRIu64 ",\"live_bytes\":%" PRIu64 ",\"small_allocs\":%" PRIu64
                    ",\"short_lived_large\":%" PRIu64 ",\"reallocs\":%" PRIu64 ",\"moves\":%" PRIu64
                    ",\"copied_bytes\":%" PRIu64 ",\"mean_lifetime_ns\":%.0f,\"frames\":",
-                shown ? "," : "", order[i], s->allocs, s->bytes, s->frees, s->live_blocks, s->live_bytes,
+                s->call_bytes, s->allocs, s->bytes, s->frees, s->live_blocks, s->live_bytes,
                 s->small, s->large_short, s->reallocs, s->moves, s->copied,
                 s->lifetimes ? s->lifetime_sum / (double)s->lifetimes : 0.0);
         site_frames(f, sym, &a->in->sites[order[i]]);
@@ -823,37 +868,49 @@ static uint64_t frees_shown(const analysis *a)
     return a->estimated ? a->call_frees : a->frees;
 }
 
+/* The calls to allocation functions by kind, largest first: "malloc 1.2 M,
+ * realloc 30.0 K". */
+static void kinds_text(char *buf, size_t n, const uint64_t *kind)
+{
+    bool done[HT_OP_LAST_CALL + 1] = { false };
+    size_t len = 0;
+    buf[0] = 0;
+    for (;;) {
+        int best = 0;
+        for (int op = 1; op <= HT_OP_LAST_CALL; op++)
+            if (kind[op] && !done[op] && (!best || kind[op] > kind[best]))
+                best = op;
+        if (!best || len >= n)
+            return;
+        char c[32];
+        human_count(c, sizeof c, (double)kind[best]);
+        len += (size_t)snprintf(buf + len, n - len, "%s%s %s", len ? ", " : "", tr_op_name((uint8_t)best), c);
+        done[best] = true;
+    }
+}
+
 static void headline(char *buf, size_t n, const analysis *a)
 {
     const tr_instance *in = a->in;
-    char ev[32], peak[32], leak[32], alloc[32], cp[32], med[64];
-    human_count(ev, sizeof ev, (double)(a->allocs + frees_shown(a)));
+    char calls[32], kinds[256], frees[32], peak[32], leak[32], alloc[32], cp[32], med[64];
+    human_count(calls, sizeof calls, (double)a->calls);
+    kinds_text(kinds, sizeof kinds, a->call_kind);
+    human_count(frees, sizeof frees, (double)frees_shown(a));
     human_bytes(peak, sizeof peak, (double)a->peak);
     human_bytes(leak, sizeof leak, (double)a->live_bytes_end);
     human_bytes(alloc, sizeof alloc, (double)a->alloc_bytes);
     human_bytes(cp, sizeof cp, (double)a->chain_copied);
     median_lifetime(med, sizeof med, a);
+    const char *est = a->estimated ? "~" : "";
     snprintf(buf, n,
-             "%s (pid %" PRIu64 "): %s%s allocations and frees in %u thread%s over %.3f s; %s "
-             "allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
+             "%s (pid %" PRIu64 "): %s%s calls to allocation functions%s%s%s and %s%s frees in %u thread%s over "
+             "%.3f s; %s allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
              "%s never freed; realloc copied %s",
-             inst_name(in), in->pid, a->estimated ? "~" : "", ev, in->nfiles, in->nfiles == 1 ? "" : "s",
-             (double)in->last_time / 1e9, alloc, peak, (double)a->peak_time / 1e9,
+             inst_name(in), in->pid, est, calls, *kinds ? " (" : "", kinds, *kinds ? ")" : "", est, frees,
+             in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, alloc, peak,
+             (double)a->peak_time / 1e9,
              a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
              leak, cp);
-}
-
-/* The calls per operation, as a JSON object {"malloc":N,...} (operations
- * with none left out). */
-static void write_ops(FILE *f, const uint64_t *ops)
-{
-    fprintf(f, "{");
-    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
-        if (ops[op]) {
-            fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", tr_op_name((uint8_t)op), ops[op]);
-            first = 0;
-        }
-    fprintf(f, "}");
 }
 
 /* The caller of a site as a JSON string, or null for no site. */
@@ -891,6 +948,9 @@ static void write_totals(FILE *f, const analysis *a)
 {
     fprintf(f, ",\"ops\":");
     write_ops(f, a->ops);
+    fprintf(f, ",\"allocation_calls\":%" PRIu64 ",\"allocation_call_kinds\":", a->calls);
+    write_ops(f, a->call_kind);
+    fprintf(f, ",\"allocation_call_bytes\":%" PRIu64, a->call_bytes);
     fprintf(f, ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
                ",\"peak_live_bytes\":%" PRId64 ",\"peak_time_ns\":%" PRIu64 ",\"final_live_bytes\":%" PRId64
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64

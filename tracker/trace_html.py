@@ -36,12 +36,15 @@ def human_count(v):
 
 
 def bucket_label(i, unit):
-    """Power-of-two bucket i holds values in [2^(i-1), 2^i)."""
+    """Power-of-two bucket i holds values in [2^(i-1), 2^i); unit "B"
+    (bytes), "ns" (time) or "" (a plain count)."""
     if i == 0:
         return "0"
     lo = 1 << (i - 1)
     if unit == "B":
         return human_bytes(lo).replace(".0 ", " ")
+    if unit == "":
+        return human_count(lo).replace(".00 ", " ").replace(".0 ", " ")
     ns = float(lo)
     for div, u in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
         if ns >= div:
@@ -71,13 +74,15 @@ def plot_timeline(m):
     return png(fig)
 
 
-def plot_hist(counts, weights, unit, title, xlabel):
+def fig_hist(counts, weights, unit, title, xlabel, what="blocks"):
+    """A power-of-two histogram: bars count `what`, labelled in `unit` (see
+    bucket_label); None when empty."""
     if not counts or not any(counts):
-        return "<p>Nothing to show.</p>"
+        return None
     fig, ax = plt.subplots(figsize=(9, 3))
     xs = range(len(counts))
-    ax.bar(xs, counts, color="#4477aa", label="blocks")
-    ax.set_ylabel("blocks")
+    ax.bar(xs, counts, color="#4477aa", label=what)
+    ax.set_ylabel(what)
     if weights:
         ax2 = ax.twinx()
         ax2.plot(xs, [w / 1048576 for w in weights], color="#cc6677", marker=".", label="MiB")
@@ -87,13 +92,19 @@ def plot_hist(counts, weights, unit, title, xlabel):
     ax.set_xticklabels([bucket_label(i, unit) for i in xs][::step], rotation=30, ha="right")
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    return png(fig)
+    return fig
 
 
-def plot_threads(m):
+def plot_hist(*args, **kw):
+    fig = fig_hist(*args, **kw)
+    return png(fig) if fig else "<p>Nothing to show.</p>"
+
+
+def fig_threads(m):
+    """Calls per thread, stacked by kind; ticks at whole thread indices."""
     rows = m.get("per_thread", [])[:64]
     if not rows:
-        return ""
+        return None
     groups = (("allocations", ("malloc", "calloc", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc")),
               ("frees", ("free",)), ("reallocs", ("realloc", "reallocarray")), ("other", ("malloc_usable_size",)))
     fig, ax = plt.subplots(figsize=(9, 3))
@@ -103,11 +114,20 @@ def plot_threads(m):
         if any(vals):
             ax.bar(range(len(rows)), vals, bottom=bottom, label=label)
             bottom = [b + v for b, v in zip(bottom, vals)]
+    step = -(-len(rows) // 16)
+    ax.set_xticks(range(0, len(rows), step))
+    ax.set_xticklabels([str(i) for i in range(0, len(rows), step)])
+    ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("thread (index in order of first call)")
     ax.set_ylabel("calls")
     ax.set_title("Operations per thread")
     ax.legend(fontsize=8)
-    return png(fig)
+    return fig
+
+
+def plot_threads(m):
+    fig = fig_threads(m)
+    return png(fig) if fig else ""
 
 
 def plot_matrix(m):
@@ -147,10 +167,12 @@ def frames_cell(frames, n=6):
 def sites_table(sites):
     rows = []
     for s in sites:
-        rows.append([human_count(s["allocs"]), human_bytes(s["bytes"]), human_count(s["frees"]),
-                     human_bytes(s["live_bytes"]), "%.1f us" % (s["mean_lifetime_ns"] / 1e3),
-                     frames_cell(s["frames"])])
-    return table(["allocations", "bytes", "frees", "never freed", "mean lifetime", "call stack"], rows)
+        kinds = ", ".join("%s %s" % (k, human_count(v)) for k, v in sorted(s["kinds"].items(), key=lambda kv: -kv[1]))
+        rows.append([human_count(s["calls"]), html.escape(kinds), human_bytes(s["bytes"]), human_count(s["blocks"]),
+                     human_count(s["frees"]), human_bytes(s["live_bytes"]),
+                     "%.1f us" % (s["mean_lifetime_ns"] / 1e3), frames_cell(s["frames"])])
+    return table(["calls", "kinds", "bytes asked for", "new blocks", "frees", "never freed", "mean lifetime",
+                  "call stack"], rows)
 
 
 def instance_section(m, main):
@@ -164,6 +186,11 @@ def instance_section(m, main):
          (", every block >= %s and 1 in %d below" % (human_bytes(m["sample_threshold"]), m["sample_every"])
           if m["mode"] == "sampled" else "")],
         ["calls" + est, ops],
+        ["calls to allocation functions" + est, "%s (%s), asking for %s" % (
+            human_count(m["allocation_calls"]),
+            ", ".join("%s %s" % (k, human_count(v)) for k, v in
+                      sorted(m["allocation_call_kinds"].items(), key=lambda kv: -kv[1])),
+            human_bytes(m["allocation_call_bytes"]))],
         ["allocated", human_bytes(m["allocated_bytes"]) + est],
         ["peak live", "%s at %.3f s" % (human_bytes(m["peak_live_bytes"]), m["peak_time_ns"] / 1e9)],
         ["never freed", "%s blocks, %s" % (human_count(m["never_freed_blocks"]), human_bytes(m["never_freed_bytes"]))],
@@ -191,8 +218,7 @@ def instance_section(m, main):
              (human_count(rc["chains"]), human_count(rc["reallocs"]), human_count(rc["moves"]),
               human_bytes(rc["copied_bytes"])))
     if rc["top"]:
-        h.append(plot_hist(rc["length_hist"], None, "n", "Reallocs per chain", "reallocs (bucket start)")
-                 .replace("B</", "</"))
+        h.append(plot_hist(rc["length_hist"], None, "", "Reallocs per chain", "reallocs (bucket start)", "chains"))
         h.append(table(["first size", "last size", "reallocs", "moves", "copied", "thread", "site"],
                        [[str(c["first_size"]), str(c["last_size"]), str(c["reallocs"]), str(c["moves"]),
                          human_bytes(c["copied_bytes"]), str(c["thread"]), html.escape(c["site"] or "-")]
@@ -230,9 +256,9 @@ def main():
         "Every file is complete."))
     if len(insts) > 1:
         body.append("<h2>Processes</h2>" + table(
-            ["pid", "parent", "program", "threads", "calls", "peak live", "never freed", ""],
+            ["pid", "parent", "program", "threads", "allocation calls", "frees", "peak live", "never freed", ""],
             [[str(m["pid"]), str(m["ppid"]), html.escape(m["name"]), str(m["threads"]),
-              human_count(m["allocations"] + m["frees"]), human_bytes(m["peak_live_bytes"]),
+              human_count(m["allocation_calls"]), human_count(m["frees"]), human_bytes(m["peak_live_bytes"]),
               human_bytes(m["never_freed_bytes"]), "fork child" if m["fork_child"] else ""] for m in insts]))
     body.append(instance_section(insts[main_i], True))
     # the other processes in detail too, largest first, up to three
