@@ -445,6 +445,7 @@ extern pthread_mutex_t hak_meta_lock;
 /* ---- scavenger.c (dynamic-flush variants) ---------------------------------- */
 void hak_scavenger_start(void);           /* once, lazily; again in a forked child */
 void hak_scavenger_fork_child(void);
+void hak_scavenger_on_tick(void (*fn)(void)); /* fn at every tick (a layer above: profile.c) */
 void hak_release_free(void);              /* everything free back to the OS (but own magazines) */
 bool hak_scavenger_pause(void);           /* waits (2 s at most) for the tick under way; no tick until resumed */
 void hak_scavenger_resume(void);
@@ -577,6 +578,9 @@ typedef enum hak_option_e {
   HAK_OPT_PROFILE,         /* heap profile: the files' path prefix (a text option) */
   HAK_OPT_PROFILE_RATE,    /* ... mean bytes between samples             */
   HAK_OPT_PROFILE_INTERVAL, /* ... a dump every this many bytes allocated */
+  HAK_OPT_PROFILE_INUSE_INTERVAL, /* ... a dump when in use grows this much past the high-water mark */
+  HAK_OPT_PROFILE_TIME_INTERVAL,  /* ... a dump every this many seconds      */
+  HAK_OPT_PROFILE_SIGNAL,  /* ... a dump on this signal                  */
   HAK_OPT_LEAKCHECK,       /* the leak checker                           */
   HAK_OPT_LEAKCHECK_FILE,  /* ... its report to this file                */
   HAK_OPT_LEAKCHECK_SUPPRESS, /* ... leaks not reported (a file of patterns) */

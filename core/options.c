@@ -34,9 +34,9 @@ typedef struct hak_option_desc_s {
 static const char *const stats_words[] = {"off", "text", "json", NULL};
 static const char *const off_on_words[] = {"off", "on", NULL};
 
-/* The statistics signal: one whose arrival decides nothing about the
- * program's fate unless it asks, so that hakmem may take it: SIGUSR1,
- * SIGUSR2 and the real-time signals. Not SIGINT, SIGTERM, SIGSEGV, ...: a
+/* The statistics signal and the heap profiler's: one whose arrival decides
+ * nothing about the program's fate unless it asks, so that hakmem may take
+ * it: SIGUSR1, SIGUSR2 and the real-time signals. Not SIGINT, SIGTERM, SIGSEGV, ...: a
  * handler that only raises a flag would keep a program alive that should
  * stop (a fault returns to the faulting instruction for ever). */
 static const char *signal_allowed(long v) {
@@ -56,6 +56,19 @@ static const char *signal_allowed(long v) {
 static const char *interval_allowed(long v) {
   return v == 0 || v >= PROFILE_INTERVAL_MIN ? NULL : "0 (off) or at least 67108864 (64 MiB): a shorter interval "
                                                        "writes a file at nearly every sample";
+}
+
+/* The least in-use interval, 16 MiB. A dump happens at a sample, when the
+ * in-use estimate exceeds the high-water mark (the most in use at a dump)
+ * by the interval, so the files number at most peak in-use / interval over
+ * the whole run: 64 per GiB of peak from 16 MiB on (1,024 per GiB at 1 MiB),
+ * and each step spans some 32 samples at the default rate, enough for the
+ * growth to stand out of the estimate's sampling noise (one sample moves it
+ * by about the rate, 512 KiB). */
+#define PROFILE_INUSE_INTERVAL_MIN ((long)16 << 20)
+static const char *inuse_interval_allowed(long v) {
+  return v == 0 || v >= PROFILE_INUSE_INTERVAL_MIN ? NULL : "0 (off) or at least 16777216 (16 MiB): a shorter interval "
+                                                             "writes a file every few samples while memory grows";
 }
 
 static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
@@ -83,6 +96,16 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_PROFILE_INTERVAL] = {"profile_interval", 0, 0, (long)1 << 50, NULL,
                                 "heap profiler: also dump every this many bytes allocated (0: never; at least 64 MiB)",
                                 false, interval_allowed},
+  [HAK_OPT_PROFILE_INUSE_INTERVAL] = {"profile_inuse_interval", 0, 0, (long)1 << 50, NULL,
+                                      "heap profiler: also dump when the bytes in use exceed the most in use at a dump "
+                                      "by this many (0: never; at least 16 MiB)", false, inuse_interval_allowed},
+  [HAK_OPT_PROFILE_TIME_INTERVAL] = {"profile_time_interval", 0, 0, 31536000, NULL,
+                                     "heap profiler: also dump when this many seconds have passed since the last dump "
+                                     "(0: never)", false},
+  [HAK_OPT_PROFILE_SIGNAL] = {"profile_signal", 0, 0, 64, NULL,
+                              "heap profiler: 0 (off) or SIGUSR1, SIGUSR2 or a real-time signal (10, 12, 34-64), not "
+                              "stats_signal's: on that signal, a dump at the next sample (or scavenger tick); a handler "
+                              "the program had for it still runs", false, signal_allowed},
   [HAK_OPT_LEAKCHECK] = {"leakcheck", 0, 0, 1, NULL,
                          "1: keep every allocation's call stack and report the leaks at exit", false},
   [HAK_OPT_LEAKCHECK_FILE] = {"leakcheck_file", 0, 0, 0, NULL, "the leak report to this file instead of stderr", true},

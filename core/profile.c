@@ -22,7 +22,7 @@
  * alive (hak_prof_filter): only a sampled allocation or the free of a block
  * whose slot is non-zero comes here.
  *
- * Output (hak_profile_dump; at exit; every HAKMEM_PROFILE_INTERVAL bytes):
+ * Output (hak_profile_dump; at exit; and when asked by an option, below):
  *   heap profile: <in-use objects>: <in-use bytes> [<allocated objects>: <bytes>] @ heap_v2/<rate>
  *   <objects>: <bytes> [<objects>: <bytes>] @ 0x<frame> 0x<frame> ...   (one line per bucket)
  *   # source: file.c:12                                   (HAK_TRACE_SOURCE calls)
@@ -36,6 +36,30 @@
  * name already taken (a file left by an earlier process of the same pid)
  * is passed over for the next number: no file is ever overwritten. A path
  * given to hak_profile_dump is written as asked (replaced if it exists).
+ * Every dump says on stderr where it went, what is in use by the profile's
+ * estimate (what google-pprof reports as its total) and why:
+ *   hakmem: profile: <path>: 12.3 MiB in use in 1,234 blocks (<reason>)
+ *
+ * When (each check makes one dump at most; as gperftools' heap profiler):
+ *   allocation interval  HAKMEM_PROFILE_INTERVAL more bytes allocated;
+ *   inuse interval       the in-use estimate exceeds the high-water mark (the
+ *                        most it was at a dump, of any reason) by
+ *                        HAKMEM_PROFILE_INUSE_INTERVAL bytes;
+ *   time interval        HAKMEM_PROFILE_TIME_INTERVAL seconds since the last dump;
+ *   signal               HAKMEM_PROFILE_SIGNAL came: its handler only raises a
+ *                        flag (a handler may not take prof_lock, allocate or
+ *                        write a file: the signal may have interrupted this
+ *                        thread inside them);
+ *   exit, hak_profile_dump call.
+ * The first two can only happen at a sample (the estimate and the bytes
+ * allocated move only there), and are checked there. The last two are
+ * checked at every sample too, and at every tick of the scavenger (100 ms),
+ * which is what bounds the wait of a program that is idle, blocked or no
+ * longer allocating: a flag checked at samples only would wait for the next
+ * half MiB allocated, which an idle program never gets to. The scavenger's
+ * thread takes no signals and holds no allocator lock but pass_lock, which
+ * comes before prof_lock. Variants without a scavenger (no dynamic flush)
+ * dump at the next sample only.
  *
  * One lock, prof_lock: the buckets, the table of sampled blocks alive, the
  * file numbering. Taken before the stack table's shard locks (stack.c) and
@@ -64,6 +88,24 @@ static unsigned dump_seq;
 static _Atomic uint64_t rate = 512 * 1024;
 static uint64_t interval, next_dump; /* HAKMEM_PROFILE_INTERVAL */
 static _Atomic uint64_t allocated;   /* bytes allocated since start, counted at each sample */
+/* The estimate of what is in use (google-pprof's: each sampled block of s
+ * bytes stands for 1 / (1 - exp(-s / rate)) blocks) and the high-water mark
+ * of HAKMEM_PROFILE_INUSE_INTERVAL; under prof_lock. */
+static double inuse_bytes, high_water;
+static uint64_t inuse_interval;
+/* HAKMEM_PROFILE_TIME_INTERVAL in ns; when the next time dump is due
+ * (UINT64_MAX: never; read without prof_lock by the scavenger's tick). */
+static uint64_t time_interval;
+static _Atomic uint64_t time_due = UINT64_MAX;
+static volatile sig_atomic_t signalled; /* HAKMEM_PROFILE_SIGNAL came */
+
+typedef enum dump_reason_e {
+  DUMP_CALL, DUMP_EXIT, DUMP_ALLOCATION, DUMP_INUSE, DUMP_TIME, DUMP_SIGNAL
+} dump_reason_t;
+static const char *const reason_text[] = {
+  [DUMP_CALL] = "hak_profile_dump call", [DUMP_EXIT] = "exit", [DUMP_ALLOCATION] = "allocation interval",
+  [DUMP_INUSE] = "inuse interval", [DUMP_TIME] = "time interval", [DUMP_SIGNAL] = "signal",
+};
 
 /* ---- the generator ---------------------------------------------------------------- */
 static uint64_t rng_next(void) {
@@ -87,6 +129,26 @@ static double neg_log(double u) {
     term *= z2;
   }
   return -(2 * sum + e * 0.6931471805599453);
+}
+
+/* exp(-x) for x >= 0, without libm: x = k ln 2 + r with r in [0, ln 2), and
+ * exp(-r) by its series (alternating, terms below 1e-19 after 20). */
+static double exp_neg(double x) {
+  if (x > 700) return 0;
+  int k = (int)(x / 0.6931471805599453);
+  double r = x - k * 0.6931471805599453, term = 1, sum = 1;
+  for (int n = 1; n <= 20; n++) {
+    term *= -r / n;
+    sum += term;
+  }
+  union { double d; uint64_t b; } v = {.b = (uint64_t)(1023 - k) << 52}; /* 2^-k, k <= 1010 */
+  return sum * v.d;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* The next interval: exponential with mean rate, at least 1 byte. */
@@ -125,6 +187,7 @@ typedef struct bucket_s {
   const hak_stack_t *stack;
   size_t size;
   uint64_t allocs, frees;  /* samples of this stack and size; frees of them */
+  double scale;            /* the blocks a sample of this size stands for: 1 / (1 - exp(-size / rate)) */
 } bucket_t;
 
 typedef struct live_s {
@@ -180,6 +243,7 @@ static bucket_t *bucket_of(const hak_stack_t *st, size_t size) {
   bucket_t *b = &chunks->b[chunks->used++];
   b->stack = st;
   b->size = size;
+  b->scale = 1 / (1 - exp_neg((double)size / (double)atomic_load_explicit(&rate, memory_order_relaxed)));
   bslot[j] = b;
   bcount++;
   return b;
@@ -234,13 +298,22 @@ static void reset_locked(void) {
   for (size_t i = 0; i < (1u << HAK_PROF_FILTER_BITS); i++) atomic_store_explicit(&hak_prof_filter[i], 0, memory_order_relaxed);
   atomic_store(&allocated, 0);
   next_dump = interval;
+  inuse_bytes = high_water = 0;
+  atomic_store(&time_due, UINT64_MAX); /* set by hak_prof_start */
 }
 
 /* ---- dumps ---------------------------------------------------------------------------------- */
+/* What a dump says it holds: the blocks and bytes in use by the estimate,
+ * over the lines of the file, as google-pprof reweights and sums them. */
+typedef struct dump_figures_s {
+  double blocks, bytes;
+} dump_figures_t;
+
 /* Writes the profile to fd, which it closes. prof_lock held. */
-static int dump_locked(int fd) {
+static int dump_locked(int fd, dump_figures_t *fig) {
   hak_out_t o = {.fd = fd};
   uint64_t in_n = 0, in_b = 0, all_n = 0, all_b = 0;
+  *fig = (dump_figures_t){0, 0};
   for (chunk_t *c = chunks; c != NULL; c = c->next)
     for (size_t i = 0; i < c->used; i++) {
       const bucket_t *b = &c->b[i];
@@ -257,6 +330,8 @@ static int dump_locked(int fd) {
       const bucket_t *b = &c->b[i];
       if (b->stack->depth == 0) continue; /* the unwinder found nothing: in the totals only */
       uint64_t n = b->allocs - b->frees;
+      fig->blocks += (double)n * b->scale;
+      fig->bytes += (double)(n * b->size) * b->scale;
       hak_out_printf(&o, "%llu: %llu [%llu: %llu] @", (unsigned long long)n, (unsigned long long)(n * b->size),
                      (unsigned long long)b->allocs, (unsigned long long)(b->allocs * b->size));
       for (uint32_t f = 0; f < b->stack->depth; f++) hak_out_printf(&o, " %p", b->stack->frames[f]);
@@ -271,13 +346,38 @@ static int dump_locked(int fd) {
   return failed ? -1 : 0;
 }
 
+/* n with a comma between groups of three digits, into buf. */
+static const char *grouped(uint64_t n, char buf[32]) {
+  char digits[24];
+  int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n), j = 0;
+  for (int i = 0; i < len; i++) {
+    if (i > 0 && (len - i) % 3 == 0) buf[j++] = ',';
+    buf[j++] = digits[i];
+  }
+  buf[j] = '\0';
+  return buf;
+}
+
+/* After a dump, whether written or not (a file that cannot be written is
+ * not tried again at every sample): the line on stderr, the high-water mark,
+ * the next time dump. prof_lock held. */
+static void dumped_locked(int r, const char *path, const dump_figures_t *fig, dump_reason_t why) {
+  if (r == 0) {
+    char blocks[32];
+    hak_out_error("hakmem: profile: %s: %.1f MiB in use in %s blocks (%s)\n", path, fig->bytes / 1048576.0,
+                  grouped((uint64_t)(fig->blocks + 0.5), blocks), reason_text[why]);
+  }
+  if (inuse_bytes > high_water) high_water = inuse_bytes;
+  if (time_interval != 0) atomic_store(&time_due, now_ns() + time_interval);
+}
+
 /* A name already taken is passed over; after this many in a row, give up. */
 #define NAME_TRIES 1000
 
 /* The next numbered file of the prefix, <prefix>.<pid>.<seq>.heap, created
- * exclusively; loud: say so when it cannot be written (the dumps nobody asked
- * for by a call). prof_lock held. */
-static int dump_numbered_locked(bool loud) {
+ * exclusively; said why it cannot be written but for a call (whose caller
+ * gets -1 and errno). prof_lock held. */
+static int dump_numbered_locked(dump_reason_t why) {
   char path[PATH_MAX];
   int fd = -1;
   for (int tries = 0; fd < 0 && tries < NAME_TRIES; tries++) {
@@ -285,15 +385,50 @@ static int dump_numbered_locked(bool loud) {
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno != EEXIST) break;
   }
-  int r = fd >= 0 ? dump_locked(fd) : -1;
-  if (r != 0 && loud) hak_out_error("hakmem: heap profile: cannot write %s: %s\n", path, strerror(errno));
+  dump_figures_t fig;
+  int r = fd >= 0 ? dump_locked(fd, &fig) : -1;
+  int saved = errno;
+  if (r != 0 && why != DUMP_CALL) hak_out_error("hakmem: heap profile: cannot write %s: %s\n", path, strerror(errno));
+  dumped_locked(r, path, &fig, why);
+  errno = saved;
   return r;
 }
 
 /* hak_profile_dump(path): that file, replaced if it exists. prof_lock held. */
 static int dump_path_locked(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  return fd >= 0 ? dump_locked(fd) : -1;
+  dump_figures_t fig;
+  int r = fd >= 0 ? dump_locked(fd, &fig) : -1;
+  int saved = errno;
+  dumped_locked(r, path, &fig, DUMP_CALL);
+  errno = saved;
+  return r;
+}
+
+static bool time_due_now(void) {
+  uint64_t due = atomic_load_explicit(&time_due, memory_order_relaxed);
+  return due != UINT64_MAX && due <= now_ns();
+}
+
+/* The dump a sample (at_sample) or a tick is the time of, if any. prof_lock
+ * held, the profile on. */
+static void maybe_dump_locked(bool at_sample) {
+  dump_reason_t why;
+  if (signalled) {
+    signalled = 0; /* before the dump: a signal that comes during it asks for the next */
+    why = DUMP_SIGNAL;
+  } else if (at_sample && interval != 0 && atomic_load_explicit(&allocated, memory_order_relaxed) >= next_dump) {
+    why = DUMP_ALLOCATION;
+  } else if (at_sample && inuse_interval != 0 && inuse_bytes > high_water + (double)inuse_interval) {
+    why = DUMP_INUSE;
+  } else if (time_due_now()) {
+    why = DUMP_TIME;
+  } else {
+    return;
+  }
+  (void)dump_numbered_locked(why);
+  if (interval != 0 && why == DUMP_ALLOCATION) /* the next multiple (as before: only this kind moves it) */
+    while (next_dump <= atomic_load_explicit(&allocated, memory_order_relaxed)) next_dump += interval;
 }
 
 static void at_exit(void) {
@@ -302,7 +437,7 @@ static void at_exit(void) {
   sigset_t old;
   hak_signals_block(&old);
   pthread_mutex_lock(&prof_lock);
-  if (prof_on) (void)dump_numbered_locked(true);
+  if (prof_on) (void)dump_numbered_locked(DUMP_EXIT);
   pthread_mutex_unlock(&prof_lock);
   hak_signals_restore(&old);
   hak_track_busy = busy;
@@ -316,11 +451,11 @@ void hak_prof_sample(void *p, size_t size, const hak_stack_t *st) {
   pthread_mutex_lock(&prof_lock);
   if (prof_on) {
     bucket_t *b = bucket_of(st, size);
-    if (b != NULL && live_insert((uintptr_t)p, b)) b->allocs++;
-    if (interval != 0 && atomic_load_explicit(&allocated, memory_order_relaxed) >= next_dump) {
-      (void)dump_numbered_locked(true);
-      while (next_dump <= atomic_load_explicit(&allocated, memory_order_relaxed)) next_dump += interval;
+    if (b != NULL && live_insert((uintptr_t)p, b)) {
+      b->allocs++;
+      inuse_bytes += (double)size * b->scale;
     }
+    maybe_dump_locked(true);
   }
   pthread_mutex_unlock(&prof_lock);
 }
@@ -331,6 +466,7 @@ void hak_prof_free(void *p) {
   size_t j = live_find((uintptr_t)p);
   if (j < lcap) {
     live[j].bucket->frees++;
+    inuse_bytes -= (double)live[j].bucket->size * live[j].bucket->scale;
     live[j].p = 1;
     lcount--;
     ldead++;
@@ -357,6 +493,7 @@ int hak_prof_start(const char *path_prefix) {
   dump_seq = 0;
   bool was_on = prof_on;
   prof_on = true;
+  if (time_interval != 0) atomic_store(&time_due, now_ns() + time_interval);
   if (!at_exit_set) {
     at_exit_set = true;
     atexit(at_exit);
@@ -398,7 +535,7 @@ int hak_prof_dump(const char *path) {
     errno = EINVAL; /* no profile being taken */
     r = -1;
   } else {
-    r = path != NULL ? dump_path_locked(path) : dump_numbered_locked(false);
+    r = path != NULL ? dump_path_locked(path) : dump_numbered_locked(DUMP_CALL);
   }
   pthread_mutex_unlock(&prof_lock);
   hak_signals_restore(&old);
@@ -406,10 +543,74 @@ int hak_prof_dump(const char *path) {
   return r;
 }
 
+/* ---- the signal and the scavenger's tick ------------------------------------------------------ */
+static struct sigaction program_action; /* the signal's action before hakmem's */
+
+/* Only the flag: the dump is written at the next sample or tick. */
+static void on_signal(int sig, siginfo_t *info, void *ctx) {
+  signalled = 1;
+  if (program_action.sa_flags & SA_SIGINFO) program_action.sa_sigaction(sig, info, ctx);
+  else if (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN)
+    program_action.sa_handler(sig);
+}
+
+/* Catches HAKMEM_PROFILE_SIGNAL (options.c accepts only the signals that
+ * decide nothing of a program's fate; not the statistics' one, which would
+ * then mean two things), keeping the program's handler, if any, to call with
+ * its mask and the flags that change how it runs; as the statistics' signal
+ * (stats.c). */
+static void catch_signal(void) {
+  long sig = hak_option(HAK_OPT_PROFILE_SIGNAL);
+  if (sig <= 0) return;
+  if (sig == hak_option(HAK_OPT_STATS_SIGNAL)) {
+    hak_out_error("hakmem: HAKMEM_PROFILE_SIGNAL=%ld is HAKMEM_STATS_SIGNAL's signal too: one signal cannot ask for "
+                  "both; no profile signal\n", sig);
+    return;
+  }
+  if (sigaction((int)sig, NULL, &program_action) != 0) {
+    hak_out_error("hakmem: cannot catch signal %ld for the heap profiler\n", sig);
+    return;
+  }
+  bool handler = (program_action.sa_flags & SA_SIGINFO) ||
+                 (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (handler) {
+    sa.sa_mask = program_action.sa_mask;
+    sa.sa_flags = SA_SIGINFO | (program_action.sa_flags & (SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_ONSTACK));
+  }
+  if (sigaction((int)sig, &sa, NULL) != 0) hak_out_error("hakmem: cannot catch signal %ld for the heap profiler\n", sig);
+}
+
+/* The scavenger's tick (scavenger.c, every 100 ms): the dump a signal or
+ * the time interval asks for, in a program that does not allocate. */
+static void on_tick(void) {
+  if (hak_likely(!signalled && atomic_load_explicit(&time_due, memory_order_relaxed) == UINT64_MAX)) return;
+  if (!signalled && !time_due_now()) return;
+  bool busy = hak_track_busy;
+  hak_track_busy = true;
+  sigset_t old;
+  hak_signals_block(&old);
+  pthread_mutex_lock(&prof_lock);
+  if (prof_on) maybe_dump_locked(false);
+  else signalled = 0; /* no profile: nothing to write */
+  pthread_mutex_unlock(&prof_lock);
+  hak_signals_restore(&old);
+  hak_track_busy = busy;
+}
+
 /* ---- start-up and fork ------------------------------------------------------------------------ */
 void hak_prof_init(void) {
   atomic_store(&rate, (uint64_t)hak_option(HAK_OPT_PROFILE_RATE));
   interval = (uint64_t)hak_option(HAK_OPT_PROFILE_INTERVAL);
+  inuse_interval = (uint64_t)hak_option(HAK_OPT_PROFILE_INUSE_INTERVAL);
+  time_interval = (uint64_t)hak_option(HAK_OPT_PROFILE_TIME_INTERVAL) * 1000000000u;
+  catch_signal();
+  if (config_dynamic_flush && (hak_option(HAK_OPT_PROFILE_SIGNAL) != 0 || time_interval != 0))
+    hak_scavenger_on_tick(on_tick);
   const char *p = hak_option_text(HAK_OPT_PROFILE);
   if (p != NULL && hak_prof_start(p) != 0)
     hak_out_error("hakmem: HAKMEM_PROFILE: the prefix is too long; no profile\n");

@@ -48,6 +48,10 @@ static _Atomic uint32_t retry_in;
 #endif
 static void *scavenger_stack;
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A function of a layer above, called at every tick under pass_lock (set once:
+ * the heap profiler's dumps asked for by its signal or timer, profile.c). */
+static void (*_Atomic tick_hook)(void);
+void hak_scavenger_on_tick(void (*fn)(void)) { atomic_store(&tick_hook, fn); }
 
 /* Waits at most PAUSE_WAIT_S for the tick under way: a tick waits for heap
  * locks, and the caller may hold one (exit() from a signal handler that
@@ -88,6 +92,8 @@ static void *scavenger_main(void *arg) {
     nanosleep(&tick, NULL);
     pthread_mutex_lock(&pass_lock);
     hak_stats_poll();
+    void (*hook)(void) = atomic_load_explicit(&tick_hook, memory_order_acquire);
+    if (hook != NULL) hook();
     size_t released_before = atomic_load(&hak_os_counters.released_bytes);
     atomic_fetch_add_explicit(&hak_clock_tick, 1, memory_order_relaxed);
     uint64_t now = hak_heaps_activity() + hak_medium_activity() + hak_large_activity();

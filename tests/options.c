@@ -15,6 +15,11 @@
  *                            raise(SIGUSR1) must run it once, with its
  *                            siginfo, and write the statistics to FILE
  *                            (HAKMEM_STATS_SIGNAL=10)
+ *   options profile-chain PREFIX  (options-static only) the same handler with
+ *                            the heap profiler's signal (HAKMEM_PROFILE=PREFIX,
+ *                            HAKMEM_PROFILE_SIGNAL=10): raise(SIGUSR1) must run
+ *                            it once, with its siginfo, and the next sample
+ *                            write PREFIX.<pid>.0001.heap (tests/profile.sh)
  *   options after FILE       a handler for SIGUSR2 installed after hakmem's
  *                            (HAKMEM_STATS_SIGNAL=12) replaces it: raise(SIGUSR2)
  *                            runs the program's handler, FILE stays empty
@@ -24,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t hits, hits_info;
 static void *volatile sink;
@@ -99,6 +105,16 @@ int main(int argc, char **argv) {
            (int)hits_info, n);
     return hits == 1 && hits_info == 1 && n > 40 ? 0 : 1;
   }
+  if (strcmp(mode, "profile-chain") == 0 && argc == 3) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d.0001.heap", argv[2], (int)getpid());
+    raise(SIGUSR1);
+    allocate(); /* some 40 MB: samples, at the first of which the dump is written */
+    int dumped = access(path, F_OK) == 0;
+    printf("profile-chain: the program's handler ran %d times (%d with its siginfo); %s %s\n", (int)hits,
+           (int)hits_info, path, dumped ? "written" : "missing");
+    return hits == 1 && hits_info == 1 && dumped ? 0 : 1;
+  }
 #endif
   if (strcmp(mode, "after") == 0 && argc == 3) {
     install(SIGUSR2);
@@ -108,6 +124,7 @@ int main(int argc, char **argv) {
     printf("after: the program's handler ran %d times; %d lines of statistics\n", (int)hits, n);
     return hits == 1 && n == 0 ? 0 : 1;
   }
-  fprintf(stderr, "usage: options noop|segv|sigint | options stats SIG FILE | options chain|after FILE\n");
+  fprintf(stderr, "usage: options noop|segv|sigint | options stats SIG FILE | options chain|after FILE | "
+                  "options profile-chain PREFIX\n");
   return 2;
 }

@@ -25,6 +25,17 @@
  *                            block (run with the profiler or leak checker on)
  *   profile api              hak_profile_dump without a profile, and
  *                            hak_profile_start without a prefix, fail with EINVAL
+ *   profile steps            in use, in blocks of 128 KiB (alloc_step): up to
+ *                            40 MiB, down to 8 MiB, up to 40 MiB again, then
+ *                            up to 60 MiB (the dumps of HAKMEM_PROFILE_INUSE_INTERVAL)
+ *   profile idle MS          8 MiB in use, then MS ms asleep, allocating
+ *                            nothing (the dumps of HAKMEM_PROFILE_TIME_INTERVAL)
+ *   profile signal SIG N PREFIX  N times: 8 MiB more in use, kill(self, SIG),
+ *                            then asleep until PREFIX.<pid>.<n>.heap exists
+ *                            (HAKMEM_PROFILE=PREFIX, HAKMEM_PROFILE_SIGNAL=SIG):
+ *                            each must come within 1 s while the program
+ *                            allocates nothing, and no other dump in the
+ *                            500 ms after the last
  * Run under LD_PRELOAD of libhakmem.so (the hak_ functions by dlsym). */
 #include <dlfcn.h>
 #include <errno.h>
@@ -37,6 +48,7 @@
 #include <sys/mman.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int (*profile_start)(const char *);
@@ -78,6 +90,27 @@ static void run(size_t slices, int hold) {
   }
 }
 
+/* In use in blocks of 128 KiB, held in keep[] (mapped, so not in the profile):
+ * up to bytes, allocating or freeing the last ones. */
+#define STEP_BLOCK (128 * 1024)
+static __attribute__((noinline)) void alloc_step(size_t bytes) {
+  while (nkeep * STEP_BLOCK < bytes) use(malloc(STEP_BLOCK), STEP_BLOCK, 1);
+  while (nkeep * STEP_BLOCK > bytes) free(keep[--nkeep]);
+}
+#define MIB ((size_t)1 << 20)
+
+static void nap(long ms) {
+  struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static double mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static volatile sig_atomic_t handled;
 static void on_alarm(int sig) {
   (void)sig;
@@ -102,6 +135,47 @@ int main(int argc, char **argv) {
     printf("dump without a profile: %d %s; start(NULL): %d %s; start(\"\"): %d %s\n", r1, strerror(e1), r2,
            strerror(e2), r3, strerror(e3));
     return r1 == -1 && e1 == EINVAL && r2 == -1 && e2 == EINVAL && r3 == -1 && e3 == EINVAL ? 0 : 1;
+  }
+  if (argc >= 2 && (strcmp(argv[1], "steps") == 0 || strcmp(argv[1], "idle") == 0 || strcmp(argv[1], "signal") == 0)) {
+    keep = mmap(NULL, 4096 * sizeof *keep, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (keep == MAP_FAILED) return 2;
+  }
+  if (argc == 2 && strcmp(argv[1], "steps") == 0) {
+    alloc_step(40 * MIB);
+    alloc_step(8 * MIB);
+    alloc_step(40 * MIB);
+    alloc_step(60 * MIB);
+    printf("steps: 40, 8, 40, 60 MiB in use\n");
+    return 0;
+  }
+  if (argc == 3 && strcmp(argv[1], "idle") == 0) {
+    alloc_step(8 * MIB);
+    nap(atol(argv[2]));
+    printf("idle: %s ms asleep\n", argv[2]);
+    return 0;
+  }
+  if (argc == 5 && strcmp(argv[1], "signal") == 0) {
+    int sig = atoi(argv[2]), n = atoi(argv[3]);
+    char path[4096];
+    double worst = 0;
+    for (int i = 1; i <= n; i++) {
+      alloc_step((size_t)i * 8 * MIB);
+      snprintf(path, sizeof path, "%s.%d.%04d.heap", argv[4], (int)getpid(), i);
+      double t0 = mono_ms(), waited = 0;
+      kill(getpid(), sig);
+      while (access(path, F_OK) != 0 && (waited = mono_ms() - t0) < 1000) nap(5); /* idle: no allocation */
+      if (access(path, F_OK) != 0) {
+        printf("signal: no %s within 1 s of signal %d\n", path, i);
+        return 1;
+      }
+      if (waited > worst) worst = waited;
+    }
+    nap(500);
+    snprintf(path, sizeof path, "%s.%d.%04d.heap", argv[4], (int)getpid(), n + 1);
+    bool extra = access(path, F_OK) == 0;
+    printf("signal: %d dumps, each within %.0f ms of its signal; %s\n", n, worst,
+           extra ? "and one more" : "no other in 500 ms");
+    return extra ? 1 : 0;
   }
   if (argc == 3 && strcmp(argv[1], "signals") == 0) {
     struct sigaction sa;
@@ -159,7 +233,8 @@ int main(int argc, char **argv) {
     return r == 0 && kept && wrote ? 0 : 1;
   }
   if (argc != 4 || (strcmp(argv[1], "inuse") != 0 && strcmp(argv[1], "alloc") != 0)) {
-    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork|exclusive PREFIX | profile signals N | profile api\n");
+    fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork|exclusive PREFIX | profile signals N | profile api | "
+                    "profile steps | profile idle MS | profile signal SIG N PREFIX\n");
     return 2;
   }
   size_t slices = (size_t)strtoul(argv[2], NULL, 10), total = slices * SLICE;

@@ -19,6 +19,15 @@
 #     a file already there is never overwritten; an unwritable prefix says so;
 #     the API's errors; a signal handler that allocates, threads and fork
 #     under the profiler.
+#   - the dumps the options ask for (the first LIB), each with its line on
+#     stderr, 'hakmem: profile: FILE: X MiB in use in N blocks (REASON)', X
+#     and N as the file's lines give them reweighted (google-pprof's Total):
+#     HAKMEM_PROFILE_INUSE_INTERVAL=16 MiB over in use 40, 8, 40, 60 MiB: a
+#     dump each time in use passes the high-water mark by 16 MiB, three; the
+#     TIME_INTERVAL=1 while the program sleeps 2.5 s: two; the SIGNAL three
+#     times: one dump for each, within 1 s while the program allocates
+#     nothing (the last two: variants with a scavenger); bad values refused,
+#     the profile signal not the statistics' one.
 # One PASS/FAIL/SKIP line per check, then a count (tests/lib.sh); exit 1 if
 # anything failed.
 set -u
@@ -108,8 +117,85 @@ for lib in "$@"; do
   [ "$n" -ge 3 ] && [ "$n" -le 5 ] && [ -n "$(one "$tmp"/i.*.0001.heap)" ] && [ -n "$(one "$tmp"/i.*.000$n.heap)" ]
   result $? "profile: HAKMEM_PROFILE_INTERVAL=200000000 over 600 MB: $n files i.<pid>.0001.heap ... i.<pid>.000$n.heap (3 or 4 intervals and the exit)" "$tmp/list"
 
+  # The dumps the options ask for. figures FILE: "<MiB with one decimal> <blocks>"
+  # in use by the file's lines reweighted as google-pprof does (heap_v2/<rate>).
+  figures() {
+    awk 'NR == 1 { split($NF, h, "/"); rate = h[2] + 0; next }
+      /^$/ { exit }
+      /^[0-9]+: [0-9]+ \[/ { n = $1 + 0; b = $2 + 0; if (n > 0) { s = 1 / (1 - exp(-(b / n) / rate)); nb += n * s; by += b * s } }
+      END { printf "%.1f %d\n", by / 1048576, nb + 0.5 }' "$1"
+  }
+  # dumps LOG: every "hakmem: profile:" line of LOG names a file whose figures
+  # it gives; prints "<file> <MiB> <reason>" per line; fails if one does not match.
+  dumps() {
+    sed -n 's/^hakmem: profile: \(.*\): \([0-9.]*\) MiB in use in \([0-9,]*\) blocks (\(.*\))$/\1 \2 \3 \4/p' "$1" |
+      while read -r f mib blocks why; do
+        got=$(figures "$f" 2>/dev/null)
+        echo "$f $mib ${why// /_}"
+        [ "$got" = "$mib ${blocks//,/}" ] || { echo "MISMATCH: the line says $mib MiB, $blocks blocks; the file $got"; }
+      done
+  }
+  HAKMEM_PROFILE=$tmp/u HAKMEM_PROFILE_RATE=16384 HAKMEM_PROFILE_INUSE_INTERVAL=16777216 LD_PRELOAD=$lib "$prog" steps \
+    >"$tmp/out" 2>&1
+  st=$?
+  dumps "$tmp/out" >"$tmp/dumps"
+  n=$(ls "$tmp"/u.*.heap 2>/dev/null | wc -l)
+  # the in-use dumps: MiB each 16 to 16.5 past the one before (the high-water mark), then the exit's at 60
+  { [ $st = 0 ] && [ "$n" = 4 ] && ! grep -q MISMATCH "$tmp/dumps" &&
+    awk '{ mib[NR] = $2; why[NR] = $3 } END {
+      ok = NR == 4 && why[4] == "exit" && mib[4] == 60.0; last = 0
+      for (i = 1; i <= 3; i++) { d = mib[i] - last; if (why[i] != "inuse_interval" || d < 16 || d > 16.5) ok = 0; last = mib[i] }
+      exit !ok }' "$tmp/dumps" &&
+    f=$(awk 'NR == 3 { print $1 }' "$tmp/dumps") && google-pprof --text "$prog" "$f" 2>/dev/null |
+      grep -q "^Total: $(awk 'NR == 3 { print $2 }' "$tmp/dumps") MB\$"; }
+  r=$?; cat "$tmp/dumps" >>"$tmp/out"
+  result $r "profile: HAKMEM_PROFILE_INUSE_INTERVAL=16 MiB, in use 40, 8, 40, 60 MiB: $n files, dumps at $(awk '{ printf "%s%s MiB (%s)", (NR > 1 ? ", " : ""), $2, $3 }' "$tmp/dumps"): one each time in use passes the last high-water mark by 16 MiB; each stderr line's figures the file's (google-pprof's Total)" "$tmp/out"
+
+  # Time and signal: dumps while the program sleeps come from the scavenger's tick.
+  if grep -q 'HAK_CONFIG_DYNAMIC_FLUSH 1' "variants/${v%-check}.h" 2>/dev/null; then
+    HAKMEM_PROFILE=$tmp/w HAKMEM_PROFILE_TIME_INTERVAL=1 LD_PRELOAD=$lib "$prog" idle 2500 >"$tmp/out" 2>&1
+    st=$?
+    dumps "$tmp/out" >"$tmp/dumps"
+    n=$(ls "$tmp"/w.*.heap 2>/dev/null | wc -l)
+    [ $st = 0 ] && [ "$n" = 3 ] && ! grep -q MISMATCH "$tmp/dumps" && [ "$(awk '{ print $3 }' "$tmp/dumps" | tr '\n' ' ')" = "time_interval time_interval exit " ]
+    r=$?; cat "$tmp/dumps" >>"$tmp/out"
+    result $r "profile: HAKMEM_PROFILE_TIME_INTERVAL=1, the program asleep for 2.5 s: $n files, two '(time interval)' and the exit's, each line's figures the file's" "$tmp/out"
+    HAKMEM_PROFILE=$tmp/g HAKMEM_PROFILE_SIGNAL=12 HAKMEM_PROFILE_RATE=16384 LD_PRELOAD=$lib "$prog" signal 12 3 "$tmp/g" >"$tmp/out" 2>&1
+    st=$?
+    dumps "$tmp/out" >"$tmp/dumps"
+    n=$(ls "$tmp"/g.*.heap 2>/dev/null | wc -l)
+    [ $st = 0 ] && [ "$n" = 4 ] && ! grep -q MISMATCH "$tmp/dumps" &&
+      [ "$(awk '{ print $2, $3 }' "$tmp/dumps" | tr '\n' ' ')" = "8.0 signal 16.0 signal 24.0 signal 24.0 exit " ]
+    r=$?; cat "$tmp/dumps" >>"$tmp/out"
+    result $r "profile: HAKMEM_PROFILE_SIGNAL=12 (SIGUSR2) three times, the program idle after each: one dump per signal, at 8, 16, 24 MiB in use, then the exit's: $(head -n 1 "$tmp/out")" "$tmp/out"
+  else
+    skip "profile: the time interval and the signal while the program sleeps" "variant $v has no scavenger (HAK_CONFIG_DYNAMIC_FLUSH 0): their dumps wait for the next sample"
+  fi
+  # Bad values: one line saying what is accepted, the default (0) taken.
+  for bad in HAKMEM_PROFILE_INUSE_INTERVAL=16777215 HAKMEM_PROFILE_INUSE_INTERVAL=-1 HAKMEM_PROFILE_TIME_INTERVAL=0.5 \
+             HAKMEM_PROFILE_TIME_INTERVAL=-1 HAKMEM_PROFILE_SIGNAL=2 HAKMEM_PROFILE_SIGNAL=9 HAKMEM_PROFILE_SIGNAL=15; do
+    name=$(echo "${bad%%=*}" | sed 's/^HAKMEM_//' | tr 'A-Z' 'a-z')
+    env "$bad" HAKMEM_VERBOSE=1 LD_PRELOAD=$lib "$prog" api >/dev/null 2>"$tmp/err"
+    st=$?
+    [ $st = 0 ] && [ "$(grep -c "^hakmem: ${bad%%=*}='${bad#*=}' is not " "$tmp/err")" = 1 ] &&
+      [ "$(grep -c '^hakmem: ' "$tmp/err")" = 1 ] && grep -Eq "^$name +0 " "$tmp/err"
+    result $? "profile: $bad refused in one line, 0 taken: $(grep -m1 "^hakmem: ${bad%%=*}" "$tmp/err")" "$tmp/err"
+  done
+  HAKMEM_STATS_SIGNAL=10 HAKMEM_PROFILE_SIGNAL=10 LD_PRELOAD=$lib "$prog" api >/dev/null 2>"$tmp/err"
+  st=$?
+  [ $st = 0 ] && [ "$(grep -c '^hakmem: ' "$tmp/err")" = 1 ] &&
+    grep -q "^hakmem: HAKMEM_PROFILE_SIGNAL=10 is HAKMEM_STATS_SIGNAL's signal too: one signal cannot ask for both; no profile signal\$" "$tmp/err"
+  result $? "profile: HAKMEM_PROFILE_SIGNAL the same as HAKMEM_STATS_SIGNAL: refused: $(head -n 1 "$tmp/err")" "$tmp/err"
+  # The program's own handler for the signal, installed before hakmem's, still runs (libhakmem.a).
+  if [ -x $B/tests/options-static ]; then
+    timeout 60 env HAKMEM_PROFILE=$tmp/c HAKMEM_PROFILE_SIGNAL=10 $B/tests/options-static profile-chain "$tmp/c" >"$tmp/out" 2>&1
+    result $? "profile: a program's SIGUSR1 handler installed before hakmem's is chained: $(grep -m1 -v '^hakmem: profile: ' "$tmp/out")" "$tmp/out"
+  else
+    skip "profile: the program's handler chained to the profile signal's" "$B/tests/options-static is not built (make test-bins)"
+  fi
+
   # fork: the child numbers its own files, with its pid.
-  out=$(LD_PRELOAD=$lib "$prog" fork "$tmp/f" 2>&1)
+  out=$(LD_PRELOAD=$lib "$prog" fork "$tmp/f" 2>"$tmp/err")
   ppid=$(echo "$out" | sed -n 's/^parent \([0-9]*\) child [0-9]*$/\1/p')
   pid=$(echo "$out" | sed -n 's/^parent [0-9]* child \([0-9]*\)$/\1/p')
   [ -n "$pid" ] && [ -f "$tmp/f.$pid.0001.heap" ] && [ -f "$tmp/f.$ppid.0001.heap" ] &&
@@ -131,7 +217,7 @@ for lib in "$@"; do
 
   # A file already at the next number is left alone; the dump takes the number after it.
   LD_PRELOAD=$lib "$prog" exclusive "$tmp/x" >"$tmp/out" 2>&1
-  result $? "profile: hak_profile_dump(NULL) never overwrites a file: $(head -n 1 "$tmp/out")" "$tmp/out"
+  result $? "profile: hak_profile_dump(NULL) never overwrites a file: $(grep -m1 -v '^hakmem: profile: ' "$tmp/out")" "$tmp/out"
 
   # HAK_TRACE_SOURCE: the source location follows the stack's line (every block sampled).
   HAKMEM_PROFILE=$tmp/src HAKMEM_PROFILE_RATE=1 HAKMEM_LEAKCHECK_EXITCODE=0 $B/tests/leaks-source source >"$tmp/out" 2>&1
@@ -145,7 +231,7 @@ for lib in "$@"; do
   st=$?
   f=$(one "$tmp"/s.*.0001.heap)
   [ $st = 0 ] && [ -n "$f" ] && google-pprof --text "$prog" "$f" >/dev/null 2>>"$tmp/out"
-  result $? "profile: a timer signal every 50 us whose handler allocates and frees, 36 MB allocated: no deadlock, no corruption (exit $st; $(head -n 1 "$tmp/out"))" "$tmp/out"
+  result $? "profile: a timer signal every 50 us whose handler allocates and frees, 36 MB allocated: no deadlock, no corruption (exit $st; $(grep -m1 -v '^hakmem: profile: ' "$tmp/out"))" "$tmp/out"
   timeout 120 env HAKMEM_PROFILE=$tmp/t HAKMEM_PROFILE_RATE=65536 LD_PRELOAD=$lib $B/tests/stress --threads=4 --workers=8 --ops=5000 >"$tmp/out" 2>&1
   st=$?
   f=$(one "$tmp"/t.*.0001.heap)
