@@ -28,8 +28,9 @@
  *   profile steps            in use, in blocks of 128 KiB (alloc_step): up to
  *                            40 MiB, down to 8 MiB, up to 40 MiB again, then
  *                            up to 60 MiB (the dumps of HAKMEM_PROFILE_INUSE_INTERVAL)
- *   profile idle MS          8 MiB in use, then MS ms asleep, allocating
- *                            nothing (the dumps of HAKMEM_PROFILE_TIME_INTERVAL)
+ *   profile idle MS [SIG AT]  8 MiB in use, then MS ms asleep, allocating
+ *                            nothing (the dumps of HAKMEM_PROFILE_TIME_INTERVAL);
+ *                            with SIG and AT: kill(self, SIG) after AT ms of it
  *   profile signal SIG N PREFIX  N times: 8 MiB more in use, kill(self, SIG),
  *                            then asleep until PREFIX.<pid>.<n>.heap exists
  *                            (HAKMEM_PROFILE=PREFIX, HAKMEM_PROFILE_SIGNAL=SIG):
@@ -148,9 +149,12 @@ int main(int argc, char **argv) {
     printf("steps: 40, 8, 40, 60 MiB in use\n");
     return 0;
   }
-  if (argc == 3 && strcmp(argv[1], "idle") == 0) {
+  if ((argc == 3 || argc == 5) && strcmp(argv[1], "idle") == 0) {
+    long ms = atol(argv[2]), at = argc == 5 ? atol(argv[4]) : ms;
     alloc_step(8 * MIB);
-    nap(atol(argv[2]));
+    nap(at);
+    if (argc == 5) kill(getpid(), atoi(argv[3]));
+    nap(ms - at);
     printf("idle: %s ms asleep\n", argv[2]);
     return 0;
   }
@@ -234,7 +238,7 @@ int main(int argc, char **argv) {
   }
   if (argc != 4 || (strcmp(argv[1], "inuse") != 0 && strcmp(argv[1], "alloc") != 0)) {
     fprintf(stderr, "usage: profile inuse|alloc N PATH | profile fork|exclusive PREFIX | profile signals N | profile api | "
-                    "profile steps | profile idle MS | profile signal SIG N PREFIX\n");
+                    "profile steps | profile idle MS [SIG AT] | profile signal SIG N PREFIX\n");
     return 2;
   }
   size_t slices = (size_t)strtoul(argv[2], NULL, 10), total = slices * SLICE;
