@@ -26,7 +26,8 @@
  *   meta.c  pagemap.c                 descriptors, the page map
  *   os.c                              the OS: mappings, huge pages, NUMA
  *   options.c  fatal.c  size_class.c  run-time options, the fatal report, size classes
- *   out.c  observers.c  clock.c       reports without malloc; who watches; the tick clock
+ *   out.c  observers.c  clock.c  signal_flag.c  reports without malloc; who watches; the tick clock;
+ *                                     a signal that raises a flag
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
  *  -4. pass_lock            (scavenger.c) a scavenger tick (the leak checker's exit scan holds it)
@@ -548,6 +549,11 @@ typedef struct hak_frame_name_s {
 } hak_frame_name_t;
 void hak_symbols_lookup(const void *ip, hak_frame_name_t *out);
 void hak_symbols_release(void);      /* unmaps the symbol tables read */
+
+/* ---- signal_flag.c: a signal that only raises a flag ------------------------------ */
+/* Catches sig so that it sets *flag, keeping the program's handler to call
+ * after; false if it cannot (or sig is caught already). */
+bool hak_signal_flag_catch(int sig, volatile sig_atomic_t *flag);
 
 /* ---- out.c: writing reports without malloc ------------------------------------------ */
 typedef struct hak_out_s {

@@ -544,21 +544,9 @@ int hak_prof_dump(const char *path) {
 }
 
 /* ---- the signal and the scavenger's tick ------------------------------------------------------ */
-static struct sigaction program_action; /* the signal's action before hakmem's */
-
-/* Only the flag: the dump is written at the next sample or tick. */
-static void on_signal(int sig, siginfo_t *info, void *ctx) {
-  signalled = 1;
-  if (program_action.sa_flags & SA_SIGINFO) program_action.sa_sigaction(sig, info, ctx);
-  else if (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN)
-    program_action.sa_handler(sig);
-}
-
 /* Catches HAKMEM_PROFILE_SIGNAL (options.c accepts only the signals that
  * decide nothing of a program's fate; not the statistics' one, which would
- * then mean two things), keeping the program's handler, if any, to call with
- * its mask and the flags that change how it runs; as the statistics' signal
- * (stats.c). */
+ * then mean two things); the program's handler is chained (signal_flag.c). */
 static void catch_signal(void) {
   long sig = hak_option(HAK_OPT_PROFILE_SIGNAL);
   if (sig <= 0) return;
@@ -567,22 +555,8 @@ static void catch_signal(void) {
                   "both; no profile signal\n", sig);
     return;
   }
-  if (sigaction((int)sig, NULL, &program_action) != 0) {
+  if (!hak_signal_flag_catch((int)sig, &signalled))
     hak_out_error("hakmem: cannot catch signal %ld for the heap profiler\n", sig);
-    return;
-  }
-  bool handler = (program_action.sa_flags & SA_SIGINFO) ||
-                 (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (handler) {
-    sa.sa_mask = program_action.sa_mask;
-    sa.sa_flags = SA_SIGINFO | (program_action.sa_flags & (SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_ONSTACK));
-  }
-  if (sigaction((int)sig, &sa, NULL) != 0) hak_out_error("hakmem: cannot catch signal %ld for the heap profiler\n", sig);
 }
 
 /* The scavenger's tick (scavenger.c, every 100 ms): the dump a signal or

@@ -358,39 +358,15 @@ static void emit(void) {
 void hak_stats_at_exit(void) { emit(); }
 
 static volatile sig_atomic_t stats_wanted;
-static struct sigaction program_action; /* the signal's action before hakmem's */
-
-static void on_signal(int sig, siginfo_t *info, void *ctx) {
-  stats_wanted = 1;
-  if (program_action.sa_flags & SA_SIGINFO) program_action.sa_sigaction(sig, info, ctx);
-  else if (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN)
-    program_action.sa_handler(sig);
-}
-
 void hak_stats_peak_init(void) { atomic_store(&peak_on, true); }
 
 /* Catches the statistics signal (options.c accepts only those that decide
- * nothing about a program's fate), keeping the program's handler, if any, to
- * call: its mask, and its flags that change how it runs. */
+ * nothing about a program's fate; the program's handler is chained,
+ * signal_flag.c). */
 void hak_stats_signal_init(void) {
   long sig = hak_option(HAK_OPT_STATS_SIGNAL);
-  if (sig <= 0) return;
-  if (sigaction((int)sig, NULL, &program_action) != 0) {
+  if (sig > 0 && !hak_signal_flag_catch((int)sig, &stats_wanted))
     hak_out_error("hakmem: cannot catch signal %ld for statistics\n", sig);
-    return;
-  }
-  bool handler = (program_action.sa_flags & SA_SIGINFO) ||
-                 (program_action.sa_handler != SIG_DFL && program_action.sa_handler != SIG_IGN);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (handler) {
-    sa.sa_mask = program_action.sa_mask;
-    sa.sa_flags = SA_SIGINFO | (program_action.sa_flags & (SA_RESTART | SA_NODEFER | SA_RESETHAND | SA_ONSTACK));
-  }
-  if (sigaction((int)sig, &sa, NULL) != 0) hak_out_error("hakmem: cannot catch signal %ld for statistics\n", sig);
 }
 
 /* Slow paths and the scavenger: print if a signal asked for it. */

@@ -152,7 +152,7 @@ fuzz: $(foreach b,$(TEST_BUILDS),$(BUILD)/$(b)/libhakmem.so) $(TEST_DIR)/fuzz $(
 # The heap profiler and the leak checker: every variant (or VARIANT=) and the
 # flagship's checked build; about 10 s and 15 s.
 TRACK_LIBS = $(foreach b,$(BUILD_VARIANTS) $(firstword $(filter hybrid,$(BUILD_VARIANTS)) $(BUILD_VARIANTS))-check,$(BUILD)/$(b)/libhakmem.so)
-test-profile: $(TRACK_LIBS) $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork $(TEST_DIR)/leaks-source
+test-profile: $(TRACK_LIBS) $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork $(TEST_DIR)/leaks-source $(TEST_DIR)/options-static
 	@tests/profile.sh $(TRACK_LIBS)
 test-leakcheck: $(TRACK_LIBS) $(TEST_DIR)/leaks $(TEST_DIR)/leaks-source $(TEST_DIR)/libleak_ctor.so $(TEST_DIR)/profile $(TEST_DIR)/stress $(TEST_DIR)/fork
 	@tests/leakcheck.sh $(TRACK_LIBS)
