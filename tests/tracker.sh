@@ -31,6 +31,8 @@
 #     100 mallocs by calls and by bytes, as in heaptrack); trace.html's plots
 #     of one thread and of 101 (tests/tracker/check_plots.py: whole thread
 #     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
+#     allocation sites, the stacks merged by the function that called the
+#     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py);
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -63,7 +65,7 @@ check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
 
 for f in $T $LIB $B/tests/libhaktrack-drop.so $B/tests/libhaktrack-dup.so $B/tests/libhaktrack-discard.so \
          $B/tests/libtracker_bump.so $B/tests/tracker_threads $B/tests/tracker_fork $B/tests/tracker_mix \
-         $B/tests/tracker_churn $B/tests/tracker_errno $B/workloads/replay; do
+         $B/tests/tracker_churn $B/tests/tracker_errno $B/tests/tracker_sites $B/workloads/replay; do
     if [ ! -x "$f" ] && [ ! -f "$f" ]; then
         fail "$f is missing (make test-tracker builds it)"
         finish tracker
@@ -387,6 +389,15 @@ check "report: reallocs are calls at their own site: 10,000 reallocs rank above 
     '[ $rc -eq 0 ] && [ "$res" = ok ]'
 res=$("$PY" tests/tracker/check_plots.py "$TMP/rsites/trace.json" 1 2>&1)
 check "trace.html's plots of one thread: one thread tick, 0; reallocs per chain in plain counts ($res)" '[ "$res" = ok ]'
+# allocation sites: tests/tracker/sites.c's known figures
+"$T" record --quiet --preset leaks --out "$TMP/sites" -- $B/tests/tracker_sites >/dev/null 2>&1
+"$T" report "$TMP/sites" >"$TMP/sites.out" 2>&1
+rc=$?
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" merged 2>&1)
+check "report: allocation sites merge stacks by the calling function (alloc_here: 40 calls from 2 stacks, 30 and 10; never freed by site) ($res)" \
+    '[ $rc -eq 0 ] && [ "$res" = ok ]'
+check "trace.html: the allocation sites tables" \
+    'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html"'
 "$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
 out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
 check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \

@@ -45,6 +45,7 @@
 typedef struct blk {
     uint64_t size, t_alloc, first_size, copied;
     uint32_t thread, site, reallocs, moves;
+    uint32_t owner;    /* the stack of the call that last made it (malloc or realloc): heaptrack's owner */
     uint32_t weight;
     uint32_t next_free;
     uint32_t partial;  /* sampled: entered the heap figures at a realloc (lifetime unknown) */
@@ -60,7 +61,21 @@ typedef struct site_stat {
     uint64_t reallocs, moves, copied;
     uint64_t lifetimes; /* frees whose lifetime is known */
     double lifetime_sum;
+    /* the bytes of the blocks this stack owns (blk.owner): now (at the
+     * end, never freed) and at the process's peak, kept lazily: at_peak is
+     * taken at the site's first change after a new peak (epoch) */
+    int64_t owned, at_peak;
+    uint64_t epoch, owned_blocks_end;
 } site_stat;
+
+/* An allocation site: the stacks merged by their first frame outside an
+ * allocator's library (its function; module+offset when it has no symbol). */
+typedef struct msite {
+    char *function, *module;
+    uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks;
+    int64_t peak, leaked;
+    uint32_t first_stack, nstacks; /* its stacks: first_stack, then next_stack[] */
+} msite;
 
 typedef struct thread_stat {
     uint64_t ops[HT_OP_LAST_CALL + 1];
@@ -102,6 +117,9 @@ typedef struct analysis {
     uint32_t nleaks;
     bool estimated;
     uint32_t *pending; /* during the pass, per thread: the block its realloc in progress gave up */
+    uint64_t peak_epoch; /* new peaks of live bytes so far */
+    msite *msites;       /* allocation sites, after the pass (merge_sites) */
+    uint32_t nmsites, *next_stack;
 } analysis;
 
 static unsigned log2_bucket(uint64_t v)
@@ -136,6 +154,7 @@ static void live_add(analysis *a, int64_t d, uint64_t t)
     if (a->live > a->peak) {
         a->peak = a->live;
         a->peak_time = t;
+        a->peak_epoch++;
     }
     uint64_t b = t / a->bucket_ns;
     if (b >= NBUCKETS)
@@ -143,6 +162,19 @@ static void live_add(analysis *a, int64_t d, uint64_t t)
     if (a->live > a->tl_max[b])
         a->tl_max[b] = a->live;
     a->tl_last[b] = a->live;
+}
+
+/* Stack site's owned bytes change by d (before live_add of the same
+ * change): the first change since the last new peak saves what it held at
+ * that peak. Site 0 (no stack) is a sink like any other. */
+static inline void owned_add(analysis *a, uint32_t site, int64_t d)
+{
+    site_stat *s = &a->sites[site];
+    if (s->epoch != a->peak_epoch) {
+        s->at_peak = s->owned;
+        s->epoch = a->peak_epoch;
+    }
+    s->owned += d;
 }
 
 static uint32_t site_of(const analysis *a, const ht_event *e, uint32_t thread)
@@ -204,6 +236,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
             s->large_short_bytes += b->size * b->weight;
         }
     }
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
     blk_release(a, bi);
@@ -214,6 +247,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
 static void block_dropped(analysis *a, uint32_t bi, uint64_t t)
 {
     blk *b = &a->blks[bi];
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
     blk_release(a, bi);
@@ -272,9 +306,11 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     }
     uint32_t bi = blk_new(a);
     blk *b = &a->blks[bi];
+    uint32_t site = site_of(a, e, it->thread);
     *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
-                .site = site_of(a, e, it->thread), .weight = weight, .partial = partial };
+                .site = site, .owner = site, .weight = weight, .partial = partial };
     tr_map_put(&a->ptrs, e->ptr, bi);
+    owned_add(a, site, (int64_t)(size * weight));
     live_add(a, (int64_t)(size * weight), it->key);
 }
 
@@ -407,6 +443,9 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
         a->sites[b->site].moves += e->ptr != e->aux ? r.weight : 0;
         a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) * r.weight : 0;
     }
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
+    b->owner = site_of(a, e, it->thread); /* heaptrack: the new block is the realloc call's */
+    owned_add(a, b->owner, (int64_t)(e->size * r.weight));
     live_add(a, (int64_t)(e->size * r.weight) - (int64_t)(b->size * b->weight), it->key);
     if (e->size > b->size) { /* growth counts as allocated */
         a->alloc_bytes += (e->size - b->size) * r.weight;
@@ -473,8 +512,15 @@ static void count_never_freed(analysis *a)
             a->sites[b->site].live_blocks += b->weight;
             a->sites[b->site].live_bytes += b->size * b->weight;
         }
+        a->sites[b->owner].owned_blocks_end += b->weight;
         leak_insert(a, b);
     }
+    /* the sites unchanged since the last peak hold now what they held then */
+    for (uint32_t si = 0; si < (a->in->nsites ? a->in->nsites : 1); si++)
+        if (a->sites[si].epoch != a->peak_epoch) {
+            a->sites[si].at_peak = a->sites[si].owned;
+            a->sites[si].epoch = a->peak_epoch;
+        }
 }
 
 /* One pass over the instance's merged events, then what is left live. */
@@ -512,6 +558,12 @@ static void analysis_free(analysis *a)
     free(a->matrix);
     free(a->threads);
     free(a->sites);
+    for (uint32_t i = 0; i < a->nmsites; i++) {
+        free(a->msites[i].function);
+        free(a->msites[i].module);
+    }
+    free(a->msites);
+    free(a->next_stack);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -673,17 +725,201 @@ static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, u
     fprintf(f, "]");
 }
 
+/* A frame's name is in an allocator's library (the tracker's included). */
+static bool in_allocator(const char *name)
+{
+    return strstr(name, "libhaktrack") || strstr(name, "libjemalloc") || strstr(name, "libmimalloc") ||
+           strstr(name, "libtcmalloc") || strstr(name, "libhakmem");
+}
+
+/* The index of the frame that called the allocator: the first one not in an
+ * allocator's library (the first frame when all are). */
+static uint32_t caller_frame(tr_symbolizer *sym, const tr_site *s)
+{
+    char buf[512];
+    for (uint32_t k = 0; k < s->nframes; k++)
+        if (!in_allocator(tr_symbolize(sym, s->frames[k], buf, sizeof buf)))
+            return k;
+    return 0;
+}
+
 /* The function that called the allocator (first frame not in an allocator's
  * library), for hint text. */
 static const char *site_caller(tr_symbolizer *sym, const tr_site *s, char *buf, size_t n)
 {
-    for (uint32_t k = 0; k < s->nframes; k++) {
-        tr_symbolize(sym, s->frames[k], buf, n);
-        if (!strstr(buf, "libhaktrack") && !strstr(buf, "libjemalloc") && !strstr(buf, "libmimalloc") &&
-            !strstr(buf, "libtcmalloc") && !strstr(buf, "libhakmem"))
-            return buf;
+    return s->nframes ? tr_symbolize(sym, s->frames[caller_frame(sym, s)], buf, n) : "?";
+}
+
+/* A frame's name without its offset: "func+0x1a (mod)" -> func, mod;
+ * "mod+0x1234" and "0x7f..." (no symbol) stay whole, module "". */
+static void frame_function(const char *name, char *fn, size_t fnn, char *mod, size_t modn)
+{
+    const char *paren = strstr(name, " (");
+    const char *off = paren ? strstr(name, "+0x") : NULL;
+    mod[0] = 0;
+    if (!paren || !off || off > paren) {
+        snprintf(fn, fnn, "%s", name);
+        return;
     }
-    return s->nframes ? tr_symbolize(sym, s->frames[0], buf, n) : "?";
+    snprintf(fn, fnn, "%.*s", (int)(off - name), name);
+    const char *end = strrchr(paren, ')');
+    snprintf(mod, modn, "%.*s", (int)(end ? end - paren - 2 : (ptrdiff_t)strlen(paren + 2)), paren + 2);
+}
+
+static uint64_t str_hash(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The allocation sites: each stack joins the site of its caller frame's
+ * function; each caller address is named once. Sums the stacks' figures. */
+static void merge_sites(analysis *a, tr_symbolizer *sym)
+{
+    const tr_instance *in = a->in;
+    uint32_t n = in->nsites > 1 ? in->nsites - 1 : 0, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slots = tr_xmalloc(cap * sizeof *slots); /* msite index + 1, 0 empty */
+    memset(slots, 0, cap * sizeof *slots);
+    a->msites = tr_xmalloc((n ? n : 1) * sizeof *a->msites);
+    a->next_stack = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *a->next_stack);
+    tr_map by_addr; /* caller address -> msite index + 1 */
+    tr_map_init(&by_addr);
+    char name[512], fn[512], mod[256];
+    for (uint32_t si = 1; si <= n; si++) {
+        const tr_site *st = &in->sites[si];
+        uint64_t addr = st->nframes ? st->frames[caller_frame(sym, st)] : 1;
+        uint64_t *v = tr_map_get(&by_addr, addr);
+        uint32_t m;
+        if (v) {
+            m = (uint32_t)*v - 1;
+        } else {
+            frame_function(st->nframes ? tr_symbolize(sym, addr, name, sizeof name) : "?", fn, sizeof fn, mod,
+                           sizeof mod);
+            uint32_t h = (uint32_t)str_hash(mod, str_hash(fn, 0xcbf29ce484222325ull)) & (cap - 1);
+            while (slots[h] && (strcmp(a->msites[slots[h] - 1].function, fn) != 0 ||
+                                strcmp(a->msites[slots[h] - 1].module, mod) != 0))
+                h = (h + 1) & (cap - 1);
+            if (!slots[h]) {
+                msite *ms = &a->msites[a->nmsites];
+                *ms = (msite){ .function = strdup(fn), .module = strdup(mod), .first_stack = 0 };
+                if (!ms->function || !ms->module)
+                    tr_die(1, "out of memory");
+                slots[h] = ++a->nmsites;
+            }
+            m = slots[h] - 1;
+            tr_map_put(&by_addr, addr, m + 1);
+        }
+        msite *ms = &a->msites[m];
+        const site_stat *s = &a->sites[si];
+        ms->calls += s->calls;
+        for (int op = 0; op <= HT_OP_LAST_CALL; op++)
+            ms->kind[op] += s->kind[op];
+        ms->call_bytes += s->call_bytes;
+        ms->peak += s->at_peak;
+        ms->leaked += s->owned;
+        ms->leaked_blocks += s->owned_blocks_end;
+        a->next_stack[si] = ms->first_stack;
+        ms->first_stack = si;
+        ms->nstacks++;
+    }
+    tr_map_free(&by_addr);
+    free(slots);
+}
+
+/* The figure of an allocation site (or a stack, for its stacks) that a
+ * table ranks by. */
+enum { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED, MS_NKEYS };
+static const char *const ms_table[MS_NKEYS] = { "by_calls", "by_bytes", "by_peak", "by_leaked" };
+
+static int64_t msite_key(const msite *m, int key)
+{
+    switch (key) {
+    case MS_CALLS: return (int64_t)m->calls;
+    case MS_BYTES: return (int64_t)m->call_bytes;
+    case MS_PEAK: return m->peak;
+    default: return m->leaked;
+    }
+}
+
+static int64_t stack_key(const site_stat *s, int key)
+{
+    switch (key) {
+    case MS_CALLS: return (int64_t)s->calls;
+    case MS_BYTES: return (int64_t)s->call_bytes;
+    case MS_PEAK: return s->at_peak;
+    default: return s->owned;
+    }
+}
+
+/* The stacks of allocation site m with the most of key, largest first (at
+ * most k into order); how many. */
+static uint32_t top_stacks(const analysis *a, const msite *m, int key, uint32_t *order, uint32_t k)
+{
+    uint32_t n = 0;
+    for (uint32_t si = m->first_stack; si; si = a->next_stack[si]) {
+        int64_t v = stack_key(&a->sites[si], key);
+        if (v <= 0 || (n == k && v <= stack_key(&a->sites[order[n - 1]], key)))
+            continue;
+        uint32_t i = n < k ? n++ : n - 1;
+        while (i > 0 && stack_key(&a->sites[order[i - 1]], key) < v) {
+            order[i] = order[i - 1];
+            i--;
+        }
+        order[i] = si;
+    }
+    return n;
+}
+
+#define MS_STACKS 3 /* stacks shown beneath an allocation site */
+
+/* The allocation sites with the most of each figure: "allocation_sites". */
+static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sym)
+{
+    fprintf(f, ",\"allocation_sites\":{\"count\":%u", a->nmsites);
+    for (int key = 0; key < MS_NKEYS; key++) {
+        uint32_t order[TOP], m = 0;
+        if (key == MS_PEAK)
+            continue;
+        for (uint32_t i = 0; i < a->nmsites; i++) {
+            int64_t v = msite_key(&a->msites[i], key);
+            if (v <= 0 || (m == TOP && v <= msite_key(&a->msites[order[m - 1]], key)))
+                continue;
+            uint32_t j = m < TOP ? m++ : m - 1;
+            while (j > 0 && msite_key(&a->msites[order[j - 1]], key) < v) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = i;
+        }
+        fprintf(f, ",\"%s\":[", ms_table[key]);
+        for (uint32_t i = 0; i < m; i++) {
+            const msite *ms = &a->msites[order[i]];
+            fprintf(f, "%s{\"function\":", i ? "," : "");
+            jstr(f, ms->function);
+            fprintf(f, ",\"module\":");
+            jstr(f, ms->module);
+            fprintf(f, ",\"calls\":%" PRIu64 ",\"kinds\":", ms->calls);
+            write_ops(f, ms->kind);
+            fprintf(f, ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64 ",\"leaked\":%" PRId64
+                       ",\"leaked_blocks\":%" PRIu64 ",\"stacks\":%u,\"top_stacks\":[",
+                    ms->call_bytes, ms->peak, ms->leaked, ms->leaked_blocks, ms->nstacks);
+            uint32_t so[MS_STACKS], ns = top_stacks(a, ms, key, so, MS_STACKS);
+            for (uint32_t k = 0; k < ns; k++) {
+                const site_stat *s = &a->sites[so[k]];
+                fprintf(f, "%s{\"site\":%u,\"calls\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64
+                           ",\"leaked\":%" PRId64 ",\"frames\":",
+                        k ? "," : "", so[k], s->calls, s->call_bytes, s->at_peak, s->owned);
+                site_frames(f, sym, &a->in->sites[so[k]]);
+                fprintf(f, "}");
+            }
+            fprintf(f, "]}");
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}");
 }
 
 typedef struct hint_list {
@@ -1068,15 +1304,18 @@ static void write_sites_and_hints(FILE *f, const analysis *a, tr_symbolizer *sym
         top_sites(f, a, sym, 0, order, "top_sites_by_bytes");
         top_sites(f, a, sym, 1, order, "top_sites_by_count");
         top_sites(f, a, sym, 2, order, "top_sites_never_freed");
+        write_allocation_sites(f, a, sym);
     }
     hints(f, a, sym, order);
 }
 
 /* One instance's object of trace.json; its headline into head. Without
  * detail, only its identity, totals and files. */
-static void write_instance(FILE *f, const analysis *a, bool detail, char *head, size_t headn)
+static void write_instance(FILE *f, analysis *a, bool detail, char *head, size_t headn)
 {
     tr_symbolizer *sym = tr_symbolizer_new(a->in->maps_path);
+    if (detail && a->in->nsites > 1)
+        merge_sites(a, sym);
     headline(head, headn, a);
     write_identity(f, a, head);
     write_totals(f, a);

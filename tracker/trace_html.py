@@ -175,6 +175,21 @@ def sites_table(sites):
                   "call stack"], rows)
 
 
+def allocation_sites_table(sites):
+    """Allocation sites (stacks merged by the function that called the
+    allocator), each with its largest stacks beneath."""
+    rows = []
+    for s in sites:
+        where = html.escape(s["function"]) + (" <small>(%s)</small>" % html.escape(s["module"]) if s["module"] else "")
+        stacks = "<br>".join("%s calls, %s: %s" % (human_count(t["calls"]), human_bytes(t["bytes"]),
+                                                  " &lt; ".join(html.escape(f) for f in t["frames"][:4]))
+                             for t in s["top_stacks"])
+        rows.append([where, human_count(s["calls"]), human_bytes(s["bytes"]), human_bytes(s["peak"]),
+                     human_bytes(s["leaked"]), str(s["stacks"]), '<span class="fr">%s</span>' % stacks])
+    return table(["allocation site", "calls", "bytes asked for", "live at the peak", "never freed", "stacks",
+                  "largest stacks"], rows)
+
+
 def instance_section(m, main):
     h = []
     est = " (estimated from samples)" if m.get("estimated") else ""
@@ -223,6 +238,13 @@ def instance_section(m, main):
                        [[str(c["first_size"]), str(c["last_size"]), str(c["reallocs"]), str(c["moves"]),
                          human_bytes(c["copied_bytes"]), str(c["thread"]), html.escape(c["site"] or "-")]
                         for c in rc["top"][:10]]))
+    al = m.get("allocation_sites")
+    if al:
+        h.append("<h3>Allocation sites by calls</h3><p>%d sites: the stacks merged by the function that called "
+                 "the allocator.</p>" % al["count"] + allocation_sites_table(al["by_calls"][:10]))
+        h.append("<h3>Allocation sites by bytes asked for</h3>" + allocation_sites_table(al["by_bytes"][:10]))
+        if al["by_leaked"]:
+            h.append("<h3>Allocation sites by bytes never freed</h3>" + allocation_sites_table(al["by_leaked"][:10]))
     if m.get("top_sites_by_bytes"):
         h.append("<h3>Top call sites by bytes</h3>" + sites_table(m["top_sites_by_bytes"][:10]))
         h.append("<h3>Top call sites by count</h3>" + sites_table(m["top_sites_by_count"][:10]))
