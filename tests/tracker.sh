@@ -32,7 +32,8 @@
 #     of one thread and of 101 (tests/tracker/check_plots.py: whole thread
 #     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
 #     allocation sites, the stacks merged by the function that called the
-#     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py);
+#     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py), the
+#     peak memory consumers;
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -396,8 +397,12 @@ rc=$?
 res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" merged 2>&1)
 check "report: allocation sites merge stacks by the calling function (alloc_here: 40 calls from 2 stacks, 30 and 10; never freed by site) ($res)" \
     '[ $rc -eq 0 ] && [ "$res" = ok ]'
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" peak 2>&1)
+check "report: peak memory consumers: hold_big 400000 and alloc_here 2560 (1920 + 640) at the peak, their sum the peak ($res)" \
+    '[ "$res" = ok ]'
 check "trace.html: the allocation sites tables" \
-    'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html"'
+    'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html" &&
+     grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html"'
 "$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
 out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
 check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \

@@ -881,8 +881,6 @@ static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sy
     fprintf(f, ",\"allocation_sites\":{\"count\":%u", a->nmsites);
     for (int key = 0; key < MS_NKEYS; key++) {
         uint32_t order[TOP], m = 0;
-        if (key == MS_PEAK)
-            continue;
         for (uint32_t i = 0; i < a->nmsites; i++) {
             int64_t v = msite_key(&a->msites[i], key);
             if (v <= 0 || (m == TOP && v <= msite_key(&a->msites[order[m - 1]], key)))

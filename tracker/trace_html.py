@@ -243,6 +243,11 @@ def instance_section(m, main):
         h.append("<h3>Allocation sites by calls</h3><p>%d sites: the stacks merged by the function that called "
                  "the allocator.</p>" % al["count"] + allocation_sites_table(al["by_calls"][:10]))
         h.append("<h3>Allocation sites by bytes asked for</h3>" + allocation_sites_table(al["by_bytes"][:10]))
+        if al["by_peak"]:
+            h.append("<h3>Peak memory consumers</h3><p>The bytes each site held when the process's live bytes "
+                     "first reached their peak (%s at %.3f s).</p>" % (human_bytes(m["peak_live_bytes"]),
+                                                                      m["peak_time_ns"] / 1e9)
+                     + allocation_sites_table(al["by_peak"][:10]))
         if al["by_leaked"]:
             h.append("<h3>Allocation sites by bytes never freed</h3>" + allocation_sites_table(al["by_leaked"][:10]))
     if m.get("top_sites_by_bytes"):

@@ -49,6 +49,15 @@ def main():
         by = [s["function"] for s in ours("by_bytes")][:2]
         if by != ["hold_big", "keep_small"]:
             errs.append("by bytes %r" % by)
+    if what == "peak":
+        pk = [fig(s, "function", "peak") for s in al["by_peak"]]
+        if pk != [("hold_big", 400000), ("alloc_here", 2560)]:
+            errs.append("peak consumers %r" % pk)
+        if sum(p for _, p in pk) != m["peak_live_bytes"]:
+            errs.append("they hold %d, the peak is %d" % (sum(p for _, p in pk), m["peak_live_bytes"]))
+        st = [(t["peak"], t["frames"][1].split("+")[0]) for t in al["by_peak"][-1]["top_stacks"]] if pk else []
+        if st != [(1920, "keep_from_a"), (640, "keep_from_b")]:
+            errs.append("alloc_here's stacks at the peak %r" % st)
     print("; ".join(errs) if errs else "ok")
 
 
