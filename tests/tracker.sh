@@ -33,7 +33,7 @@
 #     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
 #     allocation sites, the stacks merged by the function that called the
 #     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py), the
-#     peak memory consumers;
+#     peak memory consumers, temporary allocations;
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -400,9 +400,15 @@ check "report: allocation sites merge stacks by the calling function (alloc_here
 res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" peak 2>&1)
 check "report: peak memory consumers: hold_big 400000 and alloc_here 2560 (1920 + 640) at the peak, their sum the peak ($res)" \
     '[ "$res" = ok ]'
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" temporary 2>&1)
+check "report: temporary allocations: 1000 malloc+free in temporaries(), none in pairs() (alloc, alloc, free, free) ($res)" \
+    '[ "$res" = ok ] && grep -q "; 1.0 K temporary; " "$TMP/sites.out"'
+res=$(jget "$TMP/rsites/trace.json" '[(s["function"], s["temporary"], [t["temporary"] for t in s["top_stacks"]]) for s in j["instances"][j["main"]]["allocation_sites"]["by_temporary"]]')
+check "report: a realloc frees then allocates, as in heaptrack: 10,001 temporary in grow_by_realloc (10,000 at the realloc, 1 at the malloc) ($res)" \
+    '[ "$res" = "[('"'"'grow_by_realloc'"'"', 10001, [10000, 1])]" ]'
 check "trace.html: the allocation sites tables" \
     'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html" &&
-     grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html"'
+     grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html" && grep -q "<h3>Temporary allocations" "$TMP/sites/trace.html"'
 "$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
 out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
 check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \

@@ -46,6 +46,7 @@ typedef struct blk {
     uint64_t size, t_alloc, first_size, copied;
     uint32_t thread, site, reallocs, moves;
     uint32_t owner;    /* the stack of the call that last made it (malloc or realloc): heaptrack's owner */
+    uint64_t seq;      /* the number of the call that last made it (1, 2, ...) */
     uint32_t weight;
     uint32_t next_free;
     uint32_t partial;  /* sampled: entered the heap figures at a realloc (lifetime unknown) */
@@ -66,13 +67,14 @@ typedef struct site_stat {
      * taken at the site's first change after a new peak (epoch) */
     int64_t owned, at_peak;
     uint64_t epoch, owned_blocks_end;
+    uint64_t temporary; /* blocks it owned, freed with no other allocation or free between (full mode) */
 } site_stat;
 
 /* An allocation site: the stacks merged by their first frame outside an
  * allocator's library (its function; module+offset when it has no symbol). */
 typedef struct msite {
     char *function, *module;
-    uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks;
+    uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks, temporary;
     int64_t peak, leaked;
     uint32_t first_stack, nstacks; /* its stacks: first_stack, then next_stack[] */
 } msite;
@@ -118,6 +120,8 @@ typedef struct analysis {
     bool estimated;
     uint32_t *pending; /* during the pass, per thread: the block its realloc in progress gave up */
     uint64_t peak_epoch; /* new peaks of live bytes so far */
+    uint64_t seq, temporary; /* calls that made a block; temporary allocations (full mode) */
+    uint64_t *last_seq;  /* per thread: the block its last allocating call made, 0 after a free */
     msite *msites;       /* allocation sites, after the pass (merge_sites) */
     uint32_t nmsites, *next_stack;
 } analysis;
@@ -203,6 +207,20 @@ static void chain_end(analysis *a, const blk *b)
         i--;
     }
     a->top_chains[i] = c;
+}
+
+/* Thread th frees block bi (a free, or a realloc giving it up): a
+ * temporary allocation when the thread's last allocating call made it, with
+ * no other free since (heaptrack's rule, in the thread's own order). Not
+ * counted in sampled mode (the calls between are not all recorded). */
+static void free_in_thread(analysis *a, uint32_t bi, uint32_t th)
+{
+    const blk *b = &a->blks[bi];
+    if (a->last_seq[th] == b->seq && !a->estimated) {
+        a->temporary += b->weight;
+        a->sites[b->owner].temporary += b->weight;
+    }
+    a->last_seq[th] = 0;
 }
 
 /* A block ends (free or realloc to 0) at time t in thread th. */
@@ -308,7 +326,8 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     blk *b = &a->blks[bi];
     uint32_t site = site_of(a, e, it->thread);
     *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
-                .site = site, .owner = site, .weight = weight, .partial = partial };
+                .site = site, .owner = site, .weight = weight, .partial = partial, .seq = ++a->seq };
+    a->last_seq[it->thread] = b->seq;
     tr_map_put(&a->ptrs, e->ptr, bi);
     owned_add(a, site, (int64_t)(size * weight));
     live_add(a, (int64_t)(size * weight), it->key);
@@ -330,6 +349,9 @@ static void analysis_init(analysis *a, tr_instance *in)
         tr_die(1, "out of memory");
     a->estimated = in->mode == HT_MODE_SAMPLED;
     a->pending = tr_xmalloc((in->nfiles ? in->nfiles : 1) * sizeof *a->pending);
+    a->last_seq = calloc(in->nfiles ? in->nfiles : 1, sizeof *a->last_seq);
+    if (!a->last_seq)
+        tr_die(1, "out of memory");
 }
 
 /* The roles of one record (trace_format.h): in full mode every record has
@@ -380,8 +402,10 @@ static void analyse_free(analysis *a, const tr_item *it, roles r)
         a->free_null++;
     else if (!r.tracked)
         return;
-    else if (tr_map_take(&a->ptrs, e->ptr, &bi))
+    else if (tr_map_take(&a->ptrs, e->ptr, &bi)) {
+        free_in_thread(a, (uint32_t)bi, it->thread);
         block_freed(a, (uint32_t)bi, it->key, it->thread);
+    }
     else
         a->unmatched_frees++;
 }
@@ -427,6 +451,9 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
         block_freed(a, (uint32_t)old, it->key, it->thread);
         b = &a->blks[bi];
     }
+    free_in_thread(a, bi, it->thread); /* heaptrack: a realloc frees, then allocates */
+    b->seq = ++a->seq;
+    a->last_seq[it->thread] = b->seq;
     b->reallocs++;
     if (e->ptr != e->aux) {
         uint64_t c = b->size < e->size ? b->size : e->size;
@@ -474,8 +501,10 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
     else if (!e->ptr && e->size) { /* failed: the old block lives on */
         a->failed += r.call ? r.weight : 0;
         tr_map_put(&a->ptrs, e->aux, bi);
-    } else if (!e->ptr) /* realloc(p, 0) freed it */
+    } else if (!e->ptr) { /* realloc(p, 0) freed it */
+        free_in_thread(a, bi, it->thread);
         block_freed(a, bi, it->key, it->thread);
+    }
     else if (!r.tracked) /* moved to an untracked address */
         block_dropped(a, bi, it->key);
     else
@@ -564,6 +593,7 @@ static void analysis_free(analysis *a)
     }
     free(a->msites);
     free(a->next_stack);
+    free(a->last_seq);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -821,6 +851,7 @@ static void merge_sites(analysis *a, tr_symbolizer *sym)
         ms->peak += s->at_peak;
         ms->leaked += s->owned;
         ms->leaked_blocks += s->owned_blocks_end;
+        ms->temporary += s->temporary;
         a->next_stack[si] = ms->first_stack;
         ms->first_stack = si;
         ms->nstacks++;
@@ -831,8 +862,8 @@ static void merge_sites(analysis *a, tr_symbolizer *sym)
 
 /* The figure of an allocation site (or a stack, for its stacks) that a
  * table ranks by. */
-enum { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED, MS_NKEYS };
-static const char *const ms_table[MS_NKEYS] = { "by_calls", "by_bytes", "by_peak", "by_leaked" };
+enum { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED, MS_TEMPORARY, MS_NKEYS };
+static const char *const ms_table[MS_NKEYS] = { "by_calls", "by_bytes", "by_peak", "by_leaked", "by_temporary" };
 
 static int64_t msite_key(const msite *m, int key)
 {
@@ -840,6 +871,7 @@ static int64_t msite_key(const msite *m, int key)
     case MS_CALLS: return (int64_t)m->calls;
     case MS_BYTES: return (int64_t)m->call_bytes;
     case MS_PEAK: return m->peak;
+    case MS_TEMPORARY: return (int64_t)m->temporary;
     default: return m->leaked;
     }
 }
@@ -850,6 +882,7 @@ static int64_t stack_key(const site_stat *s, int key)
     case MS_CALLS: return (int64_t)s->calls;
     case MS_BYTES: return (int64_t)s->call_bytes;
     case MS_PEAK: return s->at_peak;
+    case MS_TEMPORARY: return (int64_t)s->temporary;
     default: return s->owned;
     }
 }
@@ -902,14 +935,14 @@ static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sy
             fprintf(f, ",\"calls\":%" PRIu64 ",\"kinds\":", ms->calls);
             write_ops(f, ms->kind);
             fprintf(f, ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64 ",\"leaked\":%" PRId64
-                       ",\"leaked_blocks\":%" PRIu64 ",\"stacks\":%u,\"top_stacks\":[",
-                    ms->call_bytes, ms->peak, ms->leaked, ms->leaked_blocks, ms->nstacks);
+                       ",\"leaked_blocks\":%" PRIu64 ",\"temporary\":%" PRIu64 ",\"stacks\":%u,\"top_stacks\":[",
+                    ms->call_bytes, ms->peak, ms->leaked, ms->leaked_blocks, ms->temporary, ms->nstacks);
             uint32_t so[MS_STACKS], ns = top_stacks(a, ms, key, so, MS_STACKS);
             for (uint32_t k = 0; k < ns; k++) {
                 const site_stat *s = &a->sites[so[k]];
                 fprintf(f, "%s{\"site\":%u,\"calls\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64
-                           ",\"leaked\":%" PRId64 ",\"frames\":",
-                        k ? "," : "", so[k], s->calls, s->call_bytes, s->at_peak, s->owned);
+                           ",\"leaked\":%" PRId64 ",\"temporary\":%" PRIu64 ",\"frames\":",
+                        k ? "," : "", so[k], s->calls, s->call_bytes, s->at_peak, s->owned, s->temporary);
                 site_frames(f, sym, &a->in->sites[so[k]]);
                 fprintf(f, "}");
             }
@@ -1126,7 +1159,7 @@ static void kinds_text(char *buf, size_t n, const uint64_t *kind)
 static void headline(char *buf, size_t n, const analysis *a)
 {
     const tr_instance *in = a->in;
-    char calls[32], kinds[256], frees[32], peak[32], leak[32], alloc[32], cp[32], med[64];
+    char calls[32], kinds[256], frees[32], peak[32], leak[32], alloc[32], cp[32], med[64], temp[64] = "";
     human_count(calls, sizeof calls, (double)a->calls);
     kinds_text(kinds, sizeof kinds, a->call_kind);
     human_count(frees, sizeof frees, (double)frees_shown(a));
@@ -1136,12 +1169,17 @@ static void headline(char *buf, size_t n, const analysis *a)
     human_bytes(cp, sizeof cp, (double)a->chain_copied);
     median_lifetime(med, sizeof med, a);
     const char *est = a->estimated ? "~" : "";
+    if (!a->estimated) { /* temporary allocations: full mode only */
+        char t[32];
+        human_count(t, sizeof t, (double)a->temporary);
+        snprintf(temp, sizeof temp, "%s temporary; ", t);
+    }
     snprintf(buf, n,
              "%s (pid %" PRIu64 "): %s%s calls to allocation functions%s%s%s and %s%s frees in %u thread%s over "
-             "%.3f s; %s allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
+             "%.3f s; %s%s allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
              "%s never freed; realloc copied %s",
              inst_name(in), in->pid, est, calls, *kinds ? " (" : "", kinds, *kinds ? ")" : "", est, frees,
-             in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, alloc, peak,
+             in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, temp, alloc, peak,
              (double)a->peak_time / 1e9,
              a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
              leak, cp);
@@ -1185,6 +1223,10 @@ static void write_totals(FILE *f, const analysis *a)
     fprintf(f, ",\"allocation_calls\":%" PRIu64 ",\"allocation_call_kinds\":", a->calls);
     write_ops(f, a->call_kind);
     fprintf(f, ",\"allocation_call_bytes\":%" PRIu64, a->call_bytes);
+    if (a->estimated)
+        fprintf(f, ",\"temporary_allocations\":null");
+    else
+        fprintf(f, ",\"temporary_allocations\":%" PRIu64, a->temporary);
     fprintf(f, ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
                ",\"peak_live_bytes\":%" PRId64 ",\"peak_time_ns\":%" PRIu64 ",\"final_live_bytes\":%" PRId64
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64

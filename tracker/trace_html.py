@@ -175,7 +175,7 @@ def sites_table(sites):
                   "call stack"], rows)
 
 
-def allocation_sites_table(sites):
+def allocation_sites_table(sites, temporary=False):
     """Allocation sites (stacks merged by the function that called the
     allocator), each with its largest stacks beneath."""
     rows = []
@@ -185,9 +185,10 @@ def allocation_sites_table(sites):
                                                   " &lt; ".join(html.escape(f) for f in t["frames"][:4]))
                              for t in s["top_stacks"])
         rows.append([where, human_count(s["calls"]), human_bytes(s["bytes"]), human_bytes(s["peak"]),
-                     human_bytes(s["leaked"]), str(s["stacks"]), '<span class="fr">%s</span>' % stacks])
-    return table(["allocation site", "calls", "bytes asked for", "live at the peak", "never freed", "stacks",
-                  "largest stacks"], rows)
+                     human_bytes(s["leaked"])] + ([human_count(s["temporary"])] if temporary else []) +
+                    [str(s["stacks"]), '<span class="fr">%s</span>' % stacks])
+    return table(["allocation site", "calls", "bytes asked for", "live at the peak", "never freed"] +
+                 (["temporary"] if temporary else []) + ["stacks", "largest stacks"], rows)
 
 
 def instance_section(m, main):
@@ -248,6 +249,10 @@ def instance_section(m, main):
                      "first reached their peak (%s at %.3f s).</p>" % (human_bytes(m["peak_live_bytes"]),
                                                                       m["peak_time_ns"] / 1e9)
                      + allocation_sites_table(al["by_peak"][:10]))
+        if al.get("by_temporary"):
+            h.append("<h3>Temporary allocations</h3><p>%s blocks were freed by their thread with no other "
+                     "allocation or free between.</p>" % human_count(m["temporary_allocations"])
+                     + allocation_sites_table(al["by_temporary"][:10], True))
         if al["by_leaked"]:
             h.append("<h3>Allocation sites by bytes never freed</h3>" + allocation_sites_table(al["by_leaked"][:10]))
     if m.get("top_sites_by_bytes"):

@@ -58,6 +58,15 @@ def main():
         st = [(t["peak"], t["frames"][1].split("+")[0]) for t in al["by_peak"][-1]["top_stacks"]] if pk else []
         if st != [(1920, "keep_from_a"), (640, "keep_from_b")]:
             errs.append("alloc_here's stacks at the peak %r" % st)
+    if what == "temporary":
+        if m["temporary_allocations"] != n:
+            errs.append("temporary_allocations %r, want %d" % (m["temporary_allocations"], n))
+        tp = [fig(s, "function", "temporary") for s in al["by_temporary"]]
+        if tp != [("temporaries", n)]:
+            errs.append("by temporary %r" % tp)
+        pairs = [s["temporary"] for s in ours("by_calls") if s["function"] == "pairs"]
+        if pairs != [0]:
+            errs.append("pairs() %r temporary, want 0" % pairs)
     print("; ".join(errs) if errs else "ok")
 
 
