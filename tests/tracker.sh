@@ -33,7 +33,8 @@
 #     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
 #     allocation sites, the stacks merged by the function that called the
 #     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py), the
-#     peak memory consumers, temporary allocations;
+#     peak memory consumers, temporary allocations; hakmem-trace folded
+#     (exactly the expected lines; bad arguments exit 2);
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -406,6 +407,27 @@ check "report: temporary allocations: 1000 malloc+free in temporaries(), none in
 res=$(jget "$TMP/rsites/trace.json" '[(s["function"], s["temporary"], [t["temporary"] for t in s["top_stacks"]]) for s in j["instances"][j["main"]]["allocation_sites"]["by_temporary"]]')
 check "report: a realloc frees then allocates, as in heaptrack: 10,001 temporary in grow_by_realloc (10,000 at the realloc, 1 at the malloc) ($res)" \
     '[ "$res" = "[('"'"'grow_by_realloc'"'"', 10001, [10000, 1])]" ]'
+# folded stacks: the stacks holding bytes at the peak, root first, from main on
+"$T" folded "$TMP/sites" --by peak >"$TMP/folded.out" 2>"$TMP/folded.err"
+rc=$?
+res=$(sed 's/^.*;main;/main;/' "$TMP/folded.out" | sort | tr '\n' '|')
+check "folded --by peak: exactly 3 lines, main;hold_big 400000 and alloc_here's two stacks, 1920 and 640 ($res)" \
+    '[ $rc -eq 0 ] && [ "$(grep -c ";main;" "$TMP/folded.out")" -eq 3 ] &&
+     [ "$res" = "main;hold_big 400000|main;keep_from_a;alloc_here 1920|main;keep_from_b;alloc_here 640|" ]'
+"$T" folded "$TMP/sites" >"$TMP/folded.out" 2>&1
+check "folded: by calls by default (main;temporaries 1000)" 'grep -q ";main;temporaries 1000$" "$TMP/folded.out"'
+bad=0
+for args in "--by foo" "--by" "--pid x" "--pid" "--what"; do
+    # shellcheck disable=SC2086
+    "$T" folded "$TMP/sites" $args >/dev/null 2>"$TMP/folded.err"
+    r=$?
+    { [ $r -eq 2 ] && grep -q "^hakmem-trace: " "$TMP/folded.err"; } || { bad=1; echo "folded $args: exit $r" >&2; }
+done
+"$T" folded >/dev/null 2>&1; [ $? -eq 2 ] || bad=1
+"$T" folded "$TMP/t100" >/dev/null 2>"$TMP/folded.err"
+r=$?
+{ [ $r -eq 1 ] && grep -q "has no call stacks" "$TMP/folded.err"; } || bad=1
+check "folded: bad arguments exit 2 with a message; a trace without stacks exits 1 saying so" '[ $bad -eq 0 ]'
 check "trace.html: the allocation sites tables" \
     'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html" &&
      grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html" && grep -q "<h3>Temporary allocations" "$TMP/sites/trace.html"'

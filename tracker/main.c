@@ -4,6 +4,7 @@
  *   hakmem-trace report DIR [--pid N] [--no-html]
  *   hakmem-trace compile DIR [--pid N] [-o FILE]
  *   hakmem-trace dump DIR
+ *   hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]
  *
  * Exit codes: 0 done; 1 unreadable or corrupt input, or a failed write;
  * 2 bad command line. record exits with the program's status (128 + signal
@@ -34,6 +35,8 @@ static const char usage_head[] =
     "       hakmem-trace report DIR [--pid N] [--no-html]        DIR/trace.json and DIR/trace.html\n"
     "       hakmem-trace compile DIR [--pid N] [-o FILE]         a replay file (default DIR/trace.replay)\n"
     "       hakmem-trace dump DIR                                every record as one text line\n"
+    "       hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]\n"
+    "                                                            call stacks for flame graphs (default: calls)\n"
     "\n"
     "record options:\n"
     "  --out DIR          where the trace files go (default trace-<date>-<time>); must hold no trace yet\n"
@@ -433,6 +436,28 @@ static int cmd_dump(int argc, char **argv)
     return ferror(stdout) ? 1 : 0;
 }
 
+/* folded: the call stacks, one line each, for flame graph tools. */
+static int cmd_folded(int argc, char **argv)
+{
+    const char *dir = NULL;
+    uint64_t pid = 0;
+    int by = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "--by") == 0) {
+            if (i + 1 >= argc)
+                usage_error("folded: --by needs calls, bytes, peak or leaked%s", "");
+            by = report_folded_key(argv[++i]);
+            if (by < 0)
+                usage_error("folded: --by must be calls, bytes, peak or leaked, not '%s'", argv[i]);
+        } else if (argv[i][0] == '-' || dir) usage_error("folded: unexpected argument %s", argv[i]);
+        else dir = argv[i];
+    }
+    if (!dir)
+        usage_error("folded: no trace directory given%s", "");
+    return report_folded(dir, pid, by, stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -447,5 +472,7 @@ int main(int argc, char **argv)
         return cmd_compile(argc, argv);
     if (strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc, argv);
-    usage_error("unknown command '%s' (record, report, compile, dump)", argv[1]);
+    if (strcmp(argv[1], "folded") == 0)
+        return cmd_folded(argc, argv);
+    usage_error("unknown command '%s' (record, report, compile, dump, folded)", argv[1]);
 }

@@ -1447,3 +1447,58 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
     tr_close(&run);
     return 0;
 }
+
+/* ---- folded stacks ----------------------------------------------------------- */
+
+static const char *const folded_by[] = { "calls", "bytes", "peak", "leaked" };
+static const int folded_key[] = { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED };
+
+int report_folded_key(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, folded_by[i]) == 0)
+            return i;
+    return -1;
+}
+
+int report_folded(const char *dir, uint64_t pid, int by, FILE *out)
+{
+    tr_run run;
+    if (!tr_open(dir, &run))
+        return 1;
+    tr_instance *in = tr_pick_instance(&run, pid);
+    if (!in) {
+        tr_close(&run);
+        return 2;
+    }
+    if (in->nsites <= 1) {
+        fprintf(stderr, "hakmem-trace: %s: process %" PRIu64 " has no call stacks (record with --stacks or "
+                        "--preset leaks)\n", dir, in->pid);
+        tr_close(&run);
+        return 1;
+    }
+    analysis a;
+    analyse(&a, in);
+    tr_symbolizer *sym = tr_symbolizer_new(in->maps_path);
+    char name[512], fn[512], mod[256];
+    for (uint32_t si = 1; si < in->nsites; si++) {
+        int64_t v = stack_key(&a.sites[si], folded_key[by]);
+        const tr_site *st = &in->sites[si];
+        if (v <= 0 || !st->nframes)
+            continue;
+        uint32_t first = caller_frame(sym, st);
+        for (uint32_t k = st->nframes; k-- > first;) {
+            frame_function(tr_symbolize(sym, st->frames[k], name, sizeof name), fn, sizeof fn, mod, sizeof mod);
+            for (char *c = fn; *c; c++)
+                if (*c == ';' || *c == '\n')
+                    *c = ':';
+            fputs(fn, out);
+            putc(k > first ? ';' : ' ', out);
+        }
+        fprintf(out, "%" PRId64 "\n", v);
+    }
+    tr_symbolizer_free(sym);
+    analysis_free(&a);
+    tr_close(&run);
+    return fflush(out) == 0 && !ferror(out) ? 0 : 1;
+}

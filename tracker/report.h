@@ -4,11 +4,20 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Reads every file of dir and writes json_path. pid 0: the instance with
  * the most records is the main one (its headline goes to head). Returns 0,
  * or an exit code after printing why (1: unreadable or corrupt input). */
 int report_run(const char *dir, const char *json_path, uint64_t pid, char *head, size_t headn,
                double seconds[2], uint64_t *records);
+
+/* hakmem-trace folded: each call stack of the process (pid 0: the one
+ * with the most records) as "root;...;caller VALUE" on out, frames named by
+ * function, the allocator's own frames left out; VALUE by report_folded_key
+ * of "calls", "bytes", "peak" or "leaked" (-1 for another name). Stacks
+ * with 0 are left out. Returns 0, or an exit code after printing why. */
+int report_folded_key(const char *name);
+int report_folded(const char *dir, uint64_t pid, int by, FILE *out);
 
 #endif /* TR_REPORT_H */
