@@ -34,7 +34,8 @@
 #     allocation sites, the stacks merged by the function that called the
 #     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py), the
 #     peak memory consumers, temporary allocations; hakmem-trace folded
-#     (exactly the expected lines; bad arguments exit 2);
+#     (exactly the expected lines; bad arguments exit 2); hakmem-trace diff
+#     (two runs of sites.c with other arguments; a trace against itself);
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -428,6 +429,46 @@ done
 r=$?
 { [ $r -eq 1 ] && grep -q "has no call stacks" "$TMP/folded.err"; } || bad=1
 check "folded: bad arguments exit 2 with a message; a trace without stacks exits 1 saying so" '[ $bad -eq 0 ]'
+# diff: sites.c run with 1000 and with 3000 temporaries; and a trace against itself
+"$T" record --quiet --preset leaks --out "$TMP/sites3" -- $B/tests/tracker_sites 3000 >/dev/null 2>&1
+"$T" diff "$TMP/sites" "$TMP/sites3" --json >"$TMP/diff.json" 2>"$TMP/diff.err"
+rc=$?
+res=$("$PY" - "$TMP/diff.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+errs = []
+tot = {k: v["delta"] for k, v in d["totals"].items()}
+if tot != {"calls": 2000, "bytes": 48000, "peak": 0, "leaked": 0, "temporary": 2000}:
+    errs.append("totals %r" % tot)
+ch = [(s["function"], {k: s[k]["delta"] for k in ("calls", "bytes", "peak", "leaked", "temporary")})
+      for s in d["by_site"] if any(s[k]["delta"] for k in ("calls", "bytes", "peak", "leaked", "temporary"))]
+if ch != [("temporaries", {"calls": 2000, "bytes": 48000, "peak": 0, "leaked": 0, "temporary": 2000})] or d["changed"] != 1:
+    errs.append("changed sites %r" % ch)
+print("; ".join(errs) if errs else "ok")
+EOF
+)
+check "diff of sites.c 1000 vs 3000: only temporaries changed, +2000 calls, +48000 bytes, +2000 temporary ($res)" \
+    '[ $rc -eq 0 ] && [ "$res" = ok ]'
+"$T" diff "$TMP/sites" "$TMP/sites" --json >"$TMP/diff.json" 2>&1
+rc=$?
+res=$(jget "$TMP/diff.json" 'sum(abs(v["delta"]) for s in j["by_site"] + [j["totals"]] for k, v in s.items() if isinstance(v, dict)), j["changed"], j["sites"] > 5')
+"$T" diff "$TMP/sites" "$TMP/sites" >"$TMP/diff.txt" 2>&1
+check "diff of a trace with itself: every change 0 (json: $res), the text says no site changed" \
+    '[ $rc -eq 0 ] && [ "$res" = "0 0 True" ] && grep -q "^0 of [0-9]* allocation sites changed$" "$TMP/diff.txt"'
+"$T" diff "$TMP/sites" "$TMP/sites3" >"$TMP/diff.txt" 2>&1
+check "diff text: the changed site with its changes" \
+    'grep -Eq "^ +\+2000 +\+48000 +\+0 +\+0 +\+2000  temporaries \(tracker_sites\)$" "$TMP/diff.txt"'
+bad=0
+for args in "$TMP/sites" "$TMP/sites $TMP/sites $TMP/sites" "$TMP/sites $TMP/sites --pid-b x" "$TMP/sites $TMP/sites --what"; do
+    # shellcheck disable=SC2086
+    "$T" diff $args >/dev/null 2>"$TMP/diff.err"
+    r=$?
+    { [ $r -eq 2 ] && grep -q "^hakmem-trace: " "$TMP/diff.err"; } || { bad=1; echo "diff $args: exit $r" >&2; }
+done
+"$T" diff "$TMP/sites" "$TMP/t100" >/dev/null 2>"$TMP/diff.err"
+r=$?
+{ [ $r -eq 1 ] && grep -q "has no call stacks" "$TMP/diff.err"; } || bad=1
+check "diff: bad arguments exit 2 with a message; a trace without stacks exits 1 saying so" '[ $bad -eq 0 ]'
 check "trace.html: the allocation sites tables" \
     'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html" &&
      grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html" && grep -q "<h3>Temporary allocations" "$TMP/sites/trace.html"'

@@ -5,6 +5,7 @@
  *   hakmem-trace compile DIR [--pid N] [-o FILE]
  *   hakmem-trace dump DIR
  *   hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]
+ *   hakmem-trace diff A B [--pid N] [--pid-b N] [--json]
  *
  * Exit codes: 0 done; 1 unreadable or corrupt input, or a failed write;
  * 2 bad command line. record exits with the program's status (128 + signal
@@ -37,6 +38,7 @@ static const char usage_head[] =
     "       hakmem-trace dump DIR                                every record as one text line\n"
     "       hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]\n"
     "                                                            call stacks for flame graphs (default: calls)\n"
+    "       hakmem-trace diff A B [--pid N] [--pid-b N] [--json]  allocation sites of trace B against A\n"
     "\n"
     "record options:\n"
     "  --out DIR          where the trace files go (default trace-<date>-<time>); must hold no trace yet\n"
@@ -53,6 +55,7 @@ static const char usage_head[] =
 /* After the tracker's options (the table of options.c). */
 static const char usage_tail[] =
     "report: --pid picks the process shown in detail (default: the one with the most records);\n"
+    "  diff: --pid picks A's process, --pid-b B's (same default).\n"
     "  every process is in trace.json. compile: --pid picks the process to replay (same default).\n"
     "See README.md, \"Allocation traces\", for the file formats.\n";
 
@@ -458,6 +461,26 @@ static int cmd_folded(int argc, char **argv)
     return report_folded(dir, pid, by, stdout);
 }
 
+/* diff: what changed, by allocation site, from trace A to trace B. */
+static int cmd_diff(int argc, char **argv)
+{
+    const char *dir[2] = { NULL, NULL };
+    uint64_t pid[2] = { 0, 0 };
+    bool json = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid[0] = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "--pid-b") == 0) {
+            i++;
+            pid[1] = parse_u64("--pid-b", i < argc ? argv[i] : NULL, 1, UINT32_MAX);
+        } else if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (argv[i][0] == '-' || dir[1]) usage_error("diff: unexpected argument %s", argv[i]);
+        else dir[dir[0] ? 1 : 0] = argv[i];
+    }
+    if (!dir[1])
+        usage_error("diff: give two trace directories, A and B%s", "");
+    return report_diff(dir[0], pid[0], dir[1], pid[1], json, stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -474,5 +497,7 @@ int main(int argc, char **argv)
         return cmd_dump(argc, argv);
     if (strcmp(argv[1], "folded") == 0)
         return cmd_folded(argc, argv);
-    usage_error("unknown command '%s' (record, report, compile, dump, folded)", argv[1]);
+    if (strcmp(argv[1], "diff") == 0)
+        return cmd_diff(argc, argv);
+    usage_error("unknown command '%s' (record, report, compile, dump, folded, diff)", argv[1]);
 }

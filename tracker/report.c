@@ -1502,3 +1502,238 @@ int report_folded(const char *dir, uint64_t pid, int by, FILE *out)
     tr_close(&run);
     return fflush(out) == 0 && !ferror(out) ? 0 : 1;
 }
+
+/* ---- diff of two traces ------------------------------------------------------ */
+
+/* One side of a diff: its run, process, figures and allocation sites. */
+typedef struct diff_side {
+    const char *dir;
+    tr_run run;
+    tr_instance *in;
+    analysis a;
+    bool open, analysed;
+} diff_side;
+
+static int diff_open(diff_side *d, const char *dir, uint64_t pid)
+{
+    d->dir = dir;
+    if (!tr_open(dir, &d->run))
+        return 1;
+    d->open = true;
+    d->in = tr_pick_instance(&d->run, pid);
+    if (!d->in)
+        return 2;
+    if (d->in->nsites <= 1) {
+        fprintf(stderr, "hakmem-trace: %s: process %" PRIu64 " has no call stacks (record with --stacks or "
+                        "--preset leaks)\n", dir, d->in->pid);
+        return 1;
+    }
+    analyse(&d->a, d->in);
+    d->analysed = true;
+    tr_symbolizer *sym = tr_symbolizer_new(d->in->maps_path);
+    merge_sites(&d->a, sym);
+    tr_symbolizer_free(sym);
+    return 0;
+}
+
+static void diff_close(diff_side *d)
+{
+    if (d->analysed)
+        analysis_free(&d->a);
+    if (d->open)
+        tr_close(&d->run);
+}
+
+enum { DF_CALLS, DF_BYTES, DF_PEAK, DF_LEAKED, DF_TEMPORARY, DF_N };
+static const char *const df_name[DF_N] = { "calls", "bytes", "peak", "leaked", "temporary" };
+
+static void msite_figures(const msite *m, int64_t *v)
+{
+    if (!m) {
+        memset(v, 0, DF_N * sizeof *v);
+        return;
+    }
+    v[DF_CALLS] = (int64_t)m->calls;
+    v[DF_BYTES] = (int64_t)m->call_bytes;
+    v[DF_PEAK] = m->peak;
+    v[DF_LEAKED] = m->leaked;
+    v[DF_TEMPORARY] = (int64_t)m->temporary;
+}
+
+static void total_figures(const analysis *a, int64_t *v)
+{
+    v[DF_CALLS] = (int64_t)a->calls;
+    v[DF_BYTES] = (int64_t)a->call_bytes;
+    v[DF_PEAK] = a->peak;
+    v[DF_LEAKED] = (int64_t)a->live_bytes_end;
+    v[DF_TEMPORARY] = (int64_t)a->temporary;
+}
+
+/* A row of the diff: a site in A, B or both. */
+typedef struct diff_row {
+    const msite *a, *b;
+    int64_t va[DF_N], vb[DF_N];
+} diff_row;
+
+static int64_t abs64(int64_t v)
+{
+    return v < 0 ? -v : v;
+}
+
+/* Most changed first: bytes, then calls, peak, leaked; then by name. */
+static int diff_row_cmp(const void *x, const void *y)
+{
+    const diff_row *p = x, *q = y;
+    static const int order[] = { DF_BYTES, DF_CALLS, DF_PEAK, DF_LEAKED, DF_TEMPORARY };
+    for (int k = 0; k < DF_N; k++) {
+        int64_t dp = abs64(p->vb[order[k]] - p->va[order[k]]), dq = abs64(q->vb[order[k]] - q->va[order[k]]);
+        if (dp != dq)
+            return dp > dq ? -1 : 1;
+    }
+    const msite *mp = p->a ? p->a : p->b, *mq = q->a ? q->a : q->b;
+    int c = strcmp(mp->function, mq->function);
+    return c ? c : strcmp(mp->module, mq->module);
+}
+
+/* The sites of both sides, joined by function and module. */
+static diff_row *diff_rows(const analysis *a, const analysis *b, uint32_t *nrows)
+{
+    uint32_t cap = 16, n = 0;
+    while (cap < 2 * (a->nmsites + b->nmsites))
+        cap *= 2;
+    uint32_t *slots = calloc(cap, sizeof *slots); /* row index + 1 */
+    diff_row *rows = tr_xmalloc(((size_t)a->nmsites + b->nmsites + 1) * sizeof *rows);
+    if (!slots)
+        tr_die(1, "out of memory");
+    for (int side = 0; side < 2; side++) {
+        const analysis *x = side ? b : a;
+        for (uint32_t i = 0; i < x->nmsites; i++) {
+            const msite *m = &x->msites[i];
+            uint32_t h = (uint32_t)str_hash(m->module, str_hash(m->function, 0xcbf29ce484222325ull)) & (cap - 1);
+            for (;; h = (h + 1) & (cap - 1)) {
+                if (!slots[h]) {
+                    rows[n] = (diff_row){ 0 };
+                    slots[h] = ++n;
+                    break;
+                }
+                const diff_row *r = &rows[slots[h] - 1];
+                const msite *o = r->a ? r->a : r->b;
+                if (strcmp(o->function, m->function) == 0 && strcmp(o->module, m->module) == 0)
+                    break;
+            }
+            diff_row *r = &rows[slots[h] - 1];
+            if (side)
+                r->b = m;
+            else
+                r->a = m;
+        }
+    }
+    free(slots);
+    for (uint32_t i = 0; i < n; i++) {
+        msite_figures(rows[i].a, rows[i].va);
+        msite_figures(rows[i].b, rows[i].vb);
+    }
+    qsort(rows, n, sizeof *rows, diff_row_cmp);
+    *nrows = n;
+    return rows;
+}
+
+static bool diff_changed(const int64_t *va, const int64_t *vb)
+{
+    for (int k = 0; k < DF_N; k++)
+        if (va[k] != vb[k])
+            return true;
+    return false;
+}
+
+static void diff_json_figures(FILE *f, const int64_t *va, const int64_t *vb)
+{
+    for (int k = 0; k < DF_N; k++)
+        fprintf(f, "%s\"%s\":{\"a\":%" PRId64 ",\"b\":%" PRId64 ",\"delta\":%" PRId64 "}", k ? "," : "",
+                df_name[k], va[k], vb[k], vb[k] - va[k]);
+}
+
+static void diff_json_side(FILE *f, const char *name, const diff_side *d)
+{
+    fprintf(f, "\"%s\":{\"dir\":", name);
+    jstr(f, d->dir);
+    fprintf(f, ",\"pid\":%" PRIu64 ",\"name\":", d->in->pid);
+    jstr(f, inst_name(d->in));
+    fprintf(f, "}");
+}
+
+static void diff_json(FILE *f, const diff_side *A, const diff_side *B, const diff_row *rows, uint32_t n)
+{
+    int64_t ta[DF_N], tb[DF_N];
+    total_figures(&A->a, ta);
+    total_figures(&B->a, tb);
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < n; i++)
+        changed += diff_changed(rows[i].va, rows[i].vb);
+    fprintf(f, "{\"schema\":\"hakmem-trace-diff/1\",");
+    diff_json_side(f, "a", A);
+    fprintf(f, ",");
+    diff_json_side(f, "b", B);
+    fprintf(f, ",\"totals\":{");
+    diff_json_figures(f, ta, tb);
+    fprintf(f, "},\"sites\":%u,\"changed\":%u,\"by_site\":[", n, changed);
+    for (uint32_t i = 0; i < n; i++) {
+        const msite *m = rows[i].a ? rows[i].a : rows[i].b;
+        fprintf(f, "%s{\"function\":", i ? "," : "");
+        jstr(f, m->function);
+        fprintf(f, ",\"module\":");
+        jstr(f, m->module);
+        fprintf(f, ",\"in\":\"%s\",", rows[i].a && rows[i].b ? "both" : rows[i].a ? "a" : "b");
+        diff_json_figures(f, rows[i].va, rows[i].vb);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}\n");
+}
+
+static void diff_text(FILE *f, const diff_side *A, const diff_side *B, const diff_row *rows, uint32_t n)
+{
+    int64_t ta[DF_N], tb[DF_N];
+    total_figures(&A->a, ta);
+    total_figures(&B->a, tb);
+    fprintf(f, "a: %s (%s, pid %" PRIu64 ")\nb: %s (%s, pid %" PRIu64 ")\n", A->dir, inst_name(A->in), A->in->pid,
+            B->dir, inst_name(B->in), B->in->pid);
+    fprintf(f, "%-10s %14s %14s %14s\n", "total", "a", "b", "b - a");
+    for (int k = 0; k < DF_N; k++)
+        fprintf(f, "%-10s %14" PRId64 " %14" PRId64 " %+14" PRId64 "\n", df_name[k], ta[k], tb[k], tb[k] - ta[k]);
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!diff_changed(rows[i].va, rows[i].vb))
+            continue;
+        if (!changed++)
+            fprintf(f, "\nallocation sites that changed (b - a), most bytes first:\n%12s %14s %14s %14s %12s  %s\n",
+                    "calls", "bytes", "peak", "leaked", "temporary", "site");
+        const msite *m = rows[i].a ? rows[i].a : rows[i].b;
+        fprintf(f, "%+12" PRId64 " %+14" PRId64 " %+14" PRId64 " %+14" PRId64 " %+12" PRId64 "  %s%s%s%s%s\n",
+                rows[i].vb[DF_CALLS] - rows[i].va[DF_CALLS], rows[i].vb[DF_BYTES] - rows[i].va[DF_BYTES],
+                rows[i].vb[DF_PEAK] - rows[i].va[DF_PEAK], rows[i].vb[DF_LEAKED] - rows[i].va[DF_LEAKED],
+                rows[i].vb[DF_TEMPORARY] - rows[i].va[DF_TEMPORARY], m->function, *m->module ? " (" : "",
+                m->module, *m->module ? ")" : "", rows[i].a && rows[i].b ? "" : rows[i].a ? " [a only]" : " [b only]");
+    }
+    fprintf(f, "%s%u of %u allocation sites changed\n", changed ? "" : "\n", changed, n);
+}
+
+int report_diff(const char *a_dir, uint64_t a_pid, const char *b_dir, uint64_t b_pid, bool json, FILE *out)
+{
+    diff_side A = { 0 }, B = { 0 };
+    int rc = diff_open(&A, a_dir, a_pid);
+    if (!rc)
+        rc = diff_open(&B, b_dir, b_pid);
+    if (!rc) {
+        uint32_t n;
+        diff_row *rows = diff_rows(&A.a, &B.a, &n);
+        if (json)
+            diff_json(out, &A, &B, rows, n);
+        else
+            diff_text(out, &A, &B, rows, n);
+        free(rows);
+        rc = fflush(out) == 0 && !ferror(out) ? 0 : 1;
+    }
+    diff_close(&B);
+    diff_close(&A);
+    return rc;
+}

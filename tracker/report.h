@@ -2,6 +2,7 @@
 #ifndef TR_REPORT_H
 #define TR_REPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,5 +20,12 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
  * with 0 are left out. Returns 0, or an exit code after printing why. */
 int report_folded_key(const char *name);
 int report_folded(const char *dir, uint64_t pid, int by, FILE *out);
+
+/* hakmem-trace diff: the allocation sites of process a_pid of a_dir and
+ * b_pid of b_dir (0: the one with the most records), joined by function
+ * and module: calls, bytes, peak, never freed and temporary of each side
+ * and their change, as JSON (schema hakmem-trace-diff/1) or a text table
+ * of the sites that changed. Returns 0, or an exit code after printing why. */
+int report_diff(const char *a_dir, uint64_t a_pid, const char *b_dir, uint64_t b_pid, bool json, FILE *out);
 
 #endif /* TR_REPORT_H */
