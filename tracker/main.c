@@ -207,14 +207,30 @@ static void make_out_dir(record_args *ra, char defout[64], char absout[PATH_MAX]
         tr_die(1, "record: %s: %s", ra->out, strerror(errno));
 }
 
-/* LD_PRELOAD for the program: libhaktrack.so (beside this program), then
- * --preload, then the LD_PRELOAD already set. */
+/* The first of this program's directory + each of rel[] that is readable,
+ * into buf; false (buf: the first) when none is. */
+static bool beside_exe(char *buf, size_t n, const char *const *rel, int nrel)
+{
+    char dir[PATH_MAX];
+    exe_dir(dir, sizeof dir);
+    for (int i = 0; i < nrel; i++) {
+        int k = snprintf(buf, n, "%s/%s", dir, rel[i]);
+        if (k > 0 && (size_t)k < n && access(buf, R_OK) == 0)
+            return true;
+    }
+    if (snprintf(buf, n, "%s/%s", dir, rel[0]) < 0)
+        buf[0] = 0;
+    return false;
+}
+
+/* LD_PRELOAD for the program: libhaktrack.so (beside this program in the
+ * build tree, in ../lib/hakmem/ when installed), then --preload, then the
+ * LD_PRELOAD already set. */
 static char *tracker_preload(const char *preload)
 {
+    static const char *const where[] = { "libhaktrack.so", "../lib/hakmem/libhaktrack.so" };
     char lib[PATH_MAX];
-    exe_dir(lib, sizeof lib);
-    strncat(lib, "/libhaktrack.so", sizeof lib - strlen(lib) - 1);
-    if (access(lib, R_OK) != 0)
+    if (!beside_exe(lib, sizeof lib, where, 2))
         tr_die(1, "record: %s is missing (make tracker builds it)", lib);
     const char *old = getenv("LD_PRELOAD");
     size_t n = strlen(lib) + (preload ? strlen(preload) : 0) + (old ? strlen(old) : 0) + 4;
@@ -363,10 +379,10 @@ static int cmd_report(int argc, char **argv)
     printf("figures: %s\n", json);
     if (!html)
         return 0;
+    /* the build tree's, the installed one, else the source tree's */
+    static const char *const where[] = { "../tracker/trace_html.py", "../share/hakmem/trace_html.py" };
     char script[PATH_MAX];
-    exe_dir(script, sizeof script);
-    strncat(script, "/../tracker/trace_html.py", sizeof script - strlen(script) - 1);
-    if (access(script, R_OK) != 0)
+    if (!beside_exe(script, sizeof script, where, 2))
         snprintf(script, sizeof script, "%s", HT_SOURCE_DIR "/trace_html.py");
     pid_t p = fork();
     if (p == 0) {
