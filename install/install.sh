@@ -15,6 +15,9 @@
 #   bin/hakmem                          the launcher; finds the libraries
 #                                       relative to itself, so D/P/bin/hakmem
 #                                       works before the files reach P
+#   bin/hakmem-trace                    the allocation tracker's command; finds
+#   lib/hakmem/libhaktrack.so           its preload and its plot script
+#   share/hakmem/trace_html.py          relative to itself too
 #   lib/hakmem/.manifest                what the install wrote
 # The manifest has one line per entry, paths relative to D/P: "file <path>" for
 # each file or symlink written, "dir <path>" for each directory the install
@@ -89,7 +92,8 @@ do_install() {
       [ -f "$src" ] || die "$src is missing (make builds it)"
     done
   done
-  for src in "$here/core/hakmem.h" "$here/include/hakmem_allocator.hpp" "$here/install/hakmem.in" "$here/install/hakmem.pc.in"; do
+  for src in "$here/core/hakmem.h" "$here/include/hakmem_allocator.hpp" "$here/install/hakmem.in" "$here/install/hakmem.pc.in" \
+             "$builddir/hakmem-trace" "$builddir/libhaktrack.so" "$here/tracker/trace_html.py"; do
     [ -f "$src" ] || die "$src is missing"
   done
 
@@ -140,6 +144,10 @@ do_install() {
   need_dir bin
   sed -e "s|@VERSION@|$version|g" -e "s|@DEFAULT_VARIANT@|$default|g" "$here/install/hakmem.in" >"$tmp/hakmem"
   put 755 "$tmp/hakmem" bin/hakmem
+  put 755 "$builddir/hakmem-trace" bin/hakmem-trace
+  put 644 "$builddir/libhaktrack.so" lib/hakmem/libhaktrack.so
+  need_dir share/hakmem
+  put 644 "$here/tracker/trace_html.py" share/hakmem/trace_html.py
 
   printf '%s\n' "${entries[@]}" | LC_ALL=C sort -u >"$tmp/manifest"
   install -m 644 "$tmp/manifest" "$manifest" || die "cannot write $manifest"

@@ -3,7 +3,8 @@
 # and what they install: the layout, the pkg-config file (a C program built
 # with it runs without LD_LIBRARY_PATH), the hakmem command (variant, stats,
 # --list, bad input, exit status, what the programs it starts inherit, an
-# LD_PRELOAD already set), CHECK=1 (when the checked builds are built; SKIP
+# LD_PRELOAD already set, --trace: the installed tracker records a program
+# that the installed hakmem-trace reports), CHECK=1 (when the checked builds are built; SKIP
 # otherwise), the C++ allocator (tests/cxx_allocator.cpp, built with
 # g++ -std=c++17 against the installed header and libhakmem.a), DESTDIR
 # staging, a second install into the same prefix, and that uninstall removes
@@ -170,6 +171,36 @@ check "hakmem --stats yaml: exit 2" status_is 2 "$H" --stats yaml "$tmp/preloade
 check "hakmem --bogus: exit 2" status_is 2 "$H" --bogus "$tmp/preloaded"
 check "hakmem --variant with no name: exit 2" status_is 2 "$H" --variant
 check "hakmem with a program that does not exist: exit 127" status_is 127 "$H" "$tmp/no-such-program"
+
+# ---- the tracker, installed, and hakmem --trace ------------------------------------------
+check "the tracker is installed: bin/hakmem-trace, lib/hakmem/libhaktrack.so, share/hakmem/trace_html.py" \
+  sh -c 'cmp build/hakmem-trace "$1/bin/hakmem-trace" && cmp build/libhaktrack.so "$1/lib/hakmem/libhaktrack.so" &&
+         cmp tracker/trace_html.py "$1/share/hakmem/trace_html.py"' sh "$P"
+"$H" --variant bitmap --trace "$tmp/tr" --trace-preset leaks build/tests/tracker_sites >"$tmp/out" 2>"$tmp/err"
+st=$?
+{ echo "exit $st"; cat "$tmp/out" "$tmp/err"; ls "$tmp/tr"; } >>"$log"
+[ $st = 0 ] && grep -qx ok "$tmp/out" && grep -q " $P/lib/hakmem/libhaktrack.so$" "$tmp"/tr/*.maps &&
+  grep -q " $P/lib/hakmem/bitmap/libhakmem.so$" "$tmp"/tr/*.maps
+result $? "hakmem --variant bitmap --trace DIR --trace-preset leaks prog: recorded by the installed tracker, the installed bitmap behind it"
+"$P/bin/hakmem-trace" report "$tmp/tr" >"$tmp/out" 2>"$tmp/err"
+st=$?
+{ echo "exit $st"; cat "$tmp/out" "$tmp/err"; } >>"$log"
+[ $st = 0 ] && grep -q "^tracker_sites (pid [0-9]*): " "$tmp/out" && grep -q "<h3>Allocation sites by calls" "$tmp/tr/trace.html"
+result $? "the installed hakmem-trace reports that trace: the headline, trace.html with its allocation sites"
+if has python3; then
+  check "... with sites.c's allocation sites (tests/tracker/check_sites.py)" \
+    sh -c '[ "$(python3 tests/tracker/check_sites.py "$1" merged)" = ok ]' sh "$tmp/tr/trace.json"
+else
+  skip "sites.c's allocation sites in the installed tracker's report" "python3 is not installed"
+fi
+"$H" --trace "$tmp/tr2" sh -c 'echo traced; exit 3' >"$tmp/out" 2>>"$log"
+st=$?
+{ echo "exit $st"; cat "$tmp/out"; } >>"$log"
+[ $st = 3 ] && grep -qx traced "$tmp/out" && "$P/bin/hakmem-trace" compile "$tmp/tr2" >>"$log" 2>&1
+result $? "hakmem --trace DIR prog: the replay preset by default (the trace compiles), the program's exit status (3)"
+check "hakmem --trace-preset bogus: exit 2" status_is 2 "$H" --trace "$tmp/tr3" --trace-preset bogus true
+check "hakmem --trace-preset leaks without --trace: exit 2" status_is 2 "$H" --trace-preset leaks true
+check "hakmem --trace into a directory that holds a trace: exit 2" status_is 2 "$H" --trace "$tmp/tr2" true
 
 # ---- the C++ allocator -------------------------------------------------------------------
 if ! has g++; then

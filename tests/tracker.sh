@@ -31,6 +31,11 @@
 #     100 mallocs by calls and by bytes, as in heaptrack); trace.html's plots
 #     of one thread and of 101 (tests/tracker/check_plots.py: whole thread
 #     indices, realloc chains in counts, sizes in bytes, lifetimes in time);
+#     allocation sites, the stacks merged by the function that called the
+#     allocator (tests/tracker/sites.c, tests/tracker/check_sites.py), the
+#     peak memory consumers, temporary allocations; hakmem-trace folded
+#     (exactly the expected lines; bad arguments exit 2); hakmem-trace diff
+#     (two runs of sites.c with other arguments; a trace against itself);
 #   - compile and replay: a recorded multi-threaded trace and a recorded
 #     single-threaded one under glibc, jemalloc, mimalloc, tcmalloc and
 #     every built hakmem variant (build/*/libhakmem.so; SKIP when not
@@ -63,7 +68,7 @@ check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
 
 for f in $T $LIB $B/tests/libhaktrack-drop.so $B/tests/libhaktrack-dup.so $B/tests/libhaktrack-discard.so \
          $B/tests/libtracker_bump.so $B/tests/tracker_threads $B/tests/tracker_fork $B/tests/tracker_mix \
-         $B/tests/tracker_churn $B/tests/tracker_errno $B/workloads/replay; do
+         $B/tests/tracker_churn $B/tests/tracker_errno $B/tests/tracker_sites $B/workloads/replay; do
     if [ ! -x "$f" ] && [ ! -f "$f" ]; then
         fail "$f is missing (make test-tracker builds it)"
         finish tracker
@@ -387,6 +392,86 @@ check "report: reallocs are calls at their own site: 10,000 reallocs rank above 
     '[ $rc -eq 0 ] && [ "$res" = ok ]'
 res=$("$PY" tests/tracker/check_plots.py "$TMP/rsites/trace.json" 1 2>&1)
 check "trace.html's plots of one thread: one thread tick, 0; reallocs per chain in plain counts ($res)" '[ "$res" = ok ]'
+# allocation sites: tests/tracker/sites.c's known figures
+"$T" record --quiet --preset leaks --out "$TMP/sites" -- $B/tests/tracker_sites >/dev/null 2>&1
+"$T" report "$TMP/sites" >"$TMP/sites.out" 2>&1
+rc=$?
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" merged 2>&1)
+check "report: allocation sites merge stacks by the calling function (alloc_here: 40 calls from 2 stacks, 30 and 10; never freed by site) ($res)" \
+    '[ $rc -eq 0 ] && [ "$res" = ok ]'
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" peak 2>&1)
+check "report: peak memory consumers: hold_big 400000 and alloc_here 2560 (1920 + 640) at the peak, their sum the peak ($res)" \
+    '[ "$res" = ok ]'
+res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" temporary 2>&1)
+check "report: temporary allocations: 1000 malloc+free in temporaries(), none in pairs() (alloc, alloc, free, free) ($res)" \
+    '[ "$res" = ok ] && grep -q "; 1.0 K temporary; " "$TMP/sites.out"'
+res=$(jget "$TMP/rsites/trace.json" '[(s["function"], s["temporary"], [t["temporary"] for t in s["top_stacks"]]) for s in j["instances"][j["main"]]["allocation_sites"]["by_temporary"]]')
+check "report: a realloc frees then allocates, as in heaptrack: 10,001 temporary in grow_by_realloc (10,000 at the realloc, 1 at the malloc) ($res)" \
+    '[ "$res" = "[('"'"'grow_by_realloc'"'"', 10001, [10000, 1])]" ]'
+# folded stacks: the stacks holding bytes at the peak, root first, from main on
+"$T" folded "$TMP/sites" --by peak >"$TMP/folded.out" 2>"$TMP/folded.err"
+rc=$?
+res=$(sed 's/^.*;main;/main;/' "$TMP/folded.out" | sort | tr '\n' '|')
+check "folded --by peak: exactly 3 lines, main;hold_big 400000 and alloc_here's two stacks, 1920 and 640 ($res)" \
+    '[ $rc -eq 0 ] && [ "$(grep -c ";main;" "$TMP/folded.out")" -eq 3 ] &&
+     [ "$res" = "main;hold_big 400000|main;keep_from_a;alloc_here 1920|main;keep_from_b;alloc_here 640|" ]'
+"$T" folded "$TMP/sites" >"$TMP/folded.out" 2>&1
+check "folded: by calls by default (main;temporaries 1000)" 'grep -q ";main;temporaries 1000$" "$TMP/folded.out"'
+bad=0
+for args in "--by foo" "--by" "--pid x" "--pid" "--what"; do
+    # shellcheck disable=SC2086
+    "$T" folded "$TMP/sites" $args >/dev/null 2>"$TMP/folded.err"
+    r=$?
+    { [ $r -eq 2 ] && grep -q "^hakmem-trace: " "$TMP/folded.err"; } || { bad=1; echo "folded $args: exit $r" >&2; }
+done
+"$T" folded >/dev/null 2>&1; [ $? -eq 2 ] || bad=1
+"$T" folded "$TMP/t100" >/dev/null 2>"$TMP/folded.err"
+r=$?
+{ [ $r -eq 1 ] && grep -q "has no call stacks" "$TMP/folded.err"; } || bad=1
+check "folded: bad arguments exit 2 with a message; a trace without stacks exits 1 saying so" '[ $bad -eq 0 ]'
+# diff: sites.c run with 1000 and with 3000 temporaries; and a trace against itself
+"$T" record --quiet --preset leaks --out "$TMP/sites3" -- $B/tests/tracker_sites 3000 >/dev/null 2>&1
+"$T" diff "$TMP/sites" "$TMP/sites3" --json >"$TMP/diff.json" 2>"$TMP/diff.err"
+rc=$?
+res=$("$PY" - "$TMP/diff.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+errs = []
+tot = {k: v["delta"] for k, v in d["totals"].items()}
+if tot != {"calls": 2000, "bytes": 48000, "peak": 0, "leaked": 0, "temporary": 2000}:
+    errs.append("totals %r" % tot)
+ch = [(s["function"], {k: s[k]["delta"] for k in ("calls", "bytes", "peak", "leaked", "temporary")})
+      for s in d["by_site"] if any(s[k]["delta"] for k in ("calls", "bytes", "peak", "leaked", "temporary"))]
+if ch != [("temporaries", {"calls": 2000, "bytes": 48000, "peak": 0, "leaked": 0, "temporary": 2000})] or d["changed"] != 1:
+    errs.append("changed sites %r" % ch)
+print("; ".join(errs) if errs else "ok")
+EOF
+)
+check "diff of sites.c 1000 vs 3000: only temporaries changed, +2000 calls, +48000 bytes, +2000 temporary ($res)" \
+    '[ $rc -eq 0 ] && [ "$res" = ok ]'
+"$T" diff "$TMP/sites" "$TMP/sites" --json >"$TMP/diff.json" 2>&1
+rc=$?
+res=$(jget "$TMP/diff.json" 'sum(abs(v["delta"]) for s in j["by_site"] + [j["totals"]] for k, v in s.items() if isinstance(v, dict)), j["changed"], j["sites"] > 5')
+"$T" diff "$TMP/sites" "$TMP/sites" >"$TMP/diff.txt" 2>&1
+check "diff of a trace with itself: every change 0 (json: $res), the text says no site changed" \
+    '[ $rc -eq 0 ] && [ "$res" = "0 0 True" ] && grep -q "^0 of [0-9]* allocation sites changed$" "$TMP/diff.txt"'
+"$T" diff "$TMP/sites" "$TMP/sites3" >"$TMP/diff.txt" 2>&1
+check "diff text: the changed site with its changes" \
+    'grep -Eq "^ +\+2000 +\+48000 +\+0 +\+0 +\+2000  temporaries \(tracker_sites\)$" "$TMP/diff.txt"'
+bad=0
+for args in "$TMP/sites" "$TMP/sites $TMP/sites $TMP/sites" "$TMP/sites $TMP/sites --pid-b x" "$TMP/sites $TMP/sites --what"; do
+    # shellcheck disable=SC2086
+    "$T" diff $args >/dev/null 2>"$TMP/diff.err"
+    r=$?
+    { [ $r -eq 2 ] && grep -q "^hakmem-trace: " "$TMP/diff.err"; } || { bad=1; echo "diff $args: exit $r" >&2; }
+done
+"$T" diff "$TMP/sites" "$TMP/t100" >/dev/null 2>"$TMP/diff.err"
+r=$?
+{ [ $r -eq 1 ] && grep -q "has no call stacks" "$TMP/diff.err"; } || bad=1
+check "diff: bad arguments exit 2 with a message; a trace without stacks exits 1 saying so" '[ $bad -eq 0 ]'
+check "trace.html: the allocation sites tables" \
+    'grep -q "<h3>Allocation sites by calls" "$TMP/sites/trace.html" && grep -q "alloc_here <small>" "$TMP/sites/trace.html" &&
+     grep -q "<h3>Peak memory consumers" "$TMP/sites/trace.html" && grep -q "<h3>Temporary allocations" "$TMP/sites/trace.html"'
 "$T" compile "$TMP/fixed" >"$TMP/fixc.out" 2>&1
 out=$($B/workloads/replay --trace "$TMP/fixed/trace.replay" --verify full 2>&1 | tail -n 1)
 check "compile + replay of the fixed trace: peak 77348, final 2348, one cross-thread wait" \

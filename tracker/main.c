@@ -4,6 +4,8 @@
  *   hakmem-trace report DIR [--pid N] [--no-html]
  *   hakmem-trace compile DIR [--pid N] [-o FILE]
  *   hakmem-trace dump DIR
+ *   hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]
+ *   hakmem-trace diff A B [--pid N] [--pid-b N] [--json]
  *
  * Exit codes: 0 done; 1 unreadable or corrupt input, or a failed write;
  * 2 bad command line. record exits with the program's status (128 + signal
@@ -34,6 +36,9 @@ static const char usage_head[] =
     "       hakmem-trace report DIR [--pid N] [--no-html]        DIR/trace.json and DIR/trace.html\n"
     "       hakmem-trace compile DIR [--pid N] [-o FILE]         a replay file (default DIR/trace.replay)\n"
     "       hakmem-trace dump DIR                                every record as one text line\n"
+    "       hakmem-trace folded DIR [--pid N] [--by calls|bytes|peak|leaked]\n"
+    "                                                            call stacks for flame graphs (default: calls)\n"
+    "       hakmem-trace diff A B [--pid N] [--pid-b N] [--json]  allocation sites of trace B against A\n"
     "\n"
     "record options:\n"
     "  --out DIR          where the trace files go (default trace-<date>-<time>); must hold no trace yet\n"
@@ -50,6 +55,7 @@ static const char usage_head[] =
 /* After the tracker's options (the table of options.c). */
 static const char usage_tail[] =
     "report: --pid picks the process shown in detail (default: the one with the most records);\n"
+    "  diff: --pid picks A's process, --pid-b B's (same default).\n"
     "  every process is in trace.json. compile: --pid picks the process to replay (same default).\n"
     "See README.md, \"Allocation traces\", for the file formats.\n";
 
@@ -201,14 +207,30 @@ static void make_out_dir(record_args *ra, char defout[64], char absout[PATH_MAX]
         tr_die(1, "record: %s: %s", ra->out, strerror(errno));
 }
 
-/* LD_PRELOAD for the program: libhaktrack.so (beside this program), then
- * --preload, then the LD_PRELOAD already set. */
+/* The first of this program's directory + each of rel[] that is readable,
+ * into buf; false (buf: the first) when none is. */
+static bool beside_exe(char *buf, size_t n, const char *const *rel, int nrel)
+{
+    char dir[PATH_MAX];
+    exe_dir(dir, sizeof dir);
+    for (int i = 0; i < nrel; i++) {
+        int k = snprintf(buf, n, "%s/%s", dir, rel[i]);
+        if (k > 0 && (size_t)k < n && access(buf, R_OK) == 0)
+            return true;
+    }
+    if (snprintf(buf, n, "%s/%s", dir, rel[0]) < 0)
+        buf[0] = 0;
+    return false;
+}
+
+/* LD_PRELOAD for the program: libhaktrack.so (beside this program in the
+ * build tree, in ../lib/hakmem/ when installed), then --preload, then the
+ * LD_PRELOAD already set. */
 static char *tracker_preload(const char *preload)
 {
+    static const char *const where[] = { "libhaktrack.so", "../lib/hakmem/libhaktrack.so" };
     char lib[PATH_MAX];
-    exe_dir(lib, sizeof lib);
-    strncat(lib, "/libhaktrack.so", sizeof lib - strlen(lib) - 1);
-    if (access(lib, R_OK) != 0)
+    if (!beside_exe(lib, sizeof lib, where, 2))
         tr_die(1, "record: %s is missing (make tracker builds it)", lib);
     const char *old = getenv("LD_PRELOAD");
     size_t n = strlen(lib) + (preload ? strlen(preload) : 0) + (old ? strlen(old) : 0) + 4;
@@ -357,10 +379,10 @@ static int cmd_report(int argc, char **argv)
     printf("figures: %s\n", json);
     if (!html)
         return 0;
+    /* the build tree's, the installed one, else the source tree's */
+    static const char *const where[] = { "../tracker/trace_html.py", "../share/hakmem/trace_html.py" };
     char script[PATH_MAX];
-    exe_dir(script, sizeof script);
-    strncat(script, "/../tracker/trace_html.py", sizeof script - strlen(script) - 1);
-    if (access(script, R_OK) != 0)
+    if (!beside_exe(script, sizeof script, where, 2))
         snprintf(script, sizeof script, "%s", HT_SOURCE_DIR "/trace_html.py");
     pid_t p = fork();
     if (p == 0) {
@@ -433,6 +455,48 @@ static int cmd_dump(int argc, char **argv)
     return ferror(stdout) ? 1 : 0;
 }
 
+/* folded: the call stacks, one line each, for flame graph tools. */
+static int cmd_folded(int argc, char **argv)
+{
+    const char *dir = NULL;
+    uint64_t pid = 0;
+    int by = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "--by") == 0) {
+            if (i + 1 >= argc)
+                usage_error("folded: --by needs calls, bytes, peak or leaked%s", "");
+            by = report_folded_key(argv[++i]);
+            if (by < 0)
+                usage_error("folded: --by must be calls, bytes, peak or leaked, not '%s'", argv[i]);
+        } else if (argv[i][0] == '-' || dir) usage_error("folded: unexpected argument %s", argv[i]);
+        else dir = argv[i];
+    }
+    if (!dir)
+        usage_error("folded: no trace directory given%s", "");
+    return report_folded(dir, pid, by, stdout);
+}
+
+/* diff: what changed, by allocation site, from trace A to trace B. */
+static int cmd_diff(int argc, char **argv)
+{
+    const char *dir[2] = { NULL, NULL };
+    uint64_t pid[2] = { 0, 0 };
+    bool json = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--pid") == 0) pid[0] = opt_pid(argc, argv, &i);
+        else if (strcmp(argv[i], "--pid-b") == 0) {
+            i++;
+            pid[1] = parse_u64("--pid-b", i < argc ? argv[i] : NULL, 1, UINT32_MAX);
+        } else if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (argv[i][0] == '-' || dir[1]) usage_error("diff: unexpected argument %s", argv[i]);
+        else dir[dir[0] ? 1 : 0] = argv[i];
+    }
+    if (!dir[1])
+        usage_error("diff: give two trace directories, A and B%s", "");
+    return report_diff(dir[0], pid[0], dir[1], pid[1], json, stdout);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -447,5 +511,9 @@ int main(int argc, char **argv)
         return cmd_compile(argc, argv);
     if (strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc, argv);
-    usage_error("unknown command '%s' (record, report, compile, dump)", argv[1]);
+    if (strcmp(argv[1], "folded") == 0)
+        return cmd_folded(argc, argv);
+    if (strcmp(argv[1], "diff") == 0)
+        return cmd_diff(argc, argv);
+    usage_error("unknown command '%s' (record, report, compile, dump, folded, diff)", argv[1]);
 }

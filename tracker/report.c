@@ -45,6 +45,8 @@
 typedef struct blk {
     uint64_t size, t_alloc, first_size, copied;
     uint32_t thread, site, reallocs, moves;
+    uint32_t owner;    /* the stack of the call that last made it (malloc or realloc): heaptrack's owner */
+    uint64_t seq;      /* the number of the call that last made it (1, 2, ...) */
     uint32_t weight;
     uint32_t next_free;
     uint32_t partial;  /* sampled: entered the heap figures at a realloc (lifetime unknown) */
@@ -60,7 +62,22 @@ typedef struct site_stat {
     uint64_t reallocs, moves, copied;
     uint64_t lifetimes; /* frees whose lifetime is known */
     double lifetime_sum;
+    /* the bytes of the blocks this stack owns (blk.owner): now (at the
+     * end, never freed) and at the process's peak, kept lazily: at_peak is
+     * taken at the site's first change after a new peak (epoch) */
+    int64_t owned, at_peak;
+    uint64_t epoch, owned_blocks_end;
+    uint64_t temporary; /* blocks it owned, freed with no other allocation or free between (full mode) */
 } site_stat;
+
+/* An allocation site: the stacks merged by their first frame outside an
+ * allocator's library (its function; module+offset when it has no symbol). */
+typedef struct msite {
+    char *function, *module;
+    uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks, temporary;
+    int64_t peak, leaked;
+    uint32_t first_stack, nstacks; /* its stacks: first_stack, then next_stack[] */
+} msite;
 
 typedef struct thread_stat {
     uint64_t ops[HT_OP_LAST_CALL + 1];
@@ -102,6 +119,11 @@ typedef struct analysis {
     uint32_t nleaks;
     bool estimated;
     uint32_t *pending; /* during the pass, per thread: the block its realloc in progress gave up */
+    uint64_t peak_epoch; /* new peaks of live bytes so far */
+    uint64_t seq, temporary; /* calls that made a block; temporary allocations (full mode) */
+    uint64_t *last_seq;  /* per thread: the block its last allocating call made, 0 after a free */
+    msite *msites;       /* allocation sites, after the pass (merge_sites) */
+    uint32_t nmsites, *next_stack;
 } analysis;
 
 static unsigned log2_bucket(uint64_t v)
@@ -136,6 +158,7 @@ static void live_add(analysis *a, int64_t d, uint64_t t)
     if (a->live > a->peak) {
         a->peak = a->live;
         a->peak_time = t;
+        a->peak_epoch++;
     }
     uint64_t b = t / a->bucket_ns;
     if (b >= NBUCKETS)
@@ -143,6 +166,19 @@ static void live_add(analysis *a, int64_t d, uint64_t t)
     if (a->live > a->tl_max[b])
         a->tl_max[b] = a->live;
     a->tl_last[b] = a->live;
+}
+
+/* Stack site's owned bytes change by d (before live_add of the same
+ * change): the first change since the last new peak saves what it held at
+ * that peak. Site 0 (no stack) is a sink like any other. */
+static inline void owned_add(analysis *a, uint32_t site, int64_t d)
+{
+    site_stat *s = &a->sites[site];
+    if (s->epoch != a->peak_epoch) {
+        s->at_peak = s->owned;
+        s->epoch = a->peak_epoch;
+    }
+    s->owned += d;
 }
 
 static uint32_t site_of(const analysis *a, const ht_event *e, uint32_t thread)
@@ -171,6 +207,20 @@ static void chain_end(analysis *a, const blk *b)
         i--;
     }
     a->top_chains[i] = c;
+}
+
+/* Thread th frees block bi (a free, or a realloc giving it up): a
+ * temporary allocation when the thread's last allocating call made it, with
+ * no other free since (heaptrack's rule, in the thread's own order). Not
+ * counted in sampled mode (the calls between are not all recorded). */
+static void free_in_thread(analysis *a, uint32_t bi, uint32_t th)
+{
+    const blk *b = &a->blks[bi];
+    if (a->last_seq[th] == b->seq && !a->estimated) {
+        a->temporary += b->weight;
+        a->sites[b->owner].temporary += b->weight;
+    }
+    a->last_seq[th] = 0;
 }
 
 /* A block ends (free or realloc to 0) at time t in thread th. */
@@ -204,6 +254,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
             s->large_short_bytes += b->size * b->weight;
         }
     }
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
     blk_release(a, bi);
@@ -214,6 +265,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
 static void block_dropped(analysis *a, uint32_t bi, uint64_t t)
 {
     blk *b = &a->blks[bi];
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
     blk_release(a, bi);
@@ -272,9 +324,12 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     }
     uint32_t bi = blk_new(a);
     blk *b = &a->blks[bi];
+    uint32_t site = site_of(a, e, it->thread);
     *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
-                .site = site_of(a, e, it->thread), .weight = weight, .partial = partial };
+                .site = site, .owner = site, .weight = weight, .partial = partial, .seq = ++a->seq };
+    a->last_seq[it->thread] = b->seq;
     tr_map_put(&a->ptrs, e->ptr, bi);
+    owned_add(a, site, (int64_t)(size * weight));
     live_add(a, (int64_t)(size * weight), it->key);
 }
 
@@ -294,6 +349,9 @@ static void analysis_init(analysis *a, tr_instance *in)
         tr_die(1, "out of memory");
     a->estimated = in->mode == HT_MODE_SAMPLED;
     a->pending = tr_xmalloc((in->nfiles ? in->nfiles : 1) * sizeof *a->pending);
+    a->last_seq = calloc(in->nfiles ? in->nfiles : 1, sizeof *a->last_seq);
+    if (!a->last_seq)
+        tr_die(1, "out of memory");
 }
 
 /* The roles of one record (trace_format.h): in full mode every record has
@@ -344,8 +402,10 @@ static void analyse_free(analysis *a, const tr_item *it, roles r)
         a->free_null++;
     else if (!r.tracked)
         return;
-    else if (tr_map_take(&a->ptrs, e->ptr, &bi))
+    else if (tr_map_take(&a->ptrs, e->ptr, &bi)) {
+        free_in_thread(a, (uint32_t)bi, it->thread);
         block_freed(a, (uint32_t)bi, it->key, it->thread);
+    }
     else
         a->unmatched_frees++;
 }
@@ -391,6 +451,9 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
         block_freed(a, (uint32_t)old, it->key, it->thread);
         b = &a->blks[bi];
     }
+    free_in_thread(a, bi, it->thread); /* heaptrack: a realloc frees, then allocates */
+    b->seq = ++a->seq;
+    a->last_seq[it->thread] = b->seq;
     b->reallocs++;
     if (e->ptr != e->aux) {
         uint64_t c = b->size < e->size ? b->size : e->size;
@@ -407,6 +470,9 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
         a->sites[b->site].moves += e->ptr != e->aux ? r.weight : 0;
         a->sites[b->site].copied += e->ptr != e->aux ? (b->size < e->size ? b->size : e->size) * r.weight : 0;
     }
+    owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
+    b->owner = site_of(a, e, it->thread); /* heaptrack: the new block is the realloc call's */
+    owned_add(a, b->owner, (int64_t)(e->size * r.weight));
     live_add(a, (int64_t)(e->size * r.weight) - (int64_t)(b->size * b->weight), it->key);
     if (e->size > b->size) { /* growth counts as allocated */
         a->alloc_bytes += (e->size - b->size) * r.weight;
@@ -435,8 +501,10 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
     else if (!e->ptr && e->size) { /* failed: the old block lives on */
         a->failed += r.call ? r.weight : 0;
         tr_map_put(&a->ptrs, e->aux, bi);
-    } else if (!e->ptr) /* realloc(p, 0) freed it */
+    } else if (!e->ptr) { /* realloc(p, 0) freed it */
+        free_in_thread(a, bi, it->thread);
         block_freed(a, bi, it->key, it->thread);
+    }
     else if (!r.tracked) /* moved to an untracked address */
         block_dropped(a, bi, it->key);
     else
@@ -473,8 +541,15 @@ static void count_never_freed(analysis *a)
             a->sites[b->site].live_blocks += b->weight;
             a->sites[b->site].live_bytes += b->size * b->weight;
         }
+        a->sites[b->owner].owned_blocks_end += b->weight;
         leak_insert(a, b);
     }
+    /* the sites unchanged since the last peak hold now what they held then */
+    for (uint32_t si = 0; si < (a->in->nsites ? a->in->nsites : 1); si++)
+        if (a->sites[si].epoch != a->peak_epoch) {
+            a->sites[si].at_peak = a->sites[si].owned;
+            a->sites[si].epoch = a->peak_epoch;
+        }
 }
 
 /* One pass over the instance's merged events, then what is left live. */
@@ -512,6 +587,13 @@ static void analysis_free(analysis *a)
     free(a->matrix);
     free(a->threads);
     free(a->sites);
+    for (uint32_t i = 0; i < a->nmsites; i++) {
+        free(a->msites[i].function);
+        free(a->msites[i].module);
+    }
+    free(a->msites);
+    free(a->next_stack);
+    free(a->last_seq);
 }
 
 /* ---- JSON ------------------------------------------------------------------ */
@@ -673,17 +755,202 @@ static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, u
     fprintf(f, "]");
 }
 
+/* A frame's name is in an allocator's library (the tracker's included). */
+static bool in_allocator(const char *name)
+{
+    return strstr(name, "libhaktrack") || strstr(name, "libjemalloc") || strstr(name, "libmimalloc") ||
+           strstr(name, "libtcmalloc") || strstr(name, "libhakmem");
+}
+
+/* The index of the frame that called the allocator: the first one not in an
+ * allocator's library (the first frame when all are). */
+static uint32_t caller_frame(tr_symbolizer *sym, const tr_site *s)
+{
+    char buf[512];
+    for (uint32_t k = 0; k < s->nframes; k++)
+        if (!in_allocator(tr_symbolize(sym, s->frames[k], buf, sizeof buf)))
+            return k;
+    return 0;
+}
+
 /* The function that called the allocator (first frame not in an allocator's
  * library), for hint text. */
 static const char *site_caller(tr_symbolizer *sym, const tr_site *s, char *buf, size_t n)
 {
-    for (uint32_t k = 0; k < s->nframes; k++) {
-        tr_symbolize(sym, s->frames[k], buf, n);
-        if (!strstr(buf, "libhaktrack") && !strstr(buf, "libjemalloc") && !strstr(buf, "libmimalloc") &&
-            !strstr(buf, "libtcmalloc") && !strstr(buf, "libhakmem"))
-            return buf;
+    return s->nframes ? tr_symbolize(sym, s->frames[caller_frame(sym, s)], buf, n) : "?";
+}
+
+/* A frame's name without its offset: "func+0x1a (mod)" -> func, mod;
+ * "mod+0x1234" and "0x7f..." (no symbol) stay whole, module "". */
+static void frame_function(const char *name, char *fn, size_t fnn, char *mod, size_t modn)
+{
+    const char *paren = strstr(name, " (");
+    const char *off = paren ? strstr(name, "+0x") : NULL;
+    mod[0] = 0;
+    if (!paren || !off || off > paren) {
+        snprintf(fn, fnn, "%s", name);
+        return;
     }
-    return s->nframes ? tr_symbolize(sym, s->frames[0], buf, n) : "?";
+    snprintf(fn, fnn, "%.*s", (int)(off - name), name);
+    const char *end = strrchr(paren, ')');
+    snprintf(mod, modn, "%.*s", (int)(end ? end - paren - 2 : (ptrdiff_t)strlen(paren + 2)), paren + 2);
+}
+
+static uint64_t str_hash(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The allocation sites: each stack joins the site of its caller frame's
+ * function; each caller address is named once. Sums the stacks' figures. */
+static void merge_sites(analysis *a, tr_symbolizer *sym)
+{
+    const tr_instance *in = a->in;
+    uint32_t n = in->nsites > 1 ? in->nsites - 1 : 0, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slots = tr_xmalloc(cap * sizeof *slots); /* msite index + 1, 0 empty */
+    memset(slots, 0, cap * sizeof *slots);
+    a->msites = tr_xmalloc((n ? n : 1) * sizeof *a->msites);
+    a->next_stack = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *a->next_stack);
+    tr_map by_addr; /* caller address -> msite index + 1 */
+    tr_map_init(&by_addr);
+    char name[512], fn[512], mod[256];
+    for (uint32_t si = 1; si <= n; si++) {
+        const tr_site *st = &in->sites[si];
+        uint64_t addr = st->nframes ? st->frames[caller_frame(sym, st)] : 1;
+        uint64_t *v = tr_map_get(&by_addr, addr);
+        uint32_t m;
+        if (v) {
+            m = (uint32_t)*v - 1;
+        } else {
+            frame_function(st->nframes ? tr_symbolize(sym, addr, name, sizeof name) : "?", fn, sizeof fn, mod,
+                           sizeof mod);
+            uint32_t h = (uint32_t)str_hash(mod, str_hash(fn, 0xcbf29ce484222325ull)) & (cap - 1);
+            while (slots[h] && (strcmp(a->msites[slots[h] - 1].function, fn) != 0 ||
+                                strcmp(a->msites[slots[h] - 1].module, mod) != 0))
+                h = (h + 1) & (cap - 1);
+            if (!slots[h]) {
+                msite *ms = &a->msites[a->nmsites];
+                *ms = (msite){ .function = strdup(fn), .module = strdup(mod), .first_stack = 0 };
+                if (!ms->function || !ms->module)
+                    tr_die(1, "out of memory");
+                slots[h] = ++a->nmsites;
+            }
+            m = slots[h] - 1;
+            tr_map_put(&by_addr, addr, m + 1);
+        }
+        msite *ms = &a->msites[m];
+        const site_stat *s = &a->sites[si];
+        ms->calls += s->calls;
+        for (int op = 0; op <= HT_OP_LAST_CALL; op++)
+            ms->kind[op] += s->kind[op];
+        ms->call_bytes += s->call_bytes;
+        ms->peak += s->at_peak;
+        ms->leaked += s->owned;
+        ms->leaked_blocks += s->owned_blocks_end;
+        ms->temporary += s->temporary;
+        a->next_stack[si] = ms->first_stack;
+        ms->first_stack = si;
+        ms->nstacks++;
+    }
+    tr_map_free(&by_addr);
+    free(slots);
+}
+
+/* The figure of an allocation site (or a stack, for its stacks) that a
+ * table ranks by. */
+enum { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED, MS_TEMPORARY, MS_NKEYS };
+static const char *const ms_table[MS_NKEYS] = { "by_calls", "by_bytes", "by_peak", "by_leaked", "by_temporary" };
+
+static int64_t msite_key(const msite *m, int key)
+{
+    switch (key) {
+    case MS_CALLS: return (int64_t)m->calls;
+    case MS_BYTES: return (int64_t)m->call_bytes;
+    case MS_PEAK: return m->peak;
+    case MS_TEMPORARY: return (int64_t)m->temporary;
+    default: return m->leaked;
+    }
+}
+
+static int64_t stack_key(const site_stat *s, int key)
+{
+    switch (key) {
+    case MS_CALLS: return (int64_t)s->calls;
+    case MS_BYTES: return (int64_t)s->call_bytes;
+    case MS_PEAK: return s->at_peak;
+    case MS_TEMPORARY: return (int64_t)s->temporary;
+    default: return s->owned;
+    }
+}
+
+/* The stacks of allocation site m with the most of key, largest first (at
+ * most k into order); how many. */
+static uint32_t top_stacks(const analysis *a, const msite *m, int key, uint32_t *order, uint32_t k)
+{
+    uint32_t n = 0;
+    for (uint32_t si = m->first_stack; si; si = a->next_stack[si]) {
+        int64_t v = stack_key(&a->sites[si], key);
+        if (v <= 0 || (n == k && v <= stack_key(&a->sites[order[n - 1]], key)))
+            continue;
+        uint32_t i = n < k ? n++ : n - 1;
+        while (i > 0 && stack_key(&a->sites[order[i - 1]], key) < v) {
+            order[i] = order[i - 1];
+            i--;
+        }
+        order[i] = si;
+    }
+    return n;
+}
+
+#define MS_STACKS 3 /* stacks shown beneath an allocation site */
+
+/* The allocation sites with the most of each figure: "allocation_sites". */
+static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sym)
+{
+    fprintf(f, ",\"allocation_sites\":{\"count\":%u", a->nmsites);
+    for (int key = 0; key < MS_NKEYS; key++) {
+        uint32_t order[TOP], m = 0;
+        for (uint32_t i = 0; i < a->nmsites; i++) {
+            int64_t v = msite_key(&a->msites[i], key);
+            if (v <= 0 || (m == TOP && v <= msite_key(&a->msites[order[m - 1]], key)))
+                continue;
+            uint32_t j = m < TOP ? m++ : m - 1;
+            while (j > 0 && msite_key(&a->msites[order[j - 1]], key) < v) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = i;
+        }
+        fprintf(f, ",\"%s\":[", ms_table[key]);
+        for (uint32_t i = 0; i < m; i++) {
+            const msite *ms = &a->msites[order[i]];
+            fprintf(f, "%s{\"function\":", i ? "," : "");
+            jstr(f, ms->function);
+            fprintf(f, ",\"module\":");
+            jstr(f, ms->module);
+            fprintf(f, ",\"calls\":%" PRIu64 ",\"kinds\":", ms->calls);
+            write_ops(f, ms->kind);
+            fprintf(f, ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64 ",\"leaked\":%" PRId64
+                       ",\"leaked_blocks\":%" PRIu64 ",\"temporary\":%" PRIu64 ",\"stacks\":%u,\"top_stacks\":[",
+                    ms->call_bytes, ms->peak, ms->leaked, ms->leaked_blocks, ms->temporary, ms->nstacks);
+            uint32_t so[MS_STACKS], ns = top_stacks(a, ms, key, so, MS_STACKS);
+            for (uint32_t k = 0; k < ns; k++) {
+                const site_stat *s = &a->sites[so[k]];
+                fprintf(f, "%s{\"site\":%u,\"calls\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64
+                           ",\"leaked\":%" PRId64 ",\"temporary\":%" PRIu64 ",\"frames\":",
+                        k ? "," : "", so[k], s->calls, s->call_bytes, s->at_peak, s->owned, s->temporary);
+                site_frames(f, sym, &a->in->sites[so[k]]);
+                fprintf(f, "}");
+            }
+            fprintf(f, "]}");
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}");
 }
 
 typedef struct hint_list {
@@ -892,7 +1159,7 @@ static void kinds_text(char *buf, size_t n, const uint64_t *kind)
 static void headline(char *buf, size_t n, const analysis *a)
 {
     const tr_instance *in = a->in;
-    char calls[32], kinds[256], frees[32], peak[32], leak[32], alloc[32], cp[32], med[64];
+    char calls[32], kinds[256], frees[32], peak[32], leak[32], alloc[32], cp[32], med[64], temp[64] = "";
     human_count(calls, sizeof calls, (double)a->calls);
     kinds_text(kinds, sizeof kinds, a->call_kind);
     human_count(frees, sizeof frees, (double)frees_shown(a));
@@ -902,12 +1169,17 @@ static void headline(char *buf, size_t n, const analysis *a)
     human_bytes(cp, sizeof cp, (double)a->chain_copied);
     median_lifetime(med, sizeof med, a);
     const char *est = a->estimated ? "~" : "";
+    if (!a->estimated) { /* temporary allocations: full mode only */
+        char t[32];
+        human_count(t, sizeof t, (double)a->temporary);
+        snprintf(temp, sizeof temp, "%s temporary; ", t);
+    }
     snprintf(buf, n,
              "%s (pid %" PRIu64 "): %s%s calls to allocation functions%s%s%s and %s%s frees in %u thread%s over "
-             "%.3f s; %s allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
+             "%.3f s; %s%s allocated; peak live %s at %.3f s; %.0f%% of blocks <= %d B; median lifetime %s; "
              "%s never freed; realloc copied %s",
              inst_name(in), in->pid, est, calls, *kinds ? " (" : "", kinds, *kinds ? ")" : "", est, frees,
-             in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, alloc, peak,
+             in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, temp, alloc, peak,
              (double)a->peak_time / 1e9,
              a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
              leak, cp);
@@ -951,6 +1223,10 @@ static void write_totals(FILE *f, const analysis *a)
     fprintf(f, ",\"allocation_calls\":%" PRIu64 ",\"allocation_call_kinds\":", a->calls);
     write_ops(f, a->call_kind);
     fprintf(f, ",\"allocation_call_bytes\":%" PRIu64, a->call_bytes);
+    if (a->estimated)
+        fprintf(f, ",\"temporary_allocations\":null");
+    else
+        fprintf(f, ",\"temporary_allocations\":%" PRIu64, a->temporary);
     fprintf(f, ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"allocated_bytes\":%" PRIu64
                ",\"peak_live_bytes\":%" PRId64 ",\"peak_time_ns\":%" PRIu64 ",\"final_live_bytes\":%" PRId64
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64
@@ -1068,15 +1344,18 @@ static void write_sites_and_hints(FILE *f, const analysis *a, tr_symbolizer *sym
         top_sites(f, a, sym, 0, order, "top_sites_by_bytes");
         top_sites(f, a, sym, 1, order, "top_sites_by_count");
         top_sites(f, a, sym, 2, order, "top_sites_never_freed");
+        write_allocation_sites(f, a, sym);
     }
     hints(f, a, sym, order);
 }
 
 /* One instance's object of trace.json; its headline into head. Without
  * detail, only its identity, totals and files. */
-static void write_instance(FILE *f, const analysis *a, bool detail, char *head, size_t headn)
+static void write_instance(FILE *f, analysis *a, bool detail, char *head, size_t headn)
 {
     tr_symbolizer *sym = tr_symbolizer_new(a->in->maps_path);
+    if (detail && a->in->nsites > 1)
+        merge_sites(a, sym);
     headline(head, headn, a);
     write_identity(f, a, head);
     write_totals(f, a);
@@ -1167,4 +1446,294 @@ int report_run(const char *dir, const char *json_path, uint64_t pid, char *head,
     *records = total;
     tr_close(&run);
     return 0;
+}
+
+/* ---- folded stacks ----------------------------------------------------------- */
+
+static const char *const folded_by[] = { "calls", "bytes", "peak", "leaked" };
+static const int folded_key[] = { MS_CALLS, MS_BYTES, MS_PEAK, MS_LEAKED };
+
+int report_folded_key(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, folded_by[i]) == 0)
+            return i;
+    return -1;
+}
+
+int report_folded(const char *dir, uint64_t pid, int by, FILE *out)
+{
+    tr_run run;
+    if (!tr_open(dir, &run))
+        return 1;
+    tr_instance *in = tr_pick_instance(&run, pid);
+    if (!in) {
+        tr_close(&run);
+        return 2;
+    }
+    if (in->nsites <= 1) {
+        fprintf(stderr, "hakmem-trace: %s: process %" PRIu64 " has no call stacks (record with --stacks or "
+                        "--preset leaks)\n", dir, in->pid);
+        tr_close(&run);
+        return 1;
+    }
+    analysis a;
+    analyse(&a, in);
+    tr_symbolizer *sym = tr_symbolizer_new(in->maps_path);
+    char name[512], fn[512], mod[256];
+    for (uint32_t si = 1; si < in->nsites; si++) {
+        int64_t v = stack_key(&a.sites[si], folded_key[by]);
+        const tr_site *st = &in->sites[si];
+        if (v <= 0 || !st->nframes)
+            continue;
+        uint32_t first = caller_frame(sym, st);
+        for (uint32_t k = st->nframes; k-- > first;) {
+            frame_function(tr_symbolize(sym, st->frames[k], name, sizeof name), fn, sizeof fn, mod, sizeof mod);
+            for (char *c = fn; *c; c++)
+                if (*c == ';' || *c == '\n')
+                    *c = ':';
+            fputs(fn, out);
+            putc(k > first ? ';' : ' ', out);
+        }
+        fprintf(out, "%" PRId64 "\n", v);
+    }
+    tr_symbolizer_free(sym);
+    analysis_free(&a);
+    tr_close(&run);
+    return fflush(out) == 0 && !ferror(out) ? 0 : 1;
+}
+
+/* ---- diff of two traces ------------------------------------------------------ */
+
+/* One side of a diff: its run, process, figures and allocation sites. */
+typedef struct diff_side {
+    const char *dir;
+    tr_run run;
+    tr_instance *in;
+    analysis a;
+    bool open, analysed;
+} diff_side;
+
+static int diff_open(diff_side *d, const char *dir, uint64_t pid)
+{
+    d->dir = dir;
+    if (!tr_open(dir, &d->run))
+        return 1;
+    d->open = true;
+    d->in = tr_pick_instance(&d->run, pid);
+    if (!d->in)
+        return 2;
+    if (d->in->nsites <= 1) {
+        fprintf(stderr, "hakmem-trace: %s: process %" PRIu64 " has no call stacks (record with --stacks or "
+                        "--preset leaks)\n", dir, d->in->pid);
+        return 1;
+    }
+    analyse(&d->a, d->in);
+    d->analysed = true;
+    tr_symbolizer *sym = tr_symbolizer_new(d->in->maps_path);
+    merge_sites(&d->a, sym);
+    tr_symbolizer_free(sym);
+    return 0;
+}
+
+static void diff_close(diff_side *d)
+{
+    if (d->analysed)
+        analysis_free(&d->a);
+    if (d->open)
+        tr_close(&d->run);
+}
+
+enum { DF_CALLS, DF_BYTES, DF_PEAK, DF_LEAKED, DF_TEMPORARY, DF_N };
+static const char *const df_name[DF_N] = { "calls", "bytes", "peak", "leaked", "temporary" };
+
+static void msite_figures(const msite *m, int64_t *v)
+{
+    if (!m) {
+        memset(v, 0, DF_N * sizeof *v);
+        return;
+    }
+    v[DF_CALLS] = (int64_t)m->calls;
+    v[DF_BYTES] = (int64_t)m->call_bytes;
+    v[DF_PEAK] = m->peak;
+    v[DF_LEAKED] = m->leaked;
+    v[DF_TEMPORARY] = (int64_t)m->temporary;
+}
+
+static void total_figures(const analysis *a, int64_t *v)
+{
+    v[DF_CALLS] = (int64_t)a->calls;
+    v[DF_BYTES] = (int64_t)a->call_bytes;
+    v[DF_PEAK] = a->peak;
+    v[DF_LEAKED] = (int64_t)a->live_bytes_end;
+    v[DF_TEMPORARY] = (int64_t)a->temporary;
+}
+
+/* A row of the diff: a site in A, B or both. */
+typedef struct diff_row {
+    const msite *a, *b;
+    int64_t va[DF_N], vb[DF_N];
+} diff_row;
+
+static int64_t abs64(int64_t v)
+{
+    return v < 0 ? -v : v;
+}
+
+/* Most changed first: bytes, then calls, peak, leaked; then by name. */
+static int diff_row_cmp(const void *x, const void *y)
+{
+    const diff_row *p = x, *q = y;
+    static const int order[] = { DF_BYTES, DF_CALLS, DF_PEAK, DF_LEAKED, DF_TEMPORARY };
+    for (int k = 0; k < DF_N; k++) {
+        int64_t dp = abs64(p->vb[order[k]] - p->va[order[k]]), dq = abs64(q->vb[order[k]] - q->va[order[k]]);
+        if (dp != dq)
+            return dp > dq ? -1 : 1;
+    }
+    const msite *mp = p->a ? p->a : p->b, *mq = q->a ? q->a : q->b;
+    int c = strcmp(mp->function, mq->function);
+    return c ? c : strcmp(mp->module, mq->module);
+}
+
+/* The sites of both sides, joined by function and module. */
+static diff_row *diff_rows(const analysis *a, const analysis *b, uint32_t *nrows)
+{
+    uint32_t cap = 16, n = 0;
+    while (cap < 2 * (a->nmsites + b->nmsites))
+        cap *= 2;
+    uint32_t *slots = calloc(cap, sizeof *slots); /* row index + 1 */
+    diff_row *rows = tr_xmalloc(((size_t)a->nmsites + b->nmsites + 1) * sizeof *rows);
+    if (!slots)
+        tr_die(1, "out of memory");
+    for (int side = 0; side < 2; side++) {
+        const analysis *x = side ? b : a;
+        for (uint32_t i = 0; i < x->nmsites; i++) {
+            const msite *m = &x->msites[i];
+            uint32_t h = (uint32_t)str_hash(m->module, str_hash(m->function, 0xcbf29ce484222325ull)) & (cap - 1);
+            for (;; h = (h + 1) & (cap - 1)) {
+                if (!slots[h]) {
+                    rows[n] = (diff_row){ 0 };
+                    slots[h] = ++n;
+                    break;
+                }
+                const diff_row *r = &rows[slots[h] - 1];
+                const msite *o = r->a ? r->a : r->b;
+                if (strcmp(o->function, m->function) == 0 && strcmp(o->module, m->module) == 0)
+                    break;
+            }
+            diff_row *r = &rows[slots[h] - 1];
+            if (side)
+                r->b = m;
+            else
+                r->a = m;
+        }
+    }
+    free(slots);
+    for (uint32_t i = 0; i < n; i++) {
+        msite_figures(rows[i].a, rows[i].va);
+        msite_figures(rows[i].b, rows[i].vb);
+    }
+    qsort(rows, n, sizeof *rows, diff_row_cmp);
+    *nrows = n;
+    return rows;
+}
+
+static bool diff_changed(const int64_t *va, const int64_t *vb)
+{
+    for (int k = 0; k < DF_N; k++)
+        if (va[k] != vb[k])
+            return true;
+    return false;
+}
+
+static void diff_json_figures(FILE *f, const int64_t *va, const int64_t *vb)
+{
+    for (int k = 0; k < DF_N; k++)
+        fprintf(f, "%s\"%s\":{\"a\":%" PRId64 ",\"b\":%" PRId64 ",\"delta\":%" PRId64 "}", k ? "," : "",
+                df_name[k], va[k], vb[k], vb[k] - va[k]);
+}
+
+static void diff_json_side(FILE *f, const char *name, const diff_side *d)
+{
+    fprintf(f, "\"%s\":{\"dir\":", name);
+    jstr(f, d->dir);
+    fprintf(f, ",\"pid\":%" PRIu64 ",\"name\":", d->in->pid);
+    jstr(f, inst_name(d->in));
+    fprintf(f, "}");
+}
+
+static void diff_json(FILE *f, const diff_side *A, const diff_side *B, const diff_row *rows, uint32_t n)
+{
+    int64_t ta[DF_N], tb[DF_N];
+    total_figures(&A->a, ta);
+    total_figures(&B->a, tb);
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < n; i++)
+        changed += diff_changed(rows[i].va, rows[i].vb);
+    fprintf(f, "{\"schema\":\"hakmem-trace-diff/1\",");
+    diff_json_side(f, "a", A);
+    fprintf(f, ",");
+    diff_json_side(f, "b", B);
+    fprintf(f, ",\"totals\":{");
+    diff_json_figures(f, ta, tb);
+    fprintf(f, "},\"sites\":%u,\"changed\":%u,\"by_site\":[", n, changed);
+    for (uint32_t i = 0; i < n; i++) {
+        const msite *m = rows[i].a ? rows[i].a : rows[i].b;
+        fprintf(f, "%s{\"function\":", i ? "," : "");
+        jstr(f, m->function);
+        fprintf(f, ",\"module\":");
+        jstr(f, m->module);
+        fprintf(f, ",\"in\":\"%s\",", rows[i].a && rows[i].b ? "both" : rows[i].a ? "a" : "b");
+        diff_json_figures(f, rows[i].va, rows[i].vb);
+        fprintf(f, "}");
+    }
+    fprintf(f, "]}\n");
+}
+
+static void diff_text(FILE *f, const diff_side *A, const diff_side *B, const diff_row *rows, uint32_t n)
+{
+    int64_t ta[DF_N], tb[DF_N];
+    total_figures(&A->a, ta);
+    total_figures(&B->a, tb);
+    fprintf(f, "a: %s (%s, pid %" PRIu64 ")\nb: %s (%s, pid %" PRIu64 ")\n", A->dir, inst_name(A->in), A->in->pid,
+            B->dir, inst_name(B->in), B->in->pid);
+    fprintf(f, "%-10s %14s %14s %14s\n", "total", "a", "b", "b - a");
+    for (int k = 0; k < DF_N; k++)
+        fprintf(f, "%-10s %14" PRId64 " %14" PRId64 " %+14" PRId64 "\n", df_name[k], ta[k], tb[k], tb[k] - ta[k]);
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!diff_changed(rows[i].va, rows[i].vb))
+            continue;
+        if (!changed++)
+            fprintf(f, "\nallocation sites that changed (b - a), most bytes first:\n%12s %14s %14s %14s %12s  %s\n",
+                    "calls", "bytes", "peak", "leaked", "temporary", "site");
+        const msite *m = rows[i].a ? rows[i].a : rows[i].b;
+        fprintf(f, "%+12" PRId64 " %+14" PRId64 " %+14" PRId64 " %+14" PRId64 " %+12" PRId64 "  %s%s%s%s%s\n",
+                rows[i].vb[DF_CALLS] - rows[i].va[DF_CALLS], rows[i].vb[DF_BYTES] - rows[i].va[DF_BYTES],
+                rows[i].vb[DF_PEAK] - rows[i].va[DF_PEAK], rows[i].vb[DF_LEAKED] - rows[i].va[DF_LEAKED],
+                rows[i].vb[DF_TEMPORARY] - rows[i].va[DF_TEMPORARY], m->function, *m->module ? " (" : "",
+                m->module, *m->module ? ")" : "", rows[i].a && rows[i].b ? "" : rows[i].a ? " [a only]" : " [b only]");
+    }
+    fprintf(f, "%s%u of %u allocation sites changed\n", changed ? "" : "\n", changed, n);
+}
+
+int report_diff(const char *a_dir, uint64_t a_pid, const char *b_dir, uint64_t b_pid, bool json, FILE *out)
+{
+    diff_side A = { 0 }, B = { 0 };
+    int rc = diff_open(&A, a_dir, a_pid);
+    if (!rc)
+        rc = diff_open(&B, b_dir, b_pid);
+    if (!rc) {
+        uint32_t n;
+        diff_row *rows = diff_rows(&A.a, &B.a, &n);
+        if (json)
+            diff_json(out, &A, &B, rows, n);
+        else
+            diff_text(out, &A, &B, rows, n);
+        free(rows);
+        rc = fflush(out) == 0 && !ferror(out) ? 0 : 1;
+    }
+    diff_close(&B);
+    diff_close(&A);
+    return rc;
 }

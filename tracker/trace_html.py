@@ -175,6 +175,22 @@ def sites_table(sites):
                   "call stack"], rows)
 
 
+def allocation_sites_table(sites, temporary=False):
+    """Allocation sites (stacks merged by the function that called the
+    allocator), each with its largest stacks beneath."""
+    rows = []
+    for s in sites:
+        where = html.escape(s["function"]) + (" <small>(%s)</small>" % html.escape(s["module"]) if s["module"] else "")
+        stacks = "<br>".join("%s calls, %s: %s" % (human_count(t["calls"]), human_bytes(t["bytes"]),
+                                                  " &lt; ".join(html.escape(f) for f in t["frames"][:4]))
+                             for t in s["top_stacks"])
+        rows.append([where, human_count(s["calls"]), human_bytes(s["bytes"]), human_bytes(s["peak"]),
+                     human_bytes(s["leaked"])] + ([human_count(s["temporary"])] if temporary else []) +
+                    [str(s["stacks"]), '<span class="fr">%s</span>' % stacks])
+    return table(["allocation site", "calls", "bytes asked for", "live at the peak", "never freed"] +
+                 (["temporary"] if temporary else []) + ["stacks", "largest stacks"], rows)
+
+
 def instance_section(m, main):
     h = []
     est = " (estimated from samples)" if m.get("estimated") else ""
@@ -223,6 +239,22 @@ def instance_section(m, main):
                        [[str(c["first_size"]), str(c["last_size"]), str(c["reallocs"]), str(c["moves"]),
                          human_bytes(c["copied_bytes"]), str(c["thread"]), html.escape(c["site"] or "-")]
                         for c in rc["top"][:10]]))
+    al = m.get("allocation_sites")
+    if al:
+        h.append("<h3>Allocation sites by calls</h3><p>%d sites: the stacks merged by the function that called "
+                 "the allocator.</p>" % al["count"] + allocation_sites_table(al["by_calls"][:10]))
+        h.append("<h3>Allocation sites by bytes asked for</h3>" + allocation_sites_table(al["by_bytes"][:10]))
+        if al["by_peak"]:
+            h.append("<h3>Peak memory consumers</h3><p>The bytes each site held when the process's live bytes "
+                     "first reached their peak (%s at %.3f s).</p>" % (human_bytes(m["peak_live_bytes"]),
+                                                                      m["peak_time_ns"] / 1e9)
+                     + allocation_sites_table(al["by_peak"][:10]))
+        if al.get("by_temporary"):
+            h.append("<h3>Temporary allocations</h3><p>%s blocks were freed by their thread with no other "
+                     "allocation or free between.</p>" % human_count(m["temporary_allocations"])
+                     + allocation_sites_table(al["by_temporary"][:10], True))
+        if al["by_leaked"]:
+            h.append("<h3>Allocation sites by bytes never freed</h3>" + allocation_sites_table(al["by_leaked"][:10]))
     if m.get("top_sites_by_bytes"):
         h.append("<h3>Top call sites by bytes</h3>" + sites_table(m["top_sites_by_bytes"][:10]))
         h.append("<h3>Top call sites by count</h3>" + sites_table(m["top_sites_by_count"][:10]))

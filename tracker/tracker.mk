@@ -27,7 +27,8 @@ TRACK_LIBFLAGS := $(BASE_CFLAGS) -O2 -fPIC -shared -fvisibility=hidden -ftls-mod
 TRACK_TESTS   := $(BUILD)/tests/libhaktrack-drop.so $(BUILD)/tests/libhaktrack-dup.so \
                  $(BUILD)/tests/libhaktrack-discard.so $(BUILD)/tests/tracker_threads \
                  $(BUILD)/tests/tracker_fork $(BUILD)/tests/tracker_mix $(BUILD)/tests/tracker_churn \
-                 $(BUILD)/tests/tracker_errno $(BUILD)/tests/tracker_realloc_sites $(BUILD)/tests/libtracker_bump.so
+                 $(BUILD)/tests/tracker_errno $(BUILD)/tests/tracker_realloc_sites $(BUILD)/tests/tracker_sites \
+                 $(BUILD)/tests/libtracker_bump.so
 
 .PHONY: tracker test-tracker traces bench-traces deps-traces fidelity
 all: tracker
