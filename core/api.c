@@ -1,6 +1,7 @@
 /* api.c — the control API: every exported entry point but the malloc family
  * (malloc_api.c). Statistics and reset, flush, validation, the heap profiler,
- * hooks, the options, the version and variant.
+ * the leak checker's check and ignore, hooks, the options, the version and
+ * variant.
  *
  * This file is the top of the core: it initialises first where a call needs
  * it (the only caller of initialisation besides the malloc path), and runs
@@ -8,6 +9,8 @@
  * allocator's locks, and a signal handler's malloc must never wait for one
  * held by the code it interrupted. They are not for signal handlers
  * themselves (README, "Signal handlers"). */
+#include <errno.h>
+
 #include "hakmem.h"
 #include "internal.h"
 
@@ -110,6 +113,25 @@ HAK_API int hak_profile_dump(const char *path) {
   control_begin(&old);
   int r = hak_prof_dump(path);
   control_end(&old);
+  return r;
+}
+
+/* ---- the leak checker (leakcheck.c) ----------------------------------------------- */
+HAK_API size_t hak_leak_check(hak_leak_counts_t *out) {
+  sigset_t old;
+  control_begin(&old);
+  size_t lost = hak_leak_check_now(out);
+  control_end(&old);
+  return lost;
+}
+
+HAK_API int hak_leak_ignore(const void *p) {
+  sigset_t old;
+  control_begin(&old);
+  int r = hak_leak_ignore_block(p);
+  int err = errno;
+  control_end(&old);
+  errno = err;
   return r;
 }
 

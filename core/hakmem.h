@@ -157,6 +157,39 @@ int hak_profile_start(const char *prefix);
 void hak_profile_stop(void);
 int hak_profile_dump(const char *path);
 
+/* The leak checker (on only with HAKMEM_LEAKCHECK=1; README, "The leak
+ * checker"). The counts of a check, in memcheck's classes (bytes and blocks):
+ * definitely lost (direct leaks), indirectly lost (reached only through
+ * them), possibly lost (only pointers into them), still reachable, those of
+ * leaks whose stack matched a suppression, and the blocks ignored
+ * (hak_leak_ignore). */
+typedef struct hak_leak_counts_s {
+  int checked;                 /* 1: a check ran; 0: the checker is off (all 0) */
+  size_t definite_bytes, definite_blocks;
+  size_t indirect_bytes, indirect_blocks;
+  size_t possible_bytes, possible_blocks;
+  size_t reachable_bytes, reachable_blocks;
+  size_t suppressed_bytes, suppressed_blocks;
+  size_t ignored_bytes, ignored_blocks;
+} hak_leak_counts_t;
+/* A leak check now, as at exit (LeakSanitizer's
+ * __lsan_do_recoverable_leak_check): the report to stderr or
+ * HAKMEM_LEAKCHECK_FILE, *out (if not NULL) the counts; returns the bytes
+ * definitely and indirectly lost (not suppressed). The process goes on as it
+ * was: nothing is freed or forgotten, the exit check still runs, the exit
+ * status is not touched. Other threads may run meanwhile (what they change
+ * during the check may be seen half done); one check runs at a time. With
+ * the checker off: 0, *out zeroed (checked 0), nothing printed. */
+size_t hak_leak_check(hak_leak_counts_t *out);
+/* Never report the block at p (the address an allocation returned), nor the
+ * blocks reachable from it (LeakSanitizer's __lsan_ignore_object): it is a
+ * root of the scan, counted as ignored. The mark goes with the block: freed,
+ * or moved by realloc, it is gone. 0; -1 with errno EINVAL when p is not a
+ * live block the checker knows (NULL, an address inside a block, a block
+ * freed, memory hakmem never handed out).
+ * With the checker off: 0, p not looked at. */
+int hak_leak_ignore(const void *p);
+
 /* The same calls, telling the heap profiler and the leak checker where in the
  * source they were made. Defining HAK_TRACE_SOURCE before including this
  * header turns hak_malloc(n) and its friends into them, with __FILE__ and

@@ -30,7 +30,8 @@
  *                                     a signal that raises a flag
  *
  * Lock order (a thread may take a lock only if it holds none listed after it):
- *  -4. pass_lock            (scavenger.c) a scavenger tick (the leak checker's exit scan holds it)
+ *  -5. check_lock           (leakcheck.c) one leak check at a time (at exit or hak_leak_check)
+ *  -4. pass_lock            (scavenger.c) a scavenger tick (a leak check's scan holds it)
  *  -3. prof_lock            (profile.c) the heap profile's buckets and sampled blocks
  *  -2. leak table shards    (leakcheck.c) the blocks' records, one lock per shard
  *  -1. stack table shards   (stack.c)  the call stacks kept
@@ -537,6 +538,8 @@ void hak_leak_alloc(void *p, size_t size, const hak_stack_t *st);
 typedef struct hak_leak_rec_s { const hak_stack_t *stack; size_t size; } hak_leak_rec_t;
 void hak_leak_free(void *p, hak_leak_rec_t *old);
 void hak_leak_init(void);            /* HAKMEM_LEAKCHECK: from start-up on */
+size_t hak_leak_check_now(hak_leak_counts_t *out); /* hak_leak_check (api.c) */
+int  hak_leak_ignore_block(const void *p);          /* hak_leak_ignore (api.c): 0, or -1 with errno */
 void hak_leak_fork_prepare(void);
 void hak_leak_fork_parent(void);
 void hak_leak_fork_child(void);
@@ -591,6 +594,7 @@ typedef enum hak_option_e {
   HAK_OPT_LEAKCHECK_FILE,  /* ... its report to this file                */
   HAK_OPT_LEAKCHECK_SUPPRESS, /* ... leaks not reported (a file of patterns) */
   HAK_OPT_LEAKCHECK_EXITCODE, /* ... exit status when something leaked   */
+  HAK_OPT_LEAKCHECK_REACHABLE, /* ... the still reachable blocks listed too */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);

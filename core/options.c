@@ -114,6 +114,9 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
                                   true},
   [HAK_OPT_LEAKCHECK_EXITCODE] = {"leakcheck_exitcode", 23, 0, 255, NULL,
                                   "exit status when a leak is reported (0: the program's own)", false},
+  [HAK_OPT_LEAKCHECK_REACHABLE] = {"leakcheck_reachable", 0, 0, 1, NULL,
+                                   "1: the leak report also lists the still reachable blocks by call stack, with "
+                                   "their stacks (0: only counted)", false},
 };
 
 #define ENV_PREFIX "HAKMEM_"

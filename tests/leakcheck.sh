@@ -4,7 +4,13 @@
 #     valgrind's memcheck (--leak-check=full --run-libc-freeres=no, so that
 #     neither frees libc's own buffers before counting): definitely lost,
 #     indirectly lost, possibly lost and still reachable (bytes and blocks)
-#     must be equal;
+#     must be equal, and (but for the scenarios with threads, whose DTVs differ)
+#     so must the loss records' lines, every kind listed (memcheck's
+#     --show-leak-kinds=all, HAKMEM_LEAKCHECK_REACHABLE=1): "1,024 (64 direct,
+#     960 indirect) bytes in 1 blocks are definitely lost in loss record 3 of 3";
+#   - the leaked tree's figures, the still reachable blocks listed only on
+#     request, hak_leak_check mid-run (also while threads allocate; every LIB)
+#     and at exit the same, hak_leak_ignore, both calls with the checker off;
 #   - the report: groups by stack, largest first, the leaking functions named,
 #     HAK_TRACE_SOURCE's file:line, the exit status (23, HAKMEM_LEAKCHECK_EXITCODE,
 #     0 when nothing leaked), HAKMEM_LEAKCHECK_FILE, suppressions (and a bad
@@ -38,12 +44,16 @@ hakmem_counts() { # file
 run_memcheck() { # out cmd...
   local out=$1; shift
   timeout 600 valgrind --tool=memcheck --leak-check=full --run-libc-freeres=no --run-cxx-freeres=no --leak-check-heuristics=none \
-    --log-file="$out" "$@" >/dev/null 2>&1
+    --show-leak-kinds=all --num-callers=64 --log-file="$out" "$@" >/dev/null 2>&1
 }
 run_hakmem() { # lib out cmd...
   local lib=$1 out=$2; shift 2
-  timeout 600 env HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_FILE="$out" LD_PRELOAD="$lib" "$@" >/dev/null 2>"$out.stderr"
+  timeout 600 env HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_REACHABLE=1 HAKMEM_LEAKCHECK_FILE="$out" LD_PRELOAD="$lib" "$@" >/dev/null 2>"$out.stderr"
 }
+# The loss records' lines of memcheck's log or hakmem's report, sorted (records of
+# equal size, kind and blocks may take each other's numbers).
+memcheck_records() { sed -n 's/^==[0-9]*== \(.* in loss record [0-9,]* of [0-9,]*\)$/\1/p' "$1" | sort; }
+hakmem_records() { sed -n 's/^    \(.* in loss record [0-9,]* of [0-9,]*\)$/\1/p' "$1" | sort; }
 label() { set -- $1; echo "definitely lost $1 B in $2, indirectly lost $3 B in $4, possibly lost $5 B in $6, still reachable $7 B in $8"; }
 
 if [ "${1:-}" = --compare ]; then
@@ -66,7 +76,7 @@ prog=$B/tests/leaks
 if ! command -v valgrind >/dev/null; then
   skip "leak counts against memcheck" "valgrind is not installed (scripts/install-deps.sh test installs it)"
 else
-  scenarios="direct indirect cycle possible reachable tiers threads thread-exit thread-blocked clean"
+  scenarios="direct indirect tree cycle possible reachable tiers threads thread-exit thread-blocked clean"
   # A blocked thread's stack pointer comes from /proc/<pid>/task/<tid>/syscall.
   if ! head -c1 /proc/self/syscall >/dev/null 2>&1; then
     skip "leakcheck: 'thread-blocked' (a live thread's stack scanned from its stack pointer)" "/proc/<pid>/syscall is not readable here"
@@ -83,9 +93,14 @@ else
     for try in 1 2 3; do
       run_memcheck "$tmp/m.$s" "$prog" "$s"
       c=$(memcheck_counts "$tmp/m.$s")
-      { [ -z "$m" ] || [ "$(echo "$c" | cut -d' ' -f5)" -lt "$(echo "$m" | cut -d' ' -f5)" ]; } && m=$c
+      if [ -z "$m" ] || [ "$(echo "$c" | cut -d' ' -f5)" -lt "$(echo "$m" | cut -d' ' -f5)" ]; then
+        m=$c
+        memcheck_records "$tmp/m.$s" >"$tmp/mr.$s"
+      fi
     done
+    records=yes
     if [ "$s" = threads ] || [ "$s" = thread-exit ] || [ "$s" = thread-blocked ]; then
+      records=no
       # Each thread's DTV (glibc's array of TLS blocks, possibly lost in both) has
       # one slot more under hakmem, whose library has TLS: 16 bytes per thread.
       set -- $m; m=$(echo "$1 $2 $3 $4 $(($5 + 16 * $6)) $6 $7 $8")
@@ -93,9 +108,14 @@ else
     for l in "${libs[@]}"; do
       run_hakmem "$l" "$tmp/h.$s" "$prog" "$s"
       h=$(hakmem_counts "$tmp/h.$s")
-      { echo "memcheck: $m"; echo "hakmem:   $h"; cat "$tmp/h.$s"; } >"$tmp/log"
-      [ -n "$h" ] && [ "$m" = "$h" ]
-      result $? "leakcheck: $(basename "$(dirname "$l")"): '$s' counted as memcheck counts it: $(label "$m")" "$tmp/log"
+      hakmem_records "$tmp/h.$s" >"$tmp/hr.$s"
+      { echo "memcheck: $m"; echo "hakmem:   $h"; echo "loss records (memcheck < > hakmem):";
+        diff "$tmp/mr.$s" "$tmp/hr.$s"; cat "$tmp/h.$s"; } >"$tmp/log"
+      [ -n "$h" ] && [ "$m" = "$h" ] && { [ $records = no ] || cmp -s "$tmp/mr.$s" "$tmp/hr.$s"; }
+      ok=$?
+      what="counted as memcheck counts it"
+      [ $records = yes ] && what="counted, and its $(wc -l <"$tmp/mr.$s") loss records written, as memcheck does it"
+      result $ok "leakcheck: $(basename "$(dirname "$l")"): '$s' $what: $(label "$m")" "$tmp/log"
       rm -f "$tmp/h.$s"
     done
   done
@@ -108,9 +128,9 @@ st=$?
 grep '^Direct leak of' "$out" >"$tmp/heads"
 sed -n 's/^Direct leak of \([0-9]*\) byte.*/\1/p' "$tmp/heads" | tr '\n' ' ' >"$tmp/sizes"
 { [ $st = 23 ] && [ "$(cat "$tmp/sizes")" = "4096 1000 24 " ] &&
-  grep -A1 '^Direct leak of 4096 byte(s) in 1 object(s) allocated from:' "$out" | grep -q '#0 0x[0-9a-f]* in leak_direct_page (.*leaks+0x' &&
-  grep -A1 '^Direct leak of 1000 byte(s) in 10 object(s)' "$out" | grep -q 'in leak_direct_many ' &&
-  grep -A1 '^Direct leak of 24 byte(s) in 1 object(s)' "$out" | grep -q 'in leak_direct_small ' &&
+  grep -A2 '^Direct leak of 4096 byte(s) in 1 object(s) allocated from:' "$out" | grep -q '#0 0x[0-9a-f]* in leak_direct_page (.*leaks+0x' &&
+  grep -A2 '^Direct leak of 1000 byte(s) in 10 object(s)' "$out" | grep -q 'in leak_direct_many ' &&
+  grep -A2 '^Direct leak of 24 byte(s) in 1 object(s)' "$out" | grep -q 'in leak_direct_small ' &&
   grep -q '^SUMMARY: hakmem: 5120 byte(s) leaked in 12 allocation(s)' "$out"; }
 result $? "leakcheck: report by stack, largest first (4096, 1000, 24), frame #0 the leaking function, exit status 23 (got $st)" "$out"
 
@@ -124,6 +144,76 @@ result $? "leakcheck: HAKMEM_LEAKCHECK_EXITCODE=7 and HAKMEM_LEAKCHECK_FILE (a c
 HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_EXITCODE=0 LD_PRELOAD=$lib "$prog" cycle >/dev/null 2>"$out"; st=$?
 [ $st = 0 ] && grep -q '^Direct leak of' "$out"
 result $? "leakcheck: HAKMEM_LEAKCHECK_EXITCODE=0 reports and keeps the program's status (exit $st)" "$out"
+
+# Loss records as memcheck writes them: the leaked tree's root record carries the
+# bytes lost through it; the blocks indirectly lost have records of their own.
+HAKMEM_LEAKCHECK=1 LD_PRELOAD=$lib "$prog" tree >/dev/null 2>"$out"; st=$?
+grep -A1 '^Direct leak of 64 byte(s) in 1 object(s) allocated from:' "$out" >"$tmp/g"
+{ [ $st = 23 ] && grep -qx '    1,024 (64 direct, 960 indirect) bytes in 1 blocks are definitely lost in loss record 3 of 3' "$tmp/g" &&
+  grep -A1 '^Indirect leak of 704 byte(s) in 4 object(s)' "$out" | grep -qx '    704 bytes in 4 blocks are indirectly lost in loss record 2 of 3' &&
+  grep -A1 '^Indirect leak of 256 byte(s) in 4 object(s)' "$out" | grep -qx '    256 bytes in 4 blocks are indirectly lost in loss record 1 of 3' &&
+  grep -q '^hakmem: leak check: definitely lost 64 bytes in 1 blocks, indirectly lost 960 bytes in 8 blocks,' "$out"; }
+result $? "leakcheck: a leaked tree (root of 64 B, four children of 64 B, four grandchildren of 176 B): '1,024 (64 direct, 960 indirect) bytes in 1 blocks are definitely lost in loss record 3 of 3', the children's and grandchildren's records (exit $st)" "$out"
+
+# Still reachable blocks: counted by default, listed with their stacks on request.
+HAKMEM_LEAKCHECK=1 LD_PRELOAD=$lib "$prog" reachable >/dev/null 2>"$out"; st=$?
+[ $st = 0 ] && ! grep -q 'Still reachable\|still reachable in loss record\|leak of' "$out" &&
+  grep -q 'still reachable 636 bytes in 7 blocks' "$out"
+result $? "leakcheck: still reachable blocks by default: counted (636 bytes in 7 blocks), not listed (exit $st)" "$out"
+printf 'leak:make_reachable\n' >"$tmp/supp"
+HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_REACHABLE=1 HAKMEM_LEAKCHECK_SUPPRESS=$tmp/supp LD_PRELOAD=$lib "$prog" reachable >/dev/null 2>"$out"; st=$?
+grep -A2 '^Still reachable: 333 byte(s) in 1 object(s) allocated from:' "$out" >"$tmp/g"
+[ $st = 0 ] && ! grep -q 'ERROR\|leak of' "$out" && [ "$(grep -c '^Still reachable: ' "$out")" = 3 ] &&
+  grep -qx '    333 bytes in 1 blocks are still reachable in loss record 3 of 3' "$tmp/g" &&
+  grep -q '#0 0x[0-9a-f]* in make_reachable ' "$tmp/g" && grep -q 'still reachable 636 bytes in 7 blocks, suppressed 0 bytes' "$out"
+result $? "leakcheck: HAKMEM_LEAKCHECK_REACHABLE=1 lists the 3 still reachable records with their stacks (a suppression of their function does not apply), no leak, exit 0 (exit $st)" "$out"
+
+# hak_leak_check mid-run, every LIB: the report and the figures now, the program
+# goes on (allocating and freeing), the exit check says the same.
+for l in "${libs[@]}"; do
+  timeout 60 env HAKMEM_LEAKCHECK=1 LD_PRELOAD="$l" "$prog" check-midrun >"$tmp/stdout" 2>"$out"; st=$?
+  cat "$tmp/stdout" >>"$out"
+  grep '^hakmem: leak check:' "$out" >"$tmp/counts"
+  { [ $st = 23 ] && [ "$(wc -l <"$tmp/counts")" = 3 ] && [ "$(sort -u "$tmp/counts" | wc -l)" = 1 ] &&
+    grep -q '^hakmem: leak check: definitely lost 88 bytes in 2 blocks, indirectly lost 960 bytes in 8 blocks, possibly lost 0 bytes in 0 blocks, still reachable 4096 bytes in 1 blocks' "$tmp/counts" &&
+    [ "$(grep -cx 'check-midrun: returned 1048 checked 1 definitely 88/2 indirectly 960/8 possibly 0/0 reachable 4096/1 suppressed 0/0 ignored 0/0' "$tmp/stdout")" = 2 ] &&
+    [ "$(grep -c '^    1,024 (64 direct, 960 indirect) bytes in 1 blocks are definitely lost in loss record 4 of 5' "$out")" = 3 ]; }
+  result $? "leakcheck: $(basename "$(dirname "$l")"): hak_leak_check mid-run returns 1048 (88 + 960 bytes lost), fills the counts, prints the report; a second from a deeper frame and the exit check's say the same (exit $st)" "$out"
+done
+# ... while two threads allocate and free blocks of every tier (large ones unmapped at once).
+timeout 60 env HAKMEM_LEAKCHECK=1 LD_PRELOAD="$lib" "$prog" check-threads >"$tmp/stdout" 2>"$out"; st=$?
+cat "$tmp/stdout" >>"$out"
+n=0
+while read -r what returned lost checked one rest; do
+  [ "$what $returned $checked $one" = "check-threads: returned checked 1" ] && [ "$lost" -ge 1024 ] && n=$((n + 1))
+done <"$tmp/stdout"
+[ $st = 23 ] && [ $n = 4 ] && [ "$(grep -c '^hakmem: leak check:' "$out")" = 5 ] &&
+  grep '^hakmem: leak check:' "$out" | tail -n 1 | grep -q '^hakmem: leak check: definitely lost 64 bytes in 1 blocks, indirectly lost 960 bytes in 8 blocks,'
+result $? "leakcheck: hak_leak_check three times while two threads allocate and free and a third checks too: no crash, each finds the tree's 1024 bytes or more, the exit check exactly them ($n of 4 checks, exit $st)" "$out"
+
+# hak_leak_ignore: the table and what only it reaches are not reported (the table
+# counted as ignored, its blocks still reachable), nor a lone block; what is no
+# live block fails with EINVAL; a block freed or moved loses its mark.
+HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_REACHABLE=1 LD_PRELOAD="$lib" "$prog" ignore >"$tmp/stdout" 2>"$out"; st=$?
+cat "$tmp/stdout" >>"$out"
+printf '%s\n' 'ignore table 0 -' 'ignore table-again 0 -' 'ignore lone 0 -' 'ignore null -1 EINVAL' 'ignore stack -1 EINVAL' \
+  'ignore interior -1 EINVAL' 'ignore before-free 0 -' 'ignore freed -1 EINVAL' 'ignore before-realloc 0 -' \
+  'ignore mmap -1 EINVAL' >"$tmp/want"
+grep -A2 '^Still reachable: 144 byte(s) in 3 object(s) allocated from:' "$out" >"$tmp/g"
+{ [ $st = 23 ] && grep '^ignore ' "$tmp/stdout" | cmp -s - "$tmp/want" &&
+  grep -q '^hakmem: leak check: definitely lost 100064 bytes in 3 blocks, indirectly lost 0 bytes in 0 blocks, possibly lost 0 bytes in 0 blocks, .*ignored 132 bytes in 2 blocks$' "$out" &&
+  grep -q '#0 0x[0-9a-f]* in ignore_blocks ' "$tmp/g" && ! grep -q '^Direct leak of \(32\|100\) byte' "$out" &&
+  grep -q '^Direct leak of 40 byte(s) in 1 object(s)' "$out" && grep -q '^Direct leak of 100000 byte(s) in 1 object(s)' "$out"; }
+result $? "leakcheck: hak_leak_ignore: the ignored table (its 3 blocks still reachable) and lone block not reported (ignored 132 bytes in 2 blocks); NULL, a stack address, an interior pointer, a freed block, an mmap'd page: -1 EINVAL; freed or moved by realloc, the mark is gone (exit $st)" "$out"
+
+# With the checker off, both calls do nothing: hak_leak_check 0 (checked 0), hak_leak_ignore 0.
+LD_PRELOAD="$lib" "$prog" check-midrun >"$tmp/stdout" 2>"$out"; st=$?
+LD_PRELOAD="$lib" "$prog" ignore >>"$tmp/stdout" 2>>"$out"; st2=$?
+cat "$tmp/stdout" >>"$out"
+[ $st = 0 ] && [ $st2 = 0 ] &&
+  grep -qx 'check-midrun: returned 0 checked 0 definitely 0/0 indirectly 0/0 possibly 0/0 reachable 0/0 suppressed 0/0 ignored 0/0' "$tmp/stdout" &&
+  [ "$(grep -c '^ignore .* 0 -$' "$tmp/stdout")" = 10 ] && ! grep -q '^hakmem\|ERROR' "$out"
+result $? "leakcheck: checker off: hak_leak_check returns 0 with checked 0 and prints nothing, hak_leak_ignore returns 0 (exit $st, $st2)" "$out"
 
 # Suppressions: by function (a glob), by object; a file that cannot be read or a bad line.
 printf '# test\nleak:leak_direct_m*\n\nleak_direct_page\n' >"$tmp/supp"
@@ -196,7 +286,7 @@ done
 src=$B/tests/leaks-source
 if [ -x "$src" ]; then
   HAKMEM_LEAKCHECK=1 "$src" source >/dev/null 2>"$out"; st=$?
-  grep -A2 '^Direct leak of 24 byte(s) in 1 object(s)' "$out" >"$tmp/g"
+  grep -A3 '^Direct leak of 24 byte(s) in 1 object(s)' "$out" >"$tmp/g"
   [ $st = 23 ] && grep -q 'source: tests/leaks.c:[0-9]' "$tmp/g" && grep -q '#0 0x[0-9a-f]* in leak_direct_small ' "$tmp/g" &&
     grep -q '^Indirect leak of 96 byte(s) in 2 object(s)' "$out"
   result $? "leakcheck: HAK_TRACE_SOURCE (static link): file:line and the leaking function as frame #0 (exit $st)" "$out"

@@ -5,7 +5,25 @@
  *
  *   leaks SCENARIO     direct | indirect | cycle | possible | reachable |
  *                      tiers | threads | thread-exit | thread-blocked | clean |
- *                      source | big-root | big-root-churn
+ *                      source | big-root | big-root-churn | tree |
+ *                      check-midrun | check-threads | ignore
+ *
+ * tree: a root block of 64 bytes holding four children of 64 bytes, each
+ * holding a grandchild of 176 bytes, all lost: 1,024 bytes, 64 direct and
+ * 960 indirect. The root is the child block with the highest address, so
+ * that each child is reached, as a clique of its own with its grandchild,
+ * before the root's clique takes them in (memcheck's order of cliques).
+ * The last three run under hakmem only (tests/leakcheck.sh), calling its API
+ * through dlsym, and print what it returned on stdout:
+ * check-midrun: the tree and a direct leak of 24 bytes, then hak_leak_check,
+ * again from a deeper frame (over the stack the first used), then more
+ * allocations, all freed: the second check and the exit check must say the
+ * same as the first.
+ * check-threads: the tree, then hak_leak_check three times while two
+ * threads allocate and free blocks of every tier (some unmapped at once) and
+ * a third calls hak_leak_check too, at the same time.
+ * ignore: hak_leak_ignore on a table of three blocks (which stay reachable
+ * through it), on a lone block, and on what is not a live block.
  *
  * thread-exit: a thread leaks a block and exits; the only copy of its
  * address is left in the dead thread's stack, which glibc keeps mapped (for
@@ -37,8 +55,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include "../core/hakmem.h" /* the leak checker's API: its types (the calls through dlsym) */
 #ifdef HAK_TRACE_SOURCE
-#include "hakmem.h"
 #define ALLOC(n) hak_malloc(n)
 #else
 #define ALLOC(n) malloc(n)
@@ -272,6 +292,114 @@ static NOINLINE void big_root(bool churn) {
   if (churn && pthread_create(&t, NULL, churn_main, NULL) != 0) exit(2);
 }
 
+/* tree: see the head of the file. */
+static NOINLINE void leak_tree_figures(void) {
+  void **b[5];
+  for (int i = 0; i < 5; i++) touch(b[i] = ALLOC(64), 64);
+  int root = 0;
+  for (int i = 1; i < 5; i++)
+    if ((uintptr_t)b[i] > (uintptr_t)b[root]) root = i;
+  for (int i = 0, k = 0; i < 5; i++) {
+    if (i == root) continue;
+    void *grandchild = ALLOC(176);
+    touch(grandchild, 176);
+    b[i][0] = grandchild;
+    b[root][k++] = b[i];
+  }
+  memset(b, 0, sizeof b);
+  __asm__ volatile("" : : "r"(b) : "memory");
+}
+
+/* The leak checker's calls (hakmem.h), found in the preloaded library. */
+static size_t (*leak_check)(hak_leak_counts_t *);
+static int (*leak_ignore)(const void *);
+static NOINLINE void find_api(void) {
+  leak_check = (size_t(*)(hak_leak_counts_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_leak_check");
+  leak_ignore = (int (*)(const void *))(uintptr_t)dlsym(RTLD_DEFAULT, "hak_leak_ignore");
+  if (leak_check == NULL || leak_ignore == NULL) {
+    fprintf(stderr, "leaks: hakmem is not preloaded (no hak_leak_check)\n");
+    exit(2);
+  }
+  printf("leaks: hak_leak_check found\n"); /* stdout's buffer: allocated now, before any check */
+  fflush(stdout);
+}
+
+static NOINLINE void midrun_check(const char *what) {
+  hak_leak_counts_t c;
+  memset(&c, 0xff, sizeof c);
+  size_t lost = leak_check(&c);
+  printf("%s: returned %zu checked %d definitely %zu/%zu indirectly %zu/%zu possibly %zu/%zu reachable %zu/%zu "
+         "suppressed %zu/%zu ignored %zu/%zu\n", what, lost, c.checked, c.definite_bytes, c.definite_blocks,
+         c.indirect_bytes, c.indirect_blocks, c.possible_bytes, c.possible_blocks, c.reachable_bytes,
+         c.reachable_blocks, c.suppressed_bytes, c.suppressed_blocks, c.ignored_bytes, c.ignored_blocks);
+  fflush(stdout);
+}
+
+/* The same from a frame 16 KiB deeper: the stack the first check used, dead
+ * since, lies between this frame and main's, scanned as the thread's stack. */
+static NOINLINE void midrun_check_deep(const char *what) {
+  volatile char pad[16384];
+  pad[0] = 0;
+  midrun_check(what);
+  __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
+static atomic_bool churn_stop;
+static void *check_main(void *arg) {
+  (void)arg;
+  midrun_check("check-threads");
+  return NULL;
+}
+static void *churn_tiers_main(void *arg) {
+  (void)arg;
+  static const size_t sizes[] = {16, 200, 40000, (size_t)3 << 20};
+  for (unsigned i = 0; !atomic_load(&churn_stop); i++) {
+    void *p = ALLOC(sizes[i % 4]);
+    touch(p, 16);
+    free(p);
+  }
+  return NULL;
+}
+
+/* ignore: prints each call's result as "<case> <return> <errno name>". */
+static NOINLINE void ignore_case(const char *name, const void *p) {
+  errno = 0;
+  int r = leak_ignore(p);
+  printf("ignore %s %d %s\n", name, r, r == 0 ? "-" : errno == EINVAL ? "EINVAL" : "other");
+}
+static NOINLINE void ignore_blocks(void) {
+  void **table = ALLOC(4 * sizeof(void *)); /* 32 bytes, ignored: its three blocks stay reachable */
+  touch(table, 4 * sizeof(void *));
+  for (int i = 0; i < 3; i++) touch(table[i] = ALLOC(48), 48);
+  table[3] = NULL;
+  ignore_case("table", table);
+  ignore_case("table-again", table);
+  void *lone = ALLOC(100); /* ignored, nothing in it */
+  touch(lone, 100);
+  ignore_case("lone", lone);
+  ignore_case("null", NULL);
+  int local;
+  ignore_case("stack", &local);
+  ignore_case("interior", (char *)table + 8);
+  void *freed = ALLOC(40); /* ignored, freed: the block at its address next is not */
+  touch(freed, 40);
+  ignore_case("before-free", freed);
+  volatile uintptr_t freed_at = (uintptr_t)freed; /* (the address only, not used as a pointer) */
+  free(freed);
+  ignore_case("freed", (void *)freed_at);
+  touch(ALLOC(40), 40); /* leaked (likely at the same address) */
+  char *moved = ALLOC(16); /* ignored, then moved by realloc: leaked */
+  touch(moved, 16);
+  ignore_case("before-realloc", moved);
+  moved = realloc(moved, 100000);
+  touch(moved, 100000);
+  void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ignore_case("mmap", page);
+  munmap(page, 4096);
+  leak_direct_small(); /* not ignored: reported */
+  fflush(stdout);
+}
+
 static NOINLINE void clean(void) {
   void *p[20];
   for (int i = 0; i < 20; i++) touch(p[i] = ALLOC((size_t)(i * 100 + 1)), 1);
@@ -313,12 +441,38 @@ int main(int argc, char **argv) {
     big_root(strcmp(s, "big-root-churn") == 0);
   } else if (strcmp(s, "clean") == 0) {
     clean();
+  } else if (strcmp(s, "tree") == 0) {
+    leak_tree_figures();
+  } else if (strcmp(s, "check-midrun") == 0) {
+    find_api();
+    leak_tree_figures();
+    leak_direct_small();
+    clear_stack();
+    midrun_check("check-midrun");
+    midrun_check_deep("check-midrun");
+    freed_ok(); /* the program goes on: more calls, all freed */
+    clean();
+  } else if (strcmp(s, "check-threads") == 0) {
+    find_api();
+    leak_tree_figures();
+    pthread_t t[3];
+    for (int i = 0; i < 2; i++)
+      if (pthread_create(&t[i], NULL, churn_tiers_main, NULL) != 0) exit(2);
+    if (pthread_create(&t[2], NULL, check_main, NULL) != 0) exit(2);
+    clear_stack();
+    for (int i = 0; i < 3; i++) midrun_check("check-threads");
+    pthread_join(t[2], NULL);
+    atomic_store(&churn_stop, true);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  } else if (strcmp(s, "ignore") == 0) {
+    find_api();
+    ignore_blocks();
   } else if (strcmp(s, "source") == 0) {
     leak_direct_small();
     leak_list(3);
   } else {
     fprintf(stderr, "usage: leaks direct|indirect|cycle|possible|reachable|tiers|threads|thread-exit|"
-                    "thread-blocked|clean|source|big-root|big-root-churn\n");
+                    "thread-blocked|clean|source|big-root|big-root-churn|tree|check-midrun|check-threads|ignore\n");
     return 2;
   }
   clear_stack();
