@@ -91,6 +91,10 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
                                   true},
   [HAK_OPT_LEAKCHECK_EXITCODE] = {"leakcheck_exitcode", 23, 0, 255, NULL,
                                   "exit status when a leak is reported (0: the program's own)", false},
+  [HAK_OPT_LEAKCHECK_SYMBOLIZER] = {"leakcheck_symbolizer", 0, 0, 0, NULL,
+                                    "the leak report's file:line from this program (default: hakmem-symbolize "
+                                    "next to libhakmem.so), or off",
+                                    true},
 };
 
 #define ENV_PREFIX "HAKMEM_"
