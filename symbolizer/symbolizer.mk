@@ -22,3 +22,17 @@ symbolizer: $(SYM_BIN)
 $(SYM_BIN): symbolizer/main.c $(SYM_SRCS) $(SYM_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O2 -o $@ symbolizer/main.c $(SYM_SRCS) $(SYM_LIBS)
+
+# The test program: a known call chain, built with -g and without.
+SYM_TEST_FLAGS := -std=c11 $(WARN) -O1 -fno-optimize-sibling-calls -fno-builtin
+$(BUILD)/tests/symbolize_chain: tests/symbolize_chain.c
+	@mkdir -p $(@D)
+	$(CC) $(SYM_TEST_FLAGS) -g -o $@ $<
+$(BUILD)/tests/symbolize_chain_nodebug: tests/symbolize_chain.c
+	@mkdir -p $(@D)
+	$(CC) $(SYM_TEST_FLAGS) -o $@ $<
+
+SYM_TEST_LIB := $(BUILD)/$(firstword $(filter hybrid,$(BUILD_VARIANTS)) $(BUILD_VARIANTS))/libhakmem.so
+test-symbolize: $(SYM_BIN) $(SYM_TEST_LIB) $(TRACK_LIB) $(TRACK_BIN) $(BUILD)/tests/symbolize_chain \
+                $(BUILD)/tests/symbolize_chain_nodebug
+	@tests/symbolize.sh $(SYM_TEST_LIB)
