@@ -4,7 +4,7 @@
 #        needed) under PREFIX: lib/hakmem/<variant>/libhakmem.{so,a},
 #        lib/libhakmem.{so,a} -> the default variant (VARIANT, hybrid unless
 #        named), include/hakmem.h and hakmem_allocator.hpp,
-#        lib/pkgconfig/hakmem.pc, bin/hakmem; CHECK=1 adds the checked builds
+#        lib/pkgconfig/hakmem.pc, bin/hakmem, lib/hakmem/hakmem-symbolize; CHECK=1 adds the checked builds
 #        (lib/hakmem/<variant>-check/). DESTDIR stages for a package.
 #   make uninstall [PREFIX=..] [DESTDIR=]  removes what the install's manifest
 #        (PREFIX/lib/hakmem/.manifest) lists, and nothing else
@@ -19,11 +19,11 @@ libs_of = $(foreach b,$(1),$(BUILD)/$(b)/libhakmem.so $(BUILD)/$(b)/libhakmem.a)
 
 .PHONY: install uninstall test-install
 test-suites: test-install
-install: $(call libs_of,$(INSTALL_BUILDS))
+install: $(call libs_of,$(INSTALL_BUILDS)) $(SYM_BIN)
 	@install/install.sh install --prefix '$(PREFIX)' --destdir '$(DESTDIR)' --default '$(VARIANT)' \
 	  --version '$(HAK_VERSION)' --build-dir '$(BUILD)' $(INSTALL_BUILDS)
 uninstall:
 	@install/install.sh uninstall --prefix '$(PREFIX)' --destdir '$(DESTDIR)'
 
-test-install: $(call libs_of,$(VARIANTS))
+test-install: $(call libs_of,$(VARIANTS)) $(SYM_BIN) $(BUILD)/tests/symbolize_chain
 	@MAKE='$(MAKE)' tests/install.sh
