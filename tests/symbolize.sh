@@ -8,6 +8,9 @@
 #     (tests/symbolize_check.py), and each of those functions is named;
 #   - the same program built without -g: its frames keep object+offset (leak
 #     report) or function+offset (object) (trace) and say no file:line;
+#   - the heap profile of the -g program: google-pprof --text --lines names
+#     symbolize_chain.c:LINE for chain_leaf, chain_middle and chain_outer, the
+#     lines addr2line gives (pprof symbolizes profiles itself: no change needed);
 #   - HAKMEM_LEAKCHECK_SYMBOLIZER naming a missing program: the report says once
 #     why it has no file:line; =off: no file:line and no note.
 # B (default build) is the build directory: LIB's hakmem-symbolize is B/hakmem-symbolize.
@@ -50,6 +53,21 @@ for p in symbolize_chain symbolize_chain_nodebug; do
 done
 
 prog=$B/tests/symbolize_chain
+if command -v google-pprof >/dev/null; then
+  HAKMEM_PROFILE=$tmp/prof HAKMEM_PROFILE_RATE=1 LD_PRELOAD=$lib $prog >"$TEST_LOG" 2>&1
+  timeout -k 5 60 google-pprof --text --lines $prog $tmp/prof.*.0001.heap >"$tmp/pprof" 2>>"$TEST_LOG"
+  ok=0
+  for f in chain_leaf chain_middle chain_outer; do
+    addr=$(nm $prog | awk -v f=$f '$3 == f { print $1 }')
+    off=$(grep -o "in $f (.*symbolize_chain+0x[0-9a-f]*)" "$tmp/symbolize_chain.leak" | sed 's/.*+0x//; s/)//')
+    want=$(addr2line -e $prog $(printf '0x%x' $((0x$off - 1))) | sed 's/ (discriminator.*//')
+    grep -q " $f $want\$" "$tmp/pprof" || { ok=1; echo "$f: want '$want' (addr $addr)" >>"$TEST_LOG"; }
+  done
+  cat "$tmp/pprof" >>"$TEST_LOG"
+  result $ok "symbolize: google-pprof --text --lines on the -g program's heap profile names file:line for each frame as addr2line does" "$TEST_LOG"
+else
+  skip "symbolize: google-pprof --lines on the heap profile" "google-pprof is not installed (scripts/install-deps.sh test installs google-perftools)"
+fi
 HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_SYMBOLIZER=$tmp/missing LD_PRELOAD=$lib timeout -k 5 60 $prog >"$tmp/miss" 2>&1
 st=$?
 { [ $st = 23 ] && [ "$(grep -c "(hakmem: no file:line in this report: cannot run $tmp/missing: No such file or directory; frames named from the symbol tables)" "$tmp/miss")" = 1 ] &&
