@@ -558,11 +558,11 @@ typedef struct hak_frame_name_s {
   hak_source_t source[HAK_SOURCE_MAX];
 } hak_frame_name_t;
 void hak_symbols_lookup(const void *ip, hak_frame_name_t *out);
-struct hak_out_s;
 /* file:line of a frame hak_symbols_lookup named, from hakmem-symbolize (a
- * process of its own); when it cannot be had, says why once, in a line of
- * note (HAKMEM_LEAKCHECK_SYMBOLIZER=off: silently none). */
-void hak_symbols_source(hak_frame_name_t *fn, struct hak_out_s *note);
+ * process of its own); when it cannot be had, hak_symbols_problem says why,
+ * once (NULL after that, and with HAKMEM_LEAKCHECK_SYMBOLIZER=off). */
+void hak_symbols_source(hak_frame_name_t *fn);
+const char *hak_symbols_problem(void);
 void hak_symbols_release(void);      /* unmaps the symbol tables read, ends hakmem-symbolize */
 
 /* ---- out.c: writing reports without malloc ------------------------------------------ */

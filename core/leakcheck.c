@@ -770,7 +770,7 @@ static void report_group(hak_out_t *o, const group_t *g) {
   for (uint32_t f = 0; f < g->stack->depth; f++) {
     hak_frame_name_t fn;
     hak_symbols_lookup(g->stack->frames[f], &fn);
-    hak_symbols_source(&fn, o);
+    hak_symbols_source(&fn);
     const hak_source_t *src = fn.nsource ? &fn.source[fn.nsource - 1] : NULL; /* the symbol's function */
     const char *name = fn.function != NULL ? fn.function : src != NULL ? src->function : "??";
     hak_out_printf(o, "    #%u %p in %s", f, g->stack->frames[f], name);
@@ -782,6 +782,8 @@ static void report_group(hak_out_t *o, const group_t *g) {
                      fn.source[k].file != NULL ? fn.source[k].file : "??", fn.source[k].line);
     hak_out_write(o, "\n", 1);
   }
+  const char *why = hak_symbols_problem(); /* once in the report */
+  if (why != NULL) hak_out_printf(o, "    (hakmem: no file:line in this report: %s; frames named from the symbol tables)\n", why);
   if (g->stack->depth == 0) hak_out_printf(o, "    (no stack)\n");
 }
 

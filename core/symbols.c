@@ -23,7 +23,7 @@
  * lib/hakmem/<variant>/libhakmem.so and lib/libhakmem.so ->
  * lib/hakmem/hakmem-symbolize). When it is missing, fails or takes over
  * 10 s for an answer, the frames keep their symbol-table names and object
- * offsets and the report says so once. */
+ * offsets and hak_symbols_problem says why, once, for the report. */
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -179,19 +179,28 @@ static void sym_stop(void) {
   }
 }
 
-static void sym_fail(hak_out_t *note, const char *why) {
+static char problem[PATH_MAX + 160]; /* why there is no file:line, until hak_symbols_problem takes it */
+
+static void sym_fail(const char *why) {
   if (sym_state == SYM_RUNNING) {
     kill(sym_pid, SIGKILL);
     sym_stop();
   }
   sym_state = SYM_FAILED;
-  if (note != NULL)
-    hak_out_printf(note, "    (hakmem: no file:line in this report: %s; frames named from the symbol tables)\n", why);
+  snprintf(problem, sizeof problem, "%s", why);
+}
+
+const char *hak_symbols_problem(void) {
+  static char taken[sizeof problem];
+  if (problem[0] == '\0') return NULL;
+  memcpy(taken, problem, sizeof taken);
+  problem[0] = '\0';
+  return taken;
 }
 
 extern char **environ;
 
-static bool sym_start(hak_out_t *note) {
+static bool sym_start(void) {
   char why[PATH_MAX + 128];
   const char *opt = hak_option_text(HAK_OPT_LEAKCHECK_SYMBOLIZER);
   if (opt != NULL && strcmp(opt, "off") == 0) {
@@ -201,7 +210,7 @@ static bool sym_start(hak_out_t *note) {
   if (opt != NULL) {
     snprintf(sym_path, sizeof sym_path, "%s", opt);
   } else if (!find_symbolizer(why, sizeof why)) {
-    sym_fail(note, why);
+    sym_fail(why);
     return false;
   }
   ssize_t n = readlink("/proc/self/exe", exe_path, sizeof exe_path - 1);
@@ -209,7 +218,7 @@ static bool sym_start(hak_out_t *note) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     snprintf(why, sizeof why, "no socket for %s: %s", sym_path, strerror(errno));
-    sym_fail(note, why);
+    sym_fail(why);
     return false;
   }
   fcntl(sv[1], F_SETFD, 0); /* the child's end is inherited: its number is passed */
@@ -229,7 +238,7 @@ static bool sym_start(hak_out_t *note) {
   if (rc != 0) {
     close(sv[0]);
     snprintf(why, sizeof why, "cannot run %s: %s", sym_path, strerror(rc));
-    sym_fail(note, why);
+    sym_fail(why);
     return false;
   }
   sym_fd = sv[0];
@@ -293,22 +302,22 @@ static bool sym_parse(hak_frame_name_t *fn) {
   return true;
 }
 
-void hak_symbols_source(hak_frame_name_t *fn, struct hak_out_s *note) {
+void hak_symbols_source(hak_frame_name_t *fn) {
   fn->nsource = 0;
   if (fn->object == NULL || fn->address == 0) return;
-  if (sym_state == SYM_UNTRIED && !sym_start(note)) return;
+  if (sym_state == SYM_UNTRIED && !sym_start()) return;
   if (sym_state != SYM_RUNNING) return;
     int len = snprintf(request, sizeof request, "%s %lx\n", fn->in_main ? exe_path : fn->object,
                      (unsigned long)(fn->address - 1)); /* a return address: the call is before it */
   char why[PATH_MAX + 128];
   if (len <= 0 || (size_t)len >= sizeof request) return;
   if (!sym_exchange((size_t)len, why, sizeof why)) {
-    sym_fail(note, why);
+    sym_fail(why);
     return;
   }
   if (!sym_parse(fn)) {
     snprintf(why, sizeof why, "%s: an answer not in its format", sym_path);
-    sym_fail(note, why);
+    sym_fail(why);
   }
 }
 

@@ -36,3 +36,6 @@ SYM_TEST_LIB := $(BUILD)/$(firstword $(filter hybrid,$(BUILD_VARIANTS)) $(BUILD_
 test-symbolize: $(SYM_BIN) $(SYM_TEST_LIB) $(TRACK_LIB) $(TRACK_BIN) $(BUILD)/tests/symbolize_chain \
                 $(BUILD)/tests/symbolize_chain_nodebug
 	@tests/symbolize.sh $(SYM_TEST_LIB)
+
+# The leak checker's tests read reports with file:line: the program is built first.
+test-leakcheck test-profile: $(SYM_BIN)
