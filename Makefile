@@ -97,6 +97,7 @@ deps-bench:
 -include tests/tests.mk
 -include workloads/workloads.mk
 -include harness/harness.mk
+-include symbolizer/symbolizer.mk
 -include tracker/tracker.mk
 -include install/install.mk
 

@@ -545,13 +545,30 @@ void hak_leak_fork_parent(void);
 void hak_leak_fork_child(void);
 
 /* ---- symbols.c: naming frames (leak report) ---------------------------------------- */
+#define HAK_SOURCE_MAX 8
+typedef struct hak_source_s {
+  const char *function;  /* "??" when the DWARF names none */
+  const char *file;      /* NULL when unknown */
+  int line;
+} hak_source_t;
 typedef struct hak_frame_name_s {
   const char *function;  /* NULL when unknown */
   const char *object;    /* path of the object holding the address, or NULL */
   uintptr_t offset;      /* address minus the object's load base */
+  uintptr_t address;     /* the address in the object's link-time addresses (minus its load bias) */
+  bool in_main;          /* the object is the main program */
+  /* hak_symbols_source: the source at the call, innermost first (functions
+   * inlined there, then the one they are in); valid until its next call */
+  unsigned nsource;      /* 0: no file:line */
+  hak_source_t source[HAK_SOURCE_MAX];
 } hak_frame_name_t;
 void hak_symbols_lookup(const void *ip, hak_frame_name_t *out);
-void hak_symbols_release(void);      /* unmaps the symbol tables read */
+/* file:line of a frame hak_symbols_lookup named, from hakmem-symbolize (a
+ * process of its own); when it cannot be had, hak_symbols_problem says why,
+ * once (NULL after that, and with HAKMEM_LEAKCHECK_SYMBOLIZER=off). */
+void hak_symbols_source(hak_frame_name_t *fn);
+const char *hak_symbols_problem(void);
+void hak_symbols_release(void);      /* unmaps the symbol tables read, ends hakmem-symbolize */
 
 /* ---- signal_flag.c: a signal that only raises a flag ------------------------------ */
 /* Catches sig so that it sets *flag, keeping the program's handler to call
@@ -595,6 +612,7 @@ typedef enum hak_option_e {
   HAK_OPT_LEAKCHECK_SUPPRESS, /* ... leaks not reported (a file of patterns) */
   HAK_OPT_LEAKCHECK_EXITCODE, /* ... exit status when something leaked   */
   HAK_OPT_LEAKCHECK_REACHABLE, /* ... the still reachable blocks listed too */
+  HAK_OPT_LEAKCHECK_SYMBOLIZER, /* ... file:line from this program, or off (a text option) */
   HAK_OPT_COUNT
 } hak_option_t;
 long hak_option(hak_option_t o);

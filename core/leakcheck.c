@@ -872,10 +872,20 @@ static void report_group(hak_out_t *o, const group_t *g, size_t records) {
   for (uint32_t f = 0; f < g->stack->depth; f++) {
     hak_frame_name_t fn;
     hak_symbols_lookup(g->stack->frames[f], &fn);
-    hak_out_printf(o, "    #%u %p in %s", f, g->stack->frames[f], fn.function != NULL ? fn.function : "??");
+    hak_symbols_source(&fn);
+    const hak_source_t *src = fn.nsource ? &fn.source[fn.nsource - 1] : NULL; /* the symbol's function */
+    const char *name = fn.function != NULL ? fn.function : src != NULL ? src->function : "??";
+    hak_out_printf(o, "    #%u %p in %s", f, g->stack->frames[f], name);
     if (fn.object != NULL) hak_out_printf(o, " (%s+0x%lx)", fn.object, (unsigned long)fn.offset);
+    for (unsigned k = fn.nsource; k-- > 0;) /* the call's line, then the functions inlined there */
+      hak_out_printf(o, k + 1 == fn.nsource ? " at %s%s%s:%d" : "%s%s at %s:%d",
+                     k + 1 == fn.nsource ? "" : k + 2 == fn.nsource ? ", inlined: " : ", ",
+                     k + 1 == fn.nsource ? "" : fn.source[k].function,
+                     fn.source[k].file != NULL ? fn.source[k].file : "??", fn.source[k].line);
     hak_out_write(o, "\n", 1);
   }
+  const char *why = hak_symbols_problem(); /* once in the report */
+  if (why != NULL) hak_out_printf(o, "    (hakmem: no file:line in this report: %s; frames named from the symbol tables)\n", why);
   if (g->stack->depth == 0) hak_out_printf(o, "    (no stack)\n");
 }
 

@@ -117,6 +117,10 @@ static const hak_option_desc_t option_table[HAK_OPT_COUNT] = {
   [HAK_OPT_LEAKCHECK_REACHABLE] = {"leakcheck_reachable", 0, 0, 1, NULL,
                                    "1: the leak report also lists the still reachable blocks by call stack, with "
                                    "their stacks (0: only counted)", false},
+  [HAK_OPT_LEAKCHECK_SYMBOLIZER] = {"leakcheck_symbolizer", 0, 0, 0, NULL,
+                                    "the leak report's file:line from this program (default: hakmem-symbolize "
+                                    "next to libhakmem.so), or off",
+                                    true},
 };
 
 #define ENV_PREFIX "HAKMEM_"

@@ -12,6 +12,8 @@
 #   lib/libhakmem.so, lib/libhakmem.a   symlinks to the default variant's
 #   include/hakmem.h, include/hakmem_allocator.hpp
 #   lib/pkgconfig/hakmem.pc             says prefix=P (not D/P)
+#   lib/hakmem/hakmem-symbolize         file:line for the leak report (found by
+#                                       libhakmem.so next to itself)
 #   bin/hakmem                          the launcher; finds the libraries
 #                                       relative to itself, so D/P/bin/hakmem
 #                                       works before the files reach P
@@ -92,7 +94,7 @@ do_install() {
       [ -f "$src" ] || die "$src is missing (make builds it)"
     done
   done
-  for src in "$here/core/hakmem.h" "$here/include/hakmem_allocator.hpp" "$here/install/hakmem.in" "$here/install/hakmem.pc.in" \
+  for src in "$builddir/hakmem-symbolize" "$here/core/hakmem.h" "$here/include/hakmem_allocator.hpp" "$here/install/hakmem.in" "$here/install/hakmem.pc.in" \
              "$builddir/hakmem-trace" "$builddir/libhaktrack.so" "$here/tracker/trace_html.py"; do
     [ -f "$src" ] || die "$src is missing"
   done
@@ -132,6 +134,7 @@ do_install() {
     put 644 "$builddir/$b/libhakmem.so" "lib/hakmem/$b/libhakmem.so"
     put 644 "$builddir/$b/libhakmem.a" "lib/hakmem/$b/libhakmem.a"
   done
+  put 755 "$builddir/hakmem-symbolize" lib/hakmem/hakmem-symbolize
   link "hakmem/$default/libhakmem.so" lib/libhakmem.so
   link "hakmem/$default/libhakmem.a" lib/libhakmem.a
   need_dir include

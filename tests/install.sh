@@ -282,4 +282,17 @@ check "nothing written to /opt/hakmem-install-test itself" test "$(ls -d /opt/ha
 check "make uninstall DESTDIR=<tmp> PREFIX=/opt/hakmem-install-test" inst uninstall DESTDIR="$S" PREFIX=/opt/hakmem-install-test
 check "the staged prefix is empty again" empty_dir "$S/opt/hakmem-install-test"
 
+# ---- hakmem-symbolize, installed beside the libraries ------------------------------------------
+Y=$tmp/symbolize
+check "make install PREFIX=<tmp> installs lib/hakmem/hakmem-symbolize" \
+  sh -c "'$MAKE' -s --no-print-directory -C '$root' install PREFIX='$Y' VARIANT=hybrid CHECK=0 >/dev/null && [ -x '$Y/lib/hakmem/hakmem-symbolize' ]"
+for l in lib/libhakmem.so lib/hakmem/bitmap/libhakmem.so; do
+  HAKMEM_LEAKCHECK=1 LD_PRELOAD=$Y/$l build/tests/symbolize_chain >"$tmp/out" 2>&1
+  st=$?
+  { [ $st = 23 ] && grep -q 'in chain_leaf (.*symbolize_chain+0x[0-9a-f]*) at .*symbolize_chain.c:[0-9]' "$tmp/out"; } || cat "$tmp/out" >>"$log"
+  result $? "the leak report through the installed $l names file:line (its hakmem-symbolize found) (exit $st)"
+done
+inst uninstall PREFIX="$Y" >/dev/null 2>>"$log"
+check "make uninstall of it leaves that prefix empty" empty_dir "$Y"
+
 finish install

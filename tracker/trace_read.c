@@ -1,6 +1,8 @@
 /* trace_read.c - see trace_read.h. */
 #include "trace_read.h"
 
+#include "../symbolizer/debuginfo.h"
+
 #include <dirent.h>
 #include <elf.h>
 #include <errno.h>
@@ -575,6 +577,7 @@ typedef struct symtab {
 
 static symtab *g_tabs;
 static uint32_t g_ntabs, g_captabs;
+static sym_debuginfo *g_debuginfo; /* file:line from DWARF (symbolizer/debuginfo.c) */
 
 typedef struct module {
     uint32_t tab;       /* g_tabs index */
@@ -671,6 +674,8 @@ static void symtabs_free(void)
     free(g_tabs);
     g_tabs = NULL;
     g_ntabs = g_captabs = 0;
+    sym_debuginfo_free(g_debuginfo);
+    g_debuginfo = NULL;
 }
 
 tr_symbolizer *tr_symbolizer_new(const char *maps_path)
@@ -716,6 +721,27 @@ tr_symbolizer *tr_symbolizer_new(const char *maps_path)
     return s;
 }
 
+/* " at FILE:LINE" of the instruction at vaddr of the object at path, when its
+ * DWARF has it, and ", inlined: F at FILE:LINE, ..." for the functions
+ * inlined there, outermost first; nothing without line information. The
+ * frames are return addresses: the caller asks about the byte before. */
+static void append_source(const char *path, uint64_t vaddr, char *out, size_t size)
+{
+    if (!g_debuginfo)
+        g_debuginfo = sym_debuginfo_new();
+    sym_source src[SYM_SOURCE_MAX];
+    int n = sym_debuginfo_lookup(g_debuginfo, path, vaddr, src, SYM_SOURCE_MAX, NULL);
+    size_t len = 0;
+    for (int k = n - 1; k >= 0 && len < size; k--) {
+        const char *file = src[k].file ? src[k].file : "??";
+        if (k == n - 1)
+            len += (size_t)snprintf(out + len, size - len, " at %s:%d", file, src[k].line);
+        else
+            len += (size_t)snprintf(out + len, size - len, "%s %s at %s:%d", k == n - 2 ? ", inlined:" : ",",
+                                    src[k].function, file, src[k].line);
+    }
+}
+
 const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size)
 {
     /* the mapping holding addr: /proc/self/maps lists them in address order */
@@ -745,14 +771,15 @@ const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size
             else
                 hi = mid;
         }
-        if (lo > 0) {
+        size_t len;
+        if (lo > 0 && (!m->syms[lo - 1].size || rel < m->syms[lo - 1].value + m->syms[lo - 1].size + 16)) {
             const sym *y = &m->syms[lo - 1];
-            if (!y->size || rel < y->value + y->size + 16) {
-                snprintf(buf, size, "%s+0x%" PRIx64 " (%s)", y->name, rel - y->value, base);
-                return buf;
-            }
+            len = (size_t)snprintf(buf, size, "%s+0x%" PRIx64 " (%s)", y->name, rel - y->value, base);
+        } else {
+            len = (size_t)snprintf(buf, size, "%s+0x%" PRIx64, base, rel);
         }
-        snprintf(buf, size, "%s+0x%" PRIx64, base, rel);
+        if (len < size && rel)
+            append_source(m->path, rel - 1, buf + len, size - len);
         return buf;
     }
     snprintf(buf, size, "0x%" PRIx64, addr);

@@ -13,7 +13,8 @@
 #                       allocators, both rankings -> results/traces/fidelity.md (.json)
 #
 # The preload is built like the allocator (PIC, initial-exec TLS, no builtin
-# malloc) and links libunwind for call stacks.
+# malloc) and links libunwind for call stacks; hakmem-trace links libdw
+# (symbolizer/symbolizer.mk) for the frames' file:line.
 
 TRACK_LIB     := $(BUILD)/libhaktrack.so
 TRACK_BIN     := $(BUILD)/hakmem-trace
@@ -39,9 +40,10 @@ $(TRACK_LIB): $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(TRACK_LIBFLAGS) -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
 
-$(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS)
+# file:line of frames: symbolizer/debuginfo.c (libdw), as in hakmem-symbolize.
+$(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS) $(SYM_SRCS) $(SYM_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) -lm
+	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) $(SYM_SRCS) -lm $(SYM_LIBS)
 
 # Trackers with an injected fault: one drops one event in 1000, one writes
 # one event in 1000 twice (the tests must notice both); and one that makes
