@@ -307,7 +307,7 @@ void hak_symbols_source(hak_frame_name_t *fn) {
   if (fn->object == NULL || fn->address == 0) return;
   if (sym_state == SYM_UNTRIED && !sym_start()) return;
   if (sym_state != SYM_RUNNING) return;
-    int len = snprintf(request, sizeof request, "%s %lx\n", fn->in_main ? exe_path : fn->object,
+  int len = snprintf(request, sizeof request, "%s %lx\n", fn->in_main ? exe_path : fn->object,
                      (unsigned long)(fn->address - 1)); /* a return address: the call is before it */
   char why[PATH_MAX + 128];
   if (len <= 0 || (size_t)len >= sizeof request) return;
