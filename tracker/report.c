@@ -50,6 +50,7 @@ typedef struct blk {
     uint32_t weight;
     uint32_t next_free;
     uint32_t partial;  /* sampled: entered the heap figures at a realloc (lifetime unknown) */
+    uint8_t half;      /* sampled: the half of the tracked addresses its address is in (heap_half) */
 } blk;
 
 typedef struct site_stat {
@@ -89,6 +90,32 @@ typedef struct chain {
     uint32_t thread, site, reallocs, moves;
 } chain;
 
+/* Sampled mode's error (README, "The report"): each estimate is a
+ * Horvitz-Thompson sum, sum of x * weight over the drawn items; its
+ * variance estimate is the sum over them of weight * (weight - 1) * x^2
+ * (weight 1/p; a large item has weight 1 and adds none). The heap figures
+ * at one moment draw distinct live addresses, so the sum holds for them
+ * too. The peak is the maximum over time, which the sum does not hold for
+ * (the highest of many noisy points is biased upward): the tracked
+ * addresses are split in two halves by a hash of the address, each half
+ * (weight doubled) picks the moment of its own highest estimate and the
+ * other half estimates the live bytes at that moment, unbiased since the
+ * halves are drawn independently; the peak is the higher of the two. */
+typedef struct sampling {
+    double ops[HT_OP_LAST_CALL + 1], calls, kind[HT_OP_LAST_CALL + 1], call_bytes, allocs, alloc_bytes,
+        call_frees;
+    double small_calls, small_bytes; /* sampled allocating calls drawn and their bytes (unweighted) */
+    int64_t half_live[2]; /* live bytes * weight of the sampled blocks in each half */
+    double half_sq[2];    /* and the sum of their sizes squared */
+    uint64_t live_sampled; /* sampled blocks live */
+    double live_sq;        /* the sum of their sizes squared */
+    int64_t half_max[2];   /* the highest estimate of each half so far */
+    int64_t cross[2];      /* the other half's estimate at that moment */
+    double cross_var[2];
+    uint64_t cross_time[2];
+    bool seen[2];
+} sampling;
+
 typedef struct analysis {
     tr_instance *in;
     tr_map ptrs;
@@ -121,6 +148,7 @@ typedef struct analysis {
     uint32_t *pending; /* during the pass, per thread: the block its realloc in progress gave up */
     uint64_t peak_epoch; /* new peaks of live bytes so far */
     uint64_t seq, temporary; /* calls that made a block; temporary allocations (full mode) */
+    sampling smp;        /* sampled mode: the variances and the peak's halves */
     uint64_t *last_seq;  /* per thread: the block its last allocating call made, 0 after a free */
     msite *msites;       /* allocation sites, after the pass (merge_sites) */
     uint32_t nmsites, *next_stack;
@@ -152,9 +180,63 @@ static void blk_release(analysis *a, uint32_t i)
     a->free_blk = i;
 }
 
+/* The variance factor of an item of this weight: weight * (weight - 1). */
+static inline double hvar(uint32_t weight)
+{
+    return (double)weight * (double)(weight - 1);
+}
+
+/* Which half of the tracked addresses p is in: a bit of a hash of the
+ * address unlike the tracker's (murmur3's finalizer), so the halves split
+ * the tracked addresses at random whatever their sizes. */
+static inline uint8_t heap_half(uint64_t p)
+{
+    p ^= p >> 33;
+    p *= 0xff51afd7ed558ccdull;
+    p ^= p >> 33;
+    p *= 0xc4ceb9fe1a85ec53ull;
+    p ^= p >> 33;
+    return (uint8_t)(p & 1);
+}
+
+/* A sampled block (weight > 1) enters (sign 1) or leaves (-1) the live
+ * heap: its half's live bytes and the sums of sizes squared. */
+static inline void heap_sampled(analysis *a, const blk *b, int sign)
+{
+    if (b->weight <= 1)
+        return;
+    sampling *m = &a->smp;
+    double sq = (double)b->size * (double)b->size * sign;
+    m->half_live[b->half] += sign * (int64_t)(b->size * b->weight);
+    m->half_sq[b->half] += sq;
+    m->live_sq += sq;
+    m->live_sampled += (uint64_t)(int64_t)sign;
+}
+
+/* Sampled mode, after a change of the live bytes at t: each half's
+ * estimate (its sampled blocks at twice their weight, the large ones as
+ * they are) and, at a new high of one, the other's estimate then. */
+static void halves_peak(analysis *a, uint64_t t)
+{
+    sampling *m = &a->smp;
+    double v2 = hvar(2 * (uint32_t)a->in->sample_every);
+    for (int h = 0; h < 2; h++) {
+        int64_t est = a->live + m->half_live[h] - m->half_live[1 - h];
+        if (m->seen[h] && est <= m->half_max[h])
+            continue;
+        m->seen[h] = true;
+        m->half_max[h] = est;
+        m->cross[h] = a->live + m->half_live[1 - h] - m->half_live[h];
+        m->cross_var[h] = v2 * (m->half_sq[1 - h] > 0 ? m->half_sq[1 - h] : 0);
+        m->cross_time[h] = t;
+    }
+}
+
 static void live_add(analysis *a, int64_t d, uint64_t t)
 {
     a->live += d;
+    if (a->estimated)
+        halves_peak(a, t);
     if (a->live > a->peak) {
         a->peak = a->live;
         a->peak_time = t;
@@ -254,6 +336,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
             s->large_short_bytes += b->size * b->weight;
         }
     }
+    heap_sampled(a, b, -1);
     owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
@@ -265,6 +348,7 @@ static void block_freed(analysis *a, uint32_t bi, uint64_t t, uint32_t th)
 static void block_dropped(analysis *a, uint32_t bi, uint64_t t)
 {
     blk *b = &a->blks[bi];
+    heap_sampled(a, b, -1);
     owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     live_add(a, -(int64_t)(b->size * b->weight), t);
     chain_end(a, b);
@@ -280,9 +364,13 @@ static void count_call(analysis *a, const tr_item *it, uint64_t size, uint32_t w
 {
     uint8_t op = it->e->op <= HT_OP_LAST_CALL ? it->e->op : 0;
     uint32_t site = site_of(a, it->e, it->thread);
+    double v = hvar(weight);
     a->calls += weight;
     a->call_kind[op] += weight;
     a->call_bytes += size * weight;
+    a->smp.calls += v;
+    a->smp.kind[op] += v;
+    a->smp.call_bytes += v * (double)size * (double)size;
     if (site) {
         site_stat *s = &a->sites[site];
         s->calls += weight;
@@ -297,6 +385,12 @@ static void call_alloc(analysis *a, const tr_item *it, uint64_t size, uint32_t w
     uint32_t site = site_of(a, it->e, it->thread);
     a->allocs += weight;
     a->alloc_bytes += size * weight;
+    a->smp.allocs += hvar(weight);
+    a->smp.alloc_bytes += hvar(weight) * (double)size * (double)size;
+    if (weight > 1) {
+        a->smp.small_calls++;
+        a->smp.small_bytes += (double)size;
+    }
     a->threads[it->thread].alloc_bytes += size * weight;
     a->size_hist[log2_bucket(size)] += weight;
     a->size_hist_bytes[log2_bucket(size)] += size * weight;
@@ -326,7 +420,9 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     blk *b = &a->blks[bi];
     uint32_t site = site_of(a, e, it->thread);
     *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
-                .site = site, .owner = site, .weight = weight, .partial = partial, .seq = ++a->seq };
+                .site = site, .owner = site, .weight = weight, .partial = partial, .seq = ++a->seq,
+                .half = heap_half(e->ptr) };
+    heap_sampled(a, b, 1);
     a->last_seq[it->thread] = b->seq;
     tr_map_put(&a->ptrs, e->ptr, bi);
     owned_add(a, site, (int64_t)(size * weight));
@@ -396,8 +492,10 @@ static void analyse_free(analysis *a, const tr_item *it, roles r)
 {
     const ht_event *e = it->e;
     uint64_t bi;
-    if (e->ptr && r.call)
+    if (e->ptr && r.call) {
         a->call_frees += r.weight;
+        a->smp.call_frees += hvar(r.weight);
+    }
     if (!e->ptr)
         a->free_null++;
     else if (!r.tracked)
@@ -439,6 +537,18 @@ static void realloc_without_block(analysis *a, const tr_item *it, roles r)
     }
 }
 
+/* A realloc of tracked block b to size bytes: its growth counts as
+ * allocated, at the old block's weight (the tracked sample is of the old
+ * addresses), whether or not the new address is tracked. */
+static void realloc_growth(analysis *a, const blk *b, uint64_t size, uint32_t thread)
+{
+    if (size <= b->size)
+        return;
+    a->alloc_bytes += (size - b->size) * b->weight;
+    a->threads[thread].alloc_bytes += (size - b->size) * b->weight;
+    a->smp.alloc_bytes += hvar(b->weight) * (double)(size - b->size) * (double)(size - b->size);
+}
+
 /* Block bi resized by a realloc to e->size at e->ptr (moved when that is
  * not the old pointer): its chain, its site and the live bytes. */
 static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
@@ -473,13 +583,14 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
     owned_add(a, b->owner, -(int64_t)(b->size * b->weight));
     b->owner = site_of(a, e, it->thread); /* heaptrack: the new block is the realloc call's */
     owned_add(a, b->owner, (int64_t)(e->size * r.weight));
-    live_add(a, (int64_t)(e->size * r.weight) - (int64_t)(b->size * b->weight), it->key);
-    if (e->size > b->size) { /* growth counts as allocated */
-        a->alloc_bytes += (e->size - b->size) * r.weight;
-        a->threads[it->thread].alloc_bytes += (e->size - b->size) * r.weight;
-    }
+    realloc_growth(a, b, e->size, it->thread);
+    heap_sampled(a, b, -1);
+    int64_t d = (int64_t)(e->size * r.weight) - (int64_t)(b->size * b->weight);
     b->size = e->size;
     b->weight = r.weight;
+    b->half = heap_half(e->ptr);
+    heap_sampled(a, b, 1);
+    live_add(a, d, it->key);
     tr_map_put(&a->ptrs, e->ptr, bi);
 }
 
@@ -505,8 +616,10 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
         free_in_thread(a, bi, it->thread);
         block_freed(a, bi, it->key, it->thread);
     }
-    else if (!r.tracked) /* moved to an untracked address */
+    else if (!r.tracked) { /* moved to an untracked address */
+        realloc_growth(a, &a->blks[bi], e->size, it->thread);
         block_dropped(a, bi, it->key);
+    }
     else
         realloc_block(a, it, r, bi);
 }
@@ -564,6 +677,7 @@ static void analyse(analysis *a, tr_instance *in)
         roles r = roles_of(a, e);
         if (it.kind != TR_REALLOC_OLD && r.call) {
             a->ops[e->op] += r.weight;
+            a->smp.ops[e->op] += hvar(r.weight);
             a->threads[it.thread].ops[e->op] += r.weight;
         }
         switch (it.kind) {
@@ -1128,6 +1242,22 @@ static void median_lifetime(char *med, size_t n, const analysis *a)
     }
 }
 
+/* The peak of live bytes shown: the highest live bytes in full mode; in
+ * sampled mode the higher of the two halves' cross estimates (struct
+ * sampling), its variance and its time. */
+static int64_t peak_shown(const analysis *a, double *var, uint64_t *t)
+{
+    const sampling *m = &a->smp;
+    *var = 0;
+    *t = a->peak_time;
+    if (!a->estimated || !m->seen[0])
+        return a->peak;
+    int h = m->cross[1] > m->cross[0];
+    *var = m->cross_var[h];
+    *t = m->cross_time[h];
+    return m->cross[h];
+}
+
 /* Frees: blocks freed (full mode); in sampled mode the drawn free calls
  * (tracked blocks' frees depend on how often their addresses recur). */
 static uint64_t frees_shown(const analysis *a)
@@ -1163,7 +1293,9 @@ static void headline(char *buf, size_t n, const analysis *a)
     human_count(calls, sizeof calls, (double)a->calls);
     kinds_text(kinds, sizeof kinds, a->call_kind);
     human_count(frees, sizeof frees, (double)frees_shown(a));
-    human_bytes(peak, sizeof peak, (double)a->peak);
+    double pvar;
+    uint64_t ptime;
+    human_bytes(peak, sizeof peak, (double)peak_shown(a, &pvar, &ptime));
     human_bytes(leak, sizeof leak, (double)a->live_bytes_end);
     human_bytes(alloc, sizeof alloc, (double)a->alloc_bytes);
     human_bytes(cp, sizeof cp, (double)a->chain_copied);
@@ -1180,7 +1312,7 @@ static void headline(char *buf, size_t n, const analysis *a)
              "%s never freed; realloc copied %s",
              inst_name(in), in->pid, est, calls, *kinds ? " (" : "", kinds, *kinds ? ")" : "", est, frees,
              in->nfiles, in->nfiles == 1 ? "" : "s", (double)in->last_time / 1e9, temp, alloc, peak,
-             (double)a->peak_time / 1e9,
+             (double)ptime / 1e9,
              a->allocs ? 100.0 * (double)a->small_allocs / (double)a->allocs : 0.0, SMALL_BYTES, med,
              leak, cp);
 }
@@ -1215,9 +1347,65 @@ static void write_identity(FILE *f, const analysis *a, const char *head)
             in->last_time);
 }
 
+/* A figure's 95 % confidence interval from its estimate and variance:
+ * "name":[lo,hi], the estimate -+ 1.96 standard deviations (lo at least 0). */
+static void ci95(FILE *f, bool first, const char *name, double est, double var)
+{
+    double h = 1.96 * sqrt(var > 0 ? var : 0), lo = est - h;
+    fprintf(f, "%s\"%s\":[%.0f,%.0f]", first ? "" : ",", name, lo > 0 ? lo : 0, est + h);
+}
+
+/* ci95 of the figures per operation, as write_ops writes them. */
+static void ci95_ops(FILE *f, const char *name, const uint64_t *ops, const double *var)
+{
+    fprintf(f, ",\"%s\":{", name);
+    for (int op = 1, first = 1; op <= HT_OP_LAST_CALL; op++)
+        if (ops[op]) {
+            ci95(f, first, tr_op_name((uint8_t)op), (double)ops[op], var[op]);
+            first = 0;
+        }
+    fprintf(f, "}");
+}
+
+#define MIN_DRAWS 4u
+
+/* Sampled mode: which figures are exact ("exact") and the 95 % interval of
+ * each estimated one ("ci95", keyed like the figures). */
+static void write_sampling(FILE *f, const analysis *a)
+{
+    const sampling *m = &a->smp;
+    double w = hvar((uint32_t)a->in->sample_every), pvar;
+    uint64_t pt;
+    int64_t peak = peak_shown(a, &pvar, &pt);
+    fprintf(f, ",\"exact\":[\"threads\",\"records\",\"duration_ns\",\"sample_threshold\",\"sample_every\"]"
+               ",\"ci95\":{");
+    ci95(f, true, "allocation_calls", (double)a->calls, m->calls);
+    ci95(f, false, "allocation_call_bytes", (double)a->call_bytes, m->call_bytes);
+    ci95(f, false, "allocations", (double)a->allocs, m->allocs);
+    ci95(f, false, "frees", (double)a->call_frees, m->call_frees);
+    ci95(f, false, "allocated_bytes", (double)a->alloc_bytes, m->alloc_bytes);
+    ci95(f, false, "peak_live_bytes", (double)peak, pvar);
+    /* What is live at the end is often a few blocks, none drawn: the
+     * variance counts at least MIN_DRAWS blocks, the missing ones of the
+     * drawn small calls' mean size (with none drawn, the count's interval
+     * is then about a Poisson count's, 0 to 3.7 * sample_every). */
+    double missing = m->live_sampled < MIN_DRAWS ? (double)(MIN_DRAWS - m->live_sampled) : 0;
+    double mean = m->small_calls ? m->small_bytes / m->small_calls : 0;
+    double end_var = w * (m->live_sq + missing * mean * mean);
+    ci95(f, false, "final_live_bytes", (double)a->live, end_var);
+    ci95(f, false, "never_freed_blocks", (double)a->live_blocks_end, w * ((double)m->live_sampled + missing));
+    ci95(f, false, "never_freed_bytes", (double)a->live_bytes_end, end_var);
+    ci95_ops(f, "ops", a->ops, m->ops);
+    ci95_ops(f, "allocation_call_kinds", a->call_kind, m->kind);
+    fprintf(f, "}");
+}
+
 /* The calls, the totals of the heap figures and the anomalies. */
 static void write_totals(FILE *f, const analysis *a)
 {
+    double pvar;
+    uint64_t ptime;
+    int64_t peak = peak_shown(a, &pvar, &ptime);
     fprintf(f, ",\"ops\":");
     write_ops(f, a->ops);
     fprintf(f, ",\"allocation_calls\":%" PRIu64 ",\"allocation_call_kinds\":", a->calls);
@@ -1232,9 +1420,11 @@ static void write_totals(FILE *f, const analysis *a)
                ",\"never_freed_blocks\":%" PRIu64 ",\"never_freed_bytes\":%" PRIu64 ",\"failed_calls\":%" PRIu64
                ",\"free_null\":%" PRIu64 ",\"unmatched_frees\":%" PRIu64 ",\"unmatched_reallocs\":%" PRIu64
                ",\"allocated_while_live\":%" PRIu64,
-            a->allocs, frees_shown(a), a->alloc_bytes, a->peak, a->peak_time, a->live, a->live_blocks_end,
+            a->allocs, frees_shown(a), a->alloc_bytes, peak, ptime, a->live, a->live_blocks_end,
             a->live_bytes_end, a->failed, a->free_null, a->unmatched_frees, a->unmatched_reallocs,
             a->alloc_while_live);
+    if (a->estimated)
+        write_sampling(f, a);
 }
 
 /* The instance's trace files, one per thread. */
@@ -1564,7 +1754,9 @@ static void total_figures(const analysis *a, int64_t *v)
 {
     v[DF_CALLS] = (int64_t)a->calls;
     v[DF_BYTES] = (int64_t)a->call_bytes;
-    v[DF_PEAK] = a->peak;
+    double var;
+    uint64_t t;
+    v[DF_PEAK] = peak_shown(a, &var, &t);
     v[DF_LEAKED] = (int64_t)a->live_bytes_end;
     v[DF_TEMPORARY] = (int64_t)a->temporary;
 }

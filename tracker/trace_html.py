@@ -35,6 +35,16 @@ def human_count(v):
     return "%.0f" % v
 
 
+def figure(m, key, fmt):
+    """A total of instance m in fmt (human_bytes or human_count): as it is
+    when exact; "~X ± Y (95 %)" when sampled (m["ci95"][key], Y the
+    interval's upper half)."""
+    ci = m.get("ci95", {}).get(key)
+    if ci is None:
+        return fmt(m[key])
+    return "~%s \u00b1 %s (95 %%)" % (fmt(m[key]), fmt(max(ci[1] - m[key], 0)))
+
+
 def bucket_label(i, unit):
     """Power-of-two bucket i holds values in [2^(i-1), 2^i); unit "B"
     (bytes), "ns" (time) or "" (a plain count)."""
@@ -203,19 +213,26 @@ def instance_section(m, main):
           if m["mode"] == "sampled" else "")],
         ["calls" + est, ops],
         ["calls to allocation functions" + est, "%s (%s), asking for %s" % (
-            human_count(m["allocation_calls"]),
+            figure(m, "allocation_calls", human_count),
             ", ".join("%s %s" % (k, human_count(v)) for k, v in
                       sorted(m["allocation_call_kinds"].items(), key=lambda kv: -kv[1])),
-            human_bytes(m["allocation_call_bytes"]))],
-        ["allocated", human_bytes(m["allocated_bytes"]) + est],
-        ["peak live", "%s at %.3f s" % (human_bytes(m["peak_live_bytes"]), m["peak_time_ns"] / 1e9)],
-        ["never freed", "%s blocks, %s" % (human_count(m["never_freed_blocks"]), human_bytes(m["never_freed_bytes"]))],
-        ["threads", str(m["threads"])],
+            figure(m, "allocation_call_bytes", human_bytes))],
+        ["frees" + est, figure(m, "frees", human_count)],
+        ["allocated" + est, figure(m, "allocated_bytes", human_bytes)],
+        ["peak live" + est, "%s at %.3f s" % (figure(m, "peak_live_bytes", human_bytes), m["peak_time_ns"] / 1e9)],
+        ["never freed" + est, "%s blocks, %s" % (figure(m, "never_freed_blocks", human_count),
+                                                 figure(m, "never_freed_bytes", human_bytes))],
+        ["threads (exact)" if est else "threads", str(m["threads"])],
         ["anomalies", "%d frees of pointers never seen allocated, %d reallocs of such pointers, "
                       "%d allocations of a pointer still live, %d failed calls, %d free(NULL)" %
          (m["unmatched_frees"], m["unmatched_reallocs"], m["allocated_while_live"], m["failed_calls"], m["free_null"])],
     ]
     h.append(table(["", ""], [[html.escape(a), html.escape(b)] for a, b in facts]))
+    if est:
+        h.append("<p>Sampled trace: a figure marked ~ is an estimate from the samples, with its 95 %% confidence "
+                 "interval (&plusmn; its upper half); the peak is estimated by two halves of the tracked "
+                 "addresses cross-checking each other (README, \"The report\"). Exact: %s.</p>"
+                 % html.escape(", ".join(m.get("exact", []))))
     if "timeline" not in m:
         return "\n".join(h)
     if m["hints"]:
