@@ -14,7 +14,11 @@
 #     (calls, blocks and bytes never freed) are near its own counts; a long
 #     run (7 M blocks at distinct addresses, 3.5 M of them tracked, through
 #     a tracker that does not write, over tests/tracker/bump.c) costs as
-#     much per call at its end as at its start; the overview preset;
+#     much per call at its end as at its start; the overview preset; the
+#     95 % intervals of the estimates hold the exact figures at about their
+#     rate over 200 sampled traces of a known population, exact figures have
+#     none, trace.html shows them as "~X ± Y (95 %)"
+#     (tests/tracker/make_sampled.py, tests/tracker/check_intervals.py);
 #   - fork with the child ending in _exit, exit and exec, while another
 #     thread allocates: the child is its own process in the trace, with the
 #     forking thread only, and neither holds the other's calls;
@@ -194,6 +198,21 @@ check "sampled, a long run: $made calls, $recs recorded (3.5 M tracked blocks): 
 res=$(jget "$TMP/ov/trace.json" '(lambda m: "%s %s %s %s %d" % (m["mode"], m["stacks"], m["sample_threshold"], m["sample_every"], len(m.get("top_sites_by_count", []))))(j["instances"][j["main"]])')
 check "the overview preset: sampled, every block of 64 KiB or more and 1 in 128 below, with stacks ($res)" \
     '[[ "$res" == "sampled True 65536 128 "[1-9]* ]] && grep -q " flags 3 mode 1 .* threshold 65536 every 128 " "$TMP/ov.head"'
+# ---- sampled mode: the confidence intervals -------------------------------------
+# A known population (tests/tracker/make_sampled.py, fixed seeds): its full
+# trace gives the exact figures, 200 sampled traces of it (drawn as the
+# tracker draws, each with its own salt) give 200 intervals per figure.
+"$PY" tests/tracker/make_sampled.py "$TMP/ci-full" "$TMP/ci-samp" 200
+"$T" report "$TMP/ci-full" >/dev/null 2>&1
+"$T" report --no-html "$TMP/ci-samp" >/dev/null 2>&1
+res=$("$PY" tests/tracker/check_intervals.py "$TMP/ci-full/trace.json" "$TMP/ci-samp/trace.json" 0.85 0.99 2>&1)
+check "sampled: the 95 % intervals of 200 sampled traces of a known population hold its exact figures, each in at least 85 % and on average at most 99 % of them, the peak estimates within 8 % on average; exact figures carry none ($(echo "$res" | grep -c '^ok ') ok: $(echo "$res" | grep 'mean rate'))" \
+    '[ "$(echo "$res" | tail -n 1)" = ok ]'
+"$PY" tests/tracker/make_sampled.py "$TMP/ci-full1" "$TMP/ci-one" 1
+"$T" report "$TMP/ci-one" >/dev/null 2>&1
+res=$(grep -o '<td>peak live (estimated from samples)</td><td>[^<]*</td>' "$TMP/ci-one/trace.html")
+check "trace.html of a sampled trace: estimates as ~X ± Y (95 %) ($res), a full trace's without" \
+    '[[ "$res" == *"~"*" ± "*" (95 %) at "* ]] && ! grep -q "±" "$TMP/ci-full/trace.html"'
 "$T" record --quiet --out "$TMP/s7" --sample 7 -- $B/tests/tracker_mix 200 >/dev/null 2>&1
 check "record --sample 7: sampled mode, 1 in 7, no stacks ($(cut -d' ' -f 13-26 <(grep -m 1 '^# file' <("$T" dump "$TMP/s7"))))" \
     'grep -q "^# file .* flags 2 mode 1 .* every 7 " <("$T" dump "$TMP/s7")'
