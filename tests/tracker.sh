@@ -404,6 +404,13 @@ if by_count != [grow, (100, {"malloc": 100}, 3200, "malloc_a_hundred")]:
     errs.append("top sites by count %r" % by_count)
 if site(m["top_sites_by_bytes"][0]) != grow:
     errs.append("top site by bytes %r" % (site(m["top_sites_by_bytes"][0]),))
+# merged by function and the call's file:line (debug information), as heaptrack_print
+src = "tests/tracker/realloc_sites.c"
+line = next(i for i, l in enumerate(open(src), 1) if "realloc(p, (i + 1)" in l)
+top = m["allocation_sites"]["by_calls"][0]
+if (top["function"], top["calls"], (top["source"] or "").endswith("%s:%d" % (src, line))) != ("grow_by_realloc", 10000, True):
+    errs.append("top allocation site by calls %r %r %r, not grow_by_realloc's realloc at %s:%d" % (
+        top["function"], top["calls"], top["source"], src, line))
 print("; ".join(errs) if errs else "ok")
 EOF
 )
@@ -424,9 +431,11 @@ check "report: peak memory consumers: hold_big 400000 and alloc_here 2560 (1920 
 res=$("$PY" tests/tracker/check_sites.py "$TMP/sites/trace.json" temporary 2>&1)
 check "report: temporary allocations: 1000 malloc+free in temporaries(), none in pairs() (alloc, alloc, free, free) ($res)" \
     '[ "$res" = ok ] && grep -q "; 1.0 K temporary; " "$TMP/sites.out"'
-res=$(jget "$TMP/rsites/trace.json" '[(s["function"], s["temporary"], [t["temporary"] for t in s["top_stacks"]]) for s in j["instances"][j["main"]]["allocation_sites"]["by_temporary"]]')
-check "report: a realloc frees then allocates, as in heaptrack: 10,001 temporary in grow_by_realloc (10,000 at the realloc, 1 at the malloc) ($res)" \
-    '[ "$res" = "[('"'"'grow_by_realloc'"'"', 10001, [10000, 1])]" ]'
+res=$(jget "$TMP/rsites/trace.json" '[(s["function"], s["source"].split("/")[-1], s["temporary"]) for s in j["instances"][j["main"]]["allocation_sites"]["by_temporary"]]')
+rline=$(grep -n 'realloc(p, (i + 1)' tests/tracker/realloc_sites.c | cut -d: -f1)
+mline=$(grep -n 'malloc(STEP)' tests/tracker/realloc_sites.c | cut -d: -f1)
+check "report: a realloc frees then allocates, as in heaptrack: 10,001 temporary in grow_by_realloc (10,000 at the realloc, line $rline; 1 at the malloc, line $mline) ($res)" \
+    '[ "$res" = "[('"'"'grow_by_realloc'"'"', '"'"'realloc_sites.c:$rline'"'"', 10000), ('"'"'grow_by_realloc'"'"', '"'"'realloc_sites.c:$mline'"'"', 1)]" ]'
 # folded stacks: the stacks holding bytes at the peak, root first, from main on
 "$T" folded "$TMP/sites" --by peak >"$TMP/folded.out" 2>"$TMP/folded.err"
 rc=$?
@@ -476,7 +485,7 @@ check "diff of a trace with itself: every change 0 (json: $res), the text says n
     '[ $rc -eq 0 ] && [ "$res" = "0 0 True" ] && grep -q "^0 of [0-9]* allocation sites changed$" "$TMP/diff.txt"'
 "$T" diff "$TMP/sites" "$TMP/sites3" >"$TMP/diff.txt" 2>&1
 check "diff text: the changed site with its changes" \
-    'grep -Eq "^ +\+2000 +\+48000 +\+0 +\+0 +\+2000  temporaries \(tracker_sites\)$" "$TMP/diff.txt"'
+    'grep -Eq "^ +\+2000 +\+48000 +\+0 +\+0 +\+2000  temporaries \(tracker_sites\) at .*tests/tracker/sites\.c:[0-9]+$" "$TMP/diff.txt"'
 bad=0
 for args in "$TMP/sites" "$TMP/sites $TMP/sites $TMP/sites" "$TMP/sites $TMP/sites --pid-b x" "$TMP/sites $TMP/sites --what"; do
     # shellcheck disable=SC2086

@@ -72,9 +72,11 @@ typedef struct site_stat {
 } site_stat;
 
 /* An allocation site: the stacks merged by their first frame outside an
- * allocator's library (its function; module+offset when it has no symbol). */
+ * allocator's library: its function (module+offset when it has no symbol)
+ * and, where the object has debug information, the call's file:line, as
+ * heaptrack_print merges them ("" without). */
 typedef struct msite {
-    char *function, *module;
+    char *function, *module, *source;
     uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks, temporary;
     int64_t peak, leaked;
     uint32_t first_stack, nstacks; /* its stacks: first_stack, then next_stack[] */
@@ -706,6 +708,7 @@ static void analysis_free(analysis *a)
     for (uint32_t i = 0; i < a->nmsites; i++) {
         free(a->msites[i].function);
         free(a->msites[i].module);
+        free(a->msites[i].source);
     }
     free(a->msites);
     free(a->next_stack);
@@ -898,18 +901,28 @@ static const char *site_caller(tr_symbolizer *sym, const tr_site *s, char *buf, 
 
 /* A frame's name without its offset: "func+0x1a (mod)" -> func, mod;
  * "mod+0x1234" and "0x7f..." (no symbol) stay whole, module "". */
-static void frame_function(const char *name, char *fn, size_t fnn, char *mod, size_t modn)
+/* A frame's name as tr_symbolize writes it ("fn+0x1c (module) at file:line,
+ * inlined: ...", "module+0x1c", "0x1c") split into the function, the
+ * module and the source (file:line of the call, "" when unknown). */
+static void frame_function(const char *name, char *fn, size_t fnn, char *mod, size_t modn, char *src, size_t srcn)
 {
-    const char *paren = strstr(name, " (");
-    const char *off = paren ? strstr(name, "+0x") : NULL;
+    const char *at = strstr(name, " at ");
+    size_t len = at ? (size_t)(at - name) : strlen(name);
+    src[0] = 0;
+    if (at) {
+        const char *inl = strstr(at, ", inlined:");
+        snprintf(src, srcn, "%.*s", (int)(inl ? inl - at - 4 : (ptrdiff_t)strlen(at + 4)), at + 4);
+    }
+    const char *paren = memmem(name, len, " (", 2);
+    const char *off = paren ? memmem(name, (size_t)(paren - name), "+0x", 3) : NULL;
     mod[0] = 0;
-    if (!paren || !off || off > paren) {
-        snprintf(fn, fnn, "%s", name);
+    if (!paren || !off) {
+        snprintf(fn, fnn, "%.*s", (int)len, name);
         return;
     }
     snprintf(fn, fnn, "%.*s", (int)(off - name), name);
-    const char *end = strrchr(paren, ')');
-    snprintf(mod, modn, "%.*s", (int)(end ? end - paren - 2 : (ptrdiff_t)strlen(paren + 2)), paren + 2);
+    const char *end = memchr(paren, ')', len - (size_t)(paren - name));
+    snprintf(mod, modn, "%.*s", (int)(end ? end - paren - 2 : (ptrdiff_t)(len - (size_t)(paren - name) - 2)), paren + 2);
 }
 
 static uint64_t str_hash(const char *s, uint64_t h)
@@ -933,7 +946,7 @@ static void merge_sites(analysis *a, tr_symbolizer *sym)
     a->next_stack = tr_xmalloc((in->nsites ? in->nsites : 1) * sizeof *a->next_stack);
     tr_map by_addr; /* caller address -> msite index + 1 */
     tr_map_init(&by_addr);
-    char name[512], fn[512], mod[256];
+    char name[1024], fn[512], mod[256], src[512];
     for (uint32_t si = 1; si <= n; si++) {
         const tr_site *st = &in->sites[si];
         uint64_t addr = st->nframes ? st->frames[caller_frame(sym, st)] : 1;
@@ -943,15 +956,16 @@ static void merge_sites(analysis *a, tr_symbolizer *sym)
             m = (uint32_t)*v - 1;
         } else {
             frame_function(st->nframes ? tr_symbolize(sym, addr, name, sizeof name) : "?", fn, sizeof fn, mod,
-                           sizeof mod);
-            uint32_t h = (uint32_t)str_hash(mod, str_hash(fn, 0xcbf29ce484222325ull)) & (cap - 1);
+                           sizeof mod, src, sizeof src);
+            uint32_t h = (uint32_t)str_hash(src, str_hash(mod, str_hash(fn, 0xcbf29ce484222325ull))) & (cap - 1);
             while (slots[h] && (strcmp(a->msites[slots[h] - 1].function, fn) != 0 ||
-                                strcmp(a->msites[slots[h] - 1].module, mod) != 0))
+                                strcmp(a->msites[slots[h] - 1].module, mod) != 0 ||
+                                strcmp(a->msites[slots[h] - 1].source, src) != 0))
                 h = (h + 1) & (cap - 1);
             if (!slots[h]) {
                 msite *ms = &a->msites[a->nmsites];
-                *ms = (msite){ .function = strdup(fn), .module = strdup(mod), .first_stack = 0 };
-                if (!ms->function || !ms->module)
+                *ms = (msite){ .function = strdup(fn), .module = strdup(mod), .source = strdup(src), .first_stack = 0 };
+                if (!ms->function || !ms->module || !ms->source)
                     tr_die(1, "out of memory");
                 slots[h] = ++a->nmsites;
             }
@@ -1048,6 +1062,11 @@ static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sy
             jstr(f, ms->function);
             fprintf(f, ",\"module\":");
             jstr(f, ms->module);
+            fprintf(f, ",\"source\":");
+            if (*ms->source)
+                jstr(f, ms->source);
+            else
+                fprintf(f, "null");
             fprintf(f, ",\"calls\":%" PRIu64 ",\"kinds\":", ms->calls);
             write_ops(f, ms->kind);
             fprintf(f, ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64 ",\"leaked\":%" PRId64
@@ -1672,7 +1691,7 @@ int report_folded(const char *dir, uint64_t pid, int by, FILE *out)
     analysis a;
     analyse(&a, in);
     tr_symbolizer *sym = tr_symbolizer_new(in->maps_path);
-    char name[512], fn[512], mod[256];
+    char name[1024], fn[512], mod[256], src[512];
     for (uint32_t si = 1; si < in->nsites; si++) {
         int64_t v = stack_key(&a.sites[si], folded_key[by]);
         const tr_site *st = &in->sites[si];
@@ -1680,7 +1699,8 @@ int report_folded(const char *dir, uint64_t pid, int by, FILE *out)
             continue;
         uint32_t first = caller_frame(sym, st);
         for (uint32_t k = st->nframes; k-- > first;) {
-            frame_function(tr_symbolize(sym, st->frames[k], name, sizeof name), fn, sizeof fn, mod, sizeof mod);
+            frame_function(tr_symbolize(sym, st->frames[k], name, sizeof name), fn, sizeof fn, mod, sizeof mod, src,
+                           sizeof src);
             for (char *c = fn; *c; c++)
                 if (*c == ';' || *c == '\n')
                     *c = ':';
@@ -1786,7 +1806,8 @@ static int diff_row_cmp(const void *x, const void *y)
     }
     const msite *mp = p->a ? p->a : p->b, *mq = q->a ? q->a : q->b;
     int c = strcmp(mp->function, mq->function);
-    return c ? c : strcmp(mp->module, mq->module);
+    c = c ? c : strcmp(mp->module, mq->module);
+    return c ? c : strcmp(mp->source, mq->source);
 }
 
 /* The sites of both sides, joined by function and module. */
@@ -1803,7 +1824,8 @@ static diff_row *diff_rows(const analysis *a, const analysis *b, uint32_t *nrows
         const analysis *x = side ? b : a;
         for (uint32_t i = 0; i < x->nmsites; i++) {
             const msite *m = &x->msites[i];
-            uint32_t h = (uint32_t)str_hash(m->module, str_hash(m->function, 0xcbf29ce484222325ull)) & (cap - 1);
+            uint32_t h = (uint32_t)str_hash(m->source, str_hash(m->module, str_hash(m->function, 0xcbf29ce484222325ull))) &
+                         (cap - 1);
             for (;; h = (h + 1) & (cap - 1)) {
                 if (!slots[h]) {
                     rows[n] = (diff_row){ 0 };
@@ -1812,7 +1834,8 @@ static diff_row *diff_rows(const analysis *a, const analysis *b, uint32_t *nrows
                 }
                 const diff_row *r = &rows[slots[h] - 1];
                 const msite *o = r->a ? r->a : r->b;
-                if (strcmp(o->function, m->function) == 0 && strcmp(o->module, m->module) == 0)
+                if (strcmp(o->function, m->function) == 0 && strcmp(o->module, m->module) == 0 &&
+                    strcmp(o->source, m->source) == 0)
                     break;
             }
             diff_row *r = &rows[slots[h] - 1];
@@ -1877,6 +1900,11 @@ static void diff_json(FILE *f, const diff_side *A, const diff_side *B, const dif
         jstr(f, m->function);
         fprintf(f, ",\"module\":");
         jstr(f, m->module);
+        fprintf(f, ",\"source\":");
+        if (*m->source)
+            jstr(f, m->source);
+        else
+            fprintf(f, "null");
         fprintf(f, ",\"in\":\"%s\",", rows[i].a && rows[i].b ? "both" : rows[i].a ? "a" : "b");
         diff_json_figures(f, rows[i].va, rows[i].vb);
         fprintf(f, "}");
@@ -1902,11 +1930,12 @@ static void diff_text(FILE *f, const diff_side *A, const diff_side *B, const dif
             fprintf(f, "\nallocation sites that changed (b - a), most bytes first:\n%12s %14s %14s %14s %12s  %s\n",
                     "calls", "bytes", "peak", "leaked", "temporary", "site");
         const msite *m = rows[i].a ? rows[i].a : rows[i].b;
-        fprintf(f, "%+12" PRId64 " %+14" PRId64 " %+14" PRId64 " %+14" PRId64 " %+12" PRId64 "  %s%s%s%s%s\n",
+        fprintf(f, "%+12" PRId64 " %+14" PRId64 " %+14" PRId64 " %+14" PRId64 " %+12" PRId64 "  %s%s%s%s%s%s%s\n",
                 rows[i].vb[DF_CALLS] - rows[i].va[DF_CALLS], rows[i].vb[DF_BYTES] - rows[i].va[DF_BYTES],
                 rows[i].vb[DF_PEAK] - rows[i].va[DF_PEAK], rows[i].vb[DF_LEAKED] - rows[i].va[DF_LEAKED],
                 rows[i].vb[DF_TEMPORARY] - rows[i].va[DF_TEMPORARY], m->function, *m->module ? " (" : "",
-                m->module, *m->module ? ")" : "", rows[i].a && rows[i].b ? "" : rows[i].a ? " [a only]" : " [b only]");
+                m->module, *m->module ? ")" : "", *m->source ? " at " : "", m->source,
+                rows[i].a && rows[i].b ? "" : rows[i].a ? " [a only]" : " [b only]");
     }
     fprintf(f, "%s%u of %u allocation sites changed\n", changed ? "" : "\n", changed, n);
 }

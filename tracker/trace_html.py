@@ -191,6 +191,8 @@ def allocation_sites_table(sites, temporary=False):
     rows = []
     for s in sites:
         where = html.escape(s["function"]) + (" <small>(%s)</small>" % html.escape(s["module"]) if s["module"] else "")
+        if s.get("source"):
+            where += " <small>at %s</small>" % html.escape(s["source"])
         stacks = "<br>".join("%s calls, %s: %s" % (human_count(t["calls"]), human_bytes(t["bytes"]),
                                                   " &lt; ".join(html.escape(f) for f in t["frames"][:4]))
                              for t in s["top_stacks"])
