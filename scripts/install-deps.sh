@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [test|bench|traces]
 #   test   - what `make test` needs: compiler and sanitizer runtimes, python3 with
 #            matplotlib (report tests), time, git and sqlite3 (programs run under hakmem),
-#            libunwind (the tracker's call stacks), libdw (elfutils: file:line of
+#            libunwind (the tracker's call stacks), libzstd (the trace files are zstd-compressed), libdw (elfutils: file:line of
 #            stack frames from DWARF, hakmem-symbolize and hakmem-trace), g++ and pkg-config (make
 #            test-install: the C++ allocator, hakmem.pc), google-perftools (google-pprof
 #            reads the heap profiles), graphviz (its --svg), valgrind (the leak
@@ -15,7 +15,7 @@
 # Installs only what is missing; needs root (or prints what to install and fails).
 set -euo pipefail
 mode=${1:-test}
-pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3 libunwind-dev libdw-dev g++ pkg-config
+pkgs=(build-essential python3 python3-matplotlib coreutils time git sqlite3 libunwind-dev libdw-dev libzstd-dev g++ pkg-config
       google-perftools graphviz valgrind)
 # Wanted by one test, which says SKIP without them (tests/harness/scale.sh:
 # a one-node Slurm cluster): tried after the others; failing to install them

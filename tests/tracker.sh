@@ -22,9 +22,12 @@
 #   - fork with the child ending in _exit, exit and exec, while another
 #     thread allocates: the child is its own process in the trace, with the
 #     forking thread only, and neither holds the other's calls;
-#   - a program killed by SIGKILL, a file cut mid-record, a corrupt record,
-#     a foreign file, an empty directory: read up to the last complete
-#     record and said so, or a clear error naming the file;
+#   - the file format (version 3): at most 6 bytes a record on the 100
+#     threads' trace; a program killed by SIGKILL, a file cut mid-frame
+#     (tests/tracker/zstd_frames.py finds where its complete frames end), a
+#     corrupt zstd frame, a corrupt version 2 record (make_trace.py), a
+#     foreign file, an empty directory: read up to the last complete frame
+#     and said so, or a clear error naming the file;
 #   - a full disk (a 64 KiB tmpfs in a private mount namespace, unshare -m;
 #     SKIP where that is not allowed), a file size limit (ulimit -f with
 #     SIGXFSZ ignored: writes fail with EFBIG) and an unwritable directory:
@@ -93,6 +96,13 @@ check "100 threads: every call of every thread in its file exactly once, in orde
     '[[ "$res" == ok\ 100\ * ]]'
 check "100 threads: one file per thread plus main (101), each closed by an end record" \
     '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
+# Version 3: each record a few bytes (small integers and deltas, zstd)
+# where version 2 took 48; the header says version 3.
+bytes=$(cat "$TMP"/t100/*.htrk | wc -c)
+recs=$(grep -vc '^#' "$TMP/t100.dump")
+ver=$(od -An -t u4 -j 8 -N 4 "$(ls "$TMP"/t100/*.htrk | head -n 1)" | tr -d ' ')
+check "100 threads: version $ver files, $bytes bytes for $recs records, at most 6 a record (version 2: 48)" \
+    '[ "$ver" = 3 ] && [ "$recs" -gt 500000 ] && [ $((bytes)) -le $((6 * recs)) ]'
 # The report's reading speed (a guard against slowing it down: 20-25 M
 # records per second of CPU here on this trace; other load stretches wall time)
 "$T" report "$TMP/t100" >"$TMP/t100.rep" 2>&1
@@ -276,22 +286,47 @@ check "a program killed by SIGKILL (exit $rc): its files are read, the report sa
     '[ $rc -eq 137 ] && [ $rc2 -eq 0 ] && [ "${n:-0}" -gt 10000 ] && grep -q "no end record" "$TMP/killed.err"'
 
 "$T" record --quiet --out "$TMP/mix" -- $B/tests/tracker_mix 2000 >"$TMP/mix.out" 2>&1
+# A version 3 file cut in the middle of its second zstd frame (a killed
+# program's file ends so): the reader keeps the complete frames: exactly
+# the bytes up to the first frame's end (found from the frame headers
+# alone by tests/tracker/zstd_frames.py) are read, the rest reported cut,
+# and the records read are the first ones of the whole file, in order.
 cp -r "$TMP/mix" "$TMP/cut"
 f=$(ls -S "$TMP"/cut/*.htrk | head -n 1)
-truncate -s -17 "$f"
+truncate -s "$("$PY" tests/tracker/zstd_frames.py "$f" | awk '/^frame/ && ++n == 2 {print int(($2 + $3) / 2)}')" "$f"
 "$T" report --no-html "$TMP/cut" >/dev/null 2>"$TMP/cut.err"
 rc=$?
 cut=$(jget "$TMP/cut/trace.json" 'j["cut_bytes"]')
-check "a file cut mid-record: read up to the last complete record, 31 bytes reported cut (exit $rc, cut $cut)" \
-    '[ $rc -eq 0 ] && [ "$cut" = 31 ] && grep -q "$(basename "$f"): cut short: 31 bytes" "$TMP/cut.err"'
+want=$("$PY" tests/tracker/zstd_frames.py "$f" | awk '/^complete/ {c = $2} /^size/ {s = $2} END {print s - c}')
+nframes=$("$PY" tests/tracker/zstd_frames.py "$f" | grep -c '^frame')
+"$T" dump "$TMP/mix" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on' >"$TMP/cut.whole"
+"$T" dump "$TMP/cut" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on' >"$TMP/cut.part"
+nwhole=$(wc -l <"$TMP/cut.whole"); npart=$(wc -l <"$TMP/cut.part")
+check "a file cut mid-frame: read up to the last complete zstd frame ($nframes complete), the $want bytes after it reported cut (exit $rc, cut $cut), the $npart records read the first of the file's $nwhole" \
+    '[ $rc -eq 0 ] && [ "$nframes" = 1 ] && [ "$cut" = "$want" ] && [ "$want" -gt 100 ] && grep -q "$(basename "$f"): cut short: $want bytes" "$TMP/cut.err" && [ "$npart" -gt 1000 ] && [ "$npart" -lt "$nwhole" ] && cmp -s "$TMP/cut.part" <(head -n "$npart" "$TMP/cut.whole")'
 
+# A corrupt zstd frame (one byte of the first frame's data flipped): its
+# checksum or structure fails; exit 1, the message names the file and the
+# frame's offset.
 cp -r "$TMP/mix" "$TMP/corrupt"
 f=$(ls -S "$TMP"/corrupt/*.htrk | head -n 1)
-printf '\x63' | dd of="$f" bs=1 seek=$((256 + 48 * 5 + 40)) conv=notrunc status=none
+"$PY" -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(256 + 400); b = f.read(1); f.seek(256 + 400); f.write(bytes([b[0] ^ 0x5a]))' "$f"
 "$T" report --no-html "$TMP/corrupt" >/dev/null 2>"$TMP/corrupt.err"
 rc=$?
-check "a corrupt record: exit 1, the message names the file and the byte ($(head -c 150 "$TMP/corrupt.err"))" \
-    '[ $rc -eq 1 ] && grep -q "$(basename "$f"): corrupt record at byte 496" "$TMP/corrupt.err"'
+check "a corrupt zstd frame: exit 1, the message names the file and the frame ($(head -c 150 "$TMP/corrupt.err"))" \
+    '[ $rc -eq 1 ] && grep -q "$(basename "$f"): corrupt compressed data in the frame at byte 256: " "$TMP/corrupt.err"'
+
+# Version 2 files (uncompressed 48-byte units: tests/tracker/make_trace.py)
+# are still read: a corrupt record is named with its byte.
+"$PY" tests/tracker/make_trace.py "$TMP/corrupt2"
+f=$(ls -S "$TMP"/corrupt2/*.htrk | head -n 1)
+printf '\x63' | dd of="$f" bs=1 seek=$((256 + 48 * 5 + 40)) conv=notrunc status=none
+"$T" report --no-html "$TMP/corrupt2" >/dev/null 2>"$TMP/corrupt2.err"
+rc=$?
+check "a corrupt version 2 record: exit 1, the message names the file and the byte ($(head -c 150 "$TMP/corrupt2.err"))" \
+    '[ $rc -eq 1 ] && grep -q "$(basename "$f"): corrupt record at byte 496 (operation 99)" "$TMP/corrupt2.err"'
 
 mkdir -p "$TMP/foreign" && cp -r "$TMP"/mix/*.htrk "$TMP/foreign/" && head -c 4000 /bin/ls >"$TMP/foreign/x.htrk"
 "$T" report --no-html "$TMP/foreign" >/dev/null 2>"$TMP/foreign.err"

@@ -9,8 +9,10 @@
  *   - a thread's first call registers it: an mmap'd ht_thread with its
  *     buffer, an index from one atomic counter, its own file, and a push
  *     onto the registry list (the only shared writes);
- *   - each call appends one record to the thread's buffer; a full buffer is
- *     written to the thread's file by the thread itself;
+ *   - each call appends one record (a 48-byte unit) to the thread's buffer;
+ *     a full buffer is written to the thread's file by the thread itself:
+ *     encoded as small integers and deltas (stacks as new frame nodes),
+ *     then compressed into zstd frames (trace_format.h, version 3);
  *   - at thread exit (a pthread key destructor, re-armed so that it runs in
  *     the last round) the rest is written and the file closed; later calls
  *     of that thread (other destructors) are appended one by one;
@@ -32,6 +34,10 @@
  * tracked a large block (one flag, written once). The record flags say
  * which sample a record belongs to (trace_format.h).
  *
+ * No malloc inside the tracker: the buffers, the tables and zstd's
+ * compression context (through ZSTD_customMem) are mmap'd, so a flush is
+ * safe wherever it runs (a signal handler calling _exit, a forked child).
+ *
  * Bootstrap: until dlsym has resolved the next functions, allocations (made
  * by dlsym itself) come from a static area; they are never passed to the
  * next free. Calls made while this library is working for the same thread
@@ -45,6 +51,7 @@
  * loses what its buffer held.
  */
 #define UNW_LOCAL_ONLY
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced: memory from mmap */
 #include "options.h"
 #include "trace_format.h"
 
@@ -66,6 +73,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define HT_EXPORT __attribute__((visibility("default")))
 #define HT_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -77,6 +85,12 @@
 #define HT_BUF_UNITS ((256u << 10) / HT_UNIT)
 #define HT_ROOM (2u + (HT_MAX_FRAMES + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT + 2u)
 #define HT_BOOT_BYTES (64u << 10)
+/* Encoded records are compressed into one zstd frame per HT_ENC_BYTES at
+ * most (a frame's records never straddle it); after thread exit the
+ * buffers shrink to the tail's. */
+#define HT_ENC_BYTES (128u << 10)
+#define HT_TAIL_ENC (HT_ROOM * HT_REC_MAX + HT_REC_STACK_MAX)
+#define HT_ZSTD_LEVEL 1
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -164,8 +178,19 @@ typedef struct ht_thread {
     uint64_t *stack_keys;    /* open addressing: frame hash -> id */
     uint32_t *stack_ids;
     uint32_t stack_mask, stack_count;
-    size_t map_bytes;        /* the mmap holding this struct and buf */
+    /* the encoder (under lock): version 3's previous values, the frame
+     * nodes written so far ((parent, address) -> node, open addressing) */
+    uint64_t prev_time, prev_ptr, prev_addr;
+    uint64_t *node_addr;
+    uint32_t *node_parent, *node_id;
+    uint32_t node_mask, node_count;
+    unsigned char *enc, *zout; /* encoded records, their zstd frame */
+    size_t enc_cap, zout_cap;
+    ZSTD_CCtx *zc;           /* NULL after death: one per write then */
+    size_t map_bytes;        /* the mmap holding this struct, buf, enc, zout */
     ht_event tail[HT_ROOM];  /* after death: room for one call's records */
+    unsigned char tail_enc[HT_TAIL_ENC];
+    unsigned char tail_zout[ZSTD_COMPRESSBOUND(HT_TAIL_ENC)];
     char path[PATH_MAX];
 } ht_thread;
 
@@ -263,12 +288,7 @@ static void ht_stop(const char *what, int err)
     ht_say(m, "; recording stops, the program goes on", "");
 }
 
-static inline uint64_t ht_mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#define ht_mix ht_hash_mix /* trace_format.h: the stack hash's mixer */
 
 /* ---- files -------------------------------------------------------------- */
 
@@ -302,7 +322,7 @@ static bool ht_open_file(ht_thread *t)
     memcpy(h.magic, HT_MAGIC, 8);
     h.version = HT_VERSION;
     h.header_size = HT_HEADER_SIZE;
-    h.unit_size = HT_UNIT;
+    h.unit_size = 0; /* version 3: zstd frames, not units */
     h.flags = g_flags;
     h.mode = (uint32_t)g_opt[HT_OPT_MODE];
     h.thread_index = t->index;
@@ -349,31 +369,223 @@ static void ht_write_maps(void)
     close(in);
 }
 
-/* Writes buf[written, pos) out. Caller holds t->lock. */
-static void ht_write_out(ht_thread *t)
+/* ---- version 3 encoding (trace_format.h) ------------------------------ */
+
+static void *ht_zalloc(void *opaque, size_t n)
+{
+    (void)opaque;
+    size_t bytes = n + 64;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    memcpy(m, &bytes, sizeof bytes);
+    return (char *)m + 64;
+}
+
+static void ht_zfree(void *opaque, void *p)
+{
+    (void)opaque;
+    if (!p)
+        return;
+    size_t bytes;
+    memcpy(&bytes, (char *)p - 64, sizeof bytes);
+    munmap((char *)p - 64, bytes);
+}
+
+/* A compression context whose memory comes from mmap; NULL on failure. */
+static ZSTD_CCtx *ht_zcreate(void)
+{
+    ZSTD_customMem mem = { ht_zalloc, ht_zfree, NULL };
+    ZSTD_CCtx *zc = ZSTD_createCCtx_advanced(mem);
+    if (zc && (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, HT_ZSTD_LEVEL)) ||
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)))) {
+        ZSTD_freeCCtx(zc);
+        zc = NULL;
+    }
+    return zc;
+}
+
+static inline unsigned char *ht_put_v(unsigned char *d, uint64_t v)
+{
+    while (v >= 0x80) {
+        *d++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *d++ = (unsigned char)v;
+    return d;
+}
+
+static inline unsigned char *ht_put_z(unsigned char *d, uint64_t x, uint64_t y)
+{
+    uint64_t n = x - y; /* as a signed difference */
+    return ht_put_v(d, (n << 1) ^ (uint64_t)((int64_t)n >> 63));
+}
+
+/* "p x relative to y" */
+static inline unsigned char *ht_put_p(unsigned char *d, uint64_t x, uint64_t y)
+{
+    if (!x)
+        return ht_put_v(d, 0);
+    uint64_t n = x - y;
+    return ht_put_v(d, ((n << 1) ^ (uint64_t)((int64_t)n >> 63)) + 1);
+}
+
+static void ht_node_table_grow(ht_thread *t)
+{
+    uint32_t cap = t->node_mask ? (t->node_mask + 1) * 2 : 1024;
+    size_t ab = (size_t)cap * sizeof(uint64_t), pb = (size_t)cap * sizeof(uint32_t);
+    void *m = mmap(NULL, ab + 2 * pb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return;
+    uint64_t *addr = m;
+    uint32_t *parent = (uint32_t *)((char *)m + ab), *id = (uint32_t *)((char *)m + ab + pb);
+    for (uint32_t k = 0; t->node_mask && k <= t->node_mask; k++) {
+        if (!t->node_id[k])
+            continue;
+        uint32_t i = (uint32_t)ht_mix(t->node_addr[k] ^ ((uint64_t)t->node_parent[k] << 40)) & (cap - 1);
+        while (id[i])
+            i = (i + 1) & (cap - 1);
+        addr[i] = t->node_addr[k];
+        parent[i] = t->node_parent[k];
+        id[i] = t->node_id[k];
+    }
+    if (t->node_mask)
+        munmap(t->node_addr, (size_t)(t->node_mask + 1) * (sizeof(uint64_t) + 2 * sizeof(uint32_t)));
+    t->node_addr = addr;
+    t->node_parent = parent;
+    t->node_id = id;
+    t->node_mask = cap - 1;
+}
+
+/* The node of frame addr under parent, writing it when new; 0 when the
+ * table cannot grow. */
+static uint32_t ht_node(ht_thread *t, uint32_t parent, uint64_t addr, unsigned char **d)
+{
+    if (t->node_count * 2 >= t->node_mask) {
+        ht_node_table_grow(t);
+        if (t->node_count * 2 >= t->node_mask)
+            return 0;
+    }
+    uint32_t i = (uint32_t)ht_mix(addr ^ ((uint64_t)parent << 40)) & t->node_mask;
+    while (t->node_id[i]) {
+        if (t->node_addr[i] == addr && t->node_parent[i] == parent)
+            return t->node_id[i];
+        i = (i + 1) & t->node_mask;
+    }
+    uint32_t id = ++t->node_count;
+    t->node_addr[i] = addr;
+    t->node_parent[i] = parent;
+    t->node_id[i] = id;
+    unsigned char *p = *d;
+    *p++ = HT_REC_NODE;
+    p = ht_put_v(p, parent);
+    p = ht_put_z(p, addr, t->prev_addr);
+    t->prev_addr = addr;
+    *d = p;
+    return id;
+}
+
+/* Encodes the record at buf[u] (a stack definition: its frame units too)
+ * at d; the units it took in *units. NULL when a stack's frames cannot be
+ * kept (no memory). */
+static unsigned char *ht_encode(ht_thread *t, const ht_event *e, uint32_t *units, unsigned char *d)
+{
+    if (e->op == HT_OP_STACK) {
+        uint32_t n = (uint32_t)e->size;
+        *units = 1 + (n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+        const uint64_t *frames = (const uint64_t *)(e + 1);
+        uint32_t node = 0;
+        for (uint32_t k = n; k-- > 0;)
+            if (!(node = ht_node(t, node, frames[k], &d)))
+                return NULL;
+        *d++ = HT_OP_STACK;
+        d = ht_put_v(d, e->stack);
+        return ht_put_v(d, node);
+    }
+    *units = 1;
+    bool ext = e->flags || e->start || e->old_size || e->aux;
+    *d++ = (unsigned char)(e->op | (ext ? HT_REC_EXT : 0));
+    d = ht_put_z(d, e->time, t->prev_time);
+    t->prev_time = e->time;
+    d = ht_put_p(d, e->ptr, t->prev_ptr);
+    if (e->ptr)
+        t->prev_ptr = e->ptr;
+    d = ht_put_v(d, e->size);
+    if (g_flags & HT_F_STACKS)
+        d = ht_put_v(d, e->stack);
+    if (ext) {
+        *d++ = e->flags;
+        d = ht_put_v(d, e->start);
+        d = ht_put_v(d, e->old_size);
+        if (e->op == HT_OP_REALLOC || e->op == HT_OP_REALLOCARRAY)
+            d = ht_put_p(d, e->aux, e->ptr);
+        else
+            d = ht_put_v(d, e->aux);
+    }
+    return d;
+}
+
+/* Compresses t->enc[0, n) into one frame and writes it to fd. */
+static bool ht_emit(ht_thread *t, int fd, size_t n)
+{
+    ZSTD_CCtx *zc = t->zc ? t->zc : ht_zcreate();
+    if (!zc) {
+        errno = ENOMEM;
+        return false;
+    }
+    size_t z = ZSTD_compress2(zc, t->zout, t->zout_cap, t->enc, n);
+    if (zc != t->zc)
+        ZSTD_freeCCtx(zc);
+    if (ZSTD_isError(z)) {
+        errno = ENOMEM; /* a context that could not grow */
+        return false;
+    }
+    return ht_write_all(fd, t->zout, z);
+}
+
+/* Writes buf[written, pos) out, and an END record when `end` (not after
+ * thread exit). Caller holds t->lock. */
+static void ht_write_out(ht_thread *t, bool end)
 {
     if (!atomic_load(&g_on))
         return;
     uint32_t pos = atomic_load_explicit(&t->pos, memory_order_acquire);
-    if (pos <= t->written)
+    end = end && !t->dead && t->fd >= 0;
+    if (pos <= t->written && !end)
         return;
-    size_t bytes = (size_t)(pos - t->written) * HT_UNIT;
-    const void *from = &t->buf[t->written];
-    bool ok;
 #ifdef HT_TEST_DISCARD
     /* test build only: records are made but not written (the end records
      * still count them), so a test can sample millions of blocks */
     t->written = pos;
-    return;
+    if (!end)
+        return;
 #endif
-    if (t->dead) {
-        int fd = open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-        ok = fd >= 0 && ht_write_all(fd, from, bytes);
-        if (fd >= 0)
-            close(fd);
-    } else {
-        ok = t->fd >= 0 && ht_write_all(t->fd, from, bytes);
+    int fd = t->dead ? open(t->path, O_WRONLY | O_APPEND | O_CLOEXEC) : t->fd;
+    bool ok = fd >= 0;
+    unsigned char *d = t->enc, *limit = t->enc + t->enc_cap - HT_REC_STACK_MAX - HT_REC_MAX;
+    for (uint32_t u = t->written, k; ok && u < pos; u += k) {
+        d = ht_encode(t, &t->buf[u], &k, d);
+        if (!d) {
+            errno = ENOMEM;
+            ok = false;
+        } else if (d >= limit) {
+            ok = ht_emit(t, fd, (size_t)(d - t->enc));
+            d = t->enc;
+        }
     }
+    if (ok && end) {
+        ht_event e;
+        memset(&e, 0, sizeof e);
+        e.op = HT_OP_END;
+        e.time = ht_now();
+        e.size = t->events;
+        uint32_t k;
+        d = ht_encode(t, &e, &k, d);
+    }
+    if (ok && d > t->enc)
+        ok = ht_emit(t, fd, (size_t)(d - t->enc));
+    if (t->dead && fd >= 0)
+        close(fd);
     if (!ok && atomic_load(&g_on))
         ht_stop("cannot write the trace to ", errno ? errno : ENOSPC);
     t->written = pos;
@@ -394,26 +606,12 @@ static void ht_unlock(ht_thread *t)
 static void ht_flush_own(ht_thread *t)
 {
     ht_lock(t);
-    ht_write_out(t);
+    ht_write_out(t, false);
     if (atomic_load_explicit(&t->pos, memory_order_relaxed) >= t->flush_at || t->dead) {
         atomic_store_explicit(&t->pos, 0, memory_order_relaxed);
         t->written = 0;
     }
     ht_unlock(t);
-}
-
-/* An END record straight to the file. Caller holds t->lock, buffer written. */
-static void ht_write_end(ht_thread *t)
-{
-    if (t->fd < 0 || !atomic_load(&g_on))
-        return;
-    ht_event e;
-    memset(&e, 0, sizeof e);
-    e.op = HT_OP_END;
-    e.time = ht_now();
-    e.size = t->events;
-    if (!ht_write_all(t->fd, &e, sizeof e))
-        ht_stop("cannot write the trace to ", errno ? errno : ENOSPC);
 }
 
 /* Process exit, _exit, exec: every live thread's records are written, and
@@ -428,8 +626,7 @@ static void ht_flush_all(void)
     for (ht_thread *t = atomic_load(&g_threads); t; t = t->next) {
         ht_lock(t);
         if (!t->dead) {
-            ht_write_out(t);
-            ht_write_end(t);
+            ht_write_out(t, true);
             atomic_store(&t->direct, 1);
         }
         ht_unlock(t);
@@ -445,7 +642,8 @@ static void ht_thread_exit(void *arg);
 
 static ht_thread *ht_register(void)
 {
-    size_t bytes = (sizeof(ht_thread) + 4095) / 4096 * 4096 + (size_t)HT_BUF_UNITS * HT_UNIT;
+    size_t hdr = (sizeof(ht_thread) + 4095) / 4096 * 4096, zcap = ZSTD_COMPRESSBOUND(HT_ENC_BYTES);
+    size_t bytes = hdr + (size_t)HT_BUF_UNITS * HT_UNIT + HT_ENC_BYTES + (zcap + 4095) / 4096 * 4096;
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         ht_stop("out of memory for a thread's buffer, writing to ", ENOMEM);
@@ -453,7 +651,11 @@ static ht_thread *ht_register(void)
     }
     ht_thread *t = m;
     t->map_bytes = bytes;
-    t->buf = (ht_event *)((char *)m + (sizeof(ht_thread) + 4095) / 4096 * 4096);
+    t->buf = (ht_event *)((char *)m + hdr);
+    t->enc = (unsigned char *)t->buf + (size_t)HT_BUF_UNITS * HT_UNIT;
+    t->enc_cap = HT_ENC_BYTES;
+    t->zout = t->enc + HT_ENC_BYTES;
+    t->zout_cap = zcap;
     t->flush_at = HT_BUF_UNITS - HT_ROOM;
     t->tid = (pid_t)syscall(SYS_gettid);
     t->index = atomic_fetch_add(&g_nthreads, 1);
@@ -461,7 +663,13 @@ static ht_thread *ht_register(void)
     t->countdown = 1 + t->rng % (2 * g_opt[HT_OPT_EVERY]);
     t->fd = -1;
     atomic_flag_clear(&t->lock);
+    if (!(t->zc = ht_zcreate())) {
+        munmap(m, bytes);
+        ht_stop("out of memory for a thread's compression context, writing to ", ENOMEM);
+        return NULL;
+    }
     if (!ht_open_file(t)) {
+        ZSTD_freeCCtx(t->zc);
         munmap(m, bytes);
         return NULL;
     }
@@ -487,8 +695,7 @@ static void ht_thread_exit(void *arg)
     t_busy = 1;
     ht_lock(t);
     if (!t->dead) {
-        ht_write_out(t);
-        ht_write_end(t);
+        ht_write_out(t, true);
         if (t->fd >= 0)
             close(t->fd);
         t->fd = -1;
@@ -499,7 +706,14 @@ static void ht_thread_exit(void *arg)
         t->written = 0;
         t->flush_at = HT_ROOM;
         atomic_store(&t->direct, 1);
-        munmap(old, (size_t)HT_BUF_UNITS * HT_UNIT);
+        /* buf, enc and zout (one range) give way to the small tail buffers */
+        munmap(old, (size_t)((char *)t + t->map_bytes - old));
+        t->enc = t->tail_enc;
+        t->enc_cap = sizeof t->tail_enc;
+        t->zout = t->tail_zout;
+        t->zout_cap = sizeof t->tail_zout;
+        ZSTD_freeCCtx(t->zc);
+        t->zc = NULL;
     }
     ht_unlock(t);
     t_busy = 0;
@@ -1051,8 +1265,10 @@ static void ht_atfork_child(void)
         if (t->fd >= 0)
             close(t->fd);
         t->fd = -1;
-        if (t != self && !t->dead)
+        if (t != self && !t->dead) {
+            ZSTD_freeCCtx(t->zc);
             munmap(t, t->map_bytes); /* never used again here */
+        }
     }
     atomic_store(&g_threads, NULL);
     atomic_store(&g_nthreads, 0);
@@ -1068,6 +1284,10 @@ static void ht_atfork_child(void)
         if (self->stack_mask)
             memset(self->stack_keys, 0, (size_t)(self->stack_mask + 1) * sizeof(uint64_t));
         self->stack_count = 0;
+        if (self->node_mask)
+            memset(self->node_id, 0, (size_t)(self->node_mask + 1) * sizeof(uint32_t));
+        self->node_count = 0;
+        self->prev_time = self->prev_ptr = self->prev_addr = 0;
         if (ht_open_file(self)) {
             self->next = NULL;
             atomic_store(&g_threads, self);

@@ -440,15 +440,16 @@ static int cmd_dump(int argc, char **argv)
                    f->path, in->pid, in->epoch, in->ppid, f->h.thread_index, f->h.tid, f->h.flags, f->h.mode,
                    f->events, f->cut_bytes, f->has_end, f->h.sample_threshold, f->h.sample_every,
                    f->h.sample_salt, f->h.exe);
-            for (uint64_t u = 0; u < f->nunits; u++) {
-                const ht_event *e = &f->units[u];
+            tr_stream *s = tr_stream_open(f);
+            ht_event ev;
+            while (tr_stream_next(s, &ev, NULL)) {
+                const ht_event *e = &ev;
                 printf("%" PRIu64 " %u %" PRIu64 " %" PRIu64 " %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64
                        " %u %u %u\n",
                        in->pid, f->h.thread_index, f->h.tid, e->time, tr_op_name(e->op), e->ptr, e->size,
                        e->aux, e->start, e->stack, e->flags);
-                if (e->op == HT_OP_STACK)
-                    u += (e->size + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
             }
+            tr_stream_close(s);
         }
     }
     tr_close(&run);

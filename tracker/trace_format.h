@@ -6,21 +6,52 @@
  *   instance   one process image being traced: a pid and the monotonic time
  *              it started (a forked child is a new instance; so is a program
  *              after exec, which keeps its pid).
- *   unit       48 bytes: the size of every trace record; a stack definition
- *              takes one unit plus ceil(frames / 6) units of frames.
+ *   record     one call (ht_event), an END or FORK mark, a stack definition,
+ *              or (version 3) a frame node.
+ *   unit       version 2: 48 bytes, the size of every record; a stack
+ *              definition takes one unit plus ceil(frames / 6) units of
+ *              frames. libhaktrack.so still fills its buffer with units and
+ *              encodes them when it writes.
  *   epoch      CLOCK_MONOTONIC nanoseconds at an instance's start; event
  *              times are nanoseconds since it.
  *   slot       in a replay file, the number standing for a block: the
  *              pointer of the trace becomes a slot, reused only by the
  *              thread that freed it.
  *
- * Trace file: <dir>/<pid>-<epoch>-<thread index>.htrk
- *   header (ht_header, 256 bytes), then units: events (ht_event) and stack
- *   definitions, in the order the thread made its calls. Little-endian, the
- *   writer's native layout (x86-64). A file ends at any unit boundary; a
- *   killed program may leave a partial unit at the end, which readers drop
- *   (and say so). An HT_OP_END record marks each flush at thread or process
- *   exit; events after it (frees made by late destructors) are valid.
+ * Trace file: <dir>/<pid>-<epoch>-<thread index>.htrk, one per thread:
+ *   header (ht_header, 256 bytes, uncompressed), then the records in the
+ *   order the thread made its calls. Little-endian, the writer's native
+ *   layout (x86-64). An HT_OP_END record marks each flush at thread or
+ *   process exit; records after it (frees made by late destructors) are
+ *   valid. Two versions:
+ *
+ *   Version 3 (what libhaktrack.so writes): zstd frames, one or more per
+ *   write of the thread's buffer, each with its content size and a
+ *   checksum, each holding whole records. A killed program leaves its
+ *   complete frames readable; a reader drops a partial frame at the end
+ *   (and says so). The records, each a byte b (b & 0x3f the operation,
+ *   b & 0x40 "extended", b & 0x80 zero) then unsigned LEB128 varints ("v")
+ *   and zigzag varints ("z": n >= 0 as 2n, n < 0 as -2n - 1):
+ *     call, END, FORK: z time - the previous such record's time (0 at
+ *       first); p ptr; v size; v stack (only when the header has
+ *       HT_F_STACKS); when extended: one byte flags, v start, v old_size,
+ *       then aux: p relative to ptr for realloc/reallocarray, else v.
+ *       "p x relative to y": 0 when x is 0, else z (x - y) + 1; ptr is
+ *       relative to the previous non-zero ptr of the file (0 at first).
+ *       Fields the record does not show are 0; "extended" is set when one
+ *       of flags, start, old_size, aux is not.
+ *     HT_REC_NODE: v parent node (0: the root), z address - the previous
+ *       node's address (0 at first): node 1, 2, ... in order, each frame
+ *       written once; a node is a frame under its caller (the root's
+ *       children are the outermost frames).
+ *     HT_OP_STACK: v stack id, v node: the stack's innermost frame; its
+ *       frames are the node and its ancestors, innermost first. The hash
+ *       (the aux of a version 2 definition) is ht_stack_hash of them.
+ *
+ *   Version 2 (tests/tracker/make_trace.py, make_sampled.py and older
+ *   traces; still read): uncompressed units: events (ht_event) and stack
+ *   definitions. A file ends at any unit boundary; a killed program may
+ *   leave a partial unit at the end, which readers drop (and say so).
  *
  * Time order: an allocation's time is taken after the call returns, a free's
  * before the call, and a realloc records both (time = after, `start` = ns
@@ -34,7 +65,8 @@
 #include <stdint.h>
 
 #define HT_MAGIC "HAKTRACE"
-#define HT_VERSION 2
+#define HT_VERSION 3       /* written; version 2 is still read */
+#define HT_VERSION_UNITS 2 /* uncompressed units */
 #define HT_UNIT 48
 #define HT_HEADER_SIZE 256
 #define HT_FRAMES_PER_UNIT 6
@@ -60,7 +92,16 @@ enum ht_op {
     HT_OP_END = 34,           /* flush at exit: size = events written so far
                                  in this file, aux = events this thread could
                                  not record (recording stopped) */
+    HT_REC_NODE = 35,         /* version 3: a frame node (see above) */
 };
+
+/* Version 3's record byte. */
+#define HT_REC_OP 0x3f
+#define HT_REC_EXT 0x40
+/* The most bytes one encoded record takes (a call: 1 + 3 * 10 + 5 + 1 +
+ * 5 + 5 + 10), and one stack definition with its nodes. */
+#define HT_REC_MAX 64
+#define HT_REC_STACK_MAX (11 + HT_MAX_FRAMES * 16)
 
 /* ht_event.flags (sampled mode; full-mode records have none). In sampled
  * mode a call is recorded for two reasons, each a sample of its own:
@@ -109,7 +150,7 @@ typedef struct ht_header {
     char magic[8];              /* "HAKTRACE" */
     uint32_t version;           /* HT_VERSION */
     uint32_t header_size;       /* HT_HEADER_SIZE */
-    uint32_t unit_size;         /* HT_UNIT */
+    uint32_t unit_size;         /* version 2: HT_UNIT; version 3: 0 */
     uint32_t flags;             /* HT_F_* */
     uint32_t mode;              /* enum ht_mode */
     uint32_t thread_index;      /* 0, 1, ... in order of first call, per instance */
@@ -126,6 +167,23 @@ typedef struct ht_header {
                                    by: exe may be a link's target) */
 } ht_header;
 _Static_assert(sizeof(ht_header) == HT_HEADER_SIZE, "header size");
+
+/* The hash of a stack's frames, innermost first (never 0): the aux of its
+ * definition; equal stacks of any thread of an instance are one site. */
+static inline uint64_t ht_hash_mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t ht_stack_hash(const uint64_t *frames, uint32_t n)
+{
+    uint64_t h = 0x84222325cbf29ce4ULL;
+    for (uint32_t k = 0; k < n; k++)
+        h = ht_hash_mix(h ^ frames[k]);
+    return h | 1;
+}
 
 /* The maps file of an instance, <dir>/<pid>-<epoch>.maps: a copy of
  * /proc/self/maps taken at exit (and before exec), for symbolizing stacks. */

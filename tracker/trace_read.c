@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
 
 void tr_die(int code, const char *fmt, ...)
 {
@@ -70,7 +72,7 @@ const char *tr_op_name(uint8_t op)
     }
 }
 
-/* ---- one file ---------------------------------------------------------- */
+/* ---- one file's records --------------------------------------------------- */
 
 static bool bad(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool bad(const char *path, const char *fmt, ...)
@@ -84,7 +86,356 @@ static bool bad(const char *path, const char *fmt, ...)
     return false;
 }
 
-/* Maps and checks one file: header, then every unit's shape. */
+#define HT_LIKELY_R(x) __builtin_expect(!!(x), 1)
+#define TR_CHUNK (1365u * HT_UNIT)   /* bytes read at once (whole units) */
+#define TR_FRAME_MAX (64u << 20)     /* larger frames are corrupt (the writer's are 128 KiB) */
+
+struct tr_stream {
+    const tr_file *f;
+    uint64_t off;            /* file offset of in[in_len] */
+    uint64_t end;            /* bytes of the file to read */
+    unsigned char *in;       /* file bytes read, in[in_pos, in_len) not used yet */
+    size_t in_pos, in_len, in_cap;
+    uint64_t rec_off;        /* v2: file offset of the next unit; v3: of the next frame */
+    bool eof;                /* in holds the file up to end */
+    /* version 3 */
+    ZSTD_DCtx *dctx;
+    unsigned char *out;      /* the current frame's records */
+    size_t out_pos, out_len, out_cap;
+    uint64_t frame_off;      /* file offset of the current frame */
+    uint64_t prev_time, prev_ptr, prev_addr;
+    uint64_t *node_addr;     /* the frame nodes, 1 ... nnodes */
+    uint32_t *node_parent;
+    uint32_t nnodes, capnodes;
+    uint64_t frames[HT_MAX_FRAMES];
+};
+
+/* Makes at least `need` bytes available in in[in_pos ...] when the file
+ * has them; the bytes available. -1 (with a message) on a read error. */
+static int64_t stream_fill(tr_stream *s, size_t need)
+{
+    size_t avail = s->in_len - s->in_pos;
+    if (avail >= need || s->eof)
+        return (int64_t)avail;
+    if (s->in_pos) {
+        memmove(s->in, s->in + s->in_pos, avail);
+        s->in_len = avail;
+        s->in_pos = 0;
+    }
+    if (need > s->in_cap) {
+        s->in_cap = need > 2 * s->in_cap ? need : 2 * s->in_cap;
+        s->in = tr_xrealloc(s->in, s->in_cap);
+    }
+    /* opened for each read: a run may hold more files than descriptors */
+    int fd = open(s->f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        bad(s->f->path, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    while (s->in_len < need || (s->in_len < s->in_cap && s->in_len < TR_CHUNK)) {
+        size_t want = s->in_cap - s->in_len;
+        if (want > s->end - s->off)
+            want = (size_t)(s->end - s->off);
+        ssize_t r = want ? pread(fd, s->in + s->in_len, want, (off_t)s->off) : 0;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            bad(s->f->path, "cannot read: %s", strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (r == 0) {
+            s->eof = true;
+            break;
+        }
+        s->in_len += (size_t)r;
+        s->off += (uint64_t)r;
+    }
+    close(fd);
+    return (int64_t)(s->in_len - s->in_pos);
+}
+
+/* Closed streams' buffers and contexts, kept for the next ones (fresh
+ * ones cost page faults: a walk opens one stream per thread file). */
+typedef struct stream_bufs {
+    unsigned char *in, *out;
+    size_t in_cap, out_cap;
+    ZSTD_DCtx *dctx;
+} stream_bufs;
+#define TR_POOL 64
+static stream_bufs g_pool[TR_POOL];
+static uint32_t g_npool;
+
+tr_stream *tr_stream_open(const tr_file *f)
+{
+    tr_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        tr_die(1, "out of memory");
+    s->f = f;
+    s->off = s->rec_off = s->frame_off = HT_HEADER_SIZE;
+    s->end = f->data_end ? f->data_end : f->size;
+    if (g_npool) {
+        stream_bufs *b = &g_pool[--g_npool];
+        s->in = b->in;
+        s->in_cap = b->in_cap;
+        s->out = b->out;
+        s->out_cap = b->out_cap;
+        s->dctx = b->dctx;
+    } else {
+        s->in_cap = TR_CHUNK;
+        s->in = tr_xmalloc(s->in_cap);
+    }
+    if (f->h.version != HT_VERSION_UNITS && !s->dctx && !(s->dctx = ZSTD_createDCtx()))
+        tr_die(1, "out of memory");
+    return s;
+}
+
+void tr_stream_close(tr_stream *s)
+{
+    if (!s)
+        return;
+    if (g_npool < TR_POOL) {
+        g_pool[g_npool++] = (stream_bufs){ s->in, s->out, s->in_cap, s->out_cap, s->dctx };
+    } else {
+        ZSTD_freeDCtx(s->dctx);
+        free(s->in);
+        free(s->out);
+    }
+    free(s->node_addr);
+    free(s->node_parent);
+    free(s);
+}
+
+static void stream_pool_free(void)
+{
+    while (g_npool) {
+        stream_bufs *b = &g_pool[--g_npool];
+        ZSTD_freeDCtx(b->dctx);
+        free(b->in);
+        free(b->out);
+    }
+}
+
+/* Version 2: the next unit's record. 1: a record, 0: the end, -1: corrupt
+ * (said). */
+static int stream_next_v2(tr_stream *s, ht_event *e, const uint64_t **frames)
+{
+    const tr_file *f = s->f;
+    int64_t avail = stream_fill(s, HT_UNIT * (2 + HT_MAX_FRAMES / HT_FRAMES_PER_UNIT));
+    if (avail < HT_UNIT)
+        return avail < 0 ? -1 : 0;
+    memcpy(e, s->in + s->in_pos, sizeof *e);
+    uint64_t off = s->rec_off;
+    uint8_t flag_mask = f->h.mode == HT_MODE_SAMPLED ? HT_EV_ALL : 0;
+    if (e->reserved16 || (e->flags & ~flag_mask) || (e->old_size && !flag_mask))
+        return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields or flags set)", off), -1;
+    uint64_t units = 1;
+    if (e->op == HT_OP_STACK) {
+        uint64_t n = e->size;
+        units = 1 + (n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+        if (n == 0 || n > HT_MAX_FRAMES || e->stack == 0)
+            return bad(f->path, "corrupt stack record at byte %" PRIu64, off), -1;
+        if ((uint64_t)avail < units * HT_UNIT)
+            return 0; /* cut in the middle of its frames */
+        memcpy(s->frames, s->in + s->in_pos + HT_UNIT, n * sizeof(uint64_t));
+        if (frames)
+            *frames = s->frames;
+    } else if (e->op != HT_OP_END) {
+        if (e->op < HT_OP_MALLOC || e->op > HT_OP_LAST_CALL)
+            return bad(f->path, "corrupt record at byte %" PRIu64 " (operation %u)", off, e->op), -1;
+        if (e->stack && !(f->h.flags & HT_F_STACKS))
+            return bad(f->path, "corrupt record at byte %" PRIu64 " (stack id without stacks)", off), -1;
+    }
+    s->in_pos += units * HT_UNIT;
+    s->rec_off += units * HT_UNIT;
+    return 1;
+}
+
+/* Version 3: reads the next zstd frame into out. 1: read, 0: the end (a
+ * partial frame is left), -1: corrupt (said). */
+static int stream_frame(tr_stream *s)
+{
+    const tr_file *f = s->f;
+    s->frame_off = s->rec_off;
+    size_t need = 32; /* more than a frame header (at most 18 bytes) */
+    size_t csize;
+    for (;;) {
+        int64_t avail = stream_fill(s, need);
+        if (avail <= 0)
+            return avail < 0 ? -1 : 0;
+        csize = ZSTD_findFrameCompressedSize(s->in + s->in_pos, (size_t)avail);
+        if (!ZSTD_isError(csize))
+            break;
+        if (ZSTD_getErrorCode(csize) != ZSTD_error_srcSize_wrong)
+            return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": %s", s->frame_off,
+                       ZSTD_getErrorName(csize)), -1;
+        if ((size_t)avail < need || s->eof)
+            return 0; /* the file ends inside this frame */
+        if (need > TR_FRAME_MAX)
+            return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": over %u bytes",
+                       s->frame_off, TR_FRAME_MAX), -1;
+        need = (size_t)avail * 2;
+    }
+    const unsigned char *src = s->in + s->in_pos;
+    unsigned long long content = ZSTD_getFrameContentSize(src, csize);
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR || content > TR_FRAME_MAX)
+        return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": no valid content size",
+                   s->frame_off), -1;
+    if (content > s->out_cap) {
+        s->out_cap = (size_t)content;
+        free(s->out);
+        s->out = tr_xmalloc(s->out_cap);
+    }
+    size_t r = ZSTD_decompressDCtx(s->dctx, s->out, s->out_cap, src, csize);
+    if (ZSTD_isError(r) || r != content)
+        return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": %s", s->frame_off,
+                   ZSTD_isError(r) ? ZSTD_getErrorName(r) : "content size differs"), -1;
+    s->in_pos += csize;
+    s->rec_off += csize;
+    s->out_pos = 0;
+    s->out_len = r;
+    return 1;
+}
+
+/* A varint at *pp (before end); false past the end. */
+static inline bool get_v(const unsigned char **pp, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *p = *pp;
+    if (HT_LIKELY_R(p < end && *p < 0x80)) {
+        *v = *p;
+        *pp = p + 1;
+        return true;
+    }
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && p < end; shift += 7) {
+        unsigned char b = *p++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            *pp = p;
+            return true;
+        }
+    }
+    return false;
+}
+
+static inline uint64_t unzigzag(uint64_t z)
+{
+    return (z >> 1) ^ (0 - (z & 1));
+}
+
+static int corrupt_v3(tr_stream *s, const char *what)
+{
+    bad(s->f->path, "corrupt record in the frame at byte %" PRIu64 " (%s)", s->frame_off, what);
+    return -1;
+}
+
+/* Version 3: the next record (trace_format.h). 1: a record, 0: the end,
+ * -1: corrupt (said). */
+static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
+{
+    const tr_file *f = s->f;
+    const bool stacks = f->h.flags & HT_F_STACKS;
+    const uint8_t flag_mask = f->h.mode == HT_MODE_SAMPLED ? HT_EV_ALL : 0;
+    for (;;) {
+        while (s->out_pos == s->out_len) {
+            int r = stream_frame(s);
+            if (r <= 0)
+                return r;
+        }
+        const unsigned char *p = s->out + s->out_pos, *end = s->out + s->out_len;
+        unsigned char b = *p++;
+        uint8_t op = b & HT_REC_OP;
+        bool ext = b & HT_REC_EXT;
+        memset(e, 0, sizeof *e);
+        e->op = op;
+        if (b & 0x80)
+            return corrupt_v3(s, "a reserved bit set");
+        if (op == HT_REC_NODE || op == HT_OP_STACK) {
+            uint64_t a, c;
+            if (ext || !get_v(&p, end, &a) || !get_v(&p, end, &c))
+                return corrupt_v3(s, op == HT_REC_NODE ? "a frame node" : "a stack definition");
+            s->out_pos = (size_t)(p - s->out);
+            if (op == HT_REC_NODE) {
+                if (a > s->nnodes || s->nnodes == UINT32_MAX - 1)
+                    return corrupt_v3(s, "a frame node under a node not yet written");
+                if (s->nnodes + 1 >= s->capnodes) {
+                    s->capnodes = s->capnodes ? s->capnodes * 2 : 1024;
+                    s->node_addr = tr_xrealloc(s->node_addr, s->capnodes * sizeof *s->node_addr);
+                    s->node_parent = tr_xrealloc(s->node_parent, s->capnodes * sizeof *s->node_parent);
+                }
+                s->nnodes++;
+                s->prev_addr += unzigzag(c);
+                s->node_addr[s->nnodes] = s->prev_addr;
+                s->node_parent[s->nnodes] = (uint32_t)a;
+                continue;
+            }
+            if (a == 0 || a > UINT32_MAX || c == 0 || c > s->nnodes)
+                return corrupt_v3(s, "a stack definition of a node not yet written");
+            uint32_t n = 0;
+            for (uint64_t k = c; k; k = s->node_parent[k]) {
+                if (n == HT_MAX_FRAMES)
+                    return corrupt_v3(s, "a stack of over 64 frames");
+                s->frames[n++] = s->node_addr[k];
+            }
+            e->stack = (uint32_t)a;
+            e->size = n;
+            e->aux = ht_stack_hash(s->frames, n);
+            if (frames)
+                *frames = s->frames;
+            return 1;
+        }
+        if ((op < HT_OP_MALLOC || op > HT_OP_LAST_CALL) && op != HT_OP_END) {
+            char what[32];
+            snprintf(what, sizeof what, "operation %u", op);
+            return corrupt_v3(s, what);
+        }
+        uint64_t t, ptr, stack = 0, start = 0, old_size = 0;
+        if (!get_v(&p, end, &t) || !get_v(&p, end, &ptr) || !get_v(&p, end, &e->size) ||
+            (stacks && !get_v(&p, end, &stack)))
+            return corrupt_v3(s, "a record runs past its frame");
+        e->time = s->prev_time += unzigzag(t);
+        if (ptr)
+            e->ptr = s->prev_ptr += unzigzag(ptr - 1);
+        if (ext) {
+            uint64_t aux;
+            if (p == end)
+                return corrupt_v3(s, "a record runs past its frame");
+            e->flags = *p++;
+            if (!get_v(&p, end, &start) || !get_v(&p, end, &old_size) || !get_v(&p, end, &aux))
+                return corrupt_v3(s, "a record runs past its frame");
+            if (op == HT_OP_REALLOC || op == HT_OP_REALLOCARRAY)
+                e->aux = aux ? e->ptr + unzigzag(aux - 1) : 0;
+            else
+                e->aux = aux;
+        }
+        s->out_pos = (size_t)(p - s->out);
+        if (stack > UINT32_MAX || start > UINT32_MAX || old_size > UINT32_MAX || (e->flags & ~flag_mask) ||
+            (old_size && !flag_mask))
+            return corrupt_v3(s, "a field out of range, or flags set");
+        e->stack = (uint32_t)stack;
+        e->start = (uint32_t)start;
+        e->old_size = (uint32_t)old_size;
+        return 1;
+    }
+}
+
+/* 1: a record, 0: the end, -1: corrupt (said). */
+static int stream_read(tr_stream *s, ht_event *e, const uint64_t **frames)
+{
+    return s->f->h.version == HT_VERSION_UNITS ? stream_next_v2(s, e, frames) : stream_next_v3(s, e, frames);
+}
+
+bool tr_stream_next(tr_stream *s, ht_event *e, const uint64_t **frames)
+{
+    int r = stream_read(s, e, frames);
+    if (r < 0)
+        tr_die(1, "%s: the file changed while it was read", s->f->path);
+    return r > 0;
+}
+
+/* Reads and checks one file: header, then every record; keeps its counts
+ * and stack definitions. */
 static bool load_file(tr_file *f)
 {
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
@@ -95,69 +446,56 @@ static bool load_file(tr_file *f)
         close(fd);
         return bad(f->path, "cannot stat: %s", strerror(errno));
     }
-    if ((size_t)st.st_size < HT_HEADER_SIZE) {
-        close(fd);
-        if (st.st_size >= 8) {
-            char m[8];
-            if (pread(fd, m, 8, 0) == 8 && memcmp(m, HT_MAGIC, 8) != 0)
-                return bad(f->path, "not a hakmem trace file (no HAKTRACE header)");
-        }
+    f->size = (uint64_t)st.st_size;
+    ssize_t got = pread(fd, &f->h, sizeof f->h, 0);
+    close(fd);
+    if (got >= 8 && memcmp(f->h.magic, HT_MAGIC, 8) != 0)
+        return bad(f->path, "not a hakmem trace file (no HAKTRACE header)");
+    if (got < (ssize_t)sizeof f->h)
         return bad(f->path, "not a hakmem trace file: %lld bytes, shorter than the %d-byte header",
                    (long long)st.st_size, HT_HEADER_SIZE);
-    }
-    f->map_size = (size_t)st.st_size;
-    f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED)
-        return bad(f->path, "cannot map: %s", strerror(errno));
-    memcpy(&f->h, f->map, sizeof f->h);
-    if (memcmp(f->h.magic, HT_MAGIC, 8) != 0)
-        return bad(f->path, "not a hakmem trace file (no HAKTRACE header)");
-    if (f->h.version != HT_VERSION)
-        return bad(f->path, "trace format version %u; this reader knows version %d",
-                   f->h.version, HT_VERSION);
-    if (f->h.header_size != HT_HEADER_SIZE || f->h.unit_size != HT_UNIT || f->h.mode > 1)
+    if (f->h.version != HT_VERSION && f->h.version != HT_VERSION_UNITS)
+        return bad(f->path, "trace format version %u; this reader knows versions %d and %d", f->h.version,
+                   HT_VERSION_UNITS, HT_VERSION);
+    uint32_t unit = f->h.version == HT_VERSION_UNITS ? HT_UNIT : 0;
+    if (f->h.header_size != HT_HEADER_SIZE || f->h.unit_size != unit || f->h.mode > 1)
         return bad(f->path, "corrupt header (header size %u, unit %u, mode %u)",
                    f->h.header_size, f->h.unit_size, f->h.mode);
     f->h.exe[sizeof f->h.exe - 1] = 0;
     f->h.comm[sizeof f->h.comm - 1] = 0;
-    uint8_t flag_mask = f->h.mode == HT_MODE_SAMPLED ? HT_EV_ALL : 0;
-    size_t body = f->map_size - HT_HEADER_SIZE;
-    f->units = (const ht_event *)(f->map + HT_HEADER_SIZE);
-    f->nunits = body / HT_UNIT;
-    f->cut_bytes = body % HT_UNIT;
-    for (uint64_t k = 0; k < f->nunits; k++) {
-        const ht_event *e = &f->units[k];
-        uint64_t off = HT_HEADER_SIZE + k * HT_UNIT;
-        if (e->reserved16 || (e->flags & ~flag_mask) || (e->old_size && !flag_mask))
-            return bad(f->path, "corrupt record at byte %" PRIu64 " (reserved fields or flags set)", off);
-        if (e->op == HT_OP_STACK) {
-            uint64_t n = e->size, units = 1 + (n + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
-            if (n == 0 || n > HT_MAX_FRAMES || e->stack == 0)
-                return bad(f->path, "corrupt stack record at byte %" PRIu64, off);
-            if (k + units > f->nunits) { /* cut in the middle of its frames */
-                f->cut_bytes += (f->nunits - k) * HT_UNIT;
-                f->nunits = k;
-                break;
+    tr_stream *s = tr_stream_open(f);
+    ht_event e;
+    const uint64_t *frames;
+    uint32_t cap = 0;
+    uint64_t fcap = 0, nframes = 0;
+    int r;
+    while ((r = stream_read(s, &e, &frames)) > 0) {
+        if (e.op == HT_OP_STACK) {
+            if (f->nstacks == cap) {
+                cap = cap ? cap * 2 : 64;
+                f->stacks = tr_xrealloc(f->stacks, cap * sizeof *f->stacks);
             }
-            if (e->stack > f->nstack_ids)
-                f->nstack_ids = e->stack;
-            k += units - 1;
-            continue;
-        }
-        if (e->op == HT_OP_END) {
+            if (nframes + e.size > fcap) {
+                fcap = fcap ? fcap * 2 : 1024;
+                f->frames = tr_xrealloc(f->frames, fcap * sizeof *f->frames);
+            }
+            memcpy(f->frames + nframes, frames, e.size * sizeof *frames);
+            f->stacks[f->nstacks++] = (tr_stack_def){ e.aux, e.stack, (uint32_t)e.size, nframes };
+            nframes += e.size;
+            if (e.stack > f->nstack_ids)
+                f->nstack_ids = e.stack;
+        } else if (e.op == HT_OP_END) {
             f->has_end = true;
-            f->ended_events = e->size;
-            continue;
+            f->ended_events = e.size;
+        } else {
+            f->events++;
+            f->last_time = e.time;
         }
-        if (e->op < HT_OP_MALLOC || e->op > HT_OP_LAST_CALL)
-            return bad(f->path, "corrupt record at byte %" PRIu64 " (operation %u)", off, e->op);
-        if (e->stack && !(f->h.flags & HT_F_STACKS))
-            return bad(f->path, "corrupt record at byte %" PRIu64 " (stack id without stacks)", off);
-        f->events++;
-        f->last_time = e->time;
     }
-    return true;
+    f->data_end = s->rec_off;
+    f->cut_bytes = f->size - f->data_end;
+    tr_stream_close(s);
+    return r == 0;
 }
 
 /* ---- instances and stacks ------------------------------------------------ */
@@ -180,11 +518,9 @@ static void build_sites(tr_instance *in)
         f->site_of = calloc((size_t)f->nstack_ids + 1, sizeof *f->site_of);
         if (!f->site_of)
             tr_die(1, "out of memory");
-        for (uint64_t k = 0; k < f->nunits; k++) {
-            const ht_event *e = &f->units[k];
-            if (e->op != HT_OP_STACK)
-                continue;
-            uint64_t *v = tr_map_get(&by_hash, e->aux);
+        for (uint32_t k = 0; k < f->nstacks; k++) {
+            const tr_stack_def *d = &f->stacks[k];
+            uint64_t *v = tr_map_get(&by_hash, d->hash);
             uint32_t site;
             if (v) {
                 site = (uint32_t)*v;
@@ -194,11 +530,10 @@ static void build_sites(tr_instance *in)
                     in->sites = tr_xrealloc(in->sites, cap * sizeof *in->sites);
                 }
                 site = in->nsites++;
-                in->sites[site] = (tr_site){ e->aux, (uint32_t)e->size, (const uint64_t *)(e + 1) };
-                tr_map_put(&by_hash, e->aux, site);
+                in->sites[site] = (tr_site){ d->hash, d->nframes, f->frames + d->first };
+                tr_map_put(&by_hash, d->hash, site);
             }
-            f->site_of[e->stack] = site;
-            k += (e->size + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+            f->site_of[d->id] = site;
         }
     }
     tr_map_free(&by_hash);
@@ -342,10 +677,11 @@ static void symtabs_free(void);
 void tr_close(tr_run *run)
 {
     symtabs_free();
+    stream_pool_free();
     for (uint32_t i = 0; i < run->nfiles; i++) {
         tr_file *f = &run->files[i];
-        if (f->map && f->map != MAP_FAILED)
-            munmap((void *)f->map, f->map_size);
+        free(f->stacks);
+        free(f->frames);
         free(f->site_of);
         free(f->path);
     }
@@ -360,19 +696,15 @@ void tr_close(tr_run *run)
 
 /* ---- the walk ------------------------------------------------------------ */
 
-/* Moves a cursor to its next call record; false at the end of the file. */
+/* Moves a cursor to its next call record; false (the stream closed) at the
+ * end of the file. */
 static bool cursor_settle(const tr_file *f, tr_cursor *c)
 {
-    while (c->pos < f->nunits) {
-        const ht_event *e = &f->units[c->pos];
-        if (e->op == HT_OP_STACK) {
-            c->pos += 1 + (e->size + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT;
+    (void)f;
+    while (c->s && tr_stream_next(c->s, &c->ev, NULL)) {
+        const ht_event *e = &c->ev;
+        if (e->op == HT_OP_STACK || e->op == HT_OP_END)
             continue;
-        }
-        if (e->op == HT_OP_END) {
-            c->pos++;
-            continue;
-        }
         if (tr_is_realloc_op(e->op) && e->aux && c->phase == 0) {
             uint64_t start = e->start > e->time ? e->time : e->start;
             c->key = e->time - start;
@@ -383,6 +715,8 @@ static bool cursor_settle(const tr_file *f, tr_cursor *c)
         }
         return true;
     }
+    tr_stream_close(c->s);
+    c->s = NULL;
     return false;
 }
 
@@ -417,9 +751,11 @@ void tr_walk_init(tr_walk *w, tr_instance *in)
     if (!w->cur)
         tr_die(1, "out of memory");
     w->nheap = 0;
-    for (uint32_t i = 0; i < in->nfiles; i++)
+    for (uint32_t i = 0; i < in->nfiles; i++) {
+        w->cur[i].s = tr_stream_open(in->files[i]);
         if (cursor_settle(in->files[i], &w->cur[i]))
             w->heap[w->nheap++] = i;
+    }
     for (uint32_t i = w->nheap / 2; i-- > 0;)
         heap_down(w, i);
 }
@@ -431,7 +767,8 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
     uint32_t fi = w->heap[0];
     const tr_file *f = w->in->files[fi];
     tr_cursor *c = &w->cur[fi];
-    const ht_event *e = &f->units[c->pos];
+    w->ev = c->ev;
+    const ht_event *e = &w->ev;
     it->e = e;
     it->key = c->key;
     it->thread = fi;
@@ -448,7 +785,6 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
         c->phase = 1;
         c->key = e->time;
     } else {
-        c->pos++;
         c->phase = 0;
         if (!cursor_settle(f, c)) {
             w->heap[0] = w->heap[--w->nheap];
@@ -461,6 +797,8 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
 
 void tr_walk_done(tr_walk *w)
 {
+    for (uint32_t i = 0; i < w->in->nfiles; i++)
+        tr_stream_close(w->cur[i].s);
     free(w->cur);
     free(w->heap);
 }

@@ -2,6 +2,11 @@
  * them into instances (process images), merging an instance's threads into
  * one time order, a pointer map, and naming stack frames.
  *
+ * Files are streamed, never held whole: tr_open reads each once (checks
+ * every record, counts them, keeps the stack definitions), and each walk
+ * reads them again, holding one buffer (version 3: one zstd frame and its
+ * records) per file.
+ *
  * The merge ("walk") yields items keyed by (time, thread index): an
  * allocation at its time, a free at its time, and a realloc twice - its
  * release of the old block at the call's start, its new block at the end
@@ -18,18 +23,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One stack definition of a file: its frames are tr_file.frames[first ..
+ * first + nframes), innermost first. */
+typedef struct tr_stack_def {
+    uint64_t hash;
+    uint32_t id, nframes;
+    uint64_t first;
+} tr_stack_def;
+
 typedef struct tr_file {
     char *path;
     ht_header h;
-    const unsigned char *map;  /* the whole file, mmap'd */
-    size_t map_size;
-    const ht_event *units;     /* the complete units after the header */
-    uint64_t nunits;
-    uint64_t cut_bytes;        /* bytes dropped at the end: a partial record */
+    uint64_t size;             /* bytes on disk when read */
+    uint64_t data_end;         /* the header and every complete record (v2:
+                                  unit; v3: zstd frame) */
+    uint64_t cut_bytes;        /* bytes dropped at the end: a partial record
+                                  or frame */
     uint64_t events;           /* event records (calls) */
     uint64_t ended_events;     /* events the last END record counted */
     bool has_end;              /* an END record was written */
     uint64_t last_time;
+    tr_stack_def *stacks;      /* its stack definitions, in file order */
+    uint32_t nstacks;
+    uint64_t *frames;          /* their frames */
     uint32_t *site_of;         /* the file's stack id -> instance site index */
     uint32_t nstack_ids;
     uint32_t thread;           /* index within the instance (sorted) */
@@ -38,7 +54,7 @@ typedef struct tr_file {
 typedef struct tr_site {
     uint64_t hash;
     uint32_t nframes;
-    const uint64_t *frames;    /* points into a file map */
+    const uint64_t *frames;    /* points into a file's frames */
 } tr_site;
 
 typedef struct tr_instance {
@@ -73,6 +89,20 @@ void tr_close(tr_run *run);
  * <dir>: no process <pid> in this trace", when pid is not in the run. */
 tr_instance *tr_pick_instance(tr_run *run, uint64_t pid);
 
+/* ---- one file's records, in file order ------------------------------------ */
+
+typedef struct tr_stream tr_stream;
+
+/* Reads a file that tr_open read, again from its start (up to data_end). */
+tr_stream *tr_stream_open(const tr_file *f);
+/* The next record into *e: a call, an END record, or a stack definition
+ * (op HT_OP_STACK, stack = its id, size = frames, aux = ht_stack_hash of
+ * them; *frames, when frames is not NULL, the frames innermost first,
+ * valid until the next call). False at the end. A file that changed since
+ * tr_open exits with a message naming it. */
+bool tr_stream_next(tr_stream *s, ht_event *e, const uint64_t **frames);
+void tr_stream_close(tr_stream *s);
+
 /* ---- the walk ------------------------------------------------------------ */
 
 enum tr_kind {
@@ -84,14 +114,15 @@ enum tr_kind {
 };
 
 typedef struct tr_item {
-    const ht_event *e;
+    const ht_event *e;  /* valid until the next tr_walk_next */
     uint64_t key;     /* time of this item */
     uint32_t thread;  /* file index within the instance */
     uint8_t kind;     /* enum tr_kind */
 } tr_item;
 
 typedef struct tr_cursor {
-    uint64_t pos;     /* unit index in the file */
+    tr_stream *s;     /* NULL at the end of the file */
+    ht_event ev;      /* the record under the cursor */
     uint64_t key;
     uint8_t phase;    /* realloc: 0 release next, 1 result next */
 } tr_cursor;
@@ -101,6 +132,7 @@ typedef struct tr_walk {
     tr_cursor *cur;
     uint32_t *heap;   /* file indices, min-heap by (key, index) */
     uint32_t nheap;
+    ht_event ev;      /* the item's record (its cursor has moved on) */
 } tr_walk;
 
 void tr_walk_init(tr_walk *w, tr_instance *in);

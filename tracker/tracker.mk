@@ -38,25 +38,25 @@ tracker: $(TRACK_LIB) $(TRACK_BIN)
 
 $(TRACK_LIB): $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind -lzstd
 
 # file:line of frames: symbolizer/debuginfo.c (libdw), as in hakmem-symbolize.
 $(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS) $(SYM_SRCS) $(SYM_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) $(SYM_SRCS) -lm $(SYM_LIBS)
+	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) $(SYM_SRCS) -lm $(SYM_LIBS) -lzstd
 
 # Trackers with an injected fault: one drops one event in 1000, one writes
 # one event in 1000 twice (the tests must notice both); and one that makes
 # its records but does not write them (millions of sampled blocks, no disk).
 $(BUILD)/tests/libhaktrack-drop.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DROP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind -lzstd
 $(BUILD)/tests/libhaktrack-dup.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DUP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DUP_EVERY=1000 -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind -lzstd
 $(BUILD)/tests/libhaktrack-discard.so: $(TRACK_LIB_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DISCARD -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind
+	$(CC) $(TRACK_LIBFLAGS) -DHT_TEST_DISCARD -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind -lzstd
 
 $(BUILD)/tests/libtracker_bump.so: tests/tracker/bump.c
 	@mkdir -p $(@D)
