@@ -33,7 +33,8 @@ $(BUILD)/tests/symbolize_chain_nodebug: tests/symbolize_chain.c
 	$(CC) $(SYM_TEST_FLAGS) -o $@ $<
 
 SYM_TEST_LIB := $(BUILD)/$(firstword $(filter hybrid,$(BUILD_VARIANTS)) $(BUILD_VARIANTS))/libhakmem.so
-test-symbolize: $(SYM_BIN) $(SYM_TEST_LIB) $(TRACK_LIB) $(TRACK_BIN) $(BUILD)/tests/symbolize_chain \
+# (the tracker's programs: tracker/tracker.mk adds them, it is included after this file)
+test-symbolize: $(SYM_BIN) $(SYM_TEST_LIB) $(BUILD)/tests/symbolize_chain \
                 $(BUILD)/tests/symbolize_chain_nodebug
 	@tests/symbolize.sh $(SYM_TEST_LIB)
 

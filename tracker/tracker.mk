@@ -68,6 +68,10 @@ $(BUILD)/tests/tracker_%: tests/tracker/%.c
 
 $(WL_DIR)/replay: tracker/trace_format.h
 
+# tests/symbolize.sh records and reports a trace (symbolizer/symbolizer.mk is
+# included before this file, where TRACK_* are not yet defined).
+test-symbolize: $(TRACK_LIB) $(TRACK_BIN)
+
 test-tracker: deps-bench tracker $(TRACK_TESTS) $(WL_DIR)/replay $(foreach v,$(BUILD_VARIANTS),$(BUILD)/$(v)/libhakmem.so) \
               $(BUILD)/tests/libbroken_malloc.so
 	@tests/tracker.sh
