@@ -815,23 +815,33 @@ static uint64_t site_key(const site_stat *s, int key)
     }
 }
 
+/* A running selection of the k largest: order[] holds the items and val[]
+ * their values, *n of them, largest first (ties: the earlier item first).
+ * Item i of value v goes in if there is room or it beats the last. A
+ * selection, not a sort of every item. */
+static void top_keep(uint32_t *order, uint64_t *val, uint32_t *n, uint32_t k, uint32_t i, uint64_t v)
+{
+    if (*n == k && v <= val[*n - 1])
+        return;
+    uint32_t j = *n < k ? (*n)++ : *n - 1;
+    while (j > 0 && val[j - 1] < v) {
+        order[j] = order[j - 1];
+        val[j] = val[j - 1];
+        j--;
+    }
+    order[j] = i;
+    val[j] = v;
+}
+
 /* The TOP sites by a key into order, largest first (ties: the lower index
  * first); returns how many (all sites, when fewer). A selection, not a
  * sort of every site. */
 static uint32_t top_by(const analysis *a, int key, uint32_t *order)
 {
     uint32_t n = a->in->nsites > 1 ? a->in->nsites - 1 : 0, m = 0;
-    for (uint32_t si = 1; si <= n; si++) {
-        uint64_t k = site_key(&a->sites[si], key);
-        if (m == TOP && k <= site_key(&a->sites[order[m - 1]], key))
-            continue;
-        uint32_t i = m < TOP ? m++ : m - 1;
-        while (i > 0 && site_key(&a->sites[order[i - 1]], key) < k) {
-            order[i] = order[i - 1];
-            i--;
-        }
-        order[i] = si;
-    }
+    uint64_t val[TOP];
+    for (uint32_t si = 1; si <= n; si++)
+        top_keep(order, val, &m, TOP, si, site_key(&a->sites[si], key));
     return m;
 }
 
@@ -1017,26 +1027,22 @@ static int64_t stack_key(const site_stat *s, int key)
     }
 }
 
+#define MS_STACKS 3 /* stacks shown beneath an allocation site */
+
 /* The stacks of allocation site m with the most of key, largest first (at
  * most k into order); how many. */
 static uint32_t top_stacks(const analysis *a, const msite *m, int key, uint32_t *order, uint32_t k)
 {
     uint32_t n = 0;
+    uint64_t val[MS_STACKS];
     for (uint32_t si = m->first_stack; si; si = a->next_stack[si]) {
         int64_t v = stack_key(&a->sites[si], key);
-        if (v <= 0 || (n == k && v <= stack_key(&a->sites[order[n - 1]], key)))
-            continue;
-        uint32_t i = n < k ? n++ : n - 1;
-        while (i > 0 && stack_key(&a->sites[order[i - 1]], key) < v) {
-            order[i] = order[i - 1];
-            i--;
-        }
-        order[i] = si;
+        if (v > 0)
+            top_keep(order, val, &n, k < MS_STACKS ? k : MS_STACKS, si, (uint64_t)v);
     }
     return n;
 }
 
-#define MS_STACKS 3 /* stacks shown beneath an allocation site */
 
 /* The allocation sites with the most of each figure: "allocation_sites". */
 static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sym)
@@ -1044,16 +1050,11 @@ static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sy
     fprintf(f, ",\"allocation_sites\":{\"count\":%u", a->nmsites);
     for (int key = 0; key < MS_NKEYS; key++) {
         uint32_t order[TOP], m = 0;
+        uint64_t val[TOP];
         for (uint32_t i = 0; i < a->nmsites; i++) {
             int64_t v = msite_key(&a->msites[i], key);
-            if (v <= 0 || (m == TOP && v <= msite_key(&a->msites[order[m - 1]], key)))
-                continue;
-            uint32_t j = m < TOP ? m++ : m - 1;
-            while (j > 0 && msite_key(&a->msites[order[j - 1]], key) < v) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = i;
+            if (v > 0)
+                top_keep(order, val, &m, TOP, i, (uint64_t)v);
         }
         fprintf(f, ",\"%s\":[", ms_table[key]);
         for (uint32_t i = 0; i < m; i++) {
