@@ -3,6 +3,8 @@
 #include "common.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -41,12 +43,35 @@ static const char *workload_name(void)
     return g_spec ? g_spec->name : "workload";
 }
 
+/* The first error reported wins: a second thread finding a fault at the same
+ * moment (both threads of random_xthread checking blocks) waits here for the
+ * first one's exit, so stderr gets one whole message (one write) and exit runs
+ * once. */
 static _Noreturn void die(int code, const char *prefix, const char *fmt, va_list ap)
 {
+    static atomic_flag reporting = ATOMIC_FLAG_INIT;
+    if (atomic_flag_test_and_set(&reporting))
+        for (;;)
+            pause();
+    char msg[1024];
+    int n = snprintf(msg, sizeof msg, "%s: %s", workload_name(), prefix);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < sizeof msg - 1) {
+        int m = vsnprintf(msg + n, sizeof msg - 1 - (size_t)n, fmt, ap);
+        if (m > 0)
+            n += m;
+    }
+    if ((size_t)n > sizeof msg - 2)
+        n = (int)sizeof msg - 2;
+    msg[n++] = '\n';
     fflush(stdout);
-    fprintf(stderr, "%s: %s", workload_name(), prefix);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    for (size_t off = 0; off < (size_t)n;) {
+        ssize_t w = write(STDERR_FILENO, msg + off, (size_t)n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
     exit(code);
 }
 
