@@ -483,6 +483,7 @@ int hak_prof_start(const char *path_prefix) {
     errno = EINVAL;
     return -1;
   }
+  hak_stack_init(); /* the unwinder, loaded before any lock is taken */
   bool busy = hak_track_busy;
   hak_track_busy = true;
   sigset_t old;

@@ -7,6 +7,13 @@
  * allocates nothing and its lookups (dl_iterate_phdr over the loaded
  * objects' .eh_frame_hdr) keep no state that a first call must set up, but
  * it is called once at start-up anyway so that any lazy work is done then.
+ * hakmem does not link libgcc_s: a process that neither profiles nor checks
+ * leaks never maps it (some 90 KiB resident). hak_stack_init, at start-up
+ * when HAKMEM_PROFILE or HAKMEM_LEAKCHECK is set, or from hak_profile_start,
+ * loads it (dlopen, with no lock of hakmem held and the thread's calls
+ * untracked; its mallocs are served as any) and calls the unwinder through
+ * the two function pointers it resolves; until then, or if it cannot be
+ * loaded (said once on stderr), a capture finds no frame.
  * The frames of hakmem itself are left out: the API and its slow paths are
  * placed in the section hak_text (HAK_TEXT: malloc_api.c, observe.c, realloc.c,
  * alloc.c, free.c), and the stack
@@ -29,6 +36,8 @@
  * Locks: one per shard of the stack table (shard_lock), taken with nothing
  * else of this layer held; the profiler's and leak checker's locks are taken
  * before it (internal.h, lock order). */
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <unwind.h>
@@ -42,6 +51,13 @@ extern char __start_hak_text[], __stop_hak_text[];
 static _Atomic unsigned unwinders;  /* threads inside _Unwind_Backtrace */
 static _Atomic bool unwind_closed;  /* fork in progress: no new capture */
 
+/* libgcc_s's unwinder, resolved by hak_stack_init (NULL until then). */
+typedef _Unwind_Reason_Code (*unwind_backtrace_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*unwind_get_ip_fn)(struct _Unwind_Context *);
+static _Atomic(unwind_backtrace_fn) unwind_backtrace;
+static unwind_get_ip_fn unwind_get_ip; /* set before unwind_backtrace is published */
+static pthread_once_t unwinder_once = PTHREAD_ONCE_INIT;
+
 typedef struct capture_s {
   void **frames;
   int n, max;
@@ -50,7 +66,7 @@ typedef struct capture_s {
 
 static _Unwind_Reason_Code capture_frame(struct _Unwind_Context *ctx, void *arg) {
   capture_t *c = arg;
-  uintptr_t ip = _Unwind_GetIP(ctx);
+  uintptr_t ip = unwind_get_ip(ctx);
   if (ip == 0) return _URC_END_OF_STACK;
   bool ours = ip >= (uintptr_t)__start_hak_text && ip < (uintptr_t)__stop_hak_text;
   if (c->phase == 0) {
@@ -66,6 +82,8 @@ static _Unwind_Reason_Code capture_frame(struct _Unwind_Context *ctx, void *arg)
 }
 
 int hak_stack_capture(void **frames, int max) {
+  unwind_backtrace_fn backtrace = atomic_load_explicit(&unwind_backtrace, memory_order_acquire);
+  if (backtrace == NULL) return 0; /* not loaded */
   for (;;) {
     atomic_fetch_add(&unwinders, 1);
     if (!atomic_load(&unwind_closed)) break;
@@ -73,7 +91,7 @@ int hak_stack_capture(void **frames, int max) {
     while (atomic_load(&unwind_closed)) sched_yield();
   }
   capture_t c = {frames, 0, max, 0};
-  _Unwind_Backtrace(capture_frame, &c);
+  backtrace(capture_frame, &c);
   atomic_fetch_sub(&unwinders, 1);
   return c.n;
 }
@@ -175,11 +193,29 @@ void hak_stack_scrub(void) {
 }
 
 /* ---- start-up and fork ---------------------------------------------------------------- */
+static void unwinder_load(void) {
+  void *lib = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+  void *bt = lib == NULL ? NULL : dlsym(lib, "_Unwind_Backtrace");
+  void *ip = lib == NULL ? NULL : dlsym(lib, "_Unwind_GetIP");
+  if (bt == NULL || ip == NULL) {
+    const char *why = dlerror();
+    hak_out_error("hakmem: cannot load the unwinder (libgcc_s.so.1: %s): no call stacks\n",
+                  why != NULL ? why : "no _Unwind_Backtrace");
+    return;
+  }
+  unwind_get_ip = (unwind_get_ip_fn)(uintptr_t)ip;
+  atomic_store_explicit(&unwind_backtrace, (unwind_backtrace_fn)(uintptr_t)bt, memory_order_release);
+}
+
+/* Loads the unwinder once and calls it once (any lazy work of its first
+ * call done here, out of any allocation). No lock of hakmem held. */
 void hak_stack_init(void) {
   void *frames[4];
+  bool busy = hak_track_busy;
   hak_track_busy = true;
-  (void)hak_stack_capture(frames, 4); /* the unwinder's first call, out of any allocation */
-  hak_track_busy = false;
+  pthread_once(&unwinder_once, unwinder_load);
+  (void)hak_stack_capture(frames, 4);
+  hak_track_busy = busy;
 }
 
 void hak_stack_fork_prepare(void) {

@@ -14,7 +14,9 @@
 #   - the report: groups by stack, largest first, the leaking functions named,
 #     HAK_TRACE_SOURCE's file:line, the exit status (23, HAKMEM_LEAKCHECK_EXITCODE,
 #     0 when nothing leaked), HAKMEM_LEAKCHECK_FILE, suppressions (and a bad
-#     suppressions file: a clear error, exit 2), with the first LIB.
+#     suppressions file: a clear error, exit 2), with the first LIB;
+#   - libgcc_s (the unwinder) mapped under HAKMEM_LEAKCHECK=1 and HAKMEM_PROFILE
+#     only, never in a plain run (every LIB).
 # leakcheck.sh --compare LIB CMD...: no tests; CMD under both, the two
 # summaries side by side, and the times (for real programs).
 # One PASS/FAIL/SKIP line per check, then a count (tests/lib.sh); exit 1 if
@@ -133,6 +135,25 @@ sed -n 's/^Direct leak of \([0-9]*\) byte.*/\1/p' "$tmp/heads" | tr '\n' ' ' >"$
   grep -A2 '^Direct leak of 24 byte(s) in 1 object(s)' "$out" | grep -q 'in leak_direct_small ' &&
   grep -q '^SUMMARY: hakmem: 5120 byte(s) leaked in 12 allocation(s)' "$out"; }
 result $? "leakcheck: report by stack, largest first (4096, 1000, 24), frame #0 the leaking function, exit status 23 (got $st)" "$out"
+
+# The unwinder (libgcc_s) is loaded only for the leak checker and the profiler
+# (core/stack.c): sort, which links libc alone and allocates, reads its own
+# maps; libhakmem is there in every case, libgcc_s only under
+# HAKMEM_LEAKCHECK=1 or HAKMEM_PROFILE (whose report above names the frames).
+for l in "${libs[@]}"; do
+  v=$(basename "$(dirname "$l")")
+  for mode in plain HAKMEM_LEAKCHECK=1 "HAKMEM_PROFILE=$tmp/unwinder"; do
+    m=; [ "$mode" = plain ] || m=$mode
+    env $m LD_PRELOAD="$l" sort /proc/self/maps >"$tmp/maps" 2>"$tmp/maps.err"
+    hm=$(grep -c '/libhakmem\.so$' "$tmp/maps") gm=$(grep -c '/libgcc_s\.so' "$tmp/maps")
+    if [ "$mode" = plain ]; then [ "$hm" -gt 0 ] && [ "$gm" = 0 ]; else [ "$hm" -gt 0 ] && [ "$gm" -gt 0 ]; fi
+    ok=$?
+    want="not mapped"; [ "$mode" = plain ] || want="mapped"
+    cat "$tmp/maps.err" >>"$tmp/maps"
+    result $ok "leakcheck: $v: ${mode/=$tmp\/unwinder/=prefix}: libgcc_s (the unwinder) $want (libhakmem mappings $hm, libgcc_s $gm)" "$tmp/maps"
+  done
+  rm -f "$tmp"/unwinder.*
+done
 
 # Exit status: 0 with nothing leaked, the configured one otherwise; the report to a file.
 HAKMEM_LEAKCHECK=1 LD_PRELOAD=$lib "$prog" clean >/dev/null 2>"$out"; st=$?
