@@ -62,7 +62,7 @@ static _Atomic uintptr_t os_hint;
 #define OWN_LEAF_BYTES (OWN_LEAF_UNITS / 8)
 #define OWN_ALL ((_Atomic uint64_t *)(uintptr_t)1) /* a root entry: every unit of its range is hakmem's */
 static _Atomic bool own_on;
-static _Atomic(_Atomic uint64_t *) own_root[1u << OWN_ROOT_BITS];
+HAK_BSS_LARGE static _Atomic(_Atomic uint64_t *) own_root[1u << OWN_ROOT_BITS];
 
 /* A fresh leaf, every bit clear or set (straight from the kernel: it is the
  * bookkeeping of mappings, not one of them); NULL when there is no memory. */

@@ -20,7 +20,7 @@
  * block looks up no span, and free of it is stopped as an invalid pointer. */
 #include "internal.h"
 
-hak_pm_leaf_t hak_pagemap_empty_leaf; /* every entry 0: no span */
+HAK_BSS_LARGE hak_pm_leaf_t hak_pagemap_empty_leaf; /* every entry 0: no span */
 _Atomic(intptr_t) hak_pagemap_root[1u << HAK_PM_ROOT_BITS]; /* leaf - &empty leaf */
 
 /* The leaf covering address a, mapped on first use when create is set;

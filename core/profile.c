@@ -75,7 +75,7 @@
 #include "internal.h"
 
 hak_tls int64_t hak_prof_left;
-_Atomic uint16_t hak_prof_filter[1u << HAK_PROF_FILTER_BITS];
+HAK_BSS_LARGE _Atomic uint16_t hak_prof_filter[1u << HAK_PROF_FILTER_BITS];
 
 static hak_tls uint64_t rng;      /* 0: not seeded yet */
 static hak_tls int64_t drawn;     /* the interval drawn last */

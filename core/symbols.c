@@ -55,7 +55,7 @@ typedef struct elf_file_s {
   size_t str_size;
 } elf_file_t;
 
-static elf_file_t files[FILES_MAX];
+HAK_BSS_LARGE static elf_file_t files[FILES_MAX];
 static unsigned nfiles;
 
 static void elf_open(elf_file_t *f, const char *path) {
