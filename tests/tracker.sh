@@ -22,7 +22,7 @@
 #   - fork with the child ending in _exit, exit and exec, while another
 #     thread allocates: the child is its own process in the trace, with the
 #     forking thread only, and neither holds the other's calls;
-#   - the file format (version 3): at most 1.5 bytes a record on the 100
+#   - the file format (version 3): at most 2.5 bytes a record on the 100
 #     threads' trace; a program killed by SIGKILL, a file cut mid-frame
 #     (tests/tracker/zstd_frames.py finds where its complete frames end), a
 #     corrupt zstd frame, a corrupt version 2 record (make_trace.py), a
@@ -98,12 +98,12 @@ check "100 threads: one file per thread plus main (101), each closed by an end r
     '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
 # Version 3: each record about a byte (small integers and deltas, an order
 # instead of a time, zstd) where version 2 took 48; the header says
-# version 3.
+# version 3. (How the threads interleave moves it: 0.76-1.37 seen.)
 bytes=$(cat "$TMP"/t100/*.htrk | wc -c)
 recs=$(grep -vc '^#' "$TMP/t100.dump")
 ver=$(od -An -t u4 -j 8 -N 4 "$(ls "$TMP"/t100/*.htrk | head -n 1)" | tr -d ' ')
-check "100 threads: version $ver files, $bytes bytes for $recs records, at most 1.5 a record (version 2: 48; version 3 with a time per record: 3-4)" \
-    '[ "$ver" = 3 ] && [ "$recs" -gt 500000 ] && [ $((2 * bytes)) -le $((3 * recs)) ]'
+check "100 threads: version $ver files, $bytes bytes for $recs records, at most 2.5 a record (version 2: 48; version 3 with a time per record: 3.5)" \
+    '[ "$ver" = 3 ] && [ "$recs" -gt 500000 ] && [ $((2 * bytes)) -le $((5 * recs)) ]'
 # The report's reading speed (a guard against slowing it down: 20-25 M
 # records per second of CPU here on this trace; other load stretches wall time)
 "$T" report "$TMP/t100" >"$TMP/t100.rep" 2>&1

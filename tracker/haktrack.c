@@ -187,6 +187,9 @@ typedef struct ht_thread {
     uint32_t node_mask, node_count;
     unsigned char *enc, *zout; /* encoded records, their zstd frame */
     size_t enc_cap, zout_cap;
+    unsigned char *prev;     /* the records of the file's last frame (the
+                                next frame's prefix; NULL after death) */
+    size_t prev_len;
     ZSTD_CCtx *zc;           /* NULL after death: one per write then */
     size_t map_bytes;        /* the mmap holding this struct, buf, enc, zout */
     ht_event tail[HT_ROOM];  /* after death: room for one call's records */
@@ -411,7 +414,8 @@ static ZSTD_CCtx *ht_zcreate(void)
     ZSTD_customMem mem = { ht_zalloc, ht_zfree, NULL };
     ZSTD_CCtx *zc = ZSTD_createCCtx_advanced(mem);
     if (zc && (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, HT_ZSTD_LEVEL)) ||
-               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)))) {
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)) ||
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_enableLongDistanceMatching, 1)))) {
         ZSTD_freeCCtx(zc);
         zc = NULL;
     }
@@ -544,7 +548,10 @@ static unsigned char *ht_encode(ht_thread *t, const ht_event *e, uint32_t *units
     return d;
 }
 
-/* Compresses t->enc[0, n) into one frame and writes it to fd. */
+/* Compresses t->enc[0, n) into one frame and writes it to fd. The frame
+ * continues the file's previous one (its records are the prefix: a
+ * program's calls repeat, and a frame holds a few thousand of them); the
+ * records just written become the next frame's prefix. */
 static bool ht_emit(ht_thread *t, int fd, size_t n)
 {
     ZSTD_CCtx *zc = t->zc ? t->zc : ht_zcreate();
@@ -552,14 +559,24 @@ static bool ht_emit(ht_thread *t, int fd, size_t n)
         errno = ENOMEM;
         return false;
     }
-    size_t z = ZSTD_compress2(zc, t->zout, t->zout_cap, t->enc, n);
+    size_t z = t->prev_len && zc == t->zc ? ZSTD_CCtx_refPrefix(zc, t->prev, t->prev_len) : 0;
+    if (!ZSTD_isError(z))
+        z = ZSTD_compress2(zc, t->zout, t->zout_cap, t->enc, n);
     if (zc != t->zc)
         ZSTD_freeCCtx(zc);
     if (ZSTD_isError(z)) {
         errno = ENOMEM; /* a context that could not grow */
         return false;
     }
-    return ht_write_all(fd, t->zout, z);
+    if (!ht_write_all(fd, t->zout, z))
+        return false;
+    if (t->prev && zc == t->zc) {
+        unsigned char *x = t->prev;
+        t->prev = t->enc;
+        t->prev_len = n;
+        t->enc = x;
+    }
+    return true;
 }
 
 /* Writes buf[written, pos) out, and an END record when `end` (not after
@@ -665,7 +682,7 @@ static void ht_thread_exit(void *arg);
 static ht_thread *ht_register(void)
 {
     size_t hdr = (sizeof(ht_thread) + 4095) / 4096 * 4096, zcap = ZSTD_COMPRESSBOUND(HT_ENC_BYTES);
-    size_t bytes = hdr + (size_t)HT_BUF_UNITS * HT_UNIT + HT_ENC_BYTES + (zcap + 4095) / 4096 * 4096;
+    size_t bytes = hdr + (size_t)HT_BUF_UNITS * HT_UNIT + 2 * HT_ENC_BYTES + (zcap + 4095) / 4096 * 4096;
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         ht_stop("out of memory for a thread's buffer, writing to ", ENOMEM);
@@ -678,6 +695,8 @@ static ht_thread *ht_register(void)
     t->enc_cap = HT_ENC_BYTES;
     t->zout = t->enc + HT_ENC_BYTES;
     t->zout_cap = zcap;
+    t->prev = t->zout + (zcap + 4095) / 4096 * 4096;
+    t->prev_len = 0;
     t->flush_at = HT_BUF_UNITS - HT_ROOM;
     t->tid = (pid_t)syscall(SYS_gettid);
     t->index = atomic_fetch_add(&g_nthreads, 1);
@@ -732,6 +751,8 @@ static void ht_thread_exit(void *arg)
         munmap(old, (size_t)((char *)t + t->map_bytes - old));
         t->enc = t->tail_enc;
         t->enc_cap = sizeof t->tail_enc;
+        t->prev = NULL; /* the frames after death stand alone */
+        t->prev_len = 0;
         t->zout = t->tail_zout;
         t->zout_cap = sizeof t->tail_zout;
         ZSTD_freeCCtx(t->zc);
@@ -1327,6 +1348,7 @@ static void ht_atfork_child(void)
             memset(self->node_id, 0, (size_t)(self->node_mask + 1) * sizeof(uint32_t));
         self->node_count = 0;
         self->prev_seq = self->prev_ptr = self->prev_addr = self->prev_mark = self->mark_coarse = 0;
+        self->prev_len = 0; /* a new file: its first frame has no prefix */
         if (ht_open_file(self)) {
             self->next = NULL;
             atomic_store(&g_threads, self);

@@ -37,7 +37,11 @@
  *
  *   Version 3 (what libhaktrack.so writes): zstd frames, one or more per
  *   write of the thread's buffer, each with its content size and a
- *   checksum, each holding whole records. A killed program leaves its
+ *   checksum, each holding whole records. A frame is compressed with the
+ *   previous frame's content as its prefix (ZSTD_CCtx_refPrefix; the
+ *   reader passes the same to ZSTD_DCtx_refPrefix), except a file's first
+ *   frame and frames written after the thread's exit (a prefix given to
+ *   those is unused). A killed program leaves its
  *   complete frames readable; a reader drops a partial frame at the end
  *   (and says so). The records, each a byte b (b & 0x3f the operation,
  *   b & 0x40 "extended", b & 0x80 zero) then unsigned LEB128 varints ("v")

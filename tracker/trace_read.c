@@ -102,6 +102,8 @@ struct tr_stream {
     ZSTD_DCtx *dctx;
     unsigned char *out;      /* the current frame's records */
     size_t out_pos, out_len, out_cap;
+    unsigned char *prev;     /* the previous frame's: the next one's prefix */
+    size_t prev_len, prev_cap;
     uint64_t frame_off;      /* file offset of the current frame */
     uint64_t prev_time, prev_ptr, prev_addr; /* prev_time: v3, the order */
     uint64_t prev_mark;      /* the last time mark's ns */
@@ -161,8 +163,8 @@ static int64_t stream_fill(tr_stream *s, size_t need)
 /* Closed streams' buffers and contexts, kept for the next ones (fresh
  * ones cost page faults: a walk opens one stream per thread file). */
 typedef struct stream_bufs {
-    unsigned char *in, *out;
-    size_t in_cap, out_cap;
+    unsigned char *in, *out, *prev;
+    size_t in_cap, out_cap, prev_cap;
     ZSTD_DCtx *dctx;
 } stream_bufs;
 #define TR_POOL 64
@@ -183,6 +185,8 @@ tr_stream *tr_stream_open(const tr_file *f)
         s->in_cap = b->in_cap;
         s->out = b->out;
         s->out_cap = b->out_cap;
+        s->prev = b->prev;
+        s->prev_cap = b->prev_cap;
         s->dctx = b->dctx;
     } else {
         s->in_cap = TR_CHUNK;
@@ -198,11 +202,12 @@ void tr_stream_close(tr_stream *s)
     if (!s)
         return;
     if (g_npool < TR_POOL) {
-        g_pool[g_npool++] = (stream_bufs){ s->in, s->out, s->in_cap, s->out_cap, s->dctx };
+        g_pool[g_npool++] = (stream_bufs){ s->in, s->out, s->prev, s->in_cap, s->out_cap, s->prev_cap, s->dctx };
     } else {
         ZSTD_freeDCtx(s->dctx);
         free(s->in);
         free(s->out);
+        free(s->prev);
     }
     free(s->node_addr);
     free(s->node_parent);
@@ -216,6 +221,7 @@ static void stream_pool_free(void)
         ZSTD_freeDCtx(b->dctx);
         free(b->in);
         free(b->out);
+        free(b->prev);
     }
 }
 
@@ -280,6 +286,15 @@ static int stream_frame(tr_stream *s)
         need = (size_t)avail * 2;
     }
     const unsigned char *src = s->in + s->in_pos;
+    /* the frame just read is this one's prefix (trace_format.h) */
+    unsigned char *x = s->prev;
+    size_t xcap = s->prev_cap;
+    s->prev = s->out;
+    s->prev_cap = s->out_cap;
+    s->prev_len = s->out_len;
+    s->out = x;
+    s->out_cap = xcap;
+    s->out_pos = s->out_len = 0;
     unsigned long long content = ZSTD_getFrameContentSize(src, csize);
     if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR || content > TR_FRAME_MAX)
         return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": no valid content size",
@@ -289,7 +304,9 @@ static int stream_frame(tr_stream *s)
         free(s->out);
         s->out = tr_xmalloc(s->out_cap);
     }
-    size_t r = ZSTD_decompressDCtx(s->dctx, s->out, s->out_cap, src, csize);
+    size_t r = s->prev_len ? ZSTD_DCtx_refPrefix(s->dctx, s->prev, s->prev_len) : 0;
+    if (!ZSTD_isError(r))
+        r = ZSTD_decompressDCtx(s->dctx, s->out, s->out_cap, src, csize);
     if (ZSTD_isError(r) || r != content)
         return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": %s", s->frame_off,
                    ZSTD_isError(r) ? ZSTD_getErrorName(r) : "content size differs"), -1;
