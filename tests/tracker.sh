@@ -22,7 +22,7 @@
 #   - fork with the child ending in _exit, exit and exec, while another
 #     thread allocates: the child is its own process in the trace, with the
 #     forking thread only, and neither holds the other's calls;
-#   - the file format (version 3): at most 6 bytes a record on the 100
+#   - the file format (version 3): at most 2.5 bytes a record on the 100
 #     threads' trace; a program killed by SIGKILL, a file cut mid-frame
 #     (tests/tracker/zstd_frames.py finds where its complete frames end), a
 #     corrupt zstd frame, a corrupt version 2 record (make_trace.py), a
@@ -96,13 +96,14 @@ check "100 threads: every call of every thread in its file exactly once, in orde
     '[[ "$res" == ok\ 100\ * ]]'
 check "100 threads: one file per thread plus main (101), each closed by an end record" \
     '[ "$(grep -c "^# file .* ended 1 " "$TMP/t100.dump")" -eq 101 ]'
-# Version 3: each record a few bytes (small integers and deltas, zstd)
-# where version 2 took 48; the header says version 3.
+# Version 3: each record about a byte (small integers and deltas, an order
+# instead of a time, zstd) where version 2 took 48; the header says
+# version 3. (How the threads interleave moves it: 0.76-1.37 seen.)
 bytes=$(cat "$TMP"/t100/*.htrk | wc -c)
 recs=$(grep -vc '^#' "$TMP/t100.dump")
 ver=$(od -An -t u4 -j 8 -N 4 "$(ls "$TMP"/t100/*.htrk | head -n 1)" | tr -d ' ')
-check "100 threads: version $ver files, $bytes bytes for $recs records, at most 6 a record (version 2: 48)" \
-    '[ "$ver" = 3 ] && [ "$recs" -gt 500000 ] && [ $((bytes)) -le $((6 * recs)) ]'
+check "100 threads: version $ver files, $bytes bytes for $recs records, at most 2.5 a record (version 2: 48; version 3 with a time per record: 3.5)" \
+    '[ "$ver" = 3 ] && [ "$recs" -gt 500000 ] && [ $((2 * bytes)) -le $((5 * recs)) ]'
 # The report's reading speed (a guard against slowing it down: 20-25 M
 # records per second of CPU here on this trace; other load stretches wall time)
 "$T" report "$TMP/t100" >"$TMP/t100.rep" 2>&1
@@ -299,8 +300,10 @@ rc=$?
 cut=$(jget "$TMP/cut/trace.json" 'j["cut_bytes"]')
 want=$("$PY" tests/tracker/zstd_frames.py "$f" | awk '/^complete/ {c = $2} /^size/ {s = $2} END {print s - c}')
 nframes=$("$PY" tests/tracker/zstd_frames.py "$f" | grep -c '^frame')
-"$T" dump "$TMP/mix" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on' >"$TMP/cut.whole"
-"$T" dump "$TMP/cut" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on' >"$TMP/cut.part"
+# (dump's last column, a time read from every file's marks, differs: the
+# cut file has fewer marks)
+"$T" dump "$TMP/mix" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on {NF--; print}' >"$TMP/cut.whole"
+"$T" dump "$TMP/cut" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on {NF--; print}' >"$TMP/cut.part"
 nwhole=$(wc -l <"$TMP/cut.whole"); npart=$(wc -l <"$TMP/cut.part")
 check "a file cut mid-frame: read up to the last complete zstd frame ($nframes complete), the $want bytes after it reported cut (exit $rc, cut $cut), the $npart records read the first of the file's $nwhole" \
     '[ $rc -eq 0 ] && [ "$nframes" = 1 ] && [ "$cut" = "$want" ] && [ "$want" -gt 100 ] && grep -q "$(basename "$f"): cut short: $want bytes" "$TMP/cut.err" && [ "$npart" -gt 1000 ] && [ "$npart" -lt "$nwhole" ] && cmp -s "$TMP/cut.part" <(head -n "$npart" "$TMP/cut.whole")'
@@ -346,6 +349,8 @@ check "record into a directory that holds a trace: exit 2" '[ $? -eq 2 ]'
 
 # ---- full disk, size limit, unwritable directory -------------------------------
 $B/tests/tracker_mix 2000 >"$TMP/plain.out" 2>&1
+# 20,000 rounds: a trace of about 600 KB, well past the 64 KiB and 32 KiB
+$B/tests/tracker_mix 20000 >"$TMP/plain20k.out" 2>&1
 one_message() { # stderr-file
     [ "$(grep -c '^haktrack: ' "$1")" -eq 1 ] && grep -q "recording stops, the program goes on" "$1" &&
         [ "$(grep -vc '^haktrack: ' "$1")" -eq 0 ]
@@ -353,13 +358,13 @@ one_message() { # stderr-file
 if unshare -m true 2>/dev/null; then
     mkdir -p "$TMP/full"
     unshare -m sh -c 'mount -t tmpfs -o size=64k tmpfs "$1" && \
-        HAKTRACK_DIR="$1/trace" LD_PRELOAD="$2" "$3" 2000 >"$4.out" 2>"$4.err"; echo $? >"$4.rc"; \
+        HAKTRACK_DIR="$1/trace" LD_PRELOAD="$2" "$3" 20000 >"$4.out" 2>"$4.err"; echo $? >"$4.rc"; \
         df -k "$1" | tail -n 1 >"$4.df"; cp -r "$1/trace" "$4.files" 2>/dev/null' \
         sh "$TMP/full" "$LIB" $B/tests/tracker_mix "$TMP/fullrun" 2>"$TMP/full.mnt"
     if [ -f "$TMP/fullrun.rc" ]; then
         rc=$(cat "$TMP/fullrun.rc")
         check "full disk (64 KiB tmpfs, $(awk '{print $4}' "$TMP/fullrun.df") KiB left): one message, output and exit status unchanged ($(head -c 160 "$TMP/fullrun.err"))" \
-            '[ "$rc" = 0 ] && cmp -s "$TMP/fullrun.out" "$TMP/plain.out" && one_message "$TMP/fullrun.err"'
+            '[ "$rc" = 0 ] && cmp -s "$TMP/fullrun.out" "$TMP/plain20k.out" && one_message "$TMP/fullrun.err"'
         "$T" report --no-html "$TMP/fullrun.files" >/dev/null 2>&1
         check "full disk: what was written is readable" '[ $? -eq 0 ]'
     else
@@ -368,16 +373,16 @@ if unshare -m true 2>/dev/null; then
 else
     skip "full disk" "unshare -m is not allowed here"
 fi
-(trap '' XFSZ; ulimit -f 32; HAKTRACK_DIR=$TMP/fsize LD_PRELOAD=$LIB exec $B/tests/tracker_mix 2000) \
+(trap '' XFSZ; ulimit -f 32; HAKTRACK_DIR=$TMP/fsize LD_PRELOAD=$LIB exec $B/tests/tracker_mix 20000) \
     >"$TMP/fsize.out" 2>"$TMP/fsize.err"
 rc=$?
 check "file size limit (ulimit -f 32, SIGXFSZ ignored): one message, output and exit status unchanged ($(head -c 160 "$TMP/fsize.err"))" \
-    '[ $rc -eq 0 ] && cmp -s "$TMP/fsize.out" "$TMP/plain.out" && one_message "$TMP/fsize.err"'
+    '[ $rc -eq 0 ] && cmp -s "$TMP/fsize.out" "$TMP/plain20k.out" && one_message "$TMP/fsize.err"'
 touch "$TMP/afile"
-HAKTRACK_DIR=$TMP/afile/trace LD_PRELOAD=$LIB $B/tests/tracker_mix 2000 >"$TMP/nodir.out" 2>"$TMP/nodir.err"
+HAKTRACK_DIR=$TMP/afile/trace LD_PRELOAD=$LIB $B/tests/tracker_mix 20000 >"$TMP/nodir.out" 2>"$TMP/nodir.err"
 rc=$?
 check "unwritable directory: one message, output and exit status unchanged ($(head -c 160 "$TMP/nodir.err"))" \
-    '[ $rc -eq 0 ] && cmp -s "$TMP/nodir.out" "$TMP/plain.out" && one_message "$TMP/nodir.err"'
+    '[ $rc -eq 0 ] && cmp -s "$TMP/nodir.out" "$TMP/plain20k.out" && one_message "$TMP/nodir.err"'
 
 # ---- the report on a trace with known figures -----------------------------------
 "$PY" tests/tracker/make_trace.py "$TMP/fixed"

@@ -221,8 +221,8 @@ static void compile_alloc(cstate *c, const tr_item *it)
     }
     uint64_t arg;
     uint8_t op = replay_op(e->op, &arg, e);
-    cblk *b = new_block(c, it->thread, e->ptr, e->size, it->key);
-    emit(c, it->thread, op, b->slot, e->size, arg, it->key, b);
+    cblk *b = new_block(c, it->thread, e->ptr, e->size, it->time);
+    emit(c, it->thread, op, b->slot, e->size, arg, it->time, b);
 }
 
 /* free: of a block the trace knows, else not replayed. */
@@ -230,7 +230,7 @@ static void compile_free(cstate *c, const tr_item *it)
 {
     uint64_t bi;
     if (it->e->ptr && tr_map_take(&c->ptrs, it->e->ptr, &bi))
-        free_block(c, it->thread, bi, it->key);
+        free_block(c, it->thread, bi, it->time);
     else
         c->skipped++;
 }
@@ -245,8 +245,8 @@ static void compile_realloc(cstate *c, const tr_item *it)
     uint64_t bi = e->aux ? c->pending[th] : UINT64_MAX;
     if (bi == UINT64_MAX) { /* realloc(NULL, n), or of a pointer never seen */
         if (e->ptr) {
-            cblk *b = new_block(c, th, e->ptr, e->size, it->key);
-            emit(c, th, HR_REALLOC_NEW, b->slot, e->size, 0, it->key, b);
+            cblk *b = new_block(c, th, e->ptr, e->size, it->time);
+            emit(c, th, HR_REALLOC_NEW, b->slot, e->size, 0, it->time, b);
         } else {
             c->skipped++;
         }
@@ -258,16 +258,16 @@ static void compile_realloc(cstate *c, const tr_item *it)
         return;
     }
     if (!e->ptr) { /* realloc(p, 0) freed it: replayed as free */
-        free_block(c, th, bi, it->key);
+        free_block(c, th, bi, it->time);
         return;
     }
     uint64_t old;
     if (tr_map_take(&c->ptrs, e->ptr, &old)) {
         c->implicit_frees++;
-        free_block(c, th, old, it->key);
+        free_block(c, th, old, it->time);
     }
     cblk *b = &c->blks[bi];
-    emit(c, th, HR_REALLOC, b->slot, e->size, 0, it->key, b);
+    emit(c, th, HR_REALLOC, b->slot, e->size, 0, it->time, b);
     live_add(c, (int64_t)e->size - (int64_t)b->size);
     if (e->size > b->size)
         c->th[th].alloc_bytes += e->size - b->size;

@@ -180,12 +180,16 @@ typedef struct ht_thread {
     uint32_t stack_mask, stack_count;
     /* the encoder (under lock): version 3's previous values, the frame
      * nodes written so far ((parent, address) -> node, open addressing) */
-    uint64_t prev_time, prev_ptr, prev_addr;
+    uint64_t prev_seq, prev_ptr, prev_addr, prev_mark;
+    uint64_t mark_coarse;    /* CLOCK_MONOTONIC_COARSE at the last time mark */
     uint64_t *node_addr;
     uint32_t *node_parent, *node_id;
     uint32_t node_mask, node_count;
     unsigned char *enc, *zout; /* encoded records, their zstd frame */
     size_t enc_cap, zout_cap;
+    unsigned char *prev;     /* the records of the file's last frame (the
+                                next frame's prefix; NULL after death) */
+    size_t prev_len;
     ZSTD_CCtx *zc;           /* NULL after death: one per write then */
     size_t map_bytes;        /* the mmap holding this struct, buf, enc, zout */
     ht_event tail[HT_ROOM];  /* after death: room for one call's records */
@@ -224,6 +228,18 @@ static uint64_t ht_clock(clockid_t c)
 static inline uint64_t ht_now(void)
 {
     return ht_clock(CLOCK_MONOTONIC) - g_epoch;
+}
+
+/* The process's record order (trace_format.h): one counter for every
+ * thread, taken after an allocating call returns and before a free's call
+ * starts, so a block freed by one thread and handed out to another has the
+ * smaller number on its free (the allocator's own synchronisation orders
+ * the two increments). 0 is never a record's. */
+static _Atomic uint64_t g_seq;
+
+static inline uint64_t ht_seq(void)
+{
+    return atomic_fetch_add_explicit(&g_seq, 1, memory_order_relaxed) + 1;
 }
 
 static char *ht_cat(char *d, const char *end, const char *s)
@@ -398,7 +414,8 @@ static ZSTD_CCtx *ht_zcreate(void)
     ZSTD_customMem mem = { ht_zalloc, ht_zfree, NULL };
     ZSTD_CCtx *zc = ZSTD_createCCtx_advanced(mem);
     if (zc && (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, HT_ZSTD_LEVEL)) ||
-               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)))) {
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)) ||
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_enableLongDistanceMatching, 1)))) {
         ZSTD_freeCCtx(zc);
         zc = NULL;
     }
@@ -503,10 +520,16 @@ static unsigned char *ht_encode(ht_thread *t, const ht_event *e, uint32_t *units
         return ht_put_v(d, node);
     }
     *units = 1;
+    if (e->op == HT_REC_TIME) {
+        *d++ = HT_REC_TIME;
+        d = ht_put_z(d, e->time, t->prev_mark);
+        t->prev_mark = e->time;
+        return d;
+    }
     bool ext = e->flags || e->start || e->old_size || e->aux;
     *d++ = (unsigned char)(e->op | (ext ? HT_REC_EXT : 0));
-    d = ht_put_z(d, e->time, t->prev_time);
-    t->prev_time = e->time;
+    d = ht_put_z(d, e->time, t->prev_seq);
+    t->prev_seq = e->time;
     d = ht_put_p(d, e->ptr, t->prev_ptr);
     if (e->ptr)
         t->prev_ptr = e->ptr;
@@ -525,7 +548,10 @@ static unsigned char *ht_encode(ht_thread *t, const ht_event *e, uint32_t *units
     return d;
 }
 
-/* Compresses t->enc[0, n) into one frame and writes it to fd. */
+/* Compresses t->enc[0, n) into one frame and writes it to fd. The frame
+ * continues the file's previous one (its records are the prefix: a
+ * program's calls repeat, and a frame holds a few thousand of them); the
+ * records just written become the next frame's prefix. */
 static bool ht_emit(ht_thread *t, int fd, size_t n)
 {
     ZSTD_CCtx *zc = t->zc ? t->zc : ht_zcreate();
@@ -533,14 +559,24 @@ static bool ht_emit(ht_thread *t, int fd, size_t n)
         errno = ENOMEM;
         return false;
     }
-    size_t z = ZSTD_compress2(zc, t->zout, t->zout_cap, t->enc, n);
+    size_t z = t->prev_len && zc == t->zc ? ZSTD_CCtx_refPrefix(zc, t->prev, t->prev_len) : 0;
+    if (!ZSTD_isError(z))
+        z = ZSTD_compress2(zc, t->zout, t->zout_cap, t->enc, n);
     if (zc != t->zc)
         ZSTD_freeCCtx(zc);
     if (ZSTD_isError(z)) {
         errno = ENOMEM; /* a context that could not grow */
         return false;
     }
-    return ht_write_all(fd, t->zout, z);
+    if (!ht_write_all(fd, t->zout, z))
+        return false;
+    if (t->prev && zc == t->zc) {
+        unsigned char *x = t->prev;
+        t->prev = t->enc;
+        t->prev_len = n;
+        t->enc = x;
+    }
+    return true;
 }
 
 /* Writes buf[written, pos) out, and an END record when `end` (not after
@@ -575,11 +611,14 @@ static void ht_write_out(ht_thread *t, bool end)
     }
     if (ok && end) {
         ht_event e;
-        memset(&e, 0, sizeof e);
-        e.op = HT_OP_END;
-        e.time = ht_now();
-        e.size = t->events;
         uint32_t k;
+        memset(&e, 0, sizeof e);
+        e.op = HT_REC_TIME; /* the END record's time, exactly */
+        e.time = ht_now();
+        d = ht_encode(t, &e, &k, d);
+        e.op = HT_OP_END;
+        e.time = ht_seq();
+        e.size = t->events;
         d = ht_encode(t, &e, &k, d);
     }
     if (ok && d > t->enc)
@@ -643,7 +682,7 @@ static void ht_thread_exit(void *arg);
 static ht_thread *ht_register(void)
 {
     size_t hdr = (sizeof(ht_thread) + 4095) / 4096 * 4096, zcap = ZSTD_COMPRESSBOUND(HT_ENC_BYTES);
-    size_t bytes = hdr + (size_t)HT_BUF_UNITS * HT_UNIT + HT_ENC_BYTES + (zcap + 4095) / 4096 * 4096;
+    size_t bytes = hdr + (size_t)HT_BUF_UNITS * HT_UNIT + 2 * HT_ENC_BYTES + (zcap + 4095) / 4096 * 4096;
     void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         ht_stop("out of memory for a thread's buffer, writing to ", ENOMEM);
@@ -656,6 +695,8 @@ static ht_thread *ht_register(void)
     t->enc_cap = HT_ENC_BYTES;
     t->zout = t->enc + HT_ENC_BYTES;
     t->zout_cap = zcap;
+    t->prev = t->zout + (zcap + 4095) / 4096 * 4096;
+    t->prev_len = 0;
     t->flush_at = HT_BUF_UNITS - HT_ROOM;
     t->tid = (pid_t)syscall(SYS_gettid);
     t->index = atomic_fetch_add(&g_nthreads, 1);
@@ -710,6 +751,8 @@ static void ht_thread_exit(void *arg)
         munmap(old, (size_t)((char *)t + t->map_bytes - old));
         t->enc = t->tail_enc;
         t->enc_cap = sizeof t->tail_enc;
+        t->prev = NULL; /* the frames after death stand alone */
+        t->prev_len = 0;
         t->zout = t->tail_zout;
         t->zout_cap = sizeof t->tail_zout;
         ZSTD_freeCCtx(t->zc);
@@ -894,12 +937,29 @@ static inline void ht_leave(void)
     t_busy = 0;
 }
 
-static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void *ptr,
+/* A time mark before the record about to be made: its time, exactly
+ * (trace_format.h). Out of line: taken once per coarse clock tick. */
+static __attribute__((noinline)) void ht_mark(ht_thread *t, uint64_t coarse)
+{
+    t->mark_coarse = coarse;
+    uint32_t pos = atomic_load_explicit(&t->pos, memory_order_relaxed);
+    ht_event *e = &t->buf[pos];
+    memset(e, 0, sizeof *e);
+    e->op = HT_REC_TIME;
+    e->time = ht_now();
+    atomic_store_explicit(&t->pos, pos + 1, memory_order_release);
+}
+
+/* Records one call whose order number is seq (ht_seq). */
+static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t seq, const void *ptr,
                              uint64_t size, uint64_t aux, uint32_t stack, uint8_t flags,
                              uint32_t start, uint32_t old_size)
 {
+    uint64_t coarse = ht_clock(CLOCK_MONOTONIC_COARSE);
+    if (HT_UNLIKELY(coarse != t->mark_coarse))
+        ht_mark(t, coarse);
     ht_event *e = &t->buf[atomic_load_explicit(&t->pos, memory_order_relaxed)];
-    e->time = time;
+    e->time = seq;
     e->ptr = (uint64_t)(uintptr_t)ptr;
     e->size = size;
     e->aux = aux;
@@ -941,7 +1001,7 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t time, const void
             if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), al_)))               \
                 break;                                                              \
         }                                                                           \
-        uint64_t now_ = ht_now();                                                   \
+        uint64_t now_ = ht_seq();                                                   \
         uint32_t st_ = g_opt[HT_OPT_STACKS] ? ht_stack(t) : 0;                   \
         ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);                \
     } while (0)
@@ -997,7 +1057,7 @@ HT_EXPORT void free(void *p)
         if (!p && g_ready) {
             ht_thread *t;
             if (g_opt[HT_OPT_MODE] == HT_MODE_FULL && ht_enter(&t)) {
-                ht_commit(t, HT_OP_FREE, ht_now(), NULL, 0, 0, 0, 0, 0, 0);
+                ht_commit(t, HT_OP_FREE, ht_seq(), NULL, 0, 0, 0, 0, 0, 0);
                 ht_leave();
             }
         }
@@ -1016,7 +1076,7 @@ HT_EXPORT void free(void *p)
         errno = e;
         return;
     }
-    uint64_t now = ht_now();
+    uint64_t now = ht_seq();
     next.free(p);
     ht_commit(t, HT_OP_FREE, now, p, 0, 0, 0, fl, 0, 0);
     ht_leave();
@@ -1042,7 +1102,7 @@ static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *
     }
     /* The call's start is taken when the old block's release may be
      * recorded (in sampled mode: when it is tracked; else start is 0). */
-    uint64_t t0 = !sampled || fl ? ht_now() : 0;
+    uint64_t t0 = !sampled || fl ? ht_seq() : 0;
     void *q = op == HT_OP_REALLOC ? next.realloc(p, n) : next.reallocarray(p, k, n);
     int e = errno;
     bool rec = true;
@@ -1054,7 +1114,7 @@ static inline __attribute__((always_inline)) void *ht_realloc_common(ht_thread *
         rec = (fl & ~HT_EV_SAMPLED) != 0;
     }
     if (rec) {
-        uint64_t t1 = ht_now();
+        uint64_t t1 = ht_seq();
         if (!t0)
             t0 = t1;
         uint32_t st = g_opt[HT_OPT_STACKS] && q ? ht_stack(t) : 0;
@@ -1179,7 +1239,7 @@ HT_EXPORT size_t malloc_usable_size(void *p)
         return next.malloc_usable_size(p);
     size_t n = next.malloc_usable_size(p);
     int e = errno;
-    ht_commit(t, HT_OP_USABLE_SIZE, ht_now(), p, n, 0, 0, 0, 0, 0);
+    ht_commit(t, HT_OP_USABLE_SIZE, ht_seq(), p, n, 0, 0, 0, 0, 0);
     ht_leave();
     errno = e;
     return n;
@@ -1287,7 +1347,8 @@ static void ht_atfork_child(void)
         if (self->node_mask)
             memset(self->node_id, 0, (size_t)(self->node_mask + 1) * sizeof(uint32_t));
         self->node_count = 0;
-        self->prev_time = self->prev_ptr = self->prev_addr = 0;
+        self->prev_seq = self->prev_ptr = self->prev_addr = self->prev_mark = self->mark_coarse = 0;
+        self->prev_len = 0; /* a new file: its first frame has no prefix */
         if (ht_open_file(self)) {
             self->next = NULL;
             atomic_store(&g_threads, self);

@@ -429,7 +429,9 @@ static int cmd_dump(int argc, char **argv)
     tr_run run;
     if (!tr_open(argv[2], &run))
         return 1;
-    printf("# pid thread tid time_ns op ptr size aux start stack flags\n");
+    printf("# pid thread tid order op ptr size aux start stack flags time_ns\n");
+    printf("# order: the record's place in its process (trace version 2: its time in ns); start: a realloc's\n"
+           "# start, before order, in the same unit; time_ns: ns since the process's start\n");
     for (uint32_t k = 0; k < run.ninst; k++) {
         tr_instance *in = &run.inst[k];
         for (uint32_t i = 0; i < in->nfiles; i++) {
@@ -442,12 +444,13 @@ static int cmd_dump(int argc, char **argv)
                    f->h.sample_salt, f->h.exe);
             tr_stream *s = tr_stream_open(f);
             ht_event ev;
+            uint64_t hint = 0;
             while (tr_stream_next(s, &ev, NULL)) {
                 const ht_event *e = &ev;
                 printf("%" PRIu64 " %u %" PRIu64 " %" PRIu64 " %s 0x%" PRIx64 " %" PRIu64 " 0x%" PRIx64
-                       " %u %u %u\n",
+                       " %u %u %u %" PRIu64 "\n",
                        in->pid, f->h.thread_index, f->h.tid, e->time, tr_op_name(e->op), e->ptr, e->size,
-                       e->aux, e->start, e->stack, e->flags);
+                       e->aux, e->start, e->stack, e->flags, tr_time_at(in, e->time, &hint));
             }
             tr_stream_close(s);
         }

@@ -418,19 +418,19 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
     uint64_t old;
     if (tr_map_take(&a->ptrs, e->ptr, &old)) { /* a free we never saw */
         a->alloc_while_live++;
-        block_freed(a, (uint32_t)old, it->key, it->thread);
+        block_freed(a, (uint32_t)old, it->time, it->thread);
     }
     uint32_t bi = blk_new(a);
     blk *b = &a->blks[bi];
     uint32_t site = site_of(a, e, it->thread);
-    *b = (blk){ .size = size, .t_alloc = it->key, .first_size = size, .thread = it->thread,
+    *b = (blk){ .size = size, .t_alloc = it->time, .first_size = size, .thread = it->thread,
                 .site = site, .owner = site, .weight = weight, .partial = partial, .seq = ++a->seq,
                 .half = heap_half(e->ptr) };
     heap_sampled(a, b, 1);
     a->last_seq[it->thread] = b->seq;
     tr_map_put(&a->ptrs, e->ptr, bi);
     owned_add(a, site, (int64_t)(size * weight));
-    live_add(a, (int64_t)(size * weight), it->key);
+    live_add(a, (int64_t)(size * weight), it->time);
 }
 
 static void analysis_init(analysis *a, tr_instance *in)
@@ -506,7 +506,7 @@ static void analyse_free(analysis *a, const tr_item *it, roles r)
         return;
     else if (tr_map_take(&a->ptrs, e->ptr, &bi)) {
         free_in_thread(a, (uint32_t)bi, it->thread);
-        block_freed(a, (uint32_t)bi, it->key, it->thread);
+        block_freed(a, (uint32_t)bi, it->time, it->thread);
     }
     else
         a->unmatched_frees++;
@@ -562,7 +562,7 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
     uint64_t old;
     if (tr_map_take(&a->ptrs, e->ptr, &old)) {
         a->alloc_while_live++;
-        block_freed(a, (uint32_t)old, it->key, it->thread);
+        block_freed(a, (uint32_t)old, it->time, it->thread);
         b = &a->blks[bi];
     }
     free_in_thread(a, bi, it->thread); /* heaptrack: a realloc frees, then allocates */
@@ -594,7 +594,7 @@ static void realloc_block(analysis *a, const tr_item *it, roles r, uint32_t bi)
     b->weight = r.weight;
     b->half = heap_half(e->ptr);
     heap_sampled(a, b, 1);
-    live_add(a, d, it->key);
+    live_add(a, d, it->time);
     tr_map_put(&a->ptrs, e->ptr, bi);
 }
 
@@ -618,11 +618,11 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
         tr_map_put(&a->ptrs, e->aux, bi);
     } else if (!e->ptr) { /* realloc(p, 0) freed it */
         free_in_thread(a, bi, it->thread);
-        block_freed(a, bi, it->key, it->thread);
+        block_freed(a, bi, it->time, it->thread);
     }
     else if (!r.tracked) { /* moved to an untracked address */
         realloc_growth(a, &a->blks[bi], e->size, it->thread);
-        block_dropped(a, bi, it->key);
+        block_dropped(a, bi, it->time);
     }
     else
         realloc_block(a, it, r, bi);

@@ -12,8 +12,18 @@
  *              definition takes one unit plus ceil(frames / 6) units of
  *              frames. libhaktrack.so still fills its buffer with units and
  *              encodes them when it writes.
- *   epoch      CLOCK_MONOTONIC nanoseconds at an instance's start; event
- *              times are nanoseconds since it.
+ *   epoch      CLOCK_MONOTONIC nanoseconds at an instance's start; times
+ *              are nanoseconds since it.
+ *   order      (version 3) a record's number in its instance: one counter
+ *              for all its threads, taken after an allocating call returns
+ *              and before a free starts (see "Time order" below). Records
+ *              carry their order; time marks carry time.
+ *   time mark  (version 3) the exact time of the record after it in the
+ *              file; written before a thread's first record, whenever the
+ *              coarse clock (CLOCK_MONOTONIC_COARSE, a few ms) has ticked
+ *              since the thread's last mark, and before each END. A
+ *              record's time is read from the marks of all threads by
+ *              linear interpolation in order.
  *   slot       in a replay file, the number standing for a block: the
  *              pointer of the trace becomes a slot, reused only by the
  *              thread that freed it.
@@ -27,12 +37,16 @@
  *
  *   Version 3 (what libhaktrack.so writes): zstd frames, one or more per
  *   write of the thread's buffer, each with its content size and a
- *   checksum, each holding whole records. A killed program leaves its
+ *   checksum, each holding whole records. A frame is compressed with the
+ *   previous frame's content as its prefix (ZSTD_CCtx_refPrefix; the
+ *   reader passes the same to ZSTD_DCtx_refPrefix), except a file's first
+ *   frame and frames written after the thread's exit (a prefix given to
+ *   those is unused). A killed program leaves its
  *   complete frames readable; a reader drops a partial frame at the end
  *   (and says so). The records, each a byte b (b & 0x3f the operation,
  *   b & 0x40 "extended", b & 0x80 zero) then unsigned LEB128 varints ("v")
  *   and zigzag varints ("z": n >= 0 as 2n, n < 0 as -2n - 1):
- *     call, END, FORK: z time - the previous such record's time (0 at
+ *     call, END, FORK: z order - the previous such record's order (0 at
  *       first); p ptr; v size; v stack (only when the header has
  *       HT_F_STACKS); when extended: one byte flags, v start, v old_size,
  *       then aux: p relative to ptr for realloc/reallocarray, else v.
@@ -44,6 +58,8 @@
  *       node's address (0 at first): node 1, 2, ... in order, each frame
  *       written once; a node is a frame under its caller (the root's
  *       children are the outermost frames).
+ *     HT_REC_TIME: z time - the previous mark's time (0 at first): a time
+ *       mark, the time of the next call or END record of the file.
  *     HT_OP_STACK: v stack id, v node: the stack's innermost frame; its
  *       frames are the node and its ancestors, innermost first. The hash
  *       (the aux of a version 2 definition) is ht_stack_hash of them.
@@ -53,11 +69,15 @@
  *   definitions. A file ends at any unit boundary; a killed program may
  *   leave a partial unit at the end, which readers drop (and say so).
  *
- * Time order: an allocation's time is taken after the call returns, a free's
- * before the call, and a realloc records both (time = after, `start` = ns
- * from the call's start). So a block freed by one thread and handed out to
- * another always has free time < allocation time, and merging the threads'
- * files by time gives an order in which no pointer is live twice.
+ * Time order: an allocation's order (version 2: its time) is taken after the
+ * call returns, a free's before the call, and a realloc records both
+ * (order = after, `start` = the difference from the order taken at the
+ * call's start; version 2: ns). So a block freed by one thread and handed
+ * out to another always has the smaller number on its free, and merging the
+ * threads' files by order gives one in which no pointer is live twice.
+ * Version 2 ordered by time, which needs a clock read per call and, at
+ * nanoseconds, made up nearly all of a compressed trace's bytes; version
+ * 3's order differs by 1 from record to record in a one-thread program.
  */
 #ifndef HT_TRACE_FORMAT_H
 #define HT_TRACE_FORMAT_H
@@ -93,6 +113,8 @@ enum ht_op {
                                  in this file, aux = events this thread could
                                  not record (recording stopped) */
     HT_REC_NODE = 35,         /* version 3: a frame node (see above) */
+    HT_REC_TIME = 36,         /* version 3: a time mark (see above); in the
+                                 writer's buffer, a unit with time = ns */
 };
 
 /* Version 3's record byte. */
@@ -123,13 +145,15 @@ enum ht_op {
 #define HT_EV_ALL 15
 
 typedef struct ht_event {
-    uint64_t time;   /* ns since the instance's epoch (see above) */
+    uint64_t time;   /* version 2: ns since the instance's epoch; version 3:
+                        the record's order (see above) */
     uint64_t ptr;    /* block returned, or freed; 0 when the call failed */
     uint64_t size;   /* bytes asked for (calloc, reallocarray: the product,
                         UINT64_MAX when it overflows); 0 for free */
     uint64_t aux;    /* realloc: old pointer; aligned calls: alignment;
                         calloc: element count */
-    uint32_t start;  /* realloc: ns from the call's start to `time` */
+    uint32_t start;  /* realloc: from the call's start to `time` (v2: ns;
+                        v3: in order) */
     uint32_t stack;  /* the file's stack id, 0 when none was recorded */
     uint8_t op;      /* enum ht_op */
     uint8_t flags;   /* HT_EV_* */

@@ -102,8 +102,13 @@ struct tr_stream {
     ZSTD_DCtx *dctx;
     unsigned char *out;      /* the current frame's records */
     size_t out_pos, out_len, out_cap;
+    unsigned char *prev;     /* the previous frame's: the next one's prefix */
+    size_t prev_len, prev_cap;
     uint64_t frame_off;      /* file offset of the current frame */
-    uint64_t prev_time, prev_ptr, prev_addr;
+    uint64_t prev_time, prev_ptr, prev_addr; /* prev_time: v3, the order */
+    uint64_t prev_mark;      /* the last time mark's ns */
+    bool mark_pending;       /* a mark not yet given to a record */
+    bool mark_new;           /* the record just read has a mark: prev_mark */
     uint64_t *node_addr;     /* the frame nodes, 1 ... nnodes */
     uint32_t *node_parent;
     uint32_t nnodes, capnodes;
@@ -158,8 +163,8 @@ static int64_t stream_fill(tr_stream *s, size_t need)
 /* Closed streams' buffers and contexts, kept for the next ones (fresh
  * ones cost page faults: a walk opens one stream per thread file). */
 typedef struct stream_bufs {
-    unsigned char *in, *out;
-    size_t in_cap, out_cap;
+    unsigned char *in, *out, *prev;
+    size_t in_cap, out_cap, prev_cap;
     ZSTD_DCtx *dctx;
 } stream_bufs;
 #define TR_POOL 64
@@ -180,6 +185,8 @@ tr_stream *tr_stream_open(const tr_file *f)
         s->in_cap = b->in_cap;
         s->out = b->out;
         s->out_cap = b->out_cap;
+        s->prev = b->prev;
+        s->prev_cap = b->prev_cap;
         s->dctx = b->dctx;
     } else {
         s->in_cap = TR_CHUNK;
@@ -195,11 +202,12 @@ void tr_stream_close(tr_stream *s)
     if (!s)
         return;
     if (g_npool < TR_POOL) {
-        g_pool[g_npool++] = (stream_bufs){ s->in, s->out, s->in_cap, s->out_cap, s->dctx };
+        g_pool[g_npool++] = (stream_bufs){ s->in, s->out, s->prev, s->in_cap, s->out_cap, s->prev_cap, s->dctx };
     } else {
         ZSTD_freeDCtx(s->dctx);
         free(s->in);
         free(s->out);
+        free(s->prev);
     }
     free(s->node_addr);
     free(s->node_parent);
@@ -213,6 +221,7 @@ static void stream_pool_free(void)
         ZSTD_freeDCtx(b->dctx);
         free(b->in);
         free(b->out);
+        free(b->prev);
     }
 }
 
@@ -277,6 +286,15 @@ static int stream_frame(tr_stream *s)
         need = (size_t)avail * 2;
     }
     const unsigned char *src = s->in + s->in_pos;
+    /* the frame just read is this one's prefix (trace_format.h) */
+    unsigned char *x = s->prev;
+    size_t xcap = s->prev_cap;
+    s->prev = s->out;
+    s->prev_cap = s->out_cap;
+    s->prev_len = s->out_len;
+    s->out = x;
+    s->out_cap = xcap;
+    s->out_pos = s->out_len = 0;
     unsigned long long content = ZSTD_getFrameContentSize(src, csize);
     if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR || content > TR_FRAME_MAX)
         return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": no valid content size",
@@ -286,7 +304,9 @@ static int stream_frame(tr_stream *s)
         free(s->out);
         s->out = tr_xmalloc(s->out_cap);
     }
-    size_t r = ZSTD_decompressDCtx(s->dctx, s->out, s->out_cap, src, csize);
+    size_t r = s->prev_len ? ZSTD_DCtx_refPrefix(s->dctx, s->prev, s->prev_len) : 0;
+    if (!ZSTD_isError(r))
+        r = ZSTD_decompressDCtx(s->dctx, s->out, s->out_cap, src, csize);
     if (ZSTD_isError(r) || r != content)
         return bad(f->path, "corrupt compressed data in the frame at byte %" PRIu64 ": %s", s->frame_off,
                    ZSTD_isError(r) ? ZSTD_getErrorName(r) : "content size differs"), -1;
@@ -351,6 +371,15 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
         e->op = op;
         if (b & 0x80)
             return corrupt_v3(s, "a reserved bit set");
+        if (op == HT_REC_TIME) {
+            uint64_t d;
+            if (ext || !get_v(&p, end, &d))
+                return corrupt_v3(s, "a time mark");
+            s->out_pos = (size_t)(p - s->out);
+            s->prev_mark += unzigzag(d);
+            s->mark_pending = true;
+            continue;
+        }
         if (op == HT_REC_NODE || op == HT_OP_STACK) {
             uint64_t a, c;
             if (ext || !get_v(&p, end, &a) || !get_v(&p, end, &c))
@@ -395,6 +424,8 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
             (stacks && !get_v(&p, end, &stack)))
             return corrupt_v3(s, "a record runs past its frame");
         e->time = s->prev_time += unzigzag(t);
+        s->mark_new = s->mark_pending;
+        s->mark_pending = false;
         if (ptr)
             e->ptr = s->prev_ptr += unzigzag(ptr - 1);
         if (ext) {
@@ -466,10 +497,21 @@ static bool load_file(tr_file *f)
     tr_stream *s = tr_stream_open(f);
     ht_event e;
     const uint64_t *frames;
-    uint32_t cap = 0;
+    uint32_t cap = 0, mcap = 0;
     uint64_t fcap = 0, nframes = 0;
     int r;
     while ((r = stream_read(s, &e, &frames)) > 0) {
+        if (s->mark_new) {
+            s->mark_new = false;
+            if (f->nmarks == UINT32_MAX)
+                tr_die(1, "%s: over 2^32 time marks", f->path);
+            if (f->nmarks == mcap) {
+                mcap = mcap ? 2 * mcap : 64;
+                f->marks = tr_xrealloc(f->marks, mcap * sizeof *f->marks);
+            }
+            f->marks[f->nmarks++] = (tr_mark){ e.time, s->prev_mark };
+            f->last_time = s->prev_mark;
+        }
         if (e.op == HT_OP_STACK) {
             if (f->nstacks == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -489,7 +531,8 @@ static bool load_file(tr_file *f)
             f->ended_events = e.size;
         } else {
             f->events++;
-            f->last_time = e.time;
+            if (f->h.version == HT_VERSION_UNITS)
+                f->last_time = e.time;
         }
     }
     f->data_end = s->rec_off;
@@ -610,6 +653,53 @@ static void group_instances(tr_run *run)
     qsort(run->inst, run->ninst, sizeof *run->inst, cmp_inst);
 }
 
+static int cmp_mark(const void *a, const void *b)
+{
+    const tr_mark *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Version 3: the time marks of every file, by order; a mark earlier in
+ * order but later in time (a thread paused between taking its order and
+ * reading the clock) gives way to the next one's time. */
+static void gather_marks(tr_instance *in)
+{
+    in->by_order = true;
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < in->nfiles; i++)
+        n += in->files[i]->nmarks;
+    in->marks = tr_xmalloc((n ? n : 1) * sizeof *in->marks);
+    in->nmarks = 0;
+    for (uint32_t i = 0; i < in->nfiles; i++) {
+        memcpy(in->marks + in->nmarks, in->files[i]->marks, in->files[i]->nmarks * sizeof *in->marks);
+        in->nmarks += in->files[i]->nmarks;
+    }
+    qsort(in->marks, in->nmarks, sizeof *in->marks, cmp_mark);
+    for (uint64_t k = in->nmarks; k-- > 1;)
+        if (in->marks[k - 1].ns > in->marks[k].ns)
+            in->marks[k - 1].ns = in->marks[k].ns;
+    in->last_time = in->nmarks ? in->marks[in->nmarks - 1].ns : 0;
+}
+
+uint64_t tr_time_at(const tr_instance *in, uint64_t order, uint64_t *hint)
+{
+    if (!in->by_order)
+        return order;
+    if (!in->nmarks)
+        return 0;
+    const tr_mark *m = in->marks;
+    uint64_t j = *hint < in->nmarks ? *hint : 0;
+    while (j > 0 && m[j].order > order)
+        j--;
+    while (j + 1 < in->nmarks && m[j + 1].order <= order)
+        j++;
+    *hint = j;
+    if (order <= m[j].order || j + 1 == in->nmarks)
+        return m[j].ns;
+    unsigned __int128 span = (unsigned __int128)(m[j + 1].ns - m[j].ns) * (order - m[j].order);
+    return m[j].ns + (uint64_t)(span / (m[j + 1].order - m[j].order));
+}
+
 /* An instance's files, one per thread in thread order, its record count,
  * last time, call sites and maps file; false (with a message) when its
  * files disagree. */
@@ -629,6 +719,8 @@ static bool gather_instance_files(tr_run *run, tr_instance *in)
             in->last_time = f->last_time;
     }
     qsort(in->files, in->nfiles, sizeof *in->files, cmp_file_ptr);
+    if (in->nfiles && in->files[0]->h.version != HT_VERSION_UNITS)
+        gather_marks(in);
     for (uint32_t i = 0; i < in->nfiles; i++) {
         if (i && in->files[i]->h.thread_index == in->files[i - 1]->h.thread_index)
             return bad(in->files[i]->path, "a second file for thread %u of process %" PRIu64,
@@ -682,11 +774,13 @@ void tr_close(tr_run *run)
         tr_file *f = &run->files[i];
         free(f->stacks);
         free(f->frames);
+        free(f->marks);
         free(f->site_of);
         free(f->path);
     }
     for (uint32_t k = 0; k < run->ninst; k++) {
         free(run->inst[k].files);
+        free(run->inst[k].marks);
         free(run->inst[k].sites);
     }
     free(run->files);
@@ -698,9 +792,8 @@ void tr_close(tr_run *run)
 
 /* Moves a cursor to its next call record; false (the stream closed) at the
  * end of the file. */
-static bool cursor_settle(const tr_file *f, tr_cursor *c)
+static bool cursor_settle(const tr_instance *in, tr_cursor *c)
 {
-    (void)f;
     while (c->s && tr_stream_next(c->s, &c->ev, NULL)) {
         const ht_event *e = &c->ev;
         if (e->op == HT_OP_STACK || e->op == HT_OP_END)
@@ -713,6 +806,7 @@ static bool cursor_settle(const tr_file *f, tr_cursor *c)
                 c->phase = 1;
             c->key = e->time;
         }
+        c->time = tr_time_at(in, c->key, &c->hint);
         return true;
     }
     tr_stream_close(c->s);
@@ -753,7 +847,7 @@ void tr_walk_init(tr_walk *w, tr_instance *in)
     w->nheap = 0;
     for (uint32_t i = 0; i < in->nfiles; i++) {
         w->cur[i].s = tr_stream_open(in->files[i]);
-        if (cursor_settle(in->files[i], &w->cur[i]))
+        if (cursor_settle(in, &w->cur[i]))
             w->heap[w->nheap++] = i;
     }
     for (uint32_t i = w->nheap / 2; i-- > 0;)
@@ -765,12 +859,12 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
     if (w->nheap == 0)
         return false;
     uint32_t fi = w->heap[0];
-    const tr_file *f = w->in->files[fi];
     tr_cursor *c = &w->cur[fi];
     w->ev = c->ev;
     const ht_event *e = &w->ev;
     it->e = e;
     it->key = c->key;
+    it->time = c->time;
     it->thread = fi;
     if (tr_is_alloc_op(e->op)) {
         it->kind = TR_ALLOC;
@@ -784,9 +878,10 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
     if (it->kind == TR_REALLOC_OLD) {
         c->phase = 1;
         c->key = e->time;
+        c->time = tr_time_at(w->in, c->key, &c->hint);
     } else {
         c->phase = 0;
-        if (!cursor_settle(f, c)) {
+        if (!cursor_settle(w->in, c)) {
             w->heap[0] = w->heap[--w->nheap];
         }
     }

@@ -31,6 +31,11 @@ typedef struct tr_stack_def {
     uint64_t first;
 } tr_stack_def;
 
+/* A time mark (version 3): the record of that order was made at ns. */
+typedef struct tr_mark {
+    uint64_t order, ns;
+} tr_mark;
+
 typedef struct tr_file {
     char *path;
     ht_header h;
@@ -42,7 +47,9 @@ typedef struct tr_file {
     uint64_t events;           /* event records (calls) */
     uint64_t ended_events;     /* events the last END record counted */
     bool has_end;              /* an END record was written */
-    uint64_t last_time;
+    uint64_t last_time;        /* version 2; version 3: its last mark's */
+    tr_mark *marks;            /* version 3: its time marks, in order */
+    uint32_t nmarks;
     tr_stack_def *stacks;      /* its stack definitions, in file order */
     uint32_t nstacks;
     uint64_t *frames;          /* their frames */
@@ -66,6 +73,10 @@ typedef struct tr_instance {
     tr_file **files;           /* sorted by thread index */
     uint32_t nfiles;
     uint64_t events, last_time;
+    tr_mark *marks;            /* version 3: every file's marks, by order,
+                                  times made non-decreasing */
+    uint64_t nmarks;
+    bool by_order;             /* version 3: records carry order, not time */
     tr_site *sites;            /* distinct stacks, index 0 unused */
     uint32_t nsites;
     char maps_path[4096];      /* "" when there is none */
@@ -88,6 +99,12 @@ void tr_close(tr_run *run);
  * records (the earliest of equals). NULL, after printing "hakmem-trace:
  * <dir>: no process <pid> in this trace", when pid is not in the run. */
 tr_instance *tr_pick_instance(tr_run *run, uint64_t pid);
+
+/* The time (ns since the epoch) of the record of that order: itself for
+ * version 2; version 3: interpolated between the marks around it. *hint
+ * (0 at first) keeps the place for the next call: cheap when orders come
+ * in increasing order. */
+uint64_t tr_time_at(const tr_instance *in, uint64_t order, uint64_t *hint);
 
 /* ---- one file's records, in file order ------------------------------------ */
 
@@ -115,7 +132,8 @@ enum tr_kind {
 
 typedef struct tr_item {
     const ht_event *e;  /* valid until the next tr_walk_next */
-    uint64_t key;     /* time of this item */
+    uint64_t key;     /* its place in the merge: order (version 2: time) */
+    uint64_t time;    /* ns since the epoch (version 3: from the marks) */
     uint32_t thread;  /* file index within the instance */
     uint8_t kind;     /* enum tr_kind */
 } tr_item;
@@ -123,7 +141,8 @@ typedef struct tr_item {
 typedef struct tr_cursor {
     tr_stream *s;     /* NULL at the end of the file */
     ht_event ev;      /* the record under the cursor */
-    uint64_t key;
+    uint64_t key, time;
+    uint64_t hint;    /* version 3: the mark at or before key */
     uint8_t phase;    /* realloc: 0 release next, 1 result next */
 } tr_cursor;
 
