@@ -89,6 +89,7 @@ typedef struct thread_stat {
 
 typedef struct chain {
     uint64_t copied, first_size, last_size;
+    uint64_t seq;      /* its block's (ties: the earlier first) */
     uint32_t thread, site, reallocs, moves;
 } chain;
 
@@ -275,20 +276,27 @@ static uint32_t site_of(const analysis *a, const ht_event *e, uint32_t thread)
     return e->stack <= f->nstack_ids ? f->site_of[e->stack] : 0;
 }
 
+/* Before in the top chains: copied more, or as much and made earlier (the
+ * list does not depend on the pointer map's order). */
+static inline bool chain_before(const chain *x, const chain *y)
+{
+    return x->copied > y->copied || (x->copied == y->copied && x->seq < y->seq);
+}
+
 static void chain_end(analysis *a, const blk *b)
 {
     if (!b->reallocs)
         return;
     a->chains++;
     a->chain_len_hist[log2_bucket(b->reallocs)]++;
-    chain c = { b->copied, b->first_size, b->size, b->thread, b->site, b->reallocs, b->moves };
+    chain c = { b->copied, b->first_size, b->size, b->seq, b->thread, b->site, b->reallocs, b->moves };
     uint32_t n = a->ntop_chains;
-    if (n == TOP && a->top_chains[n - 1].copied >= c.copied)
+    if (n == TOP && !chain_before(&c, &a->top_chains[n - 1]))
         return;
     if (n < TOP)
         a->ntop_chains++;
     uint32_t i = a->ntop_chains - 1;
-    while (i > 0 && a->top_chains[i - 1].copied < c.copied) {
+    while (i > 0 && chain_before(&c, &a->top_chains[i - 1])) {
         a->top_chains[i] = a->top_chains[i - 1];
         i--;
     }
@@ -415,10 +423,11 @@ static void call_alloc(analysis *a, const tr_item *it, uint64_t size, uint32_t w
 static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t weight, bool partial)
 {
     const ht_event *e = it->e;
-    uint64_t old;
-    if (tr_map_take(&a->ptrs, e->ptr, &old)) { /* a free we never saw */
+    bool live;
+    uint64_t *slot = tr_map_slot(&a->ptrs, e->ptr, &live);
+    if (live) { /* a free we never saw */
         a->alloc_while_live++;
-        block_freed(a, (uint32_t)old, it->time, it->thread);
+        block_freed(a, (uint32_t)*slot, it->time, it->thread);
     }
     uint32_t bi = blk_new(a);
     blk *b = &a->blks[bi];
@@ -428,7 +437,7 @@ static void block_new(analysis *a, const tr_item *it, uint64_t size, uint32_t we
                 .half = heap_half(e->ptr) };
     heap_sampled(a, b, 1);
     a->last_seq[it->thread] = b->seq;
-    tr_map_put(&a->ptrs, e->ptr, bi);
+    *slot = bi;
     owned_add(a, site, (int64_t)(size * weight));
     live_add(a, (int64_t)(size * weight), it->time);
 }
@@ -628,16 +637,23 @@ static void analyse_realloc_new(analysis *a, const tr_item *it, roles r)
         realloc_block(a, it, r, bi);
 }
 
+/* Before in the list of blocks never freed: larger, or as large and
+ * allocated earlier (the list does not depend on the pointer map's order). */
+static inline bool leak_before(const blk *x, const blk *y)
+{
+    return x->size > y->size || (x->size == y->size && x->seq < y->seq);
+}
+
 /* The TOP largest blocks never freed, largest first. */
 static void leak_insert(analysis *a, const blk *b)
 {
     uint32_t n = a->nleaks;
-    if (n == TOP && a->leaks[n - 1].size >= b->size)
+    if (n == TOP && !leak_before(b, &a->leaks[n - 1]))
         return;
     if (n < TOP)
         a->nleaks++;
     uint32_t k = a->nleaks - 1;
-    while (k > 0 && a->leaks[k - 1].size < b->size) {
+    while (k > 0 && leak_before(b, &a->leaks[k - 1])) {
         a->leaks[k] = a->leaks[k - 1];
         k--;
     }
@@ -648,9 +664,9 @@ static void leak_insert(analysis *a, const blk *b)
 static void count_never_freed(analysis *a)
 {
     for (uint64_t i = 0; i <= a->ptrs.mask; i++) {
-        if (!a->ptrs.keys[i])
+        if (!a->ptrs.e[i].key)
             continue;
-        blk *b = &a->blks[a->ptrs.vals[i]];
+        blk *b = &a->blks[a->ptrs.e[i].val];
         a->live_blocks_end += b->weight;
         a->live_bytes_end += b->size * b->weight;
         chain_end(a, b);

@@ -98,6 +98,8 @@ struct tr_stream {
     size_t in_pos, in_len, in_cap;
     uint64_t rec_off;        /* v2: file offset of the next unit; v3: of the next frame */
     bool eof;                /* in holds the file up to end */
+    bool skim;               /* version 3, the first reading: a call's
+                                fields after its order are skipped */
     /* version 3 */
     ZSTD_DCtx *dctx;
     unsigned char *out;      /* the current frame's records */
@@ -420,6 +422,22 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
             return corrupt_v3(s, what);
         }
         uint64_t t, ptr, stack = 0, start = 0, old_size = 0;
+        if (s->skim && op != HT_OP_END) {
+            /* the order, then as many varints as the record has (the
+             * flags byte, below 0x80, ends like one) */
+            if (!get_v(&p, end, &t))
+                return corrupt_v3(s, "a record runs past its frame");
+            e->time = s->prev_time += unzigzag(t);
+            s->mark_new = s->mark_pending;
+            s->mark_pending = false;
+            for (unsigned k = 2 + stacks + (ext ? 4 : 0); k; p++) {
+                if (p == end)
+                    return corrupt_v3(s, "a record runs past its frame");
+                k -= *p < 0x80;
+            }
+            s->out_pos = (size_t)(p - s->out);
+            return 1;
+        }
         if (!get_v(&p, end, &t) || !get_v(&p, end, &ptr) || !get_v(&p, end, &e->size) ||
             (stacks && !get_v(&p, end, &stack)))
             return corrupt_v3(s, "a record runs past its frame");
@@ -461,7 +479,7 @@ bool tr_stream_next(tr_stream *s, ht_event *e, const uint64_t **frames)
 {
     int r = stream_read(s, e, frames);
     if (r < 0)
-        tr_die(1, "%s: the file changed while it was read", s->f->path);
+        tr_die(1, "%s: it no longer reads as it did at first (changed, or a record the first reading skimmed is corrupt)", s->f->path);
     return r > 0;
 }
 
@@ -495,6 +513,7 @@ static bool load_file(tr_file *f)
     f->h.exe[sizeof f->h.exe - 1] = 0;
     f->h.comm[sizeof f->h.comm - 1] = 0;
     tr_stream *s = tr_stream_open(f);
+    s->skim = true; /* counts, stacks, marks and the end: each call's order only */
     ht_event e;
     const uint64_t *frames;
     uint32_t cap = 0, mcap = 0;
@@ -509,7 +528,7 @@ static bool load_file(tr_file *f)
                 mcap = mcap ? 2 * mcap : 64;
                 f->marks = tr_xrealloc(f->marks, mcap * sizeof *f->marks);
             }
-            f->marks[f->nmarks++] = (tr_mark){ e.time, s->prev_mark };
+            f->marks[f->nmarks++] = (tr_mark){ e.time, s->prev_mark, 0 };
             f->last_time = s->prev_mark;
         }
         if (e.op == HT_OP_STACK) {
@@ -678,6 +697,11 @@ static void gather_marks(tr_instance *in)
     for (uint64_t k = in->nmarks; k-- > 1;)
         if (in->marks[k - 1].ns > in->marks[k].ns)
             in->marks[k - 1].ns = in->marks[k].ns;
+    for (uint64_t k = 0; k + 1 < in->nmarks; k++) {
+        tr_mark *m = &in->marks[k];
+        uint64_t d = m[1].order - m->order;
+        m->slope = d ? (double)(m[1].ns - m->ns) / (double)d : 0;
+    }
     in->last_time = in->nmarks ? in->marks[in->nmarks - 1].ns : 0;
 }
 
@@ -688,16 +712,32 @@ uint64_t tr_time_at(const tr_instance *in, uint64_t order, uint64_t *hint)
     if (!in->nmarks)
         return 0;
     const tr_mark *m = in->marks;
-    uint64_t j = *hint < in->nmarks ? *hint : 0;
-    while (j > 0 && m[j].order > order)
-        j--;
-    while (j + 1 < in->nmarks && m[j + 1].order <= order)
+    uint64_t n = in->nmarks, j = *hint < n ? *hint : 0;
+    for (int step = 0; step < 8 && j + 1 < n && m[j + 1].order <= order; step++)
         j++;
+    if (m[j].order > order ? j > 0 : j + 1 < n && m[j + 1].order <= order) {
+        /* far from the hint (another thread's marks between): the last
+         * mark at or before order, or the first */
+        uint64_t lo = 0, hi = n; /* m[lo].order <= order < m[hi].order */
+        if (m[0].order > order) {
+            hi = 0;
+        } else {
+            while (hi - lo > 1) {
+                uint64_t mid = lo + (hi - lo) / 2;
+                if (m[mid].order <= order)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+        }
+        j = lo;
+    }
     *hint = j;
     if (order <= m[j].order || j + 1 == in->nmarks)
         return m[j].ns;
-    unsigned __int128 span = (unsigned __int128)(m[j + 1].ns - m[j].ns) * (order - m[j].order);
-    return m[j].ns + (uint64_t)(span / (m[j + 1].order - m[j].order));
+    uint64_t span = (uint64_t)((double)(order - m[j].order) * m[j].slope);
+    uint64_t gap = m[j + 1].ns - m[j].ns;
+    return m[j].ns + (span < gap ? span : gap);
 }
 
 /* An instance's files, one per thread in thread order, its record count,
@@ -790,6 +830,29 @@ void tr_close(tr_run *run)
 
 /* ---- the walk ------------------------------------------------------------ */
 
+/* The time of order for a cursor: from the interval between two marks
+ * that its last call found, else tr_time_at (which moves it). */
+static inline uint64_t cursor_time(const tr_instance *in, tr_cursor *c, uint64_t order)
+{
+    if (!in->by_order)
+        return order;
+    if (order - c->iv_lo < c->iv_hi - c->iv_lo) {
+        uint64_t span = (uint64_t)((double)(order - c->iv_lo) * c->iv_slope);
+        return c->iv_ns + (span < c->iv_gap ? span : c->iv_gap);
+    }
+    uint64_t t = tr_time_at(in, order, &c->hint);
+    const tr_mark *m = in->marks;
+    uint64_t j = c->hint;
+    if (j + 1 < in->nmarks && m[j].order <= order) {
+        c->iv_lo = m[j].order;
+        c->iv_hi = m[j + 1].order;
+        c->iv_ns = m[j].ns;
+        c->iv_gap = m[j + 1].ns - m[j].ns;
+        c->iv_slope = m[j].slope;
+    }
+    return t;
+}
+
 /* Moves a cursor to its next call record; false (the stream closed) at the
  * end of the file. */
 static bool cursor_settle(const tr_instance *in, tr_cursor *c)
@@ -806,7 +869,7 @@ static bool cursor_settle(const tr_instance *in, tr_cursor *c)
                 c->phase = 1;
             c->key = e->time;
         }
-        c->time = tr_time_at(in, c->key, &c->hint);
+        c->time = cursor_time(in, c, c->key);
         return true;
     }
     tr_stream_close(c->s);
@@ -878,7 +941,7 @@ bool tr_walk_next(tr_walk *w, tr_item *it)
     if (it->kind == TR_REALLOC_OLD) {
         c->phase = 1;
         c->key = e->time;
-        c->time = tr_time_at(w->in, c->key, &c->hint);
+        c->time = cursor_time(w->in, c, c->key);
     } else {
         c->phase = 0;
         if (!cursor_settle(w->in, c)) {
@@ -904,16 +967,14 @@ void tr_map_init(tr_map *m)
 {
     m->mask = 1023;
     m->count = 0;
-    m->keys = calloc(m->mask + 1, sizeof *m->keys);
-    m->vals = tr_xmalloc((m->mask + 1) * sizeof *m->vals);
-    if (!m->keys)
+    m->e = calloc(m->mask + 1, sizeof *m->e);
+    if (!m->e)
         tr_die(1, "out of memory");
 }
 
 void tr_map_free(tr_map *m)
 {
-    free(m->keys);
-    free(m->vals);
+    free(m->e);
 }
 
 static inline uint64_t map_hash(uint64_t k)
@@ -927,66 +988,79 @@ static inline uint64_t map_hash(uint64_t k)
 uint64_t *tr_map_get(tr_map *m, uint64_t key)
 {
     for (uint64_t i = map_hash(key) & m->mask;; i = (i + 1) & m->mask) {
-        if (m->keys[i] == key)
-            return &m->vals[i];
-        if (m->keys[i] == 0)
+        if (m->e[i].key == key)
+            return &m->e[i].val;
+        if (m->e[i].key == 0)
             return NULL;
     }
 }
 
+/* At most half full: linear probing's runs stay short. */
 static void map_grow(tr_map *m)
 {
     tr_map n;
     n.mask = m->mask * 2 + 1;
-    n.count = 0;
-    n.keys = calloc(n.mask + 1, sizeof *n.keys);
-    n.vals = tr_xmalloc((n.mask + 1) * sizeof *n.vals);
-    if (!n.keys)
+    n.count = m->count;
+    n.e = calloc(n.mask + 1, sizeof *n.e);
+    if (!n.e)
         tr_die(1, "out of memory");
-    for (uint64_t i = 0; i <= m->mask; i++)
-        if (m->keys[i])
-            tr_map_put(&n, m->keys[i], m->vals[i]);
+    for (uint64_t i = 0; i <= m->mask; i++) {
+        if (!m->e[i].key)
+            continue;
+        uint64_t j = map_hash(m->e[i].key) & n.mask;
+        while (n.e[j].key)
+            j = (j + 1) & n.mask;
+        n.e[j] = m->e[i];
+    }
     tr_map_free(m);
     *m = n;
 }
 
-void tr_map_put(tr_map *m, uint64_t key, uint64_t val)
+uint64_t *tr_map_slot(tr_map *m, uint64_t key, bool *found)
 {
-    if ((m->count + 1) * 4 > (m->mask + 1) * 3)
+    if ((m->count + 1) * 2 > m->mask + 1)
         map_grow(m);
     uint64_t i = map_hash(key) & m->mask;
-    while (m->keys[i] && m->keys[i] != key)
+    while (m->e[i].key && m->e[i].key != key)
         i = (i + 1) & m->mask;
-    if (!m->keys[i])
+    *found = m->e[i].key != 0;
+    if (!*found) {
         m->count++;
-    m->keys[i] = key;
-    m->vals[i] = val;
+        m->e[i].key = key;
+        m->e[i].val = 0;
+    }
+    return &m->e[i].val;
+}
+
+void tr_map_put(tr_map *m, uint64_t key, uint64_t val)
+{
+    bool found;
+    *tr_map_slot(m, key, &found) = val;
 }
 
 bool tr_map_take(tr_map *m, uint64_t key, uint64_t *val)
 {
     uint64_t i = map_hash(key) & m->mask;
-    while (m->keys[i] != key) {
-        if (m->keys[i] == 0)
+    while (m->e[i].key != key) {
+        if (m->e[i].key == 0)
             return false;
         i = (i + 1) & m->mask;
     }
     if (val)
-        *val = m->vals[i];
+        *val = m->e[i].val;
     m->count--;
     /* backward shift: move later entries of the run into the hole */
     uint64_t hole = i;
-    for (uint64_t j = (i + 1) & m->mask; m->keys[j]; j = (j + 1) & m->mask) {
-        uint64_t home = map_hash(m->keys[j]) & m->mask;
+    for (uint64_t j = (i + 1) & m->mask; m->e[j].key; j = (j + 1) & m->mask) {
+        uint64_t home = map_hash(m->e[j].key) & m->mask;
         /* j's entry may move to hole if home is not in (hole, j] cyclically */
         bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!between) {
-            m->keys[hole] = m->keys[j];
-            m->vals[hole] = m->vals[j];
+            m->e[hole] = m->e[j];
             hole = j;
         }
     }
-    m->keys[hole] = 0;
+    m->e[hole].key = 0;
     return true;
 }
 

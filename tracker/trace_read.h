@@ -34,6 +34,8 @@ typedef struct tr_stack_def {
 /* A time mark (version 3): the record of that order was made at ns. */
 typedef struct tr_mark {
     uint64_t order, ns;
+    double slope;     /* ns per order up to the next mark (the instance's
+                         table only) */
 } tr_mark;
 
 typedef struct tr_file {
@@ -143,6 +145,9 @@ typedef struct tr_cursor {
     ht_event ev;      /* the record under the cursor */
     uint64_t key, time;
     uint64_t hint;    /* version 3: the mark at or before key */
+    uint64_t iv_lo, iv_hi, iv_ns, iv_gap; /* version 3: the marks' interval
+                                             of the last key (empty at first) */
+    double iv_slope;
     uint8_t phase;    /* realloc: 0 release next, 1 result next */
 } tr_cursor;
 
@@ -170,8 +175,12 @@ static inline bool tr_is_realloc_op(uint8_t op)
 
 /* ---- pointer map: u64 key (non-zero) -> u64 value --------------------------- */
 
+typedef struct tr_map_entry {
+    uint64_t key, val; /* key 0: empty */
+} tr_map_entry;
+
 typedef struct tr_map {
-    uint64_t *keys, *vals;
+    tr_map_entry *e;
     uint64_t mask, count;
 } tr_map;
 
@@ -180,6 +189,9 @@ void tr_map_free(tr_map *m);
 /* Pointer to the value for key, or NULL. */
 uint64_t *tr_map_get(tr_map *m, uint64_t key);
 void tr_map_put(tr_map *m, uint64_t key, uint64_t val);
+/* The value slot of key, inserted (value 0, *found false) when missing;
+ * valid until the map next changes. */
+uint64_t *tr_map_slot(tr_map *m, uint64_t key, bool *found);
 /* Removes key; true (and *val) when it was there. */
 bool tr_map_take(tr_map *m, uint64_t key, uint64_t *val);
 
