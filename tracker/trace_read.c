@@ -1101,6 +1101,11 @@ struct tr_symbolizer {
     uint32_t nmods;
     mapping *maps;
     uint32_t nmaps;
+    /* names already made: address -> 1 + offset in names (a site's frames
+     * repeat across sites, and file:line from DWARF is dear) */
+    tr_map cache;
+    char *names;
+    size_t nnames, capnames;
 };
 
 static uint32_t symtab_of(const char *path)
@@ -1190,6 +1195,7 @@ tr_symbolizer *tr_symbolizer_new(const char *maps_path)
     tr_symbolizer *s = calloc(1, sizeof *s);
     if (!s)
         tr_die(1, "out of memory");
+    tr_map_init(&s->cache);
     FILE *f = maps_path && *maps_path ? fopen(maps_path, "r") : NULL;
     if (!f)
         return s;
@@ -1249,7 +1255,33 @@ static void append_source(const char *path, uint64_t vaddr, char *out, size_t si
     }
 }
 
+static const char *symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size);
+
 const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size)
+{
+    if (!size)
+        return buf;
+    bool found;
+    uint64_t *slot = addr ? tr_map_slot(&s->cache, addr, &found) : NULL;
+    if (slot && found) {
+        snprintf(buf, size, "%s", s->names + *slot - 1);
+        return buf;
+    }
+    symbolize(s, addr, buf, size);
+    if (slot) {
+        size_t n = strlen(buf) + 1;
+        if (s->nnames + n > s->capnames) {
+            s->capnames = 2 * (s->nnames + n);
+            s->names = tr_xrealloc(s->names, s->capnames);
+        }
+        memcpy(s->names + s->nnames, buf, n);
+        *slot = s->nnames + 1;
+        s->nnames += n;
+    }
+    return buf;
+}
+
+static const char *symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size)
 {
     /* the mapping holding addr: /proc/self/maps lists them in address order */
     uint32_t lo0 = 0, hi0 = s->nmaps;
@@ -1295,6 +1327,8 @@ const char *tr_symbolize(tr_symbolizer *s, uint64_t addr, char *buf, size_t size
 
 void tr_symbolizer_free(tr_symbolizer *s)
 {
+    tr_map_free(&s->cache);
+    free(s->names);
     free(s->mods);
     free(s->maps);
     free(s);
