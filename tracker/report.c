@@ -69,6 +69,12 @@ typedef struct site_stat {
     int64_t owned, at_peak;
     uint64_t epoch, owned_blocks_end;
     uint64_t temporary; /* blocks it owned, freed with no other allocation or free between (full mode) */
+    /* sampled mode: the variances of calls, call_bytes, live_bytes and owned
+     * at the end (the sums of hvar(weight) * x^2 over its drawn items) */
+    double var_calls, var_call_bytes, var_live, var_owned;
+    uint64_t small_calls, live_sampled, owned_sampled; /* drawn small allocating calls; sampled blocks live
+                                                          at the end, by site and by owner */
+    double small_bytes;                              /* those calls' bytes (unweighted) */
 } site_stat;
 
 /* An allocation site: the stacks merged by their first frame outside an
@@ -79,6 +85,9 @@ typedef struct msite {
     char *function, *module, *source;
     uint64_t calls, kind[HT_OP_LAST_CALL + 1], call_bytes, leaked_blocks, temporary;
     int64_t peak, leaked;
+    double var_calls, var_call_bytes, var_leaked; /* sampled mode */
+    uint64_t small_calls, owned_sampled;
+    double small_bytes;
     uint32_t first_stack, nstacks; /* its stacks: first_stack, then next_stack[] */
 } msite;
 
@@ -388,6 +397,8 @@ static void count_call(analysis *a, const tr_item *it, uint64_t size, uint32_t w
         s->calls += weight;
         s->kind[op] += weight;
         s->call_bytes += size * weight;
+        s->var_calls += v;
+        s->var_call_bytes += v * (double)size * (double)size;
     }
 }
 
@@ -399,6 +410,10 @@ static void call_alloc(analysis *a, const tr_item *it, uint64_t size, uint32_t w
     a->alloc_bytes += size * weight;
     a->smp.allocs += hvar(weight);
     a->smp.alloc_bytes += hvar(weight) * (double)size * (double)size;
+    if (weight > 1 && site) {
+        a->sites[site].small_calls++;
+        a->sites[site].small_bytes += (double)size;
+    }
     if (weight > 1) {
         a->smp.small_calls++;
         a->smp.small_bytes += (double)size;
@@ -673,8 +688,12 @@ static void count_never_freed(analysis *a)
         if (b->site) {
             a->sites[b->site].live_blocks += b->weight;
             a->sites[b->site].live_bytes += b->size * b->weight;
+            a->sites[b->site].var_live += hvar(b->weight) * (double)b->size * (double)b->size;
+            a->sites[b->site].live_sampled += b->weight > 1;
         }
         a->sites[b->owner].owned_blocks_end += b->weight;
+        a->sites[b->owner].var_owned += hvar(b->weight) * (double)b->size * (double)b->size;
+        a->sites[b->owner].owned_sampled += b->weight > 1;
         leak_insert(a, b);
     }
     /* the sites unchanged since the last peak hold now what they held then */
@@ -874,6 +893,32 @@ static void write_ops(FILE *f, const uint64_t *ops)
     fprintf(f, "}");
 }
 
+static void ci95(FILE *f, bool first, const char *name, double est, double var);
+
+#define MIN_DRAWS 4u
+
+/* Sampled mode: ,"ci95":{...} of a site's calls, bytes asked for and bytes
+ * never freed (named `left`: live_bytes or leaked); its peak has none
+ * (README, "The report"). As for the totals (write_sampling), the
+ * variance of what is left counts at least MIN_DRAWS sampled blocks, the
+ * missing ones of the mean size of the site's drawn small calls. */
+static void site_ci95(FILE *f, const analysis *a, double calls, double var_calls, double bytes,
+                      double var_bytes, const char *left, double leaked, double var_leaked,
+                      uint64_t left_sampled, uint64_t small_calls, double small_bytes)
+{
+    if (!a->estimated)
+        return;
+    if (left_sampled < MIN_DRAWS && small_calls) {
+        double mean = small_bytes / (double)small_calls;
+        var_leaked += hvar((uint32_t)a->in->sample_every) * (double)(MIN_DRAWS - left_sampled) * mean * mean;
+    }
+    fprintf(f, ",\"ci95\":{");
+    ci95(f, true, "calls", calls, var_calls);
+    ci95(f, false, "bytes", bytes, var_bytes);
+    ci95(f, false, left, leaked, var_leaked);
+    fprintf(f, "}");
+}
+
 /* The top sites by one key, as a JSON list. */
 static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, uint32_t *order,
                       const char *name)
@@ -894,6 +939,8 @@ static void top_sites(FILE *f, const analysis *a, tr_symbolizer *sym, int key, u
                 s->small, s->large_short, s->reallocs, s->moves, s->copied,
                 s->lifetimes ? s->lifetime_sum / (double)s->lifetimes : 0.0);
         site_frames(f, sym, &a->in->sites[order[i]]);
+        site_ci95(f, a, (double)s->calls, s->var_calls, (double)s->call_bytes, s->var_call_bytes, "live_bytes",
+                  (double)s->live_bytes, s->var_live, s->live_sampled, s->small_calls, s->small_bytes);
         fprintf(f, "}");
         shown++;
     }
@@ -1008,6 +1055,12 @@ static void merge_sites(analysis *a, tr_symbolizer *sym)
         ms->leaked += s->owned;
         ms->leaked_blocks += s->owned_blocks_end;
         ms->temporary += s->temporary;
+        ms->var_calls += s->var_calls;
+        ms->var_call_bytes += s->var_call_bytes;
+        ms->var_leaked += s->var_owned;
+        ms->small_calls += s->small_calls;
+        ms->small_bytes += s->small_bytes;
+        ms->owned_sampled += s->owned_sampled;
         a->next_stack[si] = ms->first_stack;
         ms->first_stack = si;
         ms->nstacks++;
@@ -1087,8 +1140,12 @@ static void write_allocation_sites(FILE *f, const analysis *a, tr_symbolizer *sy
             fprintf(f, ",\"calls\":%" PRIu64 ",\"kinds\":", ms->calls);
             write_ops(f, ms->kind);
             fprintf(f, ",\"bytes\":%" PRIu64 ",\"peak\":%" PRId64 ",\"leaked\":%" PRId64
-                       ",\"leaked_blocks\":%" PRIu64 ",\"temporary\":%" PRIu64 ",\"stacks\":%u,\"top_stacks\":[",
+                       ",\"leaked_blocks\":%" PRIu64 ",\"temporary\":%" PRIu64 ",\"stacks\":%u",
                     ms->call_bytes, ms->peak, ms->leaked, ms->leaked_blocks, ms->temporary, ms->nstacks);
+            site_ci95(f, a, (double)ms->calls, ms->var_calls, (double)ms->call_bytes, ms->var_call_bytes,
+                      "leaked", (double)ms->leaked, ms->var_leaked, ms->owned_sampled, ms->small_calls,
+                      ms->small_bytes);
+            fprintf(f, ",\"top_stacks\":[");
             uint32_t so[MS_STACKS], ns = top_stacks(a, ms, key, so, MS_STACKS);
             for (uint32_t k = 0; k < ns; k++) {
                 const site_stat *s = &a->sites[so[k]];
@@ -1404,8 +1461,6 @@ static void ci95_ops(FILE *f, const char *name, const uint64_t *ops, const doubl
         }
     fprintf(f, "}");
 }
-
-#define MIN_DRAWS 4u
 
 /* Sampled mode: which figures are exact ("exact") and the 95 % interval of
  * each estimated one ("ci95", keyed like the figures). */

@@ -36,9 +36,9 @@ def human_count(v):
 
 
 def figure(m, key, fmt):
-    """A total of instance m in fmt (human_bytes or human_count): as it is
-    when exact; "~X ± Y (95 %)" when sampled (m["ci95"][key], Y the
-    interval's upper half)."""
+    """A figure of m (an instance's total, or a site's) in fmt (human_bytes
+    or human_count): as it is when exact; "~X ± Y (95 %)" when sampled
+    (m["ci95"][key], Y the interval's upper half)."""
     ci = m.get("ci95", {}).get(key)
     if ci is None:
         return fmt(m[key])
@@ -178,8 +178,8 @@ def sites_table(sites):
     rows = []
     for s in sites:
         kinds = ", ".join("%s %s" % (k, human_count(v)) for k, v in sorted(s["kinds"].items(), key=lambda kv: -kv[1]))
-        rows.append([human_count(s["calls"]), html.escape(kinds), human_bytes(s["bytes"]), human_count(s["blocks"]),
-                     human_count(s["frees"]), human_bytes(s["live_bytes"]),
+        rows.append([figure(s, "calls", human_count), html.escape(kinds), figure(s, "bytes", human_bytes),
+                     human_count(s["blocks"]), human_count(s["frees"]), figure(s, "live_bytes", human_bytes),
                      "%.1f us" % (s["mean_lifetime_ns"] / 1e3), frames_cell(s["frames"])])
     return table(["calls", "kinds", "bytes asked for", "new blocks", "frees", "never freed", "mean lifetime",
                   "call stack"], rows)
@@ -196,8 +196,8 @@ def allocation_sites_table(sites, temporary=False):
         stacks = "<br>".join("%s calls, %s: %s" % (human_count(t["calls"]), human_bytes(t["bytes"]),
                                                   " &lt; ".join(html.escape(f) for f in t["frames"][:4]))
                              for t in s["top_stacks"])
-        rows.append([where, human_count(s["calls"]), human_bytes(s["bytes"]), human_bytes(s["peak"]),
-                     human_bytes(s["leaked"])] + ([human_count(s["temporary"])] if temporary else []) +
+        rows.append([where, figure(s, "calls", human_count), figure(s, "bytes", human_bytes), human_bytes(s["peak"]),
+                     figure(s, "leaked", human_bytes)] + ([human_count(s["temporary"])] if temporary else []) +
                     [str(s["stacks"]), '<span class="fr">%s</span>' % stacks])
     return table(["allocation site", "calls", "bytes asked for", "live at the peak", "never freed"] +
                  (["temporary"] if temporary else []) + ["stacks", "largest stacks"], rows)
