@@ -88,7 +88,7 @@ $(TEST_DIR)/profile: tests/profile.c
 $(TEST_DIR)/libleak_ctor.so: tests/leak_ctor.c
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O1 -fPIC -shared -o $@ $<
-$(TEST_DIR)/leaks: tests/leaks.c
+$(TEST_DIR)/leaks: tests/leaks.c core/hakmem.h
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) -O1 -o $@ $< -lpthread
 $(TEST_DIR)/leaks-source: tests/leaks.c core/hakmem.h $(BUILD)/hybrid/libhakmem.a
