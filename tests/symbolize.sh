@@ -11,6 +11,7 @@
 #   - the heap profile of the -g program: google-pprof --text --lines names
 #     symbolize_chain.c:LINE for chain_leaf, chain_middle and chain_outer, the
 #     lines addr2line gives (pprof symbolizes profiles itself: no change needed);
+#   - a symbolizer that never answers: given up after 10 s, killed, said once;
 #   - HAKMEM_LEAKCHECK_SYMBOLIZER naming a missing program: the report says once
 #     why it has no file:line; =off: no file:line and no note.
 # B (default build) is the build directory: LIB's hakmem-symbolize is B/hakmem-symbolize.
@@ -73,6 +74,17 @@ st=$?
 { [ $st = 23 ] && [ "$(grep -c "(hakmem: no file:line in this report: cannot run $tmp/missing: No such file or directory; frames named from the symbol tables)" "$tmp/miss")" = 1 ] &&
   grep -q "in chain_leaf (.*symbolize_chain+0x[0-9a-f]*)$" "$tmp/miss" && ! grep -q ") at " "$tmp/miss"; } >"$TEST_LOG" 2>&1
 result $? "symbolize: HAKMEM_LEAKCHECK_SYMBOLIZER naming a missing program: said once, frames by symbol and object+offset (exit $st)" "$tmp/miss"
+# A symbolizer that never answers: the report waits 10 s for it, kills it,
+# says so once and names the frames from the symbol tables.
+printf '#!/bin/sh\nexec sleep 61.25\n' >"$tmp/hang" && chmod +x "$tmp/hang"
+t0=$(date +%s)
+HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_SYMBOLIZER=$tmp/hang LD_PRELOAD=$lib timeout -k 5 60 $prog >"$tmp/hung" 2>&1
+st=$?
+took=$(($(date +%s) - t0))
+{ [ $st = 23 ] && [ "$(grep -c "(hakmem: no file:line in this report: $tmp/hang gave no answer in 10 s; frames named from the symbol tables)" "$tmp/hung")" = 1 ] &&
+  grep -q "in chain_leaf (.*symbolize_chain+0x[0-9a-f]*)$" "$tmp/hung" && ! grep -q ") at " "$tmp/hung" &&
+  [ $took -lt 40 ] && ! pgrep -f "sleep 61.25" >/dev/null; } >"$TEST_LOG" 2>&1
+result $? "symbolize: a symbolizer that never answers: given up after 10 s and killed, said once, frames by symbol and object+offset (exit $st, $took s)" "$tmp/hung"
 HAKMEM_LEAKCHECK=1 HAKMEM_LEAKCHECK_SYMBOLIZER=off LD_PRELOAD=$lib timeout -k 5 60 $prog >"$tmp/off" 2>&1
 st=$?
 { [ $st = 23 ] && grep -q "in chain_leaf (.*symbolize_chain+0x[0-9a-f]*)$" "$tmp/off" && ! grep -q ") at \|no file:line" "$tmp/off"; } >"$TEST_LOG" 2>&1
