@@ -292,7 +292,9 @@ check "a program killed by SIGKILL (exit $rc): its files are read, the report sa
 # the bytes up to the first frame's end (found from the frame headers
 # alone by tests/tracker/zstd_frames.py) are read, the rest reported cut,
 # and the records read are the first ones of the whole file, in order.
-cp -r "$TMP/mix" "$TMP/cut"
+# (20,000 rounds: a thread's file of several frames of 1 MiB of records)
+"$T" record --quiet --out "$TMP/mix20k" -- $B/tests/tracker_mix 20000 >/dev/null 2>&1
+cp -r "$TMP/mix20k" "$TMP/cut"
 f=$(ls -S "$TMP"/cut/*.htrk | head -n 1)
 truncate -s "$("$PY" tests/tracker/zstd_frames.py "$f" | awk '/^frame/ && ++n == 2 {print int(($2 + $3) / 2)}')" "$f"
 "$T" report --no-html "$TMP/cut" >/dev/null 2>"$TMP/cut.err"
@@ -302,7 +304,7 @@ want=$("$PY" tests/tracker/zstd_frames.py "$f" | awk '/^complete/ {c = $2} /^siz
 nframes=$("$PY" tests/tracker/zstd_frames.py "$f" | grep -c '^frame')
 # (dump's last column, a time read from every file's marks, differs: the
 # cut file has fewer marks)
-"$T" dump "$TMP/mix" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on {NF--; print}' >"$TMP/cut.whole"
+"$T" dump "$TMP/mix20k" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on {NF--; print}' >"$TMP/cut.whole"
 "$T" dump "$TMP/cut" | awk -v f="$(basename "$f")" '/^# file/ {on = index($0, f) > 0; next} on {NF--; print}' >"$TMP/cut.part"
 nwhole=$(wc -l <"$TMP/cut.whole"); npart=$(wc -l <"$TMP/cut.part")
 check "a file cut mid-frame: read up to the last complete zstd frame ($nframes complete), the $want bytes after it reported cut (exit $rc, cut $cut), the $npart records read the first of the file's $nwhole" \

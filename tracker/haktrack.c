@@ -79,16 +79,16 @@
 #define HT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define HT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* A thread's buffer: 256 KiB of units; flushed when fewer than
+/* A thread's buffer: 1 MiB of units; flushed when fewer than
  * HT_ROOM units are left (room for the largest stack definition and an
  * event). */
-#define HT_BUF_UNITS ((256u << 10) / HT_UNIT)
+#define HT_BUF_UNITS ((1024u << 10) / HT_UNIT)
 #define HT_ROOM (2u + (HT_MAX_FRAMES + HT_FRAMES_PER_UNIT - 1) / HT_FRAMES_PER_UNIT + 2u)
 #define HT_BOOT_BYTES (64u << 10)
 /* Encoded records are compressed into one zstd frame per HT_ENC_BYTES at
  * most (a frame's records never straddle it); after thread exit the
  * buffers shrink to the tail's. */
-#define HT_ENC_BYTES (128u << 10)
+#define HT_ENC_BYTES (256u << 10)
 #define HT_TAIL_ENC (HT_ROOM * HT_REC_MAX + HT_REC_STACK_MAX)
 #define HT_ZSTD_LEVEL 1
 
@@ -550,7 +550,7 @@ static unsigned char *ht_encode(ht_thread *t, const ht_event *e, uint32_t *units
 
 /* Compresses t->enc[0, n) into one frame and writes it to fd. The frame
  * continues the file's previous one (its records are the prefix: a
- * program's calls repeat, and a frame holds a few thousand of them); the
+ * program's calls repeat, and a frame holds some 20,000 of them); the
  * records just written become the next frame's prefix. */
 static bool ht_emit(ht_thread *t, int fd, size_t n)
 {

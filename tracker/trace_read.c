@@ -88,7 +88,7 @@ static bool bad(const char *path, const char *fmt, ...)
 
 #define HT_LIKELY_R(x) __builtin_expect(!!(x), 1)
 #define TR_CHUNK (1365u * HT_UNIT)   /* bytes read at once (whole units) */
-#define TR_FRAME_MAX (64u << 20)     /* larger frames are corrupt (the writer's are 128 KiB) */
+#define TR_FRAME_MAX (64u << 20)     /* larger frames are corrupt (the writer's are 256 KiB) */
 
 struct tr_stream {
     const tr_file *f;
