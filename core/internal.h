@@ -98,6 +98,7 @@ static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIE
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
 static const bool config_large_arena = HAK_CONFIG_LARGE_ARENA;
 static const size_t config_transfer_max_bytes = HAK_CONFIG_TRANSFER_MAX_BYTES;
+static const unsigned config_realloc_grow_percent = HAK_CONFIG_REALLOC_GROW_PERCENT;
 static const bool config_check = HAK_CHECK;
 #ifndef HAK_FAULT_INJECTION
 #define HAK_FAULT_INJECTION 0
@@ -738,7 +739,6 @@ void *hak_alloc_checked(size_t align, size_t size, bool zero, const char *call);
 /* free.c */
 void   hak_free_span(void *p);
 void   hak_free_reentrant(void *p);
-void   hak_free_untracked(void *p);
 size_t hak_usable_size(const void *p, hak_span_t *span, const char *call);
 /* realloc.c */
 void *hak_realloc_untracked(void *p, size_t size, bool sample);
