@@ -739,7 +739,18 @@ void *hak_alloc_checked(size_t align, size_t size, bool zero, const char *call);
 /* free.c */
 void   hak_free_span(void *p);
 void   hak_free_reentrant(void *p);
-size_t hak_usable_size(const void *p, hak_span_t *span, const char *call);
+size_t hak_usable_size_span(const void *p, hak_span_t *span, const char *call); /* every kind */
+/* Usable size of block p of span (the start of a live block; fatal if not).
+ * A slab's block, the common case of realloc and malloc_usable_size, inline;
+ * anything else, and a pointer that fails the slab's checks, by
+ * hak_usable_size_span (free.c), which stops it. */
+static inline size_t hak_usable_size(const void *p, hak_span_t *span, const char *call) {
+  if (!config_check && hak_likely(span != NULL) && span->kind == HAK_SPAN_SLAB) {
+    const hak_slab_t *s = (const hak_slab_t *)span;
+    if (hak_likely(s->cls < HAK_CLASS_COUNT && hak_slab_is_block_start(s, p))) return s->block_size;
+  }
+  return hak_usable_size_span(p, span, call);
+}
 /* realloc.c */
 void *hak_realloc_untracked(void *p, size_t size, bool sample);
 /* observe.c */
