@@ -75,15 +75,9 @@ FREE_PATH hak_noinline void hak_free_reentrant(void *p) {
   errno = saved;
 }
 
-/* A free that no observer sees (its tracking was done, or is not wanted). */
-FREE_PATH void hak_free_untracked(void *p) {
-  if (hak_reentered()) hak_free_reentrant(p);
-  else if (!hak_free_push(p, true)) hak_free_span(p);
-}
-
 /* Usable size of block p, which must be the start of a live block (no lock:
  * a re-entrant call may ask). In a checked build, the size that was asked for. */
-FREE_PATH size_t hak_usable_size(const void *p, hak_span_t *span, const char *call) {
+FREE_PATH size_t hak_usable_size_span(const void *p, hak_span_t *span, const char *call) {
   if (config_check) return hak_check_requested(p, call);
   if (span == NULL) hak_fatal(call, "invalid pointer", p);
   switch (span->kind) {

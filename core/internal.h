@@ -103,6 +103,7 @@ static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIE
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
 static const bool config_large_arena = HAK_CONFIG_LARGE_ARENA;
 static const size_t config_transfer_max_bytes = HAK_CONFIG_TRANSFER_MAX_BYTES;
+static const unsigned config_realloc_grow_percent = HAK_CONFIG_REALLOC_GROW_PERCENT;
 static const bool config_check = HAK_CHECK;
 #ifndef HAK_FAULT_INJECTION
 #define HAK_FAULT_INJECTION 0
@@ -743,8 +744,18 @@ void *hak_alloc_checked(size_t align, size_t size, bool zero, const char *call);
 /* free.c */
 void   hak_free_span(void *p);
 void   hak_free_reentrant(void *p);
-void   hak_free_untracked(void *p);
-size_t hak_usable_size(const void *p, hak_span_t *span, const char *call);
+size_t hak_usable_size_span(const void *p, hak_span_t *span, const char *call); /* every kind */
+/* Usable size of block p of span (the start of a live block; fatal if not).
+ * A slab's block, the common case of realloc and malloc_usable_size, inline;
+ * anything else, and a pointer that fails the slab's checks, by
+ * hak_usable_size_span (free.c), which stops it. */
+static inline size_t hak_usable_size(const void *p, hak_span_t *span, const char *call) {
+  if (!config_check && hak_likely(span != NULL) && span->kind == HAK_SPAN_SLAB) {
+    const hak_slab_t *s = (const hak_slab_t *)span;
+    if (hak_likely(s->cls < HAK_CLASS_COUNT && hak_slab_is_block_start(s, p))) return s->block_size;
+  }
+  return hak_usable_size_span(p, span, call);
+}
 /* realloc.c */
 void *hak_realloc_untracked(void *p, size_t size, bool sample);
 /* observe.c */

@@ -316,6 +316,36 @@ static void test_os_owns(void) {
         "unmapped, none of it is hakmem's");
 }
 
+/* realloc growing a small block in small steps (variant.h,
+ * HAK_CONFIG_REALLOC_GROW_PERCENT; hybrid 25): the block it moves to holds at
+ * least that many percent more than the old one (no more than the largest
+ * small class), the next step that fits stays in place, and the contents
+ * follow. With 0 (the other variants) each step moves to the size asked. */
+static void test_realloc_growth(void) {
+  unsigned char *p = hak_malloc(600);
+  CHECK(p != NULL, "malloc(600)");
+  if (p == NULL) return;
+  size_t old = hak_malloc_usable_size(p);
+  memset(p, 0x5a, 600);
+  unsigned char *q = hak_realloc(p, old + 64);
+  size_t got = hak_malloc_usable_size(q);
+  size_t want = old + old * config_realloc_grow_percent / 100;
+  CHECK(q != NULL && got >= old + 64 && got >= want, "realloc(%zu -> %zu): %zu usable bytes, at least %zu", old,
+        old + 64, got, want);
+  bool kept = true;
+  for (size_t i = 0; i < 600; i++) kept &= q[i] == 0x5a;
+  CHECK(kept, "the moved block keeps its contents");
+  unsigned char *r = hak_realloc(q, old + 128);
+  CHECK(r != NULL && (r == q) == (old + 128 <= got), "realloc to %zu: in place exactly when the block holds it (%zu)",
+        old + 128, got);
+  hak_free(r);
+  p = hak_malloc(30000);
+  q = hak_realloc(p, 31000);
+  got = hak_malloc_usable_size(q);
+  CHECK(q != NULL && got >= 31000 && got <= HAK_SMALL_MAX, "realloc(30000 -> 31000) stays small: %zu usable bytes", got);
+  hak_free(q);
+}
+
 int main(void) {
   test_os_owns();
   test_size_classes();
@@ -324,6 +354,7 @@ int main(void) {
   test_remote_free_stack();
   test_medium();
   test_large();
+  test_realloc_growth();
   if (!config_large_arena) test_large_cache(); /* arena variants: tests/arena.c */
   int x;
   CHECK(hak_pagemap_lookup(&x) == NULL && hak_pagemap_lookup(main) == NULL, "foreign pointers are not ours");
