@@ -98,8 +98,13 @@ struct tr_stream {
     size_t in_pos, in_len, in_cap;
     uint64_t rec_off;        /* v2: file offset of the next unit; v3: of the next frame */
     bool eof;                /* in holds the file up to end */
-    bool skim;               /* version 3, the first reading: a call's
-                                fields after its order are skipped */
+    bool skim;               /* version 3, the first reading: calls are
+                                counted, not returned; their marks kept
+                                below (a call's fields after its order are
+                                skipped) */
+    uint64_t skim_events;
+    tr_mark *skim_marks;
+    uint32_t skim_nmarks, skim_capmarks;
     /* version 3 */
     ZSTD_DCtx *dctx;
     unsigned char *out;      /* the current frame's records */
@@ -213,6 +218,7 @@ void tr_stream_close(tr_stream *s)
     }
     free(s->node_addr);
     free(s->node_parent);
+    free(s->skim_marks);
     free(s);
 }
 
@@ -352,6 +358,23 @@ static int corrupt_v3(tr_stream *s, const char *what)
     return -1;
 }
 
+/* Skimming: the pending time mark is the one of the record of order
+ * s->prev_time. False (said) past 2^32 marks. */
+static bool skim_mark(tr_stream *s)
+{
+    s->mark_pending = false;
+    if (s->skim_nmarks == UINT32_MAX) {
+        bad(s->f->path, "over 2^32 time marks");
+        return false;
+    }
+    if (s->skim_nmarks == s->skim_capmarks) {
+        s->skim_capmarks = s->skim_capmarks ? 2 * s->skim_capmarks : 64;
+        s->skim_marks = tr_xrealloc(s->skim_marks, s->skim_capmarks * sizeof *s->skim_marks);
+    }
+    s->skim_marks[s->skim_nmarks++] = (tr_mark){ s->prev_time, s->prev_mark, 0 };
+    return true;
+}
+
 /* Version 3: the next record (trace_format.h). 1: a record, 0: the end,
  * -1: corrupt (said). */
 static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
@@ -369,6 +392,24 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
         unsigned char b = *p++;
         uint8_t op = b & HT_REC_OP;
         bool ext = b & HT_REC_EXT;
+        if (s->skim && op >= HT_OP_MALLOC && op <= HT_OP_LAST_CALL) {
+            /* the order, then as many varints as the record has (the
+             * flags byte, below 0x80, ends like one) */
+            uint64_t t;
+            if (!get_v(&p, end, &t))
+                return corrupt_v3(s, "a record runs past its frame");
+            s->prev_time += unzigzag(t);
+            if (s->mark_pending && !skim_mark(s))
+                return -1;
+            for (unsigned k = 2 + stacks + (ext ? 4 : 0); k; p++) {
+                if (p == end)
+                    return corrupt_v3(s, "a record runs past its frame");
+                k -= *p < 0x80;
+            }
+            s->out_pos = (size_t)(p - s->out);
+            s->skim_events++;
+            continue;
+        }
         memset(e, 0, sizeof *e);
         e->op = op;
         if (b & 0x80)
@@ -422,28 +463,17 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
             return corrupt_v3(s, what);
         }
         uint64_t t, ptr, stack = 0, start = 0, old_size = 0;
-        if (s->skim && op != HT_OP_END) {
-            /* the order, then as many varints as the record has (the
-             * flags byte, below 0x80, ends like one) */
-            if (!get_v(&p, end, &t))
-                return corrupt_v3(s, "a record runs past its frame");
-            e->time = s->prev_time += unzigzag(t);
-            s->mark_new = s->mark_pending;
-            s->mark_pending = false;
-            for (unsigned k = 2 + stacks + (ext ? 4 : 0); k; p++) {
-                if (p == end)
-                    return corrupt_v3(s, "a record runs past its frame");
-                k -= *p < 0x80;
-            }
-            s->out_pos = (size_t)(p - s->out);
-            return 1;
-        }
         if (!get_v(&p, end, &t) || !get_v(&p, end, &ptr) || !get_v(&p, end, &e->size) ||
             (stacks && !get_v(&p, end, &stack)))
             return corrupt_v3(s, "a record runs past its frame");
         e->time = s->prev_time += unzigzag(t);
-        s->mark_new = s->mark_pending;
-        s->mark_pending = false;
+        if (s->skim) {
+            if (s->mark_pending && !skim_mark(s))
+                return -1;
+        } else {
+            s->mark_new = s->mark_pending;
+            s->mark_pending = false;
+        }
         if (ptr)
             e->ptr = s->prev_ptr += unzigzag(ptr - 1);
         if (ext) {
@@ -513,7 +543,7 @@ static bool load_file(tr_file *f)
     f->h.exe[sizeof f->h.exe - 1] = 0;
     f->h.comm[sizeof f->h.comm - 1] = 0;
     tr_stream *s = tr_stream_open(f);
-    s->skim = true; /* counts, stacks, marks and the end: each call's order only */
+    s->skim = f->h.version != HT_VERSION_UNITS; /* calls counted, marks kept, not returned */
     ht_event e;
     const uint64_t *frames;
     uint32_t cap = 0, mcap = 0;
@@ -553,6 +583,14 @@ static bool load_file(tr_file *f)
             if (f->h.version == HT_VERSION_UNITS)
                 f->last_time = e.time;
         }
+    }
+    if (s->skim) {
+        f->events += s->skim_events;
+        f->marks = s->skim_marks;
+        f->nmarks = s->skim_nmarks;
+        if (f->nmarks)
+            f->last_time = f->marks[f->nmarks - 1].ns;
+        s->skim_marks = NULL;
     }
     f->data_end = s->rec_off;
     f->cut_bytes = f->size - f->data_end;
