@@ -103,7 +103,6 @@ static const unsigned config_large_cache_entries = HAK_CONFIG_LARGE_CACHE_ENTRIE
 static const size_t config_large_cache_max = HAK_CONFIG_LARGE_CACHE_MAX_BYTES;
 static const bool config_large_arena = HAK_CONFIG_LARGE_ARENA;
 static const size_t config_transfer_max_bytes = HAK_CONFIG_TRANSFER_MAX_BYTES;
-static const unsigned config_realloc_grow_percent = HAK_CONFIG_REALLOC_GROW_PERCENT;
 static const bool config_check = HAK_CHECK;
 #ifndef HAK_FAULT_INJECTION
 #define HAK_FAULT_INJECTION 0

@@ -1,9 +1,7 @@
 /* realloc.c — moving a block to a new size, as no observer sees it (the
  * observers see a realloc as a whole: observe.c): within its tier when the
  * tier can resize it in place, else a new block, the copy and the old block's
- * free. A small block that grows gets config_realloc_grow_percent more room
- * than it had (variant.h), so that a buffer appended to in small steps moves
- * once every few. Every function is in section hak_text (stack.c). */
+ * free. Every function is in section hak_text (stack.c). */
 #include <string.h>
 
 #include "internal.h"
@@ -49,18 +47,6 @@ static REALLOC_PATH void *alloc_new(size_t size, bool sample) {
   return hak_route(size, 1, &zeroed, hak_tls_heap);
 }
 
-/* The size to allocate for a move of a block of old usable bytes to size
- * bytes: a small block that grows gets config_realloc_grow_percent more than
- * old (within the small tier), so that a buffer grown in small steps (a
- * string or an array appended to) stays in place for the next few; the
- * checked build and a sample get the size asked. */
-static inline size_t move_size(size_t old, size_t size, bool sample) {
-  if (config_check || sample || config_realloc_grow_percent == 0 || size > HAK_SMALL_MAX || size <= old) return size;
-  size_t grown = old + old * config_realloc_grow_percent / 100;
-  if (grown > HAK_SMALL_MAX) grown = HAK_SMALL_MAX;
-  return grown > size ? grown : size;
-}
-
 /* The old block of a move goes as an untracked free does (its tracking, if
  * any, was the realloc's): into the thread's own magazine when that has room
  * (a re-entrant call: hak_free_reentrant), else by its span. */
@@ -78,7 +64,7 @@ REALLOC_PATH void *hak_realloc_untracked(void *p, size_t size, bool sample) {
   size_t old = hak_usable_size(p, span, "realloc()");
   void *q = config_check || sample ? NULL : realloc_in_tier(p, span, old, size);
   if (q != NULL) return q;
-  q = alloc_new(move_size(old, size, sample), sample);
+  q = alloc_new(size, sample);
   if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
   if (config_check) hak_check_on_free(p, "realloc()");

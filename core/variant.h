@@ -27,12 +27,6 @@
  *                                      hybrid: 1)
  *   HAK_CONFIG_TRANSFER_MAX_BYTES      free blocks the transfer cache between thread
  *                                      magazines may hold (default 0: no transfer cache)
- *   HAK_CONFIG_REALLOC_GROW_PERCENT    realloc that moves a small block to a larger size:
- *                                      the new block holds at least this many percent
- *                                      more than the old one's usable size (capped at
- *                                      the largest small class), so that a buffer grown
- *                                      in small steps moves once every few steps
- *                                      (default 0: the size asked; hybrid: 25)
  */
 #ifndef HAK_VARIANT_H
 #define HAK_VARIANT_H
@@ -72,9 +66,6 @@
 #endif
 #ifndef HAK_CONFIG_TRANSFER_MAX_BYTES
 #define HAK_CONFIG_TRANSFER_MAX_BYTES 0
-#endif
-#ifndef HAK_CONFIG_REALLOC_GROW_PERCENT
-#define HAK_CONFIG_REALLOC_GROW_PERCENT 0
 #endif
 #ifndef HAK_CONFIG_LARGE_CACHE_MAX_BYTES
 #define HAK_CONFIG_LARGE_CACHE_MAX_BYTES ((size_t)64 << 20)

@@ -23,10 +23,6 @@
 /* Blocks freed by threads that do not own their slab go between magazines
  * whole (core/transfer.c), up to this many bytes of them. */
 #define HAK_CONFIG_TRANSFER_MAX_BYTES ((size_t)4 << 20)
-/* realloc growing a small block: the new one 25 % larger than the old, so a
- * buffer grown in small steps moves once every few (python's replay: 28.6 K
- * of 30.4 K reallocs moved a block without it). */
-#define HAK_CONFIG_REALLOC_GROW_PERCENT 25
 /* Large blocks below 256 MiB as runs of 1 GiB arenas, reused in place. */
 #define HAK_CONFIG_LARGE_ARENA   1
 
