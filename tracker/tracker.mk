@@ -41,9 +41,11 @@ $(TRACK_LIB): $(TRACK_LIB_DEPS)
 	$(CC) $(TRACK_LIBFLAGS) -o $@ $(TRACK_LIB_SRCS) -ldl -lpthread -lunwind -lzstd
 
 # file:line of frames: symbolizer/debuginfo.c (libdw), as in hakmem-symbolize.
+# -flto: the walk (trace_read.c) inlined into the report's loop (report.c):
+# sqlite3's leaks report 0.60 -> 0.55 s (medians of 7, heaptrack_print 0.57).
 $(TRACK_BIN): $(TRACK_SRCS) $(TRACK_HDRS) $(SYM_SRCS) $(SYM_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) $(SYM_SRCS) -lm $(SYM_LIBS) -lzstd
+	$(CC) $(BASE_CFLAGS) -O2 -flto -DHT_SOURCE_DIR='"$(CURDIR)/tracker"' -o $@ $(TRACK_SRCS) $(SYM_SRCS) -lm $(SYM_LIBS) -lzstd
 
 # Trackers with an injected fault: one drops one event in 1000, one writes
 # one event in 1000 twice (the tests must notice both); and one that makes
