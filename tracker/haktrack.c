@@ -417,8 +417,7 @@ static ZSTD_CCtx *ht_zcreate(void)
     ZSTD_customMem mem = { ht_zalloc, ht_zfree, NULL };
     ZSTD_CCtx *zc = ZSTD_createCCtx_advanced(mem);
     if (zc && (ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_compressionLevel, HT_ZSTD_LEVEL)) ||
-               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)) ||
-               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_enableLongDistanceMatching, 1)))) {
+               ZSTD_isError(ZSTD_CCtx_setParameter(zc, ZSTD_c_checksumFlag, 1)))) {
         ZSTD_freeCCtx(zc);
         zc = NULL;
     }
@@ -1017,9 +1016,9 @@ static inline void ht_commit(ht_thread *t, uint8_t op, uint64_t seq, const void 
             if (!(p) || !(fl_ = ht_sample_alloc((t), (p), (n), al_)))               \
                 break;                                                              \
         }                                                                           \
-        uint64_t now_ = ht_seq();                                                   \
+        uint64_t seq_ = ht_seq();                                                   \
         uint32_t st_ = g_opt[HT_OPT_STACKS] ? ht_stack(t) : 0;                   \
-        ht_commit((t), (op), now_, (p), (n), (aux), st_, fl_, 0, 0);                \
+        ht_commit((t), (op), seq_, (p), (n), (aux), st_, fl_, 0, 0);                \
     } while (0)
 
 /* ---- the exported functions --------------------------------------------- */
@@ -1092,9 +1091,9 @@ HT_EXPORT void free(void *p)
         errno = e;
         return;
     }
-    uint64_t now = ht_seq();
+    uint64_t seq = ht_seq();
     next.free(p);
-    ht_commit(t, HT_OP_FREE, now, p, 0, 0, 0, fl, 0, 0);
+    ht_commit(t, HT_OP_FREE, seq, p, 0, 0, 0, fl, 0, 0);
     ht_leave();
     errno = e;
 }

@@ -115,7 +115,6 @@ struct tr_stream {
     uint64_t prev_time, prev_ptr, prev_addr; /* prev_time: v3, the order */
     uint64_t prev_mark;      /* the last time mark's ns */
     bool mark_pending;       /* a mark not yet given to a record */
-    bool mark_new;           /* the record just read has a mark: prev_mark */
     uint64_t *node_addr;     /* the frame nodes, 1 ... nnodes */
     uint32_t *node_parent;
     uint32_t nnodes, capnodes;
@@ -467,13 +466,9 @@ static int stream_next_v3(tr_stream *s, ht_event *e, const uint64_t **frames)
             (stacks && !get_v(&p, end, &stack)))
             return corrupt_v3(s, "a record runs past its frame");
         e->time = s->prev_time += unzigzag(t);
-        if (s->skim) {
-            if (s->mark_pending && !skim_mark(s))
-                return -1;
-        } else {
-            s->mark_new = s->mark_pending;
-            s->mark_pending = false;
-        }
+        if (s->mark_pending && s->skim && !skim_mark(s))
+            return -1;
+        s->mark_pending = false; /* a walk reads the times from the instance's marks */
         if (ptr)
             e->ptr = s->prev_ptr += unzigzag(ptr - 1);
         if (ext) {
@@ -546,21 +541,10 @@ static bool load_file(tr_file *f)
     s->skim = f->h.version != HT_VERSION_UNITS; /* calls counted, marks kept, not returned */
     ht_event e;
     const uint64_t *frames;
-    uint32_t cap = 0, mcap = 0;
+    uint32_t cap = 0;
     uint64_t fcap = 0, nframes = 0;
     int r;
     while ((r = stream_read(s, &e, &frames)) > 0) {
-        if (s->mark_new) {
-            s->mark_new = false;
-            if (f->nmarks == UINT32_MAX)
-                tr_die(1, "%s: over 2^32 time marks", f->path);
-            if (f->nmarks == mcap) {
-                mcap = mcap ? 2 * mcap : 64;
-                f->marks = tr_xrealloc(f->marks, mcap * sizeof *f->marks);
-            }
-            f->marks[f->nmarks++] = (tr_mark){ e.time, s->prev_mark, 0 };
-            f->last_time = s->prev_mark;
-        }
         if (e.op == HT_OP_STACK) {
             if (f->nstacks == cap) {
                 cap = cap ? cap * 2 : 64;
